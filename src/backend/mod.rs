@@ -1,0 +1,3 @@
+//! Hypervisor backends.
+
+pub mod sim;

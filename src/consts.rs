@@ -1,0 +1,163 @@
+//! Every URN, URL path, port, header value and capacity xenplug uses, in one place.
+//!
+//! Code elsewhere names these constants; it never writes a URN, path or limit inline.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+// ---- SSDP (UDA 1.1 section 1) -------------------------------------------------------------
+
+/// The SSDP IPv4 multicast group (UDA 1.1 section 1.1.2).
+pub const SSDP_V4_GROUP: Ipv4Addr = Ipv4Addr::new(239, 255, 255, 250);
+/// The SSDP port.
+pub const SSDP_PORT: u16 = 1900;
+/// HOST header value of multicast SSDP messages.
+pub const SSDP_HOST: &str = "239.255.255.250:1900";
+/// Multicast TTL: UDA 1.1 recommends 2 hops.
+pub const SSDP_MULTICAST_TTL: u32 = 2;
+/// Largest SSDP datagram accepted; larger ones are dropped (a search is a few hundred bytes).
+pub const SSDP_MAX_DATAGRAM: usize = 2048;
+/// Buffer one emitted SSDP message is written into.
+pub const SSDP_EMIT_BUFFER: usize = 1024;
+/// Most header lines one SSDP message may carry before it is dropped.
+pub const SSDP_MAX_HEADERS: usize = 32;
+/// Default CACHE-CONTROL max-age in seconds.
+pub const SSDP_DEFAULT_MAX_AGE: u32 = 1800;
+/// Smallest max-age accepted on the command line (UDA 1.1 asks for at least 1800 in
+/// production; shorter values are for tests).
+pub const SSDP_MIN_MAX_AGE: u32 = 2;
+/// MX values are clamped into this range (UDA 1.1 section 1.3.2: MX above 5 is treated as 5).
+pub const SSDP_MX_MIN: u32 = 1;
+/// See [`SSDP_MX_MIN`].
+pub const SSDP_MX_MAX: u32 = 5;
+/// The announcement set is sent twice at start, the repeat this long after the first...
+pub const SSDP_REPEAT_MIN: Duration = Duration::from_millis(100);
+/// ...and at most this long after it.
+pub const SSDP_REPEAT_MAX: Duration = Duration::from_millis(200);
+/// Searches answered per source address within [`SSDP_RATE_WINDOW`].
+pub const SSDP_SEARCHES_PER_SOURCE: u32 = 10;
+/// Window of the per-source search budget.
+pub const SSDP_RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Sources tracked by the rate limiter; when full, the oldest entry is reused.
+pub const SSDP_RATE_SOURCES: usize = 64;
+/// Search responses waiting for their MX delay, at most; more searches are dropped.
+pub const SSDP_MAX_PENDING_REPLIES: usize = 4096;
+
+// ---- UPnP namespaces and types -------------------------------------------------------------
+
+/// Device description and SCPD namespace.
+pub const NS_DEVICE: &str = "urn:schemas-upnp-org:device-1-0";
+/// SCPD namespace.
+pub const NS_SERVICE: &str = "urn:schemas-upnp-org:service-1-0";
+/// SOAP envelope namespace.
+pub const NS_SOAP_ENVELOPE: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// SOAP encoding style.
+pub const SOAP_ENCODING: &str = "http://schemas.xmlsoap.org/soap/encoding/";
+/// UPnP control namespace (UPnPError detail).
+pub const NS_CONTROL: &str = "urn:schemas-upnp-org:control-1-0";
+/// GENA property set namespace.
+pub const NS_EVENT: &str = "urn:schemas-upnp-org:event-1-0";
+/// xenplug's vendor namespace for elements inside descriptions and SCPDs.
+pub const NS_XENPLUG: &str = "urn:xenplug-org:schemas-1-0";
+/// Prefix bound to [`NS_XENPLUG`] in what we emit.
+pub const XENPLUG_PREFIX: &str = "xenplug";
+
+/// Hypervisor root device type.
+pub const URN_DEVICE_HYPERVISOR: &str = "urn:xenplug-org:device:Hypervisor:1";
+/// Domain embedded device type (one per VM a hypervisor knows).
+pub const URN_DEVICE_DOMAIN: &str = "urn:xenplug-org:device:Domain:1";
+/// Virtual machine root device type (advertised from inside a guest).
+pub const URN_DEVICE_VIRTUAL_MACHINE: &str = "urn:xenplug-org:device:VirtualMachine:1";
+/// Hypervisor service type.
+pub const URN_SERVICE_HYPERVISOR: &str = "urn:xenplug-org:service:Hypervisor:1";
+/// Domain control service type.
+pub const URN_SERVICE_DOMAIN_CONTROL: &str = "urn:xenplug-org:service:DomainControl:1";
+/// Hypervisor service id.
+pub const SERVICE_ID_HYPERVISOR: &str = "urn:xenplug-org:serviceId:Hypervisor";
+/// Domain control service id.
+pub const SERVICE_ID_DOMAIN_CONTROL: &str = "urn:xenplug-org:serviceId:DomainControl";
+/// Vendor element carrying a Domain's or VirtualMachine's Xen VM UUID.
+pub const ELEMENT_VM_UUID: &str = "vmUuid";
+/// Vendor element inside an SCPD action: space-separated operation semantics.
+pub const ELEMENT_SEMANTICS: &str = "semantics";
+/// Namespace for name-based (v5) Domain UDNs: a Domain's UDN is v5(this, VM UUID bytes), so
+/// it is stable per VM and never equal to the VM UUID itself.
+pub const DOMAIN_UDN_NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
+    0x6b, 0x1e, 0x0c, 0x5a, 0x3f, 0x7d, 0x4a, 0x52, 0x9d, 0x0e, 0x58, 0x21, 0x3c, 0x6a, 0x1f, 0x90,
+]);
+
+/// Manufacturer written in descriptions.
+pub const MANUFACTURER: &str = "xenplug";
+/// Product name in SERVER and in descriptions.
+pub const PRODUCT: &str = "xenplug";
+/// Product version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// ---- HTTP paths (one place for every URL we serve) ----------------------------------------
+
+/// Root description.
+pub const DESC_PATH: &str = "/description.xml";
+/// Prefix of SCPD paths: `/scpd/<ServiceName>.xml`.
+pub const SCPD_PREFIX: &str = "/scpd/";
+/// Prefix of control URLs: `/control/<service key>`.
+pub const CONTROL_PREFIX: &str = "/control/";
+/// Prefix of event subscription URLs: `/event/<service key>`.
+pub const EVENT_PREFIX: &str = "/event/";
+
+// ---- HTTP limits ---------------------------------------------------------------------------
+
+/// Request line plus headers, at most.
+pub const HTTP_MAX_HEAD: usize = 8 * 1024;
+/// Header lines per request, at most.
+pub const HTTP_MAX_HEADERS: usize = 32;
+/// Request body (SOAP envelope), at most.
+pub const HTTP_MAX_BODY: usize = 64 * 1024;
+/// Connections served at once per listener; more wait in the kernel's backlog.
+pub const HTTP_MAX_CONNECTIONS: usize = 64;
+/// Requests served on one kept-alive connection before it is closed.
+pub const HTTP_MAX_REQUESTS_PER_CONNECTION: usize = 100;
+/// Time allowed to read one request (head and body), and to sit idle between requests.
+pub const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to write one response.
+pub const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Buffer a response head is written into.
+pub const HTTP_RESPONSE_HEAD_BUFFER: usize = 1024;
+
+// ---- GENA (UDA 1.1 section 4) --------------------------------------------------------------
+
+/// Subscription duration granted when the subscriber asks for none or for infinite.
+pub const GENA_DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Shortest subscription granted.
+pub const GENA_MIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest subscription granted.
+pub const GENA_MAX_TIMEOUT: Duration = Duration::from_secs(86400);
+/// Callback URLs per SUBSCRIBE, at most (CallStranger hardening).
+pub const GENA_MAX_CALLBACKS: usize = 6;
+/// Length of one callback URL, at most.
+pub const GENA_MAX_CALLBACK_LEN: usize = 256;
+/// Subscriptions per service, at most.
+pub const GENA_MAX_SUBSCRIPTIONS: usize = 64;
+/// Events queued per subscription before the oldest unsent ones are merged away.
+pub const GENA_MAX_QUEUED_EVENTS: usize = 32;
+/// Time allowed for one NOTIFY delivery (connect, write, read the status line).
+pub const GENA_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+// ---- SOAP ----------------------------------------------------------------------------------
+
+/// Arguments per action, at most.
+pub const SOAP_MAX_ARGUMENTS: usize = 32;
+/// Depth of the SOAP envelope, at most (hostile nesting is refused before it costs anything).
+pub const SOAP_MAX_DEPTH: usize = 16;
+
+// ---- Backends and state --------------------------------------------------------------------
+
+/// How often the sim backend looks at its directory.
+pub const SIM_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// File name suffix of a sim domain.
+pub const SIM_DOMAIN_SUFFIX: &str = ".domain";
+/// Largest sim domain file read.
+pub const SIM_MAX_FILE: u64 = 16 * 1024;
+/// Default state directory (BOOTID, generated host UUID).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/xenplug";
+/// Backend calls running at once, at most.
+pub const BACKEND_MAX_CALLS: usize = 4;

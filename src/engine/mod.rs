@@ -1,0 +1,6 @@
+//! Engine layer: protocol state machines. Time comes in as an argument; nothing here reads a
+//! clock, opens a socket or spawns a task. Inbound events are `on_*` methods, outbound work is
+//! `poll_at()` (when to wake) and `dispatch(now, ..)`.
+
+pub mod gena;
+pub mod ssdp;

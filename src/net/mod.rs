@@ -1,0 +1,4 @@
+//! Net layer: sockets, tasks and the clock. The only layer that does I/O.
+
+pub mod http;
+pub mod http_client;

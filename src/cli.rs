@@ -1,1 +1,39 @@
-//! placeholder
+//! Command-line options of each role (argh).
+
+use crate::consts::{DEFAULT_STATE_DIR, SSDP_DEFAULT_MAX_AGE};
+use argh::FromArgs;
+use std::path::PathBuf;
+
+/// Advertise this Xen host and one embedded device per domain over UPnP (run in dom0).
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct HypervisorArgs {
+    /// network interface to advertise on; repeat for several (required: never a default)
+    #[argh(option)]
+    pub iface: Vec<String>,
+    /// hypervisor backend: sim
+    #[argh(option, default = "String::from(\"sim\")")]
+    pub backend: String,
+    /// directory of the sim backend's domain files (<name>.domain)
+    #[argh(option)]
+    pub sim_dir: Option<PathBuf>,
+    /// directory keeping BOOTID, CONFIGID and a generated host UUID
+    #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
+    pub state_dir: PathBuf,
+    /// HTTP port for descriptions, control and events (default: an ephemeral one)
+    #[argh(option, default = "0")]
+    pub http_port: u16,
+    /// SSDP max-age in seconds (default 1800)
+    #[argh(option, default = "SSDP_DEFAULT_MAX_AGE")]
+    pub max_age: u32,
+}
+
+/// Run a simulated host with a few domains on loopback and show how to look at it.
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct DemoArgs {
+    /// directory for the demo's files (default: a new one under the temporary directory)
+    #[argh(option)]
+    pub dir: Option<PathBuf>,
+    /// HTTP port on 127.0.0.1 (default: an ephemeral one)
+    #[argh(option, default = "0")]
+    pub http_port: u16,
+}

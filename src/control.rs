@@ -1,1 +1,313 @@
-//! placeholder
+//! Control: the Hypervisor:1 and DomainControl:1 service tables, and what their actions do.
+//!
+//! Static tables (the miniupnpd way) describe each service once; the same table renders the
+//! SCPD and validates calls. [`invoke`] runs an action against a backend; it blocks, so the
+//! net layer calls it off the event loop.
+
+use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
+use crate::consts::{
+    DOMAIN_UDN_NAMESPACE, SERVICE_ID_DOMAIN_CONTROL, SERVICE_ID_HYPERVISOR, URN_DEVICE_DOMAIN,
+    URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
+};
+use crate::model::{
+    ActionSpec, ArgumentSpec, Device, Direction, EventedValues, Semantic, Service, ServiceSpec,
+    VariableSpec,
+};
+use crate::wire::soap::{self, UpnpError};
+use uuid::Uuid;
+
+/// Action-specific UPnP error (UDA 1.1 allows 700-799 per service): the domain is in a state
+/// where the action does not apply (shutting down a domain that is off).
+pub const ERROR_INVALID_STATE: u16 = 701;
+
+const fn arg(name: &'static str, direction: Direction, variable: &'static str) -> ArgumentSpec {
+    ArgumentSpec { name, direction, variable }
+}
+use Direction::{In, Out};
+
+/// Service key of the Hypervisor service in control and event URLs.
+pub const HYPERVISOR_KEY: &str = "hypervisor";
+/// Prefix of a Domain's DomainControl service key: `domain/<vm uuid>`.
+pub const DOMAIN_KEY_PREFIX: &str = "domain/";
+
+/// `urn:xenplug-org:service:Hypervisor:1`.
+pub static HYPERVISOR_SERVICE: ServiceSpec = ServiceSpec {
+    name: "Hypervisor",
+    service_type: URN_SERVICE_HYPERVISOR,
+    service_id: SERVICE_ID_HYPERVISOR,
+    actions: &[
+        ActionSpec {
+            name: "GetHostInfo",
+            arguments: &[
+                arg("HostName", Out, "A_ARG_TYPE_Name"),
+                arg("HostUuid", Out, "A_ARG_TYPE_Uuid"),
+                arg("HypervisorVersion", Out, "A_ARG_TYPE_Text"),
+                arg("Backend", Out, "A_ARG_TYPE_Text"),
+                arg("CpuCount", Out, "A_ARG_TYPE_Count"),
+                arg("MemoryMiB", Out, "A_ARG_TYPE_Count"),
+            ],
+            semantics: &[Semantic::Idempotent],
+        },
+        ActionSpec {
+            name: "GetVirtualMachineIds",
+            arguments: &[arg("VirtualMachineIds", Out, "VirtualMachineIds")],
+            semantics: &[Semantic::Idempotent],
+        },
+        ActionSpec {
+            name: "ListVirtualMachines",
+            arguments: &[arg("VirtualMachines", Out, "A_ARG_TYPE_VirtualMachineList")],
+            semantics: &[Semantic::Idempotent],
+        },
+        ActionSpec {
+            name: "StartVirtualMachine",
+            arguments: &[arg("VirtualMachineId", In, "A_ARG_TYPE_Uuid")],
+            semantics: &[],
+        },
+    ],
+    variables: &[
+        VariableSpec { name: "VirtualMachineIds", data_type: "string", evented: true, allowed: &[] },
+        VariableSpec { name: "A_ARG_TYPE_Name", data_type: "string", evented: false, allowed: &[] },
+        VariableSpec { name: "A_ARG_TYPE_Uuid", data_type: "string", evented: false, allowed: &[] },
+        VariableSpec { name: "A_ARG_TYPE_Text", data_type: "string", evented: false, allowed: &[] },
+        VariableSpec { name: "A_ARG_TYPE_Count", data_type: "ui4", evented: false, allowed: &[] },
+        VariableSpec {
+            name: "A_ARG_TYPE_VirtualMachineList",
+            data_type: "string",
+            evented: false,
+            allowed: &[],
+        },
+    ],
+};
+
+const STATE_NAMES: [&str; 7] = {
+    let mut names = [""; 7];
+    let mut index = 0;
+    while index < RunState::ALL.len() {
+        names[index] = RunState::ALL[index].as_str();
+        index += 1;
+    }
+    names
+};
+
+const fn operation(name: &'static str, semantics: &'static [Semantic]) -> ActionSpec {
+    ActionSpec { name, arguments: &[], semantics }
+}
+
+/// `urn:xenplug-org:service:DomainControl:1`.
+pub static DOMAIN_CONTROL_SERVICE: ServiceSpec = ServiceSpec {
+    name: "DomainControl",
+    service_type: URN_SERVICE_DOMAIN_CONTROL,
+    service_id: SERVICE_ID_DOMAIN_CONTROL,
+    actions: &[
+        ActionSpec {
+            name: "GetState",
+            arguments: &[arg("State", Out, "State")],
+            semantics: &[Semantic::Idempotent],
+        },
+        ActionSpec {
+            name: "GetInfo",
+            arguments: &[
+                arg("Name", Out, "A_ARG_TYPE_Name"),
+                arg("VirtualMachineId", Out, "A_ARG_TYPE_Uuid"),
+                arg("State", Out, "State"),
+                arg("MemoryMiB", Out, "A_ARG_TYPE_Count"),
+                arg("Vcpus", Out, "A_ARG_TYPE_Count"),
+            ],
+            semantics: &[Semantic::Idempotent],
+        },
+        operation("Shutdown", &[Semantic::Destructive, Semantic::Confirm]),
+        operation("Reboot", &[Semantic::Destructive, Semantic::Confirm]),
+        operation("Pause", &[Semantic::Idempotent]),
+        operation("Resume", &[Semantic::Idempotent]),
+        operation("Suspend", &[Semantic::Confirm]),
+        operation("Destroy", &[Semantic::Destructive, Semantic::Confirm]),
+    ],
+    variables: &[
+        VariableSpec { name: "State", data_type: "string", evented: true, allowed: &STATE_NAMES },
+        VariableSpec { name: "A_ARG_TYPE_Name", data_type: "string", evented: false, allowed: &[] },
+        VariableSpec { name: "A_ARG_TYPE_Uuid", data_type: "string", evented: false, allowed: &[] },
+        VariableSpec { name: "A_ARG_TYPE_Count", data_type: "ui4", evented: false, allowed: &[] },
+    ],
+};
+
+/// The DomainControl action that maps onto each backend operation.
+const DOMAIN_OPERATIONS: [(&str, Operation); 6] = [
+    ("Shutdown", Operation::Shutdown),
+    ("Reboot", Operation::Reboot),
+    ("Pause", Operation::Pause),
+    ("Resume", Operation::Resume),
+    ("Suspend", Operation::Suspend),
+    ("Destroy", Operation::Destroy),
+];
+
+/// What a hypervisor looks like at one instant: the input of every read-only action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostView {
+    /// The host's UUID as advertised.
+    pub uuid: Uuid,
+    /// Host facts.
+    pub info: HostInfo,
+    /// Backend name.
+    pub backend: &'static str,
+    /// Domains, in advertisement order.
+    pub domains: Vec<Domain>,
+}
+
+impl HostView {
+    /// The evented VirtualMachineIds value: the VM UUIDs, comma-separated.
+    pub fn virtual_machine_ids(&self) -> String {
+        let ids: Vec<String> = self.domains.iter().map(|d| d.uuid.to_string()).collect();
+        ids.join(",")
+    }
+}
+
+/// The DomainControl service key of a VM.
+pub fn domain_key(vm: Uuid) -> String {
+    format!("{DOMAIN_KEY_PREFIX}{vm}")
+}
+
+/// Output arguments of an action, in SCPD order.
+pub type Outputs = Vec<(&'static str, String)>;
+
+fn backend_error(error: BackendError) -> UpnpError {
+    match error {
+        BackendError::InvalidState { .. } => UpnpError::new(ERROR_INVALID_STATE, error.to_string()),
+        other => UpnpError::new(soap::ACTION_FAILED, other.to_string()),
+    }
+}
+
+/// Runs `action` with `arguments` (already checked against the table) on the service with
+/// `key`. Read-only actions answer from `view`; lifecycle actions go to `backend`.
+pub fn invoke(
+    backend: &dyn Backend,
+    view: &HostView,
+    key: &str,
+    action: &str,
+    arguments: &[(String, String)],
+) -> Result<Outputs, UpnpError> {
+    if key == HYPERVISOR_KEY {
+        return invoke_hypervisor(backend, view, action, arguments);
+    }
+    let vm = key
+        .strip_prefix(DOMAIN_KEY_PREFIX)
+        .and_then(|text| Uuid::parse_str(text).ok())
+        .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, format!("no service {key}")))?;
+    let domain = view
+        .domains
+        .iter()
+        .find(|d| d.uuid == vm)
+        .ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, format!("no domain with UUID {vm}")))?;
+    match action {
+        "GetState" => Ok(vec![("State", domain.state.as_str().to_string())]),
+        "GetInfo" => Ok(vec![
+            ("Name", domain.name.clone()),
+            ("VirtualMachineId", domain.uuid.to_string()),
+            ("State", domain.state.as_str().to_string()),
+            ("MemoryMiB", (domain.memory_kib / 1024).to_string()),
+            ("Vcpus", domain.vcpus.to_string()),
+        ]),
+        _ => {
+            let (_, operation) = DOMAIN_OPERATIONS
+                .iter()
+                .find(|(name, _)| *name == action)
+                .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, format!("no action {action}")))?;
+            backend.apply(vm, *operation).map_err(backend_error)?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn invoke_hypervisor(
+    backend: &dyn Backend,
+    view: &HostView,
+    action: &str,
+    arguments: &[(String, String)],
+) -> Result<Outputs, UpnpError> {
+    match action {
+        "GetHostInfo" => Ok(vec![
+            ("HostName", view.info.name.clone()),
+            ("HostUuid", view.uuid.to_string()),
+            ("HypervisorVersion", view.info.hypervisor_version.clone()),
+            ("Backend", view.backend.to_string()),
+            ("CpuCount", view.info.cpus.to_string()),
+            ("MemoryMiB", view.info.memory_mib.min(u64::from(u32::MAX)).to_string()),
+        ]),
+        "GetVirtualMachineIds" => Ok(vec![("VirtualMachineIds", view.virtual_machine_ids())]),
+        "ListVirtualMachines" => Ok(vec![("VirtualMachines", virtual_machine_list(&view.domains))]),
+        "StartVirtualMachine" => {
+            let text = arguments.first().map(|(_, value)| value.as_str()).unwrap_or_default();
+            let vm = Uuid::parse_str(text.trim()).map_err(|_| {
+                UpnpError::new(soap::ARGUMENT_VALUE_INVALID, format!("{text:?} is not a UUID"))
+            })?;
+            if !view.domains.iter().any(|d| d.uuid == vm) {
+                let message = format!("no domain with UUID {vm}");
+                return Err(UpnpError::new(soap::ARGUMENT_VALUE_INVALID, message));
+            }
+            backend.apply(vm, Operation::Start).map_err(backend_error)?;
+            Ok(Vec::new())
+        }
+        _ => Err(UpnpError::new(soap::INVALID_ACTION, format!("no action {action}"))),
+    }
+}
+
+/// The ListVirtualMachines value: a small XML document, one element per VM, so names with any
+/// character survive (the SOAP layer escapes it once more as element text).
+fn virtual_machine_list(domains: &[Domain]) -> String {
+    use crate::wire::xml::Sink;
+    let mut out: Vec<u8> = Vec::new();
+    let mut write = || -> crate::wire::Result<()> {
+        out.put_str("<VirtualMachines>")?;
+        for domain in domains {
+            out.put_str("<VirtualMachine uuid=\"")?;
+            out.put_str(&domain.uuid.to_string())?;
+            out.put_str("\" name=\"")?;
+            out.put_escaped(&domain.name)?;
+            out.put_str("\" state=\"")?;
+            out.put_str(domain.state.as_str())?;
+            out.put_str("\"/>")?;
+        }
+        out.put_str("</VirtualMachines>")
+    };
+    // Writing into a Vec cannot fail.
+    let _ = write();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The Hypervisor device tree for `view`: the root with the Hypervisor service and one
+/// embedded Domain device per VM.
+pub fn hypervisor_device(view: &HostView) -> Device {
+    let domains = view
+        .domains
+        .iter()
+        .map(|domain| Device {
+            device_type: URN_DEVICE_DOMAIN,
+            udn: Uuid::new_v5(&DOMAIN_UDN_NAMESPACE, domain.uuid.as_bytes()),
+            friendly_name: domain.name.clone(),
+            model_name: "xenplug domain",
+            model_description: format!("Xen domain {} on {}", domain.name, view.info.name),
+            vm_uuid: Some(domain.uuid),
+            services: vec![Service { spec: &DOMAIN_CONTROL_SERVICE, key: domain_key(domain.uuid) }],
+            devices: Vec::new(),
+        })
+        .collect();
+    Device {
+        device_type: URN_DEVICE_HYPERVISOR,
+        udn: view.uuid,
+        friendly_name: format!("Xen hypervisor {}", view.info.name),
+        model_name: "xenplug hypervisor",
+        model_description: format!("Xen {} host ({} backend)", view.info.hypervisor_version, view.backend),
+        vm_uuid: None,
+        services: vec![Service { spec: &HYPERVISOR_SERVICE, key: HYPERVISOR_KEY.to_string() }],
+        devices: domains,
+    }
+}
+
+/// Current values of every evented variable, per service key.
+pub fn evented_values(view: &HostView) -> EventedValues {
+    let mut values = EventedValues::new();
+    values.insert(HYPERVISOR_KEY.to_string(), vec![("VirtualMachineIds", view.virtual_machine_ids())]);
+    for domain in &view.domains {
+        values.insert(domain_key(domain.uuid), vec![("State", domain.state.as_str().to_string())]);
+    }
+    values
+}

@@ -1,6 +1,6 @@
 //! xenplug: discover and manage Xen hypervisors and their virtual machines over UPnP.
 //!
-//! Layers, from bytes up (see `docs/DESIGN.md`):
+//! Layers, from bytes up (see the Design section of README.md):
 //! - [`wire`]: parse and emit protocol bytes; never panics, never does I/O, no allocation on
 //!   the SSDP and description hot paths.
 //! - [`engine`]: protocol state machines; time is passed in, no sockets, no clock.
@@ -15,6 +15,8 @@ pub mod consts;
 pub mod control;
 pub mod engine;
 pub mod error;
+pub mod files;
+pub mod logging;
 pub mod model;
 pub mod net;
 pub mod role;

@@ -2,5 +2,6 @@
 //! clock, opens a socket or spawns a task. Inbound events are `on_*` methods, outbound work is
 //! `poll_at()` (when to wake) and `dispatch(now, ..)`.
 
+pub mod device;
 pub mod gena;
 pub mod ssdp;

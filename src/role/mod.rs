@@ -1,1 +1,208 @@
-//! placeholder
+//! Roles: which subcommand runs, chosen from the program name or the first arguments.
+//!
+//! Busybox style: `xenplug advertise hypervisor ...`, or a symlink named after the role
+//! (`xenplug-hypervisor ...`). Unknown roles get a clear message and exit code 2.
+
+pub mod demo;
+pub mod hypervisor;
+
+use crate::error::Error;
+
+/// A role of the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `advertise hypervisor`: advertise a Xen host and its domains (dom0).
+    AdvertiseHypervisor,
+    /// `advertise vm`: advertise a VM from inside the guest.
+    AdvertiseVm,
+    /// `track`: keep the configuration repositories up to date.
+    Track,
+    /// `console`: the control point.
+    Console,
+    /// `demo`: everything on loopback with the simulated backend.
+    Demo,
+}
+
+/// Every role: its command words, the symlink name that runs it, and a summary.
+pub const ROLES: [(Role, &str, Option<&str>, &str); 5] = [
+    (
+        Role::AdvertiseHypervisor,
+        "advertise hypervisor",
+        Some("xenplug-hypervisor"),
+        "advertise this Xen host and its domains (dom0)",
+    ),
+    (Role::AdvertiseVm, "advertise vm", Some("xenplug-vm"), "advertise this VM from inside the guest"),
+    (Role::Track, "track", Some("xenplug-track"), "keep the configuration repositories up to date"),
+    (Role::Console, "console", Some("xenplug-console"), "show and control hypervisors and VMs"),
+    (Role::Demo, "demo", None, "run a simulated host on loopback"),
+];
+
+impl Role {
+    /// The command words (`advertise hypervisor`).
+    pub fn command(self) -> &'static str {
+        ROLES.iter().find(|(role, ..)| *role == self).map_or("", |(_, command, ..)| command)
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Run `role` with the remaining arguments.
+    Run(Role, Vec<String>),
+    /// `--list`: print the roles.
+    List,
+    /// `--help` or nothing: print usage.
+    Usage,
+    /// `--version`.
+    Version,
+    /// A role name we do not know.
+    Unknown(String),
+}
+
+/// Chooses the role from `argv` (program name first).
+pub fn select(argv: &[String]) -> Selection {
+    let program = argv.first().map(String::as_str).unwrap_or("xenplug");
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if let Some((role, ..)) = ROLES.iter().find(|(_, _, link, _)| *link == Some(base)) {
+        return Selection::Run(*role, argv[1..].to_vec());
+    }
+    let rest = &argv[1.min(argv.len())..];
+    let Some(first) = rest.first() else {
+        return Selection::Usage;
+    };
+    match first.as_str() {
+        "--list" => return Selection::List,
+        "--help" | "-h" | "help" => return Selection::Usage,
+        "--version" | "-V" => return Selection::Version,
+        _ => {}
+    }
+    for (role, command, ..) in ROLES {
+        let words: Vec<&str> = command.split(' ').collect();
+        if rest.len() >= words.len() && rest.iter().zip(&words).all(|(given, word)| given == word) {
+            return Selection::Run(role, rest[words.len()..].to_vec());
+        }
+    }
+    let asked = if first == "advertise" {
+        rest.iter().take(2).cloned().collect::<Vec<_>>().join(" ")
+    } else {
+        first.clone()
+    };
+    Selection::Unknown(asked)
+}
+
+fn usage() -> String {
+    let mut text = String::from("Usage: xenplug <role> [options]\n\nRoles:\n");
+    for (_, command, link, summary) in ROLES {
+        let link = link.map(|l| format!(" (or {l})")).unwrap_or_default();
+        text.push_str(&format!("  {command:<22}{summary}{link}\n"));
+    }
+    text.push_str("\n`xenplug <role> --help` describes a role's options.\n");
+    text
+}
+
+/// Runs the binary: returns the process exit code.
+pub fn main(argv: Vec<String>) -> i32 {
+    match select(&argv) {
+        Selection::List => {
+            for (_, command, ..) in ROLES {
+                println!("{command}");
+            }
+            0
+        }
+        Selection::Usage => {
+            print!("{}", usage());
+            0
+        }
+        Selection::Version => {
+            println!("{} {} ({})", crate::consts::PRODUCT, crate::consts::VERSION, env!("XENPLUG_BUILD_TARGET"));
+            0
+        }
+        Selection::Unknown(asked) => {
+            eprintln!("xenplug: unknown role '{asked}' (xenplug --list shows the roles)");
+            2
+        }
+        Selection::Run(role, arguments) => run(role, &arguments),
+    }
+}
+
+/// Parses a role's options with argh; Err carries the exit code after printing.
+fn parse<T: argh::FromArgs>(role: Role, arguments: &[String]) -> Result<T, i32> {
+    let command = format!("xenplug {}", role.command());
+    let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    T::from_args(&[command.as_str()], &words).map_err(|early| {
+        if early.status.is_ok() {
+            print!("{}", early.output);
+            0
+        } else {
+            eprint!("{}", early.output);
+            2
+        }
+    })
+}
+
+fn run(role: Role, arguments: &[String]) -> i32 {
+    crate::logging::init(role.command());
+    let result = match role {
+        Role::AdvertiseHypervisor => match parse(role, arguments) {
+            Ok(args) => hypervisor::run(args),
+            Err(code) => return code,
+        },
+        Role::Demo => match parse(role, arguments) {
+            Ok(args) => demo::run(args),
+            Err(code) => return code,
+        },
+        Role::AdvertiseVm => Err(Error::NotBuilt("the VM advertiser")),
+        Role::Track => Err(Error::NotBuilt("the tracker")),
+        Role::Console => Err(Error::NotBuilt("the console")),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("xenplug {}: {error}", role.command());
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn subcommands_select_roles() {
+        assert_eq!(
+            select(&argv(&["xenplug", "advertise", "hypervisor", "--iface", "lo"])),
+            Selection::Run(Role::AdvertiseHypervisor, argv(&["--iface", "lo"]))
+        );
+        assert_eq!(select(&argv(&["xenplug", "advertise", "vm"])), Selection::Run(Role::AdvertiseVm, vec![]));
+        assert_eq!(select(&argv(&["/usr/bin/xenplug", "track", "-x"])), Selection::Run(Role::Track, argv(&["-x"])));
+        assert_eq!(select(&argv(&["xenplug", "demo"])), Selection::Run(Role::Demo, vec![]));
+    }
+
+    #[test]
+    fn symlink_names_select_roles() {
+        assert_eq!(
+            select(&argv(&["/usr/sbin/xenplug-hypervisor", "--iface", "eth0"])),
+            Selection::Run(Role::AdvertiseHypervisor, argv(&["--iface", "eth0"]))
+        );
+        assert_eq!(select(&argv(&["xenplug-vm"])), Selection::Run(Role::AdvertiseVm, vec![]));
+        assert_eq!(select(&argv(&["xenplug-console", "tree"])), Selection::Run(Role::Console, argv(&["tree"])));
+        assert_eq!(select(&argv(&["./xenplug-track"])), Selection::Run(Role::Track, vec![]));
+    }
+
+    #[test]
+    fn unknown_and_special_arguments() {
+        assert_eq!(select(&argv(&["xenplug", "frobnicate"])), Selection::Unknown("frobnicate".into()));
+        assert_eq!(select(&argv(&["xenplug", "advertise", "toaster"])), Selection::Unknown("advertise toaster".into()));
+        assert_eq!(select(&argv(&["xenplug", "advertise"])), Selection::Unknown("advertise".into()));
+        assert_eq!(select(&argv(&["xenplug", "--list"])), Selection::List);
+        assert_eq!(select(&argv(&["xenplug"])), Selection::Usage);
+        assert_eq!(select(&argv(&[])), Selection::Usage);
+        assert_eq!(main(argv(&["xenplug", "nope"])), 2);
+        assert_eq!(main(argv(&["xenplug", "track"])), 1, "not built yet: says so, non-zero");
+    }
+}

@@ -1,0 +1,535 @@
+//! Net layer: runs one advertised root device.
+//!
+//! Owns the SSDP sockets, the HTTP listeners, GENA deliveries, the model poll and the
+//! signals, on one single-threaded smol executor. Protocol decisions are the engines'
+//! ([`crate::engine`]); what the device is and what its actions do is the [`App`]'s.
+
+use super::http::{self, Answer, Handler, Request, Response, ServerConfig};
+use super::http_client;
+use super::iface::Interface;
+use super::ssdp::SsdpSocket;
+use crate::consts::{
+    CONTROL_PREFIX, EVENT_PREFIX, GENA_NOTIFY_TIMEOUT, HTTP_MAX_CONNECTIONS,
+    HTTP_MAX_REQUESTS_PER_CONNECTION, HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, SSDP_MAX_DATAGRAM,
+};
+use crate::engine::device::{content_hash, Published, XML_CONTENT_TYPE};
+use crate::engine::gena::Subscriptions;
+use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
+use crate::error::{Error, Result};
+use crate::model::{Device, EventedValues};
+use crate::state::{random_seed, StateDir};
+use crate::wire::soap::{self, UpnpError};
+use smol::channel::{Receiver, Sender};
+use smol::{Async, LocalExecutor, Timer};
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A boxed future on the local executor.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Output arguments of an action, in SCPD order.
+pub type Outputs = Vec<(&'static str, String)>;
+
+/// What a device is and what its actions do: the part that differs between a hypervisor
+/// and a VM.
+pub trait App {
+    /// The current device tree and evented values (blocking work runs off the loop).
+    fn snapshot(&self) -> LocalFuture<std::result::Result<(Device, EventedValues), String>>;
+    /// Runs `action` of the service with `key`; arguments were checked against its table.
+    fn invoke(
+        &self,
+        key: String,
+        action: String,
+        arguments: Vec<(String, String)>,
+    ) -> LocalFuture<std::result::Result<Outputs, UpnpError>>;
+    /// How often to take a new snapshot.
+    fn poll_interval(&self) -> Duration;
+}
+
+/// How to run the device.
+pub struct Options {
+    /// Interfaces to advertise on (at least one).
+    pub interfaces: Vec<Interface>,
+    /// Fixed HTTP port, or 0 for an ephemeral one per interface.
+    pub http_port: u16,
+    /// SSDP max-age.
+    pub max_age: u32,
+    /// State directory (BOOTID, CONFIGID).
+    pub state: StateDir,
+}
+
+/// Everything the tasks share.
+struct Core {
+    published: Published,
+    ssdp: SsdpEngine,
+    gena: Subscriptions,
+    state: StateDir,
+    sockets: Vec<Rc<SsdpSocket>>,
+    /// When the next model snapshot is due.
+    poll_due: Instant,
+    /// Whether a snapshot is being taken.
+    polling: bool,
+    /// Last snapshot error, logged once until it changes.
+    last_error: Option<String>,
+    /// Subscriptions whose delivery is in flight.
+    server: String,
+}
+
+type Shared = Rc<RefCell<Core>>;
+
+fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Core {
+    /// Sends every SSDP message due now (non-blocking; a full socket buffer drops and logs).
+    fn dispatch_ssdp(&mut self, now: Instant) {
+        let sockets = &self.sockets;
+        self.ssdp.dispatch(now, unix_seconds(), |out: ssdp_engine::Outgoing<'_>| {
+            let Some(socket) = sockets.iter().find(|s| s.interface.index == out.interface) else {
+                return;
+            };
+            if let Err(error) = socket.try_send(out.destination, out.bytes) {
+                log::debug!("ssdp: sending to {} failed: {error}", out.destination);
+            }
+        });
+    }
+
+    /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events.
+    fn apply(&mut self, now: Instant, root: Device, evented: EventedValues) {
+        let state = &mut self.state;
+        let change = self.published.update(root, evented, |hash| {
+            state.config_id_for(hash).unwrap_or_else(|error| {
+                log::warn!("state: {error}");
+                0
+            })
+        });
+        if change.description_changed {
+            log::info!("description changed: CONFIGID {}", self.published.config_id);
+            self.ssdp.set_devices(now, self.published.root.advertisements(), self.published.config_id);
+        }
+        for key in change.removed_services {
+            self.gena.remove_service(&key);
+        }
+        for (key, variables) in change.events {
+            self.gena.notify(&key, variables);
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        [Some(self.poll_due), self.ssdp.poll_at(), self.gena.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.poll_due)
+    }
+}
+
+/// Runs the device until SIGTERM or SIGINT, then says byebye for everything.
+pub fn run(app: Rc<dyn App>, options: Options) -> Result<()> {
+    let executor = Rc::new(LocalExecutor::new());
+    smol::block_on(executor.run(run_on(executor.clone(), app, options)))
+}
+
+async fn run_on(executor: Rc<LocalExecutor<'static>>, app: Rc<dyn App>, options: Options) -> Result<()> {
+    use async_signal::{Signal, Signals};
+    use smol::stream::StreamExt;
+    // Signals first, so a SIGTERM during start-up still ends with byebye.
+    let mut signals =
+        Signals::new([Signal::Term, Signal::Int]).map_err(|e| Error::io("installing signal handlers", e))?;
+    let Options { interfaces, http_port, max_age, mut state } = options;
+    if interfaces.is_empty() {
+        return Err(Error::config("no interface given: name one with --iface"));
+    }
+    let boot_id = state.next_boot_id()?;
+    let (root, evented) = app.snapshot().await.map_err(Error::Backend)?;
+    let config_id = state.config_id_for(content_hash(&root))?;
+
+    let server = crate::state::server_string();
+    let mut engine_interfaces = Vec::new();
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    for interface in &interfaces {
+        let listener = TcpListener::bind((interface.address, http_port))
+            .map_err(|e| Error::io(format!("HTTP on {}:{http_port}", interface.address), e))?;
+        let port = listener.local_addr().map_err(|e| Error::io("HTTP local address", e))?.port();
+        let listener = Async::new(listener).map_err(|e| Error::io("HTTP listener", e))?;
+        engine_interfaces.push(ssdp_engine::Interface {
+            index: interface.index,
+            address: interface.address,
+            netmask: interface.netmask,
+            http_port: port,
+        });
+        listeners.push((interface.clone(), listener, port));
+        sockets.push(Rc::new(SsdpSocket::open(interface)?));
+    }
+
+    let seed = random_seed()?;
+    let config = ssdp_engine::Config { max_age, boot_id, server: server.clone() };
+    let mut ssdp = SsdpEngine::new(config, engine_interfaces, seed);
+    let now = Instant::now();
+    ssdp.set_devices(now, root.advertisements(), config_id);
+    let poll_interval = app.poll_interval();
+    let core: Shared = Rc::new(RefCell::new(Core {
+        published: Published::new(root, config_id, evented),
+        ssdp,
+        gena: Subscriptions::new(random_seed()?),
+        state,
+        sockets: sockets.clone(),
+        poll_due: now + poll_interval,
+        polling: false,
+        last_error: None,
+        server: server.clone(),
+    }));
+    let (wake, woken) = smol::channel::bounded::<()>(1);
+
+    for socket in sockets {
+        executor.spawn(receive_loop(core.clone(), socket, wake.clone())).detach();
+    }
+    for (interface, listener, port) in listeners {
+        let handler: Rc<dyn Handler> = Rc::new(DeviceHttp {
+            core: core.clone(),
+            app: app.clone(),
+            interface: interface.clone(),
+            wake: wake.clone(),
+        });
+        let config = ServerConfig {
+            max_connections: HTTP_MAX_CONNECTIONS,
+            read_timeout: HTTP_READ_TIMEOUT,
+            write_timeout: HTTP_WRITE_TIMEOUT,
+            max_requests_per_connection: HTTP_MAX_REQUESTS_PER_CONNECTION,
+            server_header: server.clone(),
+        };
+        let serving = http::serve(listener, handler, config, executor.clone());
+        let name = interface.name.clone();
+        executor
+            .spawn(async move {
+                if let Err(error) = serving.await {
+                    log::error!("HTTP server on {name} stopped: {error}");
+                }
+            })
+            .detach();
+        log::info!(
+            "advertising on {} ({}): description at http://{}:{port}{}",
+            interface.name,
+            interface.address,
+            interface.address,
+            crate::consts::DESC_PATH
+        );
+    }
+
+    loop {
+        let deadline = core.borrow().next_deadline();
+        let stop = smol::future::or(
+            async {
+                signals.next().await;
+                true
+            },
+            smol::future::or(
+                async {
+                    Timer::at(deadline).await;
+                    false
+                },
+                async {
+                    let _ = woken.recv().await;
+                    false
+                },
+            ),
+        )
+        .await;
+        let now = Instant::now();
+        if stop {
+            log::info!("stopping: sending ssdp:byebye");
+            let mut core = core.borrow_mut();
+            core.ssdp.shutdown(now);
+            core.dispatch_ssdp(now);
+            return Ok(());
+        }
+        tick(&executor, &core, &app, &wake, now, poll_interval);
+    }
+}
+
+/// One turn of the loop: SSDP sends, GENA expiry and deliveries, the model poll.
+fn tick(
+    executor: &Rc<LocalExecutor<'static>>,
+    shared: &Shared,
+    app: &Rc<dyn App>,
+    wake: &Sender<()>,
+    now: Instant,
+    poll_interval: Duration,
+) {
+    let mut core = shared.borrow_mut();
+    core.dispatch_ssdp(now);
+    core.gena.expire(now);
+    for delivery in core.gena.take_ready() {
+        executor.spawn(deliver(shared.clone(), wake.clone(), delivery)).detach();
+    }
+    if now >= core.poll_due && !core.polling {
+        core.polling = true;
+        core.poll_due = now + poll_interval;
+        let snapshot = app.snapshot();
+        let shared = shared.clone();
+        let wake = wake.clone();
+        executor
+            .spawn(async move {
+                let result = snapshot.await;
+                let mut core = shared.borrow_mut();
+                core.polling = false;
+                match result {
+                    Ok((root, evented)) => {
+                        core.last_error = None;
+                        core.apply(Instant::now(), root, evented);
+                    }
+                    Err(error) => {
+                        if core.last_error.as_deref() != Some(error.as_str()) {
+                            log::warn!("backend: {error}; keeping the last known state");
+                            core.last_error = Some(error);
+                        }
+                    }
+                }
+                let _ = wake.try_send(());
+            })
+            .detach();
+    }
+}
+
+/// Receives datagrams on one interface's socket and hands them to the SSDP engine.
+async fn receive_loop(core: Shared, socket: Rc<SsdpSocket>, wake: Sender<()>) {
+    let mut buffer = [0u8; SSDP_MAX_DATAGRAM + 1];
+    loop {
+        let received = match socket.receive(&mut buffer).await {
+            Ok(received) => received,
+            Err(error) => {
+                log::warn!("ssdp: receive on {} failed: {error}", socket.interface.name);
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if received.truncated || received.length > SSDP_MAX_DATAGRAM {
+            log::debug!("ssdp: dropping oversized datagram from {}", received.source);
+            continue;
+        }
+        // Only datagrams that arrived on this socket's interface: another interface's socket
+        // (or another process) answers the rest.
+        if received.arrival != socket.interface.index {
+            continue;
+        }
+        let bytes = buffer.get(..received.length).unwrap_or_default();
+        core.borrow_mut().ssdp.on_datagram(Instant::now(), received.arrival, received.source, bytes);
+        let _ = wake.try_send(());
+    }
+}
+
+/// Delivers one GENA event, trying each callback URL in order.
+async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::Delivery) {
+    let server = core.borrow().server.clone();
+    let limits = http_client::Limits {
+        timeout: GENA_NOTIFY_TIMEOUT,
+        max_head: crate::consts::HTTP_MAX_HEAD,
+        max_body: crate::consts::HTTP_MAX_BODY,
+    };
+    let mut delivered = false;
+    for callback in &delivery.callbacks {
+        let seq = delivery.seq.to_string();
+        let headers = [
+            ("Content-Type", XML_CONTENT_TYPE),
+            ("NT", "upnp:event"),
+            ("NTS", "upnp:propchange"),
+            ("SID", delivery.sid.as_str()),
+            ("SEQ", seq.as_str()),
+            ("User-Agent", server.as_str()),
+        ];
+        let address = SocketAddr::from(callback.address);
+        match http_client::request(address, "NOTIFY", &callback.path, &headers, &delivery.body, &limits).await {
+            Ok(response) if response.status == 200 => {
+                delivered = true;
+                break;
+            }
+            Ok(response) => log::debug!("gena: {} answered NOTIFY with {}", address, response.status),
+            Err(error) => log::debug!("gena: NOTIFY to {address} failed: {error}"),
+        }
+    }
+    if !delivered {
+        log::info!("gena: event {} of {} could not be delivered", delivery.seq, delivery.sid);
+    }
+    core.borrow_mut().gena.delivered(&delivery.sid, delivered);
+    let _ = wake.try_send(());
+}
+
+/// The HTTP side of one interface: descriptions, control, eventing.
+struct DeviceHttp {
+    core: Shared,
+    app: Rc<dyn App>,
+    interface: Interface,
+    wake: Sender<()>,
+}
+
+fn status(code: u16) -> Response {
+    Response { status: code, headers: Vec::new(), body: Vec::new(), after_write: None }
+}
+
+fn fault(error: &UpnpError) -> Response {
+    let mut body = Vec::new();
+    soap::write_fault(error, &mut body);
+    Response {
+        status: 500,
+        headers: vec![("Content-Type", XML_CONTENT_TYPE.to_string()), ("EXT", String::new())],
+        body,
+        after_write: None,
+    }
+}
+
+impl DeviceHttp {
+    fn peer_allowed(&self, peer: IpAddr) -> bool {
+        match peer {
+            IpAddr::V4(v4) => self.interface.contains(v4),
+            IpAddr::V6(_) => false,
+        }
+    }
+
+    fn control(&self, key: &str, request: Request) -> Answer {
+        let core = self.core.borrow();
+        let Some(service) = core.published.root.service(key) else {
+            return Answer::Now(status(404));
+        };
+        let spec = service.spec;
+        let call = match soap::parse_call(&request.body, request.header("SOAPACTION")) {
+            Ok(call) => call,
+            Err(error) => return Answer::Now(fault(&error)),
+        };
+        if call.service_type != spec.service_type {
+            return Answer::Now(fault(&UpnpError::new(soap::INVALID_ACTION, "wrong service type")));
+        }
+        let Some(action) = spec.action(&call.action) else {
+            return Answer::Now(fault(&UpnpError::new(soap::INVALID_ACTION, "no such action")));
+        };
+        if let Err(error) = soap::check_arguments(action.inputs(), &call) {
+            return Answer::Now(fault(&error));
+        }
+        drop(core);
+        let invoked = self.app.invoke(key.to_string(), call.action.clone(), call.arguments);
+        let core = self.core.clone();
+        let wake = self.wake.clone();
+        let service_type = spec.service_type;
+        Answer::Later(Box::pin(async move {
+            let result = invoked.await;
+            // An action may have changed the model: look at it now rather than at the next poll.
+            core.borrow_mut().poll_due = Instant::now();
+            let _ = wake.try_send(());
+            match result {
+                Ok(outputs) => {
+                    let pairs: Vec<(&str, &str)> = outputs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                    let mut body = Vec::new();
+                    soap::write_response(service_type, &call.action, &pairs, &mut body);
+                    Response {
+                        status: 200,
+                        headers: vec![("Content-Type", XML_CONTENT_TYPE.to_string()), ("EXT", String::new())],
+                        body,
+                        after_write: None,
+                    }
+                }
+                Err(error) => fault(&error),
+            }
+        }))
+    }
+
+    fn subscribe(&self, key: &str, request: &Request) -> Response {
+        use crate::wire::gena::{parse_subscribe, SubscribeRequest};
+        let mut core = self.core.borrow_mut();
+        let Some(evented) = core.published.evented.get(key).cloned() else {
+            return status(404);
+        };
+        let parsed = parse_subscribe(
+            request.header("NT"),
+            request.header("CALLBACK"),
+            request.header("SID"),
+            request.header("TIMEOUT"),
+        );
+        let now = Instant::now();
+        let result = match parsed {
+            Err(error) => return status(error.status()),
+            Ok(SubscribeRequest::New { callbacks, timeout }) => {
+                let callbacks = callbacks.iter().map(Into::into).collect();
+                core.gena
+                    .subscribe(now, key, callbacks, timeout, request.peer.ip())
+                    .map(|(sid, granted)| (sid, granted, true))
+            }
+            Ok(SubscribeRequest::Renew { sid, timeout }) => {
+                core.gena.renew(now, key, sid, timeout).map(|granted| (sid.to_string(), granted, false))
+            }
+        };
+        match result {
+            Err(refusal) => status(refusal.status()),
+            Ok((sid, granted, new)) => {
+                let mut response = status(200);
+                response.headers.push(("SID", sid.clone()));
+                response.headers.push(("TIMEOUT", format!("Second-{}", granted.as_secs())));
+                if new {
+                    let shared = self.core.clone();
+                    let wake = self.wake.clone();
+                    let variables = evented.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+                    // UDA 1.1 section 4.1.2: the initial event follows the SUBSCRIBE response;
+                    // GUPnP drops a NOTIFY that arrives before it.
+                    response.after_write = Some(Box::new(move || {
+                        shared.borrow_mut().gena.send_initial(&sid, variables);
+                        let _ = wake.try_send(());
+                    }));
+                }
+                response
+            }
+        }
+    }
+
+    fn unsubscribe(&self, key: &str, request: &Request) -> Response {
+        let parsed = crate::wire::gena::parse_unsubscribe(
+            request.header("NT"),
+            request.header("CALLBACK"),
+            request.header("SID"),
+        );
+        match parsed {
+            Err(error) => status(error.status()),
+            Ok(sid) => match self.core.borrow_mut().gena.unsubscribe(key, sid) {
+                Ok(()) => status(200),
+                Err(refusal) => status(refusal.status()),
+            },
+        }
+    }
+}
+
+impl Handler for DeviceHttp {
+    fn lookup(&self, head: &crate::wire::http::RequestHead<'_>) -> Option<(&'static str, Arc<[u8]>)> {
+        if head.method != "GET" && head.method != "HEAD" {
+            return None;
+        }
+        let path = head.target.split('?').next().unwrap_or(head.target);
+        self.core.borrow().published.document(path).map(|bytes| (XML_CONTENT_TYPE, bytes.clone()))
+    }
+
+    fn answer(&self, request: Request) -> Answer {
+        if !self.peer_allowed(request.peer.ip()) {
+            log::debug!("http: refusing {} from outside {}'s subnet", request.peer, self.interface.name);
+            return Answer::Now(status(403));
+        }
+        let path = request.path.clone();
+        if let Some(key) = path.strip_prefix(CONTROL_PREFIX) {
+            return match request.method.as_str() {
+                "POST" => self.control(key, request),
+                _ => Answer::Now(status(405)),
+            };
+        }
+        if let Some(key) = path.strip_prefix(EVENT_PREFIX) {
+            return Answer::Now(match request.method.as_str() {
+                "SUBSCRIBE" => self.subscribe(key, &request),
+                "UNSUBSCRIBE" => self.unsubscribe(key, &request),
+                _ => status(405),
+            });
+        }
+        Answer::Now(status(404))
+    }
+}
+

@@ -1,0 +1,93 @@
+//! Net layer: finding a named interface's index, IPv4 address and netmask.
+//!
+//! Interfaces are always named by the user (`--iface`); nothing here picks one by itself.
+
+use crate::error::{Error, Result};
+use std::ffi::{CStr, CString};
+use std::net::Ipv4Addr;
+
+/// A configured interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Name as given (`eth0`, `lo`).
+    pub name: String,
+    /// Kernel interface index.
+    pub index: u32,
+    /// Its first IPv4 address.
+    pub address: Ipv4Addr,
+    /// That address's netmask.
+    pub netmask: Ipv4Addr,
+}
+
+impl Interface {
+    /// Whether `peer` is inside this interface's subnet.
+    pub fn contains(&self, peer: Ipv4Addr) -> bool {
+        let mask = u32::from(self.netmask);
+        u32::from(peer) & mask == u32::from(self.address) & mask
+    }
+}
+
+/// Looks up the interface called `name`.
+pub fn lookup(name: &str) -> Result<Interface> {
+    let c_name = CString::new(name).map_err(|_| Error::config(format!("bad interface name {name:?}")))?;
+    // SAFETY: c_name is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    if index == 0 {
+        return Err(Error::config(format!("no interface named {name}")));
+    }
+    let mut list: *mut libc::ifaddrs = core::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(Error::io("listing interfaces", std::io::Error::last_os_error()));
+    }
+    let mut found = None;
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: cursor walks the list getifaddrs returned, which stays valid until freed.
+        let entry = unsafe { &*cursor };
+        cursor = entry.ifa_next;
+        if entry.ifa_addr.is_null() || entry.ifa_netmask.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let entry_name = unsafe { CStr::from_ptr(entry.ifa_name) };
+        // SAFETY: ifa_addr is non-null and points at a sockaddr of at least sa_family's size.
+        let family = unsafe { (*entry.ifa_addr).sa_family };
+        if entry_name.to_bytes() != name.as_bytes() || i32::from(family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: for AF_INET both pointers point at sockaddr_in.
+        let (address, netmask) = unsafe {
+            let address = &*(entry.ifa_addr as *const libc::sockaddr_in);
+            let netmask = &*(entry.ifa_netmask as *const libc::sockaddr_in);
+            (
+                Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr)),
+                Ipv4Addr::from(u32::from_be(netmask.sin_addr.s_addr)),
+            )
+        };
+        found = Some(Interface { name: name.to_string(), index, address, netmask });
+        break;
+    }
+    // SAFETY: list came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found.ok_or_else(|| Error::config(format!("interface {name} has no IPv4 address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_found_and_contains_its_subnet() {
+        let lo = lookup("lo").unwrap();
+        assert_eq!(lo.address, Ipv4Addr::LOCALHOST);
+        assert!(lo.contains(Ipv4Addr::new(127, 0, 0, 9)));
+        assert!(!lo.contains(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+
+    #[test]
+    fn unknown_interface_is_a_clear_error() {
+        let error = lookup("xenplug-none0").unwrap_err().to_string();
+        assert_eq!(error, "no interface named xenplug-none0");
+    }
+}

@@ -1,0 +1,142 @@
+//! Net layer: the SSDP socket of one interface.
+//!
+//! Bound to 0.0.0.0:1900 with SO_REUSEADDR and SO_REUSEPORT so that several xenplug processes
+//! and other UPnP stacks share the port; joined to 239.255.255.250 on this interface only,
+//! IP_MULTICAST_ALL off (no datagrams of groups joined elsewhere), IP_MULTICAST_IF and TTL 2
+//! for sending, IP_PKTINFO to learn which interface a datagram arrived on.
+
+use super::iface::Interface;
+use crate::consts::{SSDP_MAX_DATAGRAM, SSDP_MULTICAST_TTL, SSDP_PORT, SSDP_V4_GROUP};
+use crate::error::{Error, Result};
+use smol::Async;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+
+/// One interface's SSDP socket.
+pub struct SsdpSocket {
+    socket: Async<Socket>,
+    /// The interface it serves.
+    pub interface: Interface,
+}
+
+/// A received datagram.
+pub struct Received {
+    /// Bytes received (a datagram longer than the buffer is reported with `truncated`).
+    pub length: usize,
+    /// Whether the datagram did not fit the buffer.
+    pub truncated: bool,
+    /// Sender.
+    pub source: SocketAddrV4,
+    /// Interface index it arrived on (IP_PKTINFO).
+    pub arrival: u32,
+}
+
+fn set_int_option(socket: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            core::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl SsdpSocket {
+    /// Opens the SSDP socket of `interface`.
+    pub fn open(interface: &Interface) -> Result<SsdpSocket> {
+        let context = |what: &str| format!("SSDP socket on {}: {what}", interface.name);
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(|e| Error::io(context("socket"), e))?;
+        socket.set_reuse_address(true).map_err(|e| Error::io(context("SO_REUSEADDR"), e))?;
+        socket.set_reuse_port(true).map_err(|e| Error::io(context("SO_REUSEPORT"), e))?;
+        set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+            .map_err(|e| Error::io(context("IP_PKTINFO"), e))?;
+        socket
+            .set_multicast_all_v4(false)
+            .map_err(|e| Error::io(context("IP_MULTICAST_ALL"), e))?;
+        let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SSDP_PORT);
+        socket
+            .bind(&SockAddr::from(bind))
+            .map_err(|e| Error::io(context("bind 0.0.0.0:1900"), e))?;
+        socket
+            .join_multicast_v4_n(
+                &SSDP_V4_GROUP,
+                &socket2::InterfaceIndexOrAddress::Index(interface.index),
+            )
+            .map_err(|e| Error::io(context("joining 239.255.255.250"), e))?;
+        socket
+            .set_multicast_if_v4(&interface.address)
+            .map_err(|e| Error::io(context("IP_MULTICAST_IF"), e))?;
+        socket
+            .set_multicast_ttl_v4(SSDP_MULTICAST_TTL)
+            .map_err(|e| Error::io(context("IP_MULTICAST_TTL"), e))?;
+        socket
+            .set_multicast_loop_v4(true)
+            .map_err(|e| Error::io(context("IP_MULTICAST_LOOP"), e))?;
+        let socket = Async::new(socket).map_err(|e| Error::io(context("registering"), e))?;
+        Ok(SsdpSocket { socket, interface: interface.clone() })
+    }
+
+    /// Waits for the next datagram.
+    pub async fn receive(&self, buffer: &mut [u8; SSDP_MAX_DATAGRAM + 1]) -> io::Result<Received> {
+        self.socket.read_with(|socket| receive_with_pktinfo(socket, buffer)).await
+    }
+
+    /// Sends `bytes` to `destination` without waiting (multicast leaves through this
+    /// interface). A full socket buffer is an error for the caller to log: SSDP is best effort
+    /// and repeats itself.
+    pub fn try_send(&self, destination: SocketAddrV4, bytes: &[u8]) -> io::Result<()> {
+        self.socket.get_ref().send_to(bytes, &SockAddr::from(destination)).map(|_| ())
+    }
+}
+
+/// One recvmsg with an IP_PKTINFO control message.
+fn receive_with_pktinfo(socket: &Socket, buffer: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: every pointer handed to recvmsg points into live locals of the right size, and
+    // the control messages are walked with the CMSG_* macros within msg_controllen.
+    unsafe {
+        let mut source: libc::sockaddr_in = core::mem::zeroed();
+        let mut vector = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
+        let mut control = [0u64; 16];
+        let mut message: libc::msghdr = core::mem::zeroed();
+        message.msg_name = (&mut source as *mut libc::sockaddr_in).cast();
+        message.msg_namelen = core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        message.msg_iov = &mut vector;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = core::mem::size_of_val(&control) as _;
+        let length = libc::recvmsg(socket.as_raw_fd(), &mut message, 0);
+        if length < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut arrival = 0;
+        let mut header = libc::CMSG_FIRSTHDR(&message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::IPPROTO_IP && (*header).cmsg_type == libc::IP_PKTINFO {
+                let info = libc::CMSG_DATA(header) as *const libc::in_pktinfo;
+                arrival = core::ptr::read_unaligned(info).ipi_ifindex as u32;
+            }
+            header = libc::CMSG_NXTHDR(&message, header);
+        }
+        let source = SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(source.sin_addr.s_addr)),
+            u16::from_be(source.sin_port),
+        );
+        Ok(Received {
+            length: length as usize,
+            truncated: message.msg_flags & libc::MSG_TRUNC != 0,
+            source,
+            arrival,
+        })
+    }
+}

@@ -11,23 +11,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::consts::{
-    DESC_PATH, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAX_PENDING_REPLIES, SSDP_MIN_MAX_AGE,
-    SSDP_MX_MAX, SSDP_MX_MIN, SSDP_PORT, SSDP_RATE_SOURCES, SSDP_RATE_WINDOW, SSDP_REPEAT_MAX,
-    SSDP_REPEAT_MIN, SSDP_SEARCHES_PER_SOURCE, SSDP_V4_GROUP,
+    DESC_PATH, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MAX_PENDING_REPLIES,
+    SSDP_MIN_MAX_AGE, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_RATE_SOURCES,
+    SSDP_RATE_WINDOW, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL,
+    SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
 use crate::wire::{self, Cursor};
-
-/// ST of a search for everything (UDA 1.1 section 1.3.2).
-const ST_ALL: &str = "ssdp:all";
-/// NT / ST of root devices.
-const NT_ROOT_DEVICE: &str = "upnp:rootdevice";
-/// Prefix of a UDN, and of the NT / ST naming one device.
-const UUID_PREFIX: &str = "uuid:";
-/// Prefix of device and service types.
-const URN_PREFIX: &str = "urn:";
-/// The only MAN value of a search, quotes included (UDA 1.1 section 1.3.2).
-const MAN_DISCOVER: &str = "\"ssdp:discover\"";
 
 /// One device to advertise, root or embedded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +287,7 @@ impl Engine {
             );
             return;
         }
-        if search.man != MAN_DISCOVER {
+        if search.man != SSDP_MAN_DISCOVER {
             log::debug!(
                 "ssdp: search from {source} with MAN {:?} dropped",
                 search.man
@@ -508,16 +498,16 @@ impl Engine {
     /// for an older one than ours.
     fn matching(&self, st: &str) -> Vec<(usize, Option<u32>)> {
         let found = self.targets.iter().enumerate();
-        if st == ST_ALL {
+        if st == SSDP_ST_ALL {
             return found.map(|(at, _)| (at, None)).collect();
         }
-        if st == NT_ROOT_DEVICE {
+        if st == SSDP_NT_ROOT_DEVICE {
             return found
                 .filter(|(_, target)| target.kind == TargetKind::RootDevice)
                 .map(|(at, _)| (at, None))
                 .collect();
         }
-        if st.starts_with(UUID_PREFIX) {
+        if st.starts_with(UDN_PREFIX) {
             return found
                 .filter(|(_, target)| {
                     target.kind == TargetKind::Device && target.udn.eq_ignore_ascii_case(st)
@@ -731,7 +721,7 @@ fn targets_of(devices: &[Advertisement]) -> Vec<Target> {
     };
     for device in devices {
         if device.root {
-            add(&device.udn, NT_ROOT_DEVICE, TargetKind::RootDevice);
+            add(&device.udn, SSDP_NT_ROOT_DEVICE, TargetKind::RootDevice);
         }
         add(&device.udn, &device.udn, TargetKind::Device);
         add(
@@ -898,7 +888,7 @@ mod tests {
     fn search<'a>(host: &'a str, mx: Option<&'a str>, st: &'a str) -> Search<'a> {
         Search {
             host,
-            man: MAN_DISCOVER,
+            man: SSDP_MAN_DISCOVER,
             mx,
             st,
             user_agent: Some("Linux/6.8 UPnP/1.1 test/1"),
@@ -1078,7 +1068,7 @@ mod tests {
     #[test]
     fn answers_every_search_target_form() {
         let (mut engine, now) = settled(2);
-        let all = answer(&mut engine, now, &multicast(ST_ALL));
+        let all = answer(&mut engine, now, &multicast(SSDP_ST_ALL));
         assert_eq!(all.len(), 10);
         for s in &all {
             assert_eq!(s.interface, 2);
@@ -1192,24 +1182,24 @@ mod tests {
         let refresh = engine.poll_at();
         let bad_man = Search {
             man: "ssdp:discover",
-            ..multicast(ST_ALL)
+            ..multicast(SSDP_ST_ALL)
         };
         let cases = [
             (2, SEARCHER, bad_man),
-            (2, SEARCHER, search(SSDP_HOST, None, ST_ALL)),
-            (2, SEARCHER, search(SSDP_HOST, Some("soon"), ST_ALL)),
-            (2, SEARCHER, search(SSDP_HOST, Some("-1"), ST_ALL)),
-            (2, SEARCHER, search(SSDP_HOST, Some(""), ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, None, SSDP_ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, Some("soon"), SSDP_ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, Some("-1"), SSDP_ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, Some(""), SSDP_ST_ALL)),
             // Foreign subnet.
             (
                 2,
                 SocketAddrV4::new(Ipv4Addr::new(192, 168, 11, 50), 1900),
-                multicast(ST_ALL),
+                multicast(SSDP_ST_ALL),
             ),
             // Right subnet, wrong interface.
-            (5, SEARCHER, multicast(ST_ALL)),
+            (5, SEARCHER, multicast(SSDP_ST_ALL)),
             // Unknown interface.
-            (9, SEARCHER, multicast(ST_ALL)),
+            (9, SEARCHER, multicast(SSDP_ST_ALL)),
         ];
         for (interface, source, search) in cases {
             engine.on_search(now, interface, source, &search);
@@ -1223,7 +1213,12 @@ mod tests {
     fn multicast_replies_are_spread_within_clamped_mx() {
         let (mut engine, now) = settled(2);
         // MX 120 is treated as 5 (UDA 1.1 section 1.3.2).
-        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("120"), ST_ALL));
+        engine.on_search(
+            now,
+            2,
+            SEARCHER,
+            &search(SSDP_HOST, Some("120"), SSDP_ST_ALL),
+        );
         assert_eq!(engine.pending_replies(), 10);
         let first = engine.poll_at().unwrap();
         assert!(first >= now);
@@ -1234,7 +1229,7 @@ mod tests {
 
         // MX 0 is treated as 1: everything within the first second.
         let other = SocketAddrV4::new(Ipv4Addr::new(192, 168, 10, 51), 1900);
-        engine.on_search(now, 2, other, &search(SSDP_HOST, Some("0"), ST_ALL));
+        engine.on_search(now, 2, other, &search(SSDP_HOST, Some("0"), SSDP_ST_ALL));
         let sent = dispatch(&mut engine, now + Duration::from_secs(1) - ms(1));
         assert_eq!(sent.len(), 10);
         assert!(sent.iter().all(|s| s.destination == other));
@@ -1283,7 +1278,7 @@ mod tests {
             let source = SocketAddrV4::new(Ipv4Addr::new(192, 168, 10, host), 1900);
             for _ in 0..SSDP_SEARCHES_PER_SOURCE {
                 let before = engine.pending_replies();
-                engine.on_search(now, 2, source, &search(SSDP_HOST, Some("5"), ST_ALL));
+                engine.on_search(now, 2, source, &search(SSDP_HOST, Some("5"), SSDP_ST_ALL));
                 if engine.pending_replies() > before {
                     accepted += 1;
                 }
@@ -1299,7 +1294,7 @@ mod tests {
     #[test]
     fn removing_a_device_cancels_its_pending_replies() {
         let (mut engine, now) = settled(2);
-        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("5"), ST_ALL));
+        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("5"), SSDP_ST_ALL));
         engine.set_devices(now, devices(1), 2);
         assert_eq!(engine.pending_replies(), 7);
         let sent = dispatch(&mut engine, now + Duration::from_secs(5));
@@ -1318,7 +1313,7 @@ mod tests {
         engine.set_devices(now, devices(2), 1);
         dispatch(&mut engine, now);
         // The repeat is still pending; so is a reply.
-        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("5"), ST_ALL));
+        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("5"), SSDP_ST_ALL));
         assert_eq!(engine.pending_replies(), 10);
         engine.shutdown(now);
         assert_eq!(engine.pending_replies(), 0);
@@ -1333,7 +1328,7 @@ mod tests {
         assert_eq!(usns(&sent), wanted);
         assert!(sent.iter().all(|s| s.notify().nts == NotifyKind::ByeBye));
         assert_eq!(engine.poll_at(), None);
-        engine.on_search(now, 2, SEARCHER, &multicast(ST_ALL));
+        engine.on_search(now, 2, SEARCHER, &multicast(SSDP_ST_ALL));
         engine.set_devices(now, devices(3), 2);
         assert!(dispatch(&mut engine, now + Duration::from_secs(3600)).is_empty());
     }

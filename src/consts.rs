@@ -42,6 +42,16 @@ pub const SSDP_RATE_WINDOW: Duration = Duration::from_secs(1);
 pub const SSDP_RATE_SOURCES: usize = 64;
 /// Search responses waiting for their MX delay, at most; more searches are dropped.
 pub const SSDP_MAX_PENDING_REPLIES: usize = 4096;
+/// MAN value of every search, quotes included (UDA 1.1 section 1.3.2).
+pub const SSDP_MAN_DISCOVER: &str = "\"ssdp:discover\"";
+/// ST of a search for every device and service.
+pub const SSDP_ST_ALL: &str = "ssdp:all";
+/// NT / ST naming root devices.
+pub const SSDP_NT_ROOT_DEVICE: &str = "upnp:rootdevice";
+/// Prefix of a UDN, and of the NT / ST naming one device.
+pub const UDN_PREFIX: &str = "uuid:";
+/// Prefix of device and service type URNs.
+pub const URN_PREFIX: &str = "urn:";
 
 // ---- UPnP namespaces and types -------------------------------------------------------------
 

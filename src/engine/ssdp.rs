@@ -1,1 +1,1376 @@
-//! placeholder
+//! Engine layer: the device side of SSDP (UDA 1.1 sections 1.1-1.3): what to announce, when,
+//! and which searches to answer. State only: time comes in as `now`, bytes go out through
+//! `dispatch`; no sockets, no clock, no thread.
+//!
+//! Pending work is kept as small descriptions (which target, which kind, to whom, when);
+//! messages are rendered at dispatch into a stack buffer with the `wire::ssdp` emitters, so
+//! they always carry the current CONFIGID.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use crate::consts::{
+    DESC_PATH, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MAX_PENDING_REPLIES,
+    SSDP_MIN_MAX_AGE, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_RATE_SOURCES,
+    SSDP_RATE_WINDOW, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL,
+    SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
+};
+use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
+use crate::wire::{self, Cursor};
+
+/// One device to advertise, root or embedded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertisement {
+    /// UDN, `uuid:...`.
+    pub udn: String,
+    /// Device type URN, `urn:domain:device:Type:v`.
+    pub device_type: String,
+    /// Service type URNs of the device's services; duplicates are advertised once.
+    pub service_types: Vec<String>,
+    /// Whether this is a root device (it also gets the `upnp:rootdevice` target).
+    pub root: bool,
+}
+
+/// One UPnP-enabled interface SSDP runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    /// Kernel interface index.
+    pub index: u32,
+    /// Our address on it: LOCATION points here.
+    pub address: Ipv4Addr,
+    /// Its netmask: searches from outside `address & netmask` are dropped.
+    pub netmask: Ipv4Addr,
+    /// Port of the HTTP server serving the description on this interface.
+    pub http_port: u16,
+}
+
+/// What every announcement and response carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// CACHE-CONTROL max-age in seconds; raised to [`SSDP_MIN_MAX_AGE`] if lower.
+    pub max_age: u32,
+    /// BOOTID.UPNP.ORG value.
+    pub boot_id: u32,
+    /// SERVER header value (`OS/version UPnP/1.1 product/version`).
+    pub server: String,
+}
+
+/// One datagram to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing<'a> {
+    /// Kernel index of the interface to send from.
+    pub interface: u32,
+    /// Where to: the multicast group for notifications, the searcher for responses.
+    pub destination: SocketAddrV4,
+    /// The rendered message.
+    pub bytes: &'a [u8],
+}
+
+/// The SSDP device engine: announcements, their repeats and refreshes, and search replies.
+pub struct Engine {
+    config: Config,
+    interfaces: Vec<Interface>,
+    /// LOCATION of each interface, same order as `interfaces`.
+    locations: Vec<String>,
+    rng: fastrand::Rng,
+    config_id: u32,
+    targets: Vec<Target>,
+    /// Targets gone from the model whose byebye has not been sent yet.
+    retired: Vec<Target>,
+    pending: Vec<Pending>,
+    /// How many entries of `pending` are search replies.
+    replies: usize,
+    next_refresh: Option<Instant>,
+    started: bool,
+    shut_down: bool,
+    rate: Vec<RateEntry>,
+}
+
+/// One NT / USN pair: what one NOTIFY advertises and one search response answers.
+#[derive(Debug, Clone)]
+struct Target {
+    udn: String,
+    /// NT of the notification, ST of the response.
+    nt: String,
+    usn: String,
+    kind: TargetKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    RootDevice,
+    Device,
+    /// A device or service type, with its version when it ends in `:<number>`.
+    Type(Option<TypeVersion>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TypeVersion {
+    /// Length of the type without `:<version>`.
+    base_len: usize,
+    version: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetRef {
+    Current(usize),
+    Retired(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// A NOTIFY multicast on every interface.
+    Notify { target: TargetRef, kind: NotifyKind },
+    /// A search response unicast to `destination` from `interface`.
+    Reply {
+        interface: u32,
+        destination: SocketAddrV4,
+        target: usize,
+        /// The version the search asked for, when lower than the target's own.
+        version: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    due: Instant,
+    work: Work,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RateEntry {
+    source: Ipv4Addr,
+    window_start: Instant,
+    count: u32,
+}
+
+impl Engine {
+    /// An engine for `interfaces`; `seed` drives every random delay (repeat, refresh, MX).
+    pub fn new(config: Config, interfaces: Vec<Interface>, seed: u64) -> Self {
+        let config = Config {
+            max_age: config.max_age.max(SSDP_MIN_MAX_AGE),
+            ..config
+        };
+        let locations = interfaces
+            .iter()
+            .map(|interface| {
+                format!(
+                    "http://{}:{}{}",
+                    interface.address, interface.http_port, DESC_PATH
+                )
+            })
+            .collect();
+        Engine {
+            config,
+            interfaces,
+            locations,
+            rng: fastrand::Rng::with_seed(seed),
+            config_id: 0,
+            targets: Vec::new(),
+            retired: Vec::new(),
+            pending: Vec::new(),
+            replies: 0,
+            next_refresh: None,
+            started: false,
+            shut_down: false,
+            rate: Vec::new(),
+        }
+    }
+
+    /// Sets the device tree to advertise and its CONFIGID.
+    ///
+    /// The first call announces everything now and again 100-200 ms later (UDA 1.1 section
+    /// 1.2.2: the set SHOULD be sent more than once). Later calls send ssdp:byebye for targets
+    /// that disappeared and ssdp:alive (now and repeated) for targets that appeared; unchanged
+    /// devices are not re-announced. Everything sent afterwards carries `config_id`.
+    pub fn set_devices(&mut self, now: Instant, devices: Vec<Advertisement>, config_id: u32) {
+        if self.shut_down {
+            log::debug!("ssdp: device update after shutdown ignored");
+            return;
+        }
+        self.config_id = config_id;
+        let targets = targets_of(&devices);
+        if !self.started {
+            self.started = true;
+            self.targets = targets;
+            self.announce_all(now);
+            return;
+        }
+        let old = std::mem::replace(&mut self.targets, targets);
+        // Old index -> new index, for every old target still advertised.
+        let remap: Vec<Option<usize>> = {
+            let index: HashMap<&str, usize> = self
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(at, target)| (target.usn.as_str(), at))
+                .collect();
+            old.iter()
+                .map(|target| index.get(target.usn.as_str()).copied())
+                .collect()
+        };
+        let added: Vec<usize> = {
+            let known: HashSet<&str> = old.iter().map(|target| target.usn.as_str()).collect();
+            (0..self.targets.len())
+                .filter(|&at| {
+                    self.targets
+                        .get(at)
+                        .is_some_and(|target| !known.contains(target.usn.as_str()))
+                })
+                .collect()
+        };
+        self.remap_pending(&remap);
+        for (target, new_index) in old.into_iter().zip(&remap) {
+            if new_index.is_none() {
+                let retired = TargetRef::Retired(self.retired.len());
+                self.retired.push(target);
+                self.push(now, notify(retired, NotifyKind::ByeBye));
+            }
+        }
+        if !added.is_empty() {
+            let repeat = later(now, self.repeat_delay());
+            for &at in &added {
+                self.push(now, notify(TargetRef::Current(at), NotifyKind::Alive));
+            }
+            for &at in &added {
+                self.push(repeat, notify(TargetRef::Current(at), NotifyKind::Alive));
+            }
+        }
+    }
+
+    /// Parses a datagram received on `interface` and answers it if it is a search. Malformed
+    /// datagrams are logged with their source and dropped; NOTIFYs and responses are ignored.
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        interface: u32,
+        source: SocketAddrV4,
+        datagram: &[u8],
+    ) {
+        match wire_ssdp::parse(datagram) {
+            Ok(Message::Search(search)) => self.on_search(now, interface, source, &search),
+            Ok(_) => log::trace!("ssdp: ignoring a notify or response from {source}"),
+            Err(error) => {
+                log::debug!(
+                    "ssdp: dropping a datagram from {source} on interface {interface}: {error}"
+                )
+            }
+        }
+    }
+
+    /// Schedules the responses to an M-SEARCH received on `interface` (UDA 1.1 section 1.3).
+    ///
+    /// Dropped (and logged at debug) when the interface is unknown, the source is outside its
+    /// subnet, MAN is not `"ssdp:discover"`, a multicast search has no numeric MX, the source
+    /// has used its budget, or too many replies are already waiting. A multicast search is
+    /// answered after a random delay within MX seconds, MX clamped to 1..5; a unicast search
+    /// (HOST is not the group) has no MX and is answered at once.
+    pub fn on_search(
+        &mut self,
+        now: Instant,
+        interface: u32,
+        source: SocketAddrV4,
+        search: &Search<'_>,
+    ) {
+        if self.shut_down {
+            log::trace!("ssdp: search from {source} after shutdown ignored");
+            return;
+        }
+        let Some(receiving) = self.interfaces.iter().find(|i| i.index == interface) else {
+            log::debug!("ssdp: search from {source} on unknown interface {interface} dropped");
+            return;
+        };
+        if !same_subnet(receiving, *source.ip()) {
+            log::debug!(
+                "ssdp: search from {source} outside interface {interface}'s subnet dropped"
+            );
+            return;
+        }
+        if search.man != SSDP_MAN_DISCOVER {
+            log::debug!(
+                "ssdp: search from {source} with MAN {:?} dropped",
+                search.man
+            );
+            return;
+        }
+        let window = if is_multicast_host(search.host) {
+            // UDA 1.1 section 1.3.2: a multicast search without MX MUST be discarded; MX
+            // above 5 is treated as 5.
+            match search.mx.and_then(parse_mx) {
+                Some(mx) => Some(Duration::from_secs(u64::from(mx))),
+                None => {
+                    log::debug!(
+                        "ssdp: multicast search from {source} with MX {:?} dropped",
+                        search.mx
+                    );
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let matches = self.matching(search.st);
+        if matches.is_empty() {
+            log::trace!(
+                "ssdp: search from {source} for {:?} matches nothing",
+                search.st
+            );
+            return;
+        }
+        if self.replies + matches.len() > SSDP_MAX_PENDING_REPLIES {
+            log::debug!(
+                "ssdp: search from {source} dropped: {} replies already pending",
+                self.replies
+            );
+            return;
+        }
+        if !self.rate_allow(now, *source.ip()) {
+            log::debug!("ssdp: search from {source} dropped: over its search budget");
+            return;
+        }
+        for (target, version) in matches {
+            // Each part of a multi-part answer gets its own delay, spreading them over MX.
+            let delay = window.map_or(Duration::ZERO, |window| {
+                let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+                Duration::from_millis(self.rng.u64(0..millis.max(1)))
+            });
+            self.push(
+                later(now, delay),
+                Work::Reply {
+                    interface,
+                    destination: source,
+                    target,
+                    version,
+                },
+            );
+        }
+    }
+
+    /// Leaves the network: cancels pending announcements and replies and queues ssdp:byebye
+    /// for every target on every interface, due now. Later searches and device updates are
+    /// ignored.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shut_down = true;
+        self.next_refresh = None;
+        self.pending.retain(|pending| {
+            matches!(
+                pending.work,
+                Work::Notify {
+                    kind: NotifyKind::ByeBye,
+                    ..
+                }
+            )
+        });
+        self.replies = 0;
+        for at in 0..self.targets.len() {
+            self.push(now, notify(TargetRef::Current(at), NotifyKind::ByeBye));
+        }
+    }
+
+    /// When `dispatch` next has something to send, if ever.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .map(|pending| pending.due)
+            .chain(self.next_refresh)
+            .min()
+    }
+
+    /// Search replies waiting for their delay.
+    pub fn pending_replies(&self) -> usize {
+        self.replies
+    }
+
+    /// Renders and hands to `emit` everything due at `now`, oldest first; `unix_seconds` is
+    /// the wall-clock time written into the DATE header of responses.
+    pub fn dispatch(
+        &mut self,
+        now: Instant,
+        unix_seconds: u64,
+        mut emit: impl FnMut(Outgoing<'_>),
+    ) {
+        if self.next_refresh.is_some_and(|at| at <= now) {
+            self.announce_all(now);
+        }
+        // Stable: work due at the same instant leaves in the order it was queued (a byebye
+        // before the alive of a target that came back).
+        self.pending.sort_by_key(|pending| pending.due);
+        let due = self.pending.partition_point(|pending| pending.due <= now);
+        let date = wire::http_date(unix_seconds);
+        let date = core::str::from_utf8(&date).ok();
+        let mut buffer = [0u8; SSDP_EMIT_BUFFER];
+        let mut sent_replies = 0;
+        for pending in self.pending.get(..due).unwrap_or_default() {
+            if matches!(pending.work, Work::Reply { .. }) {
+                sent_replies += 1;
+            }
+            self.render(pending.work, date, &mut buffer, &mut emit);
+        }
+        self.pending.drain(..due);
+        self.replies = self.replies.saturating_sub(sent_replies);
+        let retired_pending = self.pending.iter().any(|pending| {
+            matches!(
+                pending.work,
+                Work::Notify {
+                    target: TargetRef::Retired(_),
+                    ..
+                }
+            )
+        });
+        if !retired_pending {
+            self.retired.clear();
+        }
+    }
+
+    // ---- internals ---------------------------------------------------------------------------
+
+    fn push(&mut self, due: Instant, work: Work) {
+        if matches!(work, Work::Reply { .. }) {
+            self.replies += 1;
+        }
+        self.pending.push(Pending { due, work });
+    }
+
+    /// The full set now, again after the repeat delay, and the next refresh within
+    /// [max_age/4, max_age/2) so a control point hears from us well before the entry expires.
+    fn announce_all(&mut self, now: Instant) {
+        let repeat = later(now, self.repeat_delay());
+        for due in [now, repeat] {
+            for at in 0..self.targets.len() {
+                self.push(due, notify(TargetRef::Current(at), NotifyKind::Alive));
+            }
+        }
+        let max_age_millis = u64::from(self.config.max_age) * 1000;
+        let (low, high) = (max_age_millis / 4, max_age_millis / 2);
+        let refresh = if low < high {
+            self.rng.u64(low..high)
+        } else {
+            low
+        };
+        // Out of `Instant`'s range only for an absurd max-age: then there is no refresh.
+        self.next_refresh = now.checked_add(Duration::from_millis(refresh));
+    }
+
+    fn repeat_delay(&mut self) -> Duration {
+        let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
+        let high = u64::try_from(SSDP_REPEAT_MAX.as_millis()).unwrap_or(low);
+        Duration::from_millis(if low < high {
+            self.rng.u64(low..high)
+        } else {
+            low
+        })
+    }
+
+    /// Points pending work at the new target indices, dropping work for targets now gone (a
+    /// reply or alive for something we no longer advertise).
+    fn remap_pending(&mut self, remap: &[Option<usize>]) {
+        let mut dropped_replies = 0;
+        self.pending.retain_mut(|pending| {
+            let slot = match &mut pending.work {
+                Work::Notify {
+                    target: TargetRef::Current(at),
+                    ..
+                } => at,
+                Work::Reply { target, .. } => target,
+                Work::Notify {
+                    target: TargetRef::Retired(_),
+                    ..
+                } => return true,
+            };
+            match remap.get(*slot).copied().flatten() {
+                Some(new_index) => {
+                    *slot = new_index;
+                    true
+                }
+                None => {
+                    if matches!(pending.work, Work::Reply { .. }) {
+                        dropped_replies += 1;
+                    }
+                    false
+                }
+            }
+        });
+        self.replies = self.replies.saturating_sub(dropped_replies);
+    }
+
+    /// Targets answering `st`, each with the version to answer with when the search asked
+    /// for an older one than ours.
+    fn matching(&self, st: &str) -> Vec<(usize, Option<u32>)> {
+        let found = self.targets.iter().enumerate();
+        if st == SSDP_ST_ALL {
+            return found.map(|(at, _)| (at, None)).collect();
+        }
+        if st == SSDP_NT_ROOT_DEVICE {
+            return found
+                .filter(|(_, target)| target.kind == TargetKind::RootDevice)
+                .map(|(at, _)| (at, None))
+                .collect();
+        }
+        if st.starts_with(UDN_PREFIX) {
+            return found
+                .filter(|(_, target)| {
+                    target.kind == TargetKind::Device && target.udn.eq_ignore_ascii_case(st)
+                })
+                .map(|(at, _)| (at, None))
+                .collect();
+        }
+        if !st.starts_with(URN_PREFIX) {
+            return Vec::new();
+        }
+        let asked = split_version(st);
+        found
+            .filter_map(|(at, target)| {
+                let TargetKind::Type(own) = target.kind else {
+                    return None;
+                };
+                match (asked, own) {
+                    // UDA 1.1 section 1.2.2: a device MUST answer searches for any version it
+                    // supports (types are backward compatible), and (1.3.3) the response
+                    // names the version that was asked for.
+                    (Some((base, version)), Some(own)) => {
+                        let own_base = target.nt.get(..own.base_len)?;
+                        (own_base == base && own.version >= version)
+                            .then_some((at, (own.version != version).then_some(version)))
+                    }
+                    _ => (target.nt == st).then_some((at, None)),
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `source` may have one more search answered; at most
+    /// [`SSDP_SEARCHES_PER_SOURCE`] per [`SSDP_RATE_WINDOW`].
+    fn rate_allow(&mut self, now: Instant, source: Ipv4Addr) -> bool {
+        if let Some(entry) = self.rate.iter_mut().find(|entry| entry.source == source) {
+            if now.saturating_duration_since(entry.window_start) >= SSDP_RATE_WINDOW {
+                entry.window_start = now;
+                entry.count = 0;
+            }
+            if entry.count >= SSDP_SEARCHES_PER_SOURCE {
+                return false;
+            }
+            entry.count += 1;
+            return true;
+        }
+        let entry = RateEntry {
+            source,
+            window_start: now,
+            count: 1,
+        };
+        if self.rate.len() < SSDP_RATE_SOURCES {
+            self.rate.push(entry);
+        } else if let Some(oldest) = self.rate.iter_mut().min_by_key(|entry| entry.window_start) {
+            *oldest = entry;
+        }
+        true
+    }
+
+    fn target(&self, target: TargetRef) -> Option<&Target> {
+        match target {
+            TargetRef::Current(at) => self.targets.get(at),
+            TargetRef::Retired(at) => self.retired.get(at),
+        }
+    }
+
+    fn render(
+        &self,
+        work: Work,
+        date: Option<&str>,
+        buffer: &mut [u8],
+        emit: &mut impl FnMut(Outgoing<'_>),
+    ) {
+        match work {
+            Work::Notify { target, kind } => {
+                let Some(target) = self.target(target) else {
+                    return;
+                };
+                for (interface, location) in self.interfaces.iter().zip(&self.locations) {
+                    let message = Notify {
+                        host: SSDP_HOST,
+                        nt: &target.nt,
+                        nts: kind,
+                        usn: &target.usn,
+                        location: (kind != NotifyKind::ByeBye).then_some(location.as_str()),
+                        max_age: (kind == NotifyKind::Alive).then_some(self.config.max_age),
+                        server: (kind == NotifyKind::Alive).then_some(self.config.server.as_str()),
+                        boot_id: Some(self.config.boot_id),
+                        config_id: Some(self.config_id),
+                        next_boot_id: None,
+                        search_port: None,
+                    };
+                    let mut cursor = Cursor::new(buffer);
+                    match message.emit(&mut cursor) {
+                        Ok(()) => emit(Outgoing {
+                            interface: interface.index,
+                            destination: SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT),
+                            bytes: cursor.written(),
+                        }),
+                        Err(error) => log::warn!(
+                            "ssdp: cannot render {} for {}: {error}",
+                            kind.as_str(),
+                            target.usn
+                        ),
+                    }
+                }
+            }
+            Work::Reply {
+                interface,
+                destination,
+                target,
+                version,
+            } => {
+                let Some(at) = self.interfaces.iter().position(|i| i.index == interface) else {
+                    return;
+                };
+                let (Some(location), Some(target)) =
+                    (self.locations.get(at), self.targets.get(target))
+                else {
+                    return;
+                };
+                let mut scratch = [0u8; SSDP_EMIT_BUFFER];
+                let mut scratch = Cursor::new(&mut scratch);
+                let (st, usn) = match (version, target.kind) {
+                    (Some(version), TargetKind::Type(Some(own))) => {
+                        match asked_version_names(&mut scratch, target, own, version) {
+                            Some(names) => names,
+                            None => {
+                                log::warn!("ssdp: cannot name {} at version {version}", target.usn);
+                                return;
+                            }
+                        }
+                    }
+                    _ => (target.nt.as_str(), target.usn.as_str()),
+                };
+                let message = Response {
+                    st,
+                    usn,
+                    location,
+                    max_age: Some(self.config.max_age),
+                    server: Some(&self.config.server),
+                    boot_id: Some(self.config.boot_id),
+                    config_id: Some(self.config_id),
+                    search_port: None,
+                    date,
+                    ext: true,
+                };
+                let mut cursor = Cursor::new(buffer);
+                match message.emit(&mut cursor) {
+                    Ok(()) => emit(Outgoing {
+                        interface,
+                        destination,
+                        bytes: cursor.written(),
+                    }),
+                    Err(error) => log::warn!("ssdp: cannot render a response for {usn}: {error}"),
+                }
+            }
+        }
+    }
+}
+
+/// ST and USN of a response naming an older version of `target`'s type:
+/// `uuid:X::urn:domain:service:Type:<version>` and its suffix after `::`. The USN follows the
+/// ST so the pair stays consistent for the control point.
+fn asked_version_names<'s>(
+    scratch: &'s mut Cursor<'_>,
+    target: &Target,
+    own: TypeVersion,
+    version: u32,
+) -> Option<(&'s str, &'s str)> {
+    let base = target.nt.get(..own.base_len)?;
+    scratch.put_str(&target.udn).ok()?;
+    scratch.put_str("::").ok()?;
+    scratch.put_str(base).ok()?;
+    scratch.put_str(":").ok()?;
+    scratch.put_u64(u64::from(version)).ok()?;
+    let usn = core::str::from_utf8(scratch.written()).ok()?;
+    let st = usn.get(target.udn.len() + 2..)?;
+    Some((st, usn))
+}
+
+/// `now + delay` for the short delays (repeat, MX); `Instant` addition panics on overflow, so
+/// this falls back to `now` instead.
+fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay).unwrap_or(now)
+}
+
+fn notify(target: TargetRef, kind: NotifyKind) -> Work {
+    Work::Notify { target, kind }
+}
+
+/// The targets of a device tree (UDA 1.1 section 1.2.2): for a root device `upnp:rootdevice`,
+/// then for every device `uuid:X` and its type, then each distinct service type of the
+/// device once: 3+2d+k for a root with d embedded devices.
+fn targets_of(devices: &[Advertisement]) -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut add = |udn: &str, nt: &str, kind: TargetKind| {
+        let usn = if kind == TargetKind::Device {
+            udn.to_owned()
+        } else {
+            format!("{udn}::{nt}")
+        };
+        if seen.insert(usn.clone()) {
+            targets.push(Target {
+                udn: udn.to_owned(),
+                nt: nt.to_owned(),
+                usn,
+                kind,
+            });
+        }
+    };
+    for device in devices {
+        if device.root {
+            add(&device.udn, SSDP_NT_ROOT_DEVICE, TargetKind::RootDevice);
+        }
+        add(&device.udn, &device.udn, TargetKind::Device);
+        add(
+            &device.udn,
+            &device.device_type,
+            TargetKind::Type(type_version(&device.device_type)),
+        );
+        for service_type in &device.service_types {
+            add(
+                &device.udn,
+                service_type,
+                TargetKind::Type(type_version(service_type)),
+            );
+        }
+    }
+    targets
+}
+
+/// `urn:domain:kind:Type:v` split into `urn:domain:kind:Type` and `v`.
+fn split_version(urn: &str) -> Option<(&str, u32)> {
+    if !urn.starts_with(URN_PREFIX) {
+        return None;
+    }
+    let (base, version) = urn.rsplit_once(':')?;
+    Some((base, wire_ssdp::number(version).ok()?))
+}
+
+fn type_version(urn: &str) -> Option<TypeVersion> {
+    split_version(urn).map(|(base, version)| TypeVersion {
+        base_len: base.len(),
+        version,
+    })
+}
+
+/// MX as a number of seconds clamped to 1..5; `None` when it is not a decimal number. A
+/// number too large for `u32` is as good as 5.
+fn parse_mx(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let value = text.bytes().fold(0u32, |value, byte| {
+        value
+            .saturating_mul(10)
+            .saturating_add(u32::from(byte - b'0'))
+    });
+    Some(value.clamp(SSDP_MX_MIN, SSDP_MX_MAX))
+}
+
+/// Whether HOST names the multicast group (with or without the port): otherwise the search
+/// was unicast (UDA 1.1 section 1.3.2).
+fn is_multicast_host(host: &str) -> bool {
+    let address = host.split(':').next().unwrap_or_default();
+    address.parse::<Ipv4Addr>() == Ok(SSDP_V4_GROUP)
+}
+
+fn same_subnet(interface: &Interface, source: Ipv4Addr) -> bool {
+    let mask = u32::from(interface.netmask);
+    u32::from(interface.address) & mask == u32::from(source) & mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consts::{
+        URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL,
+        URN_SERVICE_HYPERVISOR,
+    };
+
+    const ROOT: &str = "uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b";
+    const DOMAINS: [&str; 3] = [
+        "uuid:1d2c3b4a-5f6e-5a7b-8c9d-0e1f2a3b4c5d",
+        "uuid:2e3d4c5b-6a7f-5b8c-9dae-1f2a3b4c5d6e",
+        "uuid:3f4e5d6c-7b8a-5c9d-aebf-2a3b4c5d6e7f",
+    ];
+    const SERVER: &str = "Linux/6.1 UPnP/1.1 xenplug/0.1.0";
+    const SEARCHER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 168, 10, 50), 53124);
+    const UNIX: u64 = 1_795_478_400;
+
+    /// What one `Outgoing` carried, owned so tests can look at it after dispatch.
+    #[derive(Debug, Clone)]
+    struct Sent {
+        interface: u32,
+        destination: SocketAddrV4,
+        bytes: Vec<u8>,
+    }
+
+    impl Sent {
+        fn notify(&self) -> Notify<'_> {
+            match wire_ssdp::parse(&self.bytes) {
+                Ok(Message::Notify(notify)) => notify,
+                other => panic!("not a notify: {other:?}"),
+            }
+        }
+
+        fn response(&self) -> Response<'_> {
+            match wire_ssdp::parse(&self.bytes) {
+                Ok(Message::Response(response)) => response,
+                other => panic!("not a response: {other:?}"),
+            }
+        }
+    }
+
+    fn interfaces() -> Vec<Interface> {
+        vec![
+            Interface {
+                index: 2,
+                address: Ipv4Addr::new(192, 168, 10, 2),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                http_port: 49152,
+            },
+            Interface {
+                index: 5,
+                address: Ipv4Addr::new(10, 20, 0, 1),
+                netmask: Ipv4Addr::new(255, 255, 0, 0),
+                http_port: 49153,
+            },
+        ]
+    }
+
+    fn engine() -> Engine {
+        let config = Config {
+            max_age: 1800,
+            boot_id: 7,
+            server: SERVER.to_owned(),
+        };
+        Engine::new(config, interfaces(), 0x5eed)
+    }
+
+    /// A hypervisor with `domains` embedded Domain devices, which share one service type.
+    fn devices(domains: usize) -> Vec<Advertisement> {
+        let mut devices = vec![Advertisement {
+            udn: ROOT.to_owned(),
+            device_type: URN_DEVICE_HYPERVISOR.to_owned(),
+            service_types: vec![URN_SERVICE_HYPERVISOR.to_owned()],
+            root: true,
+        }];
+        for udn in DOMAINS.iter().take(domains) {
+            devices.push(Advertisement {
+                udn: (*udn).to_owned(),
+                device_type: URN_DEVICE_DOMAIN.to_owned(),
+                // Listed twice: still advertised once per device.
+                service_types: vec![
+                    URN_SERVICE_DOMAIN_CONTROL.to_owned(),
+                    URN_SERVICE_DOMAIN_CONTROL.to_owned(),
+                ],
+                root: false,
+            });
+        }
+        devices
+    }
+
+    fn dispatch(engine: &mut Engine, now: Instant) -> Vec<Sent> {
+        let mut sent = Vec::new();
+        engine.dispatch(now, UNIX, |outgoing| {
+            sent.push(Sent {
+                interface: outgoing.interface,
+                destination: outgoing.destination,
+                bytes: outgoing.bytes.to_vec(),
+            })
+        });
+        sent
+    }
+
+    fn search<'a>(host: &'a str, mx: Option<&'a str>, st: &'a str) -> Search<'a> {
+        Search {
+            host,
+            man: SSDP_MAN_DISCOVER,
+            mx,
+            st,
+            user_agent: Some("Linux/6.8 UPnP/1.1 test/1"),
+        }
+    }
+
+    fn multicast(st: &str) -> Search<'_> {
+        search(SSDP_HOST, Some("1"), st)
+    }
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    /// An engine that has announced two domains and sent its repeat; returns the time after.
+    fn settled(domains: usize) -> (Engine, Instant) {
+        let mut engine = engine();
+        let start = Instant::now();
+        engine.set_devices(start, devices(domains), 1);
+        dispatch(&mut engine, start);
+        let after = start + SSDP_REPEAT_MAX;
+        dispatch(&mut engine, after);
+        (engine, after)
+    }
+
+    fn usns(sent: &[Sent]) -> Vec<String> {
+        let mut usns: Vec<String> = sent.iter().map(|s| s.notify().usn.to_owned()).collect();
+        usns.sort();
+        usns
+    }
+
+    fn expected_usns(domains: &[&str]) -> Vec<String> {
+        let mut usns = vec![
+            format!("{ROOT}::upnp:rootdevice"),
+            ROOT.to_owned(),
+            format!("{ROOT}::{URN_DEVICE_HYPERVISOR}"),
+            format!("{ROOT}::{URN_SERVICE_HYPERVISOR}"),
+        ];
+        for udn in domains {
+            usns.push((*udn).to_owned());
+            usns.push(format!("{udn}::{URN_DEVICE_DOMAIN}"));
+            usns.push(format!("{udn}::{URN_SERVICE_DOMAIN_CONTROL}"));
+        }
+        usns.sort();
+        usns
+    }
+
+    #[test]
+    fn first_announcement_is_the_full_set_on_every_interface() {
+        let mut engine = engine();
+        let now = Instant::now();
+        engine.set_devices(now, devices(2), 1);
+        let sent = dispatch(&mut engine, now);
+        // 3 + 2d + k with d = 2 embedded devices and k = 3 (one service type per device).
+        assert_eq!(sent.len(), 10 * 2);
+        for (index, address, port) in [(2, "192.168.10.2", 49152), (5, "10.20.0.1", 49153)] {
+            let on: Vec<Sent> = sent
+                .iter()
+                .filter(|s| s.interface == index)
+                .cloned()
+                .collect();
+            assert_eq!(usns(&on), expected_usns(&DOMAINS[..2]));
+            for s in &on {
+                assert_eq!(s.destination, SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT));
+                let notify = s.notify();
+                assert_eq!(notify.nts, NotifyKind::Alive);
+                assert_eq!(notify.host, SSDP_HOST);
+                let location = format!("http://{address}:{port}{DESC_PATH}");
+                assert_eq!(notify.location, Some(location.as_str()));
+                assert_eq!(notify.max_age, Some(1800));
+                assert_eq!(notify.server, Some(SERVER));
+                assert_eq!((notify.boot_id, notify.config_id), (Some(7), Some(1)));
+                // NT is the USN's suffix, or the whole USN for `uuid:X`.
+                assert!(
+                    notify.usn == notify.nt || notify.usn.ends_with(&format!("::{}", notify.nt))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn repeat_comes_after_100_to_200_ms_and_not_before() {
+        let mut engine = engine();
+        let now = Instant::now();
+        engine.set_devices(now, devices(2), 1);
+        assert_eq!(dispatch(&mut engine, now).len(), 20);
+        let repeat = engine.poll_at().unwrap();
+        assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
+        assert!(dispatch(&mut engine, now + SSDP_REPEAT_MIN - ms(1)).is_empty());
+        assert!(dispatch(&mut engine, repeat - ms(1)).is_empty());
+        let again = dispatch(&mut engine, repeat);
+        assert_eq!(again.len(), 20);
+        assert!(again.iter().all(|s| s.notify().nts == NotifyKind::Alive));
+    }
+
+    #[test]
+    fn refresh_comes_before_half_max_age() {
+        let (mut engine, after) = settled(2);
+        let start = after - SSDP_REPEAT_MAX;
+        let refresh = engine.poll_at().unwrap();
+        assert!(refresh >= start + Duration::from_secs(450));
+        assert!(refresh < start + Duration::from_secs(900));
+        assert!(dispatch(&mut engine, start + Duration::from_secs(449)).is_empty());
+        let sent = dispatch(&mut engine, start + Duration::from_secs(900) - ms(1));
+        assert_eq!(sent.len(), 20);
+        // The refresh is a full announcement, so its repeat follows within 200 ms.
+        assert!(engine.poll_at().unwrap() < start + Duration::from_secs(901));
+    }
+
+    #[test]
+    fn adding_a_device_announces_only_its_targets_with_the_new_configid() {
+        let (mut engine, now) = settled(2);
+        engine.set_devices(now, devices(3), 2);
+        let sent = dispatch(&mut engine, now);
+        assert_eq!(sent.len(), 3 * 2);
+        let mut wanted: Vec<String> = expected_usns(&DOMAINS[2..])
+            .into_iter()
+            .filter(|usn| usn.starts_with(DOMAINS[2]))
+            .flat_map(|usn| [usn.clone(), usn])
+            .collect();
+        wanted.sort();
+        assert_eq!(usns(&sent), wanted);
+        for s in &sent {
+            let notify = s.notify();
+            assert_eq!(notify.nts, NotifyKind::Alive);
+            assert_eq!(notify.config_id, Some(2));
+        }
+        let repeat = engine.poll_at().unwrap();
+        assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
+        assert_eq!(usns(&dispatch(&mut engine, repeat)), wanted);
+    }
+
+    #[test]
+    fn removing_a_device_says_byebye_for_its_targets_only() {
+        let (mut engine, now) = settled(2);
+        engine.set_devices(now, devices(1), 3);
+        let sent = dispatch(&mut engine, now);
+        assert_eq!(sent.len(), 3 * 2);
+        for s in &sent {
+            let notify = s.notify();
+            assert_eq!(notify.nts, NotifyKind::ByeBye);
+            assert!(notify.usn.starts_with(DOMAINS[1]));
+            assert_eq!(notify.location, None);
+            assert_eq!(notify.config_id, Some(3));
+        }
+        // Nothing else follows but the periodic refresh.
+        let next = engine.poll_at().unwrap();
+        assert!(next > now + Duration::from_secs(400));
+    }
+
+    #[test]
+    fn unchanged_devices_send_nothing() {
+        let (mut engine, now) = settled(2);
+        let refresh = engine.poll_at();
+        engine.set_devices(now, devices(2), 1);
+        assert!(dispatch(&mut engine, now + ms(500)).is_empty());
+        assert_eq!(engine.poll_at(), refresh);
+    }
+
+    /// Every reply to `st` (multicast, MX 1) from `SEARCHER` on interface 2, sorted by USN.
+    fn answer(engine: &mut Engine, now: Instant, search: &Search<'_>) -> Vec<Sent> {
+        engine.on_search(now, 2, SEARCHER, search);
+        let mut sent = dispatch(engine, now + Duration::from_secs(5));
+        sent.sort_by(|a, b| a.response().usn.cmp(b.response().usn));
+        sent
+    }
+
+    fn sts(sent: &[Sent]) -> Vec<(String, String)> {
+        sent.iter()
+            .map(|s| {
+                let response = s.response();
+                (response.st.to_owned(), response.usn.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_every_search_target_form() {
+        let (mut engine, now) = settled(2);
+        let all = answer(&mut engine, now, &multicast(SSDP_ST_ALL));
+        assert_eq!(all.len(), 10);
+        for s in &all {
+            assert_eq!(s.interface, 2);
+            assert_eq!(s.destination, SEARCHER);
+            let response = s.response();
+            assert!(response.ext);
+            assert_eq!(response.max_age, Some(1800));
+            assert_eq!(response.server, Some(SERVER));
+            assert_eq!(
+                response.location,
+                "http://192.168.10.2:49152/description.xml"
+            );
+            assert_eq!((response.boot_id, response.config_id), (Some(7), Some(1)));
+            let date = wire::http_date(UNIX);
+            assert_eq!(response.date.map(str::as_bytes), Some(date.as_slice()));
+        }
+
+        let root = answer(&mut engine, now, &multicast("upnp:rootdevice"));
+        let root_usn = format!("{ROOT}::upnp:rootdevice");
+        assert_eq!(sts(&root), vec![("upnp:rootdevice".to_owned(), root_usn)]);
+
+        let device = answer(&mut engine, now, &multicast(DOMAINS[1]));
+        assert_eq!(
+            sts(&device),
+            vec![(DOMAINS[1].to_owned(), DOMAINS[1].to_owned())]
+        );
+
+        let domains = answer(&mut engine, now, &multicast(URN_DEVICE_DOMAIN));
+        let mut wanted: Vec<(String, String)> = DOMAINS[..2]
+            .iter()
+            .map(|udn| {
+                (
+                    URN_DEVICE_DOMAIN.to_owned(),
+                    format!("{udn}::{URN_DEVICE_DOMAIN}"),
+                )
+            })
+            .collect();
+        wanted.sort();
+        assert_eq!(sts(&domains), wanted);
+
+        let services = answer(&mut engine, now, &multicast(URN_SERVICE_DOMAIN_CONTROL));
+        assert_eq!(services.len(), 2);
+        assert!(sts(&services)
+            .iter()
+            .all(|(st, _)| st == URN_SERVICE_DOMAIN_CONTROL));
+
+        for nothing in [
+            "urn:xenplug-org:device:Nothing:1",
+            "uuid:00000000-0000-0000-0000-000000000000",
+            "ssdp:everything",
+            "upnp:rootdevices",
+        ] {
+            assert!(
+                answer(&mut engine, now, &multicast(nothing)).is_empty(),
+                "{nothing}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_older_versions_with_the_version_asked() {
+        let mut engine = engine();
+        let now = Instant::now();
+        let device = Advertisement {
+            udn: ROOT.to_owned(),
+            device_type: "urn:schemas-upnp-org:device:MediaServer:3".to_owned(),
+            service_types: vec!["urn:schemas-upnp-org:service:ContentDirectory:2".to_owned()],
+            root: true,
+        };
+        engine.set_devices(now, vec![device], 1);
+        dispatch(&mut engine, now + SSDP_REPEAT_MAX);
+
+        let older = answer(
+            &mut engine,
+            now,
+            &multicast("urn:schemas-upnp-org:device:MediaServer:1"),
+        );
+        assert_eq!(
+            sts(&older),
+            vec![(
+                "urn:schemas-upnp-org:device:MediaServer:1".to_owned(),
+                format!("{ROOT}::urn:schemas-upnp-org:device:MediaServer:1")
+            )]
+        );
+        let same = answer(
+            &mut engine,
+            now,
+            &multicast("urn:schemas-upnp-org:service:ContentDirectory:2"),
+        );
+        assert_eq!(same.len(), 1);
+        assert_eq!(
+            same[0].response().st,
+            "urn:schemas-upnp-org:service:ContentDirectory:2"
+        );
+        for newer in [
+            "urn:schemas-upnp-org:device:MediaServer:4",
+            "urn:schemas-upnp-org:service:ContentDirectory:3",
+            "urn:schemas-upnp-org:device:MediaServe:1",
+            "urn:schemas-upnp-org:device:MediaServer:x",
+        ] {
+            assert!(
+                answer(&mut engine, now, &multicast(newer)).is_empty(),
+                "{newer}"
+            );
+        }
+    }
+
+    #[test]
+    fn drops_bad_searches() {
+        let (mut engine, now) = settled(2);
+        let refresh = engine.poll_at();
+        let bad_man = Search {
+            man: "ssdp:discover",
+            ..multicast(SSDP_ST_ALL)
+        };
+        let cases = [
+            (2, SEARCHER, bad_man),
+            (2, SEARCHER, search(SSDP_HOST, None, SSDP_ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, Some("soon"), SSDP_ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, Some("-1"), SSDP_ST_ALL)),
+            (2, SEARCHER, search(SSDP_HOST, Some(""), SSDP_ST_ALL)),
+            // Foreign subnet.
+            (
+                2,
+                SocketAddrV4::new(Ipv4Addr::new(192, 168, 11, 50), 1900),
+                multicast(SSDP_ST_ALL),
+            ),
+            // Right subnet, wrong interface.
+            (5, SEARCHER, multicast(SSDP_ST_ALL)),
+            // Unknown interface.
+            (9, SEARCHER, multicast(SSDP_ST_ALL)),
+        ];
+        for (interface, source, search) in cases {
+            engine.on_search(now, interface, source, &search);
+            assert_eq!(engine.pending_replies(), 0, "{search:?} from {source}");
+        }
+        assert_eq!(engine.poll_at(), refresh);
+        assert!(dispatch(&mut engine, now + Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn multicast_replies_are_spread_within_clamped_mx() {
+        let (mut engine, now) = settled(2);
+        // MX 120 is treated as 5 (UDA 1.1 section 1.3.2).
+        engine.on_search(
+            now,
+            2,
+            SEARCHER,
+            &search(SSDP_HOST, Some("120"), SSDP_ST_ALL),
+        );
+        assert_eq!(engine.pending_replies(), 10);
+        let first = engine.poll_at().unwrap();
+        assert!(first >= now);
+        assert!(dispatch(&mut engine, now).len() < 10);
+        let rest = dispatch(&mut engine, now + Duration::from_secs(5) - ms(1));
+        assert!(!rest.is_empty());
+        assert_eq!(engine.pending_replies(), 0);
+
+        // MX 0 is treated as 1: everything within the first second.
+        let other = SocketAddrV4::new(Ipv4Addr::new(192, 168, 10, 51), 1900);
+        engine.on_search(now, 2, other, &search(SSDP_HOST, Some("0"), SSDP_ST_ALL));
+        let sent = dispatch(&mut engine, now + Duration::from_secs(1) - ms(1));
+        assert_eq!(sent.len(), 10);
+        assert!(sent.iter().all(|s| s.destination == other));
+    }
+
+    #[test]
+    fn unicast_search_is_answered_at_once() {
+        let (mut engine, now) = settled(2);
+        engine.on_search(
+            now,
+            2,
+            SEARCHER,
+            &search("192.168.10.2:1900", None, "upnp:rootdevice"),
+        );
+        let sent = dispatch(&mut engine, now);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].destination, SEARCHER);
+    }
+
+    #[test]
+    fn searches_are_rate_limited_per_source() {
+        let (mut engine, now) = settled(2);
+        let unicast = search("192.168.10.2:1900", None, "upnp:rootdevice");
+        for _ in 0..SSDP_SEARCHES_PER_SOURCE + 3 {
+            engine.on_search(now, 2, SEARCHER, &unicast);
+        }
+        assert_eq!(
+            dispatch(&mut engine, now).len(),
+            SSDP_SEARCHES_PER_SOURCE as usize
+        );
+        // Another source has its own budget.
+        let other = SocketAddrV4::new(Ipv4Addr::new(192, 168, 10, 77), 1900);
+        engine.on_search(now, 2, other, &unicast);
+        assert_eq!(dispatch(&mut engine, now).len(), 1);
+        // The budget comes back with the next window.
+        let later = now + SSDP_RATE_WINDOW;
+        engine.on_search(later, 2, SEARCHER, &unicast);
+        assert_eq!(dispatch(&mut engine, later).len(), 1);
+    }
+
+    #[test]
+    fn pending_replies_are_bounded() {
+        let (mut engine, now) = settled(2);
+        let mut accepted = 0;
+        for host in 1..=254u8 {
+            let source = SocketAddrV4::new(Ipv4Addr::new(192, 168, 10, host), 1900);
+            for _ in 0..SSDP_SEARCHES_PER_SOURCE {
+                let before = engine.pending_replies();
+                engine.on_search(now, 2, source, &search(SSDP_HOST, Some("5"), SSDP_ST_ALL));
+                if engine.pending_replies() > before {
+                    accepted += 1;
+                }
+            }
+        }
+        assert_eq!(accepted, SSDP_MAX_PENDING_REPLIES / 10);
+        assert!(engine.pending_replies() <= SSDP_MAX_PENDING_REPLIES);
+        let sent = dispatch(&mut engine, now + Duration::from_secs(5));
+        assert_eq!(sent.len(), accepted * 10);
+        assert_eq!(engine.pending_replies(), 0);
+    }
+
+    #[test]
+    fn removing_a_device_cancels_its_pending_replies() {
+        let (mut engine, now) = settled(2);
+        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("5"), SSDP_ST_ALL));
+        engine.set_devices(now, devices(1), 2);
+        assert_eq!(engine.pending_replies(), 7);
+        let sent = dispatch(&mut engine, now + Duration::from_secs(5));
+        let replies: Vec<&Sent> = sent.iter().filter(|s| s.destination == SEARCHER).collect();
+        assert_eq!(replies.len(), 7);
+        assert!(replies
+            .iter()
+            .all(|s| !s.response().usn.starts_with(DOMAINS[1])));
+        assert!(replies.iter().all(|s| s.response().config_id == Some(2)));
+    }
+
+    #[test]
+    fn shutdown_says_byebye_for_everything_and_cancels_the_rest() {
+        let mut engine = engine();
+        let now = Instant::now();
+        engine.set_devices(now, devices(2), 1);
+        dispatch(&mut engine, now);
+        // The repeat is still pending; so is a reply.
+        engine.on_search(now, 2, SEARCHER, &search(SSDP_HOST, Some("5"), SSDP_ST_ALL));
+        assert_eq!(engine.pending_replies(), 10);
+        engine.shutdown(now);
+        assert_eq!(engine.pending_replies(), 0);
+        let sent = dispatch(&mut engine, now);
+        assert_eq!(sent.len(), 20);
+        let mut wanted = expected_usns(&DOMAINS[..2]);
+        wanted = wanted
+            .into_iter()
+            .flat_map(|usn| [usn.clone(), usn])
+            .collect();
+        wanted.sort();
+        assert_eq!(usns(&sent), wanted);
+        assert!(sent.iter().all(|s| s.notify().nts == NotifyKind::ByeBye));
+        assert_eq!(engine.poll_at(), None);
+        engine.on_search(now, 2, SEARCHER, &multicast(SSDP_ST_ALL));
+        engine.set_devices(now, devices(3), 2);
+        assert!(dispatch(&mut engine, now + Duration::from_secs(3600)).is_empty());
+    }
+
+    #[test]
+    fn datagrams_are_parsed_and_garbage_dropped() {
+        let (mut engine, now) = settled(2);
+        let datagram = b"M-SEARCH * HTTP/1.1\r\n\
+HOST: 239.255.255.250:1900\r\n\
+MAN: \"ssdp:discover\"\r\n\
+MX: 2\r\n\
+ST: upnp:rootdevice\r\n\
+\r\n";
+        engine.on_datagram(now, 2, SEARCHER, datagram);
+        assert_eq!(engine.pending_replies(), 1);
+        for garbage in [&datagram[..40], b"\xff\xfe\r\n\r\n".as_slice(), b""] {
+            engine.on_datagram(now, 2, SEARCHER, garbage);
+        }
+        // A NOTIFY from someone else is not ours to answer.
+        engine.on_datagram(
+            now,
+            2,
+            SEARCHER,
+            b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\nNTS: ssdp:byebye\r\nUSN: uuid:x::upnp:rootdevice\r\n\r\n",
+        );
+        assert_eq!(engine.pending_replies(), 1);
+        assert_eq!(dispatch(&mut engine, now + Duration::from_secs(2)).len(), 1);
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(parse_mx("3"), Some(3));
+        assert_eq!(parse_mx("0"), Some(1));
+        assert_eq!(parse_mx("99999999999999"), Some(5));
+        assert_eq!(parse_mx("3s"), None);
+        assert!(is_multicast_host("239.255.255.250:1900"));
+        assert!(is_multicast_host("239.255.255.250"));
+        assert!(!is_multicast_host("192.168.10.2:1900"));
+        assert_eq!(
+            split_version("urn:schemas-upnp-org:device:MediaServer:3"),
+            Some(("urn:schemas-upnp-org:device:MediaServer", 3))
+        );
+        assert_eq!(split_version("uuid:abc:3"), None);
+    }
+}

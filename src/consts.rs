@@ -151,6 +151,18 @@ pub const GENA_MAX_SUBSCRIPTIONS: usize = 64;
 pub const GENA_MAX_QUEUED_EVENTS: usize = 32;
 /// Time allowed for one NOTIFY delivery (connect, write, read the status line).
 pub const GENA_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// NT header value of SUBSCRIBE and event NOTIFY requests (UDA 1.1 section 4.1.2).
+pub const GENA_NT_EVENT: &str = "upnp:event";
+/// NTS header value of event NOTIFY requests (UDA 1.1 section 4.3.2).
+pub const GENA_NTS_PROPCHANGE: &str = "upnp:propchange";
+/// Scheme every accepted callback URL starts with (compared case-insensitively).
+pub const GENA_CALLBACK_SCHEME: &str = "http://";
+/// Port of a callback URL that names none.
+pub const GENA_CALLBACK_DEFAULT_PORT: u16 = 80;
+/// Prefix of every SID (UDA 1.1 section 4.1.2: "MUST begin with uuid:").
+pub const GENA_SID_PREFIX: &str = "uuid:";
+/// Length of a whole TIMEOUT header value, at most; longer ones are refused with 400.
+pub const GENA_MAX_TIMEOUT_HEADER: usize = 32;
 
 // ---- SOAP ----------------------------------------------------------------------------------
 
@@ -158,6 +170,18 @@ pub const GENA_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SOAP_MAX_ARGUMENTS: usize = 32;
 /// Depth of the SOAP envelope, at most (hostile nesting is refused before it costs anything).
 pub const SOAP_MAX_DEPTH: usize = 16;
+/// Size of a SOAP envelope parsed, at most (the HTTP body limit; restated so the parser does
+/// not trust its caller to have applied it).
+pub const SOAP_MAX_ENVELOPE: usize = HTTP_MAX_BODY;
+/// XML nodes (elements, text runs, comments) in one SOAP envelope, at most: an envelope with
+/// [`SOAP_MAX_ARGUMENTS`] arguments, each on its own indented line, needs about 110.
+pub const SOAP_MAX_NODES: u32 = 512;
+/// CONTENT-TYPE of SOAP bodies and GENA event bodies (UDA 1.1 sections 3.2 and 4.3.2).
+pub const CONTENT_TYPE_XML: &str = "text/xml; charset=\"utf-8\"";
+/// The XML declaration opening every SOAP body we write.
+pub const SOAP_XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
+/// The XML declaration opening every GENA property set (as UDA 1.1 section 4.3.2 shows it).
+pub const GENA_XML_DECLARATION: &str = "<?xml version=\"1.0\"?>";
 
 // ---- Backends and state --------------------------------------------------------------------
 

@@ -1,1 +1,762 @@
-//! placeholder
+//! Engine layer: GENA subscription state for one device (UDA 1.1 section 4). Time comes in
+//! as `now`; nothing here reads a clock, opens a socket or resolves a name.
+//!
+//! The net layer drives it:
+//! - SUBSCRIBE / UNSUBSCRIBE headers, read by [`crate::wire::gena`], go to
+//!   [`Subscriptions::subscribe`], [`Subscriptions::renew`] and [`Subscriptions::unsubscribe`];
+//! - once the SUBSCRIBE response is written, [`Subscriptions::send_initial`] queues the initial
+//!   event (UDA 1.1 section 4.1.2: the initial event follows the response);
+//! - model changes go to [`Subscriptions::notify`];
+//! - [`Subscriptions::take_ready`] hands out the NOTIFYs to send, at most one in flight per
+//!   subscription, and [`Subscriptions::delivered`] reports how each went;
+//! - [`Subscriptions::expire`] runs at [`Subscriptions::poll_at`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use crate::consts;
+use crate::wire::gena::{write_propertyset, Callback};
+
+/// A delivery URL, owned: where to connect and the request target of the NOTIFY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackUrl {
+    /// IPv4 address and port to connect to.
+    pub address: SocketAddrV4,
+    /// Request target (path and query) of the NOTIFY request line.
+    pub path: String,
+}
+
+impl From<&Callback<'_>> for CallbackUrl {
+    fn from(callback: &Callback<'_>) -> Self {
+        CallbackUrl {
+            address: callback.address,
+            path: callback.path.to_owned(),
+        }
+    }
+}
+
+impl CallbackUrl {
+    /// A borrowed view for [`crate::wire::gena::write_notify_head`] (`url` is left empty: it
+    /// only serves logs).
+    pub fn as_callback(&self) -> Callback<'_> {
+        Callback {
+            address: self.address,
+            path: &self.path,
+            url: "",
+        }
+    }
+}
+
+/// A subscription identifier: `uuid:` and a random version-4 UUID (the SID header).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sid(String);
+
+impl Sid {
+    /// The SID header value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Sid> for String {
+    fn from(sid: Sid) -> String {
+        sid.0
+    }
+}
+
+/// Why a subscription request is refused, with its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenaRefusal {
+    /// No callback URL at all: 412 (UDA 1.1 section 4.1.2, "missing CALLBACK").
+    NoCallback,
+    /// A callback URL whose host is not the subscriber's address: 412. UDA 1.1 does not ask
+    /// for this check; it is the CallStranger (CVE-2020-12695) mitigation, so a subscriber
+    /// can only make us send events to itself.
+    CallbackNotSubscriber,
+    /// The SID is unknown, expired, or belongs to another service: 412 (UDA 1.1 sections
+    /// 4.1.3 and 4.1.4, "invalid SID").
+    UnknownSubscription,
+    /// No room for another subscription to this service: 503. UDA 1.1 section 4.1.2 asks for
+    /// a 5xx when a publisher cannot accept a subscription for lack of resources; 503 tells
+    /// the subscriber the condition is temporary.
+    Unavailable,
+}
+
+impl GenaRefusal {
+    /// The HTTP status code to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            GenaRefusal::NoCallback
+            | GenaRefusal::CallbackNotSubscriber
+            | GenaRefusal::UnknownSubscription => 412,
+            GenaRefusal::Unavailable => 503,
+        }
+    }
+}
+
+impl fmt::Display for GenaRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GenaRefusal::NoCallback => "no callback URL",
+            GenaRefusal::CallbackNotSubscriber => "callback host is not the subscriber",
+            GenaRefusal::UnknownSubscription => "unknown or expired subscription",
+            GenaRefusal::Unavailable => "too many subscriptions",
+        })
+    }
+}
+
+impl std::error::Error for GenaRefusal {}
+
+/// One NOTIFY to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// SID header value.
+    pub sid: String,
+    /// Delivery URLs in the subscriber's order: UDA 1.1 section 4.3.2 asks to try them in
+    /// order until one accepts; [`Subscriptions::delivered`] takes the overall outcome.
+    pub callbacks: Vec<CallbackUrl>,
+    /// SEQ header value.
+    pub seq: u32,
+    /// The property set (XML body).
+    pub body: Vec<u8>,
+}
+
+/// Variables of one queued event, name and value, in the order they will be written.
+type Variables = Vec<(String, String)>;
+
+#[derive(Debug)]
+struct Subscription {
+    service: String,
+    callbacks: Vec<CallbackUrl>,
+    expires: Instant,
+    /// SEQ of the next event taken for delivery.
+    next_seq: u32,
+    /// Whether the initial event has been queued; events before that are not for this
+    /// subscriber (its initial event will carry the state they changed).
+    active: bool,
+    /// Events not yet taken for delivery, oldest first.
+    pending: VecDeque<Variables>,
+    /// SEQ of the event being delivered, if any.
+    in_flight: Option<u32>,
+}
+
+impl Subscription {
+    /// Queues an event; when the queue is full, the two oldest events are merged into one
+    /// (later values of the same variable win), so no change is lost, only intermediate
+    /// values. SEQs are given at delivery, so merging leaves no gap a subscriber would read
+    /// as a lost event.
+    fn enqueue(&mut self, variables: Variables) {
+        if self.pending.len() >= consts::GENA_MAX_QUEUED_EVENTS {
+            match (self.pending.pop_front(), self.pending.front_mut()) {
+                (Some(mut oldest), Some(next)) => {
+                    merge(&mut oldest, std::mem::take(next));
+                    *next = oldest;
+                }
+                (Some(mut only), None) => {
+                    merge(&mut only, variables);
+                    self.pending.push_back(only);
+                    return;
+                }
+                (None, _) => {}
+            }
+        }
+        self.pending.push_back(variables);
+    }
+
+    /// Takes the oldest pending event, if nothing is in flight.
+    fn take(&mut self) -> Option<(u32, Variables)> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let variables = self.pending.pop_front()?;
+        let seq = self.next_seq;
+        // UDA 1.1 section 4.3.2: SEQ wraps from 4294967295 to 1; 0 is only ever the initial
+        // event.
+        self.next_seq = seq.checked_add(1).unwrap_or(1);
+        self.in_flight = Some(seq);
+        Some((seq, variables))
+    }
+}
+
+/// Folds `newer` into `older`: a variable already present takes the newer value in place,
+/// others are appended in their order.
+fn merge(older: &mut Variables, newer: Variables) {
+    for (name, value) in newer {
+        match older.iter_mut().find(|(existing, _)| *existing == name) {
+            Some(slot) => slot.1 = value,
+            None => older.push((name, value)),
+        }
+    }
+}
+
+/// Attempts at drawing a SID that is not in use before giving up (a collision of random
+/// 122-bit values means a broken seed, not bad luck).
+const SID_ATTEMPTS: usize = 4;
+
+/// The subscriptions of one device, all services in one table keyed by a service key such as
+/// `hypervisor` or `domain/<uuid>`.
+#[derive(Debug)]
+pub struct Subscriptions {
+    rng: fastrand::Rng,
+    /// Keyed by SID, so iteration (and the order of deliveries) is deterministic.
+    table: BTreeMap<String, Subscription>,
+}
+
+impl Subscriptions {
+    /// An empty table whose SIDs are drawn from a generator seeded with `seed`.
+    ///
+    /// The seed must come from real randomness (the net layer reads it from the operating
+    /// system): a SID is all it takes to renew or cancel a subscription, so predictable SIDs
+    /// would let anyone on the network cancel other control points' subscriptions. Tests pass
+    /// fixed seeds.
+    pub fn new(seed: u64) -> Self {
+        Subscriptions {
+            rng: fastrand::Rng::with_seed(seed),
+            table: BTreeMap::new(),
+        }
+    }
+
+    /// Accepts a new subscription to `service` from `subscriber` (the TCP peer address).
+    ///
+    /// Every callback must point at the subscriber's own address (CallStranger mitigation),
+    /// else 412. The duration granted is `requested` clamped into
+    /// [`consts::GENA_MIN_TIMEOUT`]..=[`consts::GENA_MAX_TIMEOUT`], or
+    /// [`consts::GENA_DEFAULT_TIMEOUT`] when none (or infinite) was asked for. At most
+    /// [`consts::GENA_MAX_SUBSCRIPTIONS`] live subscriptions per service, else 503.
+    ///
+    /// Nothing is sent until [`Subscriptions::send_initial`].
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        service: &str,
+        callbacks: Vec<CallbackUrl>,
+        requested: Option<Duration>,
+        subscriber: IpAddr,
+    ) -> Result<(Sid, Duration), GenaRefusal> {
+        if callbacks.is_empty() {
+            return Err(GenaRefusal::NoCallback);
+        }
+        // A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d.
+        let subscriber = subscriber.to_canonical();
+        if callbacks
+            .iter()
+            .any(|callback| IpAddr::V4(*callback.address.ip()) != subscriber)
+        {
+            return Err(GenaRefusal::CallbackNotSubscriber);
+        }
+        let live = self
+            .table
+            .values()
+            .filter(|subscription| subscription.service == service && subscription.expires > now)
+            .count();
+        if live >= consts::GENA_MAX_SUBSCRIPTIONS {
+            return Err(GenaRefusal::Unavailable);
+        }
+        let granted = grant(requested);
+        let expires = now.checked_add(granted).ok_or(GenaRefusal::Unavailable)?;
+        let sid = self.fresh_sid().ok_or(GenaRefusal::Unavailable)?;
+        self.table.insert(
+            sid.clone(),
+            Subscription {
+                service: service.to_owned(),
+                callbacks,
+                expires,
+                next_seq: 0,
+                active: false,
+                pending: VecDeque::new(),
+                in_flight: None,
+            },
+        );
+        Ok((Sid(sid), granted))
+    }
+
+    /// Renews subscription `sid` of `service` for `requested` (clamped as in
+    /// [`Subscriptions::subscribe`]) from `now`. An unknown or expired SID, or one of another
+    /// service, is 412 (UDA 1.1 section 4.1.3); an expired one is removed.
+    pub fn renew(
+        &mut self,
+        now: Instant,
+        service: &str,
+        sid: &str,
+        requested: Option<Duration>,
+    ) -> Result<Duration, GenaRefusal> {
+        let subscription = self
+            .table
+            .get_mut(sid)
+            .filter(|subscription| subscription.service == service)
+            .ok_or(GenaRefusal::UnknownSubscription)?;
+        if subscription.expires <= now {
+            self.table.remove(sid);
+            return Err(GenaRefusal::UnknownSubscription);
+        }
+        let granted = grant(requested);
+        subscription.expires = now.checked_add(granted).ok_or(GenaRefusal::Unavailable)?;
+        Ok(granted)
+    }
+
+    /// Cancels subscription `sid` of `service`; 412 when there is none (UDA 1.1 section
+    /// 4.1.4). Pending events are dropped; one in flight finishes on its own.
+    pub fn unsubscribe(&mut self, service: &str, sid: &str) -> Result<(), GenaRefusal> {
+        match self.table.get(sid) {
+            Some(subscription) if subscription.service == service => {
+                self.table.remove(sid);
+                Ok(())
+            }
+            _ => Err(GenaRefusal::UnknownSubscription),
+        }
+    }
+
+    /// Queues the initial event (SEQ 0) of `sid`: every evented variable of the service with
+    /// its current value. The net layer calls it only after the SUBSCRIBE response is written,
+    /// so the subscriber knows the SID before the first NOTIFY arrives. Ignored for an unknown
+    /// SID or a subscription whose initial event was already queued.
+    pub fn send_initial(&mut self, sid: &str, variables: Vec<(String, String)>) {
+        if let Some(subscription) = self.table.get_mut(sid) {
+            if !subscription.active {
+                subscription.active = true;
+                subscription.enqueue(variables);
+            }
+        }
+    }
+
+    /// Queues an event with the changed `variables` for every active subscription of
+    /// `service` (those whose initial event is queued). Subscriptions still waiting for
+    /// [`Subscriptions::send_initial`] get nothing: their initial event will carry the new
+    /// values. An empty change is ignored.
+    pub fn notify(&mut self, service: &str, variables: Vec<(String, String)>) {
+        if variables.is_empty() {
+            return;
+        }
+        for subscription in self.table.values_mut() {
+            if subscription.active && subscription.service == service {
+                subscription.enqueue(variables.clone());
+            }
+        }
+    }
+
+    /// Removes every subscription whose time is up at `now` (UDA 1.1 section 4.1.2: a
+    /// subscription not renewed before it expires ends).
+    pub fn expire(&mut self, now: Instant) {
+        self.table
+            .retain(|_, subscription| subscription.expires > now);
+    }
+
+    /// When [`Subscriptions::expire`] next has something to do, if ever. Deliveries do not
+    /// wait on time: call [`Subscriptions::take_ready`] after every `send_initial`, `notify`
+    /// and `delivered`.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.table
+            .values()
+            .map(|subscription| subscription.expires)
+            .min()
+    }
+
+    /// Whether [`Subscriptions::take_ready`] would return something.
+    pub fn has_ready(&self) -> bool {
+        self.table.values().any(|subscription| {
+            subscription.in_flight.is_none() && !subscription.pending.is_empty()
+        })
+    }
+
+    /// The NOTIFYs to send now: for each subscription with nothing in flight, its oldest
+    /// pending event with the next SEQ. The subscription then has that event in flight until
+    /// [`Subscriptions::delivered`], so each subscriber receives its events one at a time
+    /// and in SEQ order.
+    pub fn take_ready(&mut self) -> Vec<Delivery> {
+        let mut ready = Vec::new();
+        for (sid, subscription) in &mut self.table {
+            if let Some((seq, variables)) = subscription.take() {
+                let borrowed: Vec<(&str, &str)> = variables
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str()))
+                    .collect();
+                let mut body = Vec::new();
+                write_propertyset(&borrowed, &mut body);
+                ready.push(Delivery {
+                    sid: sid.clone(),
+                    callbacks: subscription.callbacks.clone(),
+                    seq,
+                    body,
+                });
+            }
+        }
+        ready
+    }
+
+    /// Reports the outcome of the delivery in flight for `sid`. Either way the event is done:
+    /// after a failure it is dropped, the subscription stays and the next event carries the
+    /// next SEQ, so the subscriber can tell it missed one (UDA 1.1 section 4.3.2). Ignored for
+    /// an unknown SID (cancelled or expired meanwhile).
+    pub fn delivered(&mut self, sid: &str, ok: bool) {
+        let _ = ok;
+        if let Some(subscription) = self.table.get_mut(sid) {
+            subscription.in_flight = None;
+        }
+    }
+
+    /// Ends every subscription of `service` (a Domain left the device): no further events,
+    /// and renewals get 412.
+    pub fn remove_service(&mut self, service: &str) {
+        self.table
+            .retain(|_, subscription| subscription.service != service);
+    }
+
+    /// Live (not yet expired) subscriptions of `service` at `now`.
+    pub fn count(&self, now: Instant, service: &str) -> usize {
+        self.table
+            .values()
+            .filter(|subscription| subscription.service == service && subscription.expires > now)
+            .count()
+    }
+
+    /// Draws a SID not in use.
+    fn fresh_sid(&mut self) -> Option<String> {
+        for _ in 0..SID_ATTEMPTS {
+            let mut bytes = [0u8; 16];
+            self.rng.fill(&mut bytes);
+            let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            let sid = format!("{}{}", consts::GENA_SID_PREFIX, uuid.hyphenated());
+            if !self.table.contains_key(&sid) {
+                return Some(sid);
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    fn set_next_seq(&mut self, sid: &str, seq: u32) {
+        if let Some(subscription) = self.table.get_mut(sid) {
+            subscription.next_seq = seq;
+        }
+    }
+}
+
+/// The duration granted for a requested one.
+fn grant(requested: Option<Duration>) -> Duration {
+    requested.map_or(consts::GENA_DEFAULT_TIMEOUT, |asked| {
+        asked.clamp(consts::GENA_MIN_TIMEOUT, consts::GENA_MAX_TIMEOUT)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const HV: &str = "hypervisor";
+    const DOM: &str = "domain/6f1c2a3e-0000-4000-8000-000000000001";
+    const CP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);
+
+    fn callback(ip: Ipv4Addr) -> Vec<CallbackUrl> {
+        vec![CallbackUrl {
+            address: SocketAddrV4::new(ip, 49152),
+            path: "/cb".to_owned(),
+        }]
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn body_of(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_propertyset(pairs, &mut out);
+        out
+    }
+
+    fn subscribed(table: &mut Subscriptions, now: Instant, service: &str) -> String {
+        let (sid, _) = table
+            .subscribe(now, service, callback(CP), None, IpAddr::V4(CP))
+            .unwrap();
+        sid.into()
+    }
+
+    #[test]
+    fn subscribe_grants_clamped_durations_and_uuid_sids() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(7);
+        let subscriber = IpAddr::V4(CP);
+        let asks = [
+            (None, consts::GENA_DEFAULT_TIMEOUT),
+            (Some(Duration::from_secs(0)), consts::GENA_MIN_TIMEOUT),
+            (Some(Duration::from_secs(300)), Duration::from_secs(300)),
+            (
+                Some(Duration::from_secs(u64::MAX)),
+                consts::GENA_MAX_TIMEOUT,
+            ),
+        ];
+        let mut sids = Vec::new();
+        for (requested, expected) in asks {
+            let (sid, granted) = table
+                .subscribe(now, HV, callback(CP), requested, subscriber)
+                .unwrap();
+            assert_eq!(granted, expected);
+            let text = sid.as_str();
+            assert!(text.starts_with("uuid:"), "{text}");
+            let uuid = uuid::Uuid::parse_str(&text[5..]).unwrap();
+            assert_eq!(uuid.get_version_num(), 4);
+            sids.push(sid);
+        }
+        sids.sort();
+        sids.dedup();
+        assert_eq!(sids.len(), 4);
+        assert_eq!(table.count(now, HV), 4);
+        assert_eq!(table.poll_at(), Some(now + consts::GENA_MIN_TIMEOUT));
+    }
+
+    #[test]
+    fn callbacks_must_point_at_the_subscriber() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(1);
+        let other = Ipv4Addr::new(10, 9, 8, 7);
+        assert_eq!(
+            table.subscribe(now, HV, callback(other), None, IpAddr::V4(CP)),
+            Err(GenaRefusal::CallbackNotSubscriber)
+        );
+        let mut mixed = callback(CP);
+        mixed.extend(callback(other));
+        assert_eq!(
+            table.subscribe(now, HV, mixed, None, IpAddr::V4(CP)),
+            Err(GenaRefusal::CallbackNotSubscriber)
+        );
+        assert_eq!(
+            table.subscribe(now, HV, Vec::new(), None, IpAddr::V4(CP)),
+            Err(GenaRefusal::NoCallback)
+        );
+        assert_eq!(GenaRefusal::CallbackNotSubscriber.status(), 412);
+        // An IPv4 peer seen through a dual-stack socket is the same subscriber.
+        let mapped = IpAddr::V6(CP.to_ipv6_mapped());
+        assert!(table.subscribe(now, HV, callback(CP), None, mapped).is_ok());
+        assert_eq!(table.count(now, HV), 1);
+    }
+
+    #[test]
+    fn subscriptions_per_service_are_bounded() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(2);
+        for _ in 0..consts::GENA_MAX_SUBSCRIPTIONS {
+            subscribed(&mut table, now, HV);
+        }
+        let refused = table.subscribe(now, HV, callback(CP), None, IpAddr::V4(CP));
+        assert_eq!(refused, Err(GenaRefusal::Unavailable));
+        assert_eq!(GenaRefusal::Unavailable.status(), 503);
+        // Other services are not affected, and expired ones do not count.
+        subscribed(&mut table, now, DOM);
+        let later = now + consts::GENA_DEFAULT_TIMEOUT;
+        assert!(table
+            .subscribe(later, HV, callback(CP), None, IpAddr::V4(CP))
+            .is_ok());
+    }
+
+    #[test]
+    fn renew_unsubscribe_and_expiry() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(3);
+        let sid = subscribed(&mut table, now, HV);
+        let half = now + consts::GENA_DEFAULT_TIMEOUT / 2;
+        assert_eq!(
+            table.renew(half, HV, &sid, Some(Duration::from_secs(3600))),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(table.poll_at(), Some(half + Duration::from_secs(3600)));
+        // The old expiry has no effect any more.
+        table.expire(now + consts::GENA_DEFAULT_TIMEOUT - Duration::from_secs(1));
+        assert_eq!(table.count(half, HV), 1);
+        assert_eq!(
+            table.renew(half, DOM, &sid, None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        assert_eq!(
+            table.renew(half, HV, "uuid:nope", None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        let end = half + Duration::from_secs(3600);
+        table.expire(end - Duration::from_secs(1));
+        assert_eq!(table.count(half, HV), 1);
+        table.expire(end);
+        assert_eq!(table.count(end, HV), 0);
+        assert_eq!(table.poll_at(), None);
+        assert_eq!(
+            table.renew(end, HV, &sid, None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+
+        let sid = subscribed(&mut table, now, HV);
+        // Renewing exactly at expiry is too late, even before expire() ran.
+        assert_eq!(
+            table.renew(now + consts::GENA_DEFAULT_TIMEOUT, HV, &sid, None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        let sid = subscribed(&mut table, now, HV);
+        assert_eq!(
+            table.unsubscribe(DOM, &sid),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        assert_eq!(table.unsubscribe(HV, &sid), Ok(()));
+        assert_eq!(
+            table.unsubscribe(HV, &sid),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        assert_eq!(GenaRefusal::UnknownSubscription.status(), 412);
+    }
+
+    #[test]
+    fn initial_event_waits_for_send_initial() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(4);
+        let sid = subscribed(&mut table, now, HV);
+        // A change before the initial event is not sent to this subscriber.
+        table.notify(HV, vars(&[("State", "early")]));
+        assert!(!table.has_ready());
+        assert!(table.take_ready().is_empty());
+
+        table.send_initial(&sid, vars(&[("State", "running"), ("Name", "a&b")]));
+        table.send_initial(&sid, vars(&[("State", "twice")]));
+        let ready = table.take_ready();
+        assert_eq!(
+            ready,
+            [Delivery {
+                sid: sid.clone(),
+                callbacks: callback(CP),
+                seq: 0,
+                body: body_of(&[("State", "running"), ("Name", "a&b")]),
+            }]
+        );
+        table.delivered(&sid, true);
+        assert!(table.take_ready().is_empty(), "initial event queued once");
+    }
+
+    #[test]
+    fn one_in_flight_and_seq_order() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(5);
+        let sid = subscribed(&mut table, now, HV);
+        let other = subscribed(&mut table, now, DOM);
+        table.send_initial(&sid, vars(&[("State", "0")]));
+        table.notify(HV, vars(&[("State", "1")]));
+        table.notify(HV, vars(&[("State", "2")]));
+        table.notify(DOM, vars(&[("Other", "x")]));
+
+        let first = table.take_ready();
+        assert_eq!(first.len(), 1, "the DOM subscriber is not active yet");
+        assert_eq!((first[0].sid.as_str(), first[0].seq), (sid.as_str(), 0));
+        assert!(
+            table.take_ready().is_empty(),
+            "one in flight per subscription"
+        );
+        assert!(!table.has_ready());
+
+        table.delivered(&sid, false);
+        let second = table.take_ready();
+        assert_eq!(second[0].seq, 1, "a failed event is dropped, SEQ goes on");
+        assert_eq!(second[0].body, body_of(&[("State", "1")]));
+        table.delivered(&sid, true);
+        let third = table.take_ready();
+        assert_eq!(third[0].seq, 2);
+        assert_eq!(third[0].body, body_of(&[("State", "2")]));
+        table.delivered(&sid, true);
+        assert!(table.take_ready().is_empty());
+
+        table.delivered(&other, true);
+        table.delivered("uuid:unknown", true);
+        assert!(table.take_ready().is_empty());
+    }
+
+    #[test]
+    fn seq_wraps_to_one() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(6);
+        let sid = subscribed(&mut table, now, HV);
+        table.send_initial(&sid, vars(&[("State", "0")]));
+        table.take_ready();
+        table.delivered(&sid, true);
+        table.set_next_seq(&sid, u32::MAX);
+        for expected in [u32::MAX, 1, 2] {
+            table.notify(HV, vars(&[("State", "n")]));
+            let ready = table.take_ready();
+            assert_eq!(ready[0].seq, expected);
+            table.delivered(&sid, true);
+        }
+    }
+
+    #[test]
+    fn full_queue_merges_oldest_events() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(8);
+        let sid = subscribed(&mut table, now, HV);
+        table.send_initial(&sid, vars(&[("State", "s0"), ("Name", "n0")]));
+        // Fill the queue: the initial event plus GENA_MAX_QUEUED_EVENTS - 1 changes.
+        for n in 1..consts::GENA_MAX_QUEUED_EVENTS {
+            table.notify(HV, vars(&[("State", &format!("s{n}"))]));
+        }
+        // One more: the initial event and the first change are merged.
+        table.notify(HV, vars(&[("Memory", "1024")]));
+
+        let mut seen = Vec::new();
+        loop {
+            let ready = table.take_ready();
+            let Some(delivery) = ready.first() else { break };
+            seen.push((delivery.seq, delivery.body.clone()));
+            table.delivered(&sid, true);
+        }
+        assert_eq!(seen.len(), consts::GENA_MAX_QUEUED_EVENTS);
+        let seqs: Vec<u32> = seen.iter().map(|(seq, _)| *seq).collect();
+        let expected: Vec<u32> = (0..consts::GENA_MAX_QUEUED_EVENTS as u32).collect();
+        assert_eq!(seqs, expected, "merging leaves no SEQ gap");
+        assert_eq!(seen[0].1, body_of(&[("State", "s1"), ("Name", "n0")]));
+        assert_eq!(seen[1].1, body_of(&[("State", "s2")]));
+        assert_eq!(
+            seen.last().map(|(_, body)| body.clone()),
+            Some(body_of(&[("Memory", "1024")]))
+        );
+    }
+
+    #[test]
+    fn merge_keeps_order_and_later_values() {
+        let mut older = vars(&[("A", "1"), ("B", "1")]);
+        merge(&mut older, vars(&[("C", "2"), ("A", "2")]));
+        assert_eq!(older, vars(&[("A", "2"), ("B", "1"), ("C", "2")]));
+    }
+
+    #[test]
+    fn removed_service_ends_its_subscriptions() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(9);
+        let gone = subscribed(&mut table, now, DOM);
+        let kept = subscribed(&mut table, now, HV);
+        table.send_initial(&gone, vars(&[("State", "running")]));
+        table.send_initial(&kept, vars(&[("State", "running")]));
+        table.remove_service(DOM);
+        let ready = table.take_ready();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].sid, kept);
+        assert_eq!(
+            table.renew(now, DOM, &gone, None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+    }
+
+    #[test]
+    fn same_seed_same_sids_different_seed_different_sids() {
+        let now = Instant::now();
+        let sids = |seed| {
+            let mut table = Subscriptions::new(seed);
+            (0..3)
+                .map(|_| subscribed(&mut table, now, HV))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sids(11), sids(11));
+        assert_ne!(sids(11), sids(12));
+    }
+}

@@ -1,1 +1,698 @@
-//! placeholder
+//! Wire layer: UPnP control over SOAP 1.1 (UDA 1.1 section 3): parse an action call, check it
+//! against an action table, write a response or a fault. No I/O, no clock, and never a panic
+//! on what a peer sends.
+//!
+//! Every failure to understand a call is a [`UpnpError`], answered with [`write_fault`] and
+//! HTTP 500 (UDA 1.1 section 3.2.2; the status line is the caller's job). That includes
+//! malformed or hostile XML: UDA 1.1 defines no other answer to a control request whose body
+//! cannot be read, and SOAP 1.1 section 6.2 asks for a fault in a 500 response, so such a
+//! body gets 402 Invalid Args, the code UDA gives for arguments that cannot be used. A body
+//! larger than [`consts::SOAP_MAX_ENVELOPE`] is normally refused earlier by the HTTP layer
+//! (413); if it reaches [`parse_call`] it is 402 as well.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::consts;
+use crate::wire::xml;
+
+/// 401 Invalid Action: no action by that name at this service (also: the SOAPACTION header
+/// and the body disagree).
+///
+/// The UPnP error codes of UDA 1.1 section 3.2.2:
+///
+/// | code    | errorDescription                | meaning                                                    |
+/// |---------|---------------------------------|------------------------------------------------------------|
+/// | 401     | Invalid Action                  | no action by that name at this service                     |
+/// | 402     | Invalid Args                    | in-args missing, extra, out of order or of the wrong type |
+/// | 501     | Action Failed                   | the current state of the service prevents the action      |
+/// | 600     | Argument Value Invalid          | an argument value is invalid                               |
+/// | 601     | Argument Value Out of Range     | a value is outside its allowed range or list               |
+/// | 602     | Optional Action Not Implemented | the action is optional and not implemented                 |
+/// | 603     | Out of Memory                   | not enough memory to complete the action                   |
+/// | 604     | Human Intervention Required     | the device needs a person to act before it can continue    |
+/// | 605     | String Argument Too Long        | a string argument is too long for the device               |
+/// | 700-799 | (action-specific)               | defined by the service's standard                          |
+/// | 800-899 | (vendor-specific)               | defined by the vendor, here xenplug                        |
+pub const INVALID_ACTION: u16 = 401;
+/// 402 Invalid Args; see [`INVALID_ACTION`] for the table.
+pub const INVALID_ARGS: u16 = 402;
+/// 501 Action Failed; see [`INVALID_ACTION`] for the table.
+pub const ACTION_FAILED: u16 = 501;
+/// 600 Argument Value Invalid; see [`INVALID_ACTION`] for the table.
+pub const ARGUMENT_VALUE_INVALID: u16 = 600;
+/// 601 Argument Value Out of Range; see [`INVALID_ACTION`] for the table.
+pub const ARGUMENT_VALUE_OUT_OF_RANGE: u16 = 601;
+/// 602 Optional Action Not Implemented; see [`INVALID_ACTION`] for the table.
+pub const OPTIONAL_ACTION_NOT_IMPLEMENTED: u16 = 602;
+/// 603 Out of Memory; see [`INVALID_ACTION`] for the table.
+pub const OUT_OF_MEMORY: u16 = 603;
+/// 604 Human Intervention Required; see [`INVALID_ACTION`] for the table.
+pub const HUMAN_INTERVENTION_REQUIRED: u16 = 604;
+/// 605 String Argument Too Long; see [`INVALID_ACTION`] for the table.
+pub const STRING_ARGUMENT_TOO_LONG: u16 = 605;
+/// First action-specific code (700-799, defined by a service standard).
+pub const ACTION_SPECIFIC_FIRST: u16 = 700;
+/// Last action-specific code.
+pub const ACTION_SPECIFIC_LAST: u16 = 799;
+/// First vendor-specific code (800-899, defined by xenplug).
+pub const VENDOR_FIRST: u16 = 800;
+/// Last vendor-specific code.
+pub const VENDOR_LAST: u16 = 899;
+
+/// The errorDescription UDA 1.1 section 3.2.2 gives a standard code, or `None` for codes it
+/// leaves to services and vendors.
+pub fn standard_description(code: u16) -> Option<&'static str> {
+    Some(match code {
+        INVALID_ACTION => "Invalid Action",
+        INVALID_ARGS => "Invalid Args",
+        ACTION_FAILED => "Action Failed",
+        ARGUMENT_VALUE_INVALID => "Argument Value Invalid",
+        ARGUMENT_VALUE_OUT_OF_RANGE => "Argument Value Out of Range",
+        OPTIONAL_ACTION_NOT_IMPLEMENTED => "Optional Action Not Implemented",
+        OUT_OF_MEMORY => "Out of Memory",
+        HUMAN_INTERVENTION_REQUIRED => "Human Intervention Required",
+        STRING_ARGUMENT_TOO_LONG => "String Argument Too Long",
+        _ => return None,
+    })
+}
+
+/// A UPnP error: the `errorCode` and `errorDescription` of a SOAP fault's `UPnPError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpnpError {
+    /// errorCode (see [`INVALID_ACTION`] for the table).
+    pub code: u16,
+    /// errorDescription: short, human-readable, never echoing peer input.
+    pub description: Cow<'static, str>,
+}
+
+impl UpnpError {
+    /// An error with its own description.
+    pub fn new(code: u16, description: impl Into<Cow<'static, str>>) -> Self {
+        UpnpError {
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// An error with the standard description of `code` ("Error" for codes without one).
+    pub fn from_code(code: u16) -> Self {
+        UpnpError::new(code, standard_description(code).unwrap_or("Error"))
+    }
+
+    /// 401 Invalid Action.
+    pub fn invalid_action() -> Self {
+        UpnpError::from_code(INVALID_ACTION)
+    }
+
+    /// 402 Invalid Args.
+    pub fn invalid_args() -> Self {
+        UpnpError::from_code(INVALID_ARGS)
+    }
+
+    /// 501 Action Failed, with what failed.
+    pub fn action_failed(description: impl Into<Cow<'static, str>>) -> Self {
+        UpnpError::new(ACTION_FAILED, description)
+    }
+}
+
+impl fmt::Display for UpnpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UPnP error {}: {}", self.code, self.description)
+    }
+}
+
+impl std::error::Error for UpnpError {}
+
+/// Splits a SOAPACTION header value, `"<service type>#<action>"`, into service type and
+/// action name. UDA 1.1 section 3.2.1 shows the value in double quotes; some control points
+/// leave them out, so both forms are accepted (but not a lone quote). Anything else is 401
+/// Invalid Action.
+pub fn parse_soap_action(header: &str) -> Result<(&str, &str), UpnpError> {
+    let value = header.trim();
+    let value = match (value.strip_prefix('"'), value.ends_with('"')) {
+        (Some(inner), true) => inner
+            .strip_suffix('"')
+            .ok_or_else(UpnpError::invalid_action)?,
+        (None, false) => value,
+        _ => return Err(UpnpError::invalid_action()),
+    };
+    let (service_type, action) = value
+        .split_once('#')
+        .ok_or_else(UpnpError::invalid_action)?;
+    let plain = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic() && byte != b'#' && byte != b'"')
+    };
+    if plain(service_type) && plain(action) {
+        Ok((service_type, action))
+    } else {
+        Err(UpnpError::invalid_action())
+    }
+}
+
+/// A parsed action call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionCall {
+    /// Service type: the namespace URI of the action element.
+    pub service_type: String,
+    /// Action name: the local name of the action element.
+    pub action: String,
+    /// In-arguments in document order: local element name and text content (entities and
+    /// CDATA already decoded).
+    pub arguments: Vec<(String, String)>,
+}
+
+impl ActionCall {
+    /// The value of the first argument called `name`.
+    pub fn argument(&self, name: &str) -> Option<&str> {
+        self.arguments
+            .iter()
+            .find(|(argument, _)| argument == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Limits a SOAP envelope is parsed under.
+const ENVELOPE_LIMITS: xml::Limits = xml::Limits {
+    max_bytes: consts::SOAP_MAX_ENVELOPE,
+    max_depth: consts::SOAP_MAX_DEPTH,
+    max_nodes: consts::SOAP_MAX_NODES,
+};
+
+/// Parses an action request body (UDA 1.1 section 3.2.1).
+///
+/// Envelope and Body are matched by namespace URI, whatever their prefixes (UDA 1.1: "XML
+/// namespace prefixes do not have to be the specific examples shown"); a SOAP Header before
+/// the Body is skipped. The action element is the first element child of Body, its namespace
+/// URI is the service type. When `soap_action` (the SOAPACTION header) is given it must name
+/// the same service type and action, or the call is 401: a proxy or firewall deciding on the
+/// header must not be fooled by a body doing something else.
+///
+/// Errors: 402 for a body that is not XML, is too large, too deep, has a DTD, is not a SOAP
+/// 1.1 envelope or has no Body, and for an argument that contains elements or more than
+/// [`consts::SOAP_MAX_ARGUMENTS`] arguments; 401 for a Body without action element, an action
+/// element without namespace, or a SOAPACTION that is malformed or disagrees with the body.
+pub fn parse_call(body: &[u8], soap_action: Option<&str>) -> Result<ActionCall, UpnpError> {
+    let document =
+        xml::parse_bounded(body, ENVELOPE_LIMITS).map_err(|_| UpnpError::invalid_args())?;
+    let envelope = document.root_element();
+    if !is_soap(envelope, "Envelope") {
+        return Err(UpnpError::invalid_args());
+    }
+    let soap_body = envelope
+        .children()
+        .find(|child| is_soap(*child, "Body"))
+        .ok_or_else(UpnpError::invalid_args)?;
+    let action = soap_body
+        .first_element_child()
+        .ok_or_else(UpnpError::invalid_action)?;
+    let service_type = action
+        .tag_name()
+        .namespace()
+        .ok_or_else(UpnpError::invalid_action)?;
+    let action_name = action.tag_name().name();
+    if let Some(header) = soap_action {
+        let (header_service, header_action) = parse_soap_action(header)?;
+        if header_service != service_type || header_action != action_name {
+            return Err(UpnpError::invalid_action());
+        }
+    }
+    let mut arguments = Vec::new();
+    for argument in action.children().filter(|child| child.is_element()) {
+        if arguments.len() == consts::SOAP_MAX_ARGUMENTS {
+            return Err(UpnpError::invalid_args());
+        }
+        let mut value = String::new();
+        for part in argument.children() {
+            if part.is_element() {
+                return Err(UpnpError::invalid_args());
+            }
+            if let Some(text) = part.text().filter(|_| part.is_text()) {
+                value.push_str(text);
+            }
+        }
+        arguments.push((argument.tag_name().name().to_owned(), value));
+    }
+    Ok(ActionCall {
+        service_type: service_type.to_owned(),
+        action: action_name.to_owned(),
+        arguments,
+    })
+}
+
+fn is_soap(node: roxmltree::Node<'_, '_>, name: &str) -> bool {
+    node.is_element()
+        && node.tag_name().name() == name
+        && node.tag_name().namespace() == Some(consts::NS_SOAP_ENVELOPE)
+}
+
+/// Opens a SOAP envelope and its Body, as UDA 1.1 section 3.2 shows them.
+fn open_envelope(out: &mut Vec<u8>) {
+    out.extend_from_slice(consts::SOAP_XML_DECLARATION.as_bytes());
+    out.extend_from_slice(b"\n<s:Envelope xmlns:s=\"");
+    xml::push_escaped_attribute(consts::NS_SOAP_ENVELOPE, out);
+    out.extend_from_slice(b"\" s:encodingStyle=\"");
+    xml::push_escaped_attribute(consts::SOAP_ENCODING, out);
+    out.extend_from_slice(b"\"><s:Body>");
+}
+
+fn close_envelope(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"</s:Body></s:Envelope>\n");
+}
+
+/// Appends the body of a successful action response (UDA 1.1 section 3.2.2):
+/// `u:<action>Response` in the service type's namespace, one element per out-argument in the
+/// order given (which must be the SCPD order), values escaped. HTTP 200 and the headers are
+/// the caller's job.
+///
+/// `action` and the output names come from the static action tables and are written as they
+/// are; they must be XML names.
+pub fn write_response(
+    service_type: &str,
+    action: &str,
+    outputs: &[(&str, &str)],
+    out: &mut Vec<u8>,
+) {
+    open_envelope(out);
+    out.extend_from_slice(b"<u:");
+    out.extend_from_slice(action.as_bytes());
+    out.extend_from_slice(b"Response xmlns:u=\"");
+    xml::push_escaped_attribute(service_type, out);
+    out.extend_from_slice(b"\">");
+    for (name, value) in outputs {
+        out.push(b'<');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'>');
+        xml::push_escaped(value, out);
+        out.extend_from_slice(b"</");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'>');
+    }
+    out.extend_from_slice(b"</u:");
+    out.extend_from_slice(action.as_bytes());
+    out.extend_from_slice(b"Response>");
+    close_envelope(out);
+}
+
+/// Appends the body of an action error response, exactly as UDA 1.1 section 3.2.2 gives it:
+/// `s:Fault` with faultcode `s:Client`, faultstring `UPnPError` and a `detail` holding
+/// `UPnPError` in the control namespace with `errorCode` and `errorDescription`.
+///
+/// The caller sends it with status 500 Internal Server Error (UDA 1.1 section 3.2.2), which is
+/// not this function's business.
+pub fn write_fault(error: &UpnpError, out: &mut Vec<u8>) {
+    open_envelope(out);
+    out.extend_from_slice(
+        b"<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>\
+          <detail><UPnPError xmlns=\"",
+    );
+    xml::push_escaped_attribute(consts::NS_CONTROL, out);
+    out.extend_from_slice(b"\"><errorCode>");
+    out.extend_from_slice(error.code.to_string().as_bytes());
+    out.extend_from_slice(b"</errorCode><errorDescription>");
+    xml::push_escaped(&error.description, out);
+    out.extend_from_slice(b"</errorDescription></UPnPError></detail></s:Fault>");
+    close_envelope(out);
+}
+
+/// One action of a service's table: its name and its argument names in SCPD order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionSpec {
+    /// Action name.
+    pub name: &'static str,
+    /// In-argument names, in order.
+    pub inputs: &'static [&'static str],
+    /// Out-argument names, in order.
+    pub outputs: &'static [&'static str],
+}
+
+impl ActionSpec {
+    /// The action called `name` in `table`, or 401 Invalid Action.
+    pub fn find<'t>(table: &'t [ActionSpec], name: &str) -> Result<&'t ActionSpec, UpnpError> {
+        table
+            .iter()
+            .find(|spec| spec.name == name)
+            .ok_or_else(UpnpError::invalid_action)
+    }
+}
+
+/// Checks a call's arguments against its table entry: UDA 1.1 section 3.2.1 requires every
+/// in-argument, in SCPD order, and nothing else; anything different is 402 Invalid Args. A
+/// call naming another action is 401.
+pub fn check_arguments(spec: &ActionSpec, call: &ActionCall) -> Result<(), UpnpError> {
+    if call.action != spec.name {
+        return Err(UpnpError::invalid_action());
+    }
+    let same = call.arguments.len() == spec.inputs.len()
+        && call
+            .arguments
+            .iter()
+            .zip(spec.inputs)
+            .all(|((given, _), expected)| given == expected);
+    if same {
+        Ok(())
+    } else {
+        Err(UpnpError::invalid_args())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOMAIN: &str = consts::URN_SERVICE_DOMAIN_CONTROL;
+
+    /// Shaped like a GUPnP (libsoup) control point's request: `s:` prefix, encodingStyle
+    /// after xmlns, everything on one line.
+    static GUPNP: &[u8] = b"<?xml version=\"1.0\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:Shutdown xmlns:u=\"urn:xenplug-org:service:DomainControl:1\"><Mode>clean</Mode><Force>0</Force></u:Shutdown></s:Body></s:Envelope>";
+
+    /// Shaped like an async-upnp-client request: encodingStyle before xmlns:s, an action with
+    /// one argument, escaped text.
+    static ASYNC_UPNP: &[u8] = b"<?xml version=\"1.0\"?><s:Envelope s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:Rename xmlns:u=\"urn:xenplug-org:service:DomainControl:1\"><NewName>web &amp; db &lt;1&gt;</NewName></u:Rename></s:Body></s:Envelope>";
+
+    /// Unusual but legal: other prefixes, a SOAP Header, comments, CDATA, indentation.
+    static UNUSUAL: &[u8] = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>
+<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\">
+  <SOAP-ENV:Header><x:Trace xmlns:x=\"urn:example\">1</x:Trace></SOAP-ENV:Header>
+  <SOAP-ENV:Body>
+    <!-- a comment -->
+    <m:Shutdown xmlns:m=\"urn:xenplug-org:service:DomainControl:1\">
+      <Mode><![CDATA[cl]]>e<!-- split -->an</Mode>
+      <Force/>
+    </m:Shutdown>
+  </SOAP-ENV:Body>
+</SOAP-ENV:Envelope>
+";
+
+    /// Default namespaces only, no prefixes at all.
+    static DEFAULT_NS: &[u8] = b"<Envelope xmlns=\"http://schemas.xmlsoap.org/soap/envelope/\"><Body><Shutdown xmlns=\"urn:xenplug-org:service:DomainControl:1\"><Mode>clean</Mode><Force>1</Force></Shutdown></Body></Envelope>";
+
+    const SHUTDOWN: ActionSpec = ActionSpec {
+        name: "Shutdown",
+        inputs: &["Mode", "Force"],
+        outputs: &[],
+    };
+    const TABLE: &[ActionSpec] = &[
+        SHUTDOWN,
+        ActionSpec {
+            name: "Rename",
+            inputs: &["NewName"],
+            outputs: &["OldName"],
+        },
+    ];
+
+    fn args(call: &ActionCall) -> Vec<(&str, &str)> {
+        call.arguments
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn soap_action_header() {
+        let expected = Ok((DOMAIN, "Shutdown"));
+        assert_eq!(
+            parse_soap_action("\"urn:xenplug-org:service:DomainControl:1#Shutdown\""),
+            expected
+        );
+        assert_eq!(
+            parse_soap_action(" urn:xenplug-org:service:DomainControl:1#Shutdown "),
+            expected
+        );
+        for bad in [
+            "",
+            "\"\"",
+            "\"",
+            "urn:x#",
+            "#Shutdown",
+            "urn:x",
+            "\"urn:x#A",
+            "urn:x#A\"",
+            "urn:x#A#B",
+            "urn:x#A B",
+        ] {
+            assert_eq!(
+                parse_soap_action(bad),
+                Err(UpnpError::invalid_action()),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parses_gupnp_request() {
+        let call = parse_call(
+            GUPNP,
+            Some("\"urn:xenplug-org:service:DomainControl:1#Shutdown\""),
+        )
+        .unwrap();
+        assert_eq!(call.service_type, DOMAIN);
+        assert_eq!(call.action, "Shutdown");
+        assert_eq!(args(&call), [("Mode", "clean"), ("Force", "0")]);
+        assert_eq!(call.argument("Force"), Some("0"));
+        assert_eq!(call.argument("Missing"), None);
+        assert_eq!(check_arguments(&SHUTDOWN, &call), Ok(()));
+    }
+
+    #[test]
+    fn parses_async_upnp_client_request() {
+        let call = parse_call(
+            ASYNC_UPNP,
+            Some("urn:xenplug-org:service:DomainControl:1#Rename"),
+        )
+        .unwrap();
+        assert_eq!(call.action, "Rename");
+        assert_eq!(args(&call), [("NewName", "web & db <1>")]);
+        let spec = ActionSpec::find(TABLE, &call.action).unwrap();
+        assert_eq!(check_arguments(spec, &call), Ok(()));
+    }
+
+    #[test]
+    fn parses_unusual_prefixes_and_default_namespaces() {
+        let call = parse_call(UNUSUAL, None).unwrap();
+        assert_eq!(call.service_type, DOMAIN);
+        assert_eq!(args(&call), [("Mode", "clean"), ("Force", "")]);
+        let call = parse_call(DEFAULT_NS, None).unwrap();
+        assert_eq!(call.action, "Shutdown");
+        assert_eq!(args(&call), [("Mode", "clean"), ("Force", "1")]);
+    }
+
+    #[test]
+    fn wrong_namespaces_are_refused() {
+        let soap12 = String::from_utf8(GUPNP.to_vec()).unwrap().replace(
+            "http://schemas.xmlsoap.org/soap/envelope/",
+            "http://www.w3.org/2003/05/soap-envelope",
+        );
+        assert_eq!(
+            parse_call(soap12.as_bytes(), None),
+            Err(UpnpError::invalid_args())
+        );
+        let no_action_ns = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Shutdown/></s:Body></s:Envelope>";
+        assert_eq!(
+            parse_call(no_action_ns, None),
+            Err(UpnpError::invalid_action())
+        );
+        let no_body = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><Body><u:A xmlns:u=\"urn:x\"/></Body></s:Envelope>";
+        assert_eq!(parse_call(no_body, None), Err(UpnpError::invalid_args()));
+        let empty_body = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body> </s:Body></s:Envelope>";
+        assert_eq!(
+            parse_call(empty_body, None),
+            Err(UpnpError::invalid_action())
+        );
+    }
+
+    #[test]
+    fn soap_action_must_agree_with_body() {
+        for header in [
+            "\"urn:xenplug-org:service:DomainControl:1#Rename\"",
+            "\"urn:xenplug-org:service:Hypervisor:1#Shutdown\"",
+            "\"urn:xenplug-org:service:DomainControl:2#Shutdown\"",
+            "garbage",
+        ] {
+            assert_eq!(
+                parse_call(GUPNP, Some(header)),
+                Err(UpnpError::invalid_action()),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn arguments_are_bounded_and_flat() {
+        let mut many = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:A xmlns:u=\"urn:x\">".to_vec();
+        for _ in 0..consts::SOAP_MAX_ARGUMENTS {
+            many.extend_from_slice(b"<a>1</a>");
+        }
+        let end = b"</u:A></s:Body></s:Envelope>";
+        let mut exact = many.clone();
+        exact.extend_from_slice(end);
+        assert_eq!(
+            parse_call(&exact, None).unwrap().arguments.len(),
+            consts::SOAP_MAX_ARGUMENTS
+        );
+        many.extend_from_slice(b"<a>1</a>");
+        many.extend_from_slice(end);
+        assert_eq!(parse_call(&many, None), Err(UpnpError::invalid_args()));
+        let nested = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:A xmlns:u=\"urn:x\"><a><b/></a></u:A></s:Body></s:Envelope>";
+        assert_eq!(parse_call(nested, None), Err(UpnpError::invalid_args()));
+    }
+
+    #[test]
+    fn hostile_xml_is_invalid_args() {
+        let laughs = b"<?xml version=\"1.0\"?><!DOCTYPE s:Envelope [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:A xmlns:u=\"urn:x\"><v>&c;</v></u:A></s:Body></s:Envelope>";
+        assert_eq!(parse_call(laughs, None), Err(UpnpError::invalid_args()));
+
+        let mut deep = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:A xmlns:u=\"urn:x\">".to_vec();
+        for _ in 0..10_000 {
+            deep.extend_from_slice(b"<v>");
+        }
+        assert_eq!(parse_call(&deep, None), Err(UpnpError::invalid_args()));
+
+        let mut huge = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:A xmlns:u=\"urn:x\"><v>".to_vec();
+        huge.resize(1 << 20, b'x');
+        huge.extend_from_slice(b"</v></u:A></s:Body></s:Envelope>");
+        assert_eq!(parse_call(&huge, None), Err(UpnpError::invalid_args()));
+
+        for bad in [&b""[..], b"not xml", b"<a>", b"\xff\xfe<\x00a\x00/>"] {
+            assert_eq!(parse_call(bad, None), Err(UpnpError::invalid_args()));
+        }
+    }
+
+    #[test]
+    fn every_truncated_prefix_is_an_error_not_a_panic() {
+        for fixture in [GUPNP, ASYNC_UPNP, UNUSUAL, DEFAULT_NS] {
+            // The last byte of UNUSUAL is a newline after the root element; dropping it
+            // leaves a complete document, so stop before the root element's `>`.
+            let complete = fixture.iter().rposition(|&byte| byte == b'>').unwrap_or(0);
+            for end in 0..=complete {
+                assert!(parse_call(&fixture[..end], None).is_err(), "prefix {end}");
+            }
+            assert!(parse_call(fixture, None).is_ok());
+        }
+    }
+
+    #[test]
+    fn argument_checks() {
+        let call = |arguments: &[&str]| ActionCall {
+            service_type: DOMAIN.to_owned(),
+            action: "Shutdown".to_owned(),
+            arguments: arguments
+                .iter()
+                .map(|name| (name.to_string(), String::new()))
+                .collect(),
+        };
+        assert_eq!(
+            check_arguments(&SHUTDOWN, &call(&["Mode", "Force"])),
+            Ok(())
+        );
+        for bad in [
+            &["Mode"][..],
+            &["Force", "Mode"],
+            &["Mode", "Force", "Extra"],
+            &[],
+            &["Mode", "Mode"],
+        ] {
+            assert_eq!(
+                check_arguments(&SHUTDOWN, &call(bad)),
+                Err(UpnpError::invalid_args()),
+                "{bad:?}"
+            );
+        }
+        let mut other = call(&[]);
+        other.action = "Rename".to_owned();
+        assert_eq!(
+            check_arguments(&SHUTDOWN, &other),
+            Err(UpnpError::invalid_action())
+        );
+        assert_eq!(
+            ActionSpec::find(TABLE, "Reboot"),
+            Err(UpnpError::invalid_action())
+        );
+    }
+
+    #[test]
+    fn errors_display_and_describe() {
+        assert_eq!(
+            UpnpError::invalid_args().to_string(),
+            "UPnP error 402: Invalid Args"
+        );
+        assert_eq!(
+            UpnpError::from_code(STRING_ARGUMENT_TOO_LONG).description,
+            "String Argument Too Long"
+        );
+        assert_eq!(UpnpError::from_code(VENDOR_FIRST).description, "Error");
+        assert_eq!(
+            UpnpError::action_failed("domain is paused").to_string(),
+            "UPnP error 501: domain is paused"
+        );
+    }
+
+    #[test]
+    fn response_matches_golden_file() {
+        let mut out = Vec::new();
+        write_response(
+            DOMAIN,
+            "Rename",
+            &[("OldName", "web & <db>"), ("Empty", "")],
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(include_bytes!("../../tests/fixtures/soap/response.xml"))
+        );
+    }
+
+    #[test]
+    fn fault_matches_golden_file() {
+        let mut out = Vec::new();
+        write_fault(
+            &UpnpError::new(801, "Caller not authorized <here>"),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(include_bytes!("../../tests/fixtures/soap/fault.xml"))
+        );
+    }
+
+    #[test]
+    fn written_bodies_parse_back() {
+        let mut out = Vec::new();
+        write_response(DOMAIN, "Rename", &[("OldName", "a&b")], &mut out);
+        let call = parse_call(
+            &out,
+            Some("urn:xenplug-org:service:DomainControl:1#RenameResponse"),
+        )
+        .unwrap();
+        assert_eq!(args(&call), [("OldName", "a&b")]);
+
+        let mut out = Vec::new();
+        write_fault(&UpnpError::invalid_args(), &mut out);
+        let text = core::str::from_utf8(&out).unwrap();
+        let document = roxmltree::Document::parse(text).unwrap();
+        let detail = document
+            .descendants()
+            .find(|node| node.has_tag_name((consts::NS_CONTROL, "UPnPError")))
+            .unwrap();
+        let field = |name: &str| {
+            detail
+                .children()
+                .find(|node| node.has_tag_name((consts::NS_CONTROL, name)))
+                .and_then(|node| node.text())
+        };
+        assert_eq!(field("errorCode"), Some("402"));
+        assert_eq!(field("errorDescription"), Some("Invalid Args"));
+        let fault = document
+            .descendants()
+            .find(|node| node.has_tag_name((consts::NS_SOAP_ENVELOPE, "Fault")))
+            .unwrap();
+        let code = fault
+            .children()
+            .find(|node| node.has_tag_name("faultcode"))
+            .and_then(|node| node.text());
+        assert_eq!(code, Some("s:Client"));
+    }
+}

@@ -1,31 +1,432 @@
-//! placeholder until the xml module lands: minimal Sink used by description.rs.
-use super::Result;
-/// Byte sink.
+//! Wire layer: the small XML toolkit shared by SOAP, GENA and description rendering. Escapes
+//! text into a [`Sink`] and parses untrusted documents under hard limits; no I/O, no clock.
+//!
+//! Writing goes through [`Sink`], implemented for [`Cursor`] (a fixed buffer that refuses
+//! rather than truncates) and `Vec<u8>` (grows, never fails). Parsing goes through
+//! [`parse_bounded`], which refuses a document type declaration, a too-long input, a too-deep
+//! element nesting and too many nodes before or while roxmltree builds its tree.
+
+use core::convert::Infallible;
+
+use crate::wire::{Cursor, Error, Result};
+
+/// A byte sink the XML writers append to.
+///
+/// `put` is the one required method: it appends all of `bytes` or fails without writing
+/// anything. The provided methods build on it: `put_str` for markup we wrote ourselves,
+/// `put_escaped` for element text and `put_escaped_attribute` for attribute values (the value
+/// between the quotes of `name="..."`). Anything that did not come from a constant goes
+/// through one of the escaping methods.
 pub trait Sink {
-    /// Appends bytes.
+    /// Appends `bytes`, or fails with [`Error::TooLong`] without writing anything.
     fn put(&mut self, bytes: &[u8]) -> Result<()>;
-    /// Appends a string.
+
+    /// Appends `text` as is (trusted markup).
     fn put_str(&mut self, text: &str) -> Result<()> {
         self.put(text.as_bytes())
     }
-    /// Appends escaped text.
+
+    /// Appends `text` escaped for element content; see [`escape_into`].
     fn put_escaped(&mut self, text: &str) -> Result<()> {
-        for c in text.chars() {
-            match c {
-                '&' => self.put_str("&amp;")?,
-                '<' => self.put_str("&lt;")?,
-                '>' => self.put_str("&gt;")?,
-                '"' => self.put_str("&quot;")?,
-                '\'' => self.put_str("&apos;")?,
-                c => self.put_str(c.encode_utf8(&mut [0; 4]))?,
-            }
-        }
-        Ok(())
+        escape_with(text, false, |bytes| self.put(bytes))
+    }
+
+    /// Appends `text` escaped for a double- or single-quoted attribute value; see
+    /// [`escape_attribute_into`].
+    fn put_escaped_attribute(&mut self, text: &str) -> Result<()> {
+        escape_with(text, true, |bytes| self.put(bytes))
     }
 }
+
+impl Sink for Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        Cursor::put(self, bytes)
+    }
+}
+
 impl Sink for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         self.extend_from_slice(bytes);
         Ok(())
+    }
+}
+
+/// Writes `text` into `out` escaped for element content.
+///
+/// `& < > " '` become entity references, a carriage return becomes `&#13;` (a parser would
+/// otherwise turn it into a line feed), and characters XML 1.0 cannot carry at all (C0
+/// controls other than tab, line feed and carriage return) become U+FFFD: there is no legal
+/// way to send them, and a well-formed document with a replacement character beats a
+/// document the peer refuses.
+pub fn escape_into<S: Sink + ?Sized>(text: &str, out: &mut S) -> Result<()> {
+    escape_with(text, false, |bytes| out.put(bytes))
+}
+
+/// Writes `text` into `out` escaped for an attribute value: as [`escape_into`], and tab and
+/// line feed become character references too, because attribute-value normalization would
+/// otherwise turn them into spaces.
+pub fn escape_attribute_into<S: Sink + ?Sized>(text: &str, out: &mut S) -> Result<()> {
+    escape_with(text, true, |bytes| out.put(bytes))
+}
+
+/// Appends `text` escaped for element content to a `Vec`, which cannot fail.
+pub fn push_escaped(text: &str, out: &mut Vec<u8>) {
+    infallible(escape_with(text, false, |bytes| {
+        out.extend_from_slice(bytes);
+        Ok(())
+    }));
+}
+
+/// Appends `text` escaped for an attribute value to a `Vec`, which cannot fail.
+pub fn push_escaped_attribute(text: &str, out: &mut Vec<u8>) {
+    infallible(escape_with(text, true, |bytes| {
+        out.extend_from_slice(bytes);
+        Ok(())
+    }));
+}
+
+fn infallible(result: core::result::Result<(), Infallible>) {
+    match result {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+}
+
+/// The replacement for a character XML 1.0 cannot represent.
+const REPLACEMENT: &str = "\u{FFFD}";
+
+/// The one escaping walk: copies runs of plain text, and a replacement for each special byte.
+/// Every special character is ASCII, so cutting the input at their positions keeps UTF-8
+/// sequences whole.
+fn escape_with<E>(
+    text: &str,
+    attribute: bool,
+    mut put: impl FnMut(&[u8]) -> core::result::Result<(), E>,
+) -> core::result::Result<(), E> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let replacement: &str = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
+            b'\r' => "&#13;",
+            b'\t' if attribute => "&#9;",
+            b'\n' if attribute => "&#10;",
+            b'\t' | b'\n' => continue,
+            0x00..=0x1f => REPLACEMENT,
+            _ => continue,
+        };
+        if let Some(run) = bytes.get(start..at) {
+            put(run)?;
+        }
+        put(replacement.as_bytes())?;
+        start = at + 1;
+    }
+    if let Some(run) = bytes.get(start..) {
+        put(run)?;
+    }
+    Ok(())
+}
+
+/// Limits a document is parsed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of input, at most.
+    pub max_bytes: usize,
+    /// Element nesting, at most (the root element is depth 1).
+    pub max_depth: usize,
+    /// roxmltree nodes (elements, text runs, comments, processing instructions), at most.
+    pub max_nodes: u32,
+}
+
+/// roxmltree options for untrusted input: DTDs refused (so no entity definitions, hence no
+/// billion laughs), and at most `max_nodes` nodes.
+pub fn parse_options<'input>(max_nodes: u32) -> roxmltree::ParsingOptions<'input> {
+    roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: max_nodes,
+        entity_resolver: None,
+    }
+}
+
+/// Parses `input` as UTF-8 XML under `limits`.
+///
+/// Errors: [`Error::TooLong`] for input longer than `max_bytes`, nesting deeper than
+/// `max_depth` or more than `max_nodes` nodes; [`Error::Unsupported`] for any document type
+/// declaration (SOAP 1.1 section 3: "A SOAP message MUST NOT contain a Document Type
+/// Declaration"); [`Error::Truncated`] when the input stops inside the document;
+/// [`Error::Malformed`] for anything else that is not well-formed, namespace-valid XML.
+///
+/// The size and depth are checked by a linear scan before roxmltree runs, so a hostile
+/// document costs one pass over at most `max_bytes` bytes.
+pub fn parse_bounded(input: &[u8], limits: Limits) -> Result<roxmltree::Document<'_>> {
+    if input.len() > limits.max_bytes {
+        return Err(Error::TooLong);
+    }
+    let text = core::str::from_utf8(input).map_err(|_| Error::Malformed)?;
+    check_depth(input, limits.max_depth)?;
+    roxmltree::Document::parse_with_options(text, parse_options(limits.max_nodes)).map_err(
+        |error| match error {
+            roxmltree::Error::NodesLimitReached
+            | roxmltree::Error::EntityReferenceLoop(_)
+            | roxmltree::Error::AttributesLimitReached
+            | roxmltree::Error::NamespacesLimitReached => Error::TooLong,
+            roxmltree::Error::DtdDetected => Error::Unsupported,
+            roxmltree::Error::UnexpectedEndOfStream | roxmltree::Error::UnclosedRootNode => {
+                Error::Truncated
+            }
+            _ => Error::Malformed,
+        },
+    )
+}
+
+/// Fails with [`Error::TooLong`] as soon as the element nesting of `input` goes deeper than
+/// `max_depth`, and with [`Error::Unsupported`] at a `<!DOCTYPE`. It only tracks `<`/`>`
+/// structure (comments, CDATA, processing instructions, quoted attribute values); whether the
+/// document is well-formed is roxmltree's business afterwards.
+fn check_depth(input: &[u8], max_depth: usize) -> Result<()> {
+    let mut depth = 0usize;
+    let mut at = 0usize;
+    while let Some(offset) = input.get(at..).and_then(|rest| find(rest, b"<")) {
+        let tag = at + offset;
+        let rest = input.get(tag..).unwrap_or_default();
+        if rest.starts_with(b"<!--") {
+            at = skip_past(input, tag + 4, b"-->")?;
+        } else if rest.starts_with(b"<![CDATA[") {
+            at = skip_past(input, tag + 9, b"]]>")?;
+        } else if rest.starts_with(b"<!") {
+            return Err(Error::Unsupported);
+        } else if rest.starts_with(b"<?") {
+            at = skip_past(input, tag + 2, b"?>")?;
+        } else if rest.starts_with(b"</") {
+            at = skip_past(input, tag + 2, b">")?;
+            depth = depth.saturating_sub(1);
+        } else {
+            let (end, self_closing) = start_tag_end(input, tag + 1)?;
+            at = end;
+            if depth >= max_depth {
+                return Err(Error::TooLong);
+            }
+            if !self_closing {
+                depth += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Position just after the `>` closing a start tag whose name begins at `from`, and whether
+/// the tag was self-closing (`/>`); quoted attribute values may contain `>`.
+fn start_tag_end(input: &[u8], from: usize) -> Result<(usize, bool)> {
+    let mut quote: Option<u8> = None;
+    let mut previous = 0u8;
+    for (offset, &byte) in input.get(from..).unwrap_or_default().iter().enumerate() {
+        match quote {
+            Some(open) if byte == open => quote = None,
+            Some(_) => {}
+            None if byte == b'"' || byte == b'\'' => quote = Some(byte),
+            None if byte == b'>' => return Ok((from + offset + 1, previous == b'/')),
+            None => {}
+        }
+        previous = byte;
+    }
+    Err(Error::Truncated)
+}
+
+/// Position just after the first `needle` at or after `from`.
+fn skip_past(input: &[u8], from: usize, needle: &[u8]) -> Result<usize> {
+    let rest = input.get(from..).ok_or(Error::Truncated)?;
+    find(rest, needle)
+        .map(|offset| from + offset + needle.len())
+        .ok_or(Error::Truncated)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_bytes: 4096,
+        max_depth: 4,
+        max_nodes: 64,
+    };
+
+    fn escaped(text: &str) -> String {
+        let mut out = Vec::new();
+        push_escaped(text, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn escaped_attribute(text: &str) -> String {
+        let mut out = Vec::new();
+        push_escaped_attribute(text, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_the_five_and_keeps_the_rest() {
+        assert_eq!(escaped(r#"a&b<c>d"e'f"#), "a&amp;b&lt;c&gt;d&quot;e&apos;f");
+        assert_eq!(escaped("plain text"), "plain text");
+        assert_eq!(escaped(""), "");
+        assert_eq!(escaped("grüße &"), "grüße &amp;");
+        assert_eq!(escaped("&&"), "&amp;&amp;");
+    }
+
+    #[test]
+    fn control_characters_never_make_invalid_xml() {
+        assert_eq!(
+            escaped("a\tb\nc\rd\0e\x1bf"),
+            "a\tb\nc&#13;d\u{FFFD}e\u{FFFD}f"
+        );
+        assert_eq!(escaped_attribute("a\tb\nc\rd"), "a&#9;b&#10;c&#13;d");
+    }
+
+    #[test]
+    fn escaped_text_parses_back_to_the_original() {
+        let original = "x < y && \"q\" 'r' > z\r\n\tend ü";
+        for attribute in [false, true] {
+            let mut doc = b"<a b=\"".to_vec();
+            push_escaped_attribute(original, &mut doc);
+            doc.extend_from_slice(b"\">");
+            push_escaped(original, &mut doc);
+            doc.extend_from_slice(b"</a>");
+            let parsed = parse_bounded(&doc, LIMITS).unwrap();
+            let root = parsed.root_element();
+            if attribute {
+                assert_eq!(root.attribute("b"), Some(original));
+            } else {
+                assert_eq!(root.text(), Some(original));
+            }
+        }
+    }
+
+    #[test]
+    fn cursor_sink_refuses_when_full() {
+        let mut buffer = [0u8; 8];
+        let mut cursor = Cursor::new(&mut buffer);
+        cursor.put_escaped("ab").unwrap();
+        assert_eq!(cursor.put_escaped("<"), Ok(()));
+        assert_eq!(cursor.put_escaped("&"), Err(Error::TooLong));
+        assert_eq!(cursor.written(), b"ab&lt;");
+        let mut buffer = [0u8; 5];
+        let mut cursor = Cursor::new(&mut buffer);
+        assert_eq!(escape_into("&", &mut cursor), Ok(()));
+        assert_eq!(
+            escape_attribute_into("\n", &mut cursor),
+            Err(Error::TooLong)
+        );
+    }
+
+    #[test]
+    fn vec_sink_grows() {
+        let mut out = Vec::new();
+        out.put_str("<a>").unwrap();
+        out.put_escaped("1<2").unwrap();
+        out.put_escaped_attribute("\"").unwrap();
+        out.put_str("</a>").unwrap();
+        assert_eq!(out, b"<a>1&lt;2&quot;</a>");
+    }
+
+    #[test]
+    fn parses_within_limits() {
+        let doc = parse_bounded(
+            b"<?xml version=\"1.0\"?><!-- <x> --><a q='>'><b><c><d/></c></b><![CDATA[<e>]]></a>",
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(doc.root_element().tag_name().name(), "a");
+    }
+
+    #[test]
+    fn refuses_dtd_and_entity_expansion() {
+        let laughs = b"<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">\
+            <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">]><a>&lol2;</a>";
+        assert_eq!(
+            parse_bounded(laughs, LIMITS).err(),
+            Some(Error::Unsupported)
+        );
+        assert_eq!(
+            parse_bounded(b"<!DOCTYPE a><a/>", LIMITS).err(),
+            Some(Error::Unsupported)
+        );
+        // roxmltree on its own refuses a DTD too (the option), should the scan ever miss one.
+        let direct = roxmltree::Document::parse_with_options(
+            "<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>",
+            parse_options(64),
+        );
+        assert!(matches!(direct, Err(roxmltree::Error::DtdDetected)));
+        assert_eq!(
+            parse_bounded(b"<a>&undefined;</a>", LIMITS).err(),
+            Some(Error::Malformed)
+        );
+    }
+
+    #[test]
+    fn refuses_deep_nesting_before_parsing() {
+        assert!(parse_bounded(b"<a><b><c><d/></c></b></a>", LIMITS).is_ok());
+        assert_eq!(
+            parse_bounded(b"<a><b><c><d><e/></d></c></b></a>", LIMITS).err(),
+            Some(Error::TooLong)
+        );
+        let mut deep = Vec::new();
+        for _ in 0..10_000 {
+            deep.extend_from_slice(b"<a>");
+        }
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            ..LIMITS
+        };
+        assert_eq!(parse_bounded(&deep, limits).err(), Some(Error::TooLong));
+    }
+
+    #[test]
+    fn refuses_huge_input_and_too_many_nodes() {
+        let mut huge = b"<a>".to_vec();
+        huge.resize(1 << 20, b'x');
+        huge.extend_from_slice(b"</a>");
+        assert_eq!(parse_bounded(&huge, LIMITS).err(), Some(Error::TooLong));
+        let mut wide = b"<a>".to_vec();
+        for _ in 0..100 {
+            wide.extend_from_slice(b"<b/>");
+        }
+        wide.extend_from_slice(b"</a>");
+        assert_eq!(parse_bounded(&wide, LIMITS).err(), Some(Error::TooLong));
+    }
+
+    #[test]
+    fn malformed_and_truncated() {
+        assert_eq!(
+            parse_bounded(b"\xff<a/>", LIMITS).err(),
+            Some(Error::Malformed)
+        );
+        assert_eq!(
+            parse_bounded(b"<a></b>", LIMITS).err(),
+            Some(Error::Malformed)
+        );
+        assert_eq!(parse_bounded(b"<a>", LIMITS).err(), Some(Error::Truncated));
+        assert_eq!(
+            parse_bounded(b"<p:a/>", LIMITS).err(),
+            Some(Error::Malformed)
+        );
+        let valid = b"<a x=\"1\"><!-- c --><b>t&amp;</b><?pi x?><![CDATA[d]]></a>";
+        assert!(parse_bounded(valid, LIMITS).is_ok());
+        for end in 0..valid.len() {
+            assert!(
+                parse_bounded(&valid[..end], LIMITS).is_err(),
+                "prefix {end}"
+            );
+        }
     }
 }

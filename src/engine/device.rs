@@ -9,9 +9,6 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// Content type of descriptions and SCPDs.
-pub const XML_CONTENT_TYPE: &str = "text/xml; charset=\"utf-8\"";
-
 /// The bytes a device serves and the values it has evented.
 pub struct Published {
     /// The device tree as last published.

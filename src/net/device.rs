@@ -9,10 +9,10 @@ use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
 use crate::consts::{
-    CONTROL_PREFIX, EVENT_PREFIX, GENA_NOTIFY_TIMEOUT, HTTP_MAX_CONNECTIONS,
+    CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_NOTIFY_TIMEOUT, HTTP_MAX_CONNECTIONS,
     HTTP_MAX_REQUESTS_PER_CONNECTION, HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, SSDP_MAX_DATAGRAM,
 };
-use crate::engine::device::{content_hash, Published, XML_CONTENT_TYPE};
+use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
@@ -337,7 +337,7 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
     for callback in &delivery.callbacks {
         let seq = delivery.seq.to_string();
         let headers = [
-            ("Content-Type", XML_CONTENT_TYPE),
+            ("Content-Type", CONTENT_TYPE_XML),
             ("NT", "upnp:event"),
             ("NTS", "upnp:propchange"),
             ("SID", delivery.sid.as_str()),
@@ -378,7 +378,7 @@ fn fault(error: &UpnpError) -> Response {
     soap::write_fault(error, &mut body);
     Response {
         status: 500,
-        headers: vec![("Content-Type", XML_CONTENT_TYPE.to_string()), ("EXT", String::new())],
+        headers: vec![("Content-Type", CONTENT_TYPE_XML.to_string()), ("EXT", String::new())],
         body,
         after_write: None,
     }
@@ -428,7 +428,7 @@ impl DeviceHttp {
                     soap::write_response(service_type, &call.action, &pairs, &mut body);
                     Response {
                         status: 200,
-                        headers: vec![("Content-Type", XML_CONTENT_TYPE.to_string()), ("EXT", String::new())],
+                        headers: vec![("Content-Type", CONTENT_TYPE_XML.to_string()), ("EXT", String::new())],
                         body,
                         after_write: None,
                     }
@@ -507,7 +507,7 @@ impl Handler for DeviceHttp {
             return None;
         }
         let path = head.target.split('?').next().unwrap_or(head.target);
-        self.core.borrow().published.document(path).map(|bytes| (XML_CONTENT_TYPE, bytes.clone()))
+        self.core.borrow().published.document(path).map(|bytes| (CONTENT_TYPE_XML, bytes.clone()))
     }
 
     fn answer(&self, request: Request) -> Answer {

@@ -39,38 +39,47 @@ impl Version {
 }
 
 /// The header fields of one message, in arrival order, names and values as sent (values
-/// without surrounding whitespace).
-#[derive(Debug, Clone)]
+/// without surrounding whitespace). A plain array rather than `heapless::Vec`, so that a
+/// parsed head has no destructor and its borrow of the input ends at its last use.
+#[derive(Debug, Clone, Copy)]
 struct Fields<'a> {
-    fields: heapless::Vec<(&'a str, &'a str), { consts::HTTP_MAX_HEADERS }>,
+    slots: [(&'a str, &'a str); consts::HTTP_MAX_HEADERS],
+    len: usize,
 }
 
 impl<'a> Fields<'a> {
     /// Parses the header lines of `lines`, up to the empty line that ends the head.
     fn parse(lines: &mut Lines<'a>) -> Result<Fields<'a>> {
-        let mut fields = heapless::Vec::new();
+        let mut fields = Fields {
+            slots: [("", ""); consts::HTTP_MAX_HEADERS],
+            len: 0,
+        };
         loop {
             let line = lines.next_line()?;
             if line.is_empty() {
-                return Ok(Fields { fields });
+                return Ok(fields);
             }
             let field = parse_field(line)?;
-            fields.push(field).map_err(|_| Error::TooLong)?;
+            let slot = fields.slots.get_mut(fields.len).ok_or(Error::TooLong)?;
+            *slot = field;
+            fields.len += 1;
         }
     }
 
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.slots.iter().take(self.len).copied()
+    }
+
     fn get(&self, name: &str) -> Option<&'a str> {
-        self.fields
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, v)| v)
+            .map(|(_, v)| v)
     }
 
     fn all(&self, name: &'a str) -> impl Iterator<Item = &'a str> + '_ {
-        self.fields
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, v)| v)
+            .map(|(_, v)| v)
     }
 
     /// Comma-separated elements of every field called `name`, trimmed, empty ones skipped.
@@ -107,7 +116,7 @@ impl<'a> Fields<'a> {
 /// Host: 192.168.1.10:49152
 /// Content-Length: 299
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RequestHead<'a> {
     /// Method, e.g. `GET`, `POST`, `SUBSCRIBE` (case-sensitive, as sent).
     pub method: &'a str,
@@ -162,7 +171,7 @@ impl<'a> RequestHead<'a> {
 
     /// Every header field as `(name, value)`, in arrival order.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        self.fields.fields.iter().copied()
+        self.fields.iter()
     }
 
     /// The body length announced by `Content-Length`. Repeated fields (or a comma list)
@@ -194,7 +203,7 @@ impl<'a> RequestHead<'a> {
 }
 
 /// A parsed response head (status line and header fields), for the client side.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ResponseStatus<'a> {
     /// Protocol version of the response.
     pub version: Version,
@@ -237,7 +246,7 @@ impl<'a> ResponseStatus<'a> {
 
     /// Every header field as `(name, value)`, in arrival order.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
-        self.fields.fields.iter().copied()
+        self.fields.iter()
     }
 
     /// The body length announced by `Content-Length`; see [`RequestHead::content_length`].

@@ -175,6 +175,9 @@ impl ServerConfig {
 /// and aborted handshakes are waited out). Each connection runs as a task spawned on
 /// `executor`, which must be the executor running this future; dropping this future stops
 /// accepting while connections in progress finish on their own.
+///
+/// Run it as (part of) the future given to `executor.run(..)` rather than as a spawned
+/// task: a spawned task holding this `Rc` of its own executor keeps the executor alive.
 pub async fn serve(
     listener: Async<TcpListener>,
     handler: Rc<dyn Handler>,

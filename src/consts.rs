@@ -132,6 +132,16 @@ pub const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Buffer a response head is written into.
 pub const HTTP_RESPONSE_HEAD_BUFFER: usize = 1024;
+/// Pause before accepting again when `accept` fails for lack of file descriptors or memory.
+pub const HTTP_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// After an answer that closes the connection, the server stops writing and reads (and
+/// drops) what the client still sends for at most this long, so that the kernel does not
+/// reset the connection before the client has read the answer.
+pub const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes read and dropped while lingering, at most.
+pub const HTTP_LINGER_MAX: usize = 256 * 1024;
+/// Interim (1xx) responses the HTTP client skips before the final one, at most.
+pub const HTTP_CLIENT_MAX_INTERIM: usize = 4;
 
 // ---- GENA (UDA 1.1 section 4) --------------------------------------------------------------
 

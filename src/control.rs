@@ -21,7 +21,11 @@ use uuid::Uuid;
 pub const ERROR_INVALID_STATE: u16 = 701;
 
 const fn arg(name: &'static str, direction: Direction, variable: &'static str) -> ArgumentSpec {
-    ArgumentSpec { name, direction, variable }
+    ArgumentSpec {
+        name,
+        direction,
+        variable,
+    }
 }
 use Direction::{In, Out};
 
@@ -65,11 +69,36 @@ pub static HYPERVISOR_SERVICE: ServiceSpec = ServiceSpec {
         },
     ],
     variables: &[
-        VariableSpec { name: "VirtualMachineIds", data_type: "string", evented: true, allowed: &[] },
-        VariableSpec { name: "A_ARG_TYPE_Name", data_type: "string", evented: false, allowed: &[] },
-        VariableSpec { name: "A_ARG_TYPE_Uuid", data_type: "string", evented: false, allowed: &[] },
-        VariableSpec { name: "A_ARG_TYPE_Text", data_type: "string", evented: false, allowed: &[] },
-        VariableSpec { name: "A_ARG_TYPE_Count", data_type: "ui4", evented: false, allowed: &[] },
+        VariableSpec {
+            name: "VirtualMachineIds",
+            data_type: "string",
+            evented: true,
+            allowed: &[],
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Name",
+            data_type: "string",
+            evented: false,
+            allowed: &[],
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Uuid",
+            data_type: "string",
+            evented: false,
+            allowed: &[],
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Text",
+            data_type: "string",
+            evented: false,
+            allowed: &[],
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Count",
+            data_type: "ui4",
+            evented: false,
+            allowed: &[],
+        },
         VariableSpec {
             name: "A_ARG_TYPE_VirtualMachineList",
             data_type: "string",
@@ -90,7 +119,11 @@ const STATE_NAMES: [&str; 7] = {
 };
 
 const fn operation(name: &'static str, semantics: &'static [Semantic]) -> ActionSpec {
-    ActionSpec { name, arguments: &[], semantics }
+    ActionSpec {
+        name,
+        arguments: &[],
+        semantics,
+    }
 }
 
 /// `urn:xenplug-org:service:DomainControl:1`.
@@ -123,10 +156,30 @@ pub static DOMAIN_CONTROL_SERVICE: ServiceSpec = ServiceSpec {
         operation("Destroy", &[Semantic::Destructive, Semantic::Confirm]),
     ],
     variables: &[
-        VariableSpec { name: "State", data_type: "string", evented: true, allowed: &STATE_NAMES },
-        VariableSpec { name: "A_ARG_TYPE_Name", data_type: "string", evented: false, allowed: &[] },
-        VariableSpec { name: "A_ARG_TYPE_Uuid", data_type: "string", evented: false, allowed: &[] },
-        VariableSpec { name: "A_ARG_TYPE_Count", data_type: "ui4", evented: false, allowed: &[] },
+        VariableSpec {
+            name: "State",
+            data_type: "string",
+            evented: true,
+            allowed: &STATE_NAMES,
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Name",
+            data_type: "string",
+            evented: false,
+            allowed: &[],
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Uuid",
+            data_type: "string",
+            evented: false,
+            allowed: &[],
+        },
+        VariableSpec {
+            name: "A_ARG_TYPE_Count",
+            data_type: "ui4",
+            evented: false,
+            allowed: &[],
+        },
     ],
 };
 
@@ -192,11 +245,10 @@ pub fn invoke(
         .strip_prefix(DOMAIN_KEY_PREFIX)
         .and_then(|text| Uuid::parse_str(text).ok())
         .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, format!("no service {key}")))?;
-    let domain = view
-        .domains
-        .iter()
-        .find(|d| d.uuid == vm)
-        .ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, format!("no domain with UUID {vm}")))?;
+    let domain =
+        view.domains.iter().find(|d| d.uuid == vm).ok_or_else(|| {
+            UpnpError::new(soap::ACTION_FAILED, format!("no domain with UUID {vm}"))
+        })?;
     match action {
         "GetState" => Ok(vec![("State", domain.state.as_str().to_string())]),
         "GetInfo" => Ok(vec![
@@ -210,7 +262,9 @@ pub fn invoke(
             let (_, operation) = DOMAIN_OPERATIONS
                 .iter()
                 .find(|(name, _)| *name == action)
-                .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, format!("no action {action}")))?;
+                .ok_or_else(|| {
+                    UpnpError::new(soap::INVALID_ACTION, format!("no action {action}"))
+                })?;
             backend.apply(vm, *operation).map_err(backend_error)?;
             Ok(Vec::new())
         }
@@ -230,14 +284,26 @@ fn invoke_hypervisor(
             ("HypervisorVersion", view.info.hypervisor_version.clone()),
             ("Backend", view.backend.to_string()),
             ("CpuCount", view.info.cpus.to_string()),
-            ("MemoryMiB", view.info.memory_mib.min(u64::from(u32::MAX)).to_string()),
+            (
+                "MemoryMiB",
+                view.info.memory_mib.min(u64::from(u32::MAX)).to_string(),
+            ),
         ]),
         "GetVirtualMachineIds" => Ok(vec![("VirtualMachineIds", view.virtual_machine_ids())]),
-        "ListVirtualMachines" => Ok(vec![("VirtualMachines", virtual_machine_list(&view.domains))]),
+        "ListVirtualMachines" => Ok(vec![(
+            "VirtualMachines",
+            virtual_machine_list(&view.domains),
+        )]),
         "StartVirtualMachine" => {
-            let text = arguments.first().map(|(_, value)| value.as_str()).unwrap_or_default();
+            let text = arguments
+                .first()
+                .map(|(_, value)| value.as_str())
+                .unwrap_or_default();
             let vm = Uuid::parse_str(text.trim()).map_err(|_| {
-                UpnpError::new(soap::ARGUMENT_VALUE_INVALID, format!("{text:?} is not a UUID"))
+                UpnpError::new(
+                    soap::ARGUMENT_VALUE_INVALID,
+                    format!("{text:?} is not a UUID"),
+                )
             })?;
             if !view.domains.iter().any(|d| d.uuid == vm) {
                 let message = format!("no domain with UUID {vm}");
@@ -246,7 +312,10 @@ fn invoke_hypervisor(
             backend.apply(vm, Operation::Start).map_err(backend_error)?;
             Ok(Vec::new())
         }
-        _ => Err(UpnpError::new(soap::INVALID_ACTION, format!("no action {action}"))),
+        _ => Err(UpnpError::new(
+            soap::INVALID_ACTION,
+            format!("no action {action}"),
+        )),
     }
 }
 
@@ -286,7 +355,10 @@ pub fn hypervisor_device(view: &HostView) -> Device {
             model_name: "xenplug domain",
             model_description: format!("Xen domain {} on {}", domain.name, view.info.name),
             vm_uuid: Some(domain.uuid),
-            services: vec![Service { spec: &DOMAIN_CONTROL_SERVICE, key: domain_key(domain.uuid) }],
+            services: vec![Service {
+                spec: &DOMAIN_CONTROL_SERVICE,
+                key: domain_key(domain.uuid),
+            }],
             devices: Vec::new(),
         })
         .collect();
@@ -295,9 +367,15 @@ pub fn hypervisor_device(view: &HostView) -> Device {
         udn: view.uuid,
         friendly_name: format!("Xen hypervisor {}", view.info.name),
         model_name: "xenplug hypervisor",
-        model_description: format!("Xen {} host ({} backend)", view.info.hypervisor_version, view.backend),
+        model_description: format!(
+            "Xen {} host ({} backend)",
+            view.info.hypervisor_version, view.backend
+        ),
         vm_uuid: None,
-        services: vec![Service { spec: &HYPERVISOR_SERVICE, key: HYPERVISOR_KEY.to_string() }],
+        services: vec![Service {
+            spec: &HYPERVISOR_SERVICE,
+            key: HYPERVISOR_KEY.to_string(),
+        }],
         devices: domains,
     }
 }
@@ -305,9 +383,15 @@ pub fn hypervisor_device(view: &HostView) -> Device {
 /// Current values of every evented variable, per service key.
 pub fn evented_values(view: &HostView) -> EventedValues {
     let mut values = EventedValues::new();
-    values.insert(HYPERVISOR_KEY.to_string(), vec![("VirtualMachineIds", view.virtual_machine_ids())]);
+    values.insert(
+        HYPERVISOR_KEY.to_string(),
+        vec![("VirtualMachineIds", view.virtual_machine_ids())],
+    );
     for domain in &view.domains {
-        values.insert(domain_key(domain.uuid), vec![("State", domain.state.as_str().to_string())]);
+        values.insert(
+            domain_key(domain.uuid),
+            vec![("State", domain.state.as_str().to_string())],
+        );
     }
     values
 }

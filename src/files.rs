@@ -85,7 +85,11 @@ impl Record {
     /// Sets `key`, keeping its position if present.
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         let value = value.into();
-        match self.entries.iter_mut().find(|(existing, _)| existing == key) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|(existing, _)| existing == key)
+        {
             Some(entry) => entry.1 = value,
             None => self.entries.push((key.to_string(), value)),
         }
@@ -118,9 +122,15 @@ mod tests {
 
     #[test]
     fn record_errors_name_the_line() {
-        assert_eq!(Record::parse("a=1\nbroken\n"), Err("line 2: expected key=value".into()));
+        assert_eq!(
+            Record::parse("a=1\nbroken\n"),
+            Err("line 2: expected key=value".into())
+        );
         assert_eq!(Record::parse("=1"), Err("line 1: empty key".into()));
-        assert_eq!(Record::parse("a=1\na=2"), Err("line 2: a given twice".into()));
+        assert_eq!(
+            Record::parse("a=1\na=2"),
+            Err("line 2: a given twice".into())
+        );
     }
 
     #[test]
@@ -131,7 +141,10 @@ mod tests {
         write_atomic(&path, b"a=1\n").unwrap();
         write_atomic(&path, b"a=2\n").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "a=2\n");
-        let names: Vec<_> = fs::read_dir(&directory).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&directory)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("record")]);
         fs::remove_dir_all(&directory).unwrap();
     }

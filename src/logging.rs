@@ -48,7 +48,10 @@ pub fn init(role: &'static str) {
         .ok()
         .and_then(|text| text.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::Info);
-    let logger = Box::leak(Box::new(StderrLogger { started: Instant::now(), role }));
+    let logger = Box::leak(Box::new(StderrLogger {
+        started: Instant::now(),
+        role,
+    }));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }

@@ -78,7 +78,9 @@ impl Device {
 
     /// Every service of the tree, depth first.
     pub fn all_services(&self) -> impl Iterator<Item = &Service> {
-        self.walk().into_iter().flat_map(|device| device.services.iter())
+        self.walk()
+            .into_iter()
+            .flat_map(|device| device.services.iter())
     }
 
     /// The service whose key is `key`.
@@ -146,7 +148,10 @@ pub struct ActionSpec {
 impl ActionSpec {
     /// Names of the in-arguments, in order.
     pub fn inputs(&self) -> impl Iterator<Item = &'static str> {
-        self.arguments.iter().filter(|a| a.direction == Direction::In).map(|a| a.name)
+        self.arguments
+            .iter()
+            .filter(|a| a.direction == Direction::In)
+            .map(|a| a.name)
     }
 }
 

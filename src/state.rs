@@ -27,12 +27,18 @@ pub struct StateDir {
 impl StateDir {
     /// Opens (creating) `directory` and loads its state.
     pub fn open(directory: &Path) -> Result<StateDir> {
-        fs::create_dir_all(directory)
-            .map_err(|e| Error::io(format!("creating state directory {}", directory.display()), e))?;
+        fs::create_dir_all(directory).map_err(|e| {
+            Error::io(
+                format!("creating state directory {}", directory.display()),
+                e,
+            )
+        })?;
         let path = directory.join(STATE_FILE);
         let record = match fs::read_to_string(&path) {
-            Ok(text) => Record::parse(&text)
-                .map_err(|reason| Error::File { path: path.clone(), reason })?,
+            Ok(text) => Record::parse(&text).map_err(|reason| Error::File {
+                path: path.clone(),
+                reason,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record::default(),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
@@ -40,7 +46,10 @@ impl StateDir {
     }
 
     fn number(&self, key: &str) -> u32 {
-        self.record.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+        self.record
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     fn save(&self) -> Result<()> {
@@ -83,7 +92,11 @@ impl StateDir {
         {
             return Ok(uuid);
         }
-        if let Some(uuid) = self.record.get("host_uuid").and_then(|t| Uuid::parse_str(t).ok()) {
+        if let Some(uuid) = self
+            .record
+            .get("host_uuid")
+            .and_then(|t| Uuid::parse_str(t).ok())
+        {
             return Ok(uuid);
         }
         let uuid = random_uuid()?;
@@ -131,7 +144,11 @@ fn uname() -> (String, String) {
         return ("localhost".into(), "unknown".into());
     }
     let field = |raw: &[libc::c_char]| -> String {
-        let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = raw
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     (field(&names.nodename), field(&names.release))
@@ -144,7 +161,12 @@ pub fn host_name() -> String {
 
 /// The SERVER / USER-AGENT value: `Linux/<release> UPnP/1.1 xenplug/<version>`.
 pub fn server_string() -> String {
-    format!("Linux/{} UPnP/1.1 {}/{}", uname().1, crate::consts::PRODUCT, crate::consts::VERSION)
+    format!(
+        "Linux/{} UPnP/1.1 {}/{}",
+        uname().1,
+        crate::consts::PRODUCT,
+        crate::consts::VERSION
+    )
 }
 
 #[cfg(test)]
@@ -175,6 +197,9 @@ mod tests {
     #[test]
     fn server_string_has_the_uda_shape() {
         let server = server_string();
-        assert!(server.starts_with("Linux/") && server.contains(" UPnP/1.1 xenplug/"), "{server}");
+        assert!(
+            server.starts_with("Linux/") && server.contains(" UPnP/1.1 xenplug/"),
+            "{server}"
+        );
     }
 }

@@ -56,7 +56,7 @@ impl RunState {
     ];
 
     /// The wire name (State variable value).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
             RunState::Blocked => "blocked",
@@ -70,7 +70,9 @@ impl RunState {
 
     /// Parses a wire name.
     pub fn from_name(name: &str) -> Option<RunState> {
-        RunState::ALL.into_iter().find(|state| state.as_str() == name)
+        RunState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
     }
 
     /// Whether the domain occupies the hypervisor (has a domid).
@@ -140,7 +142,10 @@ pub enum BackendError {
     /// No domain with that UUID.
     NoSuchDomain(Uuid),
     /// The domain is in a state where the operation makes no sense.
-    InvalidState { operation: Operation, state: RunState },
+    InvalidState {
+        operation: Operation,
+        state: RunState,
+    },
     /// The backend itself failed (I/O, toolstack error); the text says how.
     Failed(String),
 }
@@ -150,7 +155,11 @@ impl fmt::Display for BackendError {
         match self {
             BackendError::NoSuchDomain(uuid) => write!(f, "no domain with UUID {uuid}"),
             BackendError::InvalidState { operation, state } => {
-                write!(f, "cannot {} a domain that is {state}", operation.name().to_lowercase())
+                write!(
+                    f,
+                    "cannot {} a domain that is {state}",
+                    operation.name().to_lowercase()
+                )
             }
             BackendError::Failed(reason) => f.write_str(reason),
         }

@@ -72,7 +72,8 @@ impl SimBackend {
             match read_record(&path).and_then(|record| parse_domain(&record)) {
                 Ok(domain) => {
                     if let Some((first, _)) = found.iter().find(|(_, d)| d.uuid == domain.uuid) {
-                        let reason = format!("UUID {} already used by {}", domain.uuid, first.display());
+                        let reason =
+                            format!("UUID {} already used by {}", domain.uuid, first.display());
                         self.report(&path, &reason);
                     } else {
                         found.push((path, domain));
@@ -101,7 +102,8 @@ fn read_record(path: &Path) -> Result<Record, String> {
 /// A domain from its record.
 fn parse_domain(record: &Record) -> Result<Domain, String> {
     let uuid_text = record.require("uuid")?;
-    let uuid = Uuid::parse_str(uuid_text).map_err(|_| format!("uuid {uuid_text:?} is not a UUID"))?;
+    let uuid =
+        Uuid::parse_str(uuid_text).map_err(|_| format!("uuid {uuid_text:?} is not a UUID"))?;
     if uuid.is_nil() {
         return Err("uuid is the nil UUID".into());
     }
@@ -117,15 +119,26 @@ fn parse_domain(record: &Record) -> Result<Domain, String> {
         })?;
     let number = |key: &str| -> Result<u64, String> {
         let text = record.require(key)?;
-        text.parse::<u64>().map_err(|_| format!("{key} {text:?} is not a number"))
+        text.parse::<u64>()
+            .map_err(|_| format!("{key} {text:?} is not a number"))
     };
     let vcpus = u32::try_from(number("vcpus")?).map_err(|_| "vcpus is too large".to_string())?;
-    Ok(Domain { uuid, name: name.to_string(), state, memory_kib: number("memory_kib")?, vcpus })
+    Ok(Domain {
+        uuid,
+        name: name.to_string(),
+        state,
+        memory_kib: number("memory_kib")?,
+        vcpus,
+    })
 }
 
 /// States a sim file may hold.
-const SIM_STATES: [RunState; 4] =
-    [RunState::Running, RunState::Paused, RunState::Suspended, RunState::Shutoff];
+const SIM_STATES: [RunState; 4] = [
+    RunState::Running,
+    RunState::Paused,
+    RunState::Suspended,
+    RunState::Shutoff,
+];
 
 /// The state `operation` leads to from `state` on a simulated host. Pause and Resume are
 /// idempotent (already paused or running is success); the others need a state they apply to.
@@ -149,7 +162,13 @@ fn memory_mib() -> u64 {
     let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
     text.lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kib| kib / 1024)
 }
 
@@ -172,7 +191,10 @@ impl Backend for SimBackend {
             })?),
             None => None,
         };
-        let name = record.get("name").map(str::to_string).unwrap_or_else(crate::state::host_name);
+        let name = record
+            .get("name")
+            .map(str::to_string)
+            .unwrap_or_else(crate::state::host_name);
         let cpus = match record.get("cpus") {
             Some(text) => text.parse().map_err(|_| {
                 BackendError::Failed(format!("{}: cpus {text:?} is not a number", path.display()))
@@ -181,16 +203,29 @@ impl Backend for SimBackend {
         };
         let memory_mib = match record.get("memory_mib") {
             Some(text) => text.parse().map_err(|_| {
-                BackendError::Failed(format!("{}: memory_mib {text:?} is not a number", path.display()))
+                BackendError::Failed(format!(
+                    "{}: memory_mib {text:?} is not a number",
+                    path.display()
+                ))
             })?,
             None => memory_mib(),
         };
         let hypervisor_version = record.get("version").unwrap_or("sim").to_string();
-        Ok(HostInfo { uuid, name, hypervisor_version, cpus, memory_mib })
+        Ok(HostInfo {
+            uuid,
+            name,
+            hypervisor_version,
+            cpus,
+            memory_mib,
+        })
     }
 
     fn domains(&self) -> Result<Vec<Domain>, BackendError> {
-        Ok(self.domain_files()?.into_iter().map(|(_, domain)| domain).collect())
+        Ok(self
+            .domain_files()?
+            .into_iter()
+            .map(|(_, domain)| domain)
+            .collect())
     }
 
     fn apply(&self, uuid: Uuid, operation: Operation) -> Result<(), BackendError> {
@@ -236,7 +271,11 @@ mod tests {
         let dir = temp_dir("read");
         fs::write(dir.join("web.domain"), WEB).unwrap();
         fs::write(dir.join("bad.domain"), "uuid=nope\n").unwrap();
-        fs::write(dir.join("twin.domain"), WEB.replace("name=web", "name=twin")).unwrap();
+        fs::write(
+            dir.join("zz-twin.domain"),
+            WEB.replace("name=web", "name=twin"),
+        )
+        .unwrap();
         fs::write(dir.join("notes.txt"), "ignored").unwrap();
         let sim = SimBackend::open(&dir).unwrap();
         let domains = sim.domains().unwrap();
@@ -244,7 +283,11 @@ mod tests {
         assert_eq!(domains[0].name, "web");
         assert_eq!(domains[0].state, RunState::Running);
         assert_eq!(domains[0].memory_kib, 524288);
-        assert_eq!(sim.reported.lock().unwrap().len(), 1, "bad.domain reported; twin sorts after web");
+        assert_eq!(
+            sim.reported.lock().unwrap().len(),
+            2,
+            "bad.domain and the duplicate UUID in zz-twin.domain are reported"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -256,12 +299,24 @@ mod tests {
         let uuid = sim.domains().unwrap()[0].uuid;
         sim.apply(uuid, Operation::Pause).unwrap();
         let text = fs::read_to_string(dir.join("web.domain")).unwrap();
-        assert!(text.contains("state=paused\n") && text.contains("extra=1\n"), "{text}");
+        assert!(
+            text.contains("state=paused\n") && text.contains("extra=1\n"),
+            "{text}"
+        );
         assert_eq!(sim.domains().unwrap()[0].state, RunState::Paused);
         let err = sim.apply(uuid, Operation::Reboot).unwrap_err();
-        assert_eq!(err, BackendError::InvalidState { operation: Operation::Reboot, state: RunState::Paused });
+        assert_eq!(
+            err,
+            BackendError::InvalidState {
+                operation: Operation::Reboot,
+                state: RunState::Paused
+            }
+        );
         let missing = Uuid::from_u128(7);
-        assert_eq!(sim.apply(missing, Operation::Pause), Err(BackendError::NoSuchDomain(missing)));
+        assert_eq!(
+            sim.apply(missing, Operation::Pause),
+            Err(BackendError::NoSuchDomain(missing))
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -280,12 +335,19 @@ mod tests {
     #[test]
     fn host_file_sets_identity() {
         let dir = temp_dir("host");
-        fs::write(dir.join(HOST_FILE), "uuid=0b7e2f4a-1111-4222-8333-944455556666\nname=alpha\ncpus=8\nmemory_mib=4096\n").unwrap();
+        fs::write(
+            dir.join(HOST_FILE),
+            "uuid=0b7e2f4a-1111-4222-8333-944455556666\nname=alpha\ncpus=8\nmemory_mib=4096\n",
+        )
+        .unwrap();
         let host = SimBackend::open(&dir).unwrap().host().unwrap();
         assert_eq!(host.name, "alpha");
         assert_eq!(host.cpus, 8);
         assert_eq!(host.memory_mib, 4096);
-        assert_eq!(host.uuid.unwrap().to_string(), "0b7e2f4a-1111-4222-8333-944455556666");
+        assert_eq!(
+            host.uuid.unwrap().to_string(),
+            "0b7e2f4a-1111-4222-8333-944455556666"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -65,7 +65,13 @@ impl Published {
     /// Publishes `root` with `config_id` and `evented` for the first time.
     pub fn new(root: Device, config_id: u32, evented: EventedValues) -> Published {
         let (description, scpds) = render(&root, config_id);
-        Published { root, config_id, description, scpds, evented }
+        Published {
+            root,
+            config_id,
+            description,
+            scpds,
+            evented,
+        }
     }
 
     /// The kept bytes served at `path`, if any.
@@ -73,7 +79,10 @@ impl Published {
         if path == crate::consts::DESC_PATH {
             return Some(&self.description);
         }
-        self.scpds.iter().find(|(scpd_path, _)| scpd_path == path).map(|(_, bytes)| bytes)
+        self.scpds
+            .iter()
+            .find(|(scpd_path, _)| scpd_path == path)
+            .map(|(_, bytes)| bytes)
     }
 
     /// Moves to a new snapshot. `config_id` is asked for the CONFIGID of new content (given
@@ -106,7 +115,9 @@ impl Published {
             let changed: Vec<(String, String)> = values
                 .iter()
                 .filter(|(name, value)| {
-                    old.and_then(|old| old.iter().find(|(n, _)| n == name)).map(|(_, v)| v) != Some(value)
+                    old.and_then(|old| old.iter().find(|(n, _)| n == name))
+                        .map(|(_, v)| v)
+                        != Some(value)
                 })
                 .map(|(name, value)| (name.to_string(), value.clone()))
                 .collect();
@@ -165,7 +176,10 @@ mod tests {
         });
         assert!(!change.description_changed);
         let key = crate::control::domain_key(Uuid::from_u128(1));
-        assert_eq!(change.events, vec![(key, vec![("State".to_string(), "paused".to_string())])]);
+        assert_eq!(
+            change.events,
+            vec![(key, vec![("State".to_string(), "paused".to_string())])]
+        );
     }
 
     #[test]
@@ -180,10 +194,17 @@ mod tests {
         assert_ne!(published.description, old_description);
         let text = String::from_utf8(published.description.to_vec()).unwrap();
         assert!(text.contains("configId=\"2\""), "{text}");
-        assert_eq!(change.events.len(), 1, "only VirtualMachineIds: the new domain has no subscribers");
+        assert_eq!(
+            change.events.len(),
+            1,
+            "only VirtualMachineIds: the new domain has no subscribers"
+        );
         assert_eq!(change.events[0].0, crate::control::HYPERVISOR_KEY);
         let removed = published.update(hypervisor_device(&before), evented_values(&before), |_| 3);
-        assert_eq!(removed.removed_services, vec![crate::control::domain_key(Uuid::from_u128(2))]);
+        assert_eq!(
+            removed.removed_services,
+            vec![crate::control::domain_key(Uuid::from_u128(2))]
+        );
     }
 
     #[test]

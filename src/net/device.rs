@@ -9,8 +9,7 @@ use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
 use crate::consts::{
-    CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_NOTIFY_TIMEOUT, HTTP_MAX_CONNECTIONS,
-    HTTP_MAX_REQUESTS_PER_CONNECTION, HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, SSDP_MAX_DATAGRAM,
+    CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_NOTIFY_TIMEOUT, SSDP_MAX_DATAGRAM,
 };
 use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
@@ -19,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
 use crate::state::{random_seed, StateDir};
 use crate::wire::soap::{self, UpnpError};
-use smol::channel::{Receiver, Sender};
+use smol::channel::Sender;
 use smol::{Async, LocalExecutor, Timer};
 use std::cell::RefCell;
 use std::future::Future;
@@ -83,21 +82,25 @@ struct Core {
 type Shared = Rc<RefCell<Core>>;
 
 fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Core {
     /// Sends every SSDP message due now (non-blocking; a full socket buffer drops and logs).
     fn dispatch_ssdp(&mut self, now: Instant) {
         let sockets = &self.sockets;
-        self.ssdp.dispatch(now, unix_seconds(), |out: ssdp_engine::Outgoing<'_>| {
-            let Some(socket) = sockets.iter().find(|s| s.interface.index == out.interface) else {
-                return;
-            };
-            if let Err(error) = socket.try_send(out.destination, out.bytes) {
-                log::debug!("ssdp: sending to {} failed: {error}", out.destination);
-            }
-        });
+        self.ssdp
+            .dispatch(now, unix_seconds(), |out: ssdp_engine::Outgoing<'_>| {
+                let Some(socket) = sockets.iter().find(|s| s.interface.index == out.interface)
+                else {
+                    return;
+                };
+                if let Err(error) = socket.try_send(out.destination, out.bytes) {
+                    log::debug!("ssdp: sending to {} failed: {error}", out.destination);
+                }
+            });
     }
 
     /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events.
@@ -111,7 +114,11 @@ impl Core {
         });
         if change.description_changed {
             log::info!("description changed: CONFIGID {}", self.published.config_id);
-            self.ssdp.set_devices(now, self.published.root.advertisements(), self.published.config_id);
+            self.ssdp.set_devices(
+                now,
+                self.published.root.advertisements(),
+                self.published.config_id,
+            );
         }
         for key in change.removed_services {
             self.gena.remove_service(&key);
@@ -122,11 +129,15 @@ impl Core {
     }
 
     fn next_deadline(&self) -> Instant {
-        [Some(self.poll_due), self.ssdp.poll_at(), self.gena.poll_at()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(self.poll_due)
+        [
+            Some(self.poll_due),
+            self.ssdp.poll_at(),
+            self.gena.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.poll_due)
     }
 }
 
@@ -136,13 +147,22 @@ pub fn run(app: Rc<dyn App>, options: Options) -> Result<()> {
     smol::block_on(executor.run(run_on(executor.clone(), app, options)))
 }
 
-async fn run_on(executor: Rc<LocalExecutor<'static>>, app: Rc<dyn App>, options: Options) -> Result<()> {
+async fn run_on(
+    executor: Rc<LocalExecutor<'static>>,
+    app: Rc<dyn App>,
+    options: Options,
+) -> Result<()> {
     use async_signal::{Signal, Signals};
     use smol::stream::StreamExt;
     // Signals first, so a SIGTERM during start-up still ends with byebye.
-    let mut signals =
-        Signals::new([Signal::Term, Signal::Int]).map_err(|e| Error::io("installing signal handlers", e))?;
-    let Options { interfaces, http_port, max_age, mut state } = options;
+    let mut signals = Signals::new([Signal::Term, Signal::Int])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let Options {
+        interfaces,
+        http_port,
+        max_age,
+        mut state,
+    } = options;
     if interfaces.is_empty() {
         return Err(Error::config("no interface given: name one with --iface"));
     }
@@ -157,7 +177,10 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, app: Rc<dyn App>, options:
     for interface in &interfaces {
         let listener = TcpListener::bind((interface.address, http_port))
             .map_err(|e| Error::io(format!("HTTP on {}:{http_port}", interface.address), e))?;
-        let port = listener.local_addr().map_err(|e| Error::io("HTTP local address", e))?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("HTTP local address", e))?
+            .port();
         let listener = Async::new(listener).map_err(|e| Error::io("HTTP listener", e))?;
         engine_interfaces.push(ssdp_engine::Interface {
             index: interface.index,
@@ -170,7 +193,11 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, app: Rc<dyn App>, options:
     }
 
     let seed = random_seed()?;
-    let config = ssdp_engine::Config { max_age, boot_id, server: server.clone() };
+    let config = ssdp_engine::Config {
+        max_age,
+        boot_id,
+        server: server.clone(),
+    };
     let mut ssdp = SsdpEngine::new(config, engine_interfaces, seed);
     let now = Instant::now();
     ssdp.set_devices(now, root.advertisements(), config_id);
@@ -189,7 +216,9 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, app: Rc<dyn App>, options:
     let (wake, woken) = smol::channel::bounded::<()>(1);
 
     for socket in sockets {
-        executor.spawn(receive_loop(core.clone(), socket, wake.clone())).detach();
+        executor
+            .spawn(receive_loop(core.clone(), socket, wake.clone()))
+            .detach();
     }
     for (interface, listener, port) in listeners {
         let handler: Rc<dyn Handler> = Rc::new(DeviceHttp {
@@ -198,14 +227,12 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, app: Rc<dyn App>, options:
             interface: interface.clone(),
             wake: wake.clone(),
         });
-        let config = ServerConfig {
-            max_connections: HTTP_MAX_CONNECTIONS,
-            read_timeout: HTTP_READ_TIMEOUT,
-            write_timeout: HTTP_WRITE_TIMEOUT,
-            max_requests_per_connection: HTTP_MAX_REQUESTS_PER_CONNECTION,
-            server_header: server.clone(),
-        };
-        let serving = http::serve(listener, handler, config, executor.clone());
+        let serving = http::serve(
+            listener,
+            handler,
+            ServerConfig::new(server.clone()),
+            executor.clone(),
+        );
         let name = interface.name.clone();
         executor
             .spawn(async move {
@@ -267,7 +294,9 @@ fn tick(
     core.dispatch_ssdp(now);
     core.gena.expire(now);
     for delivery in core.gena.take_ready() {
-        executor.spawn(deliver(shared.clone(), wake.clone(), delivery)).detach();
+        executor
+            .spawn(deliver(shared.clone(), wake.clone(), delivery))
+            .detach();
     }
     if now >= core.poll_due && !core.polling {
         core.polling = true;
@@ -320,7 +349,12 @@ async fn receive_loop(core: Shared, socket: Rc<SsdpSocket>, wake: Sender<()>) {
             continue;
         }
         let bytes = buffer.get(..received.length).unwrap_or_default();
-        core.borrow_mut().ssdp.on_datagram(Instant::now(), received.arrival, received.source, bytes);
+        core.borrow_mut().ssdp.on_datagram(
+            Instant::now(),
+            received.arrival,
+            received.source,
+            bytes,
+        );
         let _ = wake.try_send(());
     }
 }
@@ -345,17 +379,32 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
             ("User-Agent", server.as_str()),
         ];
         let address = SocketAddr::from(callback.address);
-        match http_client::request(address, "NOTIFY", &callback.path, &headers, &delivery.body, &limits).await {
+        match http_client::request(
+            address,
+            "NOTIFY",
+            &callback.path,
+            &headers,
+            &delivery.body,
+            &limits,
+        )
+        .await
+        {
             Ok(response) if response.status == 200 => {
                 delivered = true;
                 break;
             }
-            Ok(response) => log::debug!("gena: {} answered NOTIFY with {}", address, response.status),
+            Ok(response) => {
+                log::debug!("gena: {} answered NOTIFY with {}", address, response.status)
+            }
             Err(error) => log::debug!("gena: NOTIFY to {address} failed: {error}"),
         }
     }
     if !delivered {
-        log::info!("gena: event {} of {} could not be delivered", delivery.seq, delivery.sid);
+        log::info!(
+            "gena: event {} of {} could not be delivered",
+            delivery.seq,
+            delivery.sid
+        );
     }
     core.borrow_mut().gena.delivered(&delivery.sid, delivered);
     let _ = wake.try_send(());
@@ -370,7 +419,12 @@ struct DeviceHttp {
 }
 
 fn status(code: u16) -> Response {
-    Response { status: code, headers: Vec::new(), body: Vec::new(), after_write: None }
+    Response {
+        status: code,
+        headers: Vec::new(),
+        body: Vec::new(),
+        after_write: None,
+    }
 }
 
 fn fault(error: &UpnpError) -> Response {
@@ -378,7 +432,10 @@ fn fault(error: &UpnpError) -> Response {
     soap::write_fault(error, &mut body);
     Response {
         status: 500,
-        headers: vec![("Content-Type", CONTENT_TYPE_XML.to_string()), ("EXT", String::new())],
+        headers: vec![
+            ("Content-Type", CONTENT_TYPE_XML.to_string()),
+            ("EXT", String::new()),
+        ],
         body,
         after_write: None,
     }
@@ -403,16 +460,24 @@ impl DeviceHttp {
             Err(error) => return Answer::Now(fault(&error)),
         };
         if call.service_type != spec.service_type {
-            return Answer::Now(fault(&UpnpError::new(soap::INVALID_ACTION, "wrong service type")));
+            return Answer::Now(fault(&UpnpError::new(
+                soap::INVALID_ACTION,
+                "wrong service type",
+            )));
         }
         let Some(action) = spec.action(&call.action) else {
-            return Answer::Now(fault(&UpnpError::new(soap::INVALID_ACTION, "no such action")));
+            return Answer::Now(fault(&UpnpError::new(
+                soap::INVALID_ACTION,
+                "no such action",
+            )));
         };
         if let Err(error) = soap::check_arguments(action.inputs(), &call) {
             return Answer::Now(fault(&error));
         }
         drop(core);
-        let invoked = self.app.invoke(key.to_string(), call.action.clone(), call.arguments);
+        let invoked = self
+            .app
+            .invoke(key.to_string(), call.action.clone(), call.arguments);
         let core = self.core.clone();
         let wake = self.wake.clone();
         let service_type = spec.service_type;
@@ -423,12 +488,16 @@ impl DeviceHttp {
             let _ = wake.try_send(());
             match result {
                 Ok(outputs) => {
-                    let pairs: Vec<(&str, &str)> = outputs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                    let pairs: Vec<(&str, &str)> =
+                        outputs.iter().map(|(n, v)| (*n, v.as_str())).collect();
                     let mut body = Vec::new();
                     soap::write_response(service_type, &call.action, &pairs, &mut body);
                     Response {
                         status: 200,
-                        headers: vec![("Content-Type", CONTENT_TYPE_XML.to_string()), ("EXT", String::new())],
+                        headers: vec![
+                            ("Content-Type", CONTENT_TYPE_XML.to_string()),
+                            ("EXT", String::new()),
+                        ],
                         body,
                         after_write: None,
                     }
@@ -457,22 +526,28 @@ impl DeviceHttp {
                 let callbacks = callbacks.iter().map(Into::into).collect();
                 core.gena
                     .subscribe(now, key, callbacks, timeout, request.peer.ip())
-                    .map(|(sid, granted)| (sid, granted, true))
+                    .map(|(sid, granted)| (sid.into(), granted, true))
             }
-            Ok(SubscribeRequest::Renew { sid, timeout }) => {
-                core.gena.renew(now, key, sid, timeout).map(|granted| (sid.to_string(), granted, false))
-            }
+            Ok(SubscribeRequest::Renew { sid, timeout }) => core
+                .gena
+                .renew(now, key, sid, timeout)
+                .map(|granted| (sid.to_string(), granted, false)),
         };
         match result {
             Err(refusal) => status(refusal.status()),
             Ok((sid, granted, new)) => {
                 let mut response = status(200);
                 response.headers.push(("SID", sid.clone()));
-                response.headers.push(("TIMEOUT", format!("Second-{}", granted.as_secs())));
+                response
+                    .headers
+                    .push(("TIMEOUT", format!("Second-{}", granted.as_secs())));
                 if new {
                     let shared = self.core.clone();
                     let wake = self.wake.clone();
-                    let variables = evented.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+                    let variables = evented
+                        .into_iter()
+                        .map(|(n, v)| (n.to_string(), v))
+                        .collect();
                     // UDA 1.1 section 4.1.2: the initial event follows the SUBSCRIBE response;
                     // GUPnP drops a NOTIFY that arrives before it.
                     response.after_write = Some(Box::new(move || {
@@ -502,17 +577,28 @@ impl DeviceHttp {
 }
 
 impl Handler for DeviceHttp {
-    fn lookup(&self, head: &crate::wire::http::RequestHead<'_>) -> Option<(&'static str, Arc<[u8]>)> {
+    fn lookup(
+        &self,
+        head: &crate::wire::http::RequestHead<'_>,
+    ) -> Option<(&'static str, Arc<[u8]>)> {
         if head.method != "GET" && head.method != "HEAD" {
             return None;
         }
         let path = head.target.split('?').next().unwrap_or(head.target);
-        self.core.borrow().published.document(path).map(|bytes| (CONTENT_TYPE_XML, bytes.clone()))
+        self.core
+            .borrow()
+            .published
+            .document(path)
+            .map(|bytes| (CONTENT_TYPE_XML, bytes.clone()))
     }
 
     fn answer(&self, request: Request) -> Answer {
         if !self.peer_allowed(request.peer.ip()) {
-            log::debug!("http: refusing {} from outside {}'s subnet", request.peer, self.interface.name);
+            log::debug!(
+                "http: refusing {} from outside {}'s subnet",
+                request.peer,
+                self.interface.name
+            );
             return Answer::Now(status(403));
         }
         let path = request.path.clone();
@@ -532,4 +618,3 @@ impl Handler for DeviceHttp {
         Answer::Now(status(404))
     }
 }
-

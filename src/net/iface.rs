@@ -29,7 +29,8 @@ impl Interface {
 
 /// Looks up the interface called `name`.
 pub fn lookup(name: &str) -> Result<Interface> {
-    let c_name = CString::new(name).map_err(|_| Error::config(format!("bad interface name {name:?}")))?;
+    let c_name =
+        CString::new(name).map_err(|_| Error::config(format!("bad interface name {name:?}")))?;
     // SAFETY: c_name is a valid NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
     if index == 0 {
@@ -38,7 +39,10 @@ pub fn lookup(name: &str) -> Result<Interface> {
     let mut list: *mut libc::ifaddrs = core::ptr::null_mut();
     // SAFETY: getifaddrs fills `list` with a linked list freed below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
-        return Err(Error::io("listing interfaces", std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "listing interfaces",
+            std::io::Error::last_os_error(),
+        ));
     }
     let mut found = None;
     let mut cursor = list;
@@ -65,7 +69,12 @@ pub fn lookup(name: &str) -> Result<Interface> {
                 Ipv4Addr::from(u32::from_be(netmask.sin_addr.s_addr)),
             )
         };
-        found = Some(Interface { name: name.to_string(), index, address, netmask });
+        found = Some(Interface {
+            name: name.to_string(),
+            index,
+            address,
+            netmask,
+        });
         break;
     }
     // SAFETY: list came from getifaddrs and is freed once.

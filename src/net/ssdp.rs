@@ -57,8 +57,12 @@ impl SsdpSocket {
         let context = |what: &str| format!("SSDP socket on {}: {what}", interface.name);
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| Error::io(context("socket"), e))?;
-        socket.set_reuse_address(true).map_err(|e| Error::io(context("SO_REUSEADDR"), e))?;
-        socket.set_reuse_port(true).map_err(|e| Error::io(context("SO_REUSEPORT"), e))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(|e| Error::io(context("SO_REUSEADDR"), e))?;
+        socket
+            .set_reuse_port(true)
+            .map_err(|e| Error::io(context("SO_REUSEPORT"), e))?;
         set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
             .map_err(|e| Error::io(context("IP_PKTINFO"), e))?;
         socket
@@ -84,19 +88,27 @@ impl SsdpSocket {
             .set_multicast_loop_v4(true)
             .map_err(|e| Error::io(context("IP_MULTICAST_LOOP"), e))?;
         let socket = Async::new(socket).map_err(|e| Error::io(context("registering"), e))?;
-        Ok(SsdpSocket { socket, interface: interface.clone() })
+        Ok(SsdpSocket {
+            socket,
+            interface: interface.clone(),
+        })
     }
 
     /// Waits for the next datagram.
     pub async fn receive(&self, buffer: &mut [u8; SSDP_MAX_DATAGRAM + 1]) -> io::Result<Received> {
-        self.socket.read_with(|socket| receive_with_pktinfo(socket, buffer)).await
+        self.socket
+            .read_with(|socket| receive_with_pktinfo(socket, buffer))
+            .await
     }
 
     /// Sends `bytes` to `destination` without waiting (multicast leaves through this
     /// interface). A full socket buffer is an error for the caller to log: SSDP is best effort
     /// and repeats itself.
     pub fn try_send(&self, destination: SocketAddrV4, bytes: &[u8]) -> io::Result<()> {
-        self.socket.get_ref().send_to(bytes, &SockAddr::from(destination)).map(|_| ())
+        self.socket
+            .get_ref()
+            .send_to(bytes, &SockAddr::from(destination))
+            .map(|_| ())
     }
 }
 
@@ -106,7 +118,10 @@ fn receive_with_pktinfo(socket: &Socket, buffer: &mut [u8]) -> io::Result<Receiv
     // the control messages are walked with the CMSG_* macros within msg_controllen.
     unsafe {
         let mut source: libc::sockaddr_in = core::mem::zeroed();
-        let mut vector = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
+        let mut vector = libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
+        };
         let mut control = [0u64; 16];
         let mut message: libc::msghdr = core::mem::zeroed();
         message.msg_name = (&mut source as *mut libc::sockaddr_in).cast();

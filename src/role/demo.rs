@@ -8,14 +8,36 @@ use std::path::Path;
 
 /// The demo's domains: (file name, uuid, name, state, memory KiB, vCPUs).
 const DEMO_DOMAINS: [(&str, &str, &str, &str, u64, u32); 3] = [
-    ("web", "4d3b2c1a-0f9e-4d8c-b7a6-958473625140", "web", "running", 1_048_576, 2),
-    ("db", "8e7d6c5b-4a39-4281-9f0e-d1c2b3a49586", "db", "running", 2_097_152, 4),
-    ("build", "c0ffee00-1234-4abc-8def-0123456789ab", "build", "shutoff", 524_288, 1),
+    (
+        "web",
+        "4d3b2c1a-0f9e-4d8c-b7a6-958473625140",
+        "web",
+        "running",
+        1_048_576,
+        2,
+    ),
+    (
+        "db",
+        "8e7d6c5b-4a39-4281-9f0e-d1c2b3a49586",
+        "db",
+        "running",
+        2_097_152,
+        4,
+    ),
+    (
+        "build",
+        "c0ffee00-1234-4abc-8def-0123456789ab",
+        "build",
+        "shutoff",
+        524_288,
+        1,
+    ),
 ];
 
 /// Writes the demo's sim directory unless it already has domains.
 fn seed_sim_dir(directory: &Path) -> Result<()> {
-    fs::create_dir_all(directory).map_err(|e| Error::io(format!("creating {}", directory.display()), e))?;
+    fs::create_dir_all(directory)
+        .map_err(|e| Error::io(format!("creating {}", directory.display()), e))?;
     let has_domains = fs::read_dir(directory)
         .map_err(|e| Error::io(format!("reading {}", directory.display()), e))?
         .filter_map(|entry| entry.ok())
@@ -24,9 +46,14 @@ fn seed_sim_dir(directory: &Path) -> Result<()> {
         return Ok(());
     }
     let host = "uuid=5e1f0c1e-7a2b-4c3d-8e9f-a0b1c2d3e4f5\nname=demo-host\ncpus=8\nmemory_mib=32768\nversion=4.17 (simulated)\n";
-    let mut files = vec![(directory.join(crate::backend::sim::HOST_FILE), host.to_string())];
+    let mut files = vec![(
+        directory.join(crate::backend::sim::HOST_FILE),
+        host.to_string(),
+    )];
     for (file, uuid, name, state, memory_kib, vcpus) in DEMO_DOMAINS {
-        let text = format!("uuid={uuid}\nname={name}\nstate={state}\nmemory_kib={memory_kib}\nvcpus={vcpus}\n");
+        let text = format!(
+            "uuid={uuid}\nname={name}\nstate={state}\nmemory_kib={memory_kib}\nvcpus={vcpus}\n"
+        );
         files.push((directory.join(format!("{file}.domain")), text));
     }
     for (path, text) in files {
@@ -38,9 +65,9 @@ fn seed_sim_dir(directory: &Path) -> Result<()> {
 
 /// Runs the demo until Ctrl-C.
 pub fn run(args: DemoArgs) -> Result<()> {
-    let directory = args
-        .dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("xenplug-demo-{}", std::process::id())));
+    let directory = args.dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("xenplug-demo-{}", std::process::id()))
+    });
     let sim_dir = directory.join("sim");
     seed_sim_dir(&sim_dir)?;
     let port = if args.http_port != 0 {
@@ -51,7 +78,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .map_err(|e| Error::io("choosing a port on 127.0.0.1", e))?
             .port()
     };
-    println!("xenplug demo: a simulated Xen host with {} domains, on loopback only", DEMO_DOMAINS.len());
+    println!(
+        "xenplug demo: a simulated Xen host with {} domains, on loopback only",
+        DEMO_DOMAINS.len()
+    );
     println!("  domains:     {}/*.domain  (edit a state, add or remove a file: it is announced within 1 s)", sim_dir.display());
     println!("  description: http://127.0.0.1:{port}/description.xml");
     println!("  look:        curl http://127.0.0.1:{port}/description.xml");

@@ -41,8 +41,16 @@ impl HypervisorApp {
 }
 
 /// Takes a view of the host (blocking).
-fn take_view(backend: &dyn Backend, host_uuid: Uuid) -> std::result::Result<HostView, BackendError> {
-    Ok(HostView { uuid: host_uuid, info: backend.host()?, backend: backend.name(), domains: backend.domains()? })
+fn take_view(
+    backend: &dyn Backend,
+    host_uuid: Uuid,
+) -> std::result::Result<HostView, BackendError> {
+    Ok(HostView {
+        uuid: host_uuid,
+        info: backend.host()?,
+        backend: backend.name(),
+        domains: backend.domains()?,
+    })
 }
 
 impl App for HypervisorApp {
@@ -56,7 +64,10 @@ impl App for HypervisorApp {
             let view = smol::unblock(move || take_view(&*backend, host_uuid))
                 .await
                 .map_err(|e| e.to_string())?;
-            let snapshot = (control::hypervisor_device(&view), control::evented_values(&view));
+            let snapshot = (
+                control::hypervisor_device(&view),
+                control::evented_values(&view),
+            );
             *kept.borrow_mut() = Some(view);
             Ok(snapshot)
         })
@@ -72,9 +83,11 @@ impl App for HypervisorApp {
         let calls = self.calls.clone();
         let view = self.view.borrow().clone();
         Box::pin(async move {
-            let view = view.ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, "host not read yet"))?;
+            let view =
+                view.ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, "host not read yet"))?;
             let _permit = calls.acquire().await;
-            smol::unblock(move || control::invoke(&*backend, &view, &key, &action, &arguments)).await
+            smol::unblock(move || control::invoke(&*backend, &view, &key, &action, &arguments))
+                .await
         })
     }
 
@@ -91,27 +104,51 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
                 .sim_dir
                 .as_deref()
                 .ok_or_else(|| Error::config("--backend sim needs --sim-dir DIR"))?;
-            Ok(Arc::new(SimBackend::open(directory).map_err(|e| Error::Backend(e.to_string()))?))
+            Ok(Arc::new(
+                SimBackend::open(directory).map_err(|e| Error::Backend(e.to_string()))?,
+            ))
         }
         "libxl" | "xapi" => Err(Error::NotBuilt("this backend")),
-        other => Err(Error::config(format!("unknown backend {other:?} (known: sim)"))),
+        other => Err(Error::config(format!(
+            "unknown backend {other:?} (known: sim)"
+        ))),
     }
 }
 
 /// Runs the role until SIGTERM or SIGINT.
 pub fn run(args: HypervisorArgs) -> Result<()> {
     if args.iface.is_empty() {
-        return Err(Error::config("name at least one interface with --iface (there is no default)"));
+        return Err(Error::config(
+            "name at least one interface with --iface (there is no default)",
+        ));
     }
     if args.max_age < SSDP_MIN_MAX_AGE {
-        return Err(Error::config(format!("--max-age must be at least {SSDP_MIN_MAX_AGE}")));
+        return Err(Error::config(format!(
+            "--max-age must be at least {SSDP_MIN_MAX_AGE}"
+        )));
     }
-    let interfaces = args.iface.iter().map(|name| iface::lookup(name)).collect::<Result<Vec<_>>>()?;
+    let interfaces = args
+        .iface
+        .iter()
+        .map(|name| iface::lookup(name))
+        .collect::<Result<Vec<_>>>()?;
     let backend = open_backend(&args)?;
     let mut state = StateDir::open(&args.state_dir)?;
     let host = backend.host().map_err(|e| Error::Backend(e.to_string()))?;
     let host_uuid = state.host_uuid(host.uuid)?;
-    log::info!("host {} ({host_uuid}), {} backend", host.name, backend.name());
+    log::info!(
+        "host {} ({host_uuid}), {} backend",
+        host.name,
+        backend.name()
+    );
     let app = Rc::new(HypervisorApp::new(backend, host_uuid));
-    device::run(app, Options { interfaces, http_port: args.http_port, max_age: args.max_age, state })
+    device::run(
+        app,
+        Options {
+            interfaces,
+            http_port: args.http_port,
+            max_age: args.max_age,
+            state,
+        },
+    )
 }

@@ -31,16 +31,34 @@ pub const ROLES: [(Role, &str, Option<&str>, &str); 5] = [
         Some("xenplug-hypervisor"),
         "advertise this Xen host and its domains (dom0)",
     ),
-    (Role::AdvertiseVm, "advertise vm", Some("xenplug-vm"), "advertise this VM from inside the guest"),
-    (Role::Track, "track", Some("xenplug-track"), "keep the configuration repositories up to date"),
-    (Role::Console, "console", Some("xenplug-console"), "show and control hypervisors and VMs"),
+    (
+        Role::AdvertiseVm,
+        "advertise vm",
+        Some("xenplug-vm"),
+        "advertise this VM from inside the guest",
+    ),
+    (
+        Role::Track,
+        "track",
+        Some("xenplug-track"),
+        "keep the configuration repositories up to date",
+    ),
+    (
+        Role::Console,
+        "console",
+        Some("xenplug-console"),
+        "show and control hypervisors and VMs",
+    ),
     (Role::Demo, "demo", None, "run a simulated host on loopback"),
 ];
 
 impl Role {
     /// The command words (`advertise hypervisor`).
     pub fn command(self) -> &'static str {
-        ROLES.iter().find(|(role, ..)| *role == self).map_or("", |(_, command, ..)| command)
+        ROLES
+            .iter()
+            .find(|(role, ..)| *role == self)
+            .map_or("", |(_, command, ..)| command)
     }
 }
 
@@ -114,7 +132,12 @@ pub fn main(argv: Vec<String>) -> i32 {
             0
         }
         Selection::Version => {
-            println!("{} {} ({})", crate::consts::PRODUCT, crate::consts::VERSION, env!("XENPLUG_BUILD_TARGET"));
+            println!(
+                "{} {} ({})",
+                crate::consts::PRODUCT,
+                crate::consts::VERSION,
+                env!("XENPLUG_BUILD_TARGET")
+            );
             0
         }
         Selection::Unknown(asked) => {
@@ -175,12 +198,27 @@ mod tests {
     #[test]
     fn subcommands_select_roles() {
         assert_eq!(
-            select(&argv(&["xenplug", "advertise", "hypervisor", "--iface", "lo"])),
+            select(&argv(&[
+                "xenplug",
+                "advertise",
+                "hypervisor",
+                "--iface",
+                "lo"
+            ])),
             Selection::Run(Role::AdvertiseHypervisor, argv(&["--iface", "lo"]))
         );
-        assert_eq!(select(&argv(&["xenplug", "advertise", "vm"])), Selection::Run(Role::AdvertiseVm, vec![]));
-        assert_eq!(select(&argv(&["/usr/bin/xenplug", "track", "-x"])), Selection::Run(Role::Track, argv(&["-x"])));
-        assert_eq!(select(&argv(&["xenplug", "demo"])), Selection::Run(Role::Demo, vec![]));
+        assert_eq!(
+            select(&argv(&["xenplug", "advertise", "vm"])),
+            Selection::Run(Role::AdvertiseVm, vec![])
+        );
+        assert_eq!(
+            select(&argv(&["/usr/bin/xenplug", "track", "-x"])),
+            Selection::Run(Role::Track, argv(&["-x"]))
+        );
+        assert_eq!(
+            select(&argv(&["xenplug", "demo"])),
+            Selection::Run(Role::Demo, vec![])
+        );
     }
 
     #[test]
@@ -189,20 +227,42 @@ mod tests {
             select(&argv(&["/usr/sbin/xenplug-hypervisor", "--iface", "eth0"])),
             Selection::Run(Role::AdvertiseHypervisor, argv(&["--iface", "eth0"]))
         );
-        assert_eq!(select(&argv(&["xenplug-vm"])), Selection::Run(Role::AdvertiseVm, vec![]));
-        assert_eq!(select(&argv(&["xenplug-console", "tree"])), Selection::Run(Role::Console, argv(&["tree"])));
-        assert_eq!(select(&argv(&["./xenplug-track"])), Selection::Run(Role::Track, vec![]));
+        assert_eq!(
+            select(&argv(&["xenplug-vm"])),
+            Selection::Run(Role::AdvertiseVm, vec![])
+        );
+        assert_eq!(
+            select(&argv(&["xenplug-console", "tree"])),
+            Selection::Run(Role::Console, argv(&["tree"]))
+        );
+        assert_eq!(
+            select(&argv(&["./xenplug-track"])),
+            Selection::Run(Role::Track, vec![])
+        );
     }
 
     #[test]
     fn unknown_and_special_arguments() {
-        assert_eq!(select(&argv(&["xenplug", "frobnicate"])), Selection::Unknown("frobnicate".into()));
-        assert_eq!(select(&argv(&["xenplug", "advertise", "toaster"])), Selection::Unknown("advertise toaster".into()));
-        assert_eq!(select(&argv(&["xenplug", "advertise"])), Selection::Unknown("advertise".into()));
+        assert_eq!(
+            select(&argv(&["xenplug", "frobnicate"])),
+            Selection::Unknown("frobnicate".into())
+        );
+        assert_eq!(
+            select(&argv(&["xenplug", "advertise", "toaster"])),
+            Selection::Unknown("advertise toaster".into())
+        );
+        assert_eq!(
+            select(&argv(&["xenplug", "advertise"])),
+            Selection::Unknown("advertise".into())
+        );
         assert_eq!(select(&argv(&["xenplug", "--list"])), Selection::List);
         assert_eq!(select(&argv(&["xenplug"])), Selection::Usage);
         assert_eq!(select(&argv(&[])), Selection::Usage);
         assert_eq!(main(argv(&["xenplug", "nope"])), 2);
-        assert_eq!(main(argv(&["xenplug", "track"])), 1, "not built yet: says so, non-zero");
+        assert_eq!(
+            main(argv(&["xenplug", "track"])),
+            1,
+            "not built yet: says so, non-zero"
+        );
     }
 }

@@ -80,7 +80,12 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
     element(out, "modelName", device.model_name)?;
     element(out, "modelNumber", VERSION)?;
     out.put_str("<UDN>uuid:")?;
-    out.put_str(device.udn.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))?;
+    out.put_str(
+        device
+            .udn
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    )?;
     out.put_str("</UDN>\n")?;
     if !device.services.is_empty() {
         out.put_str("<serviceList>\n")?;
@@ -104,7 +109,11 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
     }
     if let Some(vm_uuid) = device.vm_uuid {
         vendor_tag(out, "<", ELEMENT_VM_UUID)?;
-        out.put_str(vm_uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()))?;
+        out.put_str(
+            vm_uuid
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        )?;
         vendor_tag(out, "</", ELEMENT_VM_UUID)?;
         out.put_str("\n")?;
     }

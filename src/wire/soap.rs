@@ -548,10 +548,7 @@ mod tests {
                 .map(|name| (name.to_string(), String::new()))
                 .collect(),
         };
-        assert_eq!(
-            check_arguments(SHUTDOWN, &call(&["Mode", "Force"])),
-            Ok(())
-        );
+        assert_eq!(check_arguments(SHUTDOWN, &call(&["Mode", "Force"])), Ok(()));
         for bad in [
             &["Mode"][..],
             &["Force", "Mode"],

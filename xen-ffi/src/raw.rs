@@ -1,4 +1,5 @@
 //! Raw libxl items, exactly as `_libxl_types.h` (Xen 4.17) defines them. No logic here.
+#![allow(non_camel_case_types)] // raw items keep their C names
 
 use core::ffi::c_int;
 

@@ -62,7 +62,13 @@ mod tests {
     fn codes_become_errors_naming_the_operation() {
         assert_eq!(check("libxl_domain_pause", 0), Ok(0));
         let error = check("libxl_domain_shutdown", raw::ERROR_NOPARAVIRT).unwrap_err();
-        assert_eq!(error.to_string(), "libxl_domain_shutdown: the guest has no PV drivers (-10)");
-        assert_eq!(check("x", -99).unwrap_err().reason(), "unspecified libxl error");
+        assert_eq!(
+            error.to_string(),
+            "libxl_domain_shutdown: the guest has no PV drivers (-10)"
+        );
+        assert_eq!(
+            check("x", -99).unwrap_err().reason(),
+            "unspecified libxl error"
+        );
     }
 }

@@ -85,6 +85,20 @@ impl Published {
             .map(|(_, bytes)| bytes)
     }
 
+    /// The HTTP fast path: for GET or HEAD of a description or SCPD, its content type and
+    /// kept bytes. Allocates nothing (a reference count moves).
+    pub fn lookup(
+        &self,
+        head: &crate::wire::http::RequestHead<'_>,
+    ) -> Option<(&'static str, Arc<[u8]>)> {
+        if head.method != "GET" && head.method != "HEAD" {
+            return None;
+        }
+        let path = head.target.split('?').next().unwrap_or(head.target);
+        self.document(path)
+            .map(|bytes| (crate::consts::CONTENT_TYPE_XML, bytes.clone()))
+    }
+
     /// Moves to a new snapshot. `config_id` is asked for the CONFIGID of new content (given
     /// its [`content_hash`]) only when the tree changed.
     pub fn update(

@@ -442,13 +442,6 @@ fn fault(error: &UpnpError) -> Response {
 }
 
 impl DeviceHttp {
-    fn peer_allowed(&self, peer: IpAddr) -> bool {
-        match peer {
-            IpAddr::V4(v4) => self.interface.contains(v4),
-            IpAddr::V6(_) => false,
-        }
-    }
-
     fn control(&self, key: &str, request: Request) -> Answer {
         let core = self.core.borrow();
         let Some(service) = core.published.root.service(key) else {
@@ -577,30 +570,23 @@ impl DeviceHttp {
 }
 
 impl Handler for DeviceHttp {
+    /// Only peers inside the interface's subnet (DESIGN: answer only on configured
+    /// interfaces and from their subnets).
+    fn admits(&self, peer: SocketAddr) -> bool {
+        match peer.ip() {
+            IpAddr::V4(v4) => self.interface.contains(v4),
+            IpAddr::V6(_) => false,
+        }
+    }
+
     fn lookup(
         &self,
         head: &crate::wire::http::RequestHead<'_>,
     ) -> Option<(&'static str, Arc<[u8]>)> {
-        if head.method != "GET" && head.method != "HEAD" {
-            return None;
-        }
-        let path = head.target.split('?').next().unwrap_or(head.target);
-        self.core
-            .borrow()
-            .published
-            .document(path)
-            .map(|bytes| (CONTENT_TYPE_XML, bytes.clone()))
+        self.core.borrow().published.lookup(head)
     }
 
     fn answer(&self, request: Request) -> Answer {
-        if !self.peer_allowed(request.peer.ip()) {
-            log::debug!(
-                "http: refusing {} from outside {}'s subnet",
-                request.peer,
-                self.interface.name
-            );
-            return Answer::Now(status(403));
-        }
         let path = request.path.clone();
         if let Some(key) = path.strip_prefix(CONTROL_PREFIX) {
             return match request.method.as_str() {
@@ -616,5 +602,127 @@ impl Handler for DeviceHttp {
             });
         }
         Answer::Now(status(404))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::{Domain, HostInfo, RunState};
+    use crate::control::{evented_values, hypervisor_device, HostView};
+    use crate::engine::device::Published;
+    use crate::net::http::emit_head;
+    use crate::wire::http::RequestHead;
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use uuid::Uuid;
+
+    /// Counts allocations made by the current thread while counting is on.
+    struct CountingAllocator;
+
+    thread_local! {
+        static COUNTING: Cell<bool> = const { Cell::new(false) };
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn count_one() {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        }
+    }
+
+    // SAFETY: forwards every call to the system allocator unchanged.
+    unsafe impl GlobalAlloc for CountingAllocator {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count_one();
+            System.alloc(layout)
+        }
+
+        unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+            System.dealloc(pointer, layout)
+        }
+
+        unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+            count_one();
+            System.realloc(pointer, layout, size)
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+    fn allocations_during(work: impl FnOnce()) -> usize {
+        ALLOCATIONS.with(|count| count.set(0));
+        COUNTING.with(|on| on.set(true));
+        work();
+        COUNTING.with(|on| on.set(false));
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    fn published(domains: usize) -> Published {
+        let view = HostView {
+            uuid: Uuid::from_u128(1),
+            info: HostInfo {
+                uuid: None,
+                name: "alpha".into(),
+                hypervisor_version: "4.17".into(),
+                cpus: 4,
+                memory_mib: 4096,
+            },
+            backend: "sim",
+            domains: (0..domains)
+                .map(|index| Domain {
+                    uuid: Uuid::from_u128(100 + index as u128),
+                    name: format!("vm{index}"),
+                    state: RunState::Running,
+                    memory_kib: 1 << 20,
+                    vcpus: 1,
+                })
+                .collect(),
+        };
+        Published::new(hypervisor_device(&view), 3, evented_values(&view))
+    }
+
+    /// Descriptions and SCPDs are served from kept buffers: parsing the request, finding the
+    /// document (what `DeviceHttp::lookup` does) and writing the response head allocate
+    /// nothing, however many requests.
+    #[test]
+    fn serving_descriptions_allocates_nothing() {
+        let published = published(20);
+        let requests: [&[u8]; 3] = [
+            b"GET /description.xml HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: gupnp\r\n\r\n",
+            b"GET /scpd/DomainControl.xml HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+            b"HEAD /scpd/Hypervisor.xml?x=1 HTTP/1.0\r\n\r\n",
+        ];
+        let mut served = 0usize;
+        let mut head = [0u8; crate::consts::HTTP_RESPONSE_HEAD_BUFFER];
+        let count = allocations_during(|| {
+            for _ in 0..200 {
+                for request in requests {
+                    let parsed = RequestHead::parse(request).expect("valid request");
+                    let (content_type, body) = published.lookup(&parsed).expect("kept document");
+                    let date = crate::wire::http_date(1_795_478_400);
+                    let date = core::str::from_utf8(&date).unwrap_or_default();
+                    let headers = [("Content-Type", content_type)];
+                    let length =
+                        emit_head(&mut head, 200, &headers, "xenplug", date, None, body.len())
+                            .expect("head fits");
+                    served += length + body.len();
+                }
+            }
+        });
+        assert!(
+            served > 600 * 1000,
+            "documents were really served ({served} bytes)"
+        );
+        assert_eq!(count, 0, "allocations while serving 600 requests");
+    }
+
+    /// The counter itself works: rendering a model does allocate.
+    #[test]
+    fn rendering_is_counted() {
+        let count = allocations_during(|| {
+            let _ = published(2);
+        });
+        assert!(count > 0);
     }
 }

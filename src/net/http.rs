@@ -132,6 +132,13 @@ pub enum Answer {
 /// `Content-Length` and, when it closes the connection, `Connection: close` on every
 /// response (including its own error answers); everything else comes from the handler.
 pub trait Handler {
+    /// Whether to serve a connection from `peer` at all; a refused connection is closed
+    /// before anything is read. Serves everyone unless overridden.
+    fn admits(&self, peer: SocketAddr) -> bool {
+        let _ = peer;
+        true
+    }
+
     /// Fast path, asked first for every GET and HEAD without a body: kept bytes and their
     /// content type for this target, or `None` to go to [`Handler::answer`]. Must not
     /// allocate: the server writes the head into a stack buffer and the bytes straight from
@@ -200,6 +207,10 @@ pub async fn serve(
                 AcceptError::Fatal => return Err(error),
             },
         };
+        if !handler.admits(peer) {
+            log::debug!("http {peer}: connection refused by the handler");
+            continue;
+        }
         let handler = Rc::clone(&handler);
         let config = Rc::clone(&config);
         executor
@@ -693,8 +704,9 @@ fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Writes a response head into `storage`, returning its length.
-fn emit_head(
+/// Writes a response head into `storage`, returning its length. Allocates nothing: the
+/// fast path of [`Handler::lookup`] relies on it.
+pub(crate) fn emit_head(
     storage: &mut [u8],
     status: u16,
     headers: &[(&str, &str)],

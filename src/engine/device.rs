@@ -9,6 +9,9 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+/// Rendered SCPDs, each with the URL path it is served at.
+pub type Scpds = Vec<(String, Arc<[u8]>)>;
+
 /// The bytes a device serves and the values it has evented.
 pub struct Published {
     /// The device tree as last published.
@@ -18,7 +21,7 @@ pub struct Published {
     /// The rendered description.
     pub description: Arc<[u8]>,
     /// Rendered SCPDs by URL path.
-    pub scpds: Vec<(String, Arc<[u8]>)>,
+    pub scpds: Scpds,
     /// Evented values as last sent.
     pub evented: EventedValues,
 }
@@ -45,7 +48,7 @@ pub fn content_hash(root: &Device) -> u64 {
 }
 
 /// Renders the description and the SCPD of each service type of `root`.
-pub fn render(root: &Device, config_id: u32) -> (Arc<[u8]>, Vec<(String, Arc<[u8]>)>) {
+pub fn render(root: &Device, config_id: u32) -> (Arc<[u8]>, Scpds) {
     let mut description = Vec::with_capacity(4096);
     // Rendering into a Vec cannot run out of room; Sink for Vec never fails.
     let _ = render_description(root, config_id, &mut description);
@@ -219,6 +222,53 @@ mod tests {
             removed.removed_services,
             vec![crate::control::domain_key(Uuid::from_u128(2))]
         );
+    }
+
+    /// The description and SCPDs of a known host, byte for byte (tests/fixtures/description/),
+    /// and each one well-formed XML in the UPnP namespaces.
+    #[test]
+    fn rendered_documents_match_golden_files() {
+        let v = view(&[
+            (1, "web & <db>", RunState::Running),
+            (2, "build", RunState::Shutoff),
+        ]);
+        let published = Published::new(hypervisor_device(&v), 42, evented_values(&v));
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/description");
+        let documents = [
+            ("hypervisor.xml", published.description.clone()),
+            (
+                "Hypervisor.scpd.xml",
+                published.document("/scpd/Hypervisor.xml").unwrap().clone(),
+            ),
+            (
+                "DomainControl.scpd.xml",
+                published
+                    .document("/scpd/DomainControl.xml")
+                    .unwrap()
+                    .clone(),
+            ),
+        ];
+        for (name, bytes) in documents {
+            let text = std::str::from_utf8(&bytes).unwrap();
+            let document = roxmltree::Document::parse(text).unwrap();
+            let root = document.root_element();
+            assert!(
+                [crate::consts::NS_DEVICE, crate::consts::NS_SERVICE]
+                    .contains(&root.tag_name().namespace().unwrap()),
+                "{name}"
+            );
+            assert_eq!(root.attribute("configId"), Some("42"), "{name}");
+            if std::env::var_os("XENPLUG_BLESS").is_some() {
+                std::fs::write(fixtures.join(name), &bytes).unwrap();
+            }
+            let golden = std::fs::read(fixtures.join(name)).unwrap();
+            assert_eq!(
+                text,
+                std::str::from_utf8(&golden).unwrap(),
+                "{name} differs from its golden file"
+            );
+        }
     }
 
     #[test]

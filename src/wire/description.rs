@@ -12,17 +12,6 @@ use crate::model::{Device, Direction, ServiceSpec};
 
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
-/// Writes `<name>escaped text</name>`.
-fn element(out: &mut impl Sink, name: &str, text: &str) -> Result<()> {
-    out.put_str("<")?;
-    out.put_str(name)?;
-    out.put_str(">")?;
-    out.put_escaped(text)?;
-    out.put_str("</")?;
-    out.put_str(name)?;
-    out.put_str(">")
-}
-
 /// Writes `<xenplug:local>` (with `opener` "<") or `</xenplug:local>` (with "</").
 fn vendor_tag(out: &mut impl Sink, opener: &str, local: &str) -> Result<()> {
     out.put_str(opener)?;
@@ -44,23 +33,11 @@ fn open_root(out: &mut impl Sink, name: &str, namespace: &str, config_id: u32) -
     out.put_str("=\"")?;
     out.put_str(NS_XENPLUG)?;
     out.put_str("\" configId=\"")?;
-    out.put_str(itoa(config_id, &mut [0; 10]))?;
+    let mut digits = [0u8; 10];
+    let mut cursor = super::Cursor::new(&mut digits);
+    cursor.put_u64(u64::from(config_id))?;
+    out.put(cursor.written())?;
     out.put_str("\">\n")
-}
-
-/// Decimal digits of `value` in `buffer`.
-fn itoa(value: u32, buffer: &mut [u8; 10]) -> &str {
-    let mut at = buffer.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buffer[at..]).unwrap_or("0")
 }
 
 /// Renders the description document of the device tree `root`.
@@ -73,12 +50,12 @@ pub fn render_description(root: &Device, config_id: u32, out: &mut impl Sink) ->
 
 fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
     out.put_str("<device>\n")?;
-    element(out, "deviceType", device.device_type)?;
-    element(out, "friendlyName", &device.friendly_name)?;
-    element(out, "manufacturer", MANUFACTURER)?;
-    element(out, "modelDescription", &device.model_description)?;
-    element(out, "modelName", device.model_name)?;
-    element(out, "modelNumber", VERSION)?;
+    out.put_element("deviceType", device.device_type)?;
+    out.put_element("friendlyName", &device.friendly_name)?;
+    out.put_element("manufacturer", MANUFACTURER)?;
+    out.put_element("modelDescription", &device.model_description)?;
+    out.put_element("modelName", device.model_name)?;
+    out.put_element("modelNumber", VERSION)?;
     out.put_str("<UDN>uuid:")?;
     out.put_str(
         device
@@ -91,11 +68,11 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
         out.put_str("<serviceList>\n")?;
         for service in &device.services {
             out.put_str("<service>")?;
-            element(out, "serviceType", service.spec.service_type)?;
-            element(out, "serviceId", service.spec.service_id)?;
-            element(out, "SCPDURL", &service.spec.scpd_url())?;
-            element(out, "controlURL", &service.control_url())?;
-            element(out, "eventSubURL", &service.event_url())?;
+            out.put_element("serviceType", service.spec.service_type)?;
+            out.put_element("serviceId", service.spec.service_id)?;
+            out.put_element("SCPDURL", &service.spec.scpd_url())?;
+            out.put_element("controlURL", &service.control_url())?;
+            out.put_element("eventSubURL", &service.event_url())?;
             out.put_str("</service>\n")?;
         }
         out.put_str("</serviceList>\n")?;
@@ -126,18 +103,18 @@ pub fn render_scpd(spec: &ServiceSpec, config_id: u32, out: &mut impl Sink) -> R
     out.put_str("<specVersion><major>1</major><minor>1</minor></specVersion>\n<actionList>\n")?;
     for action in spec.actions {
         out.put_str("<action>")?;
-        element(out, "name", action.name)?;
+        out.put_element("name", action.name)?;
         if !action.arguments.is_empty() {
             out.put_str("<argumentList>")?;
             for argument in action.arguments {
                 out.put_str("<argument>")?;
-                element(out, "name", argument.name)?;
+                out.put_element("name", argument.name)?;
                 let direction = match argument.direction {
                     Direction::In => "in",
                     Direction::Out => "out",
                 };
-                element(out, "direction", direction)?;
-                element(out, "relatedStateVariable", argument.variable)?;
+                out.put_element("direction", direction)?;
+                out.put_element("relatedStateVariable", argument.variable)?;
                 out.put_str("</argument>")?;
             }
             out.put_str("</argumentList>")?;
@@ -161,12 +138,12 @@ pub fn render_scpd(spec: &ServiceSpec, config_id: u32, out: &mut impl Sink) -> R
         } else {
             "<stateVariable sendEvents=\"no\">"
         })?;
-        element(out, "name", variable.name)?;
-        element(out, "dataType", variable.data_type)?;
+        out.put_element("name", variable.name)?;
+        out.put_element("dataType", variable.data_type)?;
         if !variable.allowed.is_empty() {
             out.put_str("<allowedValueList>")?;
             for value in variable.allowed {
-                element(out, "allowedValue", value)?;
+                out.put_element("allowedValue", value)?;
             }
             out.put_str("</allowedValueList>")?;
         }

@@ -255,13 +255,9 @@ pub fn write_propertyset(variables: &[(&str, &str)], out: &mut Vec<u8>) {
     xml::push_escaped_attribute(consts::NS_EVENT, out);
     out.extend_from_slice(b"\">");
     for (name, value) in variables {
-        out.extend_from_slice(b"<e:property><");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'>');
-        xml::push_escaped(value, out);
-        out.extend_from_slice(b"</");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"></e:property>");
+        out.extend_from_slice(b"<e:property>");
+        xml::push_element(name, value, out);
+        out.extend_from_slice(b"</e:property>");
     }
     out.extend_from_slice(b"</e:propertyset>\n");
 }

@@ -283,13 +283,7 @@ pub fn write_response(
     xml::push_escaped_attribute(service_type, out);
     out.extend_from_slice(b"\">");
     for (name, value) in outputs {
-        out.push(b'<');
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'>');
-        xml::push_escaped(value, out);
-        out.extend_from_slice(b"</");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'>');
+        xml::push_element(name, value, out);
     }
     out.extend_from_slice(b"</u:");
     out.extend_from_slice(action.as_bytes());

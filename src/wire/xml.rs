@@ -36,6 +36,18 @@ pub trait Sink {
     fn put_escaped_attribute(&mut self, text: &str) -> Result<()> {
         escape_with(text, true, |bytes| self.put(bytes))
     }
+
+    /// Appends `<name>text</name>` with `text` escaped; `name` is trusted markup (it comes
+    /// from a table or constant, never from a peer).
+    fn put_element(&mut self, name: &str, text: &str) -> Result<()> {
+        self.put(b"<")?;
+        self.put_str(name)?;
+        self.put(b">")?;
+        self.put_escaped(text)?;
+        self.put(b"</")?;
+        self.put_str(name)?;
+        self.put(b">")
+    }
 }
 
 impl Sink for Cursor<'_> {
@@ -75,6 +87,12 @@ pub fn push_escaped(text: &str, out: &mut Vec<u8>) {
         out.extend_from_slice(bytes);
         Ok(())
     }));
+}
+
+/// Appends `<name>text</name>` to a `Vec`, which cannot fail; see [`Sink::put_element`].
+pub fn push_element(name: &str, text: &str, out: &mut Vec<u8>) {
+    // Writing into a Vec never fails.
+    let _ = out.put_element(name, text);
 }
 
 /// Appends `text` escaped for an attribute value to a `Vec`, which cannot fail.

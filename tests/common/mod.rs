@@ -1,0 +1,2292 @@
+//! Integration-test harness: network namespaces, a small bridge LAN, the real `xenplug` binary
+//! and third-party UPnP peers (gssdp-discover, GUPnP through PyGObject, async-upnp-client).
+//!
+//! Network safety: nothing here ever sends a packet in the root network namespace. Every process
+//! that touches the network (xenplug, peers, curl) is started with `ip netns exec NS ...` in a
+//! namespace this harness created, and always with an explicit interface. Every namespace is
+//! deleted, and every process in it killed, when its [`Netns`] is dropped (also on panic).
+//! Every wait is bounded by a deadline.
+//!
+//! Each test crate uses only part of this module, hence `allow(dead_code)`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+// ---- constants the tests share ---------------------------------------------------------------
+
+/// Hypervisor root device type.
+pub const DEVICE_HYPERVISOR: &str = "urn:xenplug-org:device:Hypervisor:1";
+/// Domain embedded device type.
+pub const DEVICE_DOMAIN: &str = "urn:xenplug-org:device:Domain:1";
+/// Hypervisor service type.
+pub const SERVICE_HYPERVISOR: &str = "urn:xenplug-org:service:Hypervisor:1";
+/// DomainControl service type.
+pub const SERVICE_DOMAIN_CONTROL: &str = "urn:xenplug-org:service:DomainControl:1";
+/// Vendor namespace of `<xenplug:vmUuid>`.
+pub const NS_XENPLUG: &str = "urn:xenplug-org:schemas-1-0";
+/// Actions of the Hypervisor service (contract).
+pub const HYPERVISOR_ACTIONS: &[&str] =
+    &["GetHostInfo", "ListVirtualMachines", "StartVirtualMachine"];
+/// Actions of the DomainControl service (contract).
+pub const DOMAIN_ACTIONS: &[&str] = &[
+    "Destroy", "GetState", "Pause", "Reboot", "Resume", "Shutdown", "Suspend",
+];
+
+/// Default bound of one wait.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Fixed host identity of the standard fixture.
+pub const HOST_UUID: &str = "5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab";
+/// Fixed host name of the standard fixture.
+pub const HOST_NAME: &str = "dom0-test";
+/// VM "web" of the standard fixture (running).
+pub const VM_WEB: &str = "0b5e1c2a-1111-4a6b-8c9d-00000000a001";
+/// VM "db" of the standard fixture (running).
+pub const VM_DB: &str = "0b5e1c2a-2222-4a6b-8c9d-00000000a002";
+/// VM "spare" (shutoff), written only by fixtures that ask for it.
+pub const VM_SPARE: &str = "0b5e1c2a-3333-4a6b-8c9d-00000000a003";
+/// A VM added while xenplug runs.
+pub const VM_LATE: &str = "0b5e1c2a-4444-4a6b-8c9d-00000000a004";
+
+// ---- small utilities -------------------------------------------------------------------------
+
+/// Poll `probe` until it returns `Some`, or give up after `timeout`.
+pub fn poll_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        sleep(POLL);
+    }
+}
+
+fn unique() -> usize {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
+
+fn sanitize(tag: &str) -> String {
+    let mut out: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(24);
+    out
+}
+
+/// The last `n` lines of `text`, for failure messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Run a command to completion with a bound on its time; panics with its output on timeout.
+pub fn run_bounded(mut command: Command, timeout: Duration, what: &str) -> Output {
+    let dir = TempDir::new("run");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    let out = fs::File::create(&out_path).expect("create stdout file");
+    let err = fs::File::create(&err_path).expect("create stderr file");
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let status = poll_until(timeout, || child.try_wait().ok().flatten());
+    let status = match status {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what}: still running after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                tail(&read_lossy(&out_path), 40),
+                tail(&read_lossy(&err_path), 40)
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: fs::read(&out_path).unwrap_or_default(),
+        stderr: fs::read(&err_path).unwrap_or_default(),
+    }
+}
+
+fn read_lossy(path: &Path) -> String {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Host-side command (no network) that must succeed; returns stdout.
+fn host_ok(program: &str, args: &[&str]) -> String {
+    let mut command = Command::new(program);
+    command.args(args);
+    let output = run_bounded(command, WAIT, &format!("{program} {}", args.join(" ")));
+    assert!(
+        output.status.success(),
+        "{program} {} failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+// ---- temporary directories -------------------------------------------------------------------
+
+/// A directory under cargo's per-target temp dir, removed on drop unless the test is failing
+/// (then it is kept and its path printed, so logs can be read).
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A fresh empty directory whose name contains `tag`.
+    pub fn new(tag: &str) -> TempDir {
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "xp-{}-{}-{}",
+            sanitize(tag),
+            std::process::id(),
+            unique()
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("harness: kept {} for inspection", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+/// A child process whose stdout and stderr go to files; killed on drop.
+pub struct Proc {
+    label: String,
+    child: Child,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Start `command` with stdin closed and output captured into files under `dir`.
+    pub fn spawn(mut command: Command, dir: &Path, label: &str) -> Proc {
+        let n = unique();
+        let stdout_path = dir.join(format!("{}-{n}.out", sanitize(label)));
+        let stderr_path = dir.join(format!("{}-{n}.err", sanitize(label)));
+        let out = fs::File::create(&stdout_path).expect("create stdout file");
+        let err = fs::File::create(&stderr_path).expect("create stderr file");
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}"));
+        Proc {
+            label: label.to_string(),
+            child,
+            stdout_path,
+            stderr_path,
+            status: None,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        read_lossy(&self.stdout_path)
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        read_lossy(&self.stderr_path)
+    }
+
+    /// Both outputs, tailed, for failure messages.
+    pub fn report(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.label,
+            tail(&self.stdout(), 60),
+            self.label,
+            tail(&self.stderr(), 60)
+        )
+    }
+
+    /// Wait until `probe(stdout)` returns `Some`, at most `timeout`.
+    pub fn wait_stdout<T>(
+        &self,
+        timeout: Duration,
+        mut probe: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        poll_until(timeout, || probe(&self.stdout()))
+    }
+
+    /// Wait until `probe(stderr)` returns `Some`, at most `timeout`.
+    pub fn wait_stderr<T>(
+        &self,
+        timeout: Duration,
+        mut probe: impl FnMut(&str) -> Option<T>,
+    ) -> Option<T> {
+        poll_until(timeout, || probe(&self.stderr()))
+    }
+
+    /// Exit status if it has exited.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Wait for it to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        poll_until(timeout, || self.try_status())
+    }
+
+    /// Send a signal (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        if self.status.is_some() {
+            return;
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid; no memory is shared.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---- network namespaces ----------------------------------------------------------------------
+
+/// Serializes namespace creation and deletion inside one test process (`ip netns add` sets up
+/// the shared /run/netns mount on first use and is not safe to race with itself).
+fn netns_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Delete namespaces left behind by test processes that no longer exist (a test binary killed
+/// with SIGKILL cannot run its Drop). Only names made by this harness (`xp-TAG-PID-N`) whose
+/// PID is gone are touched.
+fn sweep_stale_namespaces() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            let mut parts = name.rsplit('-');
+            let (Some(n), Some(pid)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if !name.starts_with("xp-") || n.parse::<u32>().is_err() {
+                continue;
+            }
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            eprintln!("harness: removing stale namespace {name}");
+            kill_namespace_processes(name);
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    });
+}
+
+/// SIGKILL every process inside namespace `name` (all of them were started by this harness).
+fn kill_namespace_processes(name: &str) {
+    for _ in 0..20 {
+        let Ok(output) = Command::new("ip").args(["netns", "pids", name]).output() else {
+            return;
+        };
+        let pids: Vec<libc::pid_t> = String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on a process that lives in a namespace this harness created.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// A network namespace of its own: `lo` up (with multicast and a multicast route), IPv6 off,
+/// deleted with everything in it on drop.
+pub struct Netns {
+    name: String,
+    logs: TempDir,
+}
+
+impl Netns {
+    /// A new namespace `xp-<tag>-<pid>-<n>` whose only interface is `lo`, up, with the SSDP
+    /// multicast range routed to it.
+    pub fn new(tag: &str) -> Netns {
+        let ns = Netns::bare(tag);
+        ns.ip(&["route", "add", "224.0.0.0/4", "dev", "lo"]);
+        ns
+    }
+
+    /// A new namespace with `lo` up but no multicast route (the caller adds its own).
+    pub fn bare(tag: &str) -> Netns {
+        sweep_stale_namespaces();
+        let name = format!("xp-{}-{}-{}", sanitize(tag), std::process::id(), unique());
+        {
+            let _guard = netns_lock();
+            host_ok("ip", &["netns", "add", &name]);
+        }
+        let ns = Netns {
+            name,
+            logs: TempDir::new(tag),
+        };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&["link", "set", "lo", "multicast", "on"]);
+        ns.ok(
+            "sysctl",
+            &[
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        );
+        ns
+    }
+
+    /// Its name (for `ip netns exec`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Directory for logs of processes started in it.
+    pub fn log_dir(&self) -> &Path {
+        self.logs.path()
+    }
+
+    /// `ip -n NAME ARGS...`, which must succeed.
+    pub fn ip(&self, args: &[&str]) {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        host_ok("ip", &full);
+    }
+
+    /// A command that runs `program args...` inside this namespace. Proxy variables are
+    /// removed so that no HTTP client tries to leave the namespace through one.
+    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, program: S, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.name])
+            .arg(program)
+            .args(args);
+        for var in [
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "no_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "NO_PROXY",
+        ] {
+            command.env_remove(var);
+        }
+        command.env("PYTHONUNBUFFERED", "1");
+        command
+    }
+
+    /// Run `program args...` inside, bounded by `timeout`.
+    pub fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Output {
+        run_bounded(
+            self.command(program, args),
+            timeout,
+            &format!("[{}] {program} {}", self.name, args.join(" ")),
+        )
+    }
+
+    /// Run inside and require success; returns stdout.
+    pub fn ok(&self, program: &str, args: &[&str]) -> String {
+        let output = self.run(program, args, WAIT);
+        assert!(
+            output.status.success(),
+            "[{}] {program} {} failed ({}): {}",
+            self.name,
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Start a long-running command inside; its output goes to this namespace's log dir.
+    pub fn spawn(&self, label: &str, command: Command) -> Proc {
+        Proc::spawn(command, self.logs.path(), label)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        kill_namespace_processes(&self.name);
+        let _guard = netns_lock();
+        for _ in 0..10 {
+            let status = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if matches!(status, Ok(s) if s.success()) {
+                return;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        eprintln!("harness: could not delete namespace {}", self.name);
+    }
+}
+
+// ---- a small bridge LAN ----------------------------------------------------------------------
+
+/// One host of a [`Lan`]: its namespace, interface name inside it, and address.
+pub struct Host {
+    /// The host's namespace.
+    pub ns: Netns,
+    /// Interface name inside the namespace.
+    pub iface: String,
+    /// IPv4 address on the LAN (exists only inside this namespace).
+    pub addr: Ipv4Addr,
+}
+
+/// A namespace holding a bridge, plus N host namespaces each with a veth into it and an address
+/// 10.99.1.(10+i)/24. Multicast snooping is off so SSDP floods like on a plain switch.
+pub struct Lan {
+    /// The hosts, in order (addresses .11, .12, ...).
+    pub hosts: Vec<Host>,
+    bridge: Netns,
+}
+
+impl Lan {
+    /// Build a LAN of `count` hosts (1..=9).
+    pub fn new(tag: &str, count: usize) -> Lan {
+        assert!((1..=9).contains(&count), "a LAN has 1..=9 hosts");
+        let bridge = Netns::bare(&format!("{tag}-br"));
+        bridge.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        bridge.ip(&["link", "set", "br0", "up"]);
+        let mut hosts = Vec::new();
+        for i in 1..=count {
+            let ns = Netns::bare(&format!("{tag}-h{i}"));
+            let port = format!("port{i}");
+            bridge.ip(&[
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns.name(),
+            ]);
+            bridge.ip(&["link", "set", &port, "master", "br0"]);
+            bridge.ip(&["link", "set", &port, "up"]);
+            let addr = Ipv4Addr::new(10, 99, 1, 10 + u8::try_from(i).expect("small"));
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "multicast", "on"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"]);
+            hosts.push(Host {
+                ns,
+                iface: "eth0".to_string(),
+                addr,
+            });
+        }
+        let lan = Lan { hosts, bridge };
+        lan.wait_links_up();
+        lan
+    }
+
+    /// Host `i` (0-based).
+    pub fn host(&self, i: usize) -> &Host {
+        &self.hosts[i]
+    }
+
+    fn wait_links_up(&self) {
+        for host in &self.hosts {
+            let up = poll_until(WAIT, || {
+                let out = host.ns.ok("ip", &["-o", "link", "show", "eth0"]);
+                out.contains("LOWER_UP").then_some(())
+            });
+            assert!(up.is_some(), "eth0 in {} never came up", host.ns.name());
+        }
+    }
+}
+
+// ---- the sim backend's directory -------------------------------------------------------------
+
+/// One sim domain file's content.
+#[derive(Clone, Debug)]
+pub struct Domain {
+    /// VM UUID.
+    pub uuid: String,
+    /// Name; also the file name (`<name>.domain`).
+    pub name: String,
+    /// running, paused, suspended or shutoff.
+    pub state: String,
+    /// Memory in KiB.
+    pub memory_kib: u64,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+}
+
+impl Domain {
+    /// A domain with 1 GiB and 2 vCPUs.
+    pub fn new(uuid: &str, name: &str, state: &str) -> Domain {
+        Domain {
+            uuid: uuid.to_string(),
+            name: name.to_string(),
+            state: state.to_string(),
+            memory_kib: 1_048_576,
+            vcpus: 2,
+        }
+    }
+}
+
+/// The `--sim-dir` of one xenplug: writes and reads domain files the way another program would
+/// (atomically, through a temporary name that does not end in `.domain`).
+pub struct SimDir {
+    dir: TempDir,
+}
+
+impl SimDir {
+    /// An empty sim directory.
+    pub fn new(tag: &str) -> SimDir {
+        SimDir {
+            dir: TempDir::new(&format!("{tag}-sim")),
+        }
+    }
+
+    /// The standard fixture: host file, `web` and `db` running.
+    pub fn standard(tag: &str) -> SimDir {
+        let sim = SimDir::new(tag);
+        sim.write_host(HOST_UUID, HOST_NAME);
+        sim.write_domain(&Domain::new(VM_WEB, "web", "running"));
+        sim.write_domain(&Domain::new(VM_DB, "db", "running"));
+        sim
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write_atomic(&self, file: &str, content: &str) {
+        let tmp = self.path().join(format!(".{file}.tmp"));
+        fs::write(&tmp, content).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+        fs::rename(&tmp, self.path().join(file)).expect("rename sim file into place");
+    }
+
+    /// Write `host` (uuid=, name=).
+    pub fn write_host(&self, uuid: &str, name: &str) {
+        self.write_atomic("host", &format!("uuid={uuid}\nname={name}\n"));
+    }
+
+    /// Write `<name>.domain`.
+    pub fn write_domain(&self, domain: &Domain) {
+        self.write_atomic(
+            &format!("{}.domain", domain.name),
+            &format!(
+                "uuid={}\nname={}\nstate={}\nmemory_kib={}\nvcpus={}\n",
+                domain.uuid, domain.name, domain.state, domain.memory_kib, domain.vcpus
+            ),
+        );
+    }
+
+    /// Remove `<name>.domain`.
+    pub fn remove_domain(&self, name: &str) {
+        fs::remove_file(self.path().join(format!("{name}.domain"))).expect("remove domain file");
+    }
+
+    /// The key=value pairs of `<name>.domain` (empty if missing).
+    pub fn read_domain(&self, name: &str) -> BTreeMap<String, String> {
+        read_lossy(&self.path().join(format!("{name}.domain")))
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// Wait until `<name>.domain` says `state=<state>`; panics with the file's content if not.
+    pub fn expect_state(&self, name: &str, state: &str, timeout: Duration) {
+        let seen = poll_until(timeout, || {
+            (self.read_domain(name).get("state").map(String::as_str) == Some(state)).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "sim file {name}.domain never said state={state} within {timeout:?}; it holds {:?}",
+            self.read_domain(name)
+        );
+    }
+}
+
+// ---- the binary --------------------------------------------------------------------------------
+
+/// Path of the binary under test.
+pub fn xenplug_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_xenplug"))
+}
+
+/// Options for starting `xenplug advertise hypervisor`.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Interfaces (`--iface`), in order; at least one.
+    pub ifaces: Vec<String>,
+    /// `--max-age`, if set.
+    pub max_age: Option<u32>,
+    /// `--http-port`, if set.
+    pub http_port: Option<u16>,
+    /// Run through this path (a symlink) with no role words instead of `xenplug advertise
+    /// hypervisor`.
+    pub argv0: Option<PathBuf>,
+}
+
+impl Options {
+    /// Just these interfaces.
+    pub fn ifaces(ifaces: &[&str]) -> Options {
+        Options {
+            ifaces: ifaces.iter().map(|s| s.to_string()).collect(),
+            ..Options::default()
+        }
+    }
+}
+
+/// A running `xenplug advertise hypervisor --backend sim` inside a namespace.
+pub struct Xenplug {
+    /// The process (stderr = its log, with `XENPLUG_LOG=debug`).
+    pub proc: Proc,
+    /// The description URL it printed.
+    pub url: String,
+    state: TempDir,
+}
+
+impl Xenplug {
+    /// Start on `iface` in `ns` with sim directory `sim`; waits for the `description at` line.
+    pub fn start(ns: &Netns, iface: &str, sim: &SimDir) -> Xenplug {
+        Xenplug::start_with(ns, sim, &Options::ifaces(&[iface]))
+    }
+
+    /// Start with explicit options.
+    pub fn start_with(ns: &Netns, sim: &SimDir, options: &Options) -> Xenplug {
+        assert!(
+            !options.ifaces.is_empty(),
+            "xenplug always gets an explicit --iface"
+        );
+        let state = TempDir::new("state");
+        let program = options.argv0.clone().unwrap_or_else(xenplug_bin);
+        let mut args: Vec<String> = Vec::new();
+        if options.argv0.is_none() {
+            args.extend(["advertise".to_string(), "hypervisor".to_string()]);
+        }
+        for iface in &options.ifaces {
+            args.extend(["--iface".to_string(), iface.clone()]);
+        }
+        args.extend(["--backend".to_string(), "sim".to_string()]);
+        args.extend(["--sim-dir".to_string(), sim.path().display().to_string()]);
+        args.extend([
+            "--state-dir".to_string(),
+            state.path().display().to_string(),
+        ]);
+        if let Some(port) = options.http_port {
+            args.extend(["--http-port".to_string(), port.to_string()]);
+        }
+        if let Some(max_age) = options.max_age {
+            args.extend(["--max-age".to_string(), max_age.to_string()]);
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = ns.command(&program, &arg_refs);
+        command.env("XENPLUG_LOG", "debug");
+        let mut proc = ns.spawn("xenplug", command);
+        let url = proc.wait_stderr(WAIT, description_url);
+        let Some(url) = url else {
+            let status = proc.try_status();
+            panic!(
+                "xenplug never printed 'description at http://...' within {WAIT:?} \
+                 (exit status: {status:?}; args: {args:?})\n{}",
+                proc.report()
+            );
+        };
+        Xenplug { proc, url, state }
+    }
+
+    /// `http://ADDR:PORT` of the description URL.
+    pub fn base(&self) -> String {
+        let rest = self.url.trim_start_matches("http://");
+        let host = rest.split('/').next().unwrap_or(rest);
+        format!("http://{host}")
+    }
+
+    /// The state directory it was given.
+    pub fn state_dir(&self) -> &Path {
+        self.state.path()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.proc.stderr()
+    }
+
+    /// Tail of its log, for failure messages.
+    pub fn report(&self) -> String {
+        format!("--- xenplug log (tail) ---\n{}", tail(&self.log(), 80))
+    }
+
+    /// SIGTERM, then wait for exit; returns the status (None if it did not exit in time).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(timeout)
+    }
+}
+
+/// The URL from a `description at http://ADDR:PORT/description.xml` line.
+pub fn description_url(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("description at http://"))?;
+    let start = line.find("description at ")? + "description at ".len();
+    let url = line[start..].split_whitespace().next()?;
+    Some(url.trim_end_matches(['.', ',', ';']).to_string())
+}
+
+// ---- HTTP through curl -----------------------------------------------------------------------
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body as text.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// First header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse_curl_i(raw: &str) -> Option<HttpResponse> {
+    // `curl -i` prints every response head (e.g. a 100 Continue) before the final one.
+    let mut rest = raw;
+    loop {
+        let (head, body) = rest.split_once("\r\n\r\n")?;
+        let mut lines = head.lines();
+        let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+        if status == 100 {
+            rest = body;
+            continue;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        return Some(HttpResponse {
+            status,
+            headers,
+            body: body.to_string(),
+        });
+    }
+}
+
+/// Request with curl inside `ns`; `extra` are further curl arguments. Panics if no response.
+pub fn curl(ns: &Netns, url: &str, extra: &[&str]) -> HttpResponse {
+    let mut args = vec!["-sS", "-i", "--max-time", "5", "--noproxy", "*"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let output = ns.run("curl", &args, Duration::from_secs(15));
+    let raw = String::from_utf8_lossy(&output.stdout).into_owned();
+    parse_curl_i(&raw).unwrap_or_else(|| {
+        panic!(
+            "curl {url}: no HTTP response ({}): {}\n{raw}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Whether any HTTP response comes back at all (connection refused / timeout -> false).
+pub fn curl_reaches(ns: &Netns, url: &str) -> bool {
+    let args = [
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "3",
+        "--noproxy",
+        "*",
+        url,
+    ];
+    ns.run("curl", &args, Duration::from_secs(10))
+        .status
+        .success()
+}
+
+/// GET `url` from inside `ns`.
+pub fn http_get(ns: &Netns, url: &str) -> HttpResponse {
+    curl(ns, url, &[])
+}
+
+/// POST a SOAP action to `control_url`; `args` are (name, value) in order.
+pub fn soap_call(
+    ns: &Netns,
+    control_url: &str,
+    service_type: &str,
+    action: &str,
+    args: &[(&str, &str)],
+) -> HttpResponse {
+    let mut body = String::from(
+        "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>",
+    );
+    body.push_str(&format!("<u:{action} xmlns:u=\"{service_type}\">"));
+    for (name, value) in args {
+        body.push_str(&format!("<{name}>{value}</{name}>"));
+    }
+    body.push_str(&format!("</u:{action}></s:Body></s:Envelope>"));
+    let file = ns.log_dir().join(format!("soap-{}.xml", unique()));
+    fs::write(&file, body).expect("write SOAP body");
+    let data = format!("@{}", file.display());
+    let soapaction = format!("SOAPACTION: \"{service_type}#{action}\"");
+    curl(
+        ns,
+        control_url,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: text/xml; charset=\"utf-8\"",
+            "-H",
+            &soapaction,
+            "--data-binary",
+            &data,
+        ],
+    )
+}
+
+/// Text of the first element whose name (after any prefix) is `local` in `xml`; a plain scan,
+/// good enough for the small documents under test.
+pub fn xml_text<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
+    xml_texts(xml, local).into_iter().next()
+}
+
+/// Texts of every element whose local name is `local`.
+pub fn xml_texts<'a>(xml: &'a str, local: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open + 1..];
+        let Some(close) = rest.find('>') else { break };
+        let tag = &rest[..close];
+        let name = tag.split_whitespace().next().unwrap_or("");
+        let bare = name.rsplit(':').next().unwrap_or(name);
+        if bare == local && !tag.starts_with('/') && !tag.ends_with('/') {
+            let body = &rest[close + 1..];
+            if let Some(end) = body.find("</") {
+                out.push(body[..end].trim());
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    out
+}
+
+// ---- flat JSON (upnp-client prints one object of strings per line) ---------------------------
+
+/// Parse one JSON object whose values are strings, numbers, booleans or null (nested values are
+/// skipped). Returns None on anything else.
+pub fn parse_flat_json(line: &str) -> Option<BTreeMap<String, String>> {
+    let chars: Vec<char> = line.trim().chars().collect();
+    let mut i = 0;
+    let mut out = BTreeMap::new();
+    let skip_ws = |i: &mut usize| {
+        while *i < chars.len() && chars[*i].is_whitespace() {
+            *i += 1;
+        }
+    };
+    fn string(chars: &[char], i: &mut usize) -> Option<String> {
+        if chars.get(*i) != Some(&'"') {
+            return None;
+        }
+        *i += 1;
+        let mut s = String::new();
+        loop {
+            let c = *chars.get(*i)?;
+            *i += 1;
+            match c {
+                '"' => return Some(s),
+                '\\' => {
+                    let e = *chars.get(*i)?;
+                    *i += 1;
+                    match e {
+                        'n' => s.push('\n'),
+                        't' => s.push('\t'),
+                        'r' => s.push('\r'),
+                        'b' => s.push('\u{8}'),
+                        'f' => s.push('\u{c}'),
+                        'u' => {
+                            let hex: String = chars.get(*i..*i + 4)?.iter().collect();
+                            *i += 4;
+                            s.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                        }
+                        other => s.push(other),
+                    }
+                }
+                other => s.push(other),
+            }
+        }
+    }
+    skip_ws(&mut i);
+    if chars.get(i) != Some(&'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        skip_ws(&mut i);
+        match chars.get(i) {
+            Some('}') => return Some(out),
+            Some(',') => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let key = string(&chars, &mut i)?;
+        skip_ws(&mut i);
+        if chars.get(i) != Some(&':') {
+            return None;
+        }
+        i += 1;
+        skip_ws(&mut i);
+        match chars.get(i) {
+            Some('"') => {
+                let value = string(&chars, &mut i)?;
+                out.insert(key, value);
+            }
+            Some('{') | Some('[') => {
+                // Skip a nested value, honouring strings.
+                let mut depth = 0usize;
+                loop {
+                    match chars.get(i)? {
+                        '"' => {
+                            string(&chars, &mut i)?;
+                            continue;
+                        }
+                        '{' | '[' => depth += 1,
+                        '}' | ']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            Some(_) => {
+                let start = i;
+                while i < chars.len() && chars[i] != ',' && chars[i] != '}' {
+                    i += 1;
+                }
+                out.insert(
+                    key,
+                    chars[start..i]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_string(),
+                );
+            }
+            None => return None,
+        }
+    }
+}
+
+// ---- peers -----------------------------------------------------------------------------------
+
+fn interop_script(name: &str) -> String {
+    format!("{}/tests/interop/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python_has(python: &str, module: &str) -> bool {
+    Command::new(python)
+        .args(["-c", &format!("import {module}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn python_executable(python: &str) -> Option<String> {
+    let output = Command::new(python)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (output.status.success() && !path.is_empty()).then_some(path)
+}
+
+/// The python that has Debian's GUPnP bindings: `$XENPLUG_GI_PYTHON`, else /usr/bin/python3.
+/// Panics (never skips) if GUPnP 1.6 cannot be imported.
+pub fn gi_python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let python =
+            std::env::var("XENPLUG_GI_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_string());
+        let check = "gi; gi.require_version('GUPnP', '1.6'); from gi.repository import GUPnP";
+        assert!(
+            python_has(&python, check),
+            "peer missing: {python} cannot import GUPnP 1.6 through gi \
+             (install python3-gi and gir1.2-gupnp-1.6, or set XENPLUG_GI_PYTHON)"
+        );
+        python
+    })
+}
+
+/// The python that has async-upnp-client: `$XENPLUG_AUPNP_PYTHON`, else `python3` on PATH,
+/// else /usr/bin/python3. Resolved to an absolute path. Panics (never skips) if none has it.
+pub fn aupnp_python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let candidates: Vec<String> = match std::env::var("XENPLUG_AUPNP_PYTHON") {
+            Ok(p) => vec![p],
+            Err(_) => vec!["python3".to_string(), "/usr/bin/python3".to_string()],
+        };
+        for candidate in &candidates {
+            if python_has(
+                candidate,
+                "async_upnp_client.client_factory, async_upnp_client.aiohttp",
+            ) {
+                if let Some(path) = python_executable(candidate) {
+                    return path;
+                }
+            }
+        }
+        panic!(
+            "peer missing: none of {candidates:?} can import async_upnp_client \
+             (pip install async-upnp-client, or set XENPLUG_AUPNP_PYTHON)"
+        );
+    })
+}
+
+/// Require that a program is on PATH; panics (never skips) if not.
+pub fn require_program(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "peer missing: {program} not on PATH (install the {package} package)"
+    );
+}
+
+/// What gssdp-discover printed: (available or unavailable, USN, Location).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seen {
+    /// true for "resource available", false for "resource unavailable".
+    pub available: bool,
+    /// USN.
+    pub usn: String,
+    /// Location (available only).
+    pub location: String,
+}
+
+/// Parse gssdp-discover's output.
+pub fn parse_gssdp(out: &str) -> Vec<Seen> {
+    let mut seen: Vec<Seen> = Vec::new();
+    for line in out.lines() {
+        let trimmed = line.trim();
+        if trimmed == "resource available" || trimmed == "resource unavailable" {
+            seen.push(Seen {
+                available: trimmed == "resource available",
+                usn: String::new(),
+                location: String::new(),
+            });
+        } else if let Some(current) = seen.last_mut() {
+            if let Some(usn) = trimmed.strip_prefix("USN:") {
+                current.usn = usn.trim().to_string();
+            } else if let Some(location) = trimmed.strip_prefix("Location:") {
+                current.location = location.trim().to_string();
+            }
+        }
+    }
+    seen
+}
+
+/// Run `gssdp-discover -i IFACE -t TARGET -n SECONDS -m MODE` inside `ns` (spawned).
+pub fn gssdp_discover(ns: &Netns, iface: &str, target: &str, seconds: u32, mode: &str) -> Proc {
+    require_program("gssdp-discover", "gupnp-tools");
+    let n = seconds.to_string();
+    let command = ns.command(
+        "gssdp-discover",
+        &["-i", iface, "-t", target, "-n", &n, "-m", mode],
+    );
+    ns.spawn(
+        &format!("gssdp-{}", target.rsplit(':').nth(1).unwrap_or(target)),
+        command,
+    )
+}
+
+/// USNs gssdp-discover has reported, as a set, for `available` (true) or unavailable.
+pub fn gssdp_usns(proc: &Proc, available: bool) -> BTreeSet<String> {
+    parse_gssdp(&proc.stdout())
+        .into_iter()
+        .filter(|s| s.available == available)
+        .map(|s| s.usn)
+        .collect()
+}
+
+/// Run the GUPnP peer (tests/interop/gupnp_peer.py) to completion inside `ns`.
+pub fn gupnp(ns: &Netns, iface: &str, args: &[&str]) -> Output {
+    let mut full = vec![
+        interop_script("gupnp_peer.py"),
+        "--iface".into(),
+        iface.into(),
+    ];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ns.run(gi_python(), &refs, Duration::from_secs(30))
+}
+
+/// Start the GUPnP peer in the background.
+pub fn gupnp_spawn(ns: &Netns, iface: &str, args: &[&str]) -> Proc {
+    let mut full = vec![
+        interop_script("gupnp_peer.py"),
+        "--iface".into(),
+        iface.into(),
+    ];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ns.spawn("gupnp-peer", ns.command(gi_python(), &refs))
+}
+
+/// Run the async-upnp-client peer (tests/interop/aupnp_peer.py) to completion inside `ns`.
+pub fn aupnp(ns: &Netns, args: &[&str]) -> Output {
+    let mut full = vec![interop_script("aupnp_peer.py")];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ns.run(aupnp_python(), &refs, Duration::from_secs(30))
+}
+
+/// Start the async-upnp-client peer in the background.
+pub fn aupnp_spawn(ns: &Netns, args: &[&str]) -> Proc {
+    let mut full = vec![interop_script("aupnp_peer.py")];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ns.spawn("aupnp-peer", ns.command(aupnp_python(), &refs))
+}
+
+/// async-upnp-client's own CLI (`upnp-client ARGS`), run as `python -m async_upnp_client.cli`
+/// so the script need not be on PATH.
+pub fn upnp_client_command(ns: &Netns, args: &[&str]) -> Command {
+    let mut full = vec!["-m", "async_upnp_client.cli"];
+    full.extend_from_slice(args);
+    ns.command(aupnp_python(), &full)
+}
+
+/// Parse every line of `out` that is a flat JSON object.
+pub fn json_lines(out: &str) -> Vec<BTreeMap<String, String>> {
+    out.lines().filter_map(parse_flat_json).collect()
+}
+
+/// Require a successful peer run; returns stdout.
+pub fn peer_ok(output: &Output, what: &str, xenplug: &Xenplug) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed ({})\nstdout:\n{}\nstderr:\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        tail(&String::from_utf8_lossy(&output.stderr), 40),
+        xenplug.report()
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Records of one `kind` from a peer's JSON-lines output.
+pub fn records(out: &str, kind: &str) -> Vec<BTreeMap<String, String>> {
+    json_lines(out)
+        .into_iter()
+        .filter(|r| r.get("kind").map(String::as_str) == Some(kind))
+        .collect()
+}
+
+/// A field of a record, or "".
+pub fn field<'a>(record: &'a BTreeMap<String, String>, key: &str) -> &'a str {
+    record.get(key).map(String::as_str).unwrap_or("")
+}
+
+/// A header of an SSDP message printed by upnp-client, by case-insensitive name, or "".
+pub fn hdr<'a>(record: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    record
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// Comma-separated list field as a set.
+pub fn list_field(record: &BTreeMap<String, String>, key: &str) -> BTreeSet<String> {
+    field(record, key)
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Set of string slices, owned.
+pub fn set_of(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+// ---- identity of a running xenplug, from its own description ------------------------------
+
+/// Host UDN and (Domain UDN, VM UUID) pairs as the description states them.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Root device UDN (`uuid:...`).
+    pub host_udn: String,
+    /// (Domain UDN, VM UUID), in description order.
+    pub domains: Vec<(String, String)>,
+    /// The description text.
+    pub description: String,
+}
+
+impl Identity {
+    /// Fetch `url` from `ns` and read the UDNs and vmUuids out of it.
+    pub fn fetch(ns: &Netns, url: &str) -> Identity {
+        let response = http_get(ns, url);
+        assert_eq!(response.status, 200, "GET {url}: {response:?}");
+        let description = response.body;
+        let udns = xml_texts(&description, "UDN");
+        let vms = xml_texts(&description, "vmUuid");
+        assert!(!udns.is_empty(), "description has no UDN:\n{description}");
+        assert_eq!(
+            udns.len() - 1,
+            vms.len(),
+            "every embedded device needs exactly one vmUuid:\n{description}"
+        );
+        Identity {
+            host_udn: udns[0].to_string(),
+            domains: udns[1..]
+                .iter()
+                .zip(vms.iter())
+                .map(|(u, v)| (u.to_string(), v.to_string()))
+                .collect(),
+            description,
+        }
+    }
+
+    /// The Domain UDN of VM `vm`.
+    pub fn domain_udn(&self, vm: &str) -> Option<&str> {
+        self.domains
+            .iter()
+            .find(|(_, v)| v == vm)
+            .map(|(u, _)| u.as_str())
+    }
+
+    /// The USNs of the root device and its Hypervisor service (3 + 1).
+    pub fn root_usns(&self) -> BTreeSet<String> {
+        let h = &self.host_udn;
+        set_of(&[
+            &format!("{h}::upnp:rootdevice"),
+            h,
+            &format!("{h}::{DEVICE_HYPERVISOR}"),
+            &format!("{h}::{SERVICE_HYPERVISOR}"),
+        ])
+    }
+
+    /// The USNs of one Domain (device uuid, device type, DomainControl service).
+    pub fn domain_usns(udn: &str) -> BTreeSet<String> {
+        set_of(&[
+            udn,
+            &format!("{udn}::{DEVICE_DOMAIN}"),
+            &format!("{udn}::{SERVICE_DOMAIN_CONTROL}"),
+        ])
+    }
+
+    /// The full announcement set (UDA 1.1 section 1.1.2: 3 + 2d + k messages).
+    pub fn full_usns(&self) -> BTreeSet<String> {
+        let mut all = self.root_usns();
+        for (udn, _) in &self.domains {
+            all.extend(Identity::domain_usns(udn));
+        }
+        all
+    }
+}
+
+/// Number of UDP sockets bound to port 1900 inside `ns` (listener readiness).
+pub fn udp_1900_sockets(ns: &Netns) -> usize {
+    ns.ok("ss", &["-H", "-u", "-a", "-n", "sport = :1900"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// Start `upnp-client advertisements --bind ADDR` and wait until its socket is bound.
+pub fn advertisements_listener(ns: &Netns, bind: &str) -> Proc {
+    let before = udp_1900_sockets(ns);
+    let proc = ns.spawn(
+        "upnp-client-adv",
+        upnp_client_command(ns, &["advertisements", "--bind", bind]),
+    );
+    let ready = poll_until(WAIT, || (udp_1900_sockets(ns) > before).then_some(()));
+    assert!(
+        ready.is_some(),
+        "upnp-client advertisements never bound port 1900\n{}",
+        proc.report()
+    );
+    proc
+}
+
+/// Start gssdp-discover listening (and searching) and wait until its socket is bound.
+pub fn gssdp_listener(ns: &Netns, iface: &str, target: &str, seconds: u32, mode: &str) -> Proc {
+    let before = udp_1900_sockets(ns);
+    let proc = gssdp_discover(ns, iface, target, seconds, mode);
+    let ready = poll_until(WAIT, || (udp_1900_sockets(ns) > before).then_some(()));
+    assert!(
+        ready.is_some(),
+        "gssdp-discover never bound port 1900\n{}",
+        proc.report()
+    );
+    proc
+}
+
+// ---- scenarios shared by the loopback and the LAN tests ------------------------------------
+
+/// Where the device runs and where the two peers run.
+pub struct Site<'a> {
+    /// Namespace of xenplug.
+    pub device: &'a Netns,
+    /// xenplug's --iface.
+    pub device_iface: &'a str,
+    /// Address xenplug is expected to put in LOCATION.
+    pub device_addr: String,
+    /// Namespace of the first peer (gssdp-discover, GUPnP).
+    pub peer: &'a Netns,
+    /// Its interface.
+    pub peer_iface: &'a str,
+    /// Its address.
+    pub peer_addr: String,
+    /// Namespace of the second peer (async-upnp-client).
+    pub peer2: &'a Netns,
+    /// Its interface.
+    pub peer2_iface: &'a str,
+    /// Its address.
+    pub peer2_addr: String,
+}
+
+impl<'a> Site<'a> {
+    /// Everything on the loopback interface of one namespace.
+    pub fn loopback(ns: &'a Netns) -> Site<'a> {
+        Site {
+            device: ns,
+            device_iface: "lo",
+            device_addr: "127.0.0.1".to_string(),
+            peer: ns,
+            peer_iface: "lo",
+            peer_addr: "127.0.0.1".to_string(),
+            peer2: ns,
+            peer2_iface: "lo",
+            peer2_addr: "127.0.0.1".to_string(),
+        }
+    }
+
+    /// xenplug on host 0 of a LAN, the GUPnP/gssdp peer on host 1, the async-upnp-client peer
+    /// on host 2 (or host 1 if the LAN has two hosts).
+    pub fn lan(lan: &'a Lan) -> Site<'a> {
+        let second = lan.hosts.len().min(3) - 1;
+        Site {
+            device: &lan.host(0).ns,
+            device_iface: &lan.host(0).iface,
+            device_addr: lan.host(0).addr.to_string(),
+            peer: &lan.host(1).ns,
+            peer_iface: &lan.host(1).iface,
+            peer_addr: lan.host(1).addr.to_string(),
+            peer2: &lan.host(second).ns,
+            peer2_iface: &lan.host(second).iface,
+            peer2_addr: lan.host(second).addr.to_string(),
+        }
+    }
+
+    /// Start xenplug with the standard fixture and check where its description lives.
+    pub fn start(&self, sim: &SimDir) -> Xenplug {
+        let xenplug = Xenplug::start(self.device, self.device_iface, sim);
+        let host = xenplug.base().trim_start_matches("http://").to_string();
+        assert!(
+            host.starts_with(&format!("{}:", self.device_addr)),
+            "description URL {} should be on {} (the --iface address)\n{}",
+            xenplug.url,
+            self.device_addr,
+            xenplug.report()
+        );
+        xenplug
+    }
+}
+
+/// How long after a sim file appears its Domain must be announced: 1 s by contract, plus what
+/// a peer on a loaded 2-core machine needs to print it and the harness needs to read it.
+pub const ANNOUNCE_BUDGET: Duration = Duration::from_millis(1500);
+
+/// ssdp:all from gssdp-discover and from upnp-client search both find exactly the full set,
+/// every LOCATION being the description URL.
+pub fn scenario_discover_all(site: &Site) {
+    let sim = SimDir::standard("disc-all");
+    let xenplug = site.start(&sim);
+    let id = Identity::fetch(site.peer, &xenplug.url);
+    assert_eq!(
+        id.host_udn,
+        format!("uuid:{HOST_UUID}"),
+        "root UDN must be the host uuid"
+    );
+    assert_eq!(
+        id.domains.len(),
+        2,
+        "two domains in the description:\n{}",
+        id.description
+    );
+    let expected = id.full_usns();
+    assert_eq!(
+        expected.len(),
+        3 + 2 * 2 + 3,
+        "3 + 2d + k with d = 2, k = 3"
+    );
+
+    let gssdp = gssdp_discover(site.peer, site.peer_iface, "ssdp:all", 4, "available");
+    let search = site.peer2.spawn(
+        "upnp-client-search",
+        upnp_client_command(
+            site.peer2,
+            &[
+                "--timeout",
+                "4",
+                "search",
+                "--bind",
+                &site.peer2_addr,
+                "--search_target",
+                "ssdp:all",
+            ],
+        ),
+    );
+    let mut gssdp = gssdp;
+    let mut search = search;
+    assert!(
+        gssdp.wait_exit(Duration::from_secs(15)).is_some(),
+        "gssdp-discover did not end"
+    );
+    assert!(
+        search.wait_exit(Duration::from_secs(15)).is_some(),
+        "upnp-client search did not end"
+    );
+
+    let seen = parse_gssdp(&gssdp.stdout());
+    let usns: BTreeSet<String> = seen
+        .iter()
+        .filter(|s| s.available)
+        .map(|s| s.usn.clone())
+        .collect();
+    assert_eq!(
+        usns,
+        expected,
+        "gssdp-discover ssdp:all\n{}\n{}",
+        gssdp.report(),
+        xenplug.report()
+    );
+    for s in &seen {
+        assert_eq!(s.location, xenplug.url, "LOCATION of {}", s.usn);
+    }
+
+    let responses = json_lines(&search.stdout());
+    let mut found = BTreeSet::new();
+    for r in &responses {
+        let usn = hdr(r, "USN").to_string();
+        let st = hdr(r, "ST");
+        assert!(expected.contains(&usn), "unexpected USN {usn} in {r:?}");
+        // UDA 1.1 section 1.3.3: for ssdp:all, ST is the part of the USN after the UDN (or
+        // the UDN itself).
+        let suffix = usn.split_once("::").map(|(_, t)| t).unwrap_or(&usn);
+        assert_eq!(st, suffix, "ST of the response for {usn}");
+        let location = hdr(r, "LOCATION");
+        assert_eq!(location, xenplug.url, "LOCATION of {usn}");
+        assert!(
+            r.keys().any(|k| k.eq_ignore_ascii_case("EXT")),
+            "search response without EXT: {r:?}"
+        );
+        found.insert(usn);
+    }
+    assert_eq!(
+        found,
+        expected,
+        "upnp-client search ssdp:all\n{}\n{}",
+        search.report(),
+        xenplug.report()
+    );
+}
+
+/// Searches for one target each get exactly the matching USNs (run side by side).
+pub fn scenario_discover_targets(site: &Site) {
+    let sim = SimDir::standard("disc-st");
+    let xenplug = site.start(&sim);
+    let id = Identity::fetch(site.peer, &xenplug.url);
+    let h = id.host_udn.clone();
+    let (d1, _) = id.domains[0].clone();
+    let (d2, _) = id.domains[1].clone();
+    let cases: Vec<(String, BTreeSet<String>)> = vec![
+        (
+            "upnp:rootdevice".into(),
+            set_of(&[&format!("{h}::upnp:rootdevice")]),
+        ),
+        (h.clone(), set_of(&[&h])),
+        (
+            DEVICE_HYPERVISOR.into(),
+            set_of(&[&format!("{h}::{DEVICE_HYPERVISOR}")]),
+        ),
+        (
+            SERVICE_HYPERVISOR.into(),
+            set_of(&[&format!("{h}::{SERVICE_HYPERVISOR}")]),
+        ),
+        (
+            DEVICE_DOMAIN.into(),
+            set_of(&[
+                &format!("{d1}::{DEVICE_DOMAIN}"),
+                &format!("{d2}::{DEVICE_DOMAIN}"),
+            ]),
+        ),
+        (
+            SERVICE_DOMAIN_CONTROL.into(),
+            set_of(&[
+                &format!("{d1}::{SERVICE_DOMAIN_CONTROL}"),
+                &format!("{d2}::{SERVICE_DOMAIN_CONTROL}"),
+            ]),
+        ),
+        (d2.clone(), set_of(&[&d2])),
+    ];
+    let mut procs: Vec<(String, BTreeSet<String>, Proc)> = cases
+        .into_iter()
+        .map(|(target, want)| {
+            let proc = gssdp_discover(site.peer, site.peer_iface, &target, 4, "available");
+            (target, want, proc)
+        })
+        .collect();
+    for (target, want, proc) in &mut procs {
+        assert!(
+            proc.wait_exit(Duration::from_secs(15)).is_some(),
+            "gssdp-discover -t {target}"
+        );
+        let got = gssdp_usns(proc, true);
+        assert_eq!(
+            &got,
+            want,
+            "gssdp-discover -t {target}\n{}\n{}",
+            proc.report(),
+            xenplug.report()
+        );
+    }
+
+    // async-upnp-client prints every response it gets, unfiltered: a device that answers a
+    // specific search with unrelated USNs shows up here.
+    let mut search = site.peer2.spawn(
+        "upnp-client-search",
+        upnp_client_command(
+            site.peer2,
+            &[
+                "--timeout",
+                "4",
+                "search",
+                "--bind",
+                &site.peer2_addr,
+                "--search_target",
+                DEVICE_DOMAIN,
+            ],
+        ),
+    );
+    assert!(
+        search.wait_exit(Duration::from_secs(15)).is_some(),
+        "upnp-client search did not end"
+    );
+    let responses = json_lines(&search.stdout());
+    let got: BTreeSet<String> = responses
+        .iter()
+        .map(|r| hdr(r, "USN").to_string())
+        .collect();
+    assert_eq!(
+        got,
+        set_of(&[
+            &format!("{d1}::{DEVICE_DOMAIN}"),
+            &format!("{d2}::{DEVICE_DOMAIN}")
+        ]),
+        "upnp-client search {DEVICE_DOMAIN}\n{}\n{}",
+        search.report(),
+        xenplug.report()
+    );
+    for r in &responses {
+        assert_eq!(
+            hdr(r, "ST"),
+            DEVICE_DOMAIN,
+            "ST must echo the search target: {r:?}"
+        );
+    }
+}
+
+/// Check one peer's device tree (records from `tree`) against the standard fixture.
+pub fn check_tree(
+    out: &str,
+    peer: &str,
+    xenplug: &Xenplug,
+    strict_evented: bool,
+) -> BTreeMap<String, String> {
+    let context = || format!("{peer} tree:\n{out}\n{}", xenplug.report());
+    assert!(
+        !records(out, "end").is_empty(),
+        "{peer}: tree incomplete\n{}",
+        context()
+    );
+    let devices = records(out, "device");
+    let services = records(out, "service");
+    let roots: Vec<_> = devices
+        .iter()
+        .filter(|d| field(d, "parent").is_empty())
+        .collect();
+    assert_eq!(roots.len(), 1, "{peer}: one root device\n{}", context());
+    let root = roots[0];
+    assert_eq!(
+        field(root, "udn"),
+        format!("uuid:{HOST_UUID}"),
+        "{peer}: root UDN\n{}",
+        context()
+    );
+    assert_eq!(
+        field(root, "type"),
+        DEVICE_HYPERVISOR,
+        "{peer}: root type\n{}",
+        context()
+    );
+
+    let root_services: Vec<_> = services
+        .iter()
+        .filter(|s| field(s, "device") == field(root, "udn"))
+        .collect();
+    assert_eq!(
+        root_services.len(),
+        1,
+        "{peer}: the root has one service\n{}",
+        context()
+    );
+    let hs = root_services[0];
+    assert_eq!(
+        field(hs, "type"),
+        SERVICE_HYPERVISOR,
+        "{peer}\n{}",
+        context()
+    );
+    // The contract's actions must all be there; more are allowed.
+    assert!(
+        set_of(HYPERVISOR_ACTIONS).is_subset(&list_field(hs, "actions")),
+        "{peer}: Hypervisor actions\n{}",
+        context()
+    );
+    assert!(
+        list_field(hs, "variables").contains("VirtualMachineIds"),
+        "{peer}: VirtualMachineIds\n{}",
+        context()
+    );
+    if strict_evented {
+        assert!(
+            list_field(hs, "evented").contains("VirtualMachineIds"),
+            "{peer}: VirtualMachineIds evented\n{}",
+            context()
+        );
+    }
+    assert!(
+        field(hs, "control_url").ends_with("/control/hypervisor"),
+        "{peer}: {hs:?}"
+    );
+    assert!(
+        field(hs, "event_url").ends_with("/event/hypervisor"),
+        "{peer}: {hs:?}"
+    );
+    assert!(
+        field(hs, "scpd_url").ends_with("/scpd/Hypervisor.xml"),
+        "{peer}: {hs:?}"
+    );
+
+    let domains: Vec<_> = devices
+        .iter()
+        .filter(|d| !field(d, "parent").is_empty())
+        .collect();
+    let vms: BTreeSet<String> = domains
+        .iter()
+        .map(|d| field(d, "vm_uuid").to_string())
+        .collect();
+    assert_eq!(
+        vms,
+        set_of(&[VM_WEB, VM_DB]),
+        "{peer}: one Domain per sim file\n{}",
+        context()
+    );
+    let mut udns = BTreeMap::new();
+    for dom in domains {
+        let vm = field(dom, "vm_uuid");
+        let udn = field(dom, "udn");
+        assert_eq!(field(dom, "type"), DEVICE_DOMAIN, "{peer}\n{}", context());
+        assert_eq!(
+            field(dom, "parent"),
+            field(root, "udn"),
+            "{peer}\n{}",
+            context()
+        );
+        assert!(
+            udn.starts_with("uuid:") && udn.len() == 41,
+            "{peer}: Domain UDN {udn:?}"
+        );
+        assert_ne!(
+            udn,
+            format!("uuid:{vm}"),
+            "{peer}: Domain UDN must not be the VM uuid"
+        );
+        let own: Vec<_> = services
+            .iter()
+            .filter(|s| field(s, "device") == udn)
+            .collect();
+        assert_eq!(
+            own.len(),
+            1,
+            "{peer}: Domain {vm} has one service\n{}",
+            context()
+        );
+        let ds = own[0];
+        assert_eq!(
+            field(ds, "type"),
+            SERVICE_DOMAIN_CONTROL,
+            "{peer}\n{}",
+            context()
+        );
+        assert!(
+            set_of(DOMAIN_ACTIONS).is_subset(&list_field(ds, "actions")),
+            "{peer}: DomainControl actions\n{}",
+            context()
+        );
+        assert!(
+            list_field(ds, "variables").contains("State"),
+            "{peer}: State\n{}",
+            context()
+        );
+        if strict_evented {
+            assert!(
+                list_field(ds, "evented").contains("State"),
+                "{peer}: State evented\n{}",
+                context()
+            );
+        }
+        assert!(
+            field(ds, "control_url").ends_with(&format!("/control/domain/{vm}")),
+            "{peer}: {ds:?}"
+        );
+        assert!(
+            field(ds, "event_url").ends_with(&format!("/event/domain/{vm}")),
+            "{peer}: {ds:?}"
+        );
+        assert!(
+            field(ds, "scpd_url").ends_with("/scpd/DomainControl.xml"),
+            "{peer}: {ds:?}"
+        );
+        udns.insert(vm.to_string(), udn.to_string());
+    }
+    udns
+}
+
+/// GUPnP (found by SSDP) and async-upnp-client (from the URL) both build the full tree and
+/// agree on it.
+pub fn scenario_descriptions(site: &Site) {
+    let sim = SimDir::standard("desc");
+    let xenplug = site.start(&sim);
+    let g = gupnp(
+        site.peer,
+        site.peer_iface,
+        &[
+            "--timeout",
+            "15",
+            "--udn",
+            &format!("uuid:{HOST_UUID}"),
+            "tree",
+        ],
+    );
+    let g = peer_ok(&g, "GUPnP tree", &xenplug);
+    let a = aupnp(site.peer2, &["--timeout", "15", "tree", &xenplug.url]);
+    let a = peer_ok(&a, "async-upnp-client tree", &xenplug);
+    let from_gupnp = check_tree(&g, "GUPnP", &xenplug, false);
+    let from_aupnp = check_tree(&a, "async-upnp-client", &xenplug, true);
+    assert_eq!(
+        from_gupnp, from_aupnp,
+        "both peers see the same Domain UDNs"
+    );
+    let id = Identity::fetch(site.peer, &xenplug.url);
+    for (vm, udn) in &from_gupnp {
+        assert_eq!(
+            id.domain_udn(vm),
+            Some(udn.as_str()),
+            "description vs peers"
+        );
+    }
+    let location = records(&g, "device")
+        .into_iter()
+        .find(|d| field(d, "parent").is_empty());
+    assert_eq!(
+        location.map(|d| field(&d, "location").to_string()),
+        Some(xenplug.url.clone())
+    );
+}
+
+/// Wait for a subscriber to print an event `var=value`, counting from record `from`.
+pub fn expect_event(proc: &Proc, from: usize, var: &str, value: &str, xenplug: &Xenplug) -> usize {
+    let got = proc.wait_stdout(WAIT, |out| {
+        records(out, "event")
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, r)| field(r, "var") == var && field(r, "value") == value)
+            .map(|(i, _)| i + 1)
+    });
+    got.unwrap_or_else(|| {
+        panic!(
+            "no {var}={value} event (after #{from})\n{}\n{}",
+            proc.report(),
+            xenplug.report()
+        )
+    })
+}
+
+/// Call an action through a peer's `call` command; returns the out record.
+pub fn call_ok(output: Output, what: &str, xenplug: &Xenplug) -> BTreeMap<String, String> {
+    let out = peer_ok(&output, what, xenplug);
+    records(&out, "out")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no result\n{out}"))
+}
+
+/// GetState, Pause and Resume through both peers change the sim file, and both peers'
+/// subscriptions get the State events (initial value first).
+pub fn scenario_actions_and_events(site: &Site) {
+    let sim = SimDir::standard("act");
+    let xenplug = site.start(&sim);
+    let udn = format!("uuid:{HOST_UUID}");
+    let g_events = gupnp_spawn(
+        site.peer,
+        site.peer_iface,
+        &[
+            "--timeout",
+            "40",
+            "--udn",
+            &udn,
+            "events",
+            "--vm",
+            VM_WEB,
+            "--var",
+            "State",
+            "--count",
+            "3",
+        ],
+    );
+    let a_events = aupnp_spawn(
+        site.peer2,
+        &[
+            "--timeout",
+            "40",
+            "events",
+            &xenplug.url,
+            "--bind",
+            &site.peer2_addr,
+            "--vm",
+            VM_WEB,
+            "--count",
+            "3",
+        ],
+    );
+    // UDA 1.1 section 4.1.2: the initial event carries every evented variable.
+    let g_at = expect_event(&g_events, 0, "State", "running", &xenplug);
+    let a_at = expect_event(&a_events, 0, "State", "running", &xenplug);
+
+    let state = call_ok(
+        gupnp(
+            site.peer,
+            site.peer_iface,
+            &[
+                "--udn", &udn, "call", "--vm", VM_WEB, "--action", "GetState", "--out", "State",
+            ],
+        ),
+        "GUPnP GetState",
+        &xenplug,
+    );
+    assert_eq!(field(&state, "State"), "running");
+
+    call_ok(
+        aupnp(
+            site.peer2,
+            &["call", &xenplug.url, "--vm", VM_WEB, "--action", "Pause"],
+        ),
+        "async-upnp-client Pause",
+        &xenplug,
+    );
+    sim.expect_state("web", "paused", Duration::from_secs(2));
+    assert_eq!(
+        sim.read_domain("db").get("state").map(String::as_str),
+        Some("running"),
+        "db untouched"
+    );
+    let g_at = expect_event(&g_events, g_at, "State", "paused", &xenplug);
+    let a_at = expect_event(&a_events, a_at, "State", "paused", &xenplug);
+
+    let state = call_ok(
+        aupnp(
+            site.peer2,
+            &["call", &xenplug.url, "--vm", VM_WEB, "--action", "GetState"],
+        ),
+        "async-upnp-client GetState",
+        &xenplug,
+    );
+    assert_eq!(field(&state, "State"), "paused");
+
+    call_ok(
+        gupnp(
+            site.peer,
+            site.peer_iface,
+            &["--udn", &udn, "call", "--vm", VM_WEB, "--action", "Resume"],
+        ),
+        "GUPnP Resume",
+        &xenplug,
+    );
+    sim.expect_state("web", "running", Duration::from_secs(2));
+    expect_event(&g_events, g_at, "State", "running", &xenplug);
+    expect_event(&a_events, a_at, "State", "running", &xenplug);
+
+    let mut g_events = g_events;
+    let mut a_events = a_events;
+    let g_status = g_events.wait_exit(WAIT);
+    let a_status = a_events.wait_exit(WAIT);
+    assert!(
+        g_status.is_some_and(|s| s.success()),
+        "GUPnP subscriber: {g_status:?}\n{}",
+        g_events.report()
+    );
+    assert!(
+        a_status.is_some_and(|s| s.success()),
+        "async-upnp-client subscriber (unsubscribe): {a_status:?}\n{}",
+        a_events.report()
+    );
+}
+
+/// SIGTERM: ssdp:byebye for every USN (seen by gssdp-discover and upnp-client), exit 0.
+pub fn scenario_byebye(site: &Site) {
+    let sim = SimDir::standard("bye");
+    let adv = advertisements_listener(site.peer2, &site.peer2_addr);
+    let gssdp = gssdp_listener(site.peer, site.peer_iface, "ssdp:all", 60, "all");
+    let mut xenplug = site.start(&sim);
+    let id = Identity::fetch(site.peer, &xenplug.url);
+    let expected = id.full_usns();
+
+    let alive = gssdp.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = parse_gssdp(out)
+            .into_iter()
+            .filter(|s| s.available)
+            .map(|s| s.usn)
+            .collect();
+        (got == expected).then_some(())
+    });
+    assert!(
+        alive.is_some(),
+        "gssdp-discover never saw the full set\n{}\n{}",
+        gssdp.report(),
+        xenplug.report()
+    );
+    let notified = adv.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = json_lines(out)
+            .iter()
+            .filter(|r| hdr(r, "NTS") == "ssdp:alive")
+            .map(|r| hdr(r, "USN").to_string())
+            .collect();
+        (got == expected).then_some(())
+    });
+    assert!(
+        notified.is_some(),
+        "upnp-client advertisements never saw ssdp:alive for the full set at start\n{}\n{}",
+        adv.report(),
+        xenplug.report()
+    );
+
+    // Some stacks send byebye before their first alive; only what follows SIGTERM counts.
+    let gssdp_mark = parse_gssdp(&gssdp.stdout()).len();
+    let adv_mark = json_lines(&adv.stdout()).len();
+    let status = xenplug.terminate(WAIT);
+    assert!(
+        status.is_some(),
+        "xenplug did not exit within {WAIT:?} of SIGTERM\n{}",
+        xenplug.report()
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after SIGTERM\n{}",
+        xenplug.report()
+    );
+
+    let gone = gssdp.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = parse_gssdp(out)
+            .into_iter()
+            .skip(gssdp_mark)
+            .filter(|s| !s.available)
+            .map(|s| s.usn)
+            .collect();
+        (got == expected).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "gssdp-discover did not see byebye for every USN\n{}\n{}",
+        gssdp.report(),
+        xenplug.report()
+    );
+    let byebye = adv.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = json_lines(out)
+            .iter()
+            .skip(adv_mark)
+            .filter(|r| hdr(r, "NTS") == "ssdp:byebye")
+            .map(|r| hdr(r, "USN").to_string())
+            .collect();
+        (got == expected).then_some(())
+    });
+    assert!(
+        byebye.is_some(),
+        "upnp-client did not see byebye for every USN\n{}\n{}",
+        adv.report(),
+        xenplug.report()
+    );
+}
+
+/// A new sim file is announced (alive for the new Domain alone, new CONFIGID) within 1 s; its
+/// removal sends byebye for that Domain alone.
+pub fn scenario_domain_added_and_removed(site: &Site) {
+    let sim = SimDir::standard("add");
+    let adv = advertisements_listener(site.peer2, &site.peer2_addr);
+    let gssdp = gssdp_listener(site.peer, site.peer_iface, "ssdp:all", 60, "all");
+    let xenplug = site.start(&sim);
+    let before = Identity::fetch(site.peer, &xenplug.url);
+    let full = before.full_usns();
+    let settled = gssdp.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = parse_gssdp(out)
+            .into_iter()
+            .filter(|s| s.available)
+            .map(|s| s.usn)
+            .collect();
+        (got == full).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "gssdp-discover never saw the full set\n{}\n{}",
+        gssdp.report(),
+        xenplug.report()
+    );
+    // Let the start-up repeat (UDA 1.1 recommends sending the set more than once) pass.
+    sleep(Duration::from_millis(500));
+    let adv_mark = json_lines(&adv.stdout()).len();
+    let gssdp_mark = parse_gssdp(&gssdp.stdout()).len();
+    let old_config = json_lines(&adv.stdout())
+        .iter()
+        .map(|r| hdr(r, "CONFIGID.UPNP.ORG").to_string())
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
+
+    let t0 = Instant::now();
+    sim.write_domain(&Domain::new(VM_LATE, "late", "running"));
+    let new_udn = gssdp.wait_stdout(Duration::from_secs(5), |out| {
+        parse_gssdp(out).into_iter().skip(gssdp_mark).find_map(|s| {
+            (s.available && s.usn.ends_with(&format!("::{DEVICE_DOMAIN}"))).then(|| {
+                s.usn
+                    .trim_end_matches(&format!("::{DEVICE_DOMAIN}"))
+                    .to_string()
+            })
+        })
+    });
+    let elapsed = t0.elapsed();
+    let Some(new_udn) = new_udn else {
+        panic!(
+            "no new Domain announced within 5 s of a new sim file\n{}\n{}",
+            gssdp.report(),
+            xenplug.report()
+        );
+    };
+    assert!(
+        elapsed <= ANNOUNCE_BUDGET,
+        "new Domain announced {elapsed:?} after the sim file appeared (contract: 1 s)\n{}",
+        xenplug.report()
+    );
+    let after = Identity::fetch(site.peer, &xenplug.url);
+    assert_eq!(
+        after.domains.len(),
+        3,
+        "description after adding:\n{}",
+        after.description
+    );
+    assert_eq!(
+        after.domain_udn(VM_LATE),
+        Some(new_udn.as_str()),
+        "new Domain's UDN in the description"
+    );
+    let new_usns = Identity::domain_usns(&new_udn);
+    let announced = adv.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = json_lines(out)
+            .iter()
+            .skip(adv_mark)
+            .filter(|r| hdr(r, "NTS") == "ssdp:alive")
+            .map(|r| hdr(r, "USN").to_string())
+            .collect();
+        new_usns.is_subset(&got).then_some(got)
+    });
+    let Some(announced) = announced else {
+        panic!(
+            "upnp-client did not see alive for {new_usns:?}\n{}\n{}",
+            adv.report(),
+            xenplug.report()
+        );
+    };
+    assert_eq!(
+        announced, new_usns,
+        "only the new Domain is announced (DESIGN: nothing else re-announced)"
+    );
+    let new_config = json_lines(&adv.stdout())
+        .iter()
+        .skip(adv_mark)
+        .map(|r| hdr(r, "CONFIGID.UPNP.ORG").to_string())
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
+    assert_ne!(
+        new_config, old_config,
+        "CONFIGID.UPNP.ORG must change when a Domain appears"
+    );
+
+    let adv_mark = json_lines(&adv.stdout()).len();
+    sim.remove_domain("late");
+    let byebye = adv.wait_stdout(Duration::from_secs(5), |out| {
+        let got: BTreeSet<String> = json_lines(out)
+            .iter()
+            .skip(adv_mark)
+            .filter(|r| hdr(r, "NTS") == "ssdp:byebye")
+            .map(|r| hdr(r, "USN").to_string())
+            .collect();
+        new_usns.is_subset(&got).then_some(got)
+    });
+    let Some(byebye) = byebye else {
+        panic!(
+            "no byebye for the removed Domain\n{}\n{}",
+            adv.report(),
+            xenplug.report()
+        );
+    };
+    assert_eq!(byebye, new_usns, "byebye for the removed Domain alone");
+    let gone = gssdp.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = parse_gssdp(out)
+            .into_iter()
+            .skip(gssdp_mark)
+            .filter(|s| !s.available)
+            .map(|s| s.usn)
+            .collect();
+        (got == new_usns).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "gssdp-discover: unavailable set should be the removed Domain's\n{}",
+        gssdp.report()
+    );
+    let last = Identity::fetch(site.peer, &xenplug.url);
+    assert_eq!(
+        last.domains.len(),
+        2,
+        "description after removing:\n{}",
+        last.description
+    );
+}

@@ -452,6 +452,7 @@ impl Netns {
             command.env_remove(var);
         }
         command.env("PYTHONUNBUFFERED", "1");
+        command.env("PYTHONDONTWRITEBYTECODE", "1");
         command
     }
 

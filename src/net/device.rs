@@ -370,14 +370,9 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
     let mut delivered = false;
     for callback in &delivery.callbacks {
         let seq = delivery.seq.to_string();
-        let headers = [
-            ("Content-Type", CONTENT_TYPE_XML),
-            ("NT", "upnp:event"),
-            ("NTS", "upnp:propchange"),
-            ("SID", delivery.sid.as_str()),
-            ("SEQ", seq.as_str()),
-            ("User-Agent", server.as_str()),
-        ];
+        let fields = crate::wire::gena::notify_headers(delivery.sid.as_str(), &seq);
+        let mut headers: heapless::Vec<(&str, &str), 6> = fields.into_iter().collect();
+        let _ = headers.push(("USER-AGENT", server.as_str()));
         let address = SocketAddr::from(callback.address);
         match http_client::request(
             address,

@@ -8,6 +8,7 @@ pub mod description;
 pub mod gena;
 pub mod http;
 pub mod soap;
+pub mod scpd;
 pub mod ssdp;
 pub mod xml;
 

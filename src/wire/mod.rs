@@ -7,8 +7,8 @@
 pub mod description;
 pub mod gena;
 pub mod http;
-pub mod soap;
 pub mod scpd;
+pub mod soap;
 pub mod ssdp;
 pub mod xml;
 

@@ -1,6 +1,8 @@
 //! Command-line options of each role (argh).
 
-use crate::consts::{DEFAULT_STATE_DIR, SSDP_DEFAULT_MAX_AGE};
+use crate::consts::{
+    DEFAULT_HANDLER_TIMEOUT_SECONDS, DEFAULT_SERVICES_DIR, DEFAULT_STATE_DIR, SSDP_DEFAULT_MAX_AGE,
+};
 use argh::FromArgs;
 use std::path::PathBuf;
 
@@ -36,4 +38,34 @@ pub struct DemoArgs {
     /// HTTP port on 127.0.0.1 (default: an ephemeral one)
     #[argh(option, default = "0")]
     pub http_port: u16,
+}
+
+/// Advertise this VM under its Xen UUID with the services its owner put in a directory (run
+/// inside the guest).
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct VmArgs {
+    /// network interface to advertise on; repeat for several (required: never a default)
+    #[argh(option)]
+    pub iface: Vec<String>,
+    /// the VM UUID (default: /sys/hypervisor/uuid, then /sys/class/dmi/id/product_uuid)
+    #[argh(option)]
+    pub uuid: Option<String>,
+    /// directory of the owner's services (default /etc/xenplug/services)
+    #[argh(option, default = "PathBuf::from(DEFAULT_SERVICES_DIR)")]
+    pub services: PathBuf,
+    /// friendly name of the VM (default: the host name)
+    #[argh(option)]
+    pub name: Option<String>,
+    /// seconds a handler may run before it is killed (default 10)
+    #[argh(option, default = "DEFAULT_HANDLER_TIMEOUT_SECONDS")]
+    pub handler_timeout: u64,
+    /// directory keeping BOOTID and CONFIGID
+    #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
+    pub state_dir: PathBuf,
+    /// HTTP port for descriptions, control and events (default: an ephemeral one)
+    #[argh(option, default = "0")]
+    pub http_port: u16,
+    /// SSDP max-age in seconds (default 1800)
+    #[argh(option, default = "SSDP_DEFAULT_MAX_AGE")]
+    pub max_age: u32,
 }

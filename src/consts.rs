@@ -203,5 +203,11 @@ pub const SIM_DOMAIN_SUFFIX: &str = ".domain";
 pub const SIM_MAX_FILE: u64 = 16 * 1024;
 /// Default state directory (BOOTID, generated host UUID).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/xenplug";
+/// Default directory of a VM owner's services.
+pub const DEFAULT_SERVICES_DIR: &str = "/etc/xenplug/services";
+/// Default time limit of one handler call, in seconds.
+pub const DEFAULT_HANDLER_TIMEOUT_SECONDS: u64 = 10;
+/// How often the VM advertiser looks at its services directory and state files.
+pub const SERVICES_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Backend calls running at once, at most.
 pub const BACKEND_MAX_CALLS: usize = 4;

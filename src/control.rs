@@ -9,24 +9,15 @@ use crate::consts::{
     DOMAIN_UDN_NAMESPACE, SERVICE_ID_DOMAIN_CONTROL, SERVICE_ID_HYPERVISOR, URN_DEVICE_DOMAIN,
     URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
-use crate::model::{
-    ActionSpec, ArgumentSpec, Device, Direction, EventedValues, Semantic, Service, ServiceSpec,
-    VariableSpec,
-};
+use crate::model::{Device, Direction, EventedValues, Semantic, Service, ServiceSpec};
 use crate::wire::soap::{self, UpnpError};
+use std::sync::{Arc, LazyLock};
 use uuid::Uuid;
 
 /// Action-specific UPnP error (UDA 1.1 allows 700-799 per service): the domain is in a state
 /// where the action does not apply (shutting down a domain that is off).
 pub const ERROR_INVALID_STATE: u16 = 701;
 
-const fn arg(name: &'static str, direction: Direction, variable: &'static str) -> ArgumentSpec {
-    ArgumentSpec {
-        name,
-        direction,
-        variable,
-    }
-}
 use Direction::{In, Out};
 
 /// Service key of the Hypervisor service in control and event URLs.
@@ -35,162 +26,106 @@ pub const HYPERVISOR_KEY: &str = "hypervisor";
 pub const DOMAIN_KEY_PREFIX: &str = "domain/";
 
 /// `urn:xenplug-org:service:Hypervisor:1`.
-pub static HYPERVISOR_SERVICE: ServiceSpec = ServiceSpec {
-    name: "Hypervisor",
-    service_type: URN_SERVICE_HYPERVISOR,
-    service_id: SERVICE_ID_HYPERVISOR,
-    actions: &[
-        ActionSpec {
-            name: "GetHostInfo",
-            arguments: &[
-                arg("HostName", Out, "A_ARG_TYPE_Name"),
-                arg("HostUuid", Out, "A_ARG_TYPE_Uuid"),
-                arg("HypervisorVersion", Out, "A_ARG_TYPE_Text"),
-                arg("Backend", Out, "A_ARG_TYPE_Text"),
-                arg("CpuCount", Out, "A_ARG_TYPE_Count"),
-                arg("MemoryMiB", Out, "A_ARG_TYPE_Count"),
+pub static HYPERVISOR_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
+    let spec = ServiceSpec::new("Hypervisor", URN_SERVICE_HYPERVISOR, SERVICE_ID_HYPERVISOR)
+        .action(
+            "GetHostInfo",
+            &[
+                ("HostName", Out, "A_ARG_TYPE_Name"),
+                ("HostUuid", Out, "A_ARG_TYPE_Uuid"),
+                ("HypervisorVersion", Out, "A_ARG_TYPE_Text"),
+                ("Backend", Out, "A_ARG_TYPE_Text"),
+                ("CpuCount", Out, "A_ARG_TYPE_Count"),
+                ("MemoryMiB", Out, "A_ARG_TYPE_Count"),
             ],
-            semantics: &[Semantic::Idempotent],
-        },
-        ActionSpec {
-            name: "GetVirtualMachineIds",
-            arguments: &[arg("VirtualMachineIds", Out, "VirtualMachineIds")],
-            semantics: &[Semantic::Idempotent],
-        },
-        ActionSpec {
-            name: "ListVirtualMachines",
-            arguments: &[arg("VirtualMachines", Out, "A_ARG_TYPE_VirtualMachineList")],
-            semantics: &[Semantic::Idempotent],
-        },
-        ActionSpec {
-            name: "StartVirtualMachine",
-            arguments: &[arg("VirtualMachineId", In, "A_ARG_TYPE_Uuid")],
-            semantics: &[],
-        },
-    ],
-    variables: &[
-        VariableSpec {
-            name: "VirtualMachineIds",
-            data_type: "string",
-            evented: true,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Name",
-            data_type: "string",
-            evented: false,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Uuid",
-            data_type: "string",
-            evented: false,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Text",
-            data_type: "string",
-            evented: false,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Count",
-            data_type: "ui4",
-            evented: false,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_VirtualMachineList",
-            data_type: "string",
-            evented: false,
-            allowed: &[],
-        },
-    ],
-};
+            &[Semantic::Idempotent],
+        )
+        .action(
+            "GetVirtualMachineIds",
+            &[("VirtualMachineIds", Out, "VirtualMachineIds")],
+            &[Semantic::Idempotent],
+        )
+        .action(
+            "ListVirtualMachines",
+            &[("VirtualMachines", Out, "A_ARG_TYPE_VirtualMachineList")],
+            &[Semantic::Idempotent],
+        )
+        .action(
+            "StartVirtualMachine",
+            &[("VirtualMachineId", In, "A_ARG_TYPE_Uuid")],
+            &[],
+        )
+        .variable("VirtualMachineIds", "string", true, &[])
+        .variable("A_ARG_TYPE_VirtualMachineList", "string", false, &[]);
+    Arc::new(with_argument_types(spec, true))
+});
 
-const STATE_NAMES: [&str; 7] = {
-    let mut names = [""; 7];
-    let mut index = 0;
-    while index < RunState::ALL.len() {
-        names[index] = RunState::ALL[index].as_str();
-        index += 1;
+/// `urn:xenplug-org:service:DomainControl:1`.
+pub static DOMAIN_CONTROL_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
+    let states: Vec<&str> = RunState::ALL.iter().map(|state| state.as_str()).collect();
+    let mut spec = ServiceSpec::new(
+        "DomainControl",
+        URN_SERVICE_DOMAIN_CONTROL,
+        SERVICE_ID_DOMAIN_CONTROL,
+    )
+    .action(
+        "GetState",
+        &[("State", Out, "State")],
+        &[Semantic::Idempotent],
+    )
+    .action(
+        "GetInfo",
+        &[
+            ("Name", Out, "A_ARG_TYPE_Name"),
+            ("VirtualMachineId", Out, "A_ARG_TYPE_Uuid"),
+            ("State", Out, "State"),
+            ("MemoryMiB", Out, "A_ARG_TYPE_Count"),
+            ("Vcpus", Out, "A_ARG_TYPE_Count"),
+        ],
+        &[Semantic::Idempotent],
+    );
+    for (name, _, semantics) in DOMAIN_OPERATIONS {
+        spec = spec.action(name, &[], semantics);
     }
-    names
-};
+    Arc::new(with_argument_types(
+        spec.variable("State", "string", true, &states),
+        false,
+    ))
+});
 
-const fn operation(name: &'static str, semantics: &'static [Semantic]) -> ActionSpec {
-    ActionSpec {
-        name,
-        arguments: &[],
-        semantics,
+/// Adds the A_ARG_TYPE variables both services share (and Text where `text` is set).
+fn with_argument_types(spec: ServiceSpec, text: bool) -> ServiceSpec {
+    let spec = spec
+        .variable("A_ARG_TYPE_Name", "string", false, &[])
+        .variable("A_ARG_TYPE_Uuid", "string", false, &[])
+        .variable("A_ARG_TYPE_Count", "ui4", false, &[]);
+    if text {
+        spec.variable("A_ARG_TYPE_Text", "string", false, &[])
+    } else {
+        spec
     }
 }
 
-/// `urn:xenplug-org:service:DomainControl:1`.
-pub static DOMAIN_CONTROL_SERVICE: ServiceSpec = ServiceSpec {
-    name: "DomainControl",
-    service_type: URN_SERVICE_DOMAIN_CONTROL,
-    service_id: SERVICE_ID_DOMAIN_CONTROL,
-    actions: &[
-        ActionSpec {
-            name: "GetState",
-            arguments: &[arg("State", Out, "State")],
-            semantics: &[Semantic::Idempotent],
-        },
-        ActionSpec {
-            name: "GetInfo",
-            arguments: &[
-                arg("Name", Out, "A_ARG_TYPE_Name"),
-                arg("VirtualMachineId", Out, "A_ARG_TYPE_Uuid"),
-                arg("State", Out, "State"),
-                arg("MemoryMiB", Out, "A_ARG_TYPE_Count"),
-                arg("Vcpus", Out, "A_ARG_TYPE_Count"),
-            ],
-            semantics: &[Semantic::Idempotent],
-        },
-        operation("Shutdown", &[Semantic::Destructive, Semantic::Confirm]),
-        operation("Reboot", &[Semantic::Destructive, Semantic::Confirm]),
-        operation("Pause", &[Semantic::Idempotent]),
-        operation("Resume", &[Semantic::Idempotent]),
-        operation("Suspend", &[Semantic::Confirm]),
-        operation("Destroy", &[Semantic::Destructive, Semantic::Confirm]),
-    ],
-    variables: &[
-        VariableSpec {
-            name: "State",
-            data_type: "string",
-            evented: true,
-            allowed: &STATE_NAMES,
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Name",
-            data_type: "string",
-            evented: false,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Uuid",
-            data_type: "string",
-            evented: false,
-            allowed: &[],
-        },
-        VariableSpec {
-            name: "A_ARG_TYPE_Count",
-            data_type: "ui4",
-            evented: false,
-            allowed: &[],
-        },
-    ],
-};
-
-/// The DomainControl action that maps onto each backend operation.
-const DOMAIN_OPERATIONS: [(&str, Operation); 6] = [
-    ("Shutdown", Operation::Shutdown),
-    ("Reboot", Operation::Reboot),
-    ("Pause", Operation::Pause),
-    ("Resume", Operation::Resume),
-    ("Suspend", Operation::Suspend),
-    ("Destroy", Operation::Destroy),
+/// The DomainControl actions that map onto backend operations, with their semantics.
+const DOMAIN_OPERATIONS: [(&str, Operation, &[Semantic]); 6] = [
+    (
+        "Shutdown",
+        Operation::Shutdown,
+        &[Semantic::Destructive, Semantic::Confirm],
+    ),
+    (
+        "Reboot",
+        Operation::Reboot,
+        &[Semantic::Destructive, Semantic::Confirm],
+    ),
+    ("Pause", Operation::Pause, &[Semantic::Idempotent]),
+    ("Resume", Operation::Resume, &[Semantic::Idempotent]),
+    ("Suspend", Operation::Suspend, &[Semantic::Confirm]),
+    (
+        "Destroy",
+        Operation::Destroy,
+        &[Semantic::Destructive, Semantic::Confirm],
+    ),
 ];
 
 /// What a hypervisor looks like at one instant: the input of every read-only action.
@@ -219,8 +154,10 @@ pub fn domain_key(vm: Uuid) -> String {
     format!("{DOMAIN_KEY_PREFIX}{vm}")
 }
 
-/// Output arguments of an action, in SCPD order.
-pub type Outputs = Vec<(&'static str, String)>;
+pub use crate::net::device::Outputs;
+
+/// Outputs of xenplug's own actions, whose argument names are constants.
+type NamedOutputs = Vec<(&'static str, String)>;
 
 fn backend_error(error: BackendError) -> UpnpError {
     match error {
@@ -238,9 +175,23 @@ pub fn invoke(
     action: &str,
     arguments: &[(String, String)],
 ) -> Result<Outputs, UpnpError> {
-    if key == HYPERVISOR_KEY {
-        return invoke_hypervisor(backend, view, action, arguments);
-    }
+    let outputs = if key == HYPERVISOR_KEY {
+        invoke_hypervisor(backend, view, action, arguments)?
+    } else {
+        invoke_domain(backend, view, key, action)?
+    };
+    Ok(outputs
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect())
+}
+
+fn invoke_domain(
+    backend: &dyn Backend,
+    view: &HostView,
+    key: &str,
+    action: &str,
+) -> Result<NamedOutputs, UpnpError> {
     let vm = key
         .strip_prefix(DOMAIN_KEY_PREFIX)
         .and_then(|text| Uuid::parse_str(text).ok())
@@ -259,9 +210,9 @@ pub fn invoke(
             ("Vcpus", domain.vcpus.to_string()),
         ]),
         _ => {
-            let (_, operation) = DOMAIN_OPERATIONS
+            let (_, operation, _) = DOMAIN_OPERATIONS
                 .iter()
-                .find(|(name, _)| *name == action)
+                .find(|(name, ..)| *name == action)
                 .ok_or_else(|| {
                     UpnpError::new(soap::INVALID_ACTION, format!("no action {action}"))
                 })?;
@@ -276,7 +227,7 @@ fn invoke_hypervisor(
     view: &HostView,
     action: &str,
     arguments: &[(String, String)],
-) -> Result<Outputs, UpnpError> {
+) -> Result<NamedOutputs, UpnpError> {
     match action {
         "GetHostInfo" => Ok(vec![
             ("HostName", view.info.name.clone()),
@@ -349,31 +300,31 @@ pub fn hypervisor_device(view: &HostView) -> Device {
         .domains
         .iter()
         .map(|domain| Device {
-            device_type: URN_DEVICE_DOMAIN,
+            device_type: URN_DEVICE_DOMAIN.to_string(),
             udn: Uuid::new_v5(&DOMAIN_UDN_NAMESPACE, domain.uuid.as_bytes()),
             friendly_name: domain.name.clone(),
-            model_name: "xenplug domain",
+            model_name: "xenplug domain".to_string(),
             model_description: format!("Xen domain {} on {}", domain.name, view.info.name),
             vm_uuid: Some(domain.uuid),
             services: vec![Service {
-                spec: &DOMAIN_CONTROL_SERVICE,
+                spec: DOMAIN_CONTROL_SERVICE.clone(),
                 key: domain_key(domain.uuid),
             }],
             devices: Vec::new(),
         })
         .collect();
     Device {
-        device_type: URN_DEVICE_HYPERVISOR,
+        device_type: URN_DEVICE_HYPERVISOR.to_string(),
         udn: view.uuid,
         friendly_name: format!("Xen hypervisor {}", view.info.name),
-        model_name: "xenplug hypervisor",
+        model_name: "xenplug hypervisor".to_string(),
         model_description: format!(
             "Xen {} host ({} backend)",
             view.info.hypervisor_version, view.backend
         ),
         vm_uuid: None,
         services: vec![Service {
-            spec: &HYPERVISOR_SERVICE,
+            spec: HYPERVISOR_SERVICE.clone(),
             key: HYPERVISOR_KEY.to_string(),
         }],
         devices: domains,
@@ -385,12 +336,12 @@ pub fn evented_values(view: &HostView) -> EventedValues {
     let mut values = EventedValues::new();
     values.insert(
         HYPERVISOR_KEY.to_string(),
-        vec![("VirtualMachineIds", view.virtual_machine_ids())],
+        vec![("VirtualMachineIds".to_string(), view.virtual_machine_ids())],
     );
     for domain in &view.domains {
         values.insert(
             domain_key(domain.uuid),
-            vec![("State", domain.state.as_str().to_string())],
+            vec![("State".to_string(), domain.state.as_str().to_string())],
         );
     }
     values

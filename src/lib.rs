@@ -21,6 +21,7 @@ pub mod model;
 pub mod net;
 pub mod role;
 pub mod state;
+pub mod vm;
 pub mod wire;
 
 pub use error::Error;

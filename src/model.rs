@@ -6,22 +6,23 @@
 
 use crate::consts::{CONTROL_PREFIX, EVENT_PREFIX, SCPD_PREFIX};
 use crate::engine::ssdp::Advertisement;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Current values of evented state variables, per service key, in SCPD order.
-pub type EventedValues = std::collections::BTreeMap<String, Vec<(&'static str, String)>>;
+pub type EventedValues = std::collections::BTreeMap<String, Vec<(String, String)>>;
 
 /// One device of the description tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     /// deviceType URN.
-    pub device_type: &'static str,
+    pub device_type: String,
     /// UDN (rendered as `uuid:<udn>`).
     pub udn: Uuid,
     /// friendlyName.
     pub friendly_name: String,
     /// modelName.
-    pub model_name: &'static str,
+    pub model_name: String,
     /// modelDescription.
     pub model_description: String,
     /// The Xen VM UUID this device stands for, rendered as a vendor element.
@@ -35,8 +36,8 @@ pub struct Device {
 /// One service instance of a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    /// The static description of the service type.
-    pub spec: &'static ServiceSpec,
+    /// What the service type is: its SCPD and action table.
+    pub spec: Arc<ServiceSpec>,
     /// Path segment naming this instance in control and event URLs (`hypervisor`,
     /// `domain/<vm uuid>`): unique within the root device.
     pub key: String,
@@ -95,11 +96,11 @@ impl Device {
             .enumerate()
             .map(|(index, device)| Advertisement {
                 udn: device.udn_text(),
-                device_type: device.device_type.to_string(),
+                device_type: device.device_type.clone(),
                 service_types: device
                     .services
                     .iter()
-                    .map(|service| service.spec.service_type.to_string())
+                    .map(|service| service.spec.service_type.clone())
                     .collect(),
                 root: index == 0,
             })
@@ -107,63 +108,115 @@ impl Device {
     }
 }
 
-/// A service type: its SCPD and the action table SOAP dispatch uses.
-#[derive(Debug, PartialEq, Eq)]
+/// A service type: its SCPD and the action table SOAP dispatch uses. Built in code for
+/// xenplug's own services, parsed from files for services a VM's owner adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
-    /// Short name: the SCPD file is `/scpd/<name>.xml`.
-    pub name: &'static str,
+    /// Short name: the SCPD is served at `/scpd/<name>.xml`; unique within a root device.
+    pub name: String,
     /// serviceType URN.
-    pub service_type: &'static str,
+    pub service_type: String,
     /// serviceId URN.
-    pub service_id: &'static str,
+    pub service_id: String,
     /// actionList.
-    pub actions: &'static [ActionSpec],
+    pub actions: Vec<ActionSpec>,
     /// serviceStateTable.
-    pub variables: &'static [VariableSpec],
+    pub variables: Vec<VariableSpec>,
 }
 
 impl ServiceSpec {
+    /// A service with no actions or variables yet; add them with [`ServiceSpec::action`]
+    /// and [`ServiceSpec::variable`].
+    pub fn new(name: &str, service_type: &str, service_id: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_string(),
+            service_type: service_type.to_string(),
+            service_id: service_id.to_string(),
+            actions: Vec::new(),
+            variables: Vec::new(),
+        }
+    }
+
+    /// Adds an action: `arguments` as (name, direction, related state variable).
+    pub fn action(
+        mut self,
+        name: &str,
+        arguments: &[(&str, Direction, &str)],
+        semantics: &[Semantic],
+    ) -> ServiceSpec {
+        self.actions.push(ActionSpec {
+            name: name.to_string(),
+            arguments: arguments
+                .iter()
+                .map(|&(name, direction, variable)| ArgumentSpec {
+                    name: name.to_string(),
+                    direction,
+                    variable: variable.to_string(),
+                })
+                .collect(),
+            semantics: semantics.to_vec(),
+        });
+        self
+    }
+
+    /// Adds a state variable.
+    pub fn variable(
+        mut self,
+        name: &str,
+        data_type: &str,
+        evented: bool,
+        allowed: &[&str],
+    ) -> ServiceSpec {
+        self.variables.push(VariableSpec {
+            name: name.to_string(),
+            data_type: data_type.to_string(),
+            evented,
+            allowed: allowed.iter().map(|value| value.to_string()).collect(),
+        });
+        self
+    }
+
     /// The action named `name`.
-    pub fn action(&self, name: &str) -> Option<&'static ActionSpec> {
+    pub fn find_action(&self, name: &str) -> Option<&ActionSpec> {
         self.actions.iter().find(|action| action.name == name)
     }
 
     /// The evented state variables.
-    pub fn evented(&self) -> impl Iterator<Item = &'static VariableSpec> {
+    pub fn evented(&self) -> impl Iterator<Item = &VariableSpec> {
         self.variables.iter().filter(|variable| variable.evented)
     }
 }
 
 /// One action of a service.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionSpec {
     /// Action name.
-    pub name: &'static str,
+    pub name: String,
     /// Arguments in order (UDA: in-arguments first, then out-arguments).
-    pub arguments: &'static [ArgumentSpec],
+    pub arguments: Vec<ArgumentSpec>,
     /// Operation semantics, published as a vendor element so consoles can warn.
-    pub semantics: &'static [Semantic],
+    pub semantics: Vec<Semantic>,
 }
 
 impl ActionSpec {
     /// Names of the in-arguments, in order.
-    pub fn inputs(&self) -> impl Iterator<Item = &'static str> {
+    pub fn inputs(&self) -> impl Iterator<Item = &str> {
         self.arguments
             .iter()
             .filter(|a| a.direction == Direction::In)
-            .map(|a| a.name)
+            .map(|a| a.name.as_str())
     }
 }
 
 /// One argument of an action.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArgumentSpec {
     /// Argument name.
-    pub name: &'static str,
+    pub name: String,
     /// in or out.
     pub direction: Direction,
     /// relatedStateVariable.
-    pub variable: &'static str,
+    pub variable: String,
 }
 
 /// Argument direction.
@@ -198,14 +251,14 @@ impl Semantic {
 }
 
 /// One state variable.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariableSpec {
     /// Variable name.
-    pub name: &'static str,
+    pub name: String,
     /// UPnP data type (`string`, `ui4`, `uuid`, ...).
-    pub data_type: &'static str,
+    pub data_type: String,
     /// sendEvents.
     pub evented: bool,
     /// allowedValueList, empty for none.
-    pub allowed: &'static [&'static str],
+    pub allowed: Vec<String>,
 }

@@ -55,9 +55,9 @@ pub fn render(root: &Device, config_id: u32) -> (Arc<[u8]>, Scpds) {
     let mut seen = BTreeSet::new();
     let mut scpds = Vec::new();
     for service in root.all_services() {
-        if seen.insert(service.spec.name) {
+        if seen.insert(&service.spec.name) {
             let mut scpd = Vec::with_capacity(2048);
-            let _ = render_scpd(service.spec, config_id, &mut scpd);
+            let _ = render_scpd(&service.spec, config_id, &mut scpd);
             scpds.push((service.spec.scpd_url(), Arc::from(scpd)));
         }
     }
@@ -136,7 +136,7 @@ impl Published {
                         .map(|(_, v)| v)
                         != Some(value)
                 })
-                .map(|(name, value)| (name.to_string(), value.clone()))
+                .map(|(name, value)| (name.clone(), value.clone()))
                 .collect();
             // A service that just appeared has no subscribers yet: nothing to send.
             if old.is_some() && !changed.is_empty() {

@@ -31,8 +31,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A boxed future on the local executor.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-/// Output arguments of an action, in SCPD order.
-pub type Outputs = Vec<(&'static str, String)>;
+/// Output arguments of an action (name, value), in SCPD order.
+pub type Outputs = Vec<(String, String)>;
 
 /// What a device is and what its actions do: the part that differs between a hypervisor
 /// and a VM.
@@ -370,14 +370,9 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
     let mut delivered = false;
     for callback in &delivery.callbacks {
         let seq = delivery.seq.to_string();
-        let headers = [
-            ("Content-Type", CONTENT_TYPE_XML),
-            ("NT", "upnp:event"),
-            ("NTS", "upnp:propchange"),
-            ("SID", delivery.sid.as_str()),
-            ("SEQ", seq.as_str()),
-            ("User-Agent", server.as_str()),
-        ];
+        let fields = crate::wire::gena::notify_headers(delivery.sid.as_str(), &seq);
+        let mut headers: heapless::Vec<(&str, &str), 6> = fields.into_iter().collect();
+        let _ = headers.push(("USER-AGENT", server.as_str()));
         let address = SocketAddr::from(callback.address);
         match http_client::request(
             address,
@@ -447,7 +442,7 @@ impl DeviceHttp {
         let Some(service) = core.published.root.service(key) else {
             return Answer::Now(status(404));
         };
-        let spec = service.spec;
+        let spec = service.spec.clone();
         let call = match soap::parse_call(&request.body, request.header("SOAPACTION")) {
             Ok(call) => call,
             Err(error) => return Answer::Now(fault(&error)),
@@ -458,7 +453,7 @@ impl DeviceHttp {
                 "wrong service type",
             )));
         }
-        let Some(action) = spec.action(&call.action) else {
+        let Some(action) = spec.find_action(&call.action) else {
             return Answer::Now(fault(&UpnpError::new(
                 soap::INVALID_ACTION,
                 "no such action",
@@ -473,7 +468,7 @@ impl DeviceHttp {
             .invoke(key.to_string(), call.action.clone(), call.arguments);
         let core = self.core.clone();
         let wake = self.wake.clone();
-        let service_type = spec.service_type;
+
         Answer::Later(Box::pin(async move {
             let result = invoked.await;
             // An action may have changed the model: look at it now rather than at the next poll.
@@ -481,10 +476,12 @@ impl DeviceHttp {
             let _ = wake.try_send(());
             match result {
                 Ok(outputs) => {
-                    let pairs: Vec<(&str, &str)> =
-                        outputs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                    let pairs: Vec<(&str, &str)> = outputs
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
                     let mut body = Vec::new();
-                    soap::write_response(service_type, &call.action, &pairs, &mut body);
+                    soap::write_response(&spec.service_type, &call.action, &pairs, &mut body);
                     Response {
                         status: 200,
                         headers: vec![

@@ -3,12 +3,11 @@
 use crate::backend::sim::SimBackend;
 use crate::backend::{Backend, BackendError};
 use crate::cli::HypervisorArgs;
-use crate::consts::{BACKEND_MAX_CALLS, SSDP_MIN_MAX_AGE};
+use crate::consts::BACKEND_MAX_CALLS;
 use crate::control::{self, HostView};
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
 use crate::net::device::{self, App, LocalFuture, Options, Outputs};
-use crate::net::iface;
 use crate::state::StateDir;
 use crate::wire::soap::{self, UpnpError};
 use smol::lock::Semaphore;
@@ -117,21 +116,7 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
 
 /// Runs the role until SIGTERM or SIGINT.
 pub fn run(args: HypervisorArgs) -> Result<()> {
-    if args.iface.is_empty() {
-        return Err(Error::config(
-            "name at least one interface with --iface (there is no default)",
-        ));
-    }
-    if args.max_age < SSDP_MIN_MAX_AGE {
-        return Err(Error::config(format!(
-            "--max-age must be at least {SSDP_MIN_MAX_AGE}"
-        )));
-    }
-    let interfaces = args
-        .iface
-        .iter()
-        .map(|name| iface::lookup(name))
-        .collect::<Result<Vec<_>>>()?;
+    let interfaces = super::interfaces(&args.iface, args.max_age)?;
     let backend = open_backend(&args)?;
     let mut state = StateDir::open(&args.state_dir)?;
     let host = backend.host().map_err(|e| Error::Backend(e.to_string()))?;

@@ -6,7 +6,25 @@
 pub mod demo;
 pub mod hypervisor;
 
-use crate::error::Error;
+use crate::consts::SSDP_MIN_MAX_AGE;
+use crate::error::{Error, Result};
+use crate::net::iface::{self, Interface};
+
+/// The interfaces named by `--iface` (at least one: there is no default), after checking the
+/// options every advertiser shares.
+pub fn interfaces(names: &[String], max_age: u32) -> Result<Vec<Interface>> {
+    if names.is_empty() {
+        return Err(Error::config(
+            "name at least one interface with --iface (there is no default)",
+        ));
+    }
+    if max_age < SSDP_MIN_MAX_AGE {
+        return Err(Error::config(format!(
+            "--max-age must be at least {SSDP_MIN_MAX_AGE}"
+        )));
+    }
+    names.iter().map(|name| iface::lookup(name)).collect()
+}
 
 /// A role of the binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +167,7 @@ pub fn main(argv: Vec<String>) -> i32 {
 }
 
 /// Parses a role's options with argh; Err carries the exit code after printing.
-fn parse<T: argh::FromArgs>(role: Role, arguments: &[String]) -> Result<T, i32> {
+fn parse<T: argh::FromArgs>(role: Role, arguments: &[String]) -> core::result::Result<T, i32> {
     let command = format!("xenplug {}", role.command());
     let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
     T::from_args(&[command.as_str()], &words).map_err(|early| {

@@ -50,11 +50,11 @@ pub fn render_description(root: &Device, config_id: u32, out: &mut impl Sink) ->
 
 fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
     out.put_str("<device>\n")?;
-    out.put_element("deviceType", device.device_type)?;
+    out.put_element("deviceType", &device.device_type)?;
     out.put_element("friendlyName", &device.friendly_name)?;
     out.put_element("manufacturer", MANUFACTURER)?;
     out.put_element("modelDescription", &device.model_description)?;
-    out.put_element("modelName", device.model_name)?;
+    out.put_element("modelName", &device.model_name)?;
     out.put_element("modelNumber", VERSION)?;
     out.put_str("<UDN>uuid:")?;
     out.put_str(
@@ -68,8 +68,8 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
         out.put_str("<serviceList>\n")?;
         for service in &device.services {
             out.put_str("<service>")?;
-            out.put_element("serviceType", service.spec.service_type)?;
-            out.put_element("serviceId", service.spec.service_id)?;
+            out.put_element("serviceType", &service.spec.service_type)?;
+            out.put_element("serviceId", &service.spec.service_id)?;
             out.put_element("SCPDURL", &service.spec.scpd_url())?;
             out.put_element("controlURL", &service.control_url())?;
             out.put_element("eventSubURL", &service.event_url())?;
@@ -101,20 +101,20 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
 pub fn render_scpd(spec: &ServiceSpec, config_id: u32, out: &mut impl Sink) -> Result<()> {
     open_root(out, "scpd", NS_SERVICE, config_id)?;
     out.put_str("<specVersion><major>1</major><minor>1</minor></specVersion>\n<actionList>\n")?;
-    for action in spec.actions {
+    for action in &spec.actions {
         out.put_str("<action>")?;
-        out.put_element("name", action.name)?;
+        out.put_element("name", &action.name)?;
         if !action.arguments.is_empty() {
             out.put_str("<argumentList>")?;
-            for argument in action.arguments {
+            for argument in &action.arguments {
                 out.put_str("<argument>")?;
-                out.put_element("name", argument.name)?;
+                out.put_element("name", &argument.name)?;
                 let direction = match argument.direction {
                     Direction::In => "in",
                     Direction::Out => "out",
                 };
                 out.put_element("direction", direction)?;
-                out.put_element("relatedStateVariable", argument.variable)?;
+                out.put_element("relatedStateVariable", &argument.variable)?;
                 out.put_str("</argument>")?;
             }
             out.put_str("</argumentList>")?;
@@ -132,17 +132,17 @@ pub fn render_scpd(spec: &ServiceSpec, config_id: u32, out: &mut impl Sink) -> R
         out.put_str("</action>\n")?;
     }
     out.put_str("</actionList>\n<serviceStateTable>\n")?;
-    for variable in spec.variables {
+    for variable in &spec.variables {
         out.put_str(if variable.evented {
             "<stateVariable sendEvents=\"yes\">"
         } else {
             "<stateVariable sendEvents=\"no\">"
         })?;
-        out.put_element("name", variable.name)?;
-        out.put_element("dataType", variable.data_type)?;
+        out.put_element("name", &variable.name)?;
+        out.put_element("dataType", &variable.data_type)?;
         if !variable.allowed.is_empty() {
             out.put_str("<allowedValueList>")?;
-            for value in variable.allowed {
+            for value in &variable.allowed {
                 out.put_element("allowedValue", value)?;
             }
             out.put_str("</allowedValueList>")?;

@@ -262,37 +262,16 @@ pub fn write_propertyset(variables: &[(&str, &str)], out: &mut Vec<u8>) {
     out.extend_from_slice(b"</e:propertyset>\n");
 }
 
-/// Appends the request line and headers of an event NOTIFY to `callback` (UDA 1.1 section
-/// 4.3.2), ending with the blank line; the body of `content_length` bytes follows. Each
-/// delivery is one connection, so the request asks for `Connection: close`.
-///
-/// `sid` is ours (from the engine), and the callback path was checked to be visible ASCII,
-/// so nothing written here can break the header structure.
-pub fn write_notify_head(
-    callback: &Callback<'_>,
-    sid: &str,
-    seq: u32,
-    content_length: usize,
-    out: &mut Vec<u8>,
-) {
-    let head = format!(
-        "NOTIFY {path} HTTP/1.1\r\n\
-         HOST: {host}\r\n\
-         CONTENT-TYPE: {content_type}\r\n\
-         NT: {nt}\r\n\
-         NTS: {nts}\r\n\
-         SID: {sid}\r\n\
-         SEQ: {seq}\r\n\
-         CONTENT-LENGTH: {content_length}\r\n\
-         Connection: close\r\n\
-         \r\n",
-        path = callback.path,
-        host = callback.address,
-        content_type = consts::CONTENT_TYPE_XML,
-        nt = consts::GENA_NT_EVENT,
-        nts = consts::GENA_NTS_PROPCHANGE,
-    );
-    out.extend_from_slice(head.as_bytes());
+/// The header fields of an event NOTIFY (UDA 1.1 section 4.3.2) other than HOST and
+/// CONTENT-LENGTH, which the HTTP client writes itself; `seq` is the decimal SEQ.
+pub fn notify_headers<'a>(sid: &'a str, seq: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("CONTENT-TYPE", consts::CONTENT_TYPE_XML),
+        ("NT", consts::GENA_NT_EVENT),
+        ("NTS", consts::GENA_NTS_PROPCHANGE),
+        ("SID", sid),
+        ("SEQ", seq),
+    ]
 }
 
 #[cfg(test)]
@@ -575,22 +554,16 @@ mod tests {
     }
 
     #[test]
-    fn notify_head() {
-        let callbacks = parse_callbacks("<http://10.0.0.7:49152/notify?id=3>").unwrap();
-        let mut out = Vec::new();
-        write_notify_head(&callbacks[0], "uuid:0000-1", 4_294_967_295, 321, &mut out);
+    fn notify_header_fields() {
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "NOTIFY /notify?id=3 HTTP/1.1\r\n\
-             HOST: 10.0.0.7:49152\r\n\
-             CONTENT-TYPE: text/xml; charset=\"utf-8\"\r\n\
-             NT: upnp:event\r\n\
-             NTS: upnp:propchange\r\n\
-             SID: uuid:0000-1\r\n\
-             SEQ: 4294967295\r\n\
-             CONTENT-LENGTH: 321\r\n\
-             Connection: close\r\n\
-             \r\n"
+            notify_headers("uuid:0000-1", "4294967295"),
+            [
+                ("CONTENT-TYPE", "text/xml; charset=\"utf-8\""),
+                ("NT", "upnp:event"),
+                ("NTS", "upnp:propchange"),
+                ("SID", "uuid:0000-1"),
+                ("SEQ", "4294967295"),
+            ]
         );
     }
 

@@ -259,7 +259,7 @@ fn virtual_machine_ids_are_evented_when_a_domain_appears() {
     let initial = events.wait_stdout(WAIT, |out| records(out, "event").into_iter().next());
     let initial = initial.unwrap_or_else(|| {
         panic!(
-            "no initial event\n{}\n{}",
+            "GUPnP: no initial VirtualMachineIds event\n{GUPNP_INITIAL_EVENT_HINT}\n{}\n{}",
             events.report(),
             xenplug.report()
         )

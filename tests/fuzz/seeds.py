@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under tests/fuzz/corpus/<target>/ (committed; run again after
+changing a seed). The messages are the byte fixtures of the unit tests in src/wire/*.rs and
+the golden files in tests/fixtures/, laid out as each fuzz target reads its input."""
+
+import pathlib
+import struct
+
+HERE = pathlib.Path(__file__).resolve().parent
+FIXTURES = HERE.parent / "fixtures"
+
+# src/wire/ssdp.rs tests
+GSSDP_SEARCH = (
+    b"M-SEARCH * HTTP/1.1\r\n"
+    b"Host: 239.255.255.250:1900\r\n"
+    b'Man: "ssdp:discover"\r\n'
+    b"ST: urn:schemas-upnp-org:device:MediaRenderer:1\r\n"
+    b"MX: 3\r\n"
+    b"User-Agent: Linux/6.8.0 UPnP/1.0 GUPnP/1.6.6\r\n"
+    b"CPFN.UPNP.ORG: rygel-test\r\n"
+    b"\r\n"
+)
+MINIUPNPD_NOTIFY = (
+    b"NOTIFY * HTTP/1.1\r\n"
+    b"HOST: 239.255.255.250:1900\r\n"
+    b"CACHE-CONTROL: max-age=120\r\n"
+    b"LOCATION: http://192.168.1.1:5000/rootDesc.xml\r\n"
+    b"SERVER: OpenWRT/23.05 UPnP/1.1 MiniUPnPd/2.3.4\r\n"
+    b"NT: urn:schemas-upnp-org:service:WANIPConnection:1\r\n"
+    b"USN: uuid:2a1b7a4e-6c1d-4f5e-9a3b-0d5c8e7f6a21::urn:schemas-upnp-org:service:WANIPConnection:1\r\n"
+    b"NTS: ssdp:alive\r\n"
+    b'OPT: "http://schemas.upnp.org/upnp/1/0/"; ns=01\r\n'
+    b"01-NLS: 1700000000\r\n"
+    b"BOOTID.UPNP.ORG: 1700000000\r\n"
+    b"CONFIGID.UPNP.ORG: 1337\r\n"
+    b"\r\n"
+)
+WINDOWS_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b'cache-control: no-cache="Ext", max-age = 900\r\n'
+    b"date: Tue, 24 Nov 2026 00:00:00 GMT\r\n"
+    b"ext:\r\n"
+    b"location: http://192.168.1.20:2869/upnphost/udhisapi.dll?content=uuid:5a1f4c3e-8b2d-4e6f-a7c9-1d3b5e7f9a0c\r\n"
+    b"server: Microsoft-Windows/10.0 UPnP/1.0 UPnP-Device-Host/1.0\r\n"
+    b"st: upnp:rootdevice\r\n"
+    b"usn: uuid:5a1f4c3e-8b2d-4e6f-a7c9-1d3b5e7f9a0c::upnp:rootdevice\r\n"
+    b"content-length: 0\r\n"
+    b"\r\n"
+)
+BYEBYE = (
+    b"NOTIFY * HTTP/1.1\r\n"
+    b"HOST: 239.255.255.250:1900\r\n"
+    b"NT: upnp:rootdevice\r\n"
+    b"NTS: ssdp:byebye\r\n"
+    b"USN: uuid:2a1b7a4e-6c1d-4f5e-9a3b-0d5c8e7f6a21::upnp:rootdevice\r\n"
+    b"BOOTID.UPNP.ORG: 7\r\n"
+    b"CONFIGID.UPNP.ORG: 3\r\n"
+    b"\r\n"
+)
+UPDATE = (
+    b"NOTIFY * HTTP/1.1\r\n"
+    b"HOST: 239.255.255.250:1900\r\n"
+    b"LOCATION: http://10.0.0.2:49152/description.xml\r\n"
+    b"NT: upnp:rootdevice\r\n"
+    b"NTS: ssdp:update\r\n"
+    b"USN: uuid:2a1b7a4e-6c1d-4f5e-9a3b-0d5c8e7f6a21::upnp:rootdevice\r\n"
+    b"BOOTID.UPNP.ORG: 7\r\n"
+    b"CONFIGID.UPNP.ORG: 3\r\n"
+    b"NEXTBOOTID.UPNP.ORG: 8\r\n"
+    b"SEARCHPORT.UPNP.ORG: 49200\r\n"
+    b"\r\n"
+)
+
+# src/wire/http.rs tests
+SOAP_POST = (
+    b"POST /control/Hypervisor HTTP/1.1\r\n"
+    b"Host: 192.168.1.10:49152\r\n"
+    b"Date: Tue, 24 Nov 2026 10:00:00 GMT\r\n"
+    b"User-Agent: Linux/6.1 UPnP/1.0 GUPnP/1.6.6 DLNADOC/1.50\r\n"
+    b'Content-Type: text/xml; charset="utf-8"\r\n'
+    b'SOAPAction: "urn:xenplug-org:service:Hypervisor:1#GetHostInfo"\r\n'
+    b"Accept-Encoding: gzip\r\n"
+    b"Connection: Keep-Alive\r\n"
+    b"Content-Length: 299\r\n\r\n"
+)
+SUBSCRIBE = (
+    b"SUBSCRIBE /event/Hypervisor HTTP/1.1\r\n"
+    b"Host: 192.168.1.10:49152\r\n"
+    b"CALLBACK: <http://192.168.1.20:8123/notify>\r\n"
+    b"NT: upnp:event\r\n"
+    b"TIMEOUT: Second-1800\r\n"
+    b"User-Agent: async-upnp-client/0.38.0 DLNADOC/1.50 UPnP/2.0\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+CURL_GET = (
+    b"GET /description.xml HTTP/1.1\r\n"
+    b"Host: 127.0.0.1:49152\r\n"
+    b"User-Agent: curl/8.5.0\r\n"
+    b"Accept: */*\r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"SERVER: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n"
+    b"SID: uuid:5d7c1b76-0b2e-4a59-9b4e-000000000001\r\n"
+    b"TIMEOUT: Second-1800\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+CHUNKED = (
+    b"4\r\nWiki\r\n5;name=value\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n"
+    b"Trailer: x\r\n\r\nNEXT"
+)
+
+# src/wire/soap.rs tests
+GUPNP = (
+    b'<?xml version="1.0"?>\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+    b's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+    b'<u:Shutdown xmlns:u="urn:xenplug-org:service:DomainControl:1"><Mode>clean</Mode>'
+    b"<Force>0</Force></u:Shutdown></s:Body></s:Envelope>"
+)
+ASYNC_UPNP = (
+    b'<?xml version="1.0"?><s:Envelope s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/" '
+    b'xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    b'<u:Rename xmlns:u="urn:xenplug-org:service:DomainControl:1">'
+    b"<NewName>web &amp; db &lt;1&gt;</NewName></u:Rename></s:Body></s:Envelope>"
+)
+UNUSUAL = b"""<?xml version="1.0" encoding="utf-8"?>
+<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
+  <SOAP-ENV:Header><x:Trace xmlns:x="urn:example">1</x:Trace></SOAP-ENV:Header>
+  <SOAP-ENV:Body>
+    <!-- a comment -->
+    <m:Shutdown xmlns:m="urn:xenplug-org:service:DomainControl:1">
+      <Mode><![CDATA[cl]]>e<!-- split -->an</Mode>
+      <Force/>
+    </m:Shutdown>
+  </SOAP-ENV:Body>
+</SOAP-ENV:Envelope>
+"""
+DEFAULT_NS = (
+    b'<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Body>'
+    b'<Shutdown xmlns="urn:xenplug-org:service:DomainControl:1"><Mode>clean</Mode>'
+    b"<Force>1</Force></Shutdown></Body></Envelope>"
+)
+SHUTDOWN_ACTION = b'"urn:xenplug-org:service:DomainControl:1#Shutdown"'
+RENAME_ACTION = b"urn:xenplug-org:service:DomainControl:1#Rename"
+
+# Control bytes of engine_ssdp: bits 0-1 interface (2, 5, unknown, 2), bits 2-3 source
+# (in 192.168.10/24, in 10.20/16, outside, the group), bit 4 with an empty datagram a device
+# change, bits 5-7 the clock step.
+ENGINE_SEPARATOR = b"\0\0\0\0"
+
+
+def search(st, host=b"239.255.255.250:1900", mx=b"1"):
+    lines = [b"M-SEARCH * HTTP/1.1", b"HOST: " + host, b'MAN: "ssdp:discover"']
+    if mx is not None:
+        lines.append(b"MX: " + mx)
+    lines += [b"ST: " + st, b"", b""]
+    return b"\r\n".join(lines)
+
+
+def engine(*records):
+    return ENGINE_SEPARATOR.join(bytes([control]) + datagram for control, datagram in records)
+
+
+SEEDS = {
+    "ssdp": {
+        "gssdp-search": GSSDP_SEARCH,
+        "miniupnpd-notify": MINIUPNPD_NOTIFY,
+        "windows-response": WINDOWS_RESPONSE,
+        "byebye": BYEBYE,
+        "update": UPDATE,
+    },
+    "http_request": {
+        "soap-post": SOAP_POST + GUPNP,
+        "subscribe": SUBSCRIBE,
+        "curl-get": CURL_GET,
+        "response": RESPONSE,
+        "bare-lf-http10": b"GET /a?b HTTP/1.0\nHost: x\nConnection: keep-alive\n\n",
+    },
+    "http_chunked": {
+        # limit (u16 LE), split (u16 LE), body
+        "wikipedia": struct.pack("<HH", 4096, 9) + CHUNKED,
+        "wikipedia-tight-limit": struct.pack("<HH", 23, 30) + CHUNKED,
+        "bare-lf": struct.pack("<HH", 64, 2) + b"3\nabc\n0\n\n",
+        "empty-body": struct.pack("<HH", 0, 1) + b"0\r\n\r\n",
+    },
+    "soap": {
+        # first line SOAPACTION, rest body
+        "gupnp-shutdown": SHUTDOWN_ACTION + b"\n" + GUPNP,
+        "async-upnp-rename": RENAME_ACTION + b"\n" + ASYNC_UPNP,
+        "unusual": SHUTDOWN_ACTION + b"\n" + UNUSUAL,
+        "default-ns-no-header": b"\n" + DEFAULT_NS,
+        "response-fixture": b"\n" + (FIXTURES / "soap" / "response.xml").read_bytes(),
+        "fault-fixture": b"\n" + (FIXTURES / "soap" / "fault.xml").read_bytes(),
+    },
+    "gena": {
+        # NT, CALLBACK, SID, TIMEOUT lines
+        "new": b"upnp:event\n<http://192.168.1.5:8080/evt/1>\n\nSecond-1800",
+        "new-two-callbacks": b"upnp:event\n<http://192.168.1.20:8123/notify> <http://10.0.0.7/>\n\nsecond-infinite",
+        "renew": b"\n\n uuid:abc \nSecond-300",
+        "incompatible": b"upnp:event\n<http://192.168.1.5/>\nuuid:abc\n",
+    },
+    "record": {
+        "sim-domain": b"# sim\nuuid = 1d2c3b4a-5f6e-5a7b-8c9d-0e1f2a3b4c5d\nname=web=1\nstate=running\ncpus=2\nmemory_mib=1024\n",
+        "state": b"bootid=7\nconfigid=3\ndescription_hash=12345\nhost_uuid=0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b\n",
+    },
+    "engine_ssdp": {
+        "search-all": engine(
+            (0x00, search(b"ssdp:all")),
+            (0x40, b""),
+            (0xE0, b""),
+        ),
+        "search-kinds": engine(
+            (0x00, search(b"upnp:rootdevice")),
+            (0x05, search(b"urn:xenplug-org:service:Hypervisor:1", host=b"10.20.0.1:1900", mx=None)),
+            (0x20, search(b"uuid:1d2c3b4a-5f6e-5a7b-8c9d-0e1f2a3b4c5d", mx=b"9")),
+            (0x60, search(b"urn:xenplug-org:device:Domain:1")),
+        ),
+        "devices-change-and-shutdown": engine(
+            (0x12, b""),
+            (0x40, search(b"urn:xenplug-org:service:DomainControl:1")),
+            (0x30, b""),
+            (0x53, b""),
+        ),
+        "notify-and-garbage": engine(
+            (0x00, MINIUPNPD_NOTIFY),
+            (0x08, GSSDP_SEARCH),
+            (0x00, b"M-SEARCH * HTTP/1.1\r\n\r\n"),
+        ),
+    },
+}
+
+
+def main():
+    for target, seeds in SEEDS.items():
+        directory = HERE / "corpus" / target
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in seeds.items():
+            (directory / name).write_bytes(data)
+
+
+if __name__ == "__main__":
+    main()

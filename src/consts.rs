@@ -295,3 +295,7 @@ pub const VM_MAX_STATE_VALUE: usize = 4 * 1024;
 pub const VM_MAX_SERVICES: usize = 32;
 /// Embedded devices of a VM, at most.
 pub const VM_MAX_DEVICES: usize = 16;
+/// A file modified less than this long ago is parsed again at the next scan even if its size,
+/// time and inode look the same: file times are only as fine as the kernel's clock tick, so a
+/// rewrite of the same size within one tick would otherwise go unseen (git's "racy" files).
+pub const VM_FILE_TIME_TRUST: Duration = Duration::from_secs(2);

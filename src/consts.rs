@@ -211,3 +211,97 @@ pub const DEFAULT_HANDLER_TIMEOUT_SECONDS: u64 = 10;
 pub const SERVICES_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Backend calls running at once, at most.
 pub const BACKEND_MAX_CALLS: usize = 4;
+
+// ---- SCPD files of a VM owner's services (UDA 1.1 section 2.5) ----------------------------
+
+/// Size of an SCPD file parsed, at most.
+pub const SCPD_MAX_BYTES: usize = 64 * 1024;
+/// Element nesting of an SCPD, at most (a real one needs 5: scpd, serviceStateTable,
+/// stateVariable, allowedValueRange, minimum).
+pub const SCPD_MAX_DEPTH: usize = 16;
+/// XML nodes (elements, text runs, comments) in one SCPD, at most: more than a
+/// [`SCPD_MAX_BYTES`] file of real declarations can hold.
+pub const SCPD_MAX_NODES: u32 = 16 * 1024;
+/// Length in bytes of an action, argument or state variable name, at most.
+pub const SCPD_MAX_NAME: usize = 64;
+/// Actions per SCPD, at most.
+pub const SCPD_MAX_ACTIONS: usize = 64;
+/// Arguments per action, at most: what the SOAP parser accepts.
+pub const SCPD_MAX_ARGUMENTS: usize = SOAP_MAX_ARGUMENTS;
+/// State variables per SCPD, at most.
+pub const SCPD_MAX_VARIABLES: usize = 128;
+/// Argument name no action may use: it is the element of a SOAP fault's detail.
+pub const SCPD_RESERVED_ARGUMENT: &str = "UPnPError";
+/// The data types of UDA 1.1 section 2.5 (`dataType`).
+pub const UPNP_DATA_TYPES: [&str; 24] = [
+    "ui1",
+    "ui2",
+    "ui4",
+    "i1",
+    "i2",
+    "i4",
+    "int",
+    "r4",
+    "r8",
+    "number",
+    "fixed.14.4",
+    "float",
+    "char",
+    "string",
+    "date",
+    "dateTime",
+    "dateTime.tz",
+    "time",
+    "time.tz",
+    "boolean",
+    "bin.base64",
+    "bin.hex",
+    "uri",
+    "uuid",
+];
+
+// ---- VM advertiser: the owner's services directory -----------------------------------------
+
+/// Default `--services` directory of `advertise vm`.
+pub const VM_DEFAULT_SERVICES_DIR: &str = "/etc/xenplug/services";
+/// Folder of the services directory holding embedded devices (so not a service name).
+pub const VM_DEVICES_FOLDER: &str = "devices";
+/// A service folder's SCPD file.
+pub const VM_SCPD_FILE: &str = "scpd.xml";
+/// A service folder's handler executable.
+pub const VM_HANDLER_FILE: &str = "handler";
+/// A service folder's folder of evented state variable values, one file per variable.
+pub const VM_STATE_FOLDER: &str = "state";
+/// A service folder's optional `key=value` file (`type=`, `id=`).
+pub const VM_SERVICE_CONF: &str = "service.conf";
+/// A device folder's optional `key=value` file (`type=`, `name=`).
+pub const VM_DEVICE_CONF: &str = "device.conf";
+/// Prefix of the key of a top-level owner service: `svc/<Name>`.
+pub const VM_SERVICE_KEY_PREFIX: &str = "svc/";
+/// Prefix of the key of an embedded device's owner service: `dev/<Device>/<Name>`.
+pub const VM_DEVICE_KEY_PREFIX: &str = "dev/";
+/// Default serviceType of an owner service: this, its folder name, `:`, the version.
+pub const URN_SERVICE_XENPLUG_PREFIX: &str = "urn:xenplug-org:service:";
+/// Default serviceId of an owner service: this and its folder name.
+pub const SERVICE_ID_XENPLUG_PREFIX: &str = "urn:xenplug-org:serviceId:";
+/// Default deviceType of an owner's embedded device: this, its folder name, `:`, the version.
+pub const URN_DEVICE_XENPLUG_PREFIX: &str = "urn:xenplug-org:device:";
+/// Version of default service and device types.
+pub const VM_DEFAULT_TYPE_VERSION: u32 = 1;
+/// Length of a service or device folder name, at most.
+pub const VM_MAX_FOLDER_NAME: usize = 64;
+/// Size of a service.conf or device.conf, at most.
+pub const VM_MAX_CONF_FILE: u64 = 4 * 1024;
+/// Length in bytes of a friendlyName from device.conf, at most (UDA 1.1 section 2.3: "SHOULD
+/// be < 64 characters").
+pub const VM_MAX_FRIENDLY_NAME: usize = 64;
+/// Length in bytes of one evented value read from a state file, at most; longer is cut.
+pub const VM_MAX_STATE_VALUE: usize = 4 * 1024;
+/// Services of one device (the VM itself or one embedded device), at most.
+pub const VM_MAX_SERVICES: usize = 32;
+/// Embedded devices of a VM, at most.
+pub const VM_MAX_DEVICES: usize = 16;
+/// A file modified less than this long ago is parsed again at the next scan even if its size,
+/// time and inode look the same: file times are only as fine as the kernel's clock tick, so a
+/// rewrite of the same size within one tick would otherwise go unseen (git's "racy" files).
+pub const VM_FILE_TIME_TRUST: Duration = Duration::from_secs(2);

@@ -205,3 +205,30 @@ pub const SIM_MAX_FILE: u64 = 16 * 1024;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/xenplug";
 /// Backend calls running at once, at most.
 pub const BACKEND_MAX_CALLS: usize = 4;
+
+// ---- VM service handlers (`advertise vm`) --------------------------------------------------
+
+/// Time one handler call may run before its process group is killed.
+pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes a handler may write on stdout; more and the call is killed and answers 501.
+pub const HANDLER_MAX_OUTPUT: usize = 64 * 1024;
+/// Bytes of a handler's stderr kept (the rest is read and dropped).
+pub const HANDLER_MAX_ERROR: usize = 4 * 1024;
+/// Handler calls running at once, at most; more wait for a slot.
+pub const HANDLER_MAX_CALLS: usize = 8;
+/// Characters of an error description taken from a handler, at most.
+pub const HANDLER_MAX_DESCRIPTION: usize = 256;
+/// After a handler has exited (and its process group has been killed), its pipes are read
+/// for at most this long: only a process that left the group (setsid) can still hold them.
+pub const HANDLER_DRAIN_GRACE: Duration = Duration::from_millis(200);
+/// The only PATH a handler gets; the rest of its environment is cleared.
+pub const HANDLER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Environment variable naming the service a handler is called for.
+pub const HANDLER_ENV_SERVICE: &str = "XENPLUG_SERVICE";
+/// Environment variable naming the action (also argv\[1\]).
+pub const HANDLER_ENV_ACTION: &str = "XENPLUG_ACTION";
+/// Prefix of the environment variable carrying one in-argument: `XENPLUG_ARG_<Name>`.
+pub const HANDLER_ENV_ARG_PREFIX: &str = "XENPLUG_ARG_";
+/// Name of the stdout line by which a failing handler chooses its UPnP error:
+/// `UPnPError=<code> <description>`.
+pub const HANDLER_ERROR_LINE: &str = "UPnPError";

@@ -305,3 +305,29 @@ pub const VM_MAX_DEVICES: usize = 16;
 /// time and inode look the same: file times are only as fine as the kernel's clock tick, so a
 /// rewrite of the same size within one tick would otherwise go unseen (git's "racy" files).
 pub const VM_FILE_TIME_TRUST: Duration = Duration::from_secs(2);
+// ---- VM service handlers (`advertise vm`) --------------------------------------------------
+
+/// Time one handler call may run before its process group is killed.
+pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes a handler may write on stdout; more and the call is killed and answers 501.
+pub const HANDLER_MAX_OUTPUT: usize = 64 * 1024;
+/// Bytes of a handler's stderr kept (the rest is read and dropped).
+pub const HANDLER_MAX_ERROR: usize = 4 * 1024;
+/// Handler calls running at once, at most; more wait for a slot.
+pub const HANDLER_MAX_CALLS: usize = 8;
+/// Characters of an error description taken from a handler, at most.
+pub const HANDLER_MAX_DESCRIPTION: usize = 256;
+/// After a handler has exited (and its process group has been killed), its pipes are read
+/// for at most this long: only a process that left the group (setsid) can still hold them.
+pub const HANDLER_DRAIN_GRACE: Duration = Duration::from_millis(200);
+/// The only PATH a handler gets; the rest of its environment is cleared.
+pub const HANDLER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Environment variable naming the service a handler is called for.
+pub const HANDLER_ENV_SERVICE: &str = "XENPLUG_SERVICE";
+/// Environment variable naming the action (also argv\[1\]).
+pub const HANDLER_ENV_ACTION: &str = "XENPLUG_ACTION";
+/// Prefix of the environment variable carrying one in-argument: `XENPLUG_ARG_<Name>`.
+pub const HANDLER_ENV_ARG_PREFIX: &str = "XENPLUG_ARG_";
+/// Name of the stdout line by which a failing handler chooses its UPnP error:
+/// `UPnPError=<code> <description>`.
+pub const HANDLER_ERROR_LINE: &str = "UPnPError";

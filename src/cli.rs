@@ -1,7 +1,7 @@
 //! Command-line options of each role (argh).
 
 use crate::consts::{
-    DEFAULT_HANDLER_TIMEOUT_SECONDS, DEFAULT_SERVICES_DIR, DEFAULT_STATE_DIR, SSDP_DEFAULT_MAX_AGE,
+    DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE, VM_DEFAULT_SERVICES_DIR,
 };
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -51,13 +51,13 @@ pub struct VmArgs {
     #[argh(option)]
     pub uuid: Option<String>,
     /// directory of the owner's services (default /etc/xenplug/services)
-    #[argh(option, default = "PathBuf::from(DEFAULT_SERVICES_DIR)")]
+    #[argh(option, default = "PathBuf::from(VM_DEFAULT_SERVICES_DIR)")]
     pub services: PathBuf,
     /// friendly name of the VM (default: the host name)
     #[argh(option)]
     pub name: Option<String>,
     /// seconds a handler may run before it is killed (default 10)
-    #[argh(option, default = "DEFAULT_HANDLER_TIMEOUT_SECONDS")]
+    #[argh(option, default = "HANDLER_TIMEOUT.as_secs()")]
     pub handler_timeout: u64,
     /// directory keeping BOOTID and CONFIGID
     #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]

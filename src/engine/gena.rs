@@ -144,6 +144,8 @@ struct Subscription {
     active: bool,
     /// Events not yet taken for delivery, oldest first.
     pending: VecDeque<Variables>,
+    /// Nothing is delivered before this instant (the initial event's grace time).
+    hold_until: Option<Instant>,
     /// SEQ of the event being delivered, if any.
     in_flight: Option<u32>,
 }
@@ -171,9 +173,16 @@ impl Subscription {
         self.pending.push_back(variables);
     }
 
-    /// Takes the oldest pending event, if nothing is in flight.
-    fn take(&mut self) -> Option<(u32, Variables)> {
-        if self.in_flight.is_some() {
+    /// Whether an event can be taken at `now`.
+    fn is_ready(&self, now: Instant) -> bool {
+        self.in_flight.is_none()
+            && !self.pending.is_empty()
+            && self.hold_until.is_none_or(|hold| hold <= now)
+    }
+
+    /// Takes the oldest pending event, if nothing is in flight and it is not held.
+    fn take(&mut self, now: Instant) -> Option<(u32, Variables)> {
+        if !self.is_ready(now) {
             return None;
         }
         let variables = self.pending.pop_front()?;
@@ -272,6 +281,7 @@ impl Subscriptions {
                 next_seq: 0,
                 active: false,
                 pending: VecDeque::new(),
+                hold_until: None,
                 in_flight: None,
             },
         );
@@ -315,13 +325,22 @@ impl Subscriptions {
     }
 
     /// Queues the initial event (SEQ 0) of `sid`: every evented variable of the service with
-    /// its current value. The net layer calls it only after the SUBSCRIBE response is written,
-    /// so the subscriber knows the SID before the first NOTIFY arrives. Ignored for an unknown
-    /// SID or a subscription whose initial event was already queued.
-    pub fn send_initial(&mut self, sid: &str, variables: Vec<(String, String)>) {
+    /// its current value, delivered no earlier than `not_before`. The net layer calls it only
+    /// after the SUBSCRIBE response is written, and holds it a little longer: a control point
+    /// learns the SID only once it has processed the response, and GUPnP drops a NOTIFY
+    /// whose SID it does not know yet (UDA 1.1 section 4.1.2 only says the initial event
+    /// follows the response). Ignored for an unknown SID or a subscription whose initial
+    /// event was already queued.
+    pub fn send_initial(
+        &mut self,
+        sid: &str,
+        variables: Vec<(String, String)>,
+        not_before: Instant,
+    ) {
         if let Some(subscription) = self.table.get_mut(sid) {
             if !subscription.active {
                 subscription.active = true;
+                subscription.hold_until = Some(not_before);
                 subscription.enqueue(variables);
             }
         }
@@ -349,31 +368,37 @@ impl Subscriptions {
             .retain(|_, subscription| subscription.expires > now);
     }
 
-    /// When [`Subscriptions::expire`] next has something to do, if ever. Deliveries do not
-    /// wait on time: call [`Subscriptions::take_ready`] after every `send_initial`, `notify`
-    /// and `delivered`.
+    /// When there is next something to do: an expiry, or a held initial event coming due.
+    /// Other deliveries do not wait on time: call [`Subscriptions::take_ready`] after every
+    /// `send_initial`, `notify` and `delivered`.
     pub fn poll_at(&self) -> Option<Instant> {
         self.table
             .values()
-            .map(|subscription| subscription.expires)
+            .flat_map(|subscription| {
+                let held = subscription.hold_until.filter(|_| {
+                    subscription.in_flight.is_none() && !subscription.pending.is_empty()
+                });
+                [Some(subscription.expires), held]
+            })
+            .flatten()
             .min()
     }
 
-    /// Whether [`Subscriptions::take_ready`] would return something.
-    pub fn has_ready(&self) -> bool {
-        self.table.values().any(|subscription| {
-            subscription.in_flight.is_none() && !subscription.pending.is_empty()
-        })
+    /// Whether [`Subscriptions::take_ready`] would return something at `now`.
+    pub fn has_ready(&self, now: Instant) -> bool {
+        self.table
+            .values()
+            .any(|subscription| subscription.is_ready(now))
     }
 
     /// The NOTIFYs to send now: for each subscription with nothing in flight, its oldest
     /// pending event with the next SEQ. The subscription then has that event in flight until
     /// [`Subscriptions::delivered`], so each subscriber receives its events one at a time
     /// and in SEQ order.
-    pub fn take_ready(&mut self) -> Vec<Delivery> {
+    pub fn take_ready(&mut self, now: Instant) -> Vec<Delivery> {
         let mut ready = Vec::new();
         for (sid, subscription) in &mut self.table {
-            if let Some((seq, variables)) = subscription.take() {
+            if let Some((seq, variables)) = subscription.take(now) {
                 let borrowed: Vec<(&str, &str)> = variables
                     .iter()
                     .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -612,18 +637,36 @@ mod tests {
     }
 
     #[test]
+    fn initial_event_is_held_until_its_time() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(9);
+        let sid = subscribed(&mut table, now, HV);
+        let later = now + Duration::from_millis(300);
+        table.send_initial(&sid, vars(&[("State", "running")]), later);
+        assert!(table.take_ready(now).is_empty(), "held");
+        assert_eq!(
+            table.poll_at(),
+            Some(later),
+            "the loop wakes for it before any expiry"
+        );
+        let ready = table.take_ready(later);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].seq, 0);
+    }
+
+    #[test]
     fn initial_event_waits_for_send_initial() {
         let now = Instant::now();
         let mut table = Subscriptions::new(4);
         let sid = subscribed(&mut table, now, HV);
         // A change before the initial event is not sent to this subscriber.
         table.notify(HV, vars(&[("State", "early")]));
-        assert!(!table.has_ready());
-        assert!(table.take_ready().is_empty());
+        assert!(!table.has_ready(now));
+        assert!(table.take_ready(now).is_empty());
 
-        table.send_initial(&sid, vars(&[("State", "running"), ("Name", "a&b")]));
-        table.send_initial(&sid, vars(&[("State", "twice")]));
-        let ready = table.take_ready();
+        table.send_initial(&sid, vars(&[("State", "running"), ("Name", "a&b")]), now);
+        table.send_initial(&sid, vars(&[("State", "twice")]), now);
+        let ready = table.take_ready(now);
         assert_eq!(
             ready,
             [Delivery {
@@ -634,7 +677,10 @@ mod tests {
             }]
         );
         table.delivered(&sid, true);
-        assert!(table.take_ready().is_empty(), "initial event queued once");
+        assert!(
+            table.take_ready(now).is_empty(),
+            "initial event queued once"
+        );
     }
 
     #[test]
@@ -643,34 +689,34 @@ mod tests {
         let mut table = Subscriptions::new(5);
         let sid = subscribed(&mut table, now, HV);
         let other = subscribed(&mut table, now, DOM);
-        table.send_initial(&sid, vars(&[("State", "0")]));
+        table.send_initial(&sid, vars(&[("State", "0")]), now);
         table.notify(HV, vars(&[("State", "1")]));
         table.notify(HV, vars(&[("State", "2")]));
         table.notify(DOM, vars(&[("Other", "x")]));
 
-        let first = table.take_ready();
+        let first = table.take_ready(now);
         assert_eq!(first.len(), 1, "the DOM subscriber is not active yet");
         assert_eq!((first[0].sid.as_str(), first[0].seq), (sid.as_str(), 0));
         assert!(
-            table.take_ready().is_empty(),
+            table.take_ready(now).is_empty(),
             "one in flight per subscription"
         );
-        assert!(!table.has_ready());
+        assert!(!table.has_ready(now));
 
         table.delivered(&sid, false);
-        let second = table.take_ready();
+        let second = table.take_ready(now);
         assert_eq!(second[0].seq, 1, "a failed event is dropped, SEQ goes on");
         assert_eq!(second[0].body, body_of(&[("State", "1")]));
         table.delivered(&sid, true);
-        let third = table.take_ready();
+        let third = table.take_ready(now);
         assert_eq!(third[0].seq, 2);
         assert_eq!(third[0].body, body_of(&[("State", "2")]));
         table.delivered(&sid, true);
-        assert!(table.take_ready().is_empty());
+        assert!(table.take_ready(now).is_empty());
 
         table.delivered(&other, true);
         table.delivered("uuid:unknown", true);
-        assert!(table.take_ready().is_empty());
+        assert!(table.take_ready(now).is_empty());
     }
 
     #[test]
@@ -678,13 +724,13 @@ mod tests {
         let now = Instant::now();
         let mut table = Subscriptions::new(6);
         let sid = subscribed(&mut table, now, HV);
-        table.send_initial(&sid, vars(&[("State", "0")]));
-        table.take_ready();
+        table.send_initial(&sid, vars(&[("State", "0")]), now);
+        table.take_ready(now);
         table.delivered(&sid, true);
         table.set_next_seq(&sid, u32::MAX);
         for expected in [u32::MAX, 1, 2] {
             table.notify(HV, vars(&[("State", "n")]));
-            let ready = table.take_ready();
+            let ready = table.take_ready(now);
             assert_eq!(ready[0].seq, expected);
             table.delivered(&sid, true);
         }
@@ -695,7 +741,7 @@ mod tests {
         let now = Instant::now();
         let mut table = Subscriptions::new(8);
         let sid = subscribed(&mut table, now, HV);
-        table.send_initial(&sid, vars(&[("State", "s0"), ("Name", "n0")]));
+        table.send_initial(&sid, vars(&[("State", "s0"), ("Name", "n0")]), now);
         // Fill the queue: the initial event plus GENA_MAX_QUEUED_EVENTS - 1 changes.
         for n in 1..consts::GENA_MAX_QUEUED_EVENTS {
             table.notify(HV, vars(&[("State", &format!("s{n}"))]));
@@ -705,7 +751,7 @@ mod tests {
 
         let mut seen = Vec::new();
         loop {
-            let ready = table.take_ready();
+            let ready = table.take_ready(now);
             let Some(delivery) = ready.first() else { break };
             seen.push((delivery.seq, delivery.body.clone()));
             table.delivered(&sid, true);
@@ -735,10 +781,10 @@ mod tests {
         let mut table = Subscriptions::new(9);
         let gone = subscribed(&mut table, now, DOM);
         let kept = subscribed(&mut table, now, HV);
-        table.send_initial(&gone, vars(&[("State", "running")]));
-        table.send_initial(&kept, vars(&[("State", "running")]));
+        table.send_initial(&gone, vars(&[("State", "running")]), now);
+        table.send_initial(&kept, vars(&[("State", "running")]), now);
         table.remove_service(DOM);
-        let ready = table.take_ready();
+        let ready = table.take_ready(now);
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].sid, kept);
         assert_eq!(

@@ -9,7 +9,8 @@ use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
 use crate::consts::{
-    CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_NOTIFY_TIMEOUT, SSDP_MAX_DATAGRAM,
+    CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_INITIAL_EVENT_DELAY, GENA_NOTIFY_TIMEOUT,
+    SSDP_MAX_DATAGRAM,
 };
 use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
@@ -293,7 +294,7 @@ fn tick(
     let mut core = shared.borrow_mut();
     core.dispatch_ssdp(now);
     core.gena.expire(now);
-    for delivery in core.gena.take_ready() {
+    for delivery in core.gena.take_ready(now) {
         executor
             .spawn(deliver(shared.clone(), wake.clone(), delivery))
             .detach();
@@ -469,8 +470,14 @@ impl DeviceHttp {
         let core = self.core.clone();
         let wake = self.wake.clone();
 
+        let peer = request.peer;
+        let (key_text, action_name) = (key.to_string(), call.action.clone());
         Answer::Later(Box::pin(async move {
             let result = invoked.await;
+            match &result {
+                Ok(_) => log::info!("{peer}: {action_name} on {key_text}: done"),
+                Err(error) => log::info!("{peer}: {action_name} on {key_text}: {error}"),
+            }
             // An action may have changed the model: look at it now rather than at the next poll.
             core.borrow_mut().poll_due = Instant::now();
             let _ = wake.try_send(());
@@ -526,6 +533,11 @@ impl DeviceHttp {
         match result {
             Err(refusal) => status(refusal.status()),
             Ok((sid, granted, new)) => {
+                log::debug!(
+                    "{}: {sid} on {key} for {} s",
+                    request.peer,
+                    granted.as_secs()
+                );
                 let mut response = status(200);
                 response.headers.push(("SID", sid.clone()));
                 response
@@ -541,7 +553,8 @@ impl DeviceHttp {
                     // UDA 1.1 section 4.1.2: the initial event follows the SUBSCRIBE response;
                     // GUPnP drops a NOTIFY that arrives before it.
                     response.after_write = Some(Box::new(move || {
-                        shared.borrow_mut().gena.send_initial(&sid, variables);
+                        let due = Instant::now() + GENA_INITIAL_EVENT_DELAY;
+                        shared.borrow_mut().gena.send_initial(&sid, variables, due);
                         let _ = wake.try_send(());
                     }));
                 }

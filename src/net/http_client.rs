@@ -87,7 +87,10 @@ pub async fn request(
 /// Header fields the client writes itself.
 const OWN_HEADERS: [&str; 4] = ["host", "content-length", "connection", "transfer-encoding"];
 
-fn encode_request(
+/// The bytes of one request to `address` as [`request`] sends it: the fields given, then
+/// Host, Content-Length and `Connection: close`, then the body. Refuses anything that could
+/// break the head (a target with spaces, a header value with a line break).
+pub fn encode_request(
     address: SocketAddr,
     method: &str,
     target: &str,

@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod hypervisor;
+pub mod vm;
 
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::error::{Error, Result};
@@ -192,7 +193,10 @@ fn run(role: Role, arguments: &[String]) -> i32 {
             Ok(args) => demo::run(args),
             Err(code) => return code,
         },
-        Role::AdvertiseVm => Err(Error::NotBuilt("the VM advertiser")),
+        Role::AdvertiseVm => match parse(role, arguments) {
+            Ok(args) => vm::run(args),
+            Err(code) => return code,
+        },
         Role::Track => Err(Error::NotBuilt("the tracker")),
         Role::Console => Err(Error::NotBuilt("the console")),
     };

@@ -209,9 +209,11 @@ pub fn parse_call(body: &[u8], soap_action: Option<&str>) -> Result<ActionCall, 
     let action = soap_body
         .first_element_child()
         .ok_or_else(UpnpError::invalid_action)?;
+    // `xmlns=""` undeclares the default namespace: roxmltree reports that as Some("").
     let service_type = action
         .tag_name()
         .namespace()
+        .filter(|namespace| !namespace.is_empty())
         .ok_or_else(UpnpError::invalid_action)?;
     let action_name = action.tag_name().name();
     if let Some(header) = soap_action {
@@ -451,6 +453,12 @@ mod tests {
         let no_action_ns = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><Shutdown/></s:Body></s:Envelope>";
         assert_eq!(
             parse_call(no_action_ns, None),
+            Err(UpnpError::invalid_action())
+        );
+        // Found by the soap fuzz target: xmlns="" undeclares the default namespace.
+        let undeclared = b"<Envelope xmlns=\"http://schemas.xmlsoap.org/soap/envelope/\"><Body><Go xmlns=\"\"/></Body></Envelope>";
+        assert_eq!(
+            parse_call(undeclared, None),
             Err(UpnpError::invalid_action())
         );
         let no_body = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><Body><u:A xmlns:u=\"urn:x\"/></Body></s:Envelope>";

@@ -4,15 +4,16 @@
 //! Input: up to four lines, the NT, CALLBACK, SID and TIMEOUT values (a missing line is an
 //! absent header). Invariants: no panic; SID with NT or CALLBACK is always refused; every
 //! accepted callback is an `http://` IPv4 literal, re-checks to itself and yields a NOTIFY
-//! head that the HTTP request parser reads back; a TIMEOUT written by `write_timeout` reads
+//! request (notify_headers through the HTTP client) that the request parser reads back; a TIMEOUT written by `write_timeout` reads
 //! back as the same duration.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use xenplug::consts::{GENA_MAX_CALLBACKS, GENA_MAX_CALLBACK_LEN};
+use xenplug::net::http_client::encode_request;
 use xenplug::wire::gena::{
-    parse_callback_url, parse_callbacks, parse_subscribe, parse_timeout, parse_unsubscribe,
-    write_notify_head, write_timeout, Callback, GenaError, SubscribeRequest,
+    notify_headers, parse_callback_url, parse_callbacks, parse_subscribe, parse_timeout,
+    parse_unsubscribe, write_timeout, Callback, GenaError, SubscribeRequest,
 };
 use xenplug::wire::http::RequestHead;
 
@@ -113,8 +114,16 @@ fn check_callback(callback: &Callback<'_>) {
         .all(|b| b.is_ascii_graphic() && b != b'#'));
 
     // The NOTIFY head to this callback is a well-formed request for its path.
-    let mut head = Vec::new();
-    write_notify_head(callback, "uuid:fuzz", 7, 42, &mut head);
+    let body = [b'x'; 42];
+    let address = std::net::SocketAddr::V4(callback.address);
+    let head = encode_request(
+        address,
+        "NOTIFY",
+        callback.path,
+        &notify_headers("uuid:fuzz", "7"),
+        &body,
+    )
+    .expect("a NOTIFY to an accepted callback can be sent");
     let request = RequestHead::parse(&head).expect("NOTIFY head parses");
     assert_eq!(request.method, "NOTIFY");
     assert_eq!(request.target, callback.path);

@@ -1,4 +1,8 @@
 //! Command-line options of each role (argh).
+//!
+//! argh has no way to share a group of options between commands, so the network options both
+//! advertisers take (`--iface`, `--state-dir`, `--http-port`, `--max-age`) are declared in
+//! each; `role::interfaces` checks them in one place.
 
 use crate::consts::{
     DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE, VM_DEFAULT_SERVICES_DIR,

@@ -106,6 +106,11 @@ impl StateDir {
     }
 }
 
+/// The CONFIGID after `current`, wrapping within UDA 1.1's range.
+pub fn next_config_id(current: u32) -> u32 {
+    next_wrapping(current, CONFIG_ID_MAX)
+}
+
 fn next_wrapping(current: u32, max: u32) -> u32 {
     if current >= max {
         1

@@ -76,7 +76,7 @@ struct Core {
     polling: bool,
     /// Last snapshot error, logged once until it changes.
     last_error: Option<String>,
-    /// Subscriptions whose delivery is in flight.
+    /// SERVER / USER-AGENT value.
     server: String,
 }
 
@@ -107,10 +107,12 @@ impl Core {
     /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events.
     fn apply(&mut self, now: Instant, root: Device, evented: EventedValues) {
         let state = &mut self.state;
+        let current = self.published.config_id;
         let change = self.published.update(root, evented, |hash| {
             state.config_id_for(hash).unwrap_or_else(|error| {
+                // The network must still see a new CONFIGID; only its persistence failed.
                 log::warn!("state: {error}");
-                0
+                crate::state::next_config_id(current)
             })
         });
         if change.description_changed {
@@ -129,16 +131,18 @@ impl Core {
         }
     }
 
+    /// When the loop must wake next. A poll in flight wakes the loop itself when it ends, so
+    /// its due time does not count meanwhile (it would be in the past: a busy loop).
     fn next_deadline(&self) -> Instant {
-        [
-            Some(self.poll_due),
-            self.ssdp.poll_at(),
-            self.gena.poll_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(self.poll_due)
+        let poll = (!self.polling).then_some(self.poll_due);
+        [poll, self.ssdp.poll_at(), self.gena.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(
+                self.poll_due
+                    .max(Instant::now() + Duration::from_secs(3600)),
+            )
     }
 }
 
@@ -164,9 +168,6 @@ async fn run_on(
         max_age,
         mut state,
     } = options;
-    if interfaces.is_empty() {
-        return Err(Error::config("no interface given: name one with --iface"));
-    }
     let boot_id = state.next_boot_id()?;
     let (root, evented) = app.snapshot().await.map_err(Error::Backend)?;
     let config_id = state.config_id_for(content_hash(&root))?;

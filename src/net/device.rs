@@ -29,6 +29,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Longest the loop sleeps when nothing is scheduled (a wake-up arrives sooner anyway).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
 /// A boxed future on the local executor.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -139,10 +142,7 @@ impl Core {
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(
-                self.poll_due
-                    .max(Instant::now() + Duration::from_secs(3600)),
-            )
+            .unwrap_or_else(|| Instant::now() + IDLE_WAKE)
     }
 }
 

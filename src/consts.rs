@@ -287,6 +287,11 @@ pub const DESC_MAX_CONFIG_ID: u32 = 0x7FFF_FFFF;
 /// case-insensitively).
 pub const HTTP_URL_SCHEME: &str = "http://";
 
+// ---- JSON (the tracker's read API, RFC 8259) -----------------------------------------------
+
+/// Nesting of arrays and objects one JSON document may have, at most.
+pub const JSON_MAX_DEPTH: usize = 32;
+
 // ---- VM advertiser: the owner's services directory -----------------------------------------
 
 /// Default `--services` directory of `advertise vm`.

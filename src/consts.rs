@@ -260,6 +260,38 @@ pub const UPNP_DATA_TYPES: [&str; 24] = [
     "uuid",
 ];
 
+// ---- Device descriptions read by a control point (UDA 1.1 section 2.3) --------------------
+
+/// Size of a device description parsed, at most.
+pub const DESC_MAX_BYTES: usize = 128 * 1024;
+/// Element nesting of a device description, at most (a root with four levels of embedded
+/// devices needs 13: root, device, then deviceList and device per level, serviceList,
+/// service, SCPDURL).
+pub const DESC_MAX_DEPTH: usize = 32;
+/// XML nodes (elements, text runs, comments) in one device description, at most: more than
+/// a [`DESC_MAX_BYTES`] document of real declarations can hold.
+pub const DESC_MAX_NODES: u32 = 32 * 1024;
+/// Embedded devices in one description, all levels together, at most.
+pub const DESC_MAX_EMBEDDED_DEVICES: usize = 64;
+/// Services of one device, at most.
+pub const DESC_MAX_SERVICES: usize = 32;
+/// Levels of embedded devices below the root device, at most (the root is level 0; its
+/// embedded devices are level 1).
+pub const DESC_MAX_DEVICE_NESTING: usize = 4;
+/// Length in bytes of one text field (a type, name, UDN, URL), trimmed, at most.
+pub const DESC_MAX_TEXT: usize = 256;
+/// Largest configId accepted: UDA 1.1 section 1.1.3 says CONFIGID.UPNP.ORG, whose value the
+/// description's configId attribute carries, "MUST be a non-negative, 31-bit integer".
+pub const DESC_MAX_CONFIG_ID: u32 = 0x7FFF_FFFF;
+/// Scheme of every URL a control point follows from a description (compared
+/// case-insensitively).
+pub const HTTP_URL_SCHEME: &str = "http://";
+
+// ---- JSON (the tracker's read API, RFC 8259) -----------------------------------------------
+
+/// Nesting of arrays and objects one JSON document may have, at most.
+pub const JSON_MAX_DEPTH: usize = 32;
+
 // ---- VM advertiser: the owner's services directory -----------------------------------------
 
 /// Default `--services` directory of `advertise vm`.

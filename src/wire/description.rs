@@ -1,11 +1,20 @@
-//! Wire layer: device descriptions and SCPDs (UDA 1.1 sections 2.3 and 2.5) as bytes.
+//! Wire layer: device descriptions and SCPDs (UDA 1.1 sections 2.3 and 2.5) as bytes. No
+//! I/O, no clock; the parser never panics on any input.
 //!
-//! Rendered once per model change into a kept buffer; serving copies those bytes. No I/O.
+//! Device side: rendered once per model change into a kept buffer; serving copies those
+//! bytes. Control-point side: [`parse_description`] reads the description of any UPnP
+//! device (xenplug's or a third party's) into owned plain data, under hard limits.
 
-use super::xml::Sink;
+use core::fmt;
+
+use roxmltree::Node;
+
+use super::xml::{parse_bounded, Limits, Sink};
 use super::Result;
 use crate::consts::{
-    ELEMENT_SEMANTICS, ELEMENT_VM_UUID, MANUFACTURER, NS_DEVICE, NS_SERVICE, NS_XENPLUG, VERSION,
+    DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEPTH, DESC_MAX_DEVICE_NESTING,
+    DESC_MAX_EMBEDDED_DEVICES, DESC_MAX_NODES, DESC_MAX_SERVICES, DESC_MAX_TEXT, ELEMENT_SEMANTICS,
+    ELEMENT_VM_UUID, HTTP_URL_SCHEME, MANUFACTURER, NS_DEVICE, NS_SERVICE, NS_XENPLUG, VERSION,
     XENPLUG_PREFIX,
 };
 use crate::model::{Device, Direction, ServiceSpec};
@@ -150,4 +159,1311 @@ pub fn render_scpd(spec: &ServiceSpec, config_id: u32, out: &mut impl Sink) -> R
         out.put_str("</stateVariable>\n")?;
     }
     out.put_str("</serviceStateTable>\n</scpd>\n")
+}
+
+// ---- Parsing (control-point side) ----------------------------------------------------------
+
+/// Limits a device description is parsed under.
+pub const DESCRIPTION_LIMITS: Limits = Limits {
+    max_bytes: DESC_MAX_BYTES,
+    max_depth: DESC_MAX_DEPTH,
+    max_nodes: DESC_MAX_NODES,
+};
+
+/// A device description as a control point read it: plain owned data, URLs resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// `configId` attribute of `root`; `None` when absent or not a 31-bit decimal.
+    pub config_id: Option<u32>,
+    /// URLBase as written, when given and not empty (deprecated since UDA 1.1, but UPnP 1.0
+    /// devices still send it).
+    pub url_base: Option<String>,
+    /// The root device.
+    pub root: DescribedDevice,
+    /// What was tolerated rather than refused: services left out for an unusable URL, an
+    /// unusable URLBase or configId. One sentence each, meant to be logged.
+    pub warnings: Vec<String>,
+}
+
+/// One device of a parsed description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedDevice {
+    /// deviceType.
+    pub device_type: String,
+    /// UDN as written (`uuid:...`).
+    pub udn: String,
+    /// friendlyName.
+    pub friendly_name: String,
+    /// manufacturer, empty when absent.
+    pub manufacturer: String,
+    /// modelName, empty when absent.
+    pub model_name: String,
+    /// `vmUuid` in xenplug's namespace, as written; see [`vm_uuid`].
+    pub vm_uuid: Option<String>,
+    /// serviceList, without the services whose URLs could not be used.
+    pub services: Vec<DescribedService>,
+    /// deviceList (embedded devices).
+    pub devices: Vec<DescribedDevice>,
+}
+
+impl DescribedDevice {
+    /// This device and every embedded one, depth first.
+    pub fn walk(&self) -> Vec<&DescribedDevice> {
+        let mut all = vec![self];
+        for device in &self.devices {
+            all.extend(device.walk());
+        }
+        all
+    }
+}
+
+/// One service of a parsed description, its URLs absolute (`http://host:port/path`) or
+/// empty where the description left them empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedService {
+    /// serviceType.
+    pub service_type: String,
+    /// serviceId.
+    pub service_id: String,
+    /// SCPDURL, resolved.
+    pub scpd_url: String,
+    /// controlURL, resolved.
+    pub control_url: String,
+    /// eventSubURL, resolved; empty for a service without evented variables (UDA 1.1
+    /// section 2.3: the element "MUST be present but MUST be empty").
+    pub event_url: String,
+}
+
+/// The Xen VM UUID a device stands for, from its `xenplug:vmUuid` element; `None` when the
+/// element is absent or does not hold a UUID.
+pub fn vm_uuid(device: &DescribedDevice) -> Option<uuid::Uuid> {
+    device
+        .vm_uuid
+        .as_deref()
+        .and_then(|text| uuid::Uuid::try_parse(text).ok())
+}
+
+/// Why a device description was refused: a sentence naming the offending device or field,
+/// meant to be logged once beside the LOCATION it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptionError {
+    reason: String,
+}
+
+impl DescriptionError {
+    fn new(reason: impl Into<String>) -> DescriptionError {
+        DescriptionError {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason, as displayed.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The same error with `context: ` in front of its reason.
+    fn within(self, context: &str) -> DescriptionError {
+        DescriptionError::new(format!("{context}: {}", self.reason))
+    }
+}
+
+impl fmt::Display for DescriptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for DescriptionError {}
+
+type ParseResult<T> = core::result::Result<T, DescriptionError>;
+
+/// Parses the device description `bytes` fetched from `base` (the LOCATION URL).
+///
+/// - The root is `root` in `urn:schemas-upnp-org:device-1-0` and holds one `device`.
+///   Elements are matched by namespace and local name, so any prefix works; unknown
+///   elements (iconList, presentationURL, other vendors' elements) are skipped.
+/// - Each device needs a non-empty deviceType, friendlyName and UDN; UDNs are unique within
+///   the description. manufacturer and modelName may be absent (then empty). An element
+///   given twice is an error.
+/// - Text fields are trimmed, hold no child element and no control character, and are at
+///   most [`DESC_MAX_TEXT`] bytes.
+/// - At most [`DESC_MAX_EMBEDDED_DEVICES`] embedded devices in all, nested at most
+///   [`DESC_MAX_DEVICE_NESTING`] levels below the root, and [`DESC_MAX_SERVICES`] services
+///   per device.
+/// - Service URLs are resolved against URLBase if given, else against `base` (UDA 1.1
+///   section 2.3: relative URLs are relative to the URL the description was fetched from):
+///   absolute `http://` URLs are kept as written, absolute paths are joined to the base's
+///   `http://host:port`, relative paths to the base's directory (RFC 3986 section 5.2, dot
+///   segments removed); an empty URL stays empty. Anything else (another scheme, a
+///   `//host/path` reference, a space, a control or non-ASCII character) leaves that service
+///   out, with a line in [`Described::warnings`].
+///
+/// `base` must be an absolute `http://` URL. The resolved URLs may name any host: a caller
+/// that fetches them applies the same host checks as for LOCATION.
+pub fn parse_description(bytes: &[u8], base: &str) -> ParseResult<Described> {
+    let location = BaseUrl::parse(base).ok_or_else(|| {
+        DescriptionError::new(format!(
+            "the description URL {} is not an absolute http URL",
+            shown(base)
+        ))
+    })?;
+    // A UTF-8 byte order mark is legal XML; some stacks write one.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let document = parse_bounded(bytes, DESCRIPTION_LIMITS).map_err(xml_error)?;
+    let root = document.root_element();
+    if !is_upnp(root, "root") {
+        return Err(DescriptionError::new(format!(
+            "the root element is not root in namespace {NS_DEVICE}"
+        )));
+    }
+    let mut warnings = Vec::new();
+    let config_id = match root.attribute("configId") {
+        None => None,
+        Some(text) => {
+            let parsed = parse_config_id(text);
+            if parsed.is_none() {
+                warnings.push(format!(
+                    "configId {} is not a 31-bit decimal number; ignored",
+                    shown(text)
+                ));
+            }
+            parsed
+        }
+    };
+    let url_base = match single_child(root, "URLBase")? {
+        Some(node) => Some(text_field(node)?).filter(|text| !text.is_empty()),
+        None => None,
+    };
+    let resolve_base = match url_base.as_deref() {
+        None => location,
+        Some(text) => BaseUrl::parse(text).unwrap_or_else(|| {
+            warnings.push(format!(
+                "URLBase {} is not an absolute http URL; URLs are resolved against the \
+                 description URL",
+                shown(text)
+            ));
+            location
+        }),
+    };
+    let device = single_child(root, "device")?
+        .ok_or_else(|| DescriptionError::new("the root device is missing"))?;
+    let mut reader = Reader {
+        base: resolve_base,
+        embedded: 0,
+        warnings,
+    };
+    let root_device = reader.device(device, 0, "root device")?;
+    check_unique_udns(&root_device)?;
+    let warnings = reader.warnings;
+    Ok(Described {
+        config_id,
+        url_base,
+        root: root_device,
+        warnings,
+    })
+}
+
+/// Walks the device tree, counting embedded devices and collecting warnings.
+struct Reader<'a> {
+    base: BaseUrl<'a>,
+    embedded: usize,
+    warnings: Vec<String>,
+}
+
+impl Reader<'_> {
+    /// Parses one `device` element at `level` (the root is 0); errors name the device by its
+    /// UDN, or by `label` when the UDN itself is the problem.
+    fn device(
+        &mut self,
+        node: Node<'_, '_>,
+        level: usize,
+        label: &str,
+    ) -> ParseResult<DescribedDevice> {
+        let udn = required_text(node, "UDN").map_err(|error| error.within(label))?;
+        let context = format!("device {}", shown(&udn));
+        self.device_fields(node, level, udn)
+            .map_err(|error| error.within(&context))
+    }
+
+    fn device_fields(
+        &mut self,
+        node: Node<'_, '_>,
+        level: usize,
+        udn: String,
+    ) -> ParseResult<DescribedDevice> {
+        let device_type = required_text(node, "deviceType")?;
+        let friendly_name = required_text(node, "friendlyName")?;
+        let manufacturer = optional_text(node, "manufacturer")?;
+        let model_name = optional_text(node, "modelName")?;
+        let vm_uuid = vendor_text(node, ELEMENT_VM_UUID)?.filter(|text| !text.is_empty());
+        let mut services = Vec::new();
+        if let Some(list) = single_child(node, "serviceList")? {
+            let entries: Vec<Node<'_, '_>> = list
+                .children()
+                .filter(|child| is_upnp(*child, "service"))
+                .collect();
+            if entries.len() > DESC_MAX_SERVICES {
+                return Err(DescriptionError::new(format!(
+                    "more than {DESC_MAX_SERVICES} services"
+                )));
+            }
+            for (index, entry) in entries.into_iter().enumerate() {
+                let context = format!("service {}", index + 1);
+                match self.service(entry, &context)? {
+                    Ok(service) => services.push(service),
+                    Err(reason) => self.warnings.push(format!(
+                        "device {}: {context}: {reason}; the service is left out",
+                        shown(&udn)
+                    )),
+                }
+            }
+        }
+        let mut devices = Vec::new();
+        if let Some(list) = single_child(node, "deviceList")? {
+            let entries: Vec<Node<'_, '_>> = list
+                .children()
+                .filter(|child| is_upnp(*child, "device"))
+                .collect();
+            if !entries.is_empty() && level >= DESC_MAX_DEVICE_NESTING {
+                return Err(DescriptionError::new(format!(
+                    "embedded devices nested more than {DESC_MAX_DEVICE_NESTING} levels deep"
+                )));
+            }
+            // Counted before any is read, so a list of thousands costs one pass.
+            if self.embedded + entries.len() > DESC_MAX_EMBEDDED_DEVICES {
+                return Err(DescriptionError::new(format!(
+                    "more than {DESC_MAX_EMBEDDED_DEVICES} embedded devices"
+                )));
+            }
+            let first = self.embedded;
+            self.embedded += entries.len();
+            for (index, entry) in entries.into_iter().enumerate() {
+                let label = format!("embedded device {}", first + index + 1);
+                devices.push(self.device(entry, level + 1, &label)?);
+            }
+        }
+        Ok(DescribedDevice {
+            device_type,
+            udn,
+            friendly_name,
+            manufacturer,
+            model_name,
+            vm_uuid,
+            services,
+            devices,
+        })
+    }
+
+    /// Parses one `service` element. The outer error refuses the description; the inner one
+    /// (an unusable URL) only leaves this service out.
+    fn service(
+        &self,
+        node: Node<'_, '_>,
+        context: &str,
+    ) -> ParseResult<core::result::Result<DescribedService, String>> {
+        let text = |local: &str| optional_text(node, local).map_err(|error| error.within(context));
+        let service_type = text("serviceType")?;
+        let service_id = text("serviceId")?;
+        let scpd = text("SCPDURL")?;
+        let control = text("controlURL")?;
+        let event = text("eventSubURL")?;
+        Ok(self.resolved(service_type, service_id, [&scpd, &control, &event]))
+    }
+
+    /// The service with its SCPDURL, controlURL and eventSubURL (in that order in `urls`)
+    /// resolved, or why one of them cannot be used.
+    fn resolved(
+        &self,
+        service_type: String,
+        service_id: String,
+        [scpd, control, event]: [&str; 3],
+    ) -> core::result::Result<DescribedService, String> {
+        let resolve = |name: &str, url: &str| {
+            self.base
+                .resolve(url)
+                .map_err(|reason| format!("{name} {}: {reason}", shown(url)))
+        };
+        Ok(DescribedService {
+            service_type,
+            service_id,
+            scpd_url: resolve("SCPDURL", scpd)?,
+            control_url: resolve("controlURL", control)?,
+            event_url: resolve("eventSubURL", event)?,
+        })
+    }
+}
+
+/// Refuses a description in which two devices share a UDN: SSDP and the tracker name
+/// devices by UDN alone.
+fn check_unique_udns(root: &DescribedDevice) -> ParseResult<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for device in root.walk() {
+        if !seen.insert(device.udn.as_str()) {
+            return Err(DescriptionError::new(format!(
+                "UDN {} is given to two devices",
+                shown(&device.udn)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The configId attribute: the value of CONFIGID.UPNP.ORG, which UDA 1.1 section 1.1.3
+/// makes "a non-negative, 31-bit integer, ASCII encoded, decimal" whose leading zeros "MUST
+/// be ignored by the recipient".
+fn parse_config_id(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = text.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    digits
+        .parse::<u32>()
+        .ok()
+        .filter(|&value| value <= DESC_MAX_CONFIG_ID)
+}
+
+fn xml_error(error: super::Error) -> DescriptionError {
+    DescriptionError::new(match error {
+        super::Error::TooLong => format!(
+            "larger than {DESC_MAX_BYTES} bytes, nested deeper than {DESC_MAX_DEPTH} \
+             elements or more than {DESC_MAX_NODES} XML nodes"
+        ),
+        super::Error::Unsupported => "a document type declaration is not allowed".to_string(),
+        super::Error::Truncated => "the XML ends before the document does".to_string(),
+        super::Error::Malformed => "not well-formed XML in UTF-8".to_string(),
+    })
+}
+
+fn is_upnp(node: Node<'_, '_>, local: &str) -> bool {
+    node.is_element()
+        && node.tag_name().namespace() == Some(NS_DEVICE)
+        && node.tag_name().name() == local
+}
+
+fn is_xenplug(node: Node<'_, '_>, local: &str) -> bool {
+    node.is_element()
+        && node.tag_name().namespace() == Some(NS_XENPLUG)
+        && node.tag_name().name() == local
+}
+
+/// The one child of `parent` that `matches`, if any; two is an error naming `local`.
+fn single<'a, 'input>(
+    parent: Node<'a, 'input>,
+    local: &str,
+    matches: impl Fn(Node<'a, 'input>) -> bool,
+) -> ParseResult<Option<Node<'a, 'input>>> {
+    let mut found = parent.children().filter(|child| matches(*child));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(DescriptionError::new(format!(
+            "{local} is given more than once"
+        )));
+    }
+    Ok(first)
+}
+
+/// The one child `local` of `parent` in the UPnP device namespace, if any.
+fn single_child<'a, 'input>(
+    parent: Node<'a, 'input>,
+    local: &str,
+) -> ParseResult<Option<Node<'a, 'input>>> {
+    single(parent, local, |child| is_upnp(child, local))
+}
+
+/// The trimmed text of `node`: no child element, no control character, at most
+/// [`DESC_MAX_TEXT`] bytes.
+fn text_field(node: Node<'_, '_>) -> ParseResult<String> {
+    let name = node.tag_name().name();
+    if node.children().any(|child| child.is_element()) {
+        return Err(DescriptionError::new(format!(
+            "{name} must hold text, not elements"
+        )));
+    }
+    // At most the document's size: parse_bounded has applied DESC_MAX_BYTES.
+    let text: String = node
+        .children()
+        .filter(|child| child.is_text())
+        .filter_map(|child| child.text())
+        .collect();
+    let trimmed = text.trim();
+    if trimmed.len() > DESC_MAX_TEXT {
+        return Err(DescriptionError::new(format!(
+            "{name} is longer than {DESC_MAX_TEXT} bytes"
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(DescriptionError::new(format!(
+            "{name} holds a control character"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The text of the single child `local`, which must be present and not empty.
+fn required_text(parent: Node<'_, '_>, local: &str) -> ParseResult<String> {
+    let child = single_child(parent, local)?
+        .ok_or_else(|| DescriptionError::new(format!("{local} is missing")))?;
+    let text = text_field(child)?;
+    if text.is_empty() {
+        return Err(DescriptionError::new(format!("{local} is empty")));
+    }
+    Ok(text)
+}
+
+/// The text of the single child `local`, empty when absent.
+fn optional_text(parent: Node<'_, '_>, local: &str) -> ParseResult<String> {
+    match single_child(parent, local)? {
+        Some(child) => text_field(child),
+        None => Ok(String::new()),
+    }
+}
+
+/// The text of the single child `local` in xenplug's namespace, if present.
+fn vendor_text(parent: Node<'_, '_>, local: &str) -> ParseResult<Option<String>> {
+    single(parent, local, |child| is_xenplug(child, local))?
+        .map(text_field)
+        .transpose()
+}
+
+/// `text` quoted for a log line: control characters escaped, at most 64 characters shown.
+fn shown(text: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut cut: String = text.chars().take(SHOWN).collect();
+    if cut.len() < text.len() {
+        cut.push_str("...");
+    }
+    format!("{cut:?}")
+}
+
+/// An absolute http URL split for resolving references against it.
+#[derive(Debug, Clone, Copy)]
+struct BaseUrl<'a> {
+    /// `http://host:port`, as written.
+    origin: &'a str,
+    /// The path, without query or fragment; empty or starting with `/`.
+    path: &'a str,
+}
+
+impl<'a> BaseUrl<'a> {
+    /// `url` split, if it is an absolute http URL with a host.
+    fn parse(url: &'a str) -> Option<BaseUrl<'a>> {
+        check_url_characters(url).ok()?;
+        let rest = strip_http(url)?;
+        let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if authority == 0 {
+            return None;
+        }
+        let origin = url.get(..HTTP_URL_SCHEME.len() + authority)?;
+        let after = rest.get(authority..)?;
+        let path = after.get(..after.find(['?', '#']).unwrap_or(after.len()))?;
+        Some(BaseUrl { origin, path })
+    }
+
+    /// `reference` made absolute against this base (RFC 3986 section 5.2, for the forms a
+    /// description uses); an empty reference stays empty.
+    fn resolve(&self, reference: &str) -> core::result::Result<String, &'static str> {
+        if reference.is_empty() {
+            return Ok(String::new());
+        }
+        check_url_characters(reference)?;
+        if let Some(rest) = strip_http(reference) {
+            if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+                return Err("an http URL without a host");
+            }
+            return Ok(reference.to_string());
+        }
+        if reference.starts_with("//") {
+            return Err("a reference to another host without a scheme is not followed");
+        }
+        if has_scheme(reference) {
+            return Err("not an http URL");
+        }
+        let split = reference.find(['?', '#']).unwrap_or(reference.len());
+        let (path, suffix) = reference.split_at_checked(split).unwrap_or((reference, ""));
+        let merged = if path.is_empty() {
+            self.path.to_string()
+        } else if path.starts_with('/') {
+            path.to_string()
+        } else {
+            let directory = match self.path.rfind('/') {
+                Some(slash) => self.path.get(..=slash).unwrap_or("/"),
+                None => "/",
+            };
+            format!("{directory}{path}")
+        };
+        let path = remove_dot_segments(&merged);
+        let path = if path.is_empty() { "/" } else { path.as_str() };
+        Ok(format!("{}{path}{suffix}", self.origin))
+    }
+}
+
+/// The part after `http://` (scheme compared case-insensitively), if `url` starts with it.
+fn strip_http(url: &str) -> Option<&str> {
+    let scheme = url.get(..HTTP_URL_SCHEME.len())?;
+    if scheme.eq_ignore_ascii_case(HTTP_URL_SCHEME) {
+        url.get(HTTP_URL_SCHEME.len()..)
+    } else {
+        None
+    }
+}
+
+/// Whether `reference` starts with a scheme (RFC 3986 section 3.1: a letter, then letters,
+/// digits, `+`, `-` or `.`, then `:` before any `/`, `?` or `#`).
+fn has_scheme(reference: &str) -> bool {
+    let Some(colon) = reference.find(':') else {
+        return false;
+    };
+    let scheme = reference.get(..colon).unwrap_or_default();
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// A URL goes into an HTTP request line: printable ASCII only, no space.
+fn check_url_characters(url: &str) -> core::result::Result<(), &'static str> {
+    if url.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("holds a space, a control or a non-ASCII character")
+    }
+}
+
+/// RFC 3986 section 5.2.4 for an absolute path: `.` and `..` segments removed, `..` never
+/// climbing above the root.
+fn remove_dot_segments(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let count = segments.len();
+    for (index, segment) in segments.into_iter().enumerate() {
+        let last = index + 1 == count;
+        match segment {
+            "." => {}
+            ".." => {
+                kept.pop();
+            }
+            other => {
+                kept.push(other);
+                continue;
+            }
+        }
+        if last {
+            // "/a/b/.." is "/a/": the directory, with its slash.
+            kept.push("");
+        }
+    }
+    format!("/{}", kept.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Domain, HostInfo, RunState};
+    use crate::control::{hypervisor_device, HostView};
+    use crate::model::Service;
+    use std::sync::Arc;
+    use uuid::Uuid;
+
+    const LOCATION: &str = "http://127.0.0.1:49152/description.xml";
+    const ORIGIN: &str = "http://127.0.0.1:49152";
+
+    /// A third-party UPnP 1.0 renderer: URLBase with a path, relative, absolute-path and
+    /// absolute URLs, an empty eventSubURL, a DLNA element, an icon list, a configId with a
+    /// leading zero, and two services whose URLs cannot be followed.
+    static RENDERER: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?>
+<root xmlns="urn:schemas-upnp-org:device-1-0" xmlns:dlna="urn:schemas-dlna-org:device-1-0" configId="012">
+  <specVersion><major>1</major><minor>0</minor></specVersion>
+  <URLBase>http://192.168.1.20:49494/upnp/</URLBase>
+  <device>
+    <deviceType>urn:schemas-upnp-org:device:MediaRenderer:1</deviceType>
+    <friendlyName>Living Room &amp; Kitchen</friendlyName>
+    <manufacturer>Acme</manufacturer>
+    <manufacturerURL>http://acme.example/</manufacturerURL>
+    <modelName>Renderer 3000</modelName>
+    <modelNumber>3</modelNumber>
+    <UDN>uuid:5f9ec1b3-ed59-79bc-4530-745e3f5c4b20</UDN>
+    <dlna:X_DLNADOC>DMR-1.50</dlna:X_DLNADOC>
+    <iconList>
+      <icon><mimetype>image/png</mimetype><width>48</width><height>48</height><depth>24</depth><url>icon.png</url></icon>
+    </iconList>
+    <serviceList>
+      <service>
+        <serviceType>urn:schemas-upnp-org:service:AVTransport:1</serviceType>
+        <serviceId>urn:upnp-org:serviceId:AVTransport</serviceId>
+        <SCPDURL>AVTransport/scpd.xml</SCPDURL>
+        <controlURL>/ctl/AVTransport</controlURL>
+        <eventSubURL>http://192.168.1.20:49494/evt/AVTransport</eventSubURL>
+      </service>
+      <service>
+        <serviceType>urn:schemas-upnp-org:service:RenderingControl:1</serviceType>
+        <serviceId>urn:upnp-org:serviceId:RenderingControl</serviceId>
+        <SCPDURL>./rc/../RenderingControl.xml</SCPDURL>
+        <controlURL>rc/control?instance=0</controlURL>
+        <eventSubURL></eventSubURL>
+      </service>
+      <service>
+        <serviceType>urn:schemas-upnp-org:service:ConnectionManager:1</serviceType>
+        <serviceId>urn:upnp-org:serviceId:ConnectionManager</serviceId>
+        <SCPDURL>https://192.168.1.20/cm.xml</SCPDURL>
+        <controlURL>/ctl/cm</controlURL>
+        <eventSubURL>/evt/cm</eventSubURL>
+      </service>
+      <service>
+        <serviceType>urn:acme-com:service:Spy:1</serviceType>
+        <serviceId>urn:acme-com:serviceId:Spy</serviceId>
+        <SCPDURL>/spy.xml</SCPDURL>
+        <controlURL>//evil.example/ctl</controlURL>
+        <eventSubURL>/evt/spy</eventSubURL>
+      </service>
+    </serviceList>
+    <presentationURL>/</presentationURL>
+  </device>
+</root>"#;
+
+    /// GUPnP style with prefixes: no URLBase (so URLs resolve against LOCATION's directory),
+    /// xenplug's vendor element under another prefix, a `device` in a foreign namespace
+    /// (ignored), two levels of embedded devices, a byte order mark, comments and CDATA.
+    static PREFIXED: &[u8] = b"\xEF\xBB\xBF<u:root xmlns:u=\"urn:schemas-upnp-org:device-1-0\" xmlns:x=\"urn:xenplug-org:schemas-1-0\">
+<!-- a comment -->
+<u:specVersion><u:major>1</u:major><u:minor>1</u:minor></u:specVersion>
+<u:device>
+ <u:deviceType>urn:xenplug-org:device:VirtualMachine:1</u:deviceType>
+ <u:friendlyName><![CDATA[web<01>]]></u:friendlyName>
+ <u:UDN>uuid:0b9d3c1e-5a4f-4e2b-9c61-2f1e0d9a8b7c</u:UDN>
+ <x:vmUuid> 0B9D3C1E-5A4F-4E2B-9C61-2F1E0D9A8B7C </x:vmUuid>
+ <device xmlns=\"urn:acme-com:x\"><deviceType>ignored</deviceType></device>
+ <u:serviceList><u:service>
+  <u:serviceType>urn:xenplug-org:service:Backup:1</u:serviceType>
+  <u:serviceId>urn:xenplug-org:serviceId:Backup</u:serviceId>
+  <u:SCPDURL>svc/Backup.xml</u:SCPDURL>
+  <u:controlURL>../../control/svc/Backup</u:controlURL>
+  <u:eventSubURL>../../../../event/svc/Backup</u:eventSubURL>
+ </u:service></u:serviceList>
+ <u:deviceList>
+  <u:device>
+   <u:deviceType>urn:xenplug-org:device:Application:1</u:deviceType>
+   <u:friendlyName>shop</u:friendlyName>
+   <u:UDN>uuid:shop</u:UDN>
+   <u:deviceList><u:device>
+    <u:deviceType>urn:xenplug-org:device:Queue:1</u:deviceType>
+    <u:friendlyName>orders</u:friendlyName>
+    <u:UDN>uuid:orders</u:UDN>
+   </u:device></u:deviceList>
+  </u:device>
+ </u:deviceList>
+</u:device>
+</u:root>";
+
+    const PREFIXED_LOCATION: &str = "http://10.1.2.3:5000/dev/web01/description.xml?v=2";
+
+    fn host_view() -> HostView {
+        HostView {
+            uuid: Uuid::from_u128(0x1234_5678),
+            info: HostInfo {
+                uuid: None,
+                name: "alpha & <beta>".into(),
+                hypervisor_version: "4.17".into(),
+                cpus: 4,
+                memory_mib: 8192,
+            },
+            backend: "sim",
+            domains: [(0xa1, "web"), (0xa2, "db \"main\"")]
+                .iter()
+                .map(|&(id, name)| Domain {
+                    uuid: Uuid::from_u128(id),
+                    name: name.into(),
+                    state: RunState::Running,
+                    memory_kib: 1 << 20,
+                    vcpus: 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn render(device: &Device, config_id: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        render_description(device, config_id, &mut out).unwrap();
+        out
+    }
+
+    /// What parsing the rendered `device` must give, built from the model independently of
+    /// the parser.
+    fn expected(device: &Device) -> DescribedDevice {
+        DescribedDevice {
+            device_type: device.device_type.clone(),
+            udn: format!("uuid:{}", device.udn),
+            friendly_name: device.friendly_name.clone(),
+            manufacturer: MANUFACTURER.to_string(),
+            model_name: device.model_name.clone(),
+            vm_uuid: device.vm_uuid.map(|vm| vm.to_string()),
+            services: device
+                .services
+                .iter()
+                .map(|service| DescribedService {
+                    service_type: service.spec.service_type.clone(),
+                    service_id: service.spec.service_id.clone(),
+                    scpd_url: format!("{ORIGIN}{}", service.spec.scpd_url()),
+                    control_url: format!("{ORIGIN}{}", service.control_url()),
+                    event_url: format!("{ORIGIN}{}", service.event_url()),
+                })
+                .collect(),
+            devices: device.devices.iter().map(expected).collect(),
+        }
+    }
+
+    fn refused(bytes: &[u8], expected: &str) {
+        match parse_description(bytes, LOCATION) {
+            Ok(described) => panic!("accepted, wanted {expected:?}: {described:?}"),
+            Err(error) => assert!(
+                error.reason().contains(expected),
+                "{:?} does not contain {expected:?}",
+                error.reason()
+            ),
+        }
+    }
+
+    /// A minimal device element with `inner` added.
+    fn device(udn: &str, inner: &str) -> String {
+        format!("<device><deviceType>urn:t</deviceType><friendlyName>f</friendlyName><UDN>{udn}</UDN>{inner}</device>")
+    }
+
+    fn document(root_device: &str) -> Vec<u8> {
+        format!(r#"<root xmlns="urn:schemas-upnp-org:device-1-0">{root_device}</root>"#)
+            .into_bytes()
+    }
+
+    fn service(scpd: &str) -> String {
+        format!("<service><serviceType>urn:s</serviceType><serviceId>urn:i</serviceId><SCPDURL>{scpd}</SCPDURL><controlURL>/c</controlURL><eventSubURL>/e</eventSubURL></service>")
+    }
+
+    #[test]
+    fn parses_our_own_hypervisor_description() {
+        let tree = hypervisor_device(&host_view());
+        let described = parse_description(&render(&tree, 42), LOCATION).unwrap();
+        assert_eq!(described.config_id, Some(42));
+        assert_eq!(described.url_base, None);
+        assert!(described.warnings.is_empty(), "{:?}", described.warnings);
+        assert_eq!(described.root, expected(&tree));
+        // Spot checks that do not go through `expected`.
+        let root = &described.root;
+        assert_eq!(root.udn, "uuid:00000000-0000-0000-0000-000012345678");
+        assert_eq!(root.friendly_name, "Xen hypervisor alpha & <beta>");
+        assert_eq!(root.devices.len(), 2);
+        assert_eq!(root.devices[1].friendly_name, "db \"main\"");
+        assert_eq!(
+            root.services[0].scpd_url,
+            "http://127.0.0.1:49152/scpd/Hypervisor.xml"
+        );
+        assert_eq!(
+            root.devices[0].services[0].control_url,
+            "http://127.0.0.1:49152/control/domain/00000000-0000-0000-0000-0000000000a1"
+        );
+        assert_eq!(vm_uuid(root), None);
+        assert_eq!(vm_uuid(&root.devices[0]), Some(Uuid::from_u128(0xa1)));
+        assert_eq!(root.walk().len(), 3);
+    }
+
+    #[test]
+    fn parses_our_own_nested_vm_description() {
+        let spec = Arc::new(ServiceSpec::new(
+            "Backup",
+            "urn:xenplug-org:service:Backup:1",
+            "urn:xenplug-org:serviceId:Backup",
+        ));
+        let leaf = |udn: u128, name: &str, devices: Vec<Device>| Device {
+            device_type: "urn:xenplug-org:device:Application:1".into(),
+            udn: Uuid::from_u128(udn),
+            friendly_name: name.into(),
+            model_name: String::new(),
+            model_description: "d".into(),
+            vm_uuid: None,
+            services: vec![Service {
+                spec: spec.clone(),
+                key: format!("dev/{name}/Backup"),
+            }],
+            devices,
+        };
+        let tree = Device {
+            device_type: crate::consts::URN_DEVICE_VIRTUAL_MACHINE.into(),
+            udn: Uuid::from_u128(0xbeef),
+            friendly_name: "vm".into(),
+            model_name: "xenplug vm".into(),
+            model_description: String::new(),
+            vm_uuid: Some(Uuid::from_u128(0xbeef)),
+            services: Vec::new(),
+            devices: vec![
+                leaf(
+                    1,
+                    "shop",
+                    vec![leaf(2, "orders", vec![leaf(3, "q", vec![])])],
+                ),
+                leaf(4, "blog", vec![]),
+            ],
+        };
+        let described = parse_description(&render(&tree, 0), LOCATION).unwrap();
+        assert_eq!(described.config_id, Some(0));
+        assert_eq!(described.root, expected(&tree));
+        assert_eq!(described.root.model_name, "xenplug vm");
+        assert_eq!(vm_uuid(&described.root), Some(Uuid::from_u128(0xbeef)));
+        assert_eq!(described.root.walk().len(), 5);
+    }
+
+    #[test]
+    fn parses_a_third_party_renderer_with_url_base() {
+        let described =
+            parse_description(RENDERER, "http://192.168.1.20:49494/description.xml").unwrap();
+        assert_eq!(described.config_id, Some(12));
+        assert_eq!(
+            described.url_base.as_deref(),
+            Some("http://192.168.1.20:49494/upnp/")
+        );
+        let root = &described.root;
+        assert_eq!(
+            root.device_type,
+            "urn:schemas-upnp-org:device:MediaRenderer:1"
+        );
+        assert_eq!(root.udn, "uuid:5f9ec1b3-ed59-79bc-4530-745e3f5c4b20");
+        assert_eq!(root.friendly_name, "Living Room & Kitchen");
+        assert_eq!(root.manufacturer, "Acme");
+        assert_eq!(root.model_name, "Renderer 3000");
+        assert_eq!(root.vm_uuid, None);
+        assert!(root.devices.is_empty());
+        assert_eq!(
+            root.services,
+            vec![
+                DescribedService {
+                    service_type: "urn:schemas-upnp-org:service:AVTransport:1".into(),
+                    service_id: "urn:upnp-org:serviceId:AVTransport".into(),
+                    scpd_url: "http://192.168.1.20:49494/upnp/AVTransport/scpd.xml".into(),
+                    control_url: "http://192.168.1.20:49494/ctl/AVTransport".into(),
+                    event_url: "http://192.168.1.20:49494/evt/AVTransport".into(),
+                },
+                DescribedService {
+                    service_type: "urn:schemas-upnp-org:service:RenderingControl:1".into(),
+                    service_id: "urn:upnp-org:serviceId:RenderingControl".into(),
+                    scpd_url: "http://192.168.1.20:49494/upnp/RenderingControl.xml".into(),
+                    control_url: "http://192.168.1.20:49494/upnp/rc/control?instance=0".into(),
+                    event_url: String::new(),
+                },
+            ]
+        );
+        assert_eq!(described.warnings.len(), 2, "{:?}", described.warnings);
+        assert!(described.warnings[0].contains("service 3: SCPDURL \"https://192.168.1.20/cm.xml\": not an http URL; the service is left out"), "{}", described.warnings[0]);
+        assert!(
+            described.warnings[1].contains(
+                "service 4: controlURL \"//evil.example/ctl\": a reference to another host"
+            ),
+            "{}",
+            described.warnings[1]
+        );
+        assert!(described.warnings[1].starts_with("device \"uuid:5f9ec1b3"));
+    }
+
+    #[test]
+    fn parses_prefixed_elements_against_the_location() {
+        let described = parse_description(PREFIXED, PREFIXED_LOCATION).unwrap();
+        assert!(described.warnings.is_empty(), "{:?}", described.warnings);
+        assert_eq!(described.config_id, None);
+        let root = &described.root;
+        assert_eq!(root.friendly_name, "web<01>");
+        assert_eq!(root.manufacturer, "");
+        assert_eq!(
+            root.vm_uuid.as_deref(),
+            Some("0B9D3C1E-5A4F-4E2B-9C61-2F1E0D9A8B7C")
+        );
+        assert_eq!(
+            vm_uuid(root),
+            Some(Uuid::from_u128(0x0b9d3c1e_5a4f_4e2b_9c61_2f1e0d9a8b7c))
+        );
+        let service = &root.services[0];
+        assert_eq!(
+            service.scpd_url,
+            "http://10.1.2.3:5000/dev/web01/svc/Backup.xml"
+        );
+        assert_eq!(
+            service.control_url,
+            "http://10.1.2.3:5000/control/svc/Backup"
+        );
+        assert_eq!(service.event_url, "http://10.1.2.3:5000/event/svc/Backup");
+        let udns: Vec<&str> = root.walk().iter().map(|d| d.udn.as_str()).collect();
+        assert_eq!(
+            udns,
+            [
+                "uuid:0b9d3c1e-5a4f-4e2b-9c61-2f1e0d9a8b7c",
+                "uuid:shop",
+                "uuid:orders"
+            ]
+        );
+        assert!(root.devices[0].services.is_empty());
+    }
+
+    #[test]
+    fn resolves_urls() {
+        let cases: [(&str, &str, core::result::Result<&str, &str>); 22] = [
+            ("http://h:1/a/b.xml", "c.xml", Ok("http://h:1/a/c.xml")),
+            ("http://h:1/a/b.xml", "/c.xml", Ok("http://h:1/c.xml")),
+            ("http://h:1/a/b/", "c/d", Ok("http://h:1/a/b/c/d")),
+            ("http://h:1", "c", Ok("http://h:1/c")),
+            ("http://h:1?q", "c", Ok("http://h:1/c")),
+            ("HTTP://H:1/x?y#z", "c?d#e", Ok("HTTP://H:1/c?d#e")),
+            ("http://h/a/b/c", "../../d", Ok("http://h/d")),
+            ("http://h/a/b/c", "../../../../d", Ok("http://h/d")),
+            ("http://h/a/b/c", "./", Ok("http://h/a/b/")),
+            ("http://h/a/b/c", "..", Ok("http://h/a/")),
+            ("http://h/a/b/c", "/x/./y/../z", Ok("http://h/x/z")),
+            ("http://h/a/b/c", "?q", Ok("http://h/a/b/c?q")),
+            ("http://h/a", "", Ok("")),
+            ("http://h/a", "http://other:9/x", Ok("http://other:9/x")),
+            ("http://h/a", "Http://other", Ok("Http://other")),
+            ("http://h/a", "https://h/x", Err("not an http URL")),
+            ("http://h/a", "ftp:x", Err("not an http URL")),
+            ("http://h/a", "//h/x", Err("another host")),
+            ("http://h/a", "http:///x", Err("without a host")),
+            ("http://h/a", "http://", Err("without a host")),
+            ("http://h/a", "a b", Err("a space")),
+            ("http://h/a", "d\u{e9}j\u{e0}", Err("non-ASCII")),
+        ];
+        for (base, reference, expected) in cases {
+            let base_url = BaseUrl::parse(base).unwrap();
+            let got = base_url.resolve(reference);
+            match expected {
+                Ok(url) => assert_eq!(got.as_deref(), Ok(url), "{base} + {reference}"),
+                Err(part) => assert!(
+                    got.as_ref().is_err_and(|reason| reason.contains(part)),
+                    "{base} + {reference}: {got:?}"
+                ),
+            }
+        }
+        for bad in [
+            "",
+            "/x",
+            "https://h/",
+            "http://",
+            "http:///x",
+            "ftp://h",
+            "http://h /",
+        ] {
+            assert!(BaseUrl::parse(bad).is_none(), "{bad}");
+        }
+        // A scheme-like first segment is a scheme (RFC 3986 section 4.2), not a path.
+        assert!(has_scheme("a:b"));
+        assert!(has_scheme("x-1.y+z:q"));
+        assert!(!has_scheme("1a:b"));
+        assert!(!has_scheme("a/b:c"));
+        assert!(!has_scheme("/a:b"));
+    }
+
+    #[test]
+    fn tolerates_a_bad_url_base_and_config_id() {
+        let bytes = format!(
+            r#"<root xmlns="urn:schemas-upnp-org:device-1-0" configId="2147483648"><URLBase>ftp://x/</URLBase>{}</root>"#,
+            device(
+                "uuid:a",
+                &format!("<serviceList>{}</serviceList>", service("s.xml"))
+            )
+        );
+        let described = parse_description(bytes.as_bytes(), LOCATION).unwrap();
+        assert_eq!(described.config_id, None);
+        assert_eq!(described.url_base.as_deref(), Some("ftp://x/"));
+        assert_eq!(
+            described.root.services[0].scpd_url,
+            format!("{ORIGIN}/s.xml")
+        );
+        assert_eq!(described.warnings.len(), 2);
+        assert!(described.warnings[0].contains("configId \"2147483648\""));
+        assert!(described.warnings[1].contains("URLBase \"ftp://x/\""));
+        for (text, value) in [
+            ("2147483647", Some(0x7FFF_FFFF)),
+            ("0", Some(0)),
+            ("000", Some(0)),
+            (" 7 ", Some(7)),
+            ("", None),
+            ("-1", None),
+            ("+1", None),
+            ("1e3", None),
+            ("99999999999999999999", None),
+        ] {
+            assert_eq!(parse_config_id(text), value, "{text:?}");
+        }
+        // An empty URLBase is as good as none.
+        let bytes = format!(
+            r#"<root xmlns="urn:schemas-upnp-org:device-1-0"><URLBase> </URLBase>{}</root>"#,
+            device("uuid:a", "")
+        );
+        let described = parse_description(bytes.as_bytes(), LOCATION).unwrap();
+        assert_eq!(described.url_base, None);
+        assert!(described.warnings.is_empty());
+    }
+
+    #[test]
+    fn refuses_what_a_tracker_cannot_file() {
+        refused(
+            br#"<root><device/></root>"#,
+            "root element is not root in namespace",
+        );
+        refused(
+            br#"<root xmlns="urn:schemas-upnp-org:service-1-0"/>"#,
+            "root element is not root",
+        );
+        refused(
+            br#"<root xmlns="urn:schemas-upnp-org:device-1-0"/>"#,
+            "the root device is missing",
+        );
+        refused(
+            &document(&format!("{}{}", device("uuid:a", ""), device("uuid:b", ""))),
+            "device is given more than once",
+        );
+        refused(
+            &document("<device><deviceType>t</deviceType><friendlyName>f</friendlyName></device>"),
+            "root device: UDN is missing",
+        );
+        refused(
+            &document("<device><deviceType>t</deviceType><UDN>uuid:a</UDN></device>"),
+            "device \"uuid:a\": friendlyName is missing",
+        );
+        refused(
+            &document("<device><friendlyName>f</friendlyName><UDN>uuid:a</UDN></device>"),
+            "deviceType is missing",
+        );
+        refused(
+            &document("<device><deviceType> </deviceType><friendlyName>f</friendlyName><UDN>uuid:a</UDN></device>"),
+            "deviceType is empty",
+        );
+        refused(
+            &document(&device("uuid:a", "<deviceType>u</deviceType>")),
+            "deviceType is given more than once",
+        );
+        refused(
+            &document(&device("uuid:a", "<manufacturer><b/></manufacturer>")),
+            "manufacturer must hold text, not elements",
+        );
+        refused(
+            &document(&device("uuid:a", "<modelName>a&#9;b</modelName>")),
+            "modelName holds a control character",
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                "<x:vmUuid xmlns:x=\"urn:xenplug-org:schemas-1-0\">1</x:vmUuid><x:vmUuid xmlns:x=\"urn:xenplug-org:schemas-1-0\">2</x:vmUuid>",
+            )),
+            "vmUuid is given more than once",
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                &format!("<deviceList>{}</deviceList>", device("uuid:a", "")),
+            )),
+            "UDN \"uuid:a\" is given to two devices",
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                &format!(
+                    "<deviceList>{}</deviceList>",
+                    device("uuid:b", "<friendlyName>x</friendlyName>")
+                ),
+            )),
+            "device \"uuid:a\": device \"uuid:b\": friendlyName is given more than once",
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                "<serviceList><service><serviceId>1</serviceId><serviceId>2</serviceId></service></serviceList>",
+            )),
+            "device \"uuid:a\": service 1: serviceId is given more than once",
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                "<deviceList><device><UDN></UDN></device></deviceList>",
+            )),
+            "device \"uuid:a\": embedded device 1: UDN is empty",
+        );
+        match parse_description(&document(&device("uuid:a", "")), "https://h/d.xml") {
+            Err(error) => assert!(error.reason().contains("not an absolute http URL")),
+            Ok(described) => panic!("{described:?}"),
+        }
+        assert!(parse_description(&document(&device("uuid:a", "")), "/d.xml").is_err());
+    }
+
+    #[test]
+    fn enforces_text_and_count_bounds() {
+        let long = "n".repeat(DESC_MAX_TEXT);
+        let fits = device("uuid:a", &format!("<modelName>  {long}\n</modelName>"));
+        assert_eq!(
+            parse_description(&document(&fits), LOCATION)
+                .unwrap()
+                .root
+                .model_name,
+            long
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                &format!("<modelName>{long}n</modelName>"),
+            )),
+            "modelName is longer than 256 bytes",
+        );
+        refused(
+            &document(&device(
+                "uuid:a",
+                &format!(
+                    "<serviceList>{}</serviceList>",
+                    service(&format!("/{long}"))
+                ),
+            )),
+            "service 1: SCPDURL is longer than 256 bytes",
+        );
+
+        let services = |count: usize| {
+            let list: String = (0..count).map(|i| service(&format!("/s{i}"))).collect();
+            document(&device(
+                "uuid:a",
+                &format!("<serviceList>{list}</serviceList>"),
+            ))
+        };
+        let described = parse_description(&services(DESC_MAX_SERVICES), LOCATION).unwrap();
+        assert_eq!(described.root.services.len(), DESC_MAX_SERVICES);
+        refused(&services(DESC_MAX_SERVICES + 1), "more than 32 services");
+
+        let flat = |count: usize| {
+            let list: String = (0..count)
+                .map(|i| device(&format!("uuid:e{i}"), ""))
+                .collect();
+            document(&device(
+                "uuid:root",
+                &format!("<deviceList>{list}</deviceList>"),
+            ))
+        };
+        let described = parse_description(&flat(DESC_MAX_EMBEDDED_DEVICES), LOCATION).unwrap();
+        assert_eq!(described.root.devices.len(), DESC_MAX_EMBEDDED_DEVICES);
+        refused(
+            &flat(DESC_MAX_EMBEDDED_DEVICES + 1),
+            "more than 64 embedded devices",
+        );
+
+        let nested = |levels: usize| {
+            let mut inner = device(&format!("uuid:l{levels}"), "");
+            for level in (0..levels).rev() {
+                inner = device(
+                    &format!("uuid:l{level}"),
+                    &format!("<deviceList>{inner}</deviceList>"),
+                );
+            }
+            document(&inner)
+        };
+        let described = parse_description(&nested(DESC_MAX_DEVICE_NESTING), LOCATION).unwrap();
+        assert_eq!(described.root.walk().len(), DESC_MAX_DEVICE_NESTING + 1);
+        refused(
+            &nested(DESC_MAX_DEVICE_NESTING + 1),
+            "embedded devices nested more than 4 levels deep",
+        );
+    }
+
+    #[test]
+    fn refuses_hostile_xml() {
+        refused(
+            b"<?xml version=\"1.0\"?><!DOCTYPE root [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;\">]><root xmlns=\"urn:schemas-upnp-org:device-1-0\">&b;</root>",
+            "document type declaration",
+        );
+        let mut deep = br#"<root xmlns="urn:schemas-upnp-org:device-1-0">"#.to_vec();
+        for _ in 0..DESC_MAX_DEPTH {
+            deep.extend_from_slice(b"<x>");
+        }
+        for _ in 0..DESC_MAX_DEPTH {
+            deep.extend_from_slice(b"</x>");
+        }
+        deep.extend_from_slice(b"</root>");
+        refused(&deep, "nested deeper than 32");
+        let mut huge = document(&device("uuid:a", ""));
+        huge.splice(6..6, vec![b' '; DESC_MAX_BYTES]);
+        refused(&huge, "larger than 131072 bytes");
+        // Two nodes in five bytes: over the node limit well within the size limit.
+        let wide: String = (0..DESC_MAX_NODES / 2 + 8).map(|_| "<a/>x").collect();
+        assert!(wide.len() < DESC_MAX_BYTES);
+        refused(&document(&wide), "more than 32768 XML nodes");
+        // Ten thousand embedded devices: refused by size before anything is walked, and by
+        // count when written as compactly as XML allows.
+        let many: String = (0..10_000)
+            .map(|i| device(&format!("uuid:{i}"), ""))
+            .collect();
+        refused(
+            &document(&device(
+                "uuid:r",
+                &format!("<deviceList>{many}</deviceList>"),
+            )),
+            "larger than",
+        );
+        let compact: String = (0..10_000).map(|_| "<device/>").collect();
+        assert!(compact.len() < DESC_MAX_BYTES);
+        refused(
+            &document(&device(
+                "uuid:r",
+                &format!("<deviceList>{compact}</deviceList>"),
+            )),
+            "more than 64 embedded devices",
+        );
+        refused(b"\xff\xfe<root/>", "not well-formed XML");
+        refused(b"", "not well-formed XML");
+        refused(
+            br#"<root xmlns="urn:schemas-upnp-org:device-1-0"><device>"#,
+            "ends before the document does",
+        );
+    }
+
+    #[test]
+    fn every_truncated_prefix_is_refused() {
+        let own = render(&hypervisor_device(&host_view()), 3);
+        let own_end = own.len() - b"\n".len();
+        for (fixture, end, base) in [
+            (&own[..], own_end, LOCATION),
+            (RENDERER, RENDERER.len(), LOCATION),
+            (PREFIXED, PREFIXED.len(), PREFIXED_LOCATION),
+        ] {
+            assert!(parse_description(&fixture[..end], base).is_ok());
+            for cut in 0..end {
+                assert!(
+                    parse_description(&fixture[..cut], base).is_err(),
+                    "prefix {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn vm_uuid_reads_the_vendor_element() {
+        let mut device = DescribedDevice {
+            device_type: "t".into(),
+            udn: "uuid:a".into(),
+            friendly_name: "f".into(),
+            manufacturer: String::new(),
+            model_name: String::new(),
+            vm_uuid: None,
+            services: Vec::new(),
+            devices: Vec::new(),
+        };
+        assert_eq!(vm_uuid(&device), None);
+        device.vm_uuid = Some("00000000-0000-0000-0000-0000000000a1".into());
+        assert_eq!(vm_uuid(&device), Some(Uuid::from_u128(0xa1)));
+        device.vm_uuid = Some("not-a-uuid".into());
+        assert_eq!(vm_uuid(&device), None);
+        // An empty element reads as no element.
+        let bytes = document(&device_with_vm(""));
+        assert_eq!(
+            parse_description(&bytes, LOCATION).unwrap().root.vm_uuid,
+            None
+        );
+    }
+
+    fn device_with_vm(text: &str) -> String {
+        device(
+            "uuid:a",
+            &format!("<xenplug:vmUuid xmlns:xenplug=\"urn:xenplug-org:schemas-1-0\">{text}</xenplug:vmUuid>"),
+        )
+    }
 }

@@ -7,6 +7,7 @@
 pub mod description;
 pub mod gena;
 pub mod http;
+pub mod json;
 pub mod scpd;
 pub mod soap;
 pub mod ssdp;

@@ -9,7 +9,7 @@ use core::fmt;
 
 use roxmltree::Node;
 
-use super::xml::{parse_bounded, Limits, Sink};
+use super::xml::{self, parse_bounded, Limits, Sink};
 use super::Result;
 use crate::consts::{
     DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEPTH, DESC_MAX_DEVICE_NESTING,
@@ -310,7 +310,8 @@ pub fn parse_description(bytes: &[u8], base: &str) -> ParseResult<Described> {
     })?;
     // A UTF-8 byte order mark is legal XML; some stacks write one.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let document = parse_bounded(bytes, DESCRIPTION_LIMITS).map_err(xml_error)?;
+    let document = parse_bounded(bytes, DESCRIPTION_LIMITS)
+        .map_err(|e| DescriptionError::new(DESCRIPTION_LIMITS.explain(e)))?;
     let root = document.root_element();
     if !is_upnp(root, "root") {
         return Err(DescriptionError::new(format!(
@@ -527,28 +528,12 @@ fn parse_config_id(text: &str) -> Option<u32> {
         .filter(|&value| value <= DESC_MAX_CONFIG_ID)
 }
 
-fn xml_error(error: super::Error) -> DescriptionError {
-    DescriptionError::new(match error {
-        super::Error::TooLong => format!(
-            "larger than {DESC_MAX_BYTES} bytes, nested deeper than {DESC_MAX_DEPTH} \
-             elements or more than {DESC_MAX_NODES} XML nodes"
-        ),
-        super::Error::Unsupported => "a document type declaration is not allowed".to_string(),
-        super::Error::Truncated => "the XML ends before the document does".to_string(),
-        super::Error::Malformed => "not well-formed XML in UTF-8".to_string(),
-    })
-}
-
 fn is_upnp(node: Node<'_, '_>, local: &str) -> bool {
-    node.is_element()
-        && node.tag_name().namespace() == Some(NS_DEVICE)
-        && node.tag_name().name() == local
+    xml::is_element(node, NS_DEVICE, local)
 }
 
 fn is_xenplug(node: Node<'_, '_>, local: &str) -> bool {
-    node.is_element()
-        && node.tag_name().namespace() == Some(NS_XENPLUG)
-        && node.tag_name().name() == local
+    xml::is_element(node, NS_XENPLUG, local)
 }
 
 /// The one child of `parent` that `matches`, if any; two is an error naming `local`.
@@ -557,14 +542,8 @@ fn single<'a, 'input>(
     local: &str,
     matches: impl Fn(Node<'a, 'input>) -> bool,
 ) -> ParseResult<Option<Node<'a, 'input>>> {
-    let mut found = parent.children().filter(|child| matches(*child));
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(DescriptionError::new(format!(
-            "{local} is given more than once"
-        )));
-    }
-    Ok(first)
+    xml::single_child(parent, matches)
+        .map_err(|_| DescriptionError::new(format!("{local} is given more than once")))
 }
 
 /// The one child `local` of `parent` in the UPnP device namespace, if any.
@@ -579,18 +558,10 @@ fn single_child<'a, 'input>(
 /// [`DESC_MAX_TEXT`] bytes.
 fn text_field(node: Node<'_, '_>) -> ParseResult<String> {
     let name = node.tag_name().name();
-    if node.children().any(|child| child.is_element()) {
-        return Err(DescriptionError::new(format!(
-            "{name} must hold text, not elements"
-        )));
-    }
     // At most the document's size: parse_bounded has applied DESC_MAX_BYTES.
-    let text: String = node
-        .children()
-        .filter(|child| child.is_text())
-        .filter_map(|child| child.text())
-        .collect();
-    let trimmed = text.trim();
+    let text = xml::element_text(node)
+        .ok_or_else(|| DescriptionError::new(format!("{name} must hold text, not elements")))?;
+    let trimmed = text.as_str();
     if trimmed.len() > DESC_MAX_TEXT {
         return Err(DescriptionError::new(format!(
             "{name} is longer than {DESC_MAX_TEXT} bytes"
@@ -630,14 +601,12 @@ fn vendor_text(parent: Node<'_, '_>, local: &str) -> ParseResult<Option<String>>
         .transpose()
 }
 
-/// `text` quoted for a log line: control characters escaped, at most 64 characters shown.
+/// Characters of a hostile value shown in an error.
+const SHOWN_CHARS: usize = 64;
+
+/// `text` quoted for a log line (see [`xml::shown`]).
 fn shown(text: &str) -> String {
-    const SHOWN: usize = 64;
-    let mut cut: String = text.chars().take(SHOWN).collect();
-    if cut.len() < text.len() {
-        cut.push_str("...");
-    }
-    format!("{cut:?}")
+    xml::shown(text, SHOWN_CHARS)
 }
 
 /// An absolute http URL split for resolving references against it.

@@ -10,8 +10,7 @@ use core::fmt;
 
 use roxmltree::Node;
 
-use super::xml::{parse_bounded, Limits};
-use super::Error;
+use super::xml::{self, parse_bounded, Limits};
 use crate::consts::{
     ELEMENT_SEMANTICS, NS_SERVICE, NS_XENPLUG, SCPD_MAX_ACTIONS, SCPD_MAX_ARGUMENTS,
     SCPD_MAX_BYTES, SCPD_MAX_DEPTH, SCPD_MAX_NAME, SCPD_MAX_NODES, SCPD_MAX_VARIABLES,
@@ -94,7 +93,8 @@ pub fn parse_scpd(
 ) -> Result<ServiceSpec> {
     // A UTF-8 byte order mark is legal XML; editors on some systems write one.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let document = parse_bounded(bytes, SCPD_LIMITS).map_err(xml_error)?;
+    let document =
+        parse_bounded(bytes, SCPD_LIMITS).map_err(|e| ScpdError::new(SCPD_LIMITS.explain(e)))?;
     let root = document.root_element();
     if !is_upnp(root, "scpd") {
         return Err(ScpdError::new(format!(
@@ -116,22 +116,8 @@ pub fn parse_scpd(
     Ok(spec)
 }
 
-fn xml_error(error: Error) -> ScpdError {
-    ScpdError::new(match error {
-        Error::TooLong => format!(
-            "larger than {SCPD_MAX_BYTES} bytes, nested deeper than {SCPD_MAX_DEPTH} \
-             elements or more than {SCPD_MAX_NODES} XML nodes"
-        ),
-        Error::Unsupported => "a document type declaration is not allowed".to_string(),
-        Error::Truncated => "the XML ends before the document does".to_string(),
-        Error::Malformed => "not well-formed XML in UTF-8".to_string(),
-    })
-}
-
 fn is_upnp(node: Node<'_, '_>, local: &str) -> bool {
-    node.is_element()
-        && node.tag_name().namespace() == Some(NS_SERVICE)
-        && node.tag_name().name() == local
+    xml::is_element(node, NS_SERVICE, local)
 }
 
 fn is_xenplug(node: Node<'_, '_>) -> bool {
@@ -166,28 +152,18 @@ fn single_child<'a, 'input>(
     parent: Node<'a, 'input>,
     local: &str,
 ) -> Result<Option<Node<'a, 'input>>> {
-    let mut found = parent.children().filter(|child| is_upnp(*child, local));
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(ScpdError::new(format!("{local} is given more than once")));
-    }
-    Ok(first)
+    xml::single_child(parent, |child| is_upnp(child, local))
+        .map_err(|_| ScpdError::new(format!("{local} is given more than once")))
 }
 
 /// The trimmed text of `node`, which must hold no element.
 fn text_of(node: Node<'_, '_>) -> Result<String> {
-    if node.children().any(|child| child.is_element()) {
-        return Err(ScpdError::new(format!(
+    xml::element_text(node).ok_or_else(|| {
+        ScpdError::new(format!(
             "{} must hold text, not elements",
             node.tag_name().name()
-        )));
-    }
-    let text: String = node
-        .children()
-        .filter(|child| child.is_text())
-        .filter_map(|child| child.text())
-        .collect();
-    Ok(text.trim().to_string())
+        ))
+    })
 }
 
 /// The text of the required, single child `local` of `parent`.
@@ -200,11 +176,7 @@ fn required_text(parent: Node<'_, '_>, local: &str) -> Result<String> {
 /// `text` quoted for a log line: control characters escaped, at most [`SCPD_MAX_NAME`]
 /// characters shown.
 fn shown(text: &str) -> String {
-    let mut cut: String = text.chars().take(SCPD_MAX_NAME).collect();
-    if cut.len() < text.len() {
-        cut.push_str("...");
-    }
-    format!("{cut:?}")
+    xml::shown(text, SCPD_MAX_NAME)
 }
 
 /// Checks an action, argument or variable name: it becomes an environment variable name for

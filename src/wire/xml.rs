@@ -160,6 +160,68 @@ pub struct Limits {
     pub max_nodes: u32,
 }
 
+impl Limits {
+    /// Why [`parse_bounded`] refused a document, in words for a log line.
+    pub fn explain(&self, error: Error) -> String {
+        match error {
+            Error::TooLong => format!(
+                "larger than {} bytes, nested deeper than {} elements or more than {} XML nodes",
+                self.max_bytes, self.max_depth, self.max_nodes
+            ),
+            Error::Unsupported => "a document type declaration is not allowed".to_string(),
+            Error::Truncated => "the XML ends before the document does".to_string(),
+            Error::Malformed => "not well-formed XML in UTF-8".to_string(),
+        }
+    }
+}
+
+/// Whether `node` is the element `local` in `namespace`.
+pub fn is_element(node: roxmltree::Node<'_, '_>, namespace: &str, local: &str) -> bool {
+    node.is_element()
+        && node.tag_name().namespace() == Some(namespace)
+        && node.tag_name().name() == local
+}
+
+/// More than one child matched where one at most is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeated;
+
+/// The one child of `parent` that `matches`, if any; two or more is [`Repeated`].
+pub fn single_child<'a, 'input>(
+    parent: roxmltree::Node<'a, 'input>,
+    matches: impl Fn(roxmltree::Node<'a, 'input>) -> bool,
+) -> core::result::Result<Option<roxmltree::Node<'a, 'input>>, Repeated> {
+    let mut found = parent.children().filter(|child| matches(*child));
+    let first = found.next();
+    match found.next() {
+        Some(_) => Err(Repeated),
+        None => Ok(first),
+    }
+}
+
+/// The trimmed text of an element that holds only text, or `None` when it holds elements.
+pub fn element_text(node: roxmltree::Node<'_, '_>) -> Option<String> {
+    if node.children().any(|child| child.is_element()) {
+        return None;
+    }
+    let text: String = node
+        .children()
+        .filter(|child| child.is_text())
+        .filter_map(|child| child.text())
+        .collect();
+    Some(text.trim().to_string())
+}
+
+/// `text` quoted for a log line: control characters escaped, at most `max_chars` characters
+/// shown, so a hostile document cannot forge log lines.
+pub fn shown(text: &str, max_chars: usize) -> String {
+    let mut cut: String = text.chars().take(max_chars).collect();
+    if cut.len() < text.len() {
+        cut.push_str("...");
+    }
+    format!("{cut:?}")
+}
+
 /// roxmltree options for untrusted input: DTDs refused (so no entity definitions, hence no
 /// billion laughs), and at most `max_nodes` nodes.
 pub fn parse_options<'input>(max_nodes: u32) -> roxmltree::ParsingOptions<'input> {

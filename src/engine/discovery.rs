@@ -68,7 +68,9 @@
 //! - ssdp:update with NEXTBOOTID (UDA 1.1 section 1.2.4): the new BOOTID is recorded without
 //!   a fetch, so the alive messages that follow with it do not look like a reboot. An update
 //!   whose BOOTID is neither the one we know nor the next one means we missed a reboot:
-//!   `Refetch { Rebooted }`. An update refreshes no expiry (it has no max-age).
+//!   `Refetch { Rebooted }`; else a CONFIGID that differs: `Refetch { Reconfigured }`. An
+//!   update refreshes no expiry (it has no max-age) and is ignored for an unknown UDN or one
+//!   it names another LOCATION for.
 //!
 //! The net layer keys its fetches by (network, LOCATION); the UDN in a change is the group's
 //! owner at the time, which may change from an embedded UDN to the root's.

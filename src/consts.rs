@@ -363,3 +363,40 @@ pub const HANDLER_ENV_ARG_PREFIX: &str = "XENPLUG_ARG_";
 /// Name of the stdout line by which a failing handler chooses its UPnP error:
 /// `UPnPError=<code> <description>`.
 pub const HANDLER_ERROR_LINE: &str = "UPnPError";
+
+// ---- Tracker: discovery (the control point side of SSDP) -----------------------------------
+
+/// MX of the tracker's searches unless configured otherwise (clamped to [`SSDP_MX_MIN`]..
+/// [`SSDP_MX_MAX`] like every MX).
+pub const DISCOVERY_DEFAULT_SEARCH_MX: u32 = 2;
+/// Devices (UDNs) tracked per network unless configured otherwise; more are dropped.
+pub const DISCOVERY_DEFAULT_MAX_DEVICES: usize = 1024;
+/// Shortest life granted to a device unless configured otherwise: a max-age below it is
+/// raised to it, so a device announcing max-age=0 does not appear and vanish at every
+/// message. Tests and the demo lower it.
+pub const DISCOVERY_DEFAULT_MIN_MAX_AGE: u32 = 60;
+/// Longest life granted to a device unless configured otherwise: a silent device is
+/// forgotten after this long whatever max-age it claimed.
+pub const DISCOVERY_DEFAULT_MAX_MAX_AGE: u32 = 86400;
+/// Search responses are accepted until MX plus this long after the last send of a search:
+/// responders wait up to MX, the network adds a little.
+pub const DISCOVERY_RESPONSE_GRACE: Duration = Duration::from_secs(2);
+/// Every search is sent this many times (UDP is lossy), the repeat [`SSDP_REPEAT_MIN`] to
+/// [`SSDP_REPEAT_MAX`] after the first.
+pub const DISCOVERY_SEARCH_SENDS: usize = 2;
+/// Search sends waiting per network, at most: the confirmation searches queued after a
+/// byebye are dropped beyond it (an `ssdp:all` search asked by the caller always fits).
+pub const DISCOVERY_MAX_PENDING_SEARCHES: usize = 8;
+/// Length in bytes of a UDN kept, at most (a `uuid:` and 36 characters is 41).
+pub const DISCOVERY_MAX_UDN: usize = 128;
+/// Length in bytes of a LOCATION kept, at most.
+pub const DISCOVERY_MAX_LOCATION: usize = 512;
+/// Length in bytes of a device type kept, at most.
+pub const DISCOVERY_MAX_DEVICE_TYPE: usize = 256;
+/// Scheme every accepted LOCATION starts with (compared case-insensitively).
+pub const LOCATION_SCHEME: &str = "http://";
+/// Port of a LOCATION that names none.
+pub const LOCATION_DEFAULT_PORT: u16 = 80;
+/// Third field of a device type URN (`urn:<domain>:device:<type>:<version>`), as opposed to
+/// `service`.
+pub const URN_KIND_DEVICE: &str = "device";

@@ -3,5 +3,6 @@
 //! `poll_at()` (when to wake) and `dispatch(now, ..)`.
 
 pub mod device;
+pub mod discovery;
 pub mod gena;
 pub mod ssdp;

@@ -1,0 +1,1995 @@
+//! Engine layer: the control point side of SSDP (UDA 1.1 sections 1.2-1.3) for the tracker.
+//! Turns NOTIFYs and search responses heard on several labelled networks into a table of
+//! devices per network and tells the net layer which descriptions to fetch. State only: time
+//! comes in as `now`, searches go out through `dispatch`; no sockets, no clock, no name
+//! resolution, and no allocation per datagram beyond the table updates the datagram causes.
+//!
+//! # What is trusted
+//!
+//! - A datagram counts only when its source is inside the subnet of the network it arrived on
+//!   (`address & netmask`); anything else is logged at debug and dropped, so a tracker is never
+//!   fed from elsewhere.
+//! - LOCATION must be `http://<literal IPv4>[:port][/path]` whose address equals the
+//!   datagram's source (DESIGN security model: fetch a LOCATION only when its host equals the
+//!   datagram's source). No name is ever resolved. A message failing this is dropped whole:
+//!   it neither creates nor refreshes an entry. This stops a datagram from pointing the
+//!   tracker's fetches at a third host; it cannot stop a host of the subnet from claiming
+//!   another device's UDN with its own address (SSDP has no authentication): the claim moves
+//!   the entry (`Refetch { Moved }`) until the real device speaks again.
+//! - Search responses are accepted only while a search of ours on that network is recent:
+//!   from its first send until MX + [`DISCOVERY_RESPONSE_GRACE`] after its last one.
+//!   Unsolicited responses are dropped.
+//! - ssdp:byebye carries no LOCATION, so nothing ties it to an address we checked. It is
+//!   accepted only from the address the device last advertised from (the one its LOCATION
+//!   was checked against) and removes the entry at once (`Gone { ByeBye }`). Forging it needs
+//!   only a spoofed UDP source inside the subnet, weaker than forging an alive (whose
+//!   LOCATION must then also serve a description over TCP). So when a byebye removes the last
+//!   device of a LOCATION, the engine queues a search for that UDN alone (ST `uuid:...`,
+//!   sent twice like every search): a device that is still there answers and comes back as
+//!   `Appeared` within MX seconds; a device that left stays gone. A targeted search makes only
+//!   that device answer, unlike `ssdp:all` on a busy management network. At most
+//!   [`DISCOVERY_MAX_PENDING_SEARCHES`] such sends wait per network.
+//!
+//! # The table
+//!
+//! Each network has a table of devices keyed by UDN, the `uuid:...` part of the USN (before
+//! `::`). Every message about a UDN (its `upnp:rootdevice`, `uuid:`, device type and service
+//! type targets) refreshes the same entry; the entry expires `max-age` seconds after the
+//! latest of them, max-age clamped to `[min_max_age, max_max_age]` (a message without
+//! max-age counts as `min_max_age`). At most `max_devices` entries per network; new UDNs
+//! beyond are dropped, logged once until the table has room again.
+//!
+//! # One fetch per LOCATION
+//!
+//! A root device and its embedded devices share one description, so one LOCATION. Besides
+//! the entries, each table keeps a map LOCATION -> group: the entries currently at that
+//! LOCATION (counted), the BOOTID and CONFIGID last heard for it, and its *owner*, the UDN
+//! every change about that LOCATION is reported under:
+//! - the owner is the UDN that advertised `upnp:rootdevice` (NT or ST) at that LOCATION when
+//!   one has, else the first UDN heard there; a root heard later takes over silently;
+//! - when the owner leaves (gone, expired, moved), a remaining entry takes over, a root
+//!   first, else the smallest UDN; the group ends with its last entry.
+//!
+//! Changes are decided per group, not per UDN, so one event in a device tree gives one
+//! change however many of its UDNs repeat it:
+//! - a UDN heard at a LOCATION with no group: `Appeared` (a new UDN) or `Refetch` (a UDN that
+//!   moved there: `Rebooted` / `Reconfigured` when its BOOTID / CONFIGID also differ from its
+//!   old group's, else `Moved`);
+//! - a UDN heard at an existing group's LOCATION whose BOOTID differs from the group's:
+//!   `Refetch { Rebooted }`; else whose CONFIGID differs: `Refetch { Reconfigured }`; else
+//!   nothing (a new embedded device with the same CONFIGID is already in the description the
+//!   net layer fetched). A missing BOOTID or CONFIGID (UDA 1.0 devices) never counts as a
+//!   difference. Any difference counts, also a smaller value: a spurious fetch costs one GET,
+//!   a missed one leaves the repository stale.
+//! - ssdp:byebye: `Gone { ByeBye }` for that UDN alone (UDA 1.1 section 1.2.3: a leaving tree
+//!   sends one byebye per target; each UDN goes when its own arrives, or expires). A byebye
+//!   whose CONFIGID differs from its remaining group's is an embedded device leaving a tree
+//!   that stays: `Refetch { Reconfigured }` for the group as well.
+//! - ssdp:update with NEXTBOOTID (UDA 1.1 section 1.2.4): the new BOOTID is recorded without
+//!   a fetch, so the alive messages that follow with it do not look like a reboot. An update
+//!   whose BOOTID is neither the one we know nor the next one means we missed a reboot:
+//!   `Refetch { Rebooted }`; else a CONFIGID that differs: `Refetch { Reconfigured }`. An
+//!   update refreshes no expiry (it has no max-age) and is ignored for an unknown UDN or one
+//!   it names another LOCATION for.
+//!
+//! The net layer keys its fetches by (network, LOCATION); the UDN in a change is the group's
+//! owner at the time, which may change from an embedded UDN to the root's.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use crate::consts::{
+    DISCOVERY_MAX_DEVICE_TYPE, DISCOVERY_MAX_LOCATION, DISCOVERY_MAX_PENDING_SEARCHES,
+    DISCOVERY_MAX_UDN, DISCOVERY_RESPONSE_GRACE, DISCOVERY_SEARCH_SENDS, LOCATION_DEFAULT_PORT,
+    LOCATION_SCHEME, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MX_MAX, SSDP_MX_MIN,
+    SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_ST_ALL, SSDP_V4_GROUP,
+    UDN_PREFIX, URN_KIND_DEVICE, URN_PREFIX,
+};
+use crate::wire::ssdp::{self as wire_ssdp, Message, NotifyKind, Search};
+use crate::wire::Cursor;
+
+/// One network the tracker listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    /// The caller's label for it, echoed in every change and every `dispatch`.
+    pub id: u32,
+    /// Kernel interface index.
+    pub interface: u32,
+    /// Our address on it.
+    pub address: Ipv4Addr,
+    /// Its netmask: datagrams from outside `address & netmask` are dropped.
+    pub netmask: Ipv4Addr,
+}
+
+/// How the tracker searches and how much it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// USER-AGENT header of our searches (`OS/version UPnP/1.1 product/version`).
+    pub user_agent: String,
+    /// MX header of our searches, clamped to 1..5 (UDA 1.1 section 1.3.2).
+    pub search_mx: u32,
+    /// Devices (UDNs) kept per network, at most.
+    pub max_devices: usize,
+    /// Shortest life granted to a device, in seconds: a smaller max-age is raised to it.
+    pub min_max_age: u32,
+    /// Longest life granted to a device, in seconds (raised to `min_max_age` if lower).
+    pub max_max_age: u32,
+}
+
+/// Why a known description must be fetched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefetchReason {
+    /// BOOTID.UPNP.ORG changed: the device (re)joined the network.
+    Rebooted,
+    /// CONFIGID.UPNP.ORG changed: its description or an SCPD changed.
+    Reconfigured,
+    /// LOCATION changed.
+    Moved,
+}
+
+/// Why a device left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    /// It said ssdp:byebye.
+    ByeBye,
+    /// Its max-age elapsed without a word from it.
+    Expired,
+}
+
+/// What the net layer has to act on, drained by [`Discovery::take_changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A description not known before: fetch `location`.
+    Appeared {
+        /// Network id.
+        network: u32,
+        /// The owner of the LOCATION: the root's UDN when known, else the first UDN heard.
+        udn: String,
+        /// LOCATION header (its host is `source`).
+        location: String,
+        /// Address the advertisement came from.
+        source: Ipv4Addr,
+        /// BOOTID.UPNP.ORG header.
+        boot_id: Option<u32>,
+        /// CONFIGID.UPNP.ORG header.
+        config_id: Option<u32>,
+    },
+    /// A known description changed or moved: fetch `location` again.
+    Refetch {
+        /// Network id.
+        network: u32,
+        /// The owner of the LOCATION (see [`Change::Appeared`]).
+        udn: String,
+        /// LOCATION header (its host is `source`).
+        location: String,
+        /// Address the advertisement came from.
+        source: Ipv4Addr,
+        /// BOOTID.UPNP.ORG now known.
+        boot_id: Option<u32>,
+        /// CONFIGID.UPNP.ORG now known.
+        config_id: Option<u32>,
+        /// What changed.
+        reason: RefetchReason,
+    },
+    /// One device (UDN) left the table.
+    Gone {
+        /// Network id.
+        network: u32,
+        /// Its UDN.
+        udn: String,
+        /// Why.
+        reason: GoneReason,
+    },
+}
+
+/// One device (root or embedded) as last heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// UDN, `uuid:...`.
+    pub udn: String,
+    /// LOCATION of its root description.
+    pub location: String,
+    /// Address it advertises from (equal to LOCATION's host).
+    pub source: Ipv4Addr,
+    /// BOOTID.UPNP.ORG last heard from it (or announced by ssdp:update).
+    pub boot_id: Option<u32>,
+    /// CONFIGID.UPNP.ORG last heard from it.
+    pub config_id: Option<u32>,
+    /// When it is forgotten unless heard again.
+    pub expires: Instant,
+    /// Its own device type, from an NT / ST `urn:<domain>:device:<type>:<v>` under its UDN.
+    pub device_type: Option<String>,
+    /// Whether it advertised `upnp:rootdevice`.
+    pub root: bool,
+    /// Device type of the root of its tree (its own when it is the root), when the root and
+    /// its type have been heard at its LOCATION. A hint: the description is authoritative.
+    pub root_device_type: Option<String>,
+}
+
+/// The tracker's discovery engine: one device table per network, searches to send, changes
+/// for the net layer.
+pub struct Discovery {
+    config: Config,
+    /// MX header value of our searches.
+    mx: String,
+    /// How long responses are accepted after a search is sent.
+    window: Duration,
+    rng: fastrand::Rng,
+    tables: Vec<Table>,
+    changes: Vec<Change>,
+}
+
+/// The state of one network.
+struct Table {
+    network: Network,
+    /// UDN -> device.
+    devices: HashMap<String, Seen>,
+    /// LOCATION -> the devices described there (see the module documentation).
+    groups: HashMap<String, Group>,
+    /// Search sends waiting for their time.
+    searches: Vec<PendingSearch>,
+    /// Search responses are accepted until then.
+    responses_until: Option<Instant>,
+    /// Whether "table full" was logged since the table last had room.
+    full_logged: bool,
+}
+
+/// The devices sharing one LOCATION: one description, one fetch.
+#[derive(Debug)]
+struct Group {
+    /// UDN changes are reported under.
+    owner: String,
+    /// Whether `owner` advertised `upnp:rootdevice`.
+    owner_is_root: bool,
+    /// Entries at this LOCATION.
+    members: usize,
+    /// BOOTID last heard at this LOCATION.
+    boot_id: Option<u32>,
+    /// CONFIGID last heard at this LOCATION.
+    config_id: Option<u32>,
+    /// Device type of the root, when known.
+    root_device_type: Option<String>,
+}
+
+/// One send of a search.
+#[derive(Debug)]
+struct PendingSearch {
+    due: Instant,
+    /// ST: `None` for `ssdp:all`, else one UDN.
+    target: Option<String>,
+}
+
+/// What an alive NOTIFY and a search response both say about one target of a device,
+/// checked (UDN well formed, LOCATION's host equal to the source).
+struct Heard<'a> {
+    udn: &'a str,
+    /// NT of the NOTIFY, ST of the response.
+    target: &'a str,
+    location: &'a str,
+    source: Ipv4Addr,
+    max_age: Option<u32>,
+    boot_id: Option<u32>,
+    config_id: Option<u32>,
+}
+
+impl Discovery {
+    /// An engine for `networks` (a repeated id is ignored after its first network); `seed`
+    /// drives the delay between the two sends of a search.
+    pub fn new(config: Config, networks: Vec<Network>, seed: u64) -> Self {
+        let search_mx = config.search_mx.clamp(SSDP_MX_MIN, SSDP_MX_MAX);
+        let config = Config {
+            search_mx,
+            max_max_age: config.max_max_age.max(config.min_max_age),
+            ..config
+        };
+        let tables = networks
+            .into_iter()
+            .map(|network| Table {
+                network,
+                devices: HashMap::new(),
+                groups: HashMap::new(),
+                searches: Vec::new(),
+                responses_until: None,
+                full_logged: false,
+            })
+            .collect();
+        Discovery {
+            mx: search_mx.to_string(),
+            window: Duration::from_secs(u64::from(search_mx)) + DISCOVERY_RESPONSE_GRACE,
+            config,
+            rng: fastrand::Rng::with_seed(seed),
+            tables,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Queues an M-SEARCH for `ssdp:all` on `network`, multicast with MX = `search_mx`, sent
+    /// now and again 100-200 ms later (UDP is lossy). Does nothing when one is already
+    /// waiting on that network.
+    pub fn search(&mut self, now: Instant, network: u32) {
+        let repeat = repeat_delay(&mut self.rng);
+        let Some(table) = self.table_mut(network) else {
+            log::debug!("discovery: search on unknown network {network} ignored");
+            return;
+        };
+        table.queue_search(now, repeat, None);
+    }
+
+    /// Takes one datagram heard on `network`: NOTIFY (alive, byebye, update) and search
+    /// responses update the table; M-SEARCHes from others are ignored. Anything malformed,
+    /// from outside the network's subnet, with a LOCATION not on the source's address, or an
+    /// unsolicited response is logged at debug and dropped.
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        network: u32,
+        source: SocketAddrV4,
+        datagram: &[u8],
+    ) {
+        let Discovery {
+            config,
+            rng,
+            tables,
+            changes,
+            ..
+        } = self;
+        let Some(table) = tables.iter_mut().find(|table| table.network.id == network) else {
+            log::debug!("discovery: datagram from {source} on unknown network {network} dropped");
+            return;
+        };
+        if !in_subnet(&table.network, *source.ip()) {
+            log::debug!(
+                "discovery: datagram from {source} outside network {network}'s subnet dropped"
+            );
+            return;
+        }
+        let message = match wire_ssdp::parse(datagram) {
+            Ok(message) => message,
+            Err(error) => {
+                log::debug!(
+                    "discovery: datagram from {source} on network {network} dropped: {error}"
+                );
+                return;
+            }
+        };
+        match message {
+            Message::Search(_) => {
+                log::trace!("discovery: ignoring a search from {source} on network {network}")
+            }
+            Message::Response(response) => {
+                if table.responses_until.is_none_or(|until| now > until) {
+                    log::debug!(
+                        "discovery: unsolicited search response from {source} on network {network} dropped"
+                    );
+                    return;
+                }
+                let Some(udn) = udn_of(response.usn, source, network) else {
+                    return;
+                };
+                if !location_is_source(response.location, source, network) {
+                    return;
+                }
+                let heard = Heard {
+                    udn,
+                    target: response.st,
+                    location: response.location,
+                    source: *source.ip(),
+                    max_age: response.max_age,
+                    boot_id: response.boot_id,
+                    config_id: response.config_id,
+                };
+                table.alive(now, config, &heard, changes);
+            }
+            Message::Notify(notify) => {
+                let Some(udn) = udn_of(notify.usn, source, network) else {
+                    return;
+                };
+                match (notify.nts, notify.location) {
+                    (NotifyKind::ByeBye, _) => {
+                        let repeat = repeat_delay(rng);
+                        table.byebye(
+                            now,
+                            repeat,
+                            udn,
+                            *source.ip(),
+                            notify.config_id,
+                            config,
+                            changes,
+                        );
+                    }
+                    (NotifyKind::Alive, Some(location)) => {
+                        if !location_is_source(location, source, network) {
+                            return;
+                        }
+                        let heard = Heard {
+                            udn,
+                            target: notify.nt,
+                            location,
+                            source: *source.ip(),
+                            max_age: notify.max_age,
+                            boot_id: notify.boot_id,
+                            config_id: notify.config_id,
+                        };
+                        table.alive(now, config, &heard, changes);
+                    }
+                    (NotifyKind::Update, Some(location)) => {
+                        if !location_is_source(location, source, network) {
+                            return;
+                        }
+                        table.update(udn, location, &notify, changes);
+                    }
+                    // The wire parser refuses alive and update without LOCATION already.
+                    (_, None) => {
+                        log::debug!(
+                            "discovery: {} without LOCATION from {source} dropped",
+                            notify.nts.as_str()
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// When `dispatch` has a search to send or `expire` a device to forget, if ever.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.tables
+            .iter()
+            .flat_map(|table| {
+                let searches = table.searches.iter().map(|search| search.due);
+                searches.chain(table.devices.values().map(|seen| seen.expires))
+            })
+            .min()
+    }
+
+    /// Renders into a stack buffer and hands to `emit` (network id, destination, bytes) every
+    /// search send due at `now`, oldest first. Each send opens (or extends) that network's
+    /// response window to MX + [`DISCOVERY_RESPONSE_GRACE`] from `now`.
+    pub fn dispatch(&mut self, now: Instant, mut emit: impl FnMut(u32, SocketAddrV4, &[u8])) {
+        let mut buffer = [0u8; SSDP_EMIT_BUFFER];
+        let destination = SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT);
+        for table in &mut self.tables {
+            // Stable: sends due at the same instant leave in the order they were queued.
+            table.searches.sort_by_key(|search| search.due);
+            let due = table.searches.partition_point(|search| search.due <= now);
+            if due == 0 {
+                continue;
+            }
+            for search in table.searches.drain(..due) {
+                let message = Search {
+                    host: SSDP_HOST,
+                    man: SSDP_MAN_DISCOVER,
+                    mx: Some(&self.mx),
+                    st: search.target.as_deref().unwrap_or(SSDP_ST_ALL),
+                    user_agent: Some(&self.config.user_agent),
+                };
+                let mut cursor = Cursor::new(&mut buffer);
+                match message.emit(&mut cursor) {
+                    Ok(()) => emit(table.network.id, destination, cursor.written()),
+                    Err(error) => log::warn!(
+                        "discovery: cannot render a search on network {}: {error}",
+                        table.network.id
+                    ),
+                }
+            }
+            let until = later(now, self.window);
+            table.responses_until = Some(table.responses_until.map_or(until, |u| u.max(until)));
+        }
+    }
+
+    /// Forgets every device whose max-age has elapsed at `now`: `Gone { Expired }` for each.
+    pub fn expire(&mut self, now: Instant) {
+        for table in &mut self.tables {
+            let mut expired: Vec<String> = table
+                .devices
+                .values()
+                .filter(|seen| seen.expires <= now)
+                .map(|seen| seen.udn.clone())
+                .collect();
+            // Deterministic order of the changes.
+            expired.sort();
+            for udn in expired {
+                table.remove(
+                    &udn,
+                    GoneReason::Expired,
+                    self.config.max_devices,
+                    &mut self.changes,
+                );
+            }
+        }
+    }
+
+    /// The changes since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The devices known on `network` (none for an unknown network), in no particular order.
+    pub fn devices(&self, network: u32) -> impl Iterator<Item = &Seen> + '_ {
+        self.tables
+            .iter()
+            .filter(move |table| table.network.id == network)
+            .take(1)
+            .flat_map(|table| table.devices.values())
+    }
+
+    /// One device known on `network`.
+    pub fn device(&self, network: u32, udn: &str) -> Option<&Seen> {
+        self.table(network)?.devices.get(udn)
+    }
+
+    fn table(&self, network: u32) -> Option<&Table> {
+        self.tables.iter().find(|table| table.network.id == network)
+    }
+
+    fn table_mut(&mut self, network: u32) -> Option<&mut Table> {
+        self.tables
+            .iter_mut()
+            .find(|table| table.network.id == network)
+    }
+}
+
+impl Table {
+    /// An alive NOTIFY or a search response: refresh or create the entry, then decide the
+    /// change for its LOCATION (see the module documentation).
+    fn alive(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        heard: &Heard<'_>,
+        changes: &mut Vec<Change>,
+    ) {
+        let network = self.network.id;
+        let life = heard
+            .max_age
+            .unwrap_or(config.min_max_age)
+            .clamp(config.min_max_age, config.max_max_age);
+        let expires = later(now, Duration::from_secs(u64::from(life)));
+        let is_root = heard.target.eq_ignore_ascii_case(SSDP_NT_ROOT_DEVICE);
+        let device_type = device_type_of(heard.target);
+
+        let is_new = !self.devices.contains_key(heard.udn);
+        if is_new {
+            if self.devices.len() >= config.max_devices {
+                if !self.full_logged {
+                    log::warn!(
+                        "discovery: network {network} holds {} devices already; {} from {} and further new ones dropped",
+                        self.devices.len(),
+                        heard.udn,
+                        heard.source
+                    );
+                    self.full_logged = true;
+                }
+                return;
+            }
+            let seen = Seen {
+                udn: heard.udn.to_owned(),
+                location: heard.location.to_owned(),
+                source: heard.source,
+                boot_id: None,
+                config_id: None,
+                expires,
+                device_type: None,
+                root: false,
+                root_device_type: None,
+            };
+            self.devices.insert(heard.udn.to_owned(), seen);
+        }
+        let Some(seen) = self.devices.get_mut(heard.udn) else {
+            return;
+        };
+        let moved_from = (!is_new && seen.location != heard.location)
+            .then(|| std::mem::replace(&mut seen.location, heard.location.to_owned()));
+        seen.source = heard.source;
+        seen.expires = expires;
+        seen.boot_id = heard.boot_id.or(seen.boot_id);
+        seen.config_id = heard.config_id.or(seen.config_id);
+        seen.root |= is_root;
+        if let Some(device_type) = device_type {
+            if seen.device_type.as_deref() != Some(device_type) {
+                seen.device_type = Some(device_type.to_owned());
+            }
+        }
+        let root = seen.root;
+
+        let reason = match self.groups.get_mut(heard.location) {
+            Some(group) => {
+                if is_new || moved_from.is_some() {
+                    group.members += 1;
+                }
+                let reason = difference(group, heard.boot_id, heard.config_id);
+                group.boot_id = heard.boot_id.or(group.boot_id);
+                group.config_id = heard.config_id.or(group.config_id);
+                reason
+            }
+            None => {
+                // A LOCATION not known before: fetch it, as news or as a move.
+                let reason = match &moved_from {
+                    None => {
+                        push_appeared(changes, network, heard);
+                        None
+                    }
+                    Some(old_location) => Some(
+                        self.groups
+                            .get(old_location.as_str())
+                            .and_then(|old| difference(old, heard.boot_id, heard.config_id))
+                            .unwrap_or(RefetchReason::Moved),
+                    ),
+                };
+                let group = Group {
+                    owner: heard.udn.to_owned(),
+                    owner_is_root: root,
+                    members: 1,
+                    boot_id: heard.boot_id,
+                    config_id: heard.config_id,
+                    root_device_type: None,
+                };
+                self.groups.insert(heard.location.to_owned(), group);
+                reason
+            }
+        };
+        if let Some(old_location) = moved_from {
+            self.leave(&old_location);
+        }
+        self.settle(heard.location, heard.udn);
+        if let Some(reason) = reason {
+            self.refetch(heard.location, heard.source, reason, changes);
+        }
+    }
+
+    /// An ssdp:byebye accepted from the address the device advertised from.
+    #[allow(clippy::too_many_arguments)]
+    fn byebye(
+        &mut self,
+        now: Instant,
+        repeat: Duration,
+        udn: &str,
+        source: Ipv4Addr,
+        config_id: Option<u32>,
+        config: &Config,
+        changes: &mut Vec<Change>,
+    ) {
+        let network = self.network.id;
+        let Some(seen) = self.devices.get(udn) else {
+            log::trace!("discovery: byebye for unknown {udn} from {source} on network {network}");
+            return;
+        };
+        if seen.source != source {
+            log::debug!(
+                "discovery: byebye for {udn} from {source} on network {network} dropped: it advertises from {}",
+                seen.source
+            );
+            return;
+        }
+        let location = seen.location.clone();
+        self.remove(udn, GoneReason::ByeBye, config.max_devices, changes);
+        match self.groups.get_mut(&location) {
+            Some(group) => {
+                // An embedded device leaving a tree that stays: its description changed.
+                if difference(group, None, config_id).is_some() {
+                    group.config_id = config_id;
+                    self.refetch(&location, source, RefetchReason::Reconfigured, changes);
+                }
+            }
+            None => {
+                // The last device of that LOCATION: ask whether it is really gone.
+                if !self.queue_search(now, repeat, Some(udn)) {
+                    log::debug!("discovery: no confirmation search for {udn} on network {network}");
+                }
+            }
+        }
+    }
+
+    /// An ssdp:update (UDA 1.1 section 1.2.4) whose LOCATION was checked.
+    fn update(
+        &mut self,
+        udn: &str,
+        location: &str,
+        notify: &wire_ssdp::Notify<'_>,
+        changes: &mut Vec<Change>,
+    ) {
+        let network = self.network.id;
+        let Some(seen) = self.devices.get_mut(udn) else {
+            log::trace!("discovery: update for unknown {udn} on network {network} ignored");
+            return;
+        };
+        if seen.location != location {
+            log::debug!(
+                "discovery: update for {udn} on network {network} names another LOCATION; dropped"
+            );
+            return;
+        }
+        let Some(next) = notify.next_boot_id else {
+            log::debug!(
+                "discovery: update for {udn} on network {network} without NEXTBOOTID dropped"
+            );
+            return;
+        };
+        seen.boot_id = Some(next);
+        seen.config_id = notify.config_id.or(seen.config_id);
+        let source = seen.source;
+        let Some(group) = self.groups.get_mut(location) else {
+            return;
+        };
+        // Known as the current or already as the next BOOTID: the announced transition.
+        let expected = group
+            .boot_id
+            .is_none_or(|known| known == next || notify.boot_id.is_none_or(|now| now == known));
+        let reason = if !expected {
+            Some(RefetchReason::Rebooted)
+        } else {
+            difference(group, None, notify.config_id)
+        };
+        group.boot_id = Some(next);
+        group.config_id = notify.config_id.or(group.config_id);
+        if let Some(reason) = reason {
+            self.refetch(location, source, reason, changes);
+        }
+    }
+
+    /// Removes one entry: `Gone`, and its group loses a member.
+    fn remove(
+        &mut self,
+        udn: &str,
+        reason: GoneReason,
+        max_devices: usize,
+        changes: &mut Vec<Change>,
+    ) {
+        let Some(seen) = self.devices.remove(udn) else {
+            return;
+        };
+        self.leave(&seen.location);
+        if self.devices.len() < max_devices {
+            self.full_logged = false;
+        }
+        changes.push(Change::Gone {
+            network: self.network.id,
+            udn: seen.udn,
+            reason,
+        });
+    }
+
+    /// One entry no longer at `location` (already removed or moved away): the group loses a
+    /// member, ends with its last one, and gets a new owner when its owner left.
+    fn leave(&mut self, location: &str) {
+        let Some(group) = self.groups.get_mut(location) else {
+            return;
+        };
+        group.members = group.members.saturating_sub(1);
+        let owner_left = self
+            .devices
+            .get(group.owner.as_str())
+            .is_none_or(|seen| seen.location != location);
+        let heir = if owner_left {
+            self.devices
+                .values()
+                .filter(|seen| seen.location == location)
+                // A root first, then the smallest UDN: the same heir whatever the map order.
+                .min_by(|a, b| b.root.cmp(&a.root).then_with(|| a.udn.cmp(&b.udn)))
+        } else {
+            None
+        };
+        if group.members == 0 || (owner_left && heir.is_none()) {
+            self.groups.remove(location);
+            return;
+        }
+        if let Some(heir) = heir {
+            group.owner = heir.udn.clone();
+            group.owner_is_root = heir.root;
+        }
+    }
+
+    /// After `udn` was heard at `location`: a root takes the group over, and the root's device
+    /// type reaches every entry of the group.
+    fn settle(&mut self, location: &str, udn: &str) {
+        let Table {
+            devices, groups, ..
+        } = self;
+        let (Some(seen), Some(group)) = (devices.get_mut(udn), groups.get_mut(location)) else {
+            return;
+        };
+        if seen.root && !group.owner_is_root {
+            group.owner = udn.to_owned();
+            group.owner_is_root = true;
+        }
+        let root_type_known =
+            group.owner_is_root && group.owner == udn && seen.device_type.is_some();
+        if root_type_known && group.root_device_type != seen.device_type {
+            group.root_device_type = seen.device_type.clone();
+            for member in devices.values_mut() {
+                if member.location == location {
+                    member.root_device_type = group.root_device_type.clone();
+                }
+            }
+        } else if seen.root_device_type != group.root_device_type {
+            seen.root_device_type = group.root_device_type.clone();
+        }
+    }
+
+    /// Reports that the description at `location` must be fetched again.
+    fn refetch(
+        &self,
+        location: &str,
+        source: Ipv4Addr,
+        reason: RefetchReason,
+        changes: &mut Vec<Change>,
+    ) {
+        let Some(group) = self.groups.get(location) else {
+            return;
+        };
+        changes.push(Change::Refetch {
+            network: self.network.id,
+            udn: group.owner.clone(),
+            location: location.to_owned(),
+            source,
+            boot_id: group.boot_id,
+            config_id: group.config_id,
+            reason,
+        });
+    }
+
+    /// Queues the sends of one search (`None`: `ssdp:all`); false when it was not queued. An
+    /// `ssdp:all` already waiting makes any new search redundant; a UDN search is queued only
+    /// while fewer than [`DISCOVERY_MAX_PENDING_SEARCHES`] sends wait.
+    fn queue_search(&mut self, now: Instant, repeat: Duration, target: Option<&str>) -> bool {
+        if self.searches.iter().any(|search| search.target.is_none()) {
+            return false;
+        }
+        if let Some(udn) = target {
+            let waiting = self
+                .searches
+                .iter()
+                .any(|s| s.target.as_deref() == Some(udn));
+            if waiting
+                || self.searches.len() + DISCOVERY_SEARCH_SENDS > DISCOVERY_MAX_PENDING_SEARCHES
+            {
+                return false;
+            }
+        }
+        let mut due = now;
+        for _ in 0..DISCOVERY_SEARCH_SENDS {
+            self.searches.push(PendingSearch {
+                due,
+                target: target.map(str::to_owned),
+            });
+            due = later(due, repeat);
+        }
+        true
+    }
+}
+
+fn push_appeared(changes: &mut Vec<Change>, network: u32, heard: &Heard<'_>) {
+    changes.push(Change::Appeared {
+        network,
+        udn: heard.udn.to_owned(),
+        location: heard.location.to_owned(),
+        source: heard.source,
+        boot_id: heard.boot_id,
+        config_id: heard.config_id,
+    });
+}
+
+/// What a message's BOOTID and CONFIGID say about a group: a BOOTID change first, a missing
+/// value never counts.
+fn difference(
+    group: &Group,
+    boot_id: Option<u32>,
+    config_id: Option<u32>,
+) -> Option<RefetchReason> {
+    let differs = |known: Option<u32>, heard: Option<u32>| matches!((known, heard), (Some(known), Some(heard)) if known != heard);
+    if differs(group.boot_id, boot_id) {
+        Some(RefetchReason::Rebooted)
+    } else if differs(group.config_id, config_id) {
+        Some(RefetchReason::Reconfigured)
+    } else {
+        None
+    }
+}
+
+/// The UDN of a USN (`uuid:X` or `uuid:X::target`), when it is one we keep: `uuid:` prefix
+/// (any case), printable ASCII without spaces, at most [`DISCOVERY_MAX_UDN`] bytes.
+fn udn_of(usn: &str, source: SocketAddrV4, network: u32) -> Option<&str> {
+    let udn = usn.split_once("::").map_or(usn, |(udn, _)| udn);
+    let well_formed = udn.len() > UDN_PREFIX.len()
+        && udn.len() <= DISCOVERY_MAX_UDN
+        && udn
+            .get(..UDN_PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(UDN_PREFIX))
+        && udn.bytes().all(|byte| byte.is_ascii_graphic());
+    if !well_formed {
+        log::debug!(
+            "discovery: USN {usn:?} from {source} on network {network} names no UDN; dropped"
+        );
+        return None;
+    }
+    Some(udn)
+}
+
+/// Whether LOCATION's host is the datagram's source address; logs and says false otherwise.
+fn location_is_source(location: &str, source: SocketAddrV4, network: u32) -> bool {
+    match location_address(location) {
+        Some(address) if address.ip() == source.ip() => true,
+        Some(address) => {
+            log::debug!(
+                "discovery: LOCATION {location:?} from {source} on network {network} names another host ({}); dropped",
+                address.ip()
+            );
+            false
+        }
+        None => {
+            log::debug!(
+                "discovery: LOCATION {location:?} from {source} on network {network} is not http://<IPv4>[:port]/...; dropped"
+            );
+            false
+        }
+    }
+}
+
+/// Host and port of LOCATION when it is `http://<literal IPv4>[:port][/path]`: scheme in any
+/// case, no user info, a port of 1-65535 (80 when absent), printable ASCII without spaces, at
+/// most [`DISCOVERY_MAX_LOCATION`] bytes. Names are never resolved: a host name is refused.
+fn location_address(location: &str) -> Option<SocketAddrV4> {
+    if location.len() > DISCOVERY_MAX_LOCATION || !location.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let scheme = location.get(..LOCATION_SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(LOCATION_SCHEME) {
+        return None;
+    }
+    let rest = location.get(LOCATION_SCHEME.len()..)?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest.get(..end)?;
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => {
+            let port = u16::try_from(wire_ssdp::number(port).ok()?).ok()?;
+            (host, port)
+        }
+        None => (authority, LOCATION_DEFAULT_PORT),
+    };
+    // Std's parser takes exactly four decimal octets and refuses leading zeros, so no
+    // octal or shortened forms slip through (`010.1`, `10.1`, `0x0a.0.0.1`); `@` cannot parse.
+    let address: Ipv4Addr = host.parse().ok()?;
+    (port != 0).then_some(SocketAddrV4::new(address, port))
+}
+
+/// `urn:<domain>:device:<type>:<version>` when `target` is a device type.
+fn device_type_of(target: &str) -> Option<&str> {
+    let mut fields = target.split(':');
+    let is_device = fields.next() == URN_PREFIX.strip_suffix(':')
+        && fields.next().is_some_and(|domain| !domain.is_empty())
+        && fields.next() == Some(URN_KIND_DEVICE)
+        && fields.next().is_some_and(|kind| !kind.is_empty());
+    (is_device && target.len() <= DISCOVERY_MAX_DEVICE_TYPE).then_some(target)
+}
+
+fn in_subnet(network: &Network, source: Ipv4Addr) -> bool {
+    let mask = u32::from(network.netmask);
+    u32::from(network.address) & mask == u32::from(source) & mask
+}
+
+/// Delay between the two sends of a search: [`SSDP_REPEAT_MIN`] to [`SSDP_REPEAT_MAX`].
+fn repeat_delay(rng: &mut fastrand::Rng) -> Duration {
+    let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
+    let high = u64::try_from(SSDP_REPEAT_MAX.as_millis()).unwrap_or(low);
+    Duration::from_millis(if low < high { rng.u64(low..high) } else { low })
+}
+
+/// `now + delay`; `Instant` addition panics on overflow, so this falls back to `now` (for an
+/// expiry: forgotten at once rather than never).
+fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consts::{URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL};
+    use crate::wire::ssdp::{Notify, Response};
+
+    const MGMT: u32 = 0;
+    const TENANT: u32 = 7;
+    const ROOT: &str = "uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b";
+    const DOMAINS: [&str; 3] = [
+        "uuid:1d2c3b4a-5f6e-5a7b-8c9d-0e1f2a3b4c5d",
+        "uuid:2e3d4c5b-6a7f-5b8c-9dae-1f2a3b4c5d6e",
+        "uuid:3f4e5d6c-7b8a-5c9d-aebf-2a3b4c5d6e7f",
+    ];
+    const HOST_A: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 20);
+    const LOCATION_A: &str = "http://192.168.10.20:49152/description.xml";
+    const USER_AGENT: &str = "Linux/6.1 UPnP/1.1 xenplug/0.1.0";
+
+    /// An alive NOTIFY exactly as our device engine writes it (`wire::ssdp` emits_exact_alive).
+    static ROOT_ALIVE: &[u8] = b"NOTIFY * HTTP/1.1\r\n\
+HOST: 239.255.255.250:1900\r\n\
+CACHE-CONTROL: max-age=1800\r\n\
+LOCATION: http://192.168.10.20:49152/description.xml\r\n\
+NT: upnp:rootdevice\r\n\
+NTS: ssdp:alive\r\n\
+SERVER: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
+USN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevice\r\n\
+BOOTID.UPNP.ORG: 7\r\n\
+CONFIGID.UPNP.ORG: 1\r\n\
+\r\n";
+
+    /// A search response as GUPnP (Rygel) writes it: mixed-case names, `Ext:` empty, the
+    /// description named after the UDN, Content-Length.
+    static GUPNP_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Location: http://192.168.10.30:41253/b2a4c9e0-1f3d-4c5e-8a7b-6d9e0f1a2b3c.xml\r\n\
+Ext:\r\n\
+USN: uuid:b2a4c9e0-1f3d-4c5e-8a7b-6d9e0f1a2b3c::upnp:rootdevice\r\n\
+Server: Linux/6.8.0 UPnP/1.0 GUPnP/1.6.6\r\n\
+Cache-Control: max-age=1800\r\n\
+ST: upnp:rootdevice\r\n\
+Date: Tue, 24 Nov 2026 10:00:00 GMT\r\n\
+BOOTID.UPNP.ORG: 1\r\n\
+CONFIGID.UPNP.ORG: 2\r\n\
+Content-Length: 0\r\n\
+\r\n";
+    const GUPNP_UDN: &str = "uuid:b2a4c9e0-1f3d-4c5e-8a7b-6d9e0f1a2b3c";
+    const GUPNP_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 30);
+
+    fn networks() -> Vec<Network> {
+        vec![
+            Network {
+                id: MGMT,
+                interface: 2,
+                address: Ipv4Addr::new(192, 168, 10, 2),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+            },
+            Network {
+                id: TENANT,
+                interface: 5,
+                address: Ipv4Addr::new(10, 20, 0, 1),
+                netmask: Ipv4Addr::new(255, 255, 0, 0),
+            },
+        ]
+    }
+
+    fn config(max_devices: usize) -> Config {
+        Config {
+            user_agent: USER_AGENT.to_owned(),
+            search_mx: 2,
+            max_devices,
+            min_max_age: 60,
+            max_max_age: 3600,
+        }
+    }
+
+    fn discovery() -> Discovery {
+        Discovery::new(config(16), networks(), 0x5eed)
+    }
+
+    fn from(host: Ipv4Addr) -> SocketAddrV4 {
+        SocketAddrV4::new(host, 1900)
+    }
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    /// What one message of a device says, rendered by the `wire::ssdp` emitters.
+    #[derive(Clone, Copy)]
+    struct Says<'a> {
+        udn: &'a str,
+        /// NT / ST; `None` for the `uuid:X` target itself.
+        target: Option<&'a str>,
+        location: &'a str,
+        max_age: u32,
+        boot_id: Option<u32>,
+        config_id: Option<u32>,
+    }
+
+    fn says<'a>(udn: &'a str, target: Option<&'a str>) -> Says<'a> {
+        Says {
+            udn,
+            target,
+            location: LOCATION_A,
+            max_age: 1800,
+            boot_id: Some(7),
+            config_id: Some(1),
+        }
+    }
+
+    fn render(emit: impl FnOnce(&mut Cursor) -> crate::wire::Result<()>) -> Vec<u8> {
+        let mut buffer = [0u8; SSDP_EMIT_BUFFER];
+        let mut cursor = Cursor::new(&mut buffer);
+        emit(&mut cursor).unwrap();
+        cursor.written().to_vec()
+    }
+
+    impl Says<'_> {
+        fn nt_usn(&self) -> (String, String) {
+            match self.target {
+                Some(target) => (target.to_owned(), format!("{}::{target}", self.udn)),
+                None => (self.udn.to_owned(), self.udn.to_owned()),
+            }
+        }
+
+        fn notify(&self, nts: NotifyKind, next_boot_id: Option<u32>) -> Vec<u8> {
+            let (nt, usn) = self.nt_usn();
+            let notify = Notify {
+                host: SSDP_HOST,
+                nt: &nt,
+                nts,
+                usn: &usn,
+                location: (nts != NotifyKind::ByeBye).then_some(self.location),
+                max_age: Some(self.max_age),
+                server: Some(USER_AGENT),
+                boot_id: self.boot_id,
+                config_id: self.config_id,
+                next_boot_id,
+                search_port: None,
+            };
+            render(|cursor| notify.emit(cursor))
+        }
+
+        fn alive(&self) -> Vec<u8> {
+            self.notify(NotifyKind::Alive, None)
+        }
+
+        fn byebye(&self) -> Vec<u8> {
+            self.notify(NotifyKind::ByeBye, None)
+        }
+
+        fn response(&self) -> Vec<u8> {
+            let (st, usn) = self.nt_usn();
+            let response = Response {
+                st: &st,
+                usn: &usn,
+                location: self.location,
+                max_age: Some(self.max_age),
+                server: Some(USER_AGENT),
+                boot_id: self.boot_id,
+                config_id: self.config_id,
+                search_port: None,
+                date: None,
+                ext: true,
+            };
+            render(|cursor| response.emit(cursor))
+        }
+    }
+
+    /// The full alive set of a hypervisor with `domains` embedded Domain devices, root first
+    /// (UDA 1.1 section 1.2.2 order).
+    fn tree(domains: &[&'static str], boot_id: u32, config_id: u32) -> Vec<Vec<u8>> {
+        let with = |udn: &'static str, target| Says {
+            boot_id: Some(boot_id),
+            config_id: Some(config_id),
+            ..says(udn, target)
+        };
+        let mut messages = vec![
+            with(ROOT, Some(SSDP_NT_ROOT_DEVICE)).alive(),
+            with(ROOT, None).alive(),
+            with(ROOT, Some(URN_DEVICE_HYPERVISOR)).alive(),
+        ];
+        for udn in domains {
+            messages.push(with(udn, None).alive());
+            messages.push(with(udn, Some(URN_DEVICE_DOMAIN)).alive());
+            messages.push(with(udn, Some(URN_SERVICE_DOMAIN_CONTROL)).alive());
+        }
+        messages
+    }
+
+    fn feed(discovery: &mut Discovery, now: Instant, host: Ipv4Addr, messages: &[Vec<u8>]) {
+        for message in messages {
+            discovery.on_datagram(now, MGMT, from(host), message);
+        }
+    }
+
+    /// Group bookkeeping agrees with the entries: every entry's LOCATION has a group counting
+    /// exactly its entries, whose owner is one of them; the bound holds.
+    fn check_invariants(discovery: &Discovery) {
+        for table in &discovery.tables {
+            assert!(table.devices.len() <= discovery.config.max_devices);
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for (udn, seen) in &table.devices {
+                assert_eq!(udn, &seen.udn);
+                *counts.entry(seen.location.as_str()).or_default() += 1;
+            }
+            assert_eq!(counts.len(), table.groups.len());
+            for (location, group) in &table.groups {
+                assert_eq!(
+                    counts.get(location.as_str()),
+                    Some(&group.members),
+                    "{location}"
+                );
+                let owner = &table.devices[&group.owner];
+                assert_eq!(&owner.location, location);
+                assert_eq!(group.owner_is_root, owner.root);
+            }
+        }
+    }
+
+    fn appeared(udn: &str, location: &str, source: Ipv4Addr, boot: u32, config: u32) -> Change {
+        Change::Appeared {
+            network: MGMT,
+            udn: udn.to_owned(),
+            location: location.to_owned(),
+            source,
+            boot_id: Some(boot),
+            config_id: Some(config),
+        }
+    }
+
+    fn refetch(udn: &str, location: &str, boot: u32, config: u32, reason: RefetchReason) -> Change {
+        let source = location_address(location).map(|a| *a.ip()).unwrap();
+        Change::Refetch {
+            network: MGMT,
+            udn: udn.to_owned(),
+            location: location.to_owned(),
+            source,
+            boot_id: Some(boot),
+            config_id: Some(config),
+            reason,
+        }
+    }
+
+    fn gone(udn: &str, reason: GoneReason) -> Change {
+        Change::Gone {
+            network: MGMT,
+            udn: udn.to_owned(),
+            reason,
+        }
+    }
+
+    /// Every datagram `dispatch` sends at `now`.
+    fn sent(discovery: &mut Discovery, now: Instant) -> Vec<(u32, SocketAddrV4, Vec<u8>)> {
+        let mut sent = Vec::new();
+        discovery.dispatch(now, |network, destination, bytes| {
+            sent.push((network, destination, bytes.to_vec()))
+        });
+        sent
+    }
+
+    /// Opens the response window of MGMT at `now`.
+    fn searched(discovery: &mut Discovery, now: Instant) {
+        discovery.search(now, MGMT);
+        assert_eq!(sent(discovery, now).len(), 1);
+    }
+
+    #[test]
+    fn our_own_notify_makes_a_device_appear() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        discovery.on_datagram(now, MGMT, from(HOST_A), ROOT_ALIVE);
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(ROOT, LOCATION_A, HOST_A, 7, 1)]
+        );
+        assert!(discovery.take_changes().is_empty());
+        let seen = discovery.device(MGMT, ROOT).unwrap();
+        assert_eq!(seen.location, LOCATION_A);
+        assert_eq!(seen.source, HOST_A);
+        assert_eq!((seen.boot_id, seen.config_id), (Some(7), Some(1)));
+        assert_eq!(seen.expires, now + secs(1800));
+        assert!(seen.root);
+        assert_eq!(seen.device_type, None);
+        // Filed under the network it came from only.
+        assert_eq!(discovery.devices(MGMT).count(), 1);
+        assert_eq!(discovery.devices(TENANT).count(), 0);
+        assert_eq!(discovery.devices(99).count(), 0);
+        assert_eq!(discovery.poll_at(), Some(now + secs(1800)));
+
+        // Its device type arrives: known as the tree's root type.
+        let typed = says(ROOT, Some(URN_DEVICE_HYPERVISOR)).alive();
+        discovery.on_datagram(now, MGMT, from(HOST_A), &typed);
+        assert!(discovery.take_changes().is_empty());
+        let seen = discovery.device(MGMT, ROOT).unwrap();
+        assert_eq!(seen.device_type.as_deref(), Some(URN_DEVICE_HYPERVISOR));
+        assert_eq!(
+            seen.root_device_type.as_deref(),
+            Some(URN_DEVICE_HYPERVISOR)
+        );
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn gupnp_response_is_taken_after_our_search() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        searched(&mut discovery, now);
+        discovery.on_datagram(now + secs(1), MGMT, from(GUPNP_HOST), GUPNP_RESPONSE);
+        let location = "http://192.168.10.30:41253/b2a4c9e0-1f3d-4c5e-8a7b-6d9e0f1a2b3c.xml";
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(GUPNP_UDN, location, GUPNP_HOST, 1, 2)]
+        );
+        let seen = discovery.device(MGMT, GUPNP_UDN).unwrap();
+        assert!(seen.root);
+        assert_eq!(seen.expires, now + secs(1) + secs(1800));
+    }
+
+    #[test]
+    fn every_message_of_a_udn_refreshes_one_entry_with_the_latest_clamped_max_age() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        let targets = [
+            Some(SSDP_NT_ROOT_DEVICE),
+            None,
+            Some(URN_DEVICE_HYPERVISOR),
+            Some("urn:xenplug-org:service:Hypervisor:1"),
+        ];
+        for (at, target) in targets.into_iter().enumerate() {
+            let message = says(ROOT, target).alive();
+            discovery.on_datagram(now + secs(at as u64), MGMT, from(HOST_A), &message);
+        }
+        assert_eq!(discovery.take_changes().len(), 1);
+        assert_eq!(discovery.devices(MGMT).count(), 1);
+        assert_eq!(
+            discovery.device(MGMT, ROOT).unwrap().expires,
+            now + secs(3) + secs(1800)
+        );
+        // The latest message counts, also when shorter; clamped into [60, 3600].
+        for (max_age, life) in [(600, 600), (5, 60), (0, 60), (99_999, 3600)] {
+            let message = Says {
+                max_age,
+                ..says(ROOT, None)
+            }
+            .alive();
+            discovery.on_datagram(now + secs(10), MGMT, from(HOST_A), &message);
+            let expires = discovery.device(MGMT, ROOT).unwrap().expires;
+            assert_eq!(expires, now + secs(10) + secs(life), "max-age {max_age}");
+        }
+        // Without CACHE-CONTROL: the shortest life.
+        let bare = b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\
+LOCATION: http://192.168.10.20:49152/description.xml\r\nNT: upnp:rootdevice\r\n\
+NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevice\r\n\r\n";
+        discovery.on_datagram(now + secs(20), MGMT, from(HOST_A), bare);
+        assert_eq!(
+            discovery.device(MGMT, ROOT).unwrap().expires,
+            now + secs(20) + secs(60)
+        );
+        assert!(discovery.take_changes().is_empty());
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn devices_expire_after_their_max_age() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..1], 7, 1));
+        discovery.take_changes();
+        let expires = now + secs(1800);
+        assert_eq!(discovery.poll_at(), Some(expires));
+        discovery.expire(expires - Duration::from_millis(1));
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.devices(MGMT).count(), 2);
+        discovery.expire(expires);
+        let mut wanted = vec![
+            gone(ROOT, GoneReason::Expired),
+            gone(DOMAINS[0], GoneReason::Expired),
+        ];
+        wanted.sort_by_key(|change| format!("{change:?}"));
+        assert_eq!(discovery.take_changes(), wanted);
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+        assert_eq!(discovery.poll_at(), None);
+        check_invariants(&discovery);
+        // Heard again later: a new appearance.
+        feed(&mut discovery, expires, HOST_A, &tree(&[], 7, 1));
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(ROOT, LOCATION_A, HOST_A, 7, 1)]
+        );
+    }
+
+    #[test]
+    fn bootid_configid_and_location_changes_ask_for_a_refetch() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..2], 7, 1));
+        assert_eq!(discovery.take_changes().len(), 1);
+
+        // Nothing different: a refresh only.
+        feed(
+            &mut discovery,
+            now + secs(5),
+            HOST_A,
+            &tree(&DOMAINS[..2], 7, 1),
+        );
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(
+            discovery.device(MGMT, DOMAINS[1]).unwrap().expires,
+            now + secs(5) + secs(1800)
+        );
+
+        // A reboot: every message carries the new BOOTID, one refetch for the tree.
+        feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..2], 8, 1));
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, LOCATION_A, 8, 1, RefetchReason::Rebooted)]
+        );
+        assert_eq!(discovery.device(MGMT, DOMAINS[1]).unwrap().boot_id, Some(8));
+
+        // A new configuration, first heard from an embedded device: named by the root.
+        let mut reconfigured = tree(&DOMAINS[..2], 8, 2);
+        reconfigured.reverse();
+        feed(&mut discovery, now, HOST_A, &reconfigured);
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, LOCATION_A, 8, 2, RefetchReason::Reconfigured)]
+        );
+
+        // Both at once: the reboot is what is reported.
+        feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..2], 9, 3));
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, LOCATION_A, 9, 3, RefetchReason::Rebooted)]
+        );
+
+        // A message without the numbers (UDA 1.0 style) is no change.
+        let plain = Says {
+            boot_id: None,
+            config_id: None,
+            ..says(ROOT, None)
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &plain.alive());
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.device(MGMT, ROOT).unwrap().boot_id, Some(9));
+
+        // A new port: the root moves first (one refetch), the domains follow silently.
+        let moved = "http://192.168.10.20:49200/description.xml";
+        for (udn, target) in [
+            (ROOT, Some(SSDP_NT_ROOT_DEVICE)),
+            (DOMAINS[0], None),
+            (DOMAINS[1], None),
+        ] {
+            let message = Says {
+                location: moved,
+                boot_id: Some(9),
+                config_id: Some(3),
+                ..says(udn, target)
+            };
+            discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+            check_invariants(&discovery);
+        }
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, moved, 9, 3, RefetchReason::Moved)]
+        );
+        assert!(discovery.devices(MGMT).all(|seen| seen.location == moved));
+        assert_eq!(discovery.tables[0].groups.len(), 1);
+    }
+
+    #[test]
+    fn a_move_with_a_reboot_reports_the_reboot() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        feed(&mut discovery, now, HOST_A, &tree(&[], 7, 1));
+        discovery.take_changes();
+        let elsewhere = "http://192.168.10.21:80/d.xml";
+        let message = Says {
+            location: elsewhere,
+            boot_id: Some(8),
+            ..says(ROOT, Some(SSDP_NT_ROOT_DEVICE))
+        };
+        let host = Ipv4Addr::new(192, 168, 10, 21);
+        discovery.on_datagram(now, MGMT, from(host), &message.alive());
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, elsewhere, 8, 1, RefetchReason::Rebooted)]
+        );
+        assert_eq!(discovery.device(MGMT, ROOT).unwrap().source, host);
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn embedded_devices_share_one_fetch_under_the_root() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        // Heard out of order: an embedded device first.
+        let mut messages = tree(&DOMAINS[..2], 7, 1);
+        messages.rotate_left(3);
+        feed(&mut discovery, now, HOST_A, &messages);
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(DOMAINS[0], LOCATION_A, HOST_A, 7, 1)]
+        );
+        assert_eq!(discovery.devices(MGMT).count(), 3);
+        for seen in discovery.devices(MGMT) {
+            assert_eq!(seen.location, LOCATION_A);
+            assert_eq!(
+                seen.root_device_type.as_deref(),
+                Some(URN_DEVICE_HYPERVISOR)
+            );
+            assert_eq!(seen.root, seen.udn == ROOT);
+        }
+        assert_eq!(
+            discovery
+                .device(MGMT, DOMAINS[1])
+                .unwrap()
+                .device_type
+                .as_deref(),
+            Some(URN_DEVICE_DOMAIN)
+        );
+        check_invariants(&discovery);
+        // The root took the LOCATION over: later changes name it.
+        let group = &discovery.tables[0].groups[LOCATION_A];
+        assert_eq!((group.owner.as_str(), group.members), (ROOT, 3));
+
+        // DESIGN: a VM appearing sends ssdp:alive for its embedded device alone, with the
+        // new CONFIGID. One refetch of the root's description.
+        let new_domain = Says {
+            config_id: Some(2),
+            ..says(DOMAINS[2], None)
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &new_domain.alive());
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, LOCATION_A, 7, 2, RefetchReason::Reconfigured)]
+        );
+        let domain = discovery.device(MGMT, DOMAINS[2]).unwrap();
+        assert_eq!(
+            domain.root_device_type.as_deref(),
+            Some(URN_DEVICE_HYPERVISOR)
+        );
+        // An embedded device heard late with the known CONFIGID: no fetch.
+        let mut other = discovery_with_root_first();
+        let late = says(DOMAINS[2], Some(URN_DEVICE_DOMAIN));
+        other.on_datagram(now, MGMT, from(HOST_A), &late.alive());
+        assert!(other.take_changes().is_empty());
+        check_invariants(&discovery);
+        check_invariants(&other);
+    }
+
+    fn discovery_with_root_first() -> Discovery {
+        let mut discovery = discovery();
+        feed(
+            &mut discovery,
+            Instant::now(),
+            HOST_A,
+            &tree(&DOMAINS[..2], 7, 1),
+        );
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(ROOT, LOCATION_A, HOST_A, 7, 1)]
+        );
+        discovery
+    }
+
+    #[test]
+    fn byebye_removes_at_once_and_confirms_with_a_search() {
+        let mut discovery = discovery_with_root_first();
+        let now = Instant::now();
+        // An embedded device leaves with the tree's new CONFIGID: gone, and a refetch.
+        let leaving = Says {
+            config_id: Some(2),
+            ..says(DOMAINS[1], Some(URN_DEVICE_DOMAIN))
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &leaving.byebye());
+        assert_eq!(
+            discovery.take_changes(),
+            vec![
+                gone(DOMAINS[1], GoneReason::ByeBye),
+                refetch(ROOT, LOCATION_A, 7, 2, RefetchReason::Reconfigured),
+            ]
+        );
+        // Its other byebyes find nothing left.
+        discovery.on_datagram(now, MGMT, from(HOST_A), &leaving.byebye());
+        assert!(discovery.take_changes().is_empty());
+        assert!(sent(&mut discovery, now).is_empty());
+        check_invariants(&discovery);
+
+        // A byebye from another address of the subnet is not believed.
+        let forger = Ipv4Addr::new(192, 168, 10, 66);
+        discovery.on_datagram(now, MGMT, from(forger), &says(ROOT, None).byebye());
+        assert!(discovery.take_changes().is_empty());
+        assert!(discovery.device(MGMT, ROOT).is_some());
+
+        // The whole tree leaves (with the CONFIGID it has now): root first, then the last
+        // domain; one confirmation search, for the last UDN of the LOCATION.
+        let root_leaving = Says {
+            config_id: Some(2),
+            ..says(ROOT, None)
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &root_leaving.byebye());
+        assert_eq!(
+            discovery.take_changes(),
+            vec![gone(ROOT, GoneReason::ByeBye)]
+        );
+        let group = &discovery.tables[0].groups[LOCATION_A];
+        assert_eq!(
+            (group.owner.as_str(), group.owner_is_root),
+            (DOMAINS[0], false)
+        );
+        check_invariants(&discovery);
+        assert!(sent(&mut discovery, now).is_empty());
+        let last_leaving = Says {
+            config_id: Some(2),
+            ..says(DOMAINS[0], None)
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &last_leaving.byebye());
+        assert_eq!(
+            discovery.take_changes(),
+            vec![gone(DOMAINS[0], GoneReason::ByeBye)]
+        );
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+        check_invariants(&discovery);
+        let first = sent(&mut discovery, now);
+        assert_eq!(first.len(), 1);
+        let Ok(Message::Search(search)) = wire_ssdp::parse(&first[0].2) else {
+            panic!("not a search");
+        };
+        assert_eq!(search.st, DOMAINS[0]);
+        assert_eq!(search.mx, Some("2"));
+        let repeat = discovery.poll_at().unwrap();
+        assert_eq!(sent(&mut discovery, repeat)[0].2, first[0].2);
+
+        // The device was still there: it answers and appears again.
+        let answer = says(DOMAINS[0], None).response();
+        discovery.on_datagram(repeat + secs(1), MGMT, from(HOST_A), &answer);
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(DOMAINS[0], LOCATION_A, HOST_A, 7, 1)]
+        );
+    }
+
+    #[test]
+    fn confirmation_searches_are_bounded() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        // Many single-device trees, each on its own host, each saying byebye.
+        let hosts: Vec<Ipv4Addr> = (1..=20)
+            .map(|h| Ipv4Addr::new(192, 168, 10, 100 + h))
+            .collect();
+        let udns: Vec<String> = (0..20)
+            .map(|n| format!("uuid:00000000-0000-0000-0000-{n:012}"))
+            .collect();
+        for (host, udn) in hosts.iter().zip(&udns) {
+            let location = format!("http://{host}/d.xml");
+            let message = Says {
+                location: &location,
+                ..says(udn, Some(SSDP_NT_ROOT_DEVICE))
+            };
+            discovery.on_datagram(now, MGMT, from(*host), &message.alive());
+            discovery.on_datagram(now, MGMT, from(*host), &message.byebye());
+        }
+        assert_eq!(
+            discovery.tables[0].searches.len(),
+            DISCOVERY_MAX_PENDING_SEARCHES
+        );
+        // The caller's ssdp:all still fits; it makes waiting UDN searches redundant, not void.
+        discovery.search(now, MGMT);
+        assert_eq!(
+            discovery.tables[0].searches.len(),
+            DISCOVERY_MAX_PENDING_SEARCHES + DISCOVERY_SEARCH_SENDS
+        );
+        let all = sent(&mut discovery, now + SSDP_REPEAT_MAX);
+        assert_eq!(
+            all.len(),
+            DISCOVERY_MAX_PENDING_SEARCHES + DISCOVERY_SEARCH_SENDS
+        );
+    }
+
+    #[test]
+    fn update_records_the_next_bootid_without_a_refetch() {
+        let mut discovery = discovery_with_root_first();
+        let now = Instant::now();
+        let update = says(ROOT, Some(SSDP_NT_ROOT_DEVICE)).notify(NotifyKind::Update, Some(8));
+        discovery.on_datagram(now, MGMT, from(HOST_A), &update);
+        // The same update for another UDN of the tree (BOOTID still 7): no refetch either.
+        let update = says(DOMAINS[0], None).notify(NotifyKind::Update, Some(8));
+        discovery.on_datagram(now, MGMT, from(HOST_A), &update);
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.device(MGMT, ROOT).unwrap().boot_id, Some(8));
+        assert_eq!(discovery.device(MGMT, DOMAINS[0]).unwrap().boot_id, Some(8));
+        // No expiry refresh from an update.
+        assert!(discovery.device(MGMT, ROOT).unwrap().expires <= now + secs(1800));
+        // The alive messages that follow carry BOOTID 8: no reboot seen.
+        feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..2], 8, 1));
+        assert!(discovery.take_changes().is_empty());
+
+        // An update from BOOTID 20 to 21 when we know 8: we missed a reboot.
+        let missed = Says {
+            boot_id: Some(20),
+            ..says(ROOT, None)
+        }
+        .notify(NotifyKind::Update, Some(21));
+        discovery.on_datagram(now, MGMT, from(HOST_A), &missed);
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, LOCATION_A, 21, 1, RefetchReason::Rebooted)]
+        );
+        // An update for an unknown UDN, or naming another LOCATION, changes nothing.
+        let stranger = says(DOMAINS[2], None).notify(NotifyKind::Update, Some(99));
+        discovery.on_datagram(now, MGMT, from(HOST_A), &stranger);
+        let elsewhere = Says {
+            location: "http://192.168.10.20:1/x.xml",
+            ..says(ROOT, None)
+        }
+        .notify(NotifyKind::Update, Some(99));
+        discovery.on_datagram(now, MGMT, from(HOST_A), &elsewhere);
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.device(MGMT, ROOT).unwrap().boot_id, Some(21));
+        assert!(discovery.device(MGMT, DOMAINS[2]).is_none());
+    }
+
+    #[test]
+    fn location_must_name_the_source_address() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        for location in [
+            // Another host of the subnet, or elsewhere (the fetch would go there).
+            "http://192.168.10.21:49152/description.xml",
+            "http://127.0.0.1:80/description.xml",
+            "http://8.8.8.8/x",
+            // Names are never resolved.
+            "http://hypervisor.local:49152/description.xml",
+            "http://localhost/description.xml",
+            // Other schemes, forms that hide the host, odd numbers.
+            "https://192.168.10.20:49152/description.xml",
+            "ftp://192.168.10.20/description.xml",
+            "192.168.10.20:49152/description.xml",
+            "http://evil@192.168.10.20/description.xml",
+            "http://192.168.10.20@evil/description.xml",
+            "http://192.168.010.020/description.xml",
+            "http://3232238100/description.xml",
+            "http://192.168.10.20:0/description.xml",
+            "http://192.168.10.20:65536/description.xml",
+            "http://192.168.10.20:/description.xml",
+            "http://192.168.10.20:+80/description.xml",
+            "http://[::ffff:192.168.10.20]/description.xml",
+            "http://192.168.10.20/des cription.xml",
+            "http://",
+        ] {
+            let message = Says {
+                location,
+                ..says(ROOT, Some(SSDP_NT_ROOT_DEVICE))
+            };
+            discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+            assert_eq!(discovery.devices(MGMT).count(), 0, "{location}");
+        }
+        let mut long = String::from("http://192.168.10.20/");
+        long.push_str(&"a".repeat(DISCOVERY_MAX_LOCATION));
+        assert_eq!(location_address(&long), None);
+        assert!(discovery.take_changes().is_empty());
+
+        for (location, address) in [
+            (
+                "http://192.168.10.20:49152/description.xml",
+                "192.168.10.20:49152",
+            ),
+            ("HTTP://192.168.10.20/description.xml", "192.168.10.20:80"),
+            ("http://192.168.10.20", "192.168.10.20:80"),
+            ("http://192.168.10.20:8080?x=1", "192.168.10.20:8080"),
+        ] {
+            assert_eq!(
+                location_address(location),
+                address.parse().ok(),
+                "{location}"
+            );
+        }
+        // A good LOCATION on the right address is taken.
+        let message = Says {
+            location: "HTTP://192.168.10.20/description.xml",
+            ..says(ROOT, None)
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+        assert_eq!(discovery.devices(MGMT).count(), 1);
+    }
+
+    #[test]
+    fn foreign_subnets_and_unknown_networks_are_dropped() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        let foreign = Ipv4Addr::new(192, 168, 11, 20);
+        let message = Says {
+            location: "http://192.168.11.20:49152/description.xml",
+            ..says(ROOT, Some(SSDP_NT_ROOT_DEVICE))
+        };
+        discovery.on_datagram(now, MGMT, from(foreign), &message.alive());
+        // The management network's device heard on the tenant network's socket.
+        discovery.on_datagram(now, TENANT, from(HOST_A), ROOT_ALIVE);
+        discovery.on_datagram(now, 99, from(HOST_A), ROOT_ALIVE);
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+        assert_eq!(discovery.devices(TENANT).count(), 0);
+
+        // The tenant network takes its own devices.
+        let vm = Ipv4Addr::new(10, 20, 3, 4);
+        let message = Says {
+            location: "http://10.20.3.4:49152/description.xml",
+            ..says(DOMAINS[0], Some(SSDP_NT_ROOT_DEVICE))
+        };
+        discovery.on_datagram(now, TENANT, from(vm), &message.alive());
+        let changes = discovery.take_changes();
+        assert!(matches!(
+            changes.as_slice(),
+            [Change::Appeared { network: TENANT, source, .. }] if *source == vm
+        ));
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+    }
+
+    #[test]
+    fn devices_per_network_are_bounded() {
+        let mut discovery = Discovery::new(config(3), networks(), 1);
+        let now = Instant::now();
+        let udns: Vec<String> = (0..5)
+            .map(|n| format!("uuid:00000000-0000-0000-0000-{n:012}"))
+            .collect();
+        for udn in &udns {
+            let message = says(udn, Some(SSDP_NT_ROOT_DEVICE));
+            discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+        }
+        assert_eq!(discovery.devices(MGMT).count(), 3);
+        // Three UDNs at one LOCATION: one appearance, the first.
+        assert_eq!(
+            discovery.take_changes(),
+            vec![appeared(&udns[0], LOCATION_A, HOST_A, 7, 1)]
+        );
+        assert!(discovery.tables[0].full_logged);
+        assert!(discovery.device(MGMT, &udns[3]).is_none());
+        // Known ones are still refreshed.
+        let again = says(&udns[2], None);
+        discovery.on_datagram(now + secs(9), MGMT, from(HOST_A), &again.alive());
+        assert_eq!(
+            discovery.device(MGMT, &udns[2]).unwrap().expires,
+            now + secs(9) + secs(1800)
+        );
+        // One leaves: room for a new one.
+        discovery.on_datagram(now, MGMT, from(HOST_A), &says(&udns[1], None).byebye());
+        assert!(!discovery.tables[0].full_logged);
+        let message = says(&udns[4], None);
+        discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+        assert!(discovery.device(MGMT, &udns[4]).is_some());
+        assert_eq!(discovery.devices(MGMT).count(), 3);
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn responses_are_taken_only_within_the_search_window() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        discovery.on_datagram(now, MGMT, from(GUPNP_HOST), GUPNP_RESPONSE);
+        // Queued but not sent yet: still unsolicited.
+        discovery.search(now, MGMT);
+        discovery.on_datagram(now, MGMT, from(GUPNP_HOST), GUPNP_RESPONSE);
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+        // A search on another network opens only that network's window.
+        discovery.search(now, TENANT);
+        sent(&mut discovery, now);
+        let repeat = discovery.poll_at().unwrap();
+        sent(&mut discovery, repeat);
+        // Open until MX (2 s) + grace after the last send.
+        let closes = repeat + secs(2) + DISCOVERY_RESPONSE_GRACE;
+        discovery.on_datagram(closes, MGMT, from(GUPNP_HOST), GUPNP_RESPONSE);
+        assert_eq!(discovery.devices(MGMT).count(), 1);
+        assert_eq!(discovery.take_changes().len(), 1);
+        let late = says(ROOT, None).response();
+        discovery.on_datagram(closes + Duration::from_millis(1), MGMT, from(HOST_A), &late);
+        assert_eq!(discovery.devices(MGMT).count(), 1);
+        assert!(discovery.take_changes().is_empty());
+    }
+
+    #[test]
+    fn a_search_is_sent_twice_with_the_right_bytes() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        assert_eq!(discovery.poll_at(), None);
+        discovery.search(now, MGMT);
+        // Asked again while waiting: still one search.
+        discovery.search(now, MGMT);
+        discovery.search(now, 99);
+        assert_eq!(discovery.poll_at(), Some(now));
+        let first = sent(&mut discovery, now);
+        assert_eq!(first.len(), 1);
+        let (network, destination, bytes) = &first[0];
+        assert_eq!(*network, MGMT);
+        assert_eq!(*destination, SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT));
+        assert_eq!(
+            bytes.as_slice(),
+            b"M-SEARCH * HTTP/1.1\r\n\
+HOST: 239.255.255.250:1900\r\n\
+MAN: \"ssdp:discover\"\r\n\
+MX: 2\r\n\
+ST: ssdp:all\r\n\
+USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
+\r\n"
+                .as_slice()
+        );
+        let Ok(Message::Search(search)) = wire_ssdp::parse(bytes) else {
+            panic!("not a search");
+        };
+        assert_eq!(search.host, SSDP_HOST);
+        assert_eq!(search.man, SSDP_MAN_DISCOVER);
+        assert_eq!(search.mx, Some("2"));
+        assert_eq!(search.st, SSDP_ST_ALL);
+        assert_eq!(search.user_agent, Some(USER_AGENT));
+
+        let repeat = discovery.poll_at().unwrap();
+        assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
+        assert!(sent(&mut discovery, repeat - Duration::from_millis(1)).is_empty());
+        let second = sent(&mut discovery, repeat);
+        assert_eq!(second, first);
+        assert_eq!(discovery.poll_at(), None);
+        assert!(sent(&mut discovery, repeat + secs(60)).is_empty());
+    }
+
+    #[test]
+    fn search_mx_is_clamped() {
+        let mut discovery = Discovery::new(
+            Config {
+                search_mx: 30,
+                ..config(4)
+            },
+            networks(),
+            2,
+        );
+        let now = Instant::now();
+        discovery.search(now, TENANT);
+        let first = sent(&mut discovery, now);
+        assert_eq!(first[0].0, TENANT);
+        let Ok(Message::Search(search)) = wire_ssdp::parse(&first[0].2) else {
+            panic!("not a search");
+        };
+        assert_eq!(search.mx, Some("5"));
+    }
+
+    #[test]
+    fn searches_from_others_are_ignored() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        let search = b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\
+MAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n";
+        discovery.on_datagram(now, MGMT, from(HOST_A), search);
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.poll_at(), None);
+        // Nor does it open the response window.
+        discovery.on_datagram(now, MGMT, from(GUPNP_HOST), GUPNP_RESPONSE);
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+    }
+
+    #[test]
+    fn bad_usns_are_dropped() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        let long = format!("uuid:{}", "a".repeat(DISCOVERY_MAX_UDN));
+        for udn in ["uuid:", "urn:x", "0b7a1c52", "uuid:a b", long.as_str()] {
+            let message = says(udn, Some(SSDP_NT_ROOT_DEVICE));
+            discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+        }
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+        assert_eq!(
+            udn_of("UUID:x::upnp:rootdevice", from(HOST_A), 0),
+            Some("UUID:x")
+        );
+        assert_eq!(device_type_of(URN_DEVICE_DOMAIN), Some(URN_DEVICE_DOMAIN));
+        assert_eq!(device_type_of(URN_SERVICE_DOMAIN_CONTROL), None);
+        assert_eq!(device_type_of("urn::device:X:1"), None);
+        assert_eq!(device_type_of(SSDP_NT_ROOT_DEVICE), None);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut discovery = Discovery::new(config(8), networks(), 3);
+        let now = Instant::now();
+        searched(&mut discovery, now);
+        let mut fixtures: Vec<Vec<u8>> = vec![ROOT_ALIVE.to_vec(), GUPNP_RESPONSE.to_vec()];
+        fixtures.extend(tree(&DOMAINS, 7, 1));
+        fixtures.push(says(ROOT, None).byebye());
+        fixtures.push(says(ROOT, None).notify(NotifyKind::Update, Some(8)));
+        fixtures.push(says(DOMAINS[0], None).response());
+        let mut rng = fastrand::Rng::with_seed(0xd15c);
+        let sources = [HOST_A, GUPNP_HOST, Ipv4Addr::new(192, 168, 11, 1)];
+        for fixture in &fixtures {
+            for end in 0..=fixture.len() {
+                discovery.on_datagram(now, MGMT, from(HOST_A), &fixture[..end]);
+            }
+            for at in 0..fixture.len() {
+                let mut bytes = fixture.clone();
+                bytes[at] = rng.u8(..);
+                let source = sources[rng.usize(0..sources.len())];
+                discovery.on_datagram(now, MGMT, from(source), &bytes);
+                check_invariants(&discovery);
+            }
+        }
+        for _ in 0..3000 {
+            let len = rng.usize(0..400);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            discovery.on_datagram(now, MGMT, from(HOST_A), &bytes);
+        }
+        check_invariants(&discovery);
+        discovery.expire(now + secs(7200));
+        assert_eq!(discovery.devices(MGMT).count(), 0);
+        check_invariants(&discovery);
+    }
+}

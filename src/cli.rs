@@ -19,7 +19,7 @@ pub struct HypervisorArgs {
     /// hypervisor backend: sim
     #[argh(option, default = "String::from(\"sim\")")]
     pub backend: String,
-    /// directory of the sim backend's domain files (<name>.domain)
+    /// directory of the sim backend's domain files (NAME.domain files)
     #[argh(option)]
     pub sim_dir: Option<PathBuf>,
     /// directory keeping BOOTID, CONFIGID and a generated host UUID

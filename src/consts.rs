@@ -400,3 +400,37 @@ pub const LOCATION_DEFAULT_PORT: u16 = 80;
 /// Third field of a device type URN (`urn:<domain>:device:<type>:<version>`), as opposed to
 /// `service`.
 pub const URN_KIND_DEVICE: &str = "device";
+// ---- Tracker repositories (flat files) -----------------------------------------------------
+
+/// First line of every repository record (hardware, virtual, tenant slice): names the format
+/// and its version.
+pub const REPO_FORMAT_LINE: &str = "# xenplug-repo 1";
+/// What [`REPO_FORMAT_LINE`] starts with whatever the version: a record whose first line
+/// starts so but names another version was written by another xenplug and is not touched.
+pub const REPO_FORMAT_PREFIX: &str = "# xenplug-repo ";
+/// First line of the event journal.
+pub const JOURNAL_FORMAT_LINE: &str = "# xenplug-journal 1";
+/// What [`JOURNAL_FORMAT_LINE`] starts with whatever the version.
+pub const JOURNAL_FORMAT_PREFIX: &str = "# xenplug-journal ";
+/// Folder of the hardware configuration repository: one record per hypervisor host UUID.
+pub const REPO_HARDWARE_DIR: &str = "hardware";
+/// Folder of the virtual infrastructure repository: one record per VM UUID.
+pub const REPO_VIRTUAL_DIR: &str = "virtual";
+/// Folder of the tenant slices: `tenants/<tenant>/<vm-uuid>`.
+pub const REPO_TENANTS_DIR: &str = "tenants";
+/// The event journal's file name.
+pub const REPO_JOURNAL_FILE: &str = "events.log";
+/// File the repository owner holds an exclusive lock on, so two trackers never share one.
+pub const REPO_LOCK_FILE: &str = ".lock";
+/// Put between a record's name and the time when a record that does not parse is moved
+/// aside: `<name>.corrupt-<unix seconds>`.
+pub const REPO_CORRUPT_INFIX: &str = ".corrupt-";
+/// Size of one record file, at most: larger ones are refused when written and moved aside
+/// when read.
+pub const REPO_MAX_RECORD: usize = 256 * 1024;
+/// Length of one journal line, newline included, at most.
+pub const REPO_MAX_JOURNAL_LINE: usize = 64 * 1024;
+/// Most recent events kept in memory; older ones are read back from the journal.
+pub const REPO_EVENTS_IN_MEMORY: usize = 1024;
+/// Length of a tenant name, fact name or event detail key, at most.
+pub const REPO_MAX_NAME: usize = 64;

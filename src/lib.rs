@@ -19,6 +19,7 @@ pub mod files;
 pub mod logging;
 pub mod model;
 pub mod net;
+pub mod repo;
 pub mod role;
 pub mod state;
 pub mod vm;

@@ -38,8 +38,7 @@ impl From<&Callback<'_>> for CallbackUrl {
 }
 
 impl CallbackUrl {
-    /// A borrowed view for [`crate::wire::gena::write_notify_head`] (`url` is left empty: it
-    /// only serves logs).
+    /// A borrowed view in the wire layer's form (`url` is left empty: it only serves logs).
     pub fn as_callback(&self) -> Callback<'_> {
         Callback {
             address: self.address,

@@ -1,0 +1,2092 @@
+//! The tracker's repositories: flat files and the event journal. Blocking file I/O only: no
+//! sockets, no clock (time comes in as unix seconds), no threads.
+//!
+//! # Layout
+//!
+//! ```text
+//! <root>/hardware/<host-uuid>          one HardwareRecord per hypervisor
+//! <root>/virtual/<vm-uuid>             one VirtualRecord per VM
+//! <root>/tenants/<tenant>/<vm-uuid>    tenant_view() of each VM filed under that tenant
+//! <root>/events.log                    the journal
+//! <root>/.lock                         flock()ed by the one process that owns the repository
+//! ```
+//!
+//! File names are canonical (lower-case, hyphenated) UUIDs and tenant names matching
+//! `[A-Za-z0-9_-]{1,64}` ([`is_valid_name`]), so no name can leave its folder.
+//!
+//! # Records
+//!
+//! First line [`REPO_FORMAT_LINE`], then `key=value` lines whose values are escaped with
+//! [`escape_value`] (no whitespace or control character survives it; `=` stays, since a line is
+//! split at its first `=` and keys never hold one). Lists use numbered keys counted from 0 with
+//! no gap: `address.0=`, `address.1=`; `service.0.type=`, `service.0.action.0.name=`,
+//! `service.0.action.0.semantics=idempotent,confirm` (tokens of [`Semantic`], comma-separated,
+//! key left out when there are none). Host facts are `fact.<name>=` in the order given. An
+//! absent optional field is an absent key. Unknown plain keys are ignored (a later version may
+//! add some); an unknown key inside a numbered family, a gap, or a malformed index is an error.
+//! Every record is written with [`write_atomic`].
+//!
+//! Hardware example:
+//!
+//! ```text
+//! # xenplug-repo 1
+//! host_uuid=4c4c4544-0042-3510-8052-b4c04f4e4b31
+//! name=dom0\x20rack\x203
+//! network=mgmt
+//! state=online
+//! boot_id=7
+//! first_seen=1700000000
+//! last_seen=1700000600
+//! address.0=10.0.0.5
+//! fact.cpus=16
+//! ```
+//!
+//! # Journal
+//!
+//! First line [`JOURNAL_FORMAT_LINE`], then one line per event:
+//!
+//! ```text
+//! seq=<n> time=<unix> kind=<wire name> subject=<escaped> [network=<escaped>] [<key>=<escaped>]...
+//! ```
+//!
+//! Tokens are separated by one space (escaped values hold none); the first four keys are fixed
+//! and in this order; detail keys follow [`is_valid_name`], are distinct and are none of
+//! `seq`, `time`, `kind`, `subject`, `network`. Sequence numbers start at 1 and grow by one
+//! with no gap. A batch is appended with one `write` and one `fsync`; a crash can leave a
+//! prefix of the last batch, whose last line may be torn (no newline): [`Repository::open`]
+//! cuts a torn line away, since it was never acknowledged. Lines before it are whole.
+//!
+//! # Crash consistency
+//!
+//! Each record is old or new, never torn. Between records (a VM's virtual record and its
+//! tenant slice) a crash can leave one updated and not the other: [`Repository::open`]
+//! rewrites every tenant slice from the virtual records and removes stale ones, and removes
+//! the temporary files [`write_atomic`] left. Records and the journal are not one transaction:
+//! a caller that writes records and then appends their events can lose those events in a
+//! crash, and must compare what it finds on start with what it sees.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::consts::{
+    JOURNAL_FORMAT_LINE, JOURNAL_FORMAT_PREFIX, REPO_CORRUPT_INFIX, REPO_EVENTS_IN_MEMORY,
+    REPO_FORMAT_LINE, REPO_FORMAT_PREFIX, REPO_HARDWARE_DIR, REPO_JOURNAL_FILE, REPO_LOCK_FILE,
+    REPO_MAX_JOURNAL_LINE, REPO_MAX_NAME, REPO_MAX_RECORD, REPO_TENANTS_DIR, REPO_VIRTUAL_DIR,
+};
+use crate::files::{escape_value, is_temporary, unescape_value, write_atomic, Record};
+use crate::model::Semantic;
+
+// Record keys. Format details of this module, not shared names, so they stay here.
+const KEY_HOST_UUID: &str = "host_uuid";
+const KEY_VM_UUID: &str = "vm_uuid";
+const KEY_NAME: &str = "name";
+const KEY_NETWORK: &str = "network";
+const KEY_STATE: &str = "state";
+const KEY_BOOT_ID: &str = "boot_id";
+const KEY_FIRST_SEEN: &str = "first_seen";
+const KEY_LAST_SEEN: &str = "last_seen";
+const KEY_HYPERVISOR: &str = "hypervisor";
+const KEY_RUN_STATE: &str = "run_state";
+const KEY_TENANT: &str = "tenant";
+const PREFIX_ADDRESS: &str = "address.";
+const PREFIX_FACT: &str = "fact.";
+const PREFIX_SERVICE: &str = "service.";
+const SUBKEY_TYPE: &str = "type";
+const PREFIX_ACTION: &str = "action.";
+const SUBKEY_ACTION_NAME: &str = "name";
+const SUBKEY_SEMANTICS: &str = "semantics";
+const SEMANTICS_SEPARATOR: char = ',';
+const SEMANTICS: [Semantic; 3] = [
+    Semantic::Idempotent,
+    Semantic::Destructive,
+    Semantic::Confirm,
+];
+
+// Journal keys, in line order.
+const KEY_SEQ: &str = "seq";
+const KEY_TIME: &str = "time";
+const KEY_KIND: &str = "kind";
+const KEY_SUBJECT: &str = "subject";
+const RESERVED_EVENT_KEYS: [&str; 5] = [KEY_SEQ, KEY_TIME, KEY_KIND, KEY_SUBJECT, KEY_NETWORK];
+
+/// Whether `name` may be a tenant name (hence a folder name), a host fact name or an event
+/// detail key: 1 to [`REPO_MAX_NAME`] characters of `[A-Za-z0-9_-]`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=REPO_MAX_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `uuid` as a file name: lower-case, hyphenated.
+fn file_name(uuid: &Uuid) -> String {
+    uuid.hyphenated().to_string()
+}
+
+/// Parses a UUID only in its canonical form (lower-case, hyphenated), the form file names use.
+fn parse_canonical_uuid(text: &str) -> Result<Uuid, String> {
+    match Uuid::parse_str(text) {
+        Ok(uuid) if file_name(&uuid) == text => Ok(uuid),
+        _ => Err(format!("{text:?} is not a lower-case hyphenated UUID")),
+    }
+}
+
+/// Parses a decimal number written only with digits (no sign, no spaces).
+fn parse_number<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{key}: {text:?} is not a decimal number"));
+    }
+    text.parse()
+        .map_err(|_| format!("{key}: {text:?} is out of range"))
+}
+
+/// Groups the entries whose key starts with `prefix` by the index that follows it:
+/// `address.0` -> group 0 with sub-key `""`, `service.1.action.0.name` -> group 1 with
+/// sub-key `action.0.name`. Indices are canonical decimals counted from 0 without a gap.
+fn numbered<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    prefix: &str,
+) -> Result<Vec<Vec<(&'a str, &'a str)>>, String> {
+    let mut groups: BTreeMap<usize, Vec<(&'a str, &'a str)>> = BTreeMap::new();
+    for (key, value) in entries {
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        let (index, sub_key) = rest.split_once('.').unwrap_or((rest, ""));
+        let canonical = index == "0" || !index.starts_with('0');
+        let index: usize = match parse_number(key, index) {
+            Ok(index) if canonical => index,
+            _ => return Err(format!("{key}: bad index after {prefix}")),
+        };
+        groups.entry(index).or_default().push((sub_key, value));
+    }
+    for (expected, index) in groups.keys().enumerate() {
+        if expected != *index {
+            return Err(format!("{prefix}{expected} is missing"));
+        }
+    }
+    Ok(groups.into_values().collect())
+}
+
+/// One hypervisor in the hardware configuration repository (`hardware/<host-uuid>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardwareRecord {
+    /// The host's UUID, the hypervisor device's UDN without `uuid:` (`host_uuid`).
+    pub host_uuid: Uuid,
+    /// The hypervisor's name (`name`).
+    pub name: String,
+    /// Addresses it was seen at, in order (`address.N`).
+    pub addresses: Vec<String>,
+    /// Label of the network it advertises in (`network`).
+    pub network: String,
+    /// Its last BOOTID.UPNP.ORG, if it sent one (`boot_id`).
+    pub boot_id: Option<u32>,
+    /// Host facts such as `cpus`, `memory_mib`, `hypervisor_version`, `backend`, in order;
+    /// names follow [`is_valid_name`] and are distinct (`fact.<name>`).
+    pub facts: Vec<(String, String)>,
+    /// Unix time it was first seen (`first_seen`).
+    pub first_seen: u64,
+    /// Unix time it was last seen (`last_seen`).
+    pub last_seen: u64,
+    /// `online` or `offline` (`state`).
+    pub state: String,
+}
+
+impl HardwareRecord {
+    /// The record's `key=value` form; refuses an invalid or repeated fact name.
+    pub fn to_record(&self) -> Result<Record, String> {
+        let mut record = Record::default();
+        record.set(KEY_HOST_UUID, file_name(&self.host_uuid));
+        record.set(KEY_NAME, self.name.as_str());
+        record.set(KEY_NETWORK, self.network.as_str());
+        record.set(KEY_STATE, self.state.as_str());
+        if let Some(boot_id) = self.boot_id {
+            record.set(KEY_BOOT_ID, boot_id.to_string());
+        }
+        record.set(KEY_FIRST_SEEN, self.first_seen.to_string());
+        record.set(KEY_LAST_SEEN, self.last_seen.to_string());
+        for (index, address) in self.addresses.iter().enumerate() {
+            record.set(&format!("{PREFIX_ADDRESS}{index}"), address.as_str());
+        }
+        for (position, (name, value)) in self.facts.iter().enumerate() {
+            if !is_valid_name(name) {
+                return Err(format!("fact name {name:?} is not valid"));
+            }
+            if self.facts[..position].iter().any(|(seen, _)| seen == name) {
+                return Err(format!("fact {name} given twice"));
+            }
+            record.set(&format!("{PREFIX_FACT}{name}"), value.as_str());
+        }
+        Ok(record)
+    }
+
+    /// Reads a record written by [`HardwareRecord::to_record`].
+    pub fn from_record(record: &Record) -> Result<HardwareRecord, String> {
+        let addresses = numbered(record.iter(), PREFIX_ADDRESS)?
+            .into_iter()
+            .enumerate()
+            .map(|(index, group)| match group.as_slice() {
+                [("", value)] => Ok((*value).to_string()),
+                _ => Err(format!("{PREFIX_ADDRESS}{index} has sub-keys")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut facts = Vec::new();
+        for (key, value) in record.iter() {
+            if let Some(name) = key.strip_prefix(PREFIX_FACT) {
+                if !is_valid_name(name) {
+                    return Err(format!("{key}: fact name is not valid"));
+                }
+                facts.push((name.to_string(), value.to_string()));
+            }
+        }
+        Ok(HardwareRecord {
+            host_uuid: parse_canonical_uuid(record.require(KEY_HOST_UUID)?)?,
+            name: record.require(KEY_NAME)?.to_string(),
+            addresses,
+            network: record.require(KEY_NETWORK)?.to_string(),
+            boot_id: record
+                .get(KEY_BOOT_ID)
+                .map(|text| parse_number(KEY_BOOT_ID, text))
+                .transpose()?,
+            facts,
+            first_seen: parse_number(KEY_FIRST_SEEN, record.require(KEY_FIRST_SEEN)?)?,
+            last_seen: parse_number(KEY_LAST_SEEN, record.require(KEY_LAST_SEEN)?)?,
+            state: record.require(KEY_STATE)?.to_string(),
+        })
+    }
+}
+
+/// One action of a VM owner's service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// The action's name (`service.N.action.M.name`).
+    pub name: String,
+    /// Its operation semantics from the SCPD (`service.N.action.M.semantics`).
+    pub semantics: Vec<Semantic>,
+}
+
+/// One service a VM's owner exposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecord {
+    /// serviceType (`service.N.type`).
+    pub service_type: String,
+    /// Its actions, in SCPD order.
+    pub actions: Vec<ActionRecord>,
+}
+
+/// One VM in the virtual infrastructure configuration repository (`virtual/<vm-uuid>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualRecord {
+    /// The Xen VM UUID (`vm_uuid`).
+    pub vm_uuid: Uuid,
+    /// The VM's name (`name`).
+    pub name: String,
+    /// The host whose hypervisor lists it, if any: provider-private (`hypervisor`).
+    pub hypervisor: Option<Uuid>,
+    /// Run state (`run_state`).
+    pub run_state: String,
+    /// The tenant of the network the VM advertises in, if it was seen there (`tenant`).
+    pub tenant: Option<String>,
+    /// The services its owner exposes (`service.N.*`).
+    pub services: Vec<ServiceRecord>,
+    /// Unix time it was first seen (`first_seen`).
+    pub first_seen: u64,
+    /// Unix time it was last seen (`last_seen`).
+    pub last_seen: u64,
+}
+
+impl VirtualRecord {
+    /// The record's `key=value` form: [`tenant_view`] plus the provider-private keys; refuses
+    /// a tenant name [`is_valid_name`] refuses.
+    pub fn to_record(&self) -> Result<Record, String> {
+        let mut record = tenant_view(self);
+        if let Some(tenant) = &self.tenant {
+            if !is_valid_name(tenant) {
+                return Err(format!("tenant name {tenant:?} is not valid"));
+            }
+        }
+        if let Some(hypervisor) = &self.hypervisor {
+            record.set(KEY_HYPERVISOR, file_name(hypervisor));
+        }
+        Ok(record)
+    }
+
+    /// Reads a record written by [`VirtualRecord::to_record`].
+    pub fn from_record(record: &Record) -> Result<VirtualRecord, String> {
+        let tenant = record.get(KEY_TENANT).map(str::to_string);
+        if let Some(tenant) = &tenant {
+            if !is_valid_name(tenant) {
+                return Err(format!("{KEY_TENANT}: {tenant:?} is not valid"));
+            }
+        }
+        let services = numbered(record.iter(), PREFIX_SERVICE)?
+            .into_iter()
+            .enumerate()
+            .map(|(index, group)| parse_service(index, &group))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VirtualRecord {
+            vm_uuid: parse_canonical_uuid(record.require(KEY_VM_UUID)?)?,
+            name: record.require(KEY_NAME)?.to_string(),
+            hypervisor: record
+                .get(KEY_HYPERVISOR)
+                .map(parse_canonical_uuid)
+                .transpose()?,
+            run_state: record.require(KEY_RUN_STATE)?.to_string(),
+            tenant,
+            services,
+            first_seen: parse_number(KEY_FIRST_SEEN, record.require(KEY_FIRST_SEEN)?)?,
+            last_seen: parse_number(KEY_LAST_SEEN, record.require(KEY_LAST_SEEN)?)?,
+        })
+    }
+}
+
+/// Reads one `service.N.*` group.
+fn parse_service(index: usize, group: &[(&str, &str)]) -> Result<ServiceRecord, String> {
+    let mut service_type = None;
+    for (sub_key, value) in group {
+        if *sub_key == SUBKEY_TYPE {
+            service_type = Some((*value).to_string());
+        } else if !sub_key.starts_with(PREFIX_ACTION) {
+            return Err(format!("{PREFIX_SERVICE}{index}.{sub_key}: unknown key"));
+        }
+    }
+    let actions = numbered(group.iter().copied(), PREFIX_ACTION)?
+        .into_iter()
+        .enumerate()
+        .map(|(action, keys)| {
+            let mut name = None;
+            let mut semantics = Vec::new();
+            for (sub_key, value) in keys {
+                match sub_key {
+                    SUBKEY_ACTION_NAME => name = Some(value.to_string()),
+                    SUBKEY_SEMANTICS => semantics = parse_semantics(value)?,
+                    _ => {
+                        return Err(format!(
+                            "{PREFIX_SERVICE}{index}.{PREFIX_ACTION}{action}.{sub_key}: unknown key"
+                        ))
+                    }
+                }
+            }
+            let name = name.ok_or_else(|| {
+                format!("{PREFIX_SERVICE}{index}.{PREFIX_ACTION}{action}.{SUBKEY_ACTION_NAME} is missing")
+            })?;
+            Ok(ActionRecord { name, semantics })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(ServiceRecord {
+        service_type: service_type
+            .ok_or_else(|| format!("{PREFIX_SERVICE}{index}.{SUBKEY_TYPE} is missing"))?,
+        actions,
+    })
+}
+
+/// Reads `idempotent,confirm`.
+fn parse_semantics(text: &str) -> Result<Vec<Semantic>, String> {
+    text.split(SEMANTICS_SEPARATOR)
+        .map(|token| {
+            SEMANTICS
+                .into_iter()
+                .find(|known| known.as_str() == token)
+                .ok_or_else(|| format!("{SUBKEY_SEMANTICS}: unknown token {token:?}"))
+        })
+        .collect()
+}
+
+/// What a tenant may read about one of its VMs: `vm_uuid`, `name`, `run_state`, `tenant`,
+/// `first_seen`, `last_seen` and the services with their actions and semantics, in the
+/// record's key form. It is built from an explicit list, so a field added to [`VirtualRecord`]
+/// stays out of it until it is added here: the hypervisor placement is left out, and so is
+/// everything else the provider keeps (host records, other VMs: the view is made from this one
+/// VM's record alone).
+pub fn tenant_view(vm: &VirtualRecord) -> Record {
+    let mut record = Record::default();
+    record.set(KEY_VM_UUID, file_name(&vm.vm_uuid));
+    record.set(KEY_NAME, vm.name.as_str());
+    record.set(KEY_RUN_STATE, vm.run_state.as_str());
+    if let Some(tenant) = &vm.tenant {
+        record.set(KEY_TENANT, tenant.as_str());
+    }
+    record.set(KEY_FIRST_SEEN, vm.first_seen.to_string());
+    record.set(KEY_LAST_SEEN, vm.last_seen.to_string());
+    for (index, service) in vm.services.iter().enumerate() {
+        let prefix = format!("{PREFIX_SERVICE}{index}.");
+        record.set(
+            &format!("{prefix}{SUBKEY_TYPE}"),
+            service.service_type.as_str(),
+        );
+        for (action_index, action) in service.actions.iter().enumerate() {
+            let action_prefix = format!("{prefix}{PREFIX_ACTION}{action_index}.");
+            record.set(
+                &format!("{action_prefix}{SUBKEY_ACTION_NAME}"),
+                action.name.as_str(),
+            );
+            if !action.semantics.is_empty() {
+                let tokens: Vec<&str> = action.semantics.iter().map(|s| s.as_str()).collect();
+                record.set(
+                    &format!("{action_prefix}{SUBKEY_SEMANTICS}"),
+                    tokens.join(","),
+                );
+            }
+        }
+    }
+    record
+}
+
+/// Why a record file's text was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TextError {
+    /// It does not parse: it is moved aside.
+    Corrupt(String),
+    /// Another format version wrote it: it is left alone and the repository is not opened.
+    OtherVersion(String),
+}
+
+/// A record as file text: the format line, then escaped `key=value` lines.
+fn render_record(record: &Record) -> io::Result<String> {
+    let body = record
+        .to_text_escaped()
+        .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+    let text = format!("{REPO_FORMAT_LINE}\n{body}");
+    if text.len() > REPO_MAX_RECORD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("record of {} bytes exceeds {REPO_MAX_RECORD}", text.len()),
+        ));
+    }
+    Ok(text)
+}
+
+/// Reads file text written by [`render_record`].
+fn parse_record_text(text: &str) -> Result<Record, TextError> {
+    match text.lines().next() {
+        Some(REPO_FORMAT_LINE) => {}
+        Some(line) if line.starts_with(REPO_FORMAT_PREFIX) => {
+            return Err(TextError::OtherVersion(format!(
+                "format {line:?}, this xenplug reads {REPO_FORMAT_LINE:?}"
+            )))
+        }
+        _ => {
+            return Err(TextError::Corrupt(format!(
+                "first line is not {REPO_FORMAT_LINE:?}"
+            )))
+        }
+    }
+    Record::parse_escaped(text).map_err(TextError::Corrupt)
+}
+
+fn parse_hardware_text(text: &str) -> Result<HardwareRecord, TextError> {
+    HardwareRecord::from_record(&parse_record_text(text)?).map_err(TextError::Corrupt)
+}
+
+fn parse_virtual_text(text: &str) -> Result<VirtualRecord, TextError> {
+    VirtualRecord::from_record(&parse_record_text(text)?).map_err(TextError::Corrupt)
+}
+
+/// Reads at most `limit` bytes of `path` as UTF-8; `Ok(Err)` when it is larger or not UTF-8.
+fn read_bounded(path: &Path, limit: usize) -> io::Result<Result<String, String>> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Ok(Err(format!("larger than {limit} bytes")));
+    }
+    Ok(String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string()))
+}
+
+/// fsyncs a folder, so that a rename, creation or removal in it is durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Removes `path` durably; `false` when it was not there.
+fn remove_durably(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(parent) = path.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates folder `path` if missing; `true` when it was created. A symbolic link is refused
+/// even if it points to a folder, so nothing is written outside the repository through one.
+fn ensure_dir(path: &Path) -> io::Result<bool> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::symlink_metadata(path)?.is_dir() {
+                Ok(false)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a folder", path.display()),
+                ))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Renames a record that does not parse to `<name>.corrupt-<now>` (with `.<n>` added if that
+/// exists) in the same folder, so that it is kept for a person to look at.
+fn move_aside(path: &Path, now: u64, reason: &str) -> io::Result<()> {
+    let mut target = PathBuf::from(format!("{}{REPO_CORRUPT_INFIX}{now}", path.display()));
+    let mut attempt = 0;
+    while target.exists() {
+        attempt += 1;
+        if attempt > 1000 {
+            return Err(io::Error::other(format!(
+                "{}: no free name to move it aside",
+                path.display()
+            )));
+        }
+        target = PathBuf::from(format!(
+            "{}{REPO_CORRUPT_INFIX}{now}.{attempt}",
+            path.display()
+        ));
+    }
+    fs::rename(path, &target)?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    log::error!(
+        "{}: {reason}; moved aside to {}",
+        path.display(),
+        target.display()
+    );
+    Ok(())
+}
+
+/// What one entry of a record folder is.
+enum Entry {
+    /// A canonical UUID name of a regular file.
+    Record(Uuid, PathBuf),
+    /// Anything else: handled (temporary removed, corrupt copy skipped) or logged and left.
+    Other,
+}
+
+/// Sorts one folder entry, removing a temporary file a crash left.
+fn classify(entry: &fs::DirEntry) -> io::Result<Entry> {
+    let path = entry.path();
+    let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+        log::warn!("{}: name is not UTF-8, left alone", path.display());
+        return Ok(Entry::Other);
+    };
+    if is_temporary(&name) {
+        log::info!(
+            "{}: temporary file of an interrupted write removed",
+            path.display()
+        );
+        fs::remove_file(&path)?;
+        return Ok(Entry::Other);
+    }
+    if name.contains(REPO_CORRUPT_INFIX) {
+        return Ok(Entry::Other);
+    }
+    let uuid = match parse_canonical_uuid(&name) {
+        Ok(uuid) if entry.file_type()?.is_file() => uuid,
+        _ => {
+            log::warn!("{}: not a record, left alone", path.display());
+            return Ok(Entry::Other);
+        }
+    };
+    Ok(Entry::Record(uuid, path))
+}
+
+/// Loads every record of one folder; a record that does not parse, or whose UUID is not its
+/// file name, is moved aside.
+fn load_records<T>(
+    folder: &Path,
+    now: u64,
+    parse: fn(&str) -> Result<T, TextError>,
+    uuid_of: fn(&T) -> Uuid,
+) -> io::Result<BTreeMap<Uuid, T>> {
+    let mut records = BTreeMap::new();
+    for entry in fs::read_dir(folder)? {
+        let Entry::Record(uuid, path) = classify(&entry?)? else {
+            continue;
+        };
+        let parsed = match read_bounded(&path, REPO_MAX_RECORD)? {
+            Ok(text) => parse(&text),
+            Err(reason) => Err(TextError::Corrupt(reason)),
+        };
+        match parsed {
+            Ok(record) if uuid_of(&record) == uuid => {
+                records.insert(uuid, record);
+            }
+            Ok(_) => move_aside(&path, now, "its UUID is not its file name")?,
+            Err(TextError::Corrupt(reason)) => move_aside(&path, now, &reason)?,
+            Err(TextError::OtherVersion(reason)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {reason}", path.display()),
+                ))
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Kinds of journal events, with stable wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A hypervisor appeared (`hypervisor-added`).
+    HypervisorAdded,
+    /// A hypervisor left or expired (`hypervisor-removed`).
+    HypervisorRemoved,
+    /// A hypervisor came back with a new BOOTID (`hypervisor-rebooted`).
+    HypervisorRebooted,
+    /// A VM appeared (`vm-added`).
+    VmAdded,
+    /// A VM left (`vm-removed`).
+    VmRemoved,
+    /// A VM's run state changed (`vm-state-changed`).
+    VmStateChanged,
+    /// The services a VM's owner exposes changed (`vm-services-changed`).
+    VmServicesChanged,
+    /// A VM's UUID is now listed by another hypervisor (`vm-migrated`).
+    VmMigrated,
+    /// A VM no longer runs on a hypervisor we know (`vm-devirtualized`).
+    VmDevirtualized,
+    /// A de-virtualized VM is listed by a hypervisor again (`vm-revirtualized`).
+    VmRevirtualized,
+    /// A claim was refused, such as a hypervisor advertised in a tenant network
+    /// (`spoof-refused`).
+    SpoofRefused,
+}
+
+/// Every kind with its wire name.
+const EVENT_KINDS: [(EventKind, &str); 11] = [
+    (EventKind::HypervisorAdded, "hypervisor-added"),
+    (EventKind::HypervisorRemoved, "hypervisor-removed"),
+    (EventKind::HypervisorRebooted, "hypervisor-rebooted"),
+    (EventKind::VmAdded, "vm-added"),
+    (EventKind::VmRemoved, "vm-removed"),
+    (EventKind::VmStateChanged, "vm-state-changed"),
+    (EventKind::VmServicesChanged, "vm-services-changed"),
+    (EventKind::VmMigrated, "vm-migrated"),
+    (EventKind::VmDevirtualized, "vm-devirtualized"),
+    (EventKind::VmRevirtualized, "vm-revirtualized"),
+    (EventKind::SpoofRefused, "spoof-refused"),
+];
+
+impl EventKind {
+    /// The wire name written in the journal.
+    pub fn as_str(self) -> &'static str {
+        EVENT_KINDS
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The kind with wire name `name`.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EVENT_KINDS
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(kind, _)| *kind)
+    }
+}
+
+/// An event to append: [`Repository::append`] gives it its sequence number and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    /// What happened.
+    pub kind: EventKind,
+    /// What it happened to: a host or VM UUID (any string is escaped).
+    pub subject: String,
+    /// Label of the network it was seen in, if any.
+    pub network: Option<String>,
+    /// Further facts (`from`, `to`, `state`...): keys follow [`is_valid_name`], are distinct and
+    /// are not the line's fixed keys.
+    pub details: Vec<(String, String)>,
+}
+
+impl EventDraft {
+    /// A draft with no network and no details.
+    pub fn new(kind: EventKind, subject: impl Into<String>) -> EventDraft {
+        EventDraft {
+            kind,
+            subject: subject.into(),
+            network: None,
+            details: Vec::new(),
+        }
+    }
+
+    /// Sets the network label.
+    pub fn network(mut self, label: impl Into<String>) -> EventDraft {
+        self.network = Some(label.into());
+        self
+    }
+
+    /// Adds one detail.
+    pub fn detail(mut self, key: impl Into<String>, value: impl Into<String>) -> EventDraft {
+        self.details.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// One journal event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Sequence number: 1 for the first event, then one more for each (`seq`).
+    pub seq: u64,
+    /// Unix time it was appended (`time`).
+    pub time: u64,
+    /// What happened (`kind`).
+    pub kind: EventKind,
+    /// What it happened to (`subject`).
+    pub subject: String,
+    /// Network label (`network`).
+    pub network: Option<String>,
+    /// Further facts, in order.
+    pub details: Vec<(String, String)>,
+}
+
+/// Checks one detail key of an event, against those before it.
+fn check_detail_key(key: &str, earlier: &[(String, String)]) -> Result<(), String> {
+    if !is_valid_name(key) || RESERVED_EVENT_KEYS.contains(&key) {
+        return Err(format!("detail key {key:?} is not valid"));
+    }
+    if earlier.iter().any(|(seen, _)| seen == key) {
+        return Err(format!("detail key {key} given twice"));
+    }
+    Ok(())
+}
+
+impl Event {
+    /// The journal line, newline included; refuses an invalid detail key and a line longer
+    /// than [`REPO_MAX_JOURNAL_LINE`].
+    pub fn to_line(&self) -> Result<String, String> {
+        let mut line = format!(
+            "{KEY_SEQ}={} {KEY_TIME}={} {KEY_KIND}={} {KEY_SUBJECT}={}",
+            self.seq,
+            self.time,
+            self.kind.as_str(),
+            escape_value(&self.subject)
+        );
+        if let Some(network) = &self.network {
+            line.push_str(&format!(" {KEY_NETWORK}={}", escape_value(network)));
+        }
+        for (position, (key, value)) in self.details.iter().enumerate() {
+            check_detail_key(key, &self.details[..position])?;
+            line.push_str(&format!(" {key}={}", escape_value(value)));
+        }
+        line.push('\n');
+        if line.len() > REPO_MAX_JOURNAL_LINE {
+            return Err(format!(
+                "event line of {} bytes exceeds {REPO_MAX_JOURNAL_LINE}",
+                line.len()
+            ));
+        }
+        Ok(line)
+    }
+
+    /// Parses one journal line, without its newline.
+    pub fn parse_line(line: &str) -> Result<Event, String> {
+        let mut tokens = line.split(' ').map(|token| {
+            token
+                .split_once('=')
+                .ok_or_else(|| format!("token {token:?} is not key=value"))
+        });
+        let mut fixed = |expected: &str| -> Result<&str, String> {
+            match tokens.next() {
+                Some(Ok((key, value))) if key == expected => Ok(value),
+                Some(Err(reason)) => Err(reason),
+                _ => Err(format!("{expected}= expected")),
+            }
+        };
+        let seq = parse_number(KEY_SEQ, fixed(KEY_SEQ)?)?;
+        let time = parse_number(KEY_TIME, fixed(KEY_TIME)?)?;
+        let kind_name = fixed(KEY_KIND)?;
+        let kind = EventKind::from_name(kind_name)
+            .ok_or_else(|| format!("{KEY_KIND}: unknown {kind_name:?}"))?;
+        let subject = unescape_value(fixed(KEY_SUBJECT)?)
+            .map_err(|reason| format!("{KEY_SUBJECT}: {reason}"))?;
+        let mut network = None;
+        let mut details: Vec<(String, String)> = Vec::new();
+        for token in tokens {
+            let (key, value) = token?;
+            let value = unescape_value(value).map_err(|reason| format!("{key}: {reason}"))?;
+            if key == KEY_NETWORK && network.is_none() && details.is_empty() {
+                network = Some(value);
+                continue;
+            }
+            check_detail_key(key, &details)?;
+            details.push((key.to_string(), value));
+        }
+        Ok(Event {
+            seq,
+            time,
+            kind,
+            subject,
+            network,
+            details,
+        })
+    }
+}
+
+/// Takes the exclusive lock on the repository, or says who holds it.
+fn lock_exclusive(file: &File, root: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock() takes a descriptor `file` owns for the whole call, and no memory.
+    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if result == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    if error.kind() == io::ErrorKind::WouldBlock {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{} is in use by another process", root.display()),
+        ));
+    }
+    Err(error)
+}
+
+/// What reading the journal found.
+struct JournalScan {
+    /// Bytes of whole lines.
+    length: u64,
+    /// Sequence number of the last event, 0 for none.
+    last_seq: u64,
+    /// The last [`REPO_EVENTS_IN_MEMORY`] events.
+    recent: VecDeque<Event>,
+}
+
+/// Reads one line of at most [`REPO_MAX_JOURNAL_LINE`] bytes: `Ok(None)` at the end,
+/// `Ok(Some((bytes, whole)))` otherwise, `whole` false for a last line with no newline.
+fn read_journal_line(reader: &mut impl BufRead) -> io::Result<Option<(Vec<u8>, bool)>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(REPO_MAX_JOURNAL_LINE as u64)
+        .read_until(b'\n', &mut bytes)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        return Ok(Some((bytes, true)));
+    }
+    if bytes.len() >= REPO_MAX_JOURNAL_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("journal line longer than {REPO_MAX_JOURNAL_LINE} bytes"),
+        ));
+    }
+    Ok(Some((bytes, false)))
+}
+
+/// Parses one whole journal line; `Ok(None)` for a comment.
+fn parse_journal_bytes(bytes: &[u8], number: usize, path: &Path) -> io::Result<Option<Event>> {
+    let invalid = |reason: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} line {number}: {reason}", path.display()),
+        )
+    };
+    let line = std::str::from_utf8(bytes).map_err(|_| invalid("not UTF-8".into()))?;
+    if line.starts_with('#') {
+        return Ok(None);
+    }
+    Event::parse_line(line).map(Some).map_err(invalid)
+}
+
+/// Reads the journal through `file`, cutting a torn last line away.
+fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
+    let mut reader = BufReader::new(&*file);
+    let mut scan = JournalScan {
+        length: 0,
+        last_seq: 0,
+        recent: VecDeque::new(),
+    };
+    let mut number = 0;
+    let mut torn = false;
+    while let Some((bytes, whole)) = read_journal_line(&mut reader)? {
+        number += 1;
+        if !whole {
+            torn = true;
+            break;
+        }
+        if number == 1 {
+            match std::str::from_utf8(&bytes) {
+                Ok(JOURNAL_FORMAT_LINE) => {}
+                Ok(line) if line.starts_with(JOURNAL_FORMAT_PREFIX) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: format {line:?}, this xenplug reads {JOURNAL_FORMAT_LINE:?}",
+                            path.display()
+                        ),
+                    ))
+                }
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: not a xenplug journal", path.display()),
+                    ))
+                }
+            }
+        } else if let Some(event) = parse_journal_bytes(&bytes, number, path)? {
+            if event.seq <= scan.last_seq {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} line {number}: seq {} after {}",
+                        path.display(),
+                        event.seq,
+                        scan.last_seq
+                    ),
+                ));
+            }
+            if event.seq != scan.last_seq + 1 {
+                log::warn!(
+                    "{} line {number}: seq {} follows {}: events are missing",
+                    path.display(),
+                    event.seq,
+                    scan.last_seq
+                );
+            }
+            scan.last_seq = event.seq;
+            if scan.recent.len() == REPO_EVENTS_IN_MEMORY {
+                scan.recent.pop_front();
+            }
+            scan.recent.push_back(event);
+        }
+        scan.length += bytes.len() as u64 + 1;
+    }
+    drop(reader);
+    if torn && number == 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a xenplug journal", path.display()),
+        ));
+    }
+    if torn {
+        log::warn!(
+            "{} line {number}: torn by a crash (no newline), never acknowledged: cut away",
+            path.display()
+        );
+        file.set_len(scan.length)?;
+        file.sync_all()?;
+    }
+    Ok(scan)
+}
+
+/// The tracker's repositories and journal, opened by one process at a time.
+#[derive(Debug)]
+pub struct Repository {
+    root: PathBuf,
+    /// Holds the flock for as long as the repository is open.
+    _lock: File,
+    journal: File,
+    /// Bytes of whole lines in the journal.
+    journal_length: u64,
+    /// Set when a failed append could not be undone: the journal's end is unknown.
+    journal_broken: bool,
+    last_seq: u64,
+    recent: VecDeque<Event>,
+    hardware: BTreeMap<Uuid, HardwareRecord>,
+    virtual_machines: BTreeMap<Uuid, VirtualRecord>,
+}
+
+impl Repository {
+    /// Opens (creating if needed) the repository in `root`: takes its lock, removes the
+    /// temporary files a crash left, loads every record (one that does not parse is moved
+    /// aside to `<name>.corrupt-<now>` and logged), rewrites the tenant slices from the
+    /// virtual records, reads the journal to find the last sequence number and cuts a torn last
+    /// line away. Fails when another process has it open, when a record or the journal was
+    /// written in another format version, or when a journal line in the middle does not parse
+    /// (a crash cannot do that: a person should look).
+    pub fn open(root: &Path, now: u64) -> io::Result<Repository> {
+        fs::create_dir_all(root)?;
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(root.join(REPO_LOCK_FILE))?;
+        lock_exclusive(&lock, root)?;
+        let mut created = false;
+        for folder in [REPO_HARDWARE_DIR, REPO_VIRTUAL_DIR, REPO_TENANTS_DIR] {
+            created |= ensure_dir(&root.join(folder))?;
+        }
+        if created {
+            sync_dir(root)?;
+        }
+        for entry in fs::read_dir(root)? {
+            let entry = entry?;
+            if entry.file_name().to_str().is_some_and(is_temporary) {
+                log::info!(
+                    "{}: temporary file of an interrupted write removed",
+                    entry.path().display()
+                );
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let hardware = load_records(
+            &root.join(REPO_HARDWARE_DIR),
+            now,
+            parse_hardware_text,
+            |record: &HardwareRecord| record.host_uuid,
+        )?;
+        let virtual_machines = load_records(
+            &root.join(REPO_VIRTUAL_DIR),
+            now,
+            parse_virtual_text,
+            |record: &VirtualRecord| record.vm_uuid,
+        )?;
+        let journal_path = root.join(REPO_JOURNAL_FILE);
+        let empty = match fs::metadata(&journal_path) {
+            Ok(metadata) => metadata.len() == 0,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(e),
+        };
+        if empty {
+            write_atomic(&journal_path, format!("{JOURNAL_FORMAT_LINE}\n").as_bytes())?;
+        }
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&journal_path)?;
+        let scan = scan_journal(&mut journal, &journal_path)?;
+        let repository = Repository {
+            root: root.to_path_buf(),
+            _lock: lock,
+            journal,
+            journal_length: scan.length,
+            journal_broken: false,
+            last_seq: scan.last_seq,
+            recent: scan.recent,
+            hardware,
+            virtual_machines,
+        };
+        repository.reconcile_tenants()?;
+        Ok(repository)
+    }
+
+    /// The folder the repository lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every hypervisor record, by host UUID.
+    pub fn hardware(&self) -> &BTreeMap<Uuid, HardwareRecord> {
+        &self.hardware
+    }
+
+    /// Every VM record, by VM UUID.
+    pub fn virtual_machines(&self) -> &BTreeMap<Uuid, VirtualRecord> {
+        &self.virtual_machines
+    }
+
+    /// Sequence number of the last event appended, 0 for none.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn hardware_path(&self, host: &Uuid) -> PathBuf {
+        self.root.join(REPO_HARDWARE_DIR).join(file_name(host))
+    }
+
+    fn virtual_path(&self, vm: &Uuid) -> PathBuf {
+        self.root.join(REPO_VIRTUAL_DIR).join(file_name(vm))
+    }
+
+    /// `tenants/<tenant>/<vm>`; `tenant` has been checked with [`is_valid_name`].
+    fn tenant_path(&self, tenant: &str, vm: &Uuid) -> PathBuf {
+        self.root
+            .join(REPO_TENANTS_DIR)
+            .join(tenant)
+            .join(file_name(vm))
+    }
+
+    /// Writes a tenant slice, creating the tenant's folder durably if needed.
+    fn write_tenant_slice(&self, tenant: &str, vm: &Uuid, text: &str) -> io::Result<()> {
+        let tenants = self.root.join(REPO_TENANTS_DIR);
+        if ensure_dir(&tenants.join(tenant))? {
+            sync_dir(&tenants)?;
+        }
+        write_atomic(&self.tenant_path(tenant, vm), text.as_bytes())
+    }
+
+    /// Makes `tenants/` agree with the virtual records: rewrites a slice that differs or is
+    /// missing, removes one whose VM is gone or filed under another tenant.
+    fn reconcile_tenants(&self) -> io::Result<()> {
+        let mut expected: BTreeMap<(String, Uuid), String> = BTreeMap::new();
+        for vm in self.virtual_machines.values() {
+            if let Some(tenant) = &vm.tenant {
+                expected.insert(
+                    (tenant.clone(), vm.vm_uuid),
+                    render_record(&tenant_view(vm))?,
+                );
+            }
+        }
+        let tenants = self.root.join(REPO_TENANTS_DIR);
+        for folder in fs::read_dir(&tenants)? {
+            let folder = folder?;
+            let name = folder.file_name().to_str().map(str::to_string);
+            let tenant = match name {
+                Some(name) if is_valid_name(&name) && folder.file_type()?.is_dir() => name,
+                Some(name) if is_temporary(&name) => {
+                    fs::remove_file(folder.path())?;
+                    continue;
+                }
+                _ => {
+                    log::warn!(
+                        "{}: not a tenant folder, left alone",
+                        folder.path().display()
+                    );
+                    continue;
+                }
+            };
+            for entry in fs::read_dir(folder.path())? {
+                let Entry::Record(vm, path) = classify(&entry?)? else {
+                    continue;
+                };
+                match expected.remove(&(tenant.clone(), vm)) {
+                    Some(text) => {
+                        if read_bounded(&path, REPO_MAX_RECORD)?.as_deref() != Ok(text.as_str()) {
+                            log::info!("{}: tenant slice out of date, rewritten", path.display());
+                            write_atomic(&path, text.as_bytes())?;
+                        }
+                    }
+                    None => {
+                        log::info!("{}: stale tenant slice removed", path.display());
+                        remove_durably(&path)?;
+                    }
+                }
+            }
+        }
+        for ((tenant, vm), text) in expected {
+            log::info!("tenant slice {tenant}/{vm} missing, written");
+            self.write_tenant_slice(&tenant, &vm, &text)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `hardware/<host-uuid>` (nothing when the record is unchanged).
+    pub fn put_hardware(&mut self, record: HardwareRecord) -> io::Result<()> {
+        if self.hardware.get(&record.host_uuid) == Some(&record) {
+            return Ok(());
+        }
+        let text = record
+            .to_record()
+            .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
+            .and_then(|fields| render_record(&fields))?;
+        write_atomic(&self.hardware_path(&record.host_uuid), text.as_bytes())?;
+        self.hardware.insert(record.host_uuid, record);
+        Ok(())
+    }
+
+    /// Removes `hardware/<host-uuid>`; returns the record that was there.
+    pub fn remove_hardware(&mut self, host: &Uuid) -> io::Result<Option<HardwareRecord>> {
+        remove_durably(&self.hardware_path(host))?;
+        Ok(self.hardware.remove(host))
+    }
+
+    /// Writes `virtual/<vm-uuid>` and, when the VM has a tenant, `tenants/<tenant>/<vm-uuid>`;
+    /// removes the slice under the previous tenant when the tenant changed. Nothing is written
+    /// when the record is unchanged. A failure part-way leaves files that the next
+    /// [`Repository::open`] puts right.
+    pub fn put_virtual(&mut self, record: VirtualRecord) -> io::Result<()> {
+        let previous = self.virtual_machines.get(&record.vm_uuid);
+        if previous == Some(&record) {
+            return Ok(());
+        }
+        let text = record
+            .to_record()
+            .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
+            .and_then(|fields| render_record(&fields))?;
+        let slice = render_record(&tenant_view(&record))?;
+        let previous_tenant = previous.and_then(|vm| vm.tenant.clone());
+        let previous_slice = match previous {
+            Some(vm) => Some(render_record(&tenant_view(vm))?),
+            None => None,
+        };
+        if let Some(tenant) = &record.tenant {
+            if previous_tenant.as_ref() != Some(tenant) || previous_slice.as_ref() != Some(&slice) {
+                self.write_tenant_slice(tenant, &record.vm_uuid, &slice)?;
+            }
+        }
+        write_atomic(&self.virtual_path(&record.vm_uuid), text.as_bytes())?;
+        if let Some(old) = previous_tenant.filter(|old| record.tenant.as_ref() != Some(old)) {
+            remove_durably(&self.tenant_path(&old, &record.vm_uuid))?;
+        }
+        self.virtual_machines.insert(record.vm_uuid, record);
+        Ok(())
+    }
+
+    /// Removes `virtual/<vm-uuid>` and its tenant slice; returns the record that was there.
+    pub fn remove_virtual(&mut self, vm: &Uuid) -> io::Result<Option<VirtualRecord>> {
+        if let Some(tenant) = self.virtual_machines.get(vm).and_then(|r| r.tenant.clone()) {
+            remove_durably(&self.tenant_path(&tenant, vm))?;
+        }
+        remove_durably(&self.virtual_path(vm))?;
+        Ok(self.virtual_machines.remove(vm))
+    }
+
+    /// Appends `drafts` to the journal at time `now`, numbered after [`Repository::last_seq`]:
+    /// all lines in one write, then one fsync; returns the events once they are durable.
+    /// A draft that cannot be written (bad detail key, line too long) fails the whole batch
+    /// before anything is written. If the write or fsync fails, the journal is cut back to
+    /// where it was and no number is used; if even that fails, every later append fails until
+    /// the repository is opened again.
+    pub fn append(&mut self, now: u64, drafts: &[EventDraft]) -> io::Result<Vec<Event>> {
+        if self.journal_broken {
+            return Err(io::Error::other(
+                "journal end unknown after a failed append; open the repository again",
+            ));
+        }
+        let mut events = Vec::with_capacity(drafts.len());
+        let mut text = String::new();
+        let mut seq = self.last_seq;
+        for draft in drafts {
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| io::Error::other("journal sequence numbers exhausted"))?;
+            let event = Event {
+                seq,
+                time: now,
+                kind: draft.kind,
+                subject: draft.subject.clone(),
+                network: draft.network.clone(),
+                details: draft.details.clone(),
+            };
+            let line = event
+                .to_line()
+                .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+            text.push_str(&line);
+            events.push(event);
+        }
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let written = self
+            .journal
+            .write_all(text.as_bytes())
+            .and_then(|()| self.journal.sync_data());
+        if let Err(error) = written {
+            let undone = self
+                .journal
+                .set_len(self.journal_length)
+                .and_then(|()| self.journal.sync_data());
+            if let Err(undo_error) = undone {
+                log::error!("journal could not be cut back after a failed append: {undo_error}");
+                self.journal_broken = true;
+            }
+            return Err(error);
+        }
+        self.journal_length += text.len() as u64;
+        self.last_seq = seq;
+        for event in &events {
+            if self.recent.len() == REPO_EVENTS_IN_MEMORY {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(event.clone());
+        }
+        Ok(events)
+    }
+
+    /// At most `limit` events with a sequence number above `seq`, oldest first: from memory
+    /// when the last [`REPO_EVENTS_IN_MEMORY`] events reach back far enough, else read from the
+    /// journal.
+    pub fn events_since(&self, seq: u64, limit: usize) -> io::Result<Vec<Event>> {
+        if seq >= self.last_seq || limit == 0 {
+            return Ok(Vec::new());
+        }
+        if self
+            .recent
+            .front()
+            .is_some_and(|first| first.seq <= seq + 1)
+        {
+            return Ok(self
+                .recent
+                .iter()
+                .filter(|event| event.seq > seq)
+                .take(limit)
+                .cloned()
+                .collect());
+        }
+        let path = self.root.join(REPO_JOURNAL_FILE);
+        let mut reader = BufReader::new(File::open(&path)?.take(self.journal_length));
+        let mut events = Vec::new();
+        let mut number = 0;
+        while let Some((bytes, whole)) = read_journal_line(&mut reader)? {
+            number += 1;
+            if number == 1 || !whole {
+                continue;
+            }
+            if let Some(event) = parse_journal_bytes(&bytes, number, &path)? {
+                if event.seq > seq {
+                    events.push(event);
+                    if events.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// Strings an advertiser could send.
+    const HOSTILE: &[&str] = &[
+        "",
+        " padded ",
+        "a=b=c",
+        "two\nlines",
+        "crlf\r\n# comment=1",
+        "nul\0byte",
+        "back\\slash\\n",
+        "\u{1b}[2J\u{7f}",
+        "\u{85}\u{2028}\u{a0}\u{3000}",
+        "caf\u{e9} \u{1f600}",
+        "seq=99 kind=vm-removed subject=x",
+    ];
+
+    fn scratch(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("xenplug-repo-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        path
+    }
+
+    fn host(n: u128) -> Uuid {
+        Uuid::from_u128(0x4c4c_4544_0000_0000_0000_0000_0000_0000 + n)
+    }
+
+    fn vm_uuid(n: u128) -> Uuid {
+        Uuid::from_u128(0x9a0b_0000_0000_4000_8000_0000_0000_0000 + n)
+    }
+
+    fn hardware(n: u128, name: &str) -> HardwareRecord {
+        HardwareRecord {
+            host_uuid: host(n),
+            name: name.to_string(),
+            addresses: vec!["10.0.0.5".into(), format!("{name}:1")],
+            network: "mgmt".into(),
+            boot_id: Some(7),
+            facts: vec![
+                ("cpus".into(), "16".into()),
+                ("backend".into(), name.to_string()),
+            ],
+            first_seen: 1_700_000_000,
+            last_seen: 1_700_000_600,
+            state: "online".into(),
+        }
+    }
+
+    fn machine(n: u128, name: &str, tenant: Option<&str>) -> VirtualRecord {
+        VirtualRecord {
+            vm_uuid: vm_uuid(n),
+            name: name.to_string(),
+            hypervisor: Some(host(1)),
+            run_state: "running".into(),
+            tenant: tenant.map(str::to_string),
+            services: vec![
+                ServiceRecord {
+                    service_type: "urn:xenplug-org:service:Web:1".into(),
+                    actions: vec![
+                        ActionRecord {
+                            name: "Restart".into(),
+                            semantics: vec![Semantic::Destructive, Semantic::Confirm],
+                        },
+                        ActionRecord {
+                            name: name.to_string(),
+                            semantics: vec![],
+                        },
+                    ],
+                },
+                ServiceRecord {
+                    service_type: name.to_string(),
+                    actions: vec![],
+                },
+            ],
+            first_seen: 1,
+            last_seen: 2,
+        }
+    }
+
+    /// Every regular file under `folder`, recursively.
+    fn files_under(folder: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found.sort();
+        found
+    }
+
+    static HARDWARE_FIXTURE: &str = "# xenplug-repo 1\n\
+        host_uuid=4c4c4544-0000-0000-0000-000000000001\n\
+        name=dom0\\x20rack\\x203\n\
+        network=mgmt\n\
+        state=online\n\
+        boot_id=7\n\
+        first_seen=1700000000\n\
+        last_seen=1700000600\n\
+        address.0=10.0.0.5\n\
+        address.1=fe80::1%eth0\n\
+        fact.cpus=16\n\
+        fact.hypervisor_version=4.17\n";
+
+    #[test]
+    fn hardware_fixture_parses_and_renders_identically() {
+        let record = parse_hardware_text(HARDWARE_FIXTURE).unwrap();
+        assert_eq!(record.host_uuid, host(1));
+        assert_eq!(record.name, "dom0 rack 3");
+        assert_eq!(record.addresses, ["10.0.0.5", "fe80::1%eth0"]);
+        assert_eq!(record.boot_id, Some(7));
+        assert_eq!(
+            record.facts,
+            [
+                ("cpus".to_string(), "16".to_string()),
+                ("hypervisor_version".to_string(), "4.17".to_string())
+            ]
+        );
+        let text = render_record(&record.to_record().unwrap()).unwrap();
+        assert_eq!(text, HARDWARE_FIXTURE);
+        for end in 0..HARDWARE_FIXTURE.len() {
+            let _ = parse_hardware_text(&HARDWARE_FIXTURE[..end]);
+        }
+    }
+
+    #[test]
+    fn virtual_fixture_parses_and_renders_identically() {
+        let fixture = "# xenplug-repo 1\n\
+            vm_uuid=9a0b0000-0000-4000-8000-000000000003\n\
+            name=web\n\
+            run_state=running\n\
+            tenant=acme\n\
+            first_seen=1\n\
+            last_seen=2\n\
+            service.0.type=urn:xenplug-org:service:Web:1\n\
+            service.0.action.0.name=Restart\n\
+            service.0.action.0.semantics=destructive,confirm\n\
+            hypervisor=4c4c4544-0000-0000-0000-000000000001\n";
+        let record = parse_virtual_text(fixture).unwrap();
+        assert_eq!(record.vm_uuid, vm_uuid(3));
+        assert_eq!(record.hypervisor, Some(host(1)));
+        assert_eq!(record.services[0].actions[0].semantics.len(), 2);
+        assert_eq!(
+            render_record(&record.to_record().unwrap()).unwrap(),
+            fixture
+        );
+        for end in 0..fixture.len() {
+            let _ = parse_virtual_text(&fixture[..end]);
+        }
+    }
+
+    #[test]
+    fn malformed_records_are_refused() {
+        let base = "# xenplug-repo 1\nvm_uuid=9a0b0000-0000-4000-8000-000000000003\nname=a\n\
+                    run_state=x\nfirst_seen=1\nlast_seen=2\n";
+        assert!(parse_virtual_text(base).is_ok());
+        for extra in [
+            "service.1.type=gap\n",
+            "service.0.type=a\nservice.0.colour=red\n",
+            "service.00.type=a\n",
+            "service.x.type=a\n",
+            "service.0.action.0.semantics=idempotent\nservice.0.type=a\n",
+            "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.semantics=fast\n",
+            "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.semantics=\n",
+            "tenant=../etc\n",
+            "hypervisor=4C4C4544-0000-0000-0000-000000000001\n",
+            "name=again\n",
+        ] {
+            assert!(
+                parse_virtual_text(&format!("{base}{extra}")).is_err(),
+                "{extra:?}"
+            );
+        }
+        assert!(parse_virtual_text(&format!("{base}colour=red\n")).is_ok());
+        assert!(parse_virtual_text(&base.replace("first_seen=1", "first_seen=+1")).is_err());
+        assert!(parse_virtual_text(&base.replace("last_seen=2", "last_seen=")).is_err());
+        assert_eq!(
+            parse_virtual_text(&base.replace("# xenplug-repo 1", "# xenplug-repo 2")),
+            Err(TextError::OtherVersion(
+                "format \"# xenplug-repo 2\", this xenplug reads \"# xenplug-repo 1\"".into()
+            ))
+        );
+        assert!(matches!(
+            parse_virtual_text(&base.replace("# xenplug-repo 1\n", "")),
+            Err(TextError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn hostile_strings_round_trip_through_files() {
+        let root = scratch("hostile");
+        let long = "\n=\u{0}\u{e9}".repeat(5000);
+        let mut strings: Vec<String> = HOSTILE.iter().map(|s| s.to_string()).collect();
+        strings.push(long);
+        {
+            let mut repository = Repository::open(&root, 10).unwrap();
+            for (n, name) in strings.iter().enumerate() {
+                repository.put_hardware(hardware(n as u128, name)).unwrap();
+                repository
+                    .put_virtual(machine(n as u128, name, Some("acme")))
+                    .unwrap();
+            }
+        }
+        for path in files_under(&root) {
+            let text = fs::read_to_string(&path).unwrap();
+            if path.ends_with(REPO_JOURNAL_FILE) || path.ends_with(REPO_LOCK_FILE) {
+                continue;
+            }
+            let mut lines = text.lines();
+            assert_eq!(lines.next(), Some(REPO_FORMAT_LINE), "{}", path.display());
+            for line in lines {
+                let (key, value) = line.split_once('=').unwrap();
+                assert!(is_record_key_for_test(key), "{line:?}");
+                assert!(!value.chars().any(|c| c.is_control() || c.is_whitespace()));
+            }
+        }
+        let repository = Repository::open(&root, 11).unwrap();
+        for (n, name) in strings.iter().enumerate() {
+            assert_eq!(
+                repository.hardware()[&host(n as u128)],
+                hardware(n as u128, name)
+            );
+            assert_eq!(
+                repository.virtual_machines()[&vm_uuid(n as u128)],
+                machine(n as u128, name, Some("acme"))
+            );
+        }
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn is_record_key_for_test(key: &str) -> bool {
+        crate::files::is_record_key(key)
+    }
+
+    #[test]
+    fn tenant_change_moves_the_slice() {
+        let root = scratch("tenant-move");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        let slice = |tenant: &str| {
+            root.join(REPO_TENANTS_DIR)
+                .join(tenant)
+                .join(file_name(&vm_uuid(1)))
+        };
+        repository
+            .put_virtual(machine(1, "web", Some("acme")))
+            .unwrap();
+        assert!(slice("acme").exists());
+        repository
+            .put_virtual(machine(1, "web", Some("beta")))
+            .unwrap();
+        assert!(!slice("acme").exists());
+        assert!(slice("beta").exists());
+        repository.put_virtual(machine(1, "web", None)).unwrap();
+        assert!(!slice("beta").exists());
+        repository
+            .put_virtual(machine(1, "web", Some("acme")))
+            .unwrap();
+        assert_eq!(
+            repository
+                .remove_virtual(&vm_uuid(1))
+                .unwrap()
+                .map(|vm| vm.name),
+            Some("web".to_string())
+        );
+        assert!(!slice("acme").exists());
+        assert!(!root
+            .join(REPO_VIRTUAL_DIR)
+            .join(file_name(&vm_uuid(1)))
+            .exists());
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn tenant_view_holds_neither_placement_nor_other_tenants() {
+        let root = scratch("tenant-view");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        repository
+            .put_virtual(machine(1, "acme-web", Some("acme")))
+            .unwrap();
+        repository
+            .put_virtual(machine(2, "beta-db", Some("beta")))
+            .unwrap();
+        repository.put_virtual(machine(3, "unfiled", None)).unwrap();
+        let view = tenant_view(&machine(1, "acme-web", Some("acme")));
+        assert_eq!(view.get(KEY_HYPERVISOR), None);
+        assert!(view.iter().all(|(key, _)| key != KEY_HYPERVISOR));
+        let acme = files_under(&root.join(REPO_TENANTS_DIR).join("acme"));
+        assert_eq!(
+            acme,
+            [root
+                .join(REPO_TENANTS_DIR)
+                .join("acme")
+                .join(file_name(&vm_uuid(1)))]
+        );
+        let text = fs::read_to_string(&acme[0]).unwrap();
+        assert!(text.contains("acme-web"));
+        for secret in [
+            file_name(&host(1)),
+            KEY_HYPERVISOR.to_string(),
+            "beta".to_string(),
+            file_name(&vm_uuid(2)),
+            "unfiled".to_string(),
+        ] {
+            assert!(!text.contains(&secret), "{secret} in {text}");
+        }
+        let all = files_under(&root.join(REPO_TENANTS_DIR));
+        assert_eq!(all.len(), 2);
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn invalid_names_are_refused_and_nothing_escapes() {
+        let root = scratch("names");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        let long = "a".repeat(REPO_MAX_NAME + 1);
+        for tenant in [
+            "",
+            "..",
+            "../escape",
+            "a/b",
+            "a.b",
+            "caf\u{e9}",
+            long.as_str(),
+        ] {
+            let error = repository
+                .put_virtual(machine(1, "web", Some(tenant)))
+                .unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{tenant:?}");
+        }
+        assert!(repository.virtual_machines().is_empty());
+        assert!(files_under(&root.join(REPO_VIRTUAL_DIR)).is_empty());
+        assert!(files_under(&root.join(REPO_TENANTS_DIR)).is_empty());
+        assert!(!root.join("escape").exists());
+        let mut bad_fact = hardware(1, "h");
+        bad_fact.facts.push(("a.b".into(), "1".into()));
+        assert!(repository.put_hardware(bad_fact).is_err());
+        let mut twice = hardware(1, "h");
+        twice.facts.push(("cpus".into(), "2".into()));
+        assert!(repository.put_hardware(twice).is_err());
+        let huge = "x".repeat(REPO_MAX_RECORD);
+        assert!(repository.put_hardware(hardware(1, &huge)).is_err());
+        assert!(repository.hardware().is_empty());
+        let outside = scratch("names-outside");
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(REPO_TENANTS_DIR).join("linked")).unwrap();
+        assert!(repository
+            .put_virtual(machine(1, "web", Some("linked")))
+            .is_err());
+        assert!(files_under(&outside).is_empty());
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn open_moves_corrupt_records_aside_and_removes_temporaries() {
+        let root = scratch("corrupt");
+        drop(Repository::open(&root, 1).unwrap());
+        let hardware_dir = root.join(REPO_HARDWARE_DIR);
+        let garbage = hardware_dir.join(file_name(&host(1)));
+        fs::write(&garbage, "# xenplug-repo 1\nhost_uuid=oops\n").unwrap();
+        let wrong_name = hardware_dir.join(file_name(&host(2)));
+        fs::write(
+            &wrong_name,
+            render_record(&hardware(3, "h").to_record().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let good = render_record(&hardware(4, "h").to_record().unwrap()).unwrap();
+        fs::write(hardware_dir.join(file_name(&host(4))), &good).unwrap();
+        fs::write(hardware_dir.join("notes.txt"), "left alone").unwrap();
+        let temporary = hardware_dir.join(format!(".{}.tmp77", file_name(&host(5))));
+        fs::write(&temporary, "half").unwrap();
+        fs::create_dir_all(root.join(REPO_TENANTS_DIR).join("acme")).unwrap();
+        let tenant_temporary = root.join(REPO_TENANTS_DIR).join("acme").join(".x.tmp9");
+        fs::write(&tenant_temporary, "half").unwrap();
+        let root_temporary = root.join(".events.log.tmp3");
+        fs::write(&root_temporary, "half").unwrap();
+
+        let repository = Repository::open(&root, 1234).unwrap();
+        assert_eq!(repository.hardware().keys().collect::<Vec<_>>(), [&host(4)]);
+        assert!(!garbage.exists());
+        assert!(!wrong_name.exists());
+        let aside = hardware_dir.join(format!("{}.corrupt-1234", file_name(&host(1))));
+        assert_eq!(
+            fs::read_to_string(&aside).unwrap(),
+            "# xenplug-repo 1\nhost_uuid=oops\n"
+        );
+        assert!(hardware_dir
+            .join(format!("{}.corrupt-1234", file_name(&host(2))))
+            .exists());
+        assert!(hardware_dir.join("notes.txt").exists());
+        assert!(!temporary.exists());
+        assert!(!tenant_temporary.exists());
+        assert!(!root_temporary.exists());
+        drop(repository);
+
+        fs::write(&garbage, "still garbage").unwrap();
+        let repository = Repository::open(&root, 1234).unwrap();
+        assert!(hardware_dir
+            .join(format!("{}.corrupt-1234.1", file_name(&host(1))))
+            .exists());
+        assert_eq!(repository.hardware().len(), 1);
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn open_refuses_another_format_version_and_a_second_owner() {
+        let root = scratch("version");
+        let repository = Repository::open(&root, 1).unwrap();
+        let second = Repository::open(&root, 1).unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        drop(repository);
+        let path = root.join(REPO_HARDWARE_DIR).join(file_name(&host(1)));
+        let text = render_record(&hardware(1, "h").to_record().unwrap())
+            .unwrap()
+            .replace(REPO_FORMAT_LINE, "# xenplug-repo 2");
+        fs::write(&path, &text).unwrap();
+        let error = Repository::open(&root, 1).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(fs::read_to_string(&path).unwrap(), text);
+        fs::remove_file(&path).unwrap();
+        fs::write(root.join(REPO_JOURNAL_FILE), "# xenplug-journal 2\n").unwrap();
+        assert_eq!(
+            Repository::open(&root, 1).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn tenant_slices_are_rebuilt_on_open() {
+        let root = scratch("reconcile");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        repository
+            .put_virtual(machine(1, "web", Some("acme")))
+            .unwrap();
+        drop(repository);
+        let tenants = root.join(REPO_TENANTS_DIR);
+        let slice = tenants.join("acme").join(file_name(&vm_uuid(1)));
+        let expected = fs::read_to_string(&slice).unwrap();
+        fs::write(&slice, "# xenplug-repo 1\nname=stale\n").unwrap();
+        fs::create_dir_all(tenants.join("beta")).unwrap();
+        let stray = tenants.join("beta").join(file_name(&vm_uuid(1)));
+        fs::write(&stray, &expected).unwrap();
+        let orphan = tenants.join("beta").join(file_name(&vm_uuid(9)));
+        fs::write(&orphan, &expected).unwrap();
+        drop(Repository::open(&root, 2).unwrap());
+        assert_eq!(fs::read_to_string(&slice).unwrap(), expected);
+        assert!(!stray.exists());
+        assert!(!orphan.exists());
+        fs::remove_file(&slice).unwrap();
+        drop(Repository::open(&root, 3).unwrap());
+        assert_eq!(fs::read_to_string(&slice).unwrap(), expected);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    static EVENT_LINE: &str = "seq=12 time=1700000000 kind=vm-migrated \
+        subject=9a0b0000-0000-4000-8000-000000000003 network=mgmt \
+        from=4c4c4544-0000-0000-0000-000000000001 note=a\\x20b=c\\n";
+
+    #[test]
+    fn event_line_fixture_round_trips() {
+        let event = Event::parse_line(EVENT_LINE).unwrap();
+        assert_eq!(event.seq, 12);
+        assert_eq!(event.kind, EventKind::VmMigrated);
+        assert_eq!(event.network.as_deref(), Some("mgmt"));
+        assert_eq!(
+            event.details[1],
+            ("note".to_string(), "a b=c\n".to_string())
+        );
+        assert_eq!(event.to_line().unwrap(), format!("{EVENT_LINE}\n"));
+        for end in 0..EVENT_LINE.len() {
+            let _ = Event::parse_line(&EVENT_LINE[..end]);
+        }
+        for (kind, name) in EVENT_KINDS {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(EventKind::from_name(name), Some(kind));
+        }
+    }
+
+    #[test]
+    fn bad_event_lines_are_refused() {
+        for line in [
+            "",
+            "seq=1 time=2 kind=vm-added",
+            "time=2 seq=1 kind=vm-added subject=x",
+            "seq=1 time=2 kind=vm-exploded subject=x",
+            "seq=-1 time=2 kind=vm-added subject=x",
+            "seq=1 time=2 kind=vm-added subject=x  a=1",
+            "seq=1 time=2 kind=vm-added subject=x seq=3",
+            "seq=1 time=2 kind=vm-added subject=x a=1 a=2",
+            "seq=1 time=2 kind=vm-added subject=x a=1 network=n",
+            "seq=1 time=2 kind=vm-added subject=x bare",
+            "seq=1 time=2 kind=vm-added subject=x\\q",
+        ] {
+            assert!(Event::parse_line(line).is_err(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_event_strings_round_trip() {
+        for (n, value) in HOSTILE.iter().enumerate() {
+            let event = Event {
+                seq: n as u64 + 1,
+                time: 5,
+                kind: EventKind::SpoofRefused,
+                subject: value.to_string(),
+                network: Some(value.to_string()),
+                details: vec![("claim".into(), value.to_string())],
+            };
+            let line = event.to_line().unwrap();
+            assert_eq!(line.matches('\n').count(), 1);
+            assert_eq!(Event::parse_line(line.trim_end_matches('\n')), Ok(event));
+        }
+    }
+
+    #[test]
+    fn reopen_continues_the_sequence_without_duplicates() {
+        let root = scratch("sequence");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        let drafts = [
+            EventDraft::new(EventKind::HypervisorAdded, file_name(&host(1))).network("mgmt"),
+            EventDraft::new(EventKind::VmAdded, file_name(&vm_uuid(1))).detail("name", "web\n"),
+        ];
+        let first = repository.append(100, &drafts).unwrap();
+        assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        repository
+            .append(101, &[EventDraft::new(EventKind::VmStateChanged, "x")])
+            .unwrap();
+        assert!(repository.append(102, &[]).unwrap().is_empty());
+        drop(repository);
+
+        let mut repository = Repository::open(&root, 2).unwrap();
+        assert_eq!(repository.last_seq(), 3);
+        let fourth = repository
+            .append(103, &[EventDraft::new(EventKind::VmRemoved, "x")])
+            .unwrap();
+        assert_eq!(fourth[0].seq, 4);
+        let all = repository.events_since(0, 100).unwrap();
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(all[..2], first[..]);
+        assert_eq!(repository.events_since(2, 1).unwrap()[0].seq, 3);
+        assert!(repository.events_since(4, 10).unwrap().is_empty());
+
+        let bad = EventDraft::new(EventKind::VmAdded, "x").detail("seq", "9");
+        let error = repository
+            .append(104, &[EventDraft::new(EventKind::VmAdded, "y"), bad])
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        let huge = EventDraft::new(EventKind::VmAdded, "y")
+            .detail("a", "\n".repeat(REPO_MAX_JOURNAL_LINE));
+        assert!(repository.append(104, &[huge]).is_err());
+        assert_eq!(repository.last_seq(), 4);
+        assert_eq!(repository.events_since(0, 100).unwrap().len(), 4);
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn older_events_are_read_back_from_the_journal() {
+        let root = scratch("older");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        let drafts: Vec<EventDraft> = (0..REPO_EVENTS_IN_MEMORY + 10)
+            .map(|n| EventDraft::new(EventKind::VmStateChanged, n.to_string()))
+            .collect();
+        repository.append(5, &drafts).unwrap();
+        assert_eq!(repository.recent.len(), REPO_EVENTS_IN_MEMORY);
+        let oldest = repository.events_since(0, 3).unwrap();
+        assert_eq!(oldest.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(oldest[2].subject, "2");
+        let middle = repository.events_since(9, 2).unwrap();
+        assert_eq!(middle.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11]);
+        let last = repository
+            .events_since(REPO_EVENTS_IN_MEMORY as u64 + 8, 100)
+            .unwrap();
+        assert_eq!(last.len(), 2);
+        drop(repository);
+        let repository = Repository::open(&root, 2).unwrap();
+        assert_eq!(repository.last_seq(), REPO_EVENTS_IN_MEMORY as u64 + 10);
+        assert_eq!(repository.events_since(0, 1).unwrap()[0].seq, 1);
+        drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn torn_last_journal_line_is_cut_away() {
+        let root = scratch("torn");
+        let mut repository = Repository::open(&root, 1).unwrap();
+        repository
+            .append(
+                1,
+                &[
+                    EventDraft::new(EventKind::VmAdded, "a"),
+                    EventDraft::new(EventKind::VmAdded, "b"),
+                ],
+            )
+            .unwrap();
+        drop(repository);
+        let journal = root.join(REPO_JOURNAL_FILE);
+        let whole = fs::read_to_string(&journal).unwrap();
+        let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+        file.write_all(b"seq=3 time=1 kind=vm-ad").unwrap();
+        drop(file);
+        let mut repository = Repository::open(&root, 2).unwrap();
+        assert_eq!(repository.last_seq(), 2);
+        assert_eq!(fs::read_to_string(&journal).unwrap(), whole);
+        assert_eq!(
+            repository
+                .append(3, &[EventDraft::new(EventKind::VmRemoved, "a")])
+                .unwrap()[0]
+                .seq,
+            3
+        );
+        drop(repository);
+        let text = fs::read_to_string(&journal).unwrap();
+        assert!(text.ends_with("kind=vm-removed subject=a\n"), "{text}");
+
+        let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+        file.write_all(b"seq=4 time=1 kind=vm-nonsense subject=a\n")
+            .unwrap();
+        drop(file);
+        assert_eq!(
+            Repository::open(&root, 3).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Names the repository folder of a storm child: see [`storm_child`].
+    const STORM_ENV: &str = "XENPLUG_TEST_REPO_STORM";
+
+    /// Not a test by itself: with [`STORM_ENV`] set, it writes records and events into that
+    /// folder as fast as it can, for at most 5 seconds, until the parent kills it.
+    #[test]
+    fn storm_child() {
+        let Some(root) = std::env::var_os(STORM_ENV) else {
+            return;
+        };
+        let mut repository = Repository::open(Path::new(&root), 1).unwrap();
+        let started = Instant::now();
+        let mut round: u64 = repository.last_seq();
+        let tenants = [Some("acme"), Some("beta"), None];
+        while started.elapsed() < Duration::from_secs(5) {
+            round += 1;
+            let n = u128::from(round % 7);
+            let name = format!("{} #{round}", HOSTILE[round as usize % HOSTILE.len()]);
+            let mut host_record = hardware(n % 3, &name);
+            host_record.last_seen = round;
+            repository.put_hardware(host_record).unwrap();
+            let tenant = tenants[round as usize % tenants.len()];
+            repository.put_virtual(machine(n, &name, tenant)).unwrap();
+            if round % 5 == 0 {
+                repository.remove_virtual(&vm_uuid(n)).unwrap();
+            }
+            let drafts = [
+                EventDraft::new(EventKind::VmStateChanged, file_name(&vm_uuid(n)))
+                    .detail("name", name.clone()),
+                EventDraft::new(EventKind::SpoofRefused, name).network("acme"),
+            ];
+            repository.append(round, &drafts).unwrap();
+        }
+    }
+
+    /// Checks the files as a crash left them, before any repair: every record parses, every
+    /// whole journal line parses with sequence numbers 1, 2, 3... and only the last line may
+    /// be torn.
+    fn check_as_left(root: &Path) -> u64 {
+        for folder in [REPO_HARDWARE_DIR, REPO_VIRTUAL_DIR, REPO_TENANTS_DIR] {
+            for path in files_under(&root.join(folder)) {
+                let name = path.file_name().unwrap().to_str().unwrap();
+                if is_temporary(name) {
+                    continue;
+                }
+                assert!(!name.contains(REPO_CORRUPT_INFIX), "{}", path.display());
+                let text = fs::read_to_string(&path).unwrap();
+                let parsed = if folder == REPO_HARDWARE_DIR {
+                    parse_hardware_text(&text).map(|_| ())
+                } else {
+                    parse_virtual_text(&text).map(|_| ())
+                };
+                assert_eq!(parsed, Ok(()), "{}", path.display());
+            }
+        }
+        let journal = fs::read_to_string(root.join(REPO_JOURNAL_FILE)).unwrap_or_default();
+        let whole = match journal.rfind('\n') {
+            Some(end) => &journal[..end],
+            None => "",
+        };
+        let mut expected = 1;
+        for line in whole.lines().skip(1) {
+            let event = Event::parse_line(line).unwrap();
+            assert_eq!(event.seq, expected, "{line}");
+            expected += 1;
+        }
+        expected - 1
+    }
+
+    #[test]
+    fn sigkill_during_a_storm_leaves_everything_parseable() {
+        let root = scratch("storm");
+        let executable = std::env::current_exe().unwrap();
+        let journal = root.join(REPO_JOURNAL_FILE);
+        let mut last = 0;
+        for _ in 0..5 {
+            let mut child = Command::new(&executable)
+                .args(["--exact", "repo::tests::storm_child", "--test-threads=1"])
+                .env(STORM_ENV, &root)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let before = fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
+            let waiting = Instant::now();
+            while fs::metadata(&journal).map(|m| m.len()).unwrap_or(0) <= before
+                && waiting.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(fastrand::u64(20..=100)));
+            let _ = child.kill();
+            child.wait().unwrap();
+
+            let appended = check_as_left(&root);
+            assert!(appended >= last);
+            let repository = Repository::open(&root, 9).unwrap();
+            assert_eq!(repository.last_seq(), appended);
+            let seqs: Vec<u64> = repository
+                .events_since(0, usize::MAX)
+                .unwrap()
+                .iter()
+                .map(|event| event.seq)
+                .collect();
+            assert_eq!(seqs, (1..=appended).collect::<Vec<_>>());
+            last = appended;
+        }
+        assert_eq!(check_as_left(&root), last);
+        assert!(last > 0, "the storm wrote nothing");
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -22,6 +22,7 @@ pub mod net;
 pub mod repo;
 pub mod role;
 pub mod state;
+pub mod track;
 pub mod vm;
 pub mod wire;
 

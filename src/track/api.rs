@@ -1,0 +1,356 @@
+//! Tracker read API, as bytes: the JSON documents `GET /api/...` answers, built from the
+//! repositories. No I/O; the net layer routes requests here.
+//!
+//! Schema (stable; fields are only ever added):
+//! - `/api/tree`: `{"hypervisors":[H...],"devirtualized":[V...],"last_seq":N}` where
+//!   H = `{"uuid","name","network","addresses":[..],"state","boot_id"?,"first_seen","last_seen",
+//!   "vms":[V...]}` and V = `{"uuid","name","run_state","tenant"?,"hypervisor"?,"services":[S...],
+//!   "first_seen","last_seen"}`, S = `{"type","actions":[{"name","semantics":[..]}]}`.
+//!   `devirtualized` lists the VMs no hypervisor places.
+//! - `/api/vms/<uuid>`: V.
+//! - `/api/events?since=N`: `{"events":[E...],"last_seq":N}`, E = `{"seq","time","kind",
+//!   "subject","network"?,"details":{..}}`.
+//!
+//! A tenant's view (the API reached from a tenant network) holds only that tenant's VMs, never
+//! a hypervisor, a placement or another tenant's event; it has no `hypervisors` but a `vms`
+//! array instead.
+
+use crate::repo::{Event, EventKind, HardwareRecord, VirtualRecord};
+use crate::wire::json::JsonWriter;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Who is asking: the provider sees everything, a tenant only its own VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer<'a> {
+    /// The provider (the API reached from a provider network or the API address).
+    Provider,
+    /// A tenant, by name.
+    Tenant(&'a str),
+}
+
+impl Viewer<'_> {
+    /// Whether this viewer may see `vm`.
+    pub fn sees(&self, vm: &VirtualRecord) -> bool {
+        match self {
+            Viewer::Provider => true,
+            Viewer::Tenant(tenant) => vm.tenant.as_deref() == Some(*tenant),
+        }
+    }
+}
+
+fn write_vm(json: &mut JsonWriter, vm: &VirtualRecord, viewer: Viewer<'_>) {
+    json.begin_object();
+    json.key("uuid").string(&vm.vm_uuid.to_string());
+    json.key("name").string(&vm.name);
+    json.key("run_state").string(&vm.run_state);
+    if let Some(tenant) = &vm.tenant {
+        json.key("tenant").string(tenant);
+    }
+    if viewer == Viewer::Provider {
+        if let Some(host) = vm.hypervisor {
+            json.key("hypervisor").string(&host.to_string());
+        }
+    }
+    json.key("services").begin_array();
+    for service in &vm.services {
+        json.begin_object();
+        json.key("type").string(&service.service_type);
+        json.key("actions").begin_array();
+        for action in &service.actions {
+            json.begin_object();
+            json.key("name").string(&action.name);
+            json.key("semantics").begin_array();
+            for semantic in &action.semantics {
+                json.string(semantic.as_str());
+            }
+            json.end_array();
+            json.end_object();
+        }
+        json.end_array();
+        json.end_object();
+    }
+    json.end_array();
+    json.key("first_seen").number(vm.first_seen);
+    json.key("last_seen").number(vm.last_seen);
+    json.end_object();
+}
+
+fn write_host(json: &mut JsonWriter, host: &HardwareRecord, vms: &[&VirtualRecord]) {
+    json.begin_object();
+    json.key("uuid").string(&host.host_uuid.to_string());
+    json.key("name").string(&host.name);
+    json.key("network").string(&host.network);
+    json.key("addresses").begin_array();
+    for address in &host.addresses {
+        json.string(address);
+    }
+    json.end_array();
+    json.key("state").string(&host.state);
+    if let Some(boot_id) = host.boot_id {
+        json.key("boot_id").number(u64::from(boot_id));
+    }
+    json.key("first_seen").number(host.first_seen);
+    json.key("last_seen").number(host.last_seen);
+    json.key("vms").begin_array();
+    for vm in vms {
+        write_vm(json, vm, Viewer::Provider);
+    }
+    json.end_array();
+    json.end_object();
+}
+
+/// Finishes a document; the writer is only misused by a bug here, which must not take the
+/// tracker down: an error document is answered instead.
+fn finish(json: JsonWriter) -> Vec<u8> {
+    json.finish().unwrap_or_else(|error| {
+        log::error!("api: JSON document not well formed: {error:?}");
+        b"{\"error\":\"internal\"}".to_vec()
+    })
+}
+
+/// `GET /api/tree`.
+pub fn tree(
+    hardware: &BTreeMap<Uuid, HardwareRecord>,
+    vms: &BTreeMap<Uuid, VirtualRecord>,
+    last_seq: u64,
+    viewer: Viewer<'_>,
+) -> Vec<u8> {
+    let mut json = JsonWriter::new();
+    json.begin_object();
+    match viewer {
+        Viewer::Provider => {
+            json.key("hypervisors").begin_array();
+            for host in hardware.values() {
+                let placed: Vec<&VirtualRecord> = vms
+                    .values()
+                    .filter(|vm| vm.hypervisor == Some(host.host_uuid))
+                    .collect();
+                write_host(&mut json, host, &placed);
+            }
+            json.end_array();
+            json.key("devirtualized").begin_array();
+            for vm in vms.values().filter(|vm| vm.hypervisor.is_none()) {
+                write_vm(&mut json, vm, viewer);
+            }
+            json.end_array();
+        }
+        Viewer::Tenant(_) => {
+            json.key("vms").begin_array();
+            for vm in vms.values().filter(|vm| viewer.sees(vm)) {
+                write_vm(&mut json, vm, viewer);
+            }
+            json.end_array();
+        }
+    }
+    json.key("last_seq").number(last_seq);
+    json.end_object();
+    finish(json)
+}
+
+/// `GET /api/vms/<uuid>`, or `None` when the viewer has no such VM.
+pub fn vm(vm: Option<&VirtualRecord>, viewer: Viewer<'_>) -> Option<Vec<u8>> {
+    let vm = vm.filter(|vm| viewer.sees(vm))?;
+    let mut json = JsonWriter::new();
+    write_vm(&mut json, vm, viewer);
+    Some(finish(json))
+}
+
+/// Whether a tenant may see `event`: only events about its own VMs, and not the ones that
+/// reveal the provider's placement.
+fn tenant_sees(event: &Event, own: &dyn Fn(&str) -> bool) -> bool {
+    let about_vm = matches!(
+        event.kind,
+        EventKind::VmAdded
+            | EventKind::VmRemoved
+            | EventKind::VmStateChanged
+            | EventKind::VmServicesChanged
+            | EventKind::VmDevirtualized
+            | EventKind::VmRevirtualized
+    );
+    about_vm && own(&event.subject)
+}
+
+/// `GET /api/events?since=N`. For a tenant, `own` says which subjects are its VMs; details
+/// are left out for tenants (they may name hypervisors).
+pub fn events(
+    events: &[Event],
+    last_seq: u64,
+    viewer: Viewer<'_>,
+    own: &dyn Fn(&str) -> bool,
+) -> Vec<u8> {
+    let mut json = JsonWriter::new();
+    json.begin_object();
+    json.key("events").begin_array();
+    for event in events {
+        if matches!(viewer, Viewer::Tenant(_)) && !tenant_sees(event, own) {
+            continue;
+        }
+        json.begin_object();
+        json.key("seq").number(event.seq);
+        json.key("time").number(event.time);
+        json.key("kind").string(event.kind.as_str());
+        json.key("subject").string(&event.subject);
+        if viewer == Viewer::Provider {
+            if let Some(network) = &event.network {
+                json.key("network").string(network);
+            }
+            json.key("details").begin_object();
+            for (key, value) in &event.details {
+                json.key(key).string(value);
+            }
+            json.end_object();
+        }
+        json.end_object();
+    }
+    json.end_array();
+    json.key("last_seq").number(last_seq);
+    json.end_object();
+    finish(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Semantic;
+    use crate::repo::{ActionRecord, ServiceRecord};
+
+    fn host(id: u128) -> HardwareRecord {
+        HardwareRecord {
+            host_uuid: Uuid::from_u128(id),
+            name: format!("host{id}"),
+            addresses: vec!["10.0.0.1".into()],
+            network: "mgmt".into(),
+            boot_id: Some(3),
+            facts: Vec::new(),
+            first_seen: 1,
+            last_seen: 2,
+            state: "online".into(),
+        }
+    }
+
+    fn vm(id: u128, host: Option<u128>, tenant: &str) -> VirtualRecord {
+        VirtualRecord {
+            vm_uuid: Uuid::from_u128(id),
+            name: format!("vm \"{id}\""),
+            hypervisor: host.map(Uuid::from_u128),
+            run_state: "running".into(),
+            tenant: Some(tenant.into()),
+            services: vec![ServiceRecord {
+                service_type: "urn:xenplug-org:service:AppControl:1".into(),
+                actions: vec![ActionRecord {
+                    name: "RestartApplication".into(),
+                    semantics: vec![Semantic::Destructive, Semantic::Confirm],
+                }],
+            }],
+            first_seen: 5,
+            last_seen: 6,
+        }
+    }
+
+    fn maps() -> (
+        BTreeMap<Uuid, HardwareRecord>,
+        BTreeMap<Uuid, VirtualRecord>,
+    ) {
+        let hardware = [host(1)].into_iter().map(|h| (h.host_uuid, h)).collect();
+        let vms = [
+            vm(10, Some(1), "acme"),
+            vm(11, Some(1), "beta"),
+            vm(12, None, "acme"),
+        ]
+        .into_iter()
+        .map(|v| (v.vm_uuid, v))
+        .collect();
+        (hardware, vms)
+    }
+
+    #[test]
+    fn provider_tree_nests_vms_under_hypervisors() {
+        let (hardware, vms) = maps();
+        let text = String::from_utf8(tree(&hardware, &vms, 9, Viewer::Provider)).unwrap();
+        assert!(
+            text.starts_with(
+                "{\"hypervisors\":[{\"uuid\":\"00000000-0000-0000-0000-000000000001\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"name\":\"vm \\\"10\\\"\""),
+            "names are escaped: {text}"
+        );
+        assert!(
+            text.contains("\"semantics\":[\"destructive\",\"confirm\"]"),
+            "{text}"
+        );
+        let devirtualized = &text[text.find("\"devirtualized\"").unwrap()..];
+        assert!(
+            devirtualized.contains("-00000000000c\"") && !devirtualized.contains("-00000000000a\""),
+            "{text}"
+        );
+        assert!(text.ends_with(",\"last_seq\":9}"), "{text}");
+    }
+
+    #[test]
+    fn tenant_tree_holds_only_its_vms_and_no_placement() {
+        let (hardware, vms) = maps();
+        let text = String::from_utf8(tree(&hardware, &vms, 9, Viewer::Tenant("acme"))).unwrap();
+        assert!(!text.contains("hypervisor"), "{text}");
+        assert!(
+            !text.contains("beta") && !text.contains("-00000000000b\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("-00000000000a\"") && text.contains("-00000000000c\""),
+            "{text}"
+        );
+        assert!(vm(super::Uuid::from_u128(11).as_u128(), None, "beta")
+            .tenant
+            .is_some());
+        assert_eq!(
+            super::vm(vms.get(&Uuid::from_u128(11)), Viewer::Tenant("acme")),
+            None
+        );
+        assert!(super::vm(vms.get(&Uuid::from_u128(10)), Viewer::Tenant("acme")).is_some());
+    }
+
+    #[test]
+    fn tenant_events_are_filtered_and_without_details() {
+        let migrated = Event {
+            seq: 1,
+            time: 100,
+            kind: EventKind::VmMigrated,
+            subject: Uuid::from_u128(10).to_string(),
+            network: Some("mgmt".into()),
+            details: vec![("from".into(), "a".into()), ("to".into(), "b".into())],
+        };
+        let state = Event {
+            seq: 2,
+            kind: EventKind::VmStateChanged,
+            ..migrated.clone()
+        };
+        let other = Event {
+            seq: 3,
+            subject: Uuid::from_u128(11).to_string(),
+            ..state.clone()
+        };
+        let all = [migrated, state, other];
+        let acme = Uuid::from_u128(10).to_string();
+        let own = |subject: &str| subject == acme;
+        let text = String::from_utf8(events(&all, 3, Viewer::Tenant("acme"), &own)).unwrap();
+        assert!(
+            text.contains("\"seq\":2")
+                && !text.contains("\"seq\":1")
+                && !text.contains("\"seq\":3"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("details") && !text.contains("mgmt"),
+            "{text}"
+        );
+        let provider = String::from_utf8(events(&all, 3, Viewer::Provider, &own)).unwrap();
+        assert!(
+            provider.contains("\"details\":{\"from\":\"a\",\"to\":\"b\"}"),
+            "{provider}"
+        );
+    }
+}

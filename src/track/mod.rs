@@ -1,0 +1,3 @@
+//! The tracker: SSDP discovery on labelled networks, descriptions, repositories, read API.
+
+pub mod api;

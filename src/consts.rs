@@ -393,10 +393,6 @@ pub const DISCOVERY_MAX_UDN: usize = 128;
 pub const DISCOVERY_MAX_LOCATION: usize = 512;
 /// Length in bytes of a device type kept, at most.
 pub const DISCOVERY_MAX_DEVICE_TYPE: usize = 256;
-/// Scheme every accepted LOCATION starts with (compared case-insensitively).
-pub const LOCATION_SCHEME: &str = "http://";
-/// Port of a LOCATION that names none.
-pub const LOCATION_DEFAULT_PORT: u16 = 80;
 /// Third field of a device type URN (`urn:<domain>:device:<type>:<version>`), as opposed to
 /// `service`.
 pub const URN_KIND_DEVICE: &str = "device";

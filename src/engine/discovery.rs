@@ -81,10 +81,10 @@ use std::time::{Duration, Instant};
 
 use crate::consts::{
     DISCOVERY_MAX_DEVICE_TYPE, DISCOVERY_MAX_LOCATION, DISCOVERY_MAX_PENDING_SEARCHES,
-    DISCOVERY_MAX_UDN, DISCOVERY_RESPONSE_GRACE, DISCOVERY_SEARCH_SENDS, LOCATION_DEFAULT_PORT,
-    LOCATION_SCHEME, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MX_MAX, SSDP_MX_MIN,
-    SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_ST_ALL, SSDP_V4_GROUP,
-    UDN_PREFIX, URN_KIND_DEVICE, URN_PREFIX,
+    DISCOVERY_MAX_UDN, DISCOVERY_RESPONSE_GRACE, DISCOVERY_SEARCH_SENDS, SSDP_EMIT_BUFFER,
+    SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT,
+    SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_KIND_DEVICE,
+    URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, NotifyKind, Search};
 use crate::wire::Cursor;
@@ -925,31 +925,10 @@ fn location_is_source(location: &str, source: SocketAddrV4, network: u32) -> boo
     }
 }
 
-/// Host and port of LOCATION when it is `http://<literal IPv4>[:port][/path]`: scheme in any
-/// case, no user info, a port of 1-65535 (80 when absent), printable ASCII without spaces, at
-/// most [`DISCOVERY_MAX_LOCATION`] bytes. Names are never resolved: a host name is refused.
+/// Host and port of LOCATION when it is `http://<literal IPv4>[:port][/path]` of at most
+/// [`DISCOVERY_MAX_LOCATION`] bytes (see [`crate::wire::http::http_url_parts`]).
 fn location_address(location: &str) -> Option<SocketAddrV4> {
-    if location.len() > DISCOVERY_MAX_LOCATION || !location.bytes().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    let scheme = location.get(..LOCATION_SCHEME.len())?;
-    if !scheme.eq_ignore_ascii_case(LOCATION_SCHEME) {
-        return None;
-    }
-    let rest = location.get(LOCATION_SCHEME.len()..)?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = rest.get(..end)?;
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => {
-            let port = u16::try_from(wire_ssdp::number(port).ok()?).ok()?;
-            (host, port)
-        }
-        None => (authority, LOCATION_DEFAULT_PORT),
-    };
-    // Std's parser takes exactly four decimal octets and refuses leading zeros, so no
-    // octal or shortened forms slip through (`010.1`, `10.1`, `0x0a.0.0.1`); `@` cannot parse.
-    let address: Ipv4Addr = host.parse().ok()?;
-    (port != 0).then_some(SocketAddrV4::new(address, port))
+    crate::wire::http::http_url_parts(location, DISCOVERY_MAX_LOCATION).map(|(address, _)| address)
 }
 
 /// `urn:<domain>:device:<type>:<version>` when `target` is a device type.

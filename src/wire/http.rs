@@ -349,6 +349,41 @@ impl ResponseHead<'_> {
     }
 }
 
+/// The address and request target of `url` when it is `http://<literal IPv4>[:port][/path]`:
+/// scheme in any case, no user info, a port of 1-65535 (80 when absent), printable ASCII
+/// without spaces, at most `max_len` bytes; the target is `/` when the URL has no path (and
+/// a query right after the authority is dropped).
+/// Names are never resolved: a host name is refused, and so are octal or shortened IPv4
+/// forms (`010.1`, `10.1`), which std's parser does not take.
+pub fn http_url_parts(url: &str, max_len: usize) -> Option<(std::net::SocketAddrV4, &str)> {
+    const SCHEME: &str = crate::consts::HTTP_URL_SCHEME;
+    if url.len() > max_len || !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    if !url.get(..SCHEME.len())?.eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let rest = url.get(SCHEME.len()..)?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, port.parse::<u16>().ok()?)
+        }
+        Some(_) => return None,
+        None => (authority, 80),
+    };
+    let address: std::net::Ipv4Addr = host.parse().ok()?;
+    let target = match target {
+        "" => "/",
+        t if t.starts_with('/') => t.split('#').next().unwrap_or(t),
+        // `http://host?query`: a query with no path; the path is `/` and the query is lost.
+        t if t.starts_with('?') => "/",
+        _ => return None,
+    };
+    (port != 0).then_some((std::net::SocketAddrV4::new(address, port), target))
+}
+
 /// Whether `text` is a non-empty RFC 7230 token (a method or a field name).
 pub fn is_token(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(is_token_byte)
@@ -1102,5 +1137,39 @@ Content-Length: 42\r\n\r\n"
             let _ = decode_chunked(&input, &mut out, 16);
             assert!(out.len() <= 16);
         }
+    }
+
+    #[test]
+    fn http_url_parts_take_literal_ipv4_only() {
+        let parts = |url| http_url_parts(url, 512);
+        let address = |text: &str| text.parse::<std::net::SocketAddrV4>().unwrap();
+        assert_eq!(
+            parts("http://10.0.0.1:8080/description.xml"),
+            Some((address("10.0.0.1:8080"), "/description.xml"))
+        );
+        assert_eq!(
+            parts("HTTP://10.0.0.1"),
+            Some((address("10.0.0.1:80"), "/"))
+        );
+        assert_eq!(
+            parts("http://10.0.0.1/a?b#c"),
+            Some((address("10.0.0.1:80"), "/a?b"))
+        );
+        for bad in [
+            "https://10.0.0.1/",
+            "http://host/",
+            "http://10.1/",
+            "http://010.0.0.1/",
+            "http://u@10.0.0.1/",
+            "http://10.0.0.1:/",
+            "http://10.0.0.1:0/",
+            "http://10.0.0.1:99999/",
+            "http://10.0.0.1 /",
+            "http://10.0.0.1x",
+            "http://[::1]/",
+        ] {
+            assert_eq!(parts(bad), None, "{bad}");
+        }
+        assert_eq!(http_url_parts("http://10.0.0.1/abc", 10), None);
     }
 }

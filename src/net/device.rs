@@ -10,7 +10,6 @@ use super::iface::Interface;
 use super::ssdp::SsdpSocket;
 use crate::consts::{
     CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_INITIAL_EVENT_DELAY, GENA_NOTIFY_TIMEOUT,
-    SSDP_MAX_DATAGRAM,
 };
 use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
@@ -331,34 +330,15 @@ fn tick(
 
 /// Receives datagrams on one interface's socket and hands them to the SSDP engine.
 async fn receive_loop(core: Shared, socket: Rc<SsdpSocket>, wake: Sender<()>) {
-    let mut buffer = [0u8; SSDP_MAX_DATAGRAM + 1];
-    loop {
-        let received = match socket.receive(&mut buffer).await {
-            Ok(received) => received,
-            Err(error) => {
-                log::warn!("ssdp: receive on {} failed: {error}", socket.interface.name);
-                Timer::after(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if received.truncated || received.length > SSDP_MAX_DATAGRAM {
-            log::debug!("ssdp: dropping oversized datagram from {}", received.source);
-            continue;
-        }
-        // Only datagrams that arrived on this socket's interface: another interface's socket
-        // (or another process) answers the rest.
-        if received.arrival != socket.interface.index {
-            continue;
-        }
-        let bytes = buffer.get(..received.length).unwrap_or_default();
-        core.borrow_mut().ssdp.on_datagram(
-            Instant::now(),
-            received.arrival,
-            received.source,
-            bytes,
-        );
-        let _ = wake.try_send(());
-    }
+    let interface = socket.interface.index;
+    socket
+        .each_datagram(|source, bytes| {
+            core.borrow_mut()
+                .ssdp
+                .on_datagram(Instant::now(), interface, source, bytes);
+            let _ = wake.try_send(());
+        })
+        .await
 }
 
 /// Delivers one GENA event, trying each callback URL in order.

@@ -14,6 +14,9 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 
+/// Pause after a failed receive, so a persistent error does not spin.
+const RECEIVE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One interface's SSDP socket.
 pub struct SsdpSocket {
     socket: Async<Socket>,
@@ -52,32 +55,50 @@ fn set_int_option(socket: &Socket, level: i32, name: i32, value: i32) -> io::Res
 }
 
 impl SsdpSocket {
-    /// Opens the SSDP socket of `interface`.
+    /// Opens the SSDP socket of `interface`: port 1900, joined to the group there.
     pub fn open(interface: &Interface) -> Result<SsdpSocket> {
+        SsdpSocket::open_kind(interface, true)
+    }
+
+    /// Opens a control point's search socket on `interface`: an ephemeral port on the
+    /// interface's address, so search responses come back to this socket alone rather than
+    /// to whichever process shares port 1900. It joins no group.
+    pub fn open_search(interface: &Interface) -> Result<SsdpSocket> {
+        SsdpSocket::open_kind(interface, false)
+    }
+
+    fn open_kind(interface: &Interface, listen: bool) -> Result<SsdpSocket> {
         let context = |what: &str| format!("SSDP socket on {}: {what}", interface.name);
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| Error::io(context("socket"), e))?;
-        socket
-            .set_reuse_address(true)
-            .map_err(|e| Error::io(context("SO_REUSEADDR"), e))?;
-        socket
-            .set_reuse_port(true)
-            .map_err(|e| Error::io(context("SO_REUSEPORT"), e))?;
         set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
             .map_err(|e| Error::io(context("IP_PKTINFO"), e))?;
         socket
             .set_multicast_all_v4(false)
             .map_err(|e| Error::io(context("IP_MULTICAST_ALL"), e))?;
-        let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SSDP_PORT);
-        socket
-            .bind(&SockAddr::from(bind))
-            .map_err(|e| Error::io(context("bind 0.0.0.0:1900"), e))?;
-        socket
-            .join_multicast_v4_n(
-                &SSDP_V4_GROUP,
-                &socket2::InterfaceIndexOrAddress::Index(interface.index),
-            )
-            .map_err(|e| Error::io(context("joining 239.255.255.250"), e))?;
+        if listen {
+            socket
+                .set_reuse_address(true)
+                .map_err(|e| Error::io(context("SO_REUSEADDR"), e))?;
+            socket
+                .set_reuse_port(true)
+                .map_err(|e| Error::io(context("SO_REUSEPORT"), e))?;
+            let bind = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SSDP_PORT);
+            socket
+                .bind(&SockAddr::from(bind))
+                .map_err(|e| Error::io(context("bind 0.0.0.0:1900"), e))?;
+            socket
+                .join_multicast_v4_n(
+                    &SSDP_V4_GROUP,
+                    &socket2::InterfaceIndexOrAddress::Index(interface.index),
+                )
+                .map_err(|e| Error::io(context("joining 239.255.255.250"), e))?;
+        } else {
+            let bind = SocketAddrV4::new(interface.address, 0);
+            socket
+                .bind(&SockAddr::from(bind))
+                .map_err(|e| Error::io(context("bind for searching"), e))?;
+        }
         socket
             .set_multicast_if_v4(&interface.address)
             .map_err(|e| Error::io(context("IP_MULTICAST_IF"), e))?;
@@ -92,6 +113,34 @@ impl SsdpSocket {
             socket,
             interface: interface.clone(),
         })
+    }
+
+    /// Receives datagrams until the task is dropped, handing `deliver` each one that arrived
+    /// on this socket's interface (another interface's socket, or another process, answers
+    /// the rest) and fits [`SSDP_MAX_DATAGRAM`]; oversized ones are dropped and logged.
+    pub async fn each_datagram(&self, mut deliver: impl FnMut(SocketAddrV4, &[u8])) {
+        let mut buffer = [0u8; SSDP_MAX_DATAGRAM + 1];
+        loop {
+            let received = match self.receive(&mut buffer).await {
+                Ok(received) => received,
+                Err(error) => {
+                    log::warn!("ssdp: receive on {} failed: {error}", self.interface.name);
+                    smol::Timer::after(RECEIVE_ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            if received.truncated || received.length > SSDP_MAX_DATAGRAM {
+                log::debug!("ssdp: dropping oversized datagram from {}", received.source);
+                continue;
+            }
+            if received.arrival != self.interface.index {
+                continue;
+            }
+            deliver(
+                received.source,
+                buffer.get(..received.length).unwrap_or_default(),
+            );
+        }
     }
 
     /// Waits for the next datagram.

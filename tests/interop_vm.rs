@@ -279,6 +279,8 @@ fn packaging_example_services_through_both_peers() {
             "lo",
             VM_SELF,
             &[
+                "--timeout",
+                "20",
                 "call",
                 "--service",
                 &system_info,
@@ -367,6 +369,8 @@ fn handler_arguments_are_data_not_shell() {
                 "lo",
                 VM_SELF,
                 &[
+                    "--timeout",
+                    "20",
                     "call",
                     "--service",
                     &echo,
@@ -455,6 +459,8 @@ fn failing_handlers_are_upnp_errors() {
                 "lo",
                 VM_SELF,
                 &[
+                    "--timeout",
+                    "20",
                     "call",
                     "--service",
                     &broken,

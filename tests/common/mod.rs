@@ -777,8 +777,14 @@ impl Xenplug {
         if let Some(max_age) = options.max_age {
             args.extend(["--max-age".to_string(), max_age.to_string()]);
         }
+        Xenplug::launch(ns, &program, &args, state)
+    }
+
+    /// Run `program args...` in `ns` with `XENPLUG_LOG=debug` and wait for the `description
+    /// at` line (every role prints it once it advertises).
+    fn launch(ns: &Netns, program: &Path, args: &[String], state: TempDir) -> Xenplug {
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut command = ns.command(&program, &arg_refs);
+        let mut command = ns.command(program, &arg_refs);
         command.env("XENPLUG_LOG", "debug");
         let mut proc = ns.spawn("xenplug", command);
         let url = proc.wait_stderr(WAIT, description_url);
@@ -2322,4 +2328,435 @@ pub fn scenario_domain_added_and_removed(site: &Site) {
         "description after removing:\n{}",
         last.description
     );
+}
+
+// ---- the VM advertiser (`xenplug advertise vm`) ---------------------------------------------
+
+/// VirtualMachine root device type (`advertise vm`).
+pub const DEVICE_VM: &str = "urn:xenplug-org:device:VirtualMachine:1";
+/// The VM UUID the VM tests give with `--uuid`.
+pub const VM_SELF: &str = "7d1e2f30-aaaa-4b5c-9d8e-0000000000b1";
+
+/// Default service type of an owner service folder `name`.
+pub fn vm_service_type(name: &str) -> String {
+    format!("urn:xenplug-org:service:{name}:1")
+}
+
+/// Default device type of an owner subdevice folder `name`.
+pub fn vm_device_type(name: &str) -> String {
+    format!("urn:xenplug-org:device:{name}:1")
+}
+
+impl Proc {
+    /// Paths of the files holding its stdout and stderr, for failure messages.
+    pub fn log_paths(&self) -> String {
+        format!(
+            "{} (stdout), {} (stderr)",
+            self.stdout_path.display(),
+            self.stderr_path.display()
+        )
+    }
+}
+
+/// Options for starting `xenplug advertise vm`.
+#[derive(Clone, Debug)]
+pub struct VmOptions {
+    /// `--iface` (always explicit).
+    pub iface: String,
+    /// `--uuid`; `None` leaves it out (the guest's own sources are read).
+    pub uuid: Option<String>,
+    /// `--services`.
+    pub services: PathBuf,
+    /// `--handler-timeout`, if set.
+    pub handler_timeout: Option<u64>,
+    /// `--name`, if set.
+    pub name: Option<String>,
+    /// `--max-age`, if set.
+    pub max_age: Option<u32>,
+}
+
+impl VmOptions {
+    /// `--iface IFACE --uuid VM_SELF --services DIR`.
+    pub fn new(iface: &str, services: &Path) -> VmOptions {
+        VmOptions {
+            iface: iface.to_string(),
+            uuid: Some(VM_SELF.to_string()),
+            services: services.to_path_buf(),
+            handler_timeout: None,
+            name: None,
+            max_age: None,
+        }
+    }
+
+    /// The arguments after `xenplug`, with `--state-dir state`.
+    fn args(&self, state: &Path) -> Vec<String> {
+        let mut args: Vec<String> = ["advertise", "vm", "--iface", &self.iface]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(uuid) = &self.uuid {
+            args.extend(["--uuid".to_string(), uuid.clone()]);
+        }
+        args.extend([
+            "--services".to_string(),
+            self.services.display().to_string(),
+        ]);
+        args.extend(["--state-dir".to_string(), state.display().to_string()]);
+        if let Some(seconds) = self.handler_timeout {
+            args.extend(["--handler-timeout".to_string(), seconds.to_string()]);
+        }
+        if let Some(name) = &self.name {
+            args.extend(["--name".to_string(), name.clone()]);
+        }
+        if let Some(max_age) = self.max_age {
+            args.extend(["--max-age".to_string(), max_age.to_string()]);
+        }
+        args
+    }
+}
+
+impl Xenplug {
+    /// Start `xenplug advertise vm` in `ns`; waits for the `description at` line.
+    pub fn start_vm(ns: &Netns, options: &VmOptions) -> Xenplug {
+        let state = TempDir::new("vm-state");
+        let args = options.args(state.path());
+        Xenplug::launch(ns, &xenplug_bin(), &args, state)
+    }
+
+    /// Where its log is, plus the tail of it, for failure messages.
+    pub fn report_with_path(&self) -> String {
+        format!("xenplug log: {}\n{}", self.proc.log_paths(), self.report())
+    }
+}
+
+/// Run `xenplug advertise vm` to completion (bounded by [`WAIT`]) with the guest's UUID
+/// sources hidden: inside a private mount namespace, /sys/hypervisor/uuid and
+/// /sys/class/dmi/id/product_uuid are covered by /dev/null where they exist, so the result
+/// is the same on a Xen guest, a VM with SMBIOS, or bare metal.
+pub fn run_vm_without_identity(ns: &Netns, options: &VmOptions) -> Output {
+    let state = TempDir::new("vm-state");
+    let mut args: Vec<String> = vec![
+        "-m".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        "for f in /sys/hypervisor/uuid /sys/class/dmi/id/product_uuid; do \
+         if [ -e \"$f\" ]; then mount --bind /dev/null \"$f\" || exit 97; fi; done; \
+         exec \"$@\""
+            .into(),
+        "sh".into(),
+        xenplug_bin().display().to_string(),
+    ];
+    args.extend(options.args(state.path()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut command = ns.command("unshare", &refs);
+    command.env("XENPLUG_LOG", "debug");
+    run_bounded(command, WAIT, "xenplug advertise vm (identity hidden)")
+}
+
+/// One service folder of an owner's services directory.
+#[derive(Clone, Debug)]
+pub struct ServiceFiles {
+    /// `scpd.xml`.
+    pub scpd: String,
+    /// `handler` (a script with its `#!` line).
+    pub handler: String,
+    /// Mode of `handler`.
+    pub handler_mode: u32,
+    /// `state/<Variable>` files: (variable, content).
+    pub state: Vec<(String, String)>,
+}
+
+impl ServiceFiles {
+    /// An SCPD and an executable handler, no state files.
+    pub fn new(scpd: &str, handler: &str) -> ServiceFiles {
+        ServiceFiles {
+            scpd: scpd.to_string(),
+            handler: handler.to_string(),
+            handler_mode: 0o755,
+            state: Vec::new(),
+        }
+    }
+
+    /// With a state file.
+    pub fn state(mut self, variable: &str, value: &str) -> ServiceFiles {
+        self.state.push((variable.to_string(), value.to_string()));
+        self
+    }
+
+    /// Write the folder at `dir` (created).
+    fn write(&self, dir: &Path) {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        fs::write(dir.join("scpd.xml"), &self.scpd).expect("write scpd.xml");
+        let handler = dir.join("handler");
+        fs::write(&handler, &self.handler).expect("write handler");
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&handler, fs::Permissions::from_mode(self.handler_mode))
+            .expect("chmod handler");
+        if !self.state.is_empty() {
+            fs::create_dir_all(dir.join("state")).expect("create state/");
+            for (variable, value) in &self.state {
+                fs::write(dir.join("state").join(variable), value).expect("write state file");
+            }
+        }
+    }
+}
+
+/// A small SCPD builder: every argument gets its own string `A_ARG_TYPE_<Arg>` variable.
+#[derive(Clone, Debug, Default)]
+pub struct Scpd {
+    actions: Vec<(String, Vec<String>, Vec<String>)>,
+    evented: Vec<String>,
+}
+
+impl Scpd {
+    /// No actions, no variables.
+    pub fn new() -> Scpd {
+        Scpd::default()
+    }
+
+    /// An action with in- and out-arguments.
+    pub fn action(mut self, name: &str, ins: &[&str], outs: &[&str]) -> Scpd {
+        self.actions.push((
+            name.to_string(),
+            ins.iter().map(|s| s.to_string()).collect(),
+            outs.iter().map(|s| s.to_string()).collect(),
+        ));
+        self
+    }
+
+    /// An evented string variable.
+    pub fn evented(mut self, variable: &str) -> Scpd {
+        self.evented.push(variable.to_string());
+        self
+    }
+
+    /// The document.
+    pub fn xml(&self) -> String {
+        let mut xml = String::from(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+             <scpd xmlns=\"urn:schemas-upnp-org:service-1-0\">\n\
+             <specVersion><major>1</major><minor>1</minor></specVersion>\n<actionList>\n",
+        );
+        let mut arg_vars = BTreeSet::new();
+        for (name, ins, outs) in &self.actions {
+            xml.push_str(&format!("<action><name>{name}</name><argumentList>"));
+            for (direction, args) in [("in", ins), ("out", outs)] {
+                for arg in args {
+                    xml.push_str(&format!(
+                        "<argument><name>{arg}</name><direction>{direction}</direction>\
+                         <relatedStateVariable>A_ARG_TYPE_{arg}</relatedStateVariable></argument>"
+                    ));
+                    arg_vars.insert(arg.clone());
+                }
+            }
+            xml.push_str("</argumentList></action>\n");
+        }
+        xml.push_str("</actionList>\n<serviceStateTable>\n");
+        for variable in &self.evented {
+            xml.push_str(&format!(
+                "<stateVariable sendEvents=\"yes\"><name>{variable}</name>\
+                 <dataType>string</dataType></stateVariable>\n"
+            ));
+        }
+        for arg in arg_vars {
+            xml.push_str(&format!(
+                "<stateVariable sendEvents=\"no\"><name>A_ARG_TYPE_{arg}</name>\
+                 <dataType>string</dataType></stateVariable>\n"
+            ));
+        }
+        xml.push_str("</serviceStateTable>\n</scpd>\n");
+        xml
+    }
+}
+
+/// An owner's `--services` directory. Folders are added the way a careful owner (or a
+/// package manager) does it: written under a staging folder on the same file system, then
+/// renamed into place, so the advertiser never sees half a service.
+pub struct ServicesDir {
+    dir: TempDir,
+}
+
+impl ServicesDir {
+    /// An empty services directory.
+    pub fn new(tag: &str) -> ServicesDir {
+        let dir = TempDir::new(&format!("{tag}-svc"));
+        fs::create_dir_all(dir.path().join("services")).expect("create services/");
+        fs::create_dir_all(dir.path().join("staging")).expect("create staging/");
+        ServicesDir { dir }
+    }
+
+    /// The directory given as `--services`.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("services")
+    }
+
+    /// A copy of the example services shipped in packaging/services.
+    pub fn packaging_examples(tag: &str) -> ServicesDir {
+        let services = ServicesDir::new(tag);
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("packaging/services");
+        copy_tree(&source, &services.path());
+        services
+    }
+
+    fn staged(&self) -> PathBuf {
+        self.dir.path().join("staging").join(unique().to_string())
+    }
+
+    /// Add service folder `name` atomically.
+    pub fn add_service(&self, name: &str, files: &ServiceFiles) {
+        let staged = self.staged();
+        files.write(&staged);
+        let target = self.path().join(name);
+        fs::rename(&staged, &target)
+            .unwrap_or_else(|e| panic!("rename {} into place: {e}", target.display()));
+    }
+
+    /// Add embedded device folder `devices/<device>` with these services, atomically.
+    pub fn add_device(&self, device: &str, services: &[(&str, &ServiceFiles)]) {
+        let staged = self.staged();
+        fs::create_dir_all(&staged).expect("create staged device");
+        for (name, files) in services {
+            files.write(&staged.join(name));
+        }
+        let devices = self.path().join("devices");
+        fs::create_dir_all(&devices).expect("create devices/");
+        let target = devices.join(device);
+        fs::rename(&staged, &target)
+            .unwrap_or_else(|e| panic!("rename {} into place: {e}", target.display()));
+    }
+
+    /// Remove a folder (`Name` or `devices/Dev`) atomically: renamed out, then deleted.
+    pub fn remove(&self, relative: &str) {
+        let staged = self.staged();
+        fs::rename(self.path().join(relative), &staged)
+            .unwrap_or_else(|e| panic!("rename {relative} out of the services dir: {e}"));
+        fs::remove_dir_all(&staged).expect("delete removed service");
+    }
+
+    /// Path of `state/<variable>` of service folder `service` (`Name` or `devices/Dev/Name`).
+    pub fn state_path(&self, service: &str, variable: &str) -> PathBuf {
+        self.path().join(service).join("state").join(variable)
+    }
+
+    /// Rewrite a state file in place (truncate and write, as `echo v >state/Var` does).
+    pub fn write_state_in_place(&self, service: &str, variable: &str, value: &str) {
+        let path = self.state_path(service, variable);
+        fs::write(&path, value).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    /// Replace a state file atomically (write a temporary file, rename it over).
+    pub fn write_state_atomic(&self, service: &str, variable: &str, value: &str) {
+        let path = self.state_path(service, variable);
+        let tmp = self.staged();
+        fs::write(&tmp, value).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+        fs::rename(&tmp, &path).unwrap_or_else(|e| panic!("rename {}: {e}", path.display()));
+    }
+}
+
+/// Copy a directory tree, keeping file modes.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())) {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            // fs::copy copies the permission bits too.
+            fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// The `configId` attribute of a description's `<root>` (UDA 1.1 section 2.3).
+pub fn config_id(description: &str) -> Option<u64> {
+    let start = description.find("configId=\"")? + "configId=\"".len();
+    let rest = &description[start..];
+    rest[..rest.find('"')?].parse().ok()
+}
+
+/// The GUPnP peer against the VirtualMachine root device `uuid:<vm>`.
+pub fn vm_gupnp(ns: &Netns, iface: &str, vm: &str, args: &[&str]) -> Output {
+    let udn = format!("uuid:{vm}");
+    let mut full = vec!["--device-type", DEVICE_VM, "--udn", &udn];
+    full.extend_from_slice(args);
+    gupnp(ns, iface, &full)
+}
+
+/// Start the GUPnP peer against the VirtualMachine root device `uuid:<vm>`.
+pub fn vm_gupnp_spawn(ns: &Netns, iface: &str, vm: &str, args: &[&str]) -> Proc {
+    let udn = format!("uuid:{vm}");
+    let mut full = vec!["--device-type", DEVICE_VM, "--udn", &udn];
+    full.extend_from_slice(args);
+    gupnp_spawn(ns, iface, &full)
+}
+
+/// A peer's `call` that must fail with a UPnP error (exit status 4); returns the error record
+/// (`code`, `message`, and from async-upnp-client `description`).
+pub fn call_err(output: Output, what: &str, xenplug: &Xenplug) -> BTreeMap<String, String> {
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{what}: expected a UPnP error (peer exit status 4), got {}\nstdout:\n{out}\nstderr:\n{}\n{}",
+        output.status,
+        tail(&String::from_utf8_lossy(&output.stderr), 40),
+        xenplug.report_with_path()
+    );
+    records(&out, "error")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{what}: no error record\n{out}"))
+}
+
+/// Process ids in namespace `ns` right now.
+pub fn netns_pids(ns: &Netns) -> BTreeSet<u32> {
+    let output = Command::new("ip")
+        .args(["netns", "pids", ns.name()])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Command line of process `pid` (empty if it is gone), for failure messages.
+pub fn proc_cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .split('\0')
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// State letter (`R`, `S`, `Z`, ...) and parent pid of process `pid` from /proc/PID/stat,
+/// or None if it is gone.
+pub fn proc_state(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so look after the
+    // last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Whether `pid` still runs, or is a zombie that `reaper` should have reaped: an orphan's
+/// zombie belongs to init (or a subreaper), whose reaping pace is not ours to test.
+pub fn lingers(pid: u32, reaper: u32) -> bool {
+    match proc_state(pid) {
+        None => false,
+        Some(('Z', ppid)) => ppid == reaper,
+        Some(_) => true,
+    }
 }

@@ -13,6 +13,9 @@ Commands:
   call    invoke one action on the Hypervisor service or on one Domain's DomainControl service
   events  subscribe to one service and print each evented variable change as it arrives
 
+`call` and `events` with --service TYPE use the first service of that type in the root device or
+any embedded device (for root devices other than the Hypervisor, e.g. a VirtualMachine).
+
 Exit codes: 0 done, 2 usage, 3 timed out, 4 the action returned a SOAP/UPnP error, 5 not found.
 """
 
@@ -59,7 +62,12 @@ def vm_uuid(device):
     return device.xml.findtext("./{%s}vmUuid" % NS_XENPLUG)
 
 
-def target_service(root, domains, vm):
+def target_service(root, domains, vm, service=None):
+    if service:
+        for dev in [root] + domains:
+            if service in dev.services:
+                return dev.services[service]
+        return None
     if not vm:
         return root.services.get(SVC_HYPERVISOR)
     for dom in domains:
@@ -92,7 +100,7 @@ async def cmd_tree(args):
             "udn": root.udn,
             "type": root.device_type,
             "friendly_name": root.friendly_name,
-            "vm_uuid": "",
+            "vm_uuid": vm_uuid(root) or "",
             "embedded_types": ",".join(sorted(root.embedded_devices)),
         }
     )
@@ -117,15 +125,22 @@ async def cmd_tree(args):
 
 async def cmd_call(args):
     root, domains = await build(args.url, args.timeout)
-    svc = target_service(root, domains, args.vm)
+    svc = target_service(root, domains, args.vm, args.service)
     if svc is None:
-        log("no such service (vm=%s)" % args.vm)
+        log("no such service (vm=%s, service=%s)" % (args.vm, args.service))
         return 5
     inputs = dict(pair.partition("=")[::2] for pair in args.input)
     try:
         out = await svc.action(args.action).async_call(**inputs)
     except UpnpActionResponseError as err:
-        emit({"kind": "error", "code": str(err.error_code), "message": str(err)})
+        emit(
+            {
+                "kind": "error",
+                "code": str(err.error_code),
+                "message": str(err),
+                "description": err.error_desc or "",
+            }
+        )
         return 4
     result = {"kind": "out"}
     result.update({k: str(v) for k, v in out.items()})
@@ -135,9 +150,9 @@ async def cmd_call(args):
 
 async def cmd_events(args):
     root, domains = await build(args.url, args.timeout)
-    svc = target_service(root, domains, args.vm)
+    svc = target_service(root, domains, args.vm, args.service)
     if svc is None:
-        log("no such service (vm=%s)" % args.vm)
+        log("no such service (vm=%s, service=%s)" % (args.vm, args.service))
         return 5
     server = AiohttpNotifyServer(root.requester, source=(args.bind, 0))
     await server.async_start_server()
@@ -176,12 +191,14 @@ def main():
     call = sub.add_parser("call")
     call.add_argument("url")
     call.add_argument("--vm", help="VM UUID of the Domain (default: the Hypervisor service)")
+    call.add_argument("--service", help="service type, in the root or any embedded device")
     call.add_argument("--action", required=True)
     call.add_argument("--in", dest="input", action="append", default=[], help="NAME=VALUE")
     events = sub.add_parser("events")
     events.add_argument("url")
     events.add_argument("--bind", required=True, help="address to receive NOTIFY on")
     events.add_argument("--vm", help="VM UUID of the Domain (default: the Hypervisor service)")
+    events.add_argument("--service", help="service type, in the root or any embedded device")
     events.add_argument("--count", type=int, default=0, help="exit after this many events")
     args = parser.parse_args()
     command = {"tree": cmd_tree, "call": cmd_call, "events": cmd_events}[args.command]

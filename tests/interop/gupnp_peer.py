@@ -13,6 +13,11 @@ Commands:
   call    invoke one action on the Hypervisor service or on one Domain's DomainControl service
   events  subscribe to one service and print each evented variable change as it arrives
 
+For other root devices (the VM advertiser's VirtualMachine): --device-type picks the root device
+type searched for, `tree --all-embedded` lists every embedded device whatever its type, and
+`call`/`events` with --service TYPE use the first service of that type in the root device or any
+embedded device.
+
 Exit codes: 0 done, 2 usage, 3 timed out, 4 the action returned a SOAP/UPnP error, 5 not found.
 """
 
@@ -50,7 +55,7 @@ class Peer:
         self.loop = GLib.MainLoop()
         self.status = 3
         self.context = GUPnP.Context.new_full(args.iface, None, 0, GSSDP.UDAVersion.VERSION_1_1)
-        self.cp = GUPnP.ControlPoint.new(self.context, HYPERVISOR)
+        self.cp = GUPnP.ControlPoint.new(self.context, args.device_type)
         self.cp.connect("device-proxy-available", self.on_device)
         self.found = False
         self.keep = []
@@ -87,8 +92,21 @@ class Peer:
     def domains(self, device):
         return [d for d in device.list_devices() if d.get_device_type() == DOMAIN]
 
+    def embedded(self, device):
+        """Embedded devices the tree lists: Domains, or every one with --all-embedded."""
+        if getattr(self.args, "all_embedded", False):
+            return list(device.list_devices())
+        return self.domains(device)
+
     def target_service(self, device):
-        """The Hypervisor service, or the DomainControl service of the domain named by --vm."""
+        """The Hypervisor service, or the DomainControl service of the domain named by --vm,
+        or with --service the first service of that type in the root or an embedded device."""
+        if getattr(self.args, "service", None):
+            for dev in [device] + list(device.list_devices()):
+                for svc in dev.list_services():
+                    if svc.get_service_type() == self.args.service:
+                        return svc
+            return None
         if not self.args.vm:
             return device.get_service(SVC_HYPERVISOR)
         for dom in self.domains(device):
@@ -129,7 +147,7 @@ class Peer:
     # ---- tree -----------------------------------------------------------------------------
 
     def do_tree(self, device):
-        devices = [device] + self.domains(device)
+        devices = [device] + self.embedded(device)
         services = []
         for dev in devices:
             services.extend(dev.list_services())
@@ -159,12 +177,12 @@ class Peer:
                     "type": device.get_device_type(),
                     "location": device.get_location(),
                     "friendly_name": device.get_friendly_name() or "",
-                    "vm_uuid": "",
+                    "vm_uuid": device.get_description_value("vmUuid") or "",
                 }
             )
             for svc in device.list_services():
                 emit(service_record(device, svc, intros))
-            for dom in self.domains(device):
+            for dom in self.embedded(device):
                 emit(
                     {
                         "kind": "device",
@@ -188,7 +206,7 @@ class Peer:
     def do_call(self, device):
         svc = self.target_service(device)
         if svc is None:
-            log("no such service (vm=%s)" % self.args.vm)
+            log("no such service (vm=%s, service=%s)" % (self.args.vm, self.args.service))
             self.finish(5)
             return
         names, values = [], []
@@ -219,7 +237,7 @@ class Peer:
     def do_events(self, device):
         svc = self.target_service(device)
         if svc is None:
-            log("no such service (vm=%s)" % self.args.vm)
+            log("no such service (vm=%s, service=%s)" % (self.args.vm, self.args.service))
             self.finish(5)
             return
         self.keep.append(svc)
@@ -249,15 +267,19 @@ def main():
     parser.add_argument("--iface", required=True, help="interface to use (inside the namespace)")
     parser.add_argument("--timeout", type=float, default=10.0, help="give up after this many seconds")
     parser.add_argument("--udn", help="only this root device (uuid:...)")
+    parser.add_argument("--device-type", default=HYPERVISOR, help="root device type to look for")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("tree")
+    tree = sub.add_parser("tree")
+    tree.add_argument("--all-embedded", action="store_true", help="every embedded device, not only Domains")
     call = sub.add_parser("call")
     call.add_argument("--vm", help="VM UUID of the Domain (default: the Hypervisor service)")
+    call.add_argument("--service", help="service type, in the root or any embedded device")
     call.add_argument("--action", required=True)
     call.add_argument("--in", dest="input", action="append", default=[], help="NAME=VALUE")
     call.add_argument("--out", dest="output", action="append", default=[], help="NAME")
     events = sub.add_parser("events")
     events.add_argument("--vm", help="VM UUID of the Domain (default: the Hypervisor service)")
+    events.add_argument("--service", help="service type, in the root or any embedded device")
     events.add_argument("--var", action="append", required=True, help="evented variable name")
     events.add_argument("--count", type=int, default=0, help="exit after this many events")
     args = parser.parse_args()

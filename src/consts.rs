@@ -192,6 +192,9 @@ pub const SOAP_MAX_ENVELOPE: usize = HTTP_MAX_BODY;
 pub const SOAP_MAX_NODES: u32 = 512;
 /// CONTENT-TYPE of SOAP bodies and GENA event bodies (UDA 1.1 sections 3.2 and 4.3.2).
 pub const CONTENT_TYPE_XML: &str = "text/xml; charset=\"utf-8\"";
+/// Suffix that turns an action name into the element of its response (UDA 1.1 section 3.2.2:
+/// `<u:actionNameResponse>`).
+pub const SOAP_RESPONSE_SUFFIX: &str = "Response";
 /// The XML declaration opening every SOAP body we write.
 pub const SOAP_XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
 /// The XML declaration opening every GENA property set (as UDA 1.1 section 4.3.2 shows it).

@@ -177,6 +177,19 @@ pub const GENA_CALLBACK_DEFAULT_PORT: u16 = 80;
 pub const GENA_SID_PREFIX: &str = "uuid:";
 /// Length of a whole TIMEOUT header value, at most; longer ones are refused with 400.
 pub const GENA_MAX_TIMEOUT_HEADER: usize = 32;
+/// Length of a SID a device grants us, at most (ours are 41 bytes: `uuid:` and a UUID).
+pub const GENA_MAX_SID_LEN: usize = 100;
+/// Size of an event NOTIFY body (property set) parsed, at most.
+pub const GENA_MAX_EVENT_BODY: usize = 64 * 1024;
+/// Element nesting of a property set, at most (a real one needs 3: propertyset, property,
+/// the variable).
+pub const GENA_MAX_EVENT_DEPTH: usize = 8;
+/// Variables in one event body, at most.
+pub const GENA_MAX_EVENT_PROPERTIES: usize = 128;
+/// XML nodes (elements, text runs, comments) in one event body, at most: room for
+/// [`GENA_MAX_EVENT_PROPERTIES`] properties, each indented on lines of its own (about 6 nodes
+/// apiece).
+pub const GENA_MAX_EVENT_NODES: u32 = 1024;
 
 // ---- SOAP ----------------------------------------------------------------------------------
 
@@ -192,6 +205,9 @@ pub const SOAP_MAX_ENVELOPE: usize = HTTP_MAX_BODY;
 pub const SOAP_MAX_NODES: u32 = 512;
 /// CONTENT-TYPE of SOAP bodies and GENA event bodies (UDA 1.1 sections 3.2 and 4.3.2).
 pub const CONTENT_TYPE_XML: &str = "text/xml; charset=\"utf-8\"";
+/// Suffix that turns an action name into the element of its response (UDA 1.1 section 3.2.2:
+/// `<u:actionNameResponse>`).
+pub const SOAP_RESPONSE_SUFFIX: &str = "Response";
 /// The XML declaration opening every SOAP body we write.
 pub const SOAP_XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
 /// The XML declaration opening every GENA property set (as UDA 1.1 section 4.3.2 shows it).

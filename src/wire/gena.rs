@@ -1,6 +1,7 @@
 //! Wire layer: GENA eventing headers and bodies (UDA 1.1 section 4): read SUBSCRIBE and
-//! UNSUBSCRIBE headers, write the property set and the head of an event NOTIFY. No I/O, no
-//! clock, no name resolution, and never a panic on what a peer sends.
+//! UNSUBSCRIBE headers, write the property set and the head of an event NOTIFY; and for the
+//! control point, read a SUBSCRIBE response's SID and TIMEOUT and an event's property set. No
+//! I/O, no clock, no name resolution, and never a panic on what a peer sends.
 //!
 //! Callback URLs are the CallStranger attack surface (CVE-2020-12695): a device that
 //! NOTIFYs any URL it is given can be made to send traffic anywhere. So a callback is
@@ -11,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::consts;
+use crate::wire::soap;
 use crate::wire::xml::{self, Sink};
 
 /// Why a SUBSCRIBE or UNSUBSCRIBE request is refused, with the HTTP status UDA 1.1 sections
@@ -30,6 +32,9 @@ pub enum GenaError {
     InvalidNt,
     /// Renewal or cancellation without SID: 412.
     MissingSid,
+    /// A SID that is not `uuid:` and visible ASCII of at most [`consts::GENA_MAX_SID_LEN`]
+    /// bytes (control point side, [`parse_granted`]); a device would answer 412.
+    InvalidSid,
 }
 
 impl GenaError {
@@ -40,7 +45,8 @@ impl GenaError {
             GenaError::MissingCallback
             | GenaError::InvalidCallback
             | GenaError::InvalidNt
-            | GenaError::MissingSid => 412,
+            | GenaError::MissingSid
+            | GenaError::InvalidSid => 412,
         }
     }
 }
@@ -54,6 +60,7 @@ impl core::fmt::Display for GenaError {
             GenaError::InvalidCallback => "invalid CALLBACK",
             GenaError::InvalidNt => "missing or invalid NT",
             GenaError::MissingSid => "missing SID",
+            GenaError::InvalidSid => "invalid SID",
         })
     }
 }
@@ -146,6 +153,32 @@ pub fn parse_unsubscribe<'a>(
         return Err(GenaError::IncompatibleHeaders);
     }
     present(sid).ok_or(GenaError::MissingSid)
+}
+
+/// Reads the SID and TIMEOUT headers of a device's 200 OK to our SUBSCRIBE (UDA 1.1 section
+/// 4.1.2), as a control point: the subscription identifier and the granted duration (`None`
+/// for `Second-infinite`).
+///
+/// The SID must start with `uuid:`, have something after it, and be visible ASCII of at most
+/// [`consts::GENA_MAX_SID_LEN`] bytes (it goes back into the headers of renewals and into
+/// logs); surrounding white space is dropped. A missing or blank SID is
+/// [`GenaError::MissingSid`], another bad one [`GenaError::InvalidSid`]. UDA requires
+/// TIMEOUT in the response, so a missing one is [`GenaError::BadTimeout`], as is one
+/// [`parse_timeout`] refuses.
+pub fn parse_granted(
+    sid: Option<&str>,
+    timeout: Option<&str>,
+) -> Result<(String, Option<Duration>), GenaError> {
+    let sid = present(sid).ok_or(GenaError::MissingSid)?;
+    let well_formed = sid.len() <= consts::GENA_MAX_SID_LEN
+        && sid.len() > consts::GENA_SID_PREFIX.len()
+        && sid.starts_with(consts::GENA_SID_PREFIX)
+        && sid.bytes().all(|byte| byte.is_ascii_graphic());
+    if !well_formed {
+        return Err(GenaError::InvalidSid);
+    }
+    let timeout = parse_timeout(present(timeout).ok_or(GenaError::BadTimeout)?)?;
+    Ok((sid.to_owned(), timeout))
 }
 
 /// Reads a TIMEOUT value: `Second-<n>` or `Second-infinite`, case-insensitively
@@ -260,6 +293,96 @@ pub fn write_propertyset(variables: &[(&str, &str)], out: &mut Vec<u8>) {
         out.extend_from_slice(b"</e:property>");
     }
     out.extend_from_slice(b"</e:propertyset>\n");
+}
+
+/// Why an event body was refused: a sentence for a log line, peer text quoted and cut with
+/// [`xml::shown`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertySetError {
+    reason: String,
+}
+
+impl PropertySetError {
+    fn new(reason: impl Into<String>) -> PropertySetError {
+        PropertySetError {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason, as displayed.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl core::fmt::Display for PropertySetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "unusable event body: {}", self.reason)
+    }
+}
+
+impl std::error::Error for PropertySetError {}
+
+/// Limits an event body is parsed under.
+const PROPERTYSET_LIMITS: xml::Limits = xml::Limits {
+    max_bytes: consts::GENA_MAX_EVENT_BODY,
+    max_depth: consts::GENA_MAX_EVENT_DEPTH,
+    max_nodes: consts::GENA_MAX_EVENT_NODES,
+};
+
+/// Characters of a peer's element name quoted in a [`PropertySetError`], at most.
+const SHOWN_CHARS: usize = 64;
+
+/// Parses the body of an event NOTIFY (UDA 1.1 section 4.3.2), as a control point receives
+/// it: the changed variables as (name, value) pairs in document order.
+///
+/// `propertyset` and `property` are matched by the namespace URI
+/// `urn:schemas-upnp-org:event-1-0`, whatever the prefix (a default namespace works too).
+/// Every element child of `propertyset` must be a `property`; each `property` holds one or
+/// more variable elements, in any namespace or none, named by their local name. A value is
+/// the element's text, entities and CDATA decoded and white space kept (so a value holding
+/// escaped XML comes back as that XML); a variable holding an element is refused. An empty
+/// property set gives an empty list. At most [`consts::GENA_MAX_EVENT_PROPERTIES`] variables,
+/// [`consts::GENA_MAX_EVENT_BODY`] bytes and [`consts::GENA_MAX_EVENT_DEPTH`] levels; no DTD.
+pub fn parse_propertyset(body: &[u8]) -> Result<Vec<(String, String)>, PropertySetError> {
+    let document = xml::parse_bounded(body, PROPERTYSET_LIMITS)
+        .map_err(|error| PropertySetError::new(PROPERTYSET_LIMITS.explain(error)))?;
+    let shown = |node: roxmltree::Node<'_, '_>| xml::shown(node.tag_name().name(), SHOWN_CHARS);
+    let root = document.root_element();
+    if !xml::is_element(root, consts::NS_EVENT, "propertyset") {
+        return Err(PropertySetError::new(format!(
+            "the root element is {}, not propertyset in {}",
+            shown(root),
+            consts::NS_EVENT
+        )));
+    }
+    let mut variables = Vec::new();
+    for property in root.children().filter(|child| child.is_element()) {
+        if !xml::is_element(property, consts::NS_EVENT, "property") {
+            return Err(PropertySetError::new(format!(
+                "{} where a property belongs",
+                shown(property)
+            )));
+        }
+        let mut found = false;
+        for variable in property.children().filter(|child| child.is_element()) {
+            if variables.len() == consts::GENA_MAX_EVENT_PROPERTIES {
+                return Err(PropertySetError::new(format!(
+                    "more than {} variables",
+                    consts::GENA_MAX_EVENT_PROPERTIES
+                )));
+            }
+            let value = soap::value_text(variable).ok_or_else(|| {
+                PropertySetError::new(format!("variable {} holds an element", shown(variable)))
+            })?;
+            variables.push((variable.tag_name().name().to_owned(), value));
+            found = true;
+        }
+        if !found {
+            return Err(PropertySetError::new("a property without variable"));
+        }
+    }
+    Ok(variables)
 }
 
 /// The header fields of an event NOTIFY (UDA 1.1 section 4.3.2) other than HOST and
@@ -578,5 +701,274 @@ mod tests {
             write_timeout(Duration::from_secs(60), &mut cursor),
             Err(crate::wire::Error::TooLong)
         );
+    }
+    // ---- control point side: granted subscriptions and event bodies we read -------------
+
+    #[test]
+    fn granted_subscriptions() {
+        let sid = "uuid:5f3bf8a3-4c1e-4a9e-9a3f-2d7e0c1b9a10";
+        assert_eq!(
+            parse_granted(Some(sid), Some("Second-1800")),
+            Ok((sid.to_owned(), seconds(1800)))
+        );
+        assert_eq!(
+            parse_granted(Some(" uuid:1 "), Some(" second-infinite ")),
+            Ok(("uuid:1".to_owned(), None))
+        );
+        let longest = format!("uuid:{}", "a".repeat(consts::GENA_MAX_SID_LEN - 5));
+        assert_eq!(
+            parse_granted(Some(&longest), Some("Second-60")),
+            Ok((longest.clone(), seconds(60)))
+        );
+        let too_long = format!("{longest}a");
+        let cases: &[(Option<&str>, Option<&str>, GenaError)] = &[
+            (None, Some("Second-1800"), GenaError::MissingSid),
+            (Some("  "), Some("Second-1800"), GenaError::MissingSid),
+            (Some("uuid:"), Some("Second-1800"), GenaError::InvalidSid),
+            (Some("5f3bf8a3"), Some("Second-1800"), GenaError::InvalidSid),
+            (Some("UUID:1"), Some("Second-1800"), GenaError::InvalidSid),
+            (Some("uuid:a b"), Some("Second-1800"), GenaError::InvalidSid),
+            (
+                Some("uuid:a\r\nX: 1"),
+                Some("Second-1800"),
+                GenaError::InvalidSid,
+            ),
+            (
+                Some("uuid:\u{e9}"),
+                Some("Second-1800"),
+                GenaError::InvalidSid,
+            ),
+            (Some(&too_long), Some("Second-1800"), GenaError::InvalidSid),
+            (Some("uuid:1"), None, GenaError::BadTimeout),
+            (Some("uuid:1"), Some(" "), GenaError::BadTimeout),
+            (Some("uuid:1"), Some("1800"), GenaError::BadTimeout),
+            (Some("uuid:1"), Some("Second-"), GenaError::BadTimeout),
+        ];
+        for &(sid, timeout, expected) in cases {
+            assert_eq!(
+                parse_granted(sid, timeout),
+                Err(expected),
+                "{sid:?} {timeout:?}"
+            );
+        }
+        assert_eq!(GenaError::InvalidSid.status(), 412);
+        assert_eq!(GenaError::InvalidSid.to_string(), "invalid SID");
+    }
+
+    /// Shaped like a GUPnP event body: one line, `e:` prefix, as UDA 1.1 section 4.3.2.
+    static GUPNP_EVENT: &[u8] = b"<?xml version=\"1.0\"?>\n<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><VirtualMachineIds>0b9a6a6e-2f51-4e53-9b43-0d4c7f0a3e11,7d1c0e52-3f0a-4b8e-8f6e-2a9c1d3b4e5f</VirtualMachineIds></e:property></e:propertyset>\n";
+
+    /// Indented, default namespace, variables in that namespace too, a comment, CDATA, two
+    /// variables in one property, and a value with white space to keep.
+    static INDENTED_EVENT: &[u8] = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>
+<propertyset xmlns=\"urn:schemas-upnp-org:event-1-0\">
+  <!-- initial event -->
+  <property>
+    <State>running</State>
+  </property>
+  <property>
+    <Name><![CDATA[web & db]]></Name>
+    <Note> two words </Note>
+  </property>
+  <property>
+    <v:Extra xmlns:v=\"urn:example\"></v:Extra>
+  </property>
+</propertyset>
+";
+
+    /// The ListVirtualMachines value of our Hypervisor service: XML inside a value.
+    const VM_LIST: &str = "<VirtualMachines><VirtualMachine uuid=\"0b9a6a6e-2f51-4e53-9b43-0d4c7f0a3e11\" name=\"web &amp; &lt;db&gt;\" state=\"running\"/></VirtualMachines>";
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn written_propertysets_parse_back() {
+        let variables = [
+            ("State", "running"),
+            ("Name", " web & <db>\r\n\"'\t"),
+            ("Empty", ""),
+            ("VirtualMachines", VM_LIST),
+            ("Unicode", "grüße ]]>"),
+        ];
+        let mut out = Vec::new();
+        write_propertyset(&variables, &mut out);
+        assert_eq!(parse_propertyset(&out), Ok(owned(&variables)));
+        assert_eq!(
+            parse_propertyset(include_bytes!("../../tests/fixtures/gena/propertyset.xml")),
+            Ok(owned(&[
+                ("State", "running"),
+                ("Name", "web & <db>"),
+                ("Empty", "")
+            ]))
+        );
+        let mut empty = Vec::new();
+        write_propertyset(&[], &mut empty);
+        assert_eq!(parse_propertyset(&empty), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn parses_gupnp_and_indented_events() {
+        assert_eq!(
+            parse_propertyset(GUPNP_EVENT),
+            Ok(owned(&[(
+                "VirtualMachineIds",
+                "0b9a6a6e-2f51-4e53-9b43-0d4c7f0a3e11,7d1c0e52-3f0a-4b8e-8f6e-2a9c1d3b4e5f"
+            )]))
+        );
+        assert_eq!(
+            parse_propertyset(INDENTED_EVENT),
+            Ok(owned(&[
+                ("State", "running"),
+                ("Name", "web & db"),
+                ("Note", " two words "),
+                ("Extra", ""),
+            ]))
+        );
+    }
+
+    #[test]
+    fn escaped_xml_in_a_value_comes_back_as_xml() {
+        let body = format!(
+            "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><VirtualMachines>{}</VirtualMachines></e:property></e:propertyset>",
+            VM_LIST
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        );
+        let variables = parse_propertyset(body.as_bytes()).unwrap();
+        assert_eq!(variables, owned(&[("VirtualMachines", VM_LIST)]));
+        let inner = roxmltree::Document::parse(&variables[0].1).unwrap();
+        let vm = inner.root_element().first_element_child().unwrap();
+        assert_eq!(vm.attribute("name"), Some("web & <db>"));
+        // The same value unescaped is markup, not text: refused rather than flattened.
+        let raw = format!(
+            "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><VirtualMachines>{VM_LIST}</VirtualMachines></e:property></e:propertyset>"
+        );
+        let error = parse_propertyset(raw.as_bytes()).unwrap_err();
+        assert!(error.reason().contains("VirtualMachines"), "{error}");
+    }
+
+    #[test]
+    fn structure_is_checked() {
+        let set = |inner: &str| {
+            format!(
+                "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">{inner}</e:propertyset>"
+            )
+        };
+        let cases = [
+            "<propertyset><property><A>1</A></property></propertyset>".to_owned(),
+            "<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-2-0\"><e:property><A>1</A></e:property></e:propertyset>".to_owned(),
+            "<e:property xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><A>1</A></e:property>".to_owned(),
+            set("<A>1</A>"),
+            set("<property><A>1</A></property>"),
+            set("<e:property/>"),
+            set("<e:property> text only </e:property>"),
+            set("<e:property><A><b/></A></e:property>"),
+            set("<e:property><A>1</A></e:property><e:propertyset/>"),
+        ];
+        for body in &cases {
+            assert!(parse_propertyset(body.as_bytes()).is_err(), "{body}");
+        }
+        let error = parse_propertyset(set("<Rogue/>").as_bytes()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unusable event body: \"Rogue\" where a property belongs"
+        );
+    }
+
+    #[test]
+    fn variables_are_bounded() {
+        // Indented like a GUPnP-style body, so white space nodes count too.
+        let build = |count: usize| {
+            let mut body = b"<?xml version=\"1.0\"?>\n<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">\n".to_vec();
+            for n in 0..count {
+                body.extend_from_slice(
+                    format!("  <e:property>\n    <V{n}>{n}</V{n}>\n  </e:property>\n").as_bytes(),
+                );
+            }
+            body.extend_from_slice(b"</e:propertyset>\n");
+            body
+        };
+        let limit = consts::GENA_MAX_EVENT_PROPERTIES;
+        let variables = parse_propertyset(&build(limit)).unwrap();
+        assert_eq!(variables.len(), limit);
+        assert_eq!(
+            variables[limit - 1],
+            (format!("V{}", limit - 1), format!("{}", limit - 1))
+        );
+        let error = parse_propertyset(&build(limit + 1)).unwrap_err();
+        assert!(error.reason().contains("variables"), "{error}");
+    }
+
+    #[test]
+    fn hostile_event_bodies_are_refused() {
+        let laughs = b"<?xml version=\"1.0\"?><!DOCTYPE e:propertyset [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]><e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>&b;</A></e:property></e:propertyset>";
+        let mut deep =
+            b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>".to_vec();
+        for _ in 0..consts::GENA_MAX_EVENT_DEPTH {
+            deep.extend_from_slice(b"<b>");
+        }
+        let mut huge =
+            b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>".to_vec();
+        huge.resize(consts::GENA_MAX_EVENT_BODY + 1, b'x');
+        huge.extend_from_slice(b"</A></e:property></e:propertyset>");
+        let mut comments = b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">".to_vec();
+        for _ in 0..consts::GENA_MAX_EVENT_NODES {
+            comments.extend_from_slice(b"<!---->");
+        }
+        comments.extend_from_slice(b"</e:propertyset>");
+        let hostile: [&[u8]; 7] = [
+            laughs,
+            &deep,
+            &huge,
+            &comments,
+            b"",
+            b"\xff\xfe<\x00e\x00/>",
+            b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>\xc3\x28</A></e:property></e:propertyset>",
+        ];
+        for body in hostile {
+            assert!(
+                parse_propertyset(body).is_err(),
+                "{}",
+                xml::shown(&String::from_utf8_lossy(body), 80)
+            );
+        }
+        let too_big = PROPERTYSET_LIMITS.explain(crate::wire::Error::TooLong);
+        for body in [&deep, &huge, &comments] {
+            assert_eq!(
+                parse_propertyset(body).map_err(|error| error.reason().to_owned()),
+                Err(too_big.clone())
+            );
+        }
+        // A body just under the size limit is read.
+        let mut large =
+            b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>".to_vec();
+        let end = b"</A></e:property></e:propertyset>";
+        large.resize(consts::GENA_MAX_EVENT_BODY - end.len(), b'x');
+        large.extend_from_slice(end);
+        assert_eq!(parse_propertyset(&large).map(|v| v.len()), Ok(1));
+    }
+
+    #[test]
+    fn every_truncated_event_body_is_an_error_not_a_panic() {
+        let mut written = Vec::new();
+        write_propertyset(
+            &[("VirtualMachines", VM_LIST), ("State", "x")],
+            &mut written,
+        );
+        for fixture in [GUPNP_EVENT, INDENTED_EVENT, &written] {
+            // Stop before the root element's `>`: dropping only trailing white space leaves
+            // a complete document.
+            let complete = fixture.iter().rposition(|&byte| byte == b'>').unwrap_or(0);
+            for end in 0..=complete {
+                assert!(parse_propertyset(&fixture[..end]).is_err(), "prefix {end}");
+            }
+            assert!(parse_propertyset(fixture).is_ok());
+        }
     }
 }

@@ -227,15 +227,7 @@ pub fn parse_call(body: &[u8], soap_action: Option<&str>) -> Result<ActionCall, 
         if arguments.len() == consts::SOAP_MAX_ARGUMENTS {
             return Err(UpnpError::invalid_args());
         }
-        let mut value = String::new();
-        for part in argument.children() {
-            if part.is_element() {
-                return Err(UpnpError::invalid_args());
-            }
-            if let Some(text) = part.text().filter(|_| part.is_text()) {
-                value.push_str(text);
-            }
-        }
+        let value = value_text(argument).ok_or_else(UpnpError::invalid_args)?;
         arguments.push((argument.tag_name().name().to_owned(), value));
     }
     Ok(ActionCall {
@@ -243,6 +235,23 @@ pub fn parse_call(body: &[u8], soap_action: Option<&str>) -> Result<ActionCall, 
         action: action_name.to_owned(),
         arguments,
     })
+}
+
+/// The text of an element that holds only text, kept exactly as sent (an argument or state
+/// variable value is the peer's, leading and trailing white space included), or `None` when
+/// the element holds another element. Entities and CDATA are already decoded; comments are
+/// skipped. [`xml::element_text`] is the trimmed form, for fields such as errorCode.
+pub(crate) fn value_text(node: roxmltree::Node<'_, '_>) -> Option<String> {
+    let mut value = String::new();
+    for part in node.children() {
+        if part.is_element() {
+            return None;
+        }
+        if let Some(text) = part.text().filter(|_| part.is_text()) {
+            value.push_str(text);
+        }
+    }
+    Some(value)
 }
 
 fn is_soap(node: roxmltree::Node<'_, '_>, name: &str) -> bool {
@@ -265,6 +274,23 @@ fn close_envelope(out: &mut Vec<u8>) {
     out.extend_from_slice(b"</s:Body></s:Envelope>\n");
 }
 
+/// Appends the body of an action request (UDA 1.1 section 3.2.1), as a control point sends
+/// it: `u:<action>` in the service type's namespace, one element per in-argument in the order
+/// given (which must be the SCPD order), values escaped. The POST, HOST, CONTENT-TYPE and
+/// SOAPACTION ([`soap_action_header`]) are the caller's job.
+///
+/// `action` and the argument names come from a parsed SCPD or a static table and are written
+/// as they are; they must be XML names.
+pub fn write_call(service_type: &str, action: &str, arguments: &[(&str, &str)], out: &mut Vec<u8>) {
+    write_action_element(service_type, action, "", arguments, out);
+}
+
+/// The SOAPACTION header value of a call (UDA 1.1 section 3.2.1): `"<service type>#<action>"`,
+/// double quotes included.
+pub fn soap_action_header(service_type: &str, action: &str) -> String {
+    format!("\"{service_type}#{action}\"")
+}
+
 /// Appends the body of a successful action response (UDA 1.1 section 3.2.2):
 /// `u:<action>Response` in the service type's namespace, one element per out-argument in the
 /// order given (which must be the SCPD order), values escaped. HTTP 200 and the headers are
@@ -278,18 +304,38 @@ pub fn write_response(
     outputs: &[(&str, &str)],
     out: &mut Vec<u8>,
 ) {
+    write_action_element(
+        service_type,
+        action,
+        consts::SOAP_RESPONSE_SUFFIX,
+        outputs,
+        out,
+    );
+}
+
+/// The one envelope writer of calls and responses: `u:<action><suffix>` in the service type's
+/// namespace holding `values` as elements, inside a SOAP envelope.
+fn write_action_element(
+    service_type: &str,
+    action: &str,
+    suffix: &str,
+    values: &[(&str, &str)],
+    out: &mut Vec<u8>,
+) {
     open_envelope(out);
     out.extend_from_slice(b"<u:");
     out.extend_from_slice(action.as_bytes());
-    out.extend_from_slice(b"Response xmlns:u=\"");
+    out.extend_from_slice(suffix.as_bytes());
+    out.extend_from_slice(b" xmlns:u=\"");
     xml::push_escaped_attribute(service_type, out);
     out.extend_from_slice(b"\">");
-    for (name, value) in outputs {
+    for (name, value) in values {
         xml::push_element(name, value, out);
     }
     out.extend_from_slice(b"</u:");
     out.extend_from_slice(action.as_bytes());
-    out.extend_from_slice(b"Response>");
+    out.extend_from_slice(suffix.as_bytes());
+    out.extend_from_slice(b">");
     close_envelope(out);
 }
 
@@ -312,6 +358,176 @@ pub fn write_fault(error: &UpnpError, out: &mut Vec<u8>) {
     xml::push_escaped(&error.description, out);
     out.extend_from_slice(b"</errorDescription></UPnPError></detail></s:Fault>");
     close_envelope(out);
+}
+
+/// Why a control point cannot use an action response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseError {
+    /// The device refused the call with a UPnP fault (UDA 1.1 section 3.2.2): its errorCode
+    /// and errorDescription (empty when the device sent none).
+    Fault(UpnpError),
+    /// The body is not a response to this call: why, in words for a log line (peer text
+    /// quoted and cut with [`xml::shown`]).
+    Malformed(String),
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseError::Fault(error) => error.fmt(f),
+            ResponseError::Malformed(reason) => write!(f, "unusable action response: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
+fn malformed(reason: impl Into<String>) -> ResponseError {
+    ResponseError::Malformed(reason.into())
+}
+
+/// Characters of peer text quoted in a [`ResponseError::Malformed`] reason, at most.
+const SHOWN_CHARS: usize = 64;
+
+/// A peer's element name for a reason: `{namespace}local`, quoted and cut.
+fn shown_name(node: roxmltree::Node<'_, '_>) -> String {
+    let name = node.tag_name();
+    match name.namespace().filter(|namespace| !namespace.is_empty()) {
+        Some(namespace) => xml::shown(&format!("{{{namespace}}}{}", name.name()), SHOWN_CHARS),
+        None => xml::shown(name.name(), SHOWN_CHARS),
+    }
+}
+
+/// Whether `node` is the element `local` in `namespace` or in no namespace at all.
+fn is_element_or_unqualified(node: roxmltree::Node<'_, '_>, namespace: &str, local: &str) -> bool {
+    xml::is_element(node, namespace, local)
+        || (node.is_element()
+            && node.tag_name().name() == local
+            && node.tag_name().namespace().is_none_or(str::is_empty))
+}
+
+/// Parses the body of the answer to a call of `action` at `service_type` (UDA 1.1 section
+/// 3.2.2), as a control point receives it, whatever the HTTP status was.
+///
+/// Envelope, Body and Fault are matched by the SOAP 1.1 namespace URI, whatever their
+/// prefixes; a SOAP Header is skipped. The first element of Body is either
+///
+/// - `<action>Response` in the `service_type` namespace (any prefix): its child elements are
+///   the out-arguments, returned in document order as local name and text (entities and
+///   CDATA decoded, white space kept); at most [`consts::SOAP_MAX_ARGUMENTS`], each holding
+///   text only; or
+/// - a `Fault`, whose `detail` (unqualified, or in the SOAP namespace) holds `UPnPError` in
+///   the control namespace `urn:schemas-upnp-org:control-1-0` with `errorCode` (decimal,
+///   required) and `errorDescription` (optional, then empty), each in that namespace or
+///   unqualified: that is [`ResponseError::Fault`].
+///
+/// The body is parsed under the same limits as [`parse_call`]. Anything else, including a
+/// SOAP fault without a UPnPError or the response of another action or service, is
+/// [`ResponseError::Malformed`].
+pub fn parse_response(
+    body: &[u8],
+    service_type: &str,
+    action: &str,
+) -> Result<Vec<(String, String)>, ResponseError> {
+    let document = xml::parse_bounded(body, ENVELOPE_LIMITS)
+        .map_err(|error| malformed(ENVELOPE_LIMITS.explain(error)))?;
+    let envelope = document.root_element();
+    if !is_soap(envelope, "Envelope") {
+        return Err(malformed(format!(
+            "the root element is {}, not a SOAP 1.1 Envelope",
+            shown_name(envelope)
+        )));
+    }
+    let soap_body = xml::single_child(envelope, |child| is_soap(child, "Body"))
+        .map_err(|_| malformed("more than one SOAP Body"))?
+        .ok_or_else(|| malformed("no SOAP Body"))?;
+    let answer = soap_body
+        .first_element_child()
+        .ok_or_else(|| malformed("an empty SOAP Body"))?;
+    if is_soap(answer, "Fault") {
+        return Err(parse_fault(answer));
+    }
+    let expected = format!("{action}{}", consts::SOAP_RESPONSE_SUFFIX);
+    if !xml::is_element(answer, service_type, &expected) {
+        return Err(malformed(format!(
+            "expected {expected} in {service_type}, got {}",
+            shown_name(answer)
+        )));
+    }
+    let mut outputs = Vec::new();
+    for argument in answer.children().filter(|child| child.is_element()) {
+        if outputs.len() == consts::SOAP_MAX_ARGUMENTS {
+            return Err(malformed(format!(
+                "more than {} out-arguments",
+                consts::SOAP_MAX_ARGUMENTS
+            )));
+        }
+        let value = value_text(argument).ok_or_else(|| {
+            malformed(format!(
+                "out-argument {} holds an element",
+                shown_name(argument)
+            ))
+        })?;
+        outputs.push((argument.tag_name().name().to_owned(), value));
+    }
+    Ok(outputs)
+}
+
+/// Reads the UPnPError of a SOAP Fault (UDA 1.1 section 3.2.2).
+fn parse_fault(fault: roxmltree::Node<'_, '_>) -> ResponseError {
+    match upnp_error(fault) {
+        Ok(error) => ResponseError::Fault(error),
+        Err(reason) => reason,
+    }
+}
+
+fn upnp_error(fault: roxmltree::Node<'_, '_>) -> Result<UpnpError, ResponseError> {
+    let one = |parent, namespace: &'static str, local: &'static str| {
+        xml::single_child(parent, |child| {
+            is_element_or_unqualified(child, namespace, local)
+        })
+        .map_err(|_| malformed(format!("the SOAP fault has more than one {local}")))
+    };
+    let detail = one(fault, consts::NS_SOAP_ENVELOPE, "detail")?;
+    let upnp = match detail {
+        Some(detail) => xml::single_child(detail, |child| {
+            xml::is_element(child, consts::NS_CONTROL, "UPnPError")
+        })
+        .map_err(|_| malformed("the SOAP fault has more than one UPnPError"))?,
+        None => None,
+    };
+    let Some(upnp) = upnp else {
+        let faultstring = fault
+            .children()
+            .find(|child| {
+                is_element_or_unqualified(*child, consts::NS_SOAP_ENVELOPE, "faultstring")
+            })
+            .and_then(xml::element_text)
+            .unwrap_or_default();
+        return Err(malformed(format!(
+            "a SOAP fault without UPnPError detail (faultstring {})",
+            xml::shown(&faultstring, SHOWN_CHARS)
+        )));
+    };
+    let code = one(upnp, consts::NS_CONTROL, "errorCode")?
+        .ok_or_else(|| malformed("a UPnPError without errorCode"))?;
+    let code_text = xml::element_text(code).unwrap_or_default();
+    let code = Some(code_text.as_str())
+        .filter(|text| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()))
+        .and_then(|text| text.parse::<u16>().ok())
+        .ok_or_else(|| {
+            malformed(format!(
+                "errorCode {} is not a number up to 65535",
+                xml::shown(&code_text, SHOWN_CHARS)
+            ))
+        })?;
+    let description = match one(upnp, consts::NS_CONTROL, "errorDescription")? {
+        Some(node) => {
+            xml::element_text(node).ok_or_else(|| malformed("errorDescription holds an element"))?
+        }
+        None => String::new(),
+    };
+    Ok(UpnpError::new(code, description))
 }
 
 /// Checks a call's arguments against the action's in-argument names (`inputs`, in SCPD order,
@@ -373,7 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn soap_action_header() {
+    fn soap_action_headers_parse() {
         let expected = Ok((DOMAIN, "Shutdown"));
         assert_eq!(
             parse_soap_action("\"urn:xenplug-org:service:DomainControl:1#Shutdown\""),
@@ -647,5 +863,409 @@ mod tests {
             .find(|node| node.has_tag_name("faultcode"))
             .and_then(|node| node.text());
         assert_eq!(code, Some("s:Client"));
+    }
+    // ---- control point side: calls we send, responses we read --------------------------
+
+    const HYPERVISOR: &str = consts::URN_SERVICE_HYPERVISOR;
+
+    /// Shaped like a GUPnP (libsoup) device's response: one line, `u:` prefix.
+    static GUPNP_RESPONSE: &[u8] = b"<?xml version=\"1.0\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:GetHostInfoResponse xmlns:u=\"urn:xenplug-org:service:Hypervisor:1\"><HostName>dom0-a</HostName><HostUuid>4c4c4544-0042-3510-8052-b4c04f4e4d32</HostUuid><HypervisorVersion>4.17</HypervisorVersion><Backend>sim</Backend><CpuCount>8</CpuCount><MemoryMiB>65536</MemoryMiB></u:GetHostInfoResponse></s:Body></s:Envelope>\n";
+
+    /// Shaped like an async-upnp-client (ElementTree) device's response: no XML declaration,
+    /// `st:` prefix, an XML document escaped inside a value.
+    static ASYNC_UPNP_RESPONSE: &[u8] = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><st:ListVirtualMachinesResponse xmlns:st=\"urn:xenplug-org:service:Hypervisor:1\"><VirtualMachines>&lt;VirtualMachines&gt;&lt;VirtualMachine uuid=\"0b9a6a6e-2f51-4e53-9b43-0d4c7f0a3e11\" name=\"web &amp;amp; db\" state=\"running\"/&gt;&lt;/VirtualMachines&gt;</VirtualMachines></st:ListVirtualMachinesResponse></s:Body></s:Envelope>";
+
+    /// Unusual but legal: other prefixes, a SOAP Header, comments, CDATA, indentation, and
+    /// a value with white space that must be kept.
+    static UNUSUAL_RESPONSE: &[u8] = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>
+<SOAP-ENV:Envelope xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\">
+  <SOAP-ENV:Header><x:Trace xmlns:x=\"urn:example\">1</x:Trace></SOAP-ENV:Header>
+  <SOAP-ENV:Body>
+    <!-- a comment -->
+    <m:GetStateResponse xmlns:m=\"urn:xenplug-org:service:DomainControl:1\">
+      <State><![CDATA[ run]]>ning<!-- split --> </State>
+    </m:GetStateResponse>
+  </SOAP-ENV:Body>
+</SOAP-ENV:Envelope>
+";
+
+    /// Shaped like a GUPnP fault for an action error it has no text for: no
+    /// errorDescription.
+    static FAULT_WITHOUT_DESCRIPTION: &[u8] = b"<?xml version=\"1.0\"?>\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>718</errorCode></UPnPError></detail></s:Fault></s:Body></s:Envelope>";
+
+    /// A fault with prefixed UPnPError fields, indentation and a padded code.
+    static PREFIXED_FAULT: &[u8] = b"<?xml version=\"1.0\"?>
+<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">
+ <s:Body>
+  <s:Fault>
+   <faultcode>s:Client</faultcode>
+   <faultstring>UPnPError</faultstring>
+   <detail>
+    <u:UPnPError xmlns:u=\"urn:schemas-upnp-org:control-1-0\">
+     <u:errorCode> 501 </u:errorCode>
+     <errorDescription>Action Failed</errorDescription>
+    </u:UPnPError>
+   </detail>
+  </s:Fault>
+ </s:Body>
+</s:Envelope>
+";
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn is_malformed<T: fmt::Debug>(result: &Result<T, ResponseError>) -> bool {
+        matches!(result, Err(ResponseError::Malformed(_)))
+    }
+
+    #[test]
+    fn call_matches_golden_file() {
+        let mut out = Vec::new();
+        write_call(
+            DOMAIN,
+            "Shutdown",
+            &[("Mode", "clean & <now>"), ("Force", "")],
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(include_bytes!("../../tests/fixtures/soap/call.xml"))
+        );
+    }
+
+    #[test]
+    fn written_calls_parse_back_to_the_same_call() {
+        let arguments = [
+            ("Mode", " clean\r\n & <now> \"'\t"),
+            ("Force", ""),
+            ("Name", "grüße ]]> &amp;"),
+        ];
+        let mut out = Vec::new();
+        write_call(DOMAIN, "Shutdown", &arguments, &mut out);
+        let header = soap_action_header(DOMAIN, "Shutdown");
+        let call = parse_call(&out, Some(&header)).unwrap();
+        assert_eq!(
+            call,
+            ActionCall {
+                service_type: DOMAIN.to_owned(),
+                action: "Shutdown".to_owned(),
+                arguments: owned(&arguments),
+            }
+        );
+        let mut out = Vec::new();
+        write_call(HYPERVISOR, "GetHostInfo", &[], &mut out);
+        let call = parse_call(&out, Some(&soap_action_header(HYPERVISOR, "GetHostInfo"))).unwrap();
+        assert_eq!(
+            (call.service_type.as_str(), call.action.as_str()),
+            (HYPERVISOR, "GetHostInfo")
+        );
+        assert!(call.arguments.is_empty());
+    }
+
+    #[test]
+    fn soap_action_header_is_quoted_and_parses_back() {
+        let header = soap_action_header(DOMAIN, "Shutdown");
+        assert_eq!(
+            header,
+            "\"urn:xenplug-org:service:DomainControl:1#Shutdown\""
+        );
+        assert_eq!(parse_soap_action(&header), Ok((DOMAIN, "Shutdown")));
+    }
+
+    #[test]
+    fn written_responses_parse_back() {
+        let outputs = [
+            ("OldName", " web & <db>\r\n"),
+            ("Empty", ""),
+            ("Quotes", "\"a\" 'b'"),
+        ];
+        let mut out = Vec::new();
+        write_response(DOMAIN, "Rename", &outputs, &mut out);
+        assert_eq!(parse_response(&out, DOMAIN, "Rename"), Ok(owned(&outputs)));
+        let golden = include_bytes!("../../tests/fixtures/soap/response.xml");
+        assert_eq!(
+            parse_response(golden, DOMAIN, "Rename"),
+            Ok(owned(&[("OldName", "web & <db>"), ("Empty", "")]))
+        );
+        let mut none = Vec::new();
+        write_response(HYPERVISOR, "StartVirtualMachine", &[], &mut none);
+        assert_eq!(
+            parse_response(&none, HYPERVISOR, "StartVirtualMachine"),
+            Ok(Vec::new())
+        );
+    }
+
+    #[test]
+    fn written_faults_parse_back() {
+        for error in [
+            UpnpError::invalid_action(),
+            UpnpError::invalid_args(),
+            UpnpError::new(801, "Caller not authorized <here> & \"there\""),
+            UpnpError::new(ACTION_SPECIFIC_FIRST, ""),
+        ] {
+            let mut out = Vec::new();
+            write_fault(&error, &mut out);
+            // A fault answers any call: the action and service type do not matter.
+            assert_eq!(
+                parse_response(&out, DOMAIN, "Shutdown"),
+                Err(ResponseError::Fault(error.clone()))
+            );
+        }
+        let golden = include_bytes!("../../tests/fixtures/soap/fault.xml");
+        assert_eq!(
+            parse_response(golden, HYPERVISOR, "GetHostInfo"),
+            Err(ResponseError::Fault(UpnpError::new(
+                801,
+                "Caller not authorized <here>"
+            )))
+        );
+    }
+
+    #[test]
+    fn parses_gupnp_response() {
+        assert_eq!(
+            parse_response(GUPNP_RESPONSE, HYPERVISOR, "GetHostInfo"),
+            Ok(owned(&[
+                ("HostName", "dom0-a"),
+                ("HostUuid", "4c4c4544-0042-3510-8052-b4c04f4e4d32"),
+                ("HypervisorVersion", "4.17"),
+                ("Backend", "sim"),
+                ("CpuCount", "8"),
+                ("MemoryMiB", "65536"),
+            ]))
+        );
+    }
+
+    #[test]
+    fn parses_async_upnp_client_response() {
+        let outputs =
+            parse_response(ASYNC_UPNP_RESPONSE, HYPERVISOR, "ListVirtualMachines").unwrap();
+        assert_eq!(
+            outputs,
+            owned(&[(
+                "VirtualMachines",
+                "<VirtualMachines><VirtualMachine uuid=\"0b9a6a6e-2f51-4e53-9b43-0d4c7f0a3e11\" name=\"web &amp; db\" state=\"running\"/></VirtualMachines>"
+            )])
+        );
+        // The value is itself a document, one escaping level down.
+        let inner = roxmltree::Document::parse(&outputs[0].1).unwrap();
+        let vm = inner.root_element().first_element_child().unwrap();
+        assert_eq!(vm.attribute("name"), Some("web & db"));
+    }
+
+    #[test]
+    fn parses_unusual_response_keeping_white_space() {
+        assert_eq!(
+            parse_response(UNUSUAL_RESPONSE, DOMAIN, "GetState"),
+            Ok(owned(&[("State", " running ")]))
+        );
+    }
+
+    #[test]
+    fn faults_with_missing_or_prefixed_fields() {
+        assert_eq!(
+            parse_response(FAULT_WITHOUT_DESCRIPTION, DOMAIN, "Shutdown"),
+            Err(ResponseError::Fault(UpnpError::new(718, "")))
+        );
+        assert_eq!(
+            parse_response(PREFIXED_FAULT, DOMAIN, "Shutdown"),
+            Err(ResponseError::Fault(UpnpError::new(501, "Action Failed")))
+        );
+    }
+
+    #[test]
+    fn faults_that_are_not_upnp_errors_are_malformed() {
+        let wrap = |detail: &str| {
+            format!(
+                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault><faultcode>s:Server</faultcode><faultstring>boom</faultstring>{detail}</s:Fault></s:Body></s:Envelope>"
+            )
+        };
+        let upnp = |fields: &str| {
+            wrap(&format!(
+                "<detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\">{fields}</UPnPError></detail>"
+            ))
+        };
+        let cases = [
+            wrap(""),
+            wrap("<detail/>"),
+            wrap("<detail><UPnPError><errorCode>401</errorCode></UPnPError></detail>"),
+            wrap("<detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-2-0\"><errorCode>401</errorCode></UPnPError></detail>"),
+            wrap("<detail><e:UPnPError xmlns:e=\"urn:schemas-upnp-org:control-1-0\"><errorCode>1</errorCode></e:UPnPError></detail><detail/>"),
+            upnp(""),
+            upnp("<errorDescription>no code</errorDescription>"),
+            upnp("<errorCode>abc</errorCode>"),
+            upnp("<errorCode>-401</errorCode>"),
+            upnp("<errorCode>+401</errorCode>"),
+            upnp("<errorCode>65536</errorCode>"),
+            upnp("<errorCode></errorCode>"),
+            upnp("<errorCode><b>401</b></errorCode>"),
+            upnp("<errorCode>401</errorCode><errorCode>402</errorCode>"),
+            upnp("<errorCode>401</errorCode><errorDescription><b/></errorDescription>"),
+        ];
+        for body in &cases {
+            let result = parse_response(body.as_bytes(), DOMAIN, "Shutdown");
+            assert!(is_malformed(&result), "{body}: {result:?}");
+        }
+        let ResponseError::Malformed(reason) =
+            parse_response(wrap("").as_bytes(), DOMAIN, "Shutdown").unwrap_err()
+        else {
+            panic!("not malformed");
+        };
+        assert!(reason.contains("\"boom\""), "{reason}");
+    }
+
+    #[test]
+    fn response_of_another_action_or_service_is_malformed() {
+        let mut out = Vec::new();
+        write_response(DOMAIN, "Rename", &[("OldName", "a")], &mut out);
+        for (service, action) in [
+            (DOMAIN, "Shutdown"),
+            (DOMAIN, "RenameResponse"),
+            (DOMAIN, "rename"),
+            (HYPERVISOR, "Rename"),
+            ("urn:xenplug-org:service:DomainControl:2", "Rename"),
+        ] {
+            let result = parse_response(&out, service, action);
+            assert!(is_malformed(&result), "{service} {action}: {result:?}");
+        }
+        // The request itself is not a response.
+        let mut call = Vec::new();
+        write_call(DOMAIN, "Rename", &[("NewName", "a")], &mut call);
+        assert!(is_malformed(&parse_response(&call, DOMAIN, "Rename")));
+        let unqualified = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><RenameResponse><OldName>a</OldName></RenameResponse></s:Body></s:Envelope>";
+        assert!(is_malformed(&parse_response(unqualified, DOMAIN, "Rename")));
+        let ResponseError::Malformed(reason) =
+            parse_response(&out, DOMAIN, "Shutdown").unwrap_err()
+        else {
+            panic!("not malformed");
+        };
+        assert!(reason.contains("ShutdownResponse"), "{reason}");
+        assert!(reason.contains("RenameResponse"), "{reason}");
+    }
+
+    #[test]
+    fn response_structure_is_checked() {
+        let envelope = |body: &str| {
+            format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">{body}</s:Envelope>")
+        };
+        let good = "<s:Body><u:GetStateResponse xmlns:u=\"urn:xenplug-org:service:DomainControl:1\"><State>running</State></u:GetStateResponse></s:Body>";
+        assert_eq!(
+            parse_response(envelope(good).as_bytes(), DOMAIN, "GetState"),
+            Ok(owned(&[("State", "running")]))
+        );
+        for bad in [
+            envelope(""),
+            envelope("<s:Body/>"),
+            envelope("<s:Body> <!-- nothing --> </s:Body>"),
+            envelope(&format!("{good}{good}")),
+            envelope("<Body><u:GetStateResponse xmlns:u=\"urn:xenplug-org:service:DomainControl:1\"/></Body>"),
+            envelope("<s:Body><u:GetStateResponse xmlns:u=\"urn:xenplug-org:service:DomainControl:1\"><State><b>running</b></State></u:GetStateResponse></s:Body>"),
+            envelope(good).replace(
+                "http://schemas.xmlsoap.org/soap/envelope/",
+                "http://www.w3.org/2003/05/soap-envelope",
+            ),
+        ] {
+            let result = parse_response(bad.as_bytes(), DOMAIN, "GetState");
+            assert!(is_malformed(&result), "{bad}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn out_arguments_are_bounded() {
+        let build = |count: usize| {
+            let outputs: Vec<(&str, &str)> = (0..count).map(|_| ("a", "1")).collect();
+            let mut out = Vec::new();
+            write_response(DOMAIN, "GetState", &outputs, &mut out);
+            out
+        };
+        assert_eq!(
+            parse_response(&build(consts::SOAP_MAX_ARGUMENTS), DOMAIN, "GetState")
+                .unwrap()
+                .len(),
+            consts::SOAP_MAX_ARGUMENTS
+        );
+        assert!(is_malformed(&parse_response(
+            &build(consts::SOAP_MAX_ARGUMENTS + 1),
+            DOMAIN,
+            "GetState"
+        )));
+    }
+
+    #[test]
+    fn hostile_responses_are_malformed() {
+        let laughs = b"<?xml version=\"1.0\"?><!DOCTYPE s:Envelope [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:AResponse xmlns:u=\"urn:x\"><v>&b;</v></u:AResponse></s:Body></s:Envelope>";
+        let mut deep = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:AResponse xmlns:u=\"urn:x\">".to_vec();
+        for _ in 0..10_000 {
+            deep.extend_from_slice(b"<v>");
+        }
+        let mut huge = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:AResponse xmlns:u=\"urn:x\"><v>".to_vec();
+        huge.resize(consts::SOAP_MAX_ENVELOPE + 1, b'x');
+        huge.extend_from_slice(b"</v></u:AResponse></s:Body></s:Envelope>");
+        let mut many = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:AResponse xmlns:u=\"urn:x\">".to_vec();
+        for _ in 0..consts::SOAP_MAX_NODES {
+            many.extend_from_slice(b"<!---->");
+        }
+        many.extend_from_slice(b"</u:AResponse></s:Body></s:Envelope>");
+        let hostile: [&[u8]; 8] = [
+            laughs,
+            &deep,
+            &huge,
+            &many,
+            b"",
+            b"not xml",
+            b"\xff\xfe<\x00a\x00/>",
+            b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:AResponse xmlns:u=\"urn:x\"><v>\xc3\x28</v></u:AResponse></s:Body></s:Envelope>",
+        ];
+        for body in hostile {
+            let result = parse_response(body, "urn:x", "A");
+            assert!(
+                is_malformed(&result),
+                "{}: {result:?}",
+                xml::shown(&String::from_utf8_lossy(body), 80)
+            );
+        }
+    }
+
+    #[test]
+    fn every_truncated_response_is_an_error_not_a_panic() {
+        let mut written = Vec::new();
+        write_response(DOMAIN, "Rename", &[("OldName", "a&b")], &mut written);
+        let mut fault = Vec::new();
+        write_fault(&UpnpError::invalid_args(), &mut fault);
+        let cases: [(&[u8], &str, &str); 7] = [
+            (GUPNP_RESPONSE, HYPERVISOR, "GetHostInfo"),
+            (ASYNC_UPNP_RESPONSE, HYPERVISOR, "ListVirtualMachines"),
+            (UNUSUAL_RESPONSE, DOMAIN, "GetState"),
+            (FAULT_WITHOUT_DESCRIPTION, DOMAIN, "Shutdown"),
+            (PREFIXED_FAULT, DOMAIN, "Shutdown"),
+            (&written, DOMAIN, "Rename"),
+            (&fault, DOMAIN, "Rename"),
+        ];
+        for (fixture, service, action) in cases {
+            // Stop before the root element's `>`: dropping only trailing white space leaves
+            // a complete document.
+            let complete = fixture.iter().rposition(|&byte| byte == b'>').unwrap_or(0);
+            for end in 0..=complete {
+                let result = parse_response(&fixture[..end], service, action);
+                assert!(is_malformed(&result), "prefix {end}: {result:?}");
+            }
+            assert!(!is_malformed(&parse_response(fixture, service, action)));
+        }
+    }
+
+    #[test]
+    fn response_errors_display() {
+        assert_eq!(
+            ResponseError::Fault(UpnpError::invalid_action()).to_string(),
+            "UPnP error 401: Invalid Action"
+        );
+        assert_eq!(
+            ResponseError::Malformed("no SOAP Body".into()).to_string(),
+            "unusable action response: no SOAP Body"
+        );
     }
 }

@@ -12,7 +12,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::consts;
-use crate::wire::soap;
 use crate::wire::xml::{self, Sink};
 
 /// Why a SUBSCRIBE or UNSUBSCRIBE request is refused, with the HTTP status UDA 1.1 sections
@@ -372,7 +371,7 @@ pub fn parse_propertyset(body: &[u8]) -> Result<Vec<(String, String)>, PropertyS
                     consts::GENA_MAX_EVENT_PROPERTIES
                 )));
             }
-            let value = soap::value_text(variable).ok_or_else(|| {
+            let value = xml::value_text(variable).ok_or_else(|| {
                 PropertySetError::new(format!("variable {} holds an element", shown(variable)))
             })?;
             variables.push((variable.tag_name().name().to_owned(), value));

@@ -227,7 +227,7 @@ pub fn parse_call(body: &[u8], soap_action: Option<&str>) -> Result<ActionCall, 
         if arguments.len() == consts::SOAP_MAX_ARGUMENTS {
             return Err(UpnpError::invalid_args());
         }
-        let value = value_text(argument).ok_or_else(UpnpError::invalid_args)?;
+        let value = xml::value_text(argument).ok_or_else(UpnpError::invalid_args)?;
         arguments.push((argument.tag_name().name().to_owned(), value));
     }
     Ok(ActionCall {
@@ -235,23 +235,6 @@ pub fn parse_call(body: &[u8], soap_action: Option<&str>) -> Result<ActionCall, 
         action: action_name.to_owned(),
         arguments,
     })
-}
-
-/// The text of an element that holds only text, kept exactly as sent (an argument or state
-/// variable value is the peer's, leading and trailing white space included), or `None` when
-/// the element holds another element. Entities and CDATA are already decoded; comments are
-/// skipped. [`xml::element_text`] is the trimmed form, for fields such as errorCode.
-pub(crate) fn value_text(node: roxmltree::Node<'_, '_>) -> Option<String> {
-    let mut value = String::new();
-    for part in node.children() {
-        if part.is_element() {
-            return None;
-        }
-        if let Some(text) = part.text().filter(|_| part.is_text()) {
-            value.push_str(text);
-        }
-    }
-    Some(value)
 }
 
 fn is_soap(node: roxmltree::Node<'_, '_>, name: &str) -> bool {
@@ -462,7 +445,7 @@ pub fn parse_response(
                 consts::SOAP_MAX_ARGUMENTS
             )));
         }
-        let value = value_text(argument).ok_or_else(|| {
+        let value = xml::value_text(argument).ok_or_else(|| {
             malformed(format!(
                 "out-argument {} holds an element",
                 shown_name(argument)

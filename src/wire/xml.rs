@@ -199,17 +199,24 @@ pub fn single_child<'a, 'input>(
     }
 }
 
-/// The trimmed text of an element that holds only text, or `None` when it holds elements.
-pub fn element_text(node: roxmltree::Node<'_, '_>) -> Option<String> {
+/// The text of an element that holds only text, white space kept (SOAP argument values,
+/// event values), or `None` when it holds elements.
+pub fn value_text(node: roxmltree::Node<'_, '_>) -> Option<String> {
     if node.children().any(|child| child.is_element()) {
         return None;
     }
-    let text: String = node
-        .children()
-        .filter(|child| child.is_text())
-        .filter_map(|child| child.text())
-        .collect();
-    Some(text.trim().to_string())
+    Some(
+        node.children()
+            .filter(|child| child.is_text())
+            .filter_map(|child| child.text())
+            .collect(),
+    )
+}
+
+/// The trimmed text of an element that holds only text (names, types, URLs), or `None` when it
+/// holds elements.
+pub fn element_text(node: roxmltree::Node<'_, '_>) -> Option<String> {
+    value_text(node).map(|text| text.trim().to_string())
 }
 
 /// `text` quoted for a log line: control characters escaped, at most `max_chars` characters

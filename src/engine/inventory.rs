@@ -998,9 +998,10 @@ impl Inventory {
             Some(machine) => machine.claim = None,
             None => return,
         }
-        if !self.adopt_shadow(now, Claimant::Machine(vm), out) {
-            self.finish(now, &BTreeSet::from([vm]), out);
-        }
+        // Settled either way: an adopted description that fails to claim the VM leaves it
+        // without an advertisement.
+        self.adopt_shadow(now, Claimant::Machine(vm), out);
+        self.finish(now, &BTreeSet::from([vm]), out);
     }
 
     fn remove_host(&mut self, now: u64, id: Uuid, out: &mut Vec<Output>) {

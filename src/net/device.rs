@@ -8,9 +8,7 @@ use super::http::{self, Answer, Handler, Request, Response, ServerConfig};
 use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
-use crate::consts::{
-    CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_INITIAL_EVENT_DELAY, GENA_NOTIFY_TIMEOUT,
-};
+use crate::consts::{CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_INITIAL_EVENT_DELAY};
 use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
@@ -344,11 +342,7 @@ async fn receive_loop(core: Shared, socket: Rc<SsdpSocket>, wake: Sender<()>) {
 /// Delivers one GENA event, trying each callback URL in order.
 async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::Delivery) {
     let server = core.borrow().server.clone();
-    let limits = http_client::Limits {
-        timeout: GENA_NOTIFY_TIMEOUT,
-        max_head: crate::consts::HTTP_MAX_HEAD,
-        max_body: crate::consts::HTTP_MAX_BODY,
-    };
+    let limits = http_client::Limits::NOTIFY;
     let mut delivered = false;
     for callback in &delivery.callbacks {
         let seq = delivery.seq.to_string();

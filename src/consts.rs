@@ -122,6 +122,8 @@ pub const HTTP_MAX_HEAD: usize = 8 * 1024;
 pub const HTTP_MAX_HEADERS: usize = 32;
 /// Request body (SOAP envelope), at most.
 pub const HTTP_MAX_BODY: usize = 64 * 1024;
+/// Connections waiting to be accepted, per listener.
+pub const HTTP_LISTEN_BACKLOG: i32 = 128;
 /// Connections served at once per listener; more wait in the kernel's backlog.
 pub const HTTP_MAX_CONNECTIONS: usize = 64;
 /// Requests served on one kept-alive connection before it is closed.

@@ -39,9 +39,11 @@
 //!   event, before its hypervisor's description is fetched again, has an empty name.
 //!   `run_state` comes from the DomainControl `State` events of its hypervisor
 //!   ([`RUN_STATE_UNKNOWN`] until one arrives). `tenant` and `services` come from its own
-//!   advertisement and are kept, as last known, when it stops advertising while a hypervisor
-//!   still lists it (a VM that is shut down still belongs to its tenant); the read API tells
-//!   whether it advertises now ([`VirtualMachineView::advertised_in`]).
+//!   advertisement. When it stops advertising (byebye or expiry) while a hypervisor still
+//!   lists it, it keeps its tenant (a VM that is shut down still belongs to its tenant) but
+//!   its services are cleared, with `vm-services-changed` (services 0): nothing answers them
+//!   any more. The read API tells whether it advertises now
+//!   ([`VirtualMachineView::advertised_in`]).
 //! - Services of a VM: every service of its tree (root and embedded devices), once per
 //!   serviceType in tree order (a record has no device field, so two devices offering one type
 //!   give one entry), with the actions the net layer read from that type's SCPD. A type whose
@@ -994,9 +996,21 @@ impl Inventory {
     }
 
     fn machine_left(&mut self, now: u64, vm: Uuid, out: &mut Vec<Output>) {
-        match self.machines.get_mut(&vm) {
-            Some(machine) => machine.claim = None,
-            None => return,
+        let Some(machine) = self.machines.get_mut(&vm) else {
+            return;
+        };
+        machine.claim = None;
+        // Its owner's services went with its advertisement: a VM a hypervisor still lists
+        // stays, offering nothing until it advertises again.
+        if !machine.record.services.is_empty() {
+            log::info!("inventory: VM {vm} stopped advertising its services");
+            let mut event = EventDraft::new(EventKind::VmServicesChanged, vm.to_string())
+                .detail(DETAIL_SERVICES, "0");
+            if let Some(tenant) = &machine.record.tenant {
+                event = event.network(tenant.as_str());
+            }
+            out.push(Output::Event(event));
+            machine.record.services.clear();
         }
         // Settled either way: an adopted description that fails to claim the VM leaves it
         // without an advertisement.
@@ -2122,12 +2136,17 @@ mod tests {
         assert_eq!(record.services.len(), 1);
         assert_eq!(inventory.tick(1000), []);
 
-        // It stops advertising while listed: kept, with tenant and services as last known.
+        // It stops advertising while listed: kept with its tenant, its owner's services gone.
         let out = inventory.on_gone(1100, ACME, &own.root.udn);
-        assert_eq!(kinds(&out), []);
+        assert_eq!(
+            kinds(&out),
+            [(EventKind::VmServicesChanged, uuid(WEB).to_string())]
+        );
+        assert_eq!(put_virtual(&out, WEB).unwrap().services, []);
         let view = inventory.virtual_machine(&uuid(WEB)).unwrap();
         assert_eq!(view.advertised_in, None);
         assert_eq!(view.record.tenant.as_deref(), Some("acme"));
+        assert!(view.record.services.is_empty());
     }
 
     #[test]

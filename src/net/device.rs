@@ -20,7 +20,7 @@ use smol::channel::Sender;
 use smol::{Async, LocalExecutor, Timer};
 use std::cell::RefCell;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -174,7 +174,8 @@ async fn run_on(
     let mut listeners = Vec::new();
     let mut sockets = Vec::new();
     for interface in &interfaces {
-        let listener = TcpListener::bind((interface.address, http_port))
+        let address = SocketAddr::from((interface.address, http_port));
+        let listener = super::iface::listen_tcp(address, Some(&interface.name))
             .map_err(|e| Error::io(format!("HTTP on {}:{http_port}", interface.address), e))?;
         let port = listener
             .local_addr()

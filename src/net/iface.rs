@@ -27,6 +27,29 @@ impl Interface {
     }
 }
 
+/// A TCP listener on `address`, bound with SO_BINDTODEVICE to `device` when given: it then
+/// accepts only connections that arrived through that interface, so a peer on another
+/// network cannot reach it by routing to its address through its own interface (Linux
+/// answers for every local address on every interface).
+pub fn listen_tcp(
+    address: std::net::SocketAddr,
+    device: Option<&str>,
+) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if let Some(device) = device {
+        socket.bind_device(Some(device.as_bytes()))?;
+    }
+    socket.bind(&SockAddr::from(address))?;
+    socket.listen(crate::consts::HTTP_LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// Looks up the interface called `name`.
 pub fn lookup(name: &str) -> Result<Interface> {
     let c_name =

@@ -3,7 +3,8 @@
 //! Bound to 0.0.0.0:1900 with SO_REUSEADDR and SO_REUSEPORT so that several xenplug processes
 //! and other UPnP stacks share the port; joined to 239.255.255.250 on this interface only,
 //! IP_MULTICAST_ALL off (no datagrams of groups joined elsewhere), IP_MULTICAST_IF and TTL 2
-//! for sending, IP_PKTINFO to learn which interface a datagram arrived on.
+//! for sending, IP_PKTINFO to learn which interface a datagram arrived on, SO_BINDTODEVICE so
+//! that only that interface's datagrams reach it.
 
 use super::iface::Interface;
 use crate::consts::{SSDP_MAX_DATAGRAM, SSDP_MULTICAST_TTL, SSDP_PORT, SSDP_V4_GROUP};
@@ -73,6 +74,14 @@ impl SsdpSocket {
             .map_err(|e| Error::io(context("socket"), e))?;
         set_int_option(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
             .map_err(|e| Error::io(context("IP_PKTINFO"), e))?;
+        // Bound to the interface: sockets of several interfaces sharing 0.0.0.0:1900 with
+        // SO_REUSEPORT would otherwise form one reuseport group, and the kernel hands each
+        // source's datagrams to one socket of the group chosen by hash, whatever interface
+        // they arrived on (measured: the eth0 socket got another network's NOTIFYs, the
+        // right socket never did).
+        socket
+            .bind_device(Some(interface.name.as_bytes()))
+            .map_err(|e| Error::io(context("SO_BINDTODEVICE"), e))?;
         socket
             .set_multicast_all_v4(false)
             .map_err(|e| Error::io(context("IP_MULTICAST_ALL"), e))?;

@@ -28,7 +28,7 @@ use smol::lock::Semaphore;
 use smol::{Async, LocalExecutor, Timer};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -188,13 +188,6 @@ impl Tracker {
             self.controls.remove(&vm);
         }
     }
-
-    fn viewer_for(&self, local: IpAddr) -> Viewer<'_> {
-        self.networks
-            .iter()
-            .find(|n| !n.spec.provider && IpAddr::V4(n.interface.address) == local)
-            .map_or(Viewer::Provider, |n| Viewer::Tenant(&n.spec.label))
-    }
 }
 
 /// Runs the tracker until SIGTERM or SIGINT.
@@ -241,8 +234,11 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         });
         listen_sockets.push((id, Rc::new(SsdpSocket::open(&interface)?)));
         search_sockets.push(Rc::new(SsdpSocket::open_search(&interface)?));
-        let listener = TcpListener::bind((interface.address, 0))
-            .map_err(|e| Error::io(format!("GENA callbacks on {}", interface.address), e))?;
+        let listener = iface::listen_tcp(
+            SocketAddr::from((interface.address, 0)),
+            Some(&interface.name),
+        )
+        .map_err(|e| Error::io(format!("GENA callbacks on {}", interface.address), e))?;
         let callback_port = listener
             .local_addr()
             .map_err(|e| Error::io("callback address", e))?
@@ -327,22 +323,29 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             .detach();
     }
     if let Some(address) = options.api {
-        let listener = TcpListener::bind(address)
-            .map_err(|e| Error::io(format!("read API on {address}"), e))?;
-        let listener = Async::new(listener).map_err(|e| Error::io("read API listener", e))?;
-        let handler: Rc<dyn Handler> = Rc::new(ApiHttp {
-            shared: shared.clone(),
-        });
-        let serving = http_server::serve(
-            listener,
-            handler,
-            ServerConfig::new(server.clone()),
-            executor.clone(),
-        );
-        executor
-            .spawn(async move { log_stopped("read API", serving.await) })
-            .detach();
-        log::info!("read API at http://{address}/api/tree");
+        let tracker = shared.borrow();
+        for (bind, device, tenant) in api_listeners(address, &tracker.networks) {
+            let listener = iface::listen_tcp(bind, device.as_deref())
+                .map_err(|e| Error::io(format!("read API on {bind}"), e))?;
+            let listener = Async::new(listener).map_err(|e| Error::io("read API listener", e))?;
+            let view = tenant
+                .as_deref()
+                .map_or("provider".to_string(), |t| format!("tenant {t}"));
+            log::info!("read API at http://{bind}/api/tree ({view} view)");
+            let handler: Rc<dyn Handler> = Rc::new(ApiHttp {
+                shared: shared.clone(),
+                tenant,
+            });
+            let serving = http_server::serve(
+                listener,
+                handler,
+                ServerConfig::new(server.clone()),
+                executor.clone(),
+            );
+            executor
+                .spawn(async move { log_stopped("read API", serving.await) })
+                .detach();
+        }
     }
 
     let mut next_tick = Instant::now();
@@ -411,6 +414,56 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         renew_subscriptions(&executor, &shared, now, &wake);
     }
 }
+
+/// The read API's listeners for `--api address`: (bind address, interface to bind to, tenant
+/// whose slice it serves). The view is the listener's, never the address a request names:
+/// each listener is bound to its interface, so a tenant cannot reach the provider's view by
+/// routing to another of the tracker's addresses through its own network.
+/// - `0.0.0.0:PORT`: one listener per network on that network's address (a tenant network's
+///   serves its tenant, a provider network's the provider), and 127.0.0.1:PORT on `lo` for
+///   the provider;
+/// - the address of one of the networks: that network's view, bound to its interface;
+/// - any other address (127.0.0.1 say): the provider's view, bound to the interface holding
+///   it when it is loopback.
+fn api_listeners(
+    address: SocketAddr,
+    networks: &[Network],
+) -> Vec<(SocketAddr, Option<String>, Option<String>)> {
+    let tenant_of =
+        |network: &Network| (!network.spec.provider).then(|| network.spec.label.clone());
+    if address.ip().is_unspecified() {
+        let mut listeners: Vec<_> = networks
+            .iter()
+            .map(|n| {
+                let bind = SocketAddr::from((n.interface.address, address.port()));
+                (bind, Some(n.interface.name.clone()), tenant_of(n))
+            })
+            .collect();
+        if !networks.iter().any(|n| n.interface.address.is_loopback()) {
+            listeners.push((
+                SocketAddr::from((Ipv4Addr::LOCALHOST, address.port())),
+                Some(LOOPBACK.to_string()),
+                None,
+            ));
+        }
+        return listeners;
+    }
+    match networks
+        .iter()
+        .find(|n| IpAddr::V4(n.interface.address) == address.ip())
+    {
+        Some(network) => vec![(
+            address,
+            Some(network.interface.name.clone()),
+            tenant_of(network),
+        )],
+        None if address.ip().is_loopback() => vec![(address, Some(LOOPBACK.to_string()), None)],
+        None => vec![(address, None, None)],
+    }
+}
+
+/// The loopback interface's name.
+const LOOPBACK: &str = "lo";
 
 fn log_stopped(what: &str, result: std::io::Result<()>) {
     if let Err(error) = result {
@@ -879,9 +932,11 @@ impl Handler for CallbackHttp {
     }
 }
 
-/// The read API.
+/// The read API, as served by one listener.
 struct ApiHttp {
     shared: Shared,
+    /// The tenant whose slice this listener serves, or `None` for the provider.
+    tenant: Option<String>,
 }
 
 fn json(status: u16, body: Vec<u8>) -> Response {
@@ -902,7 +957,10 @@ impl Handler for ApiHttp {
 
     fn answer(&self, request: Request) -> Answer {
         let tracker = self.shared.borrow();
-        let viewer = tracker.viewer_for(request.local.ip());
+        let viewer = self
+            .tenant
+            .as_deref()
+            .map_or(Viewer::Provider, Viewer::Tenant);
         let path = request.path.as_str();
         match (request.method.as_str(), path) {
             ("GET", "/api/tree") => Answer::Now(json(
@@ -950,22 +1008,10 @@ impl Handler for ApiHttp {
                     return not_found();
                 };
                 drop(tracker);
-                self.relay(
-                    vm,
-                    viewer_tenant(&self.shared, request.local.ip()),
-                    &request.body,
-                )
+                self.relay(vm, self.tenant.clone(), &request.body)
             }
             _ => Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec())),
         }
-    }
-}
-
-/// The tenant a request on `local` speaks for, if it came through a tenant network.
-fn viewer_tenant(shared: &Shared, local: IpAddr) -> Option<String> {
-    match shared.borrow().viewer_for(local) {
-        Viewer::Provider => None,
-        Viewer::Tenant(name) => Some(name.to_string()),
     }
 }
 

@@ -446,3 +446,28 @@ pub const REPO_MAX_JOURNAL_LINE: usize = 64 * 1024;
 pub const REPO_EVENTS_IN_MEMORY: usize = 1024;
 /// Length of a tenant name, fact name or event detail key, at most.
 pub const REPO_MAX_NAME: usize = 64;
+
+// ---- Tracker: inventory (what the repositories hold) ---------------------------------------
+
+/// Evented variable of the Hypervisor service: the hosted VM UUIDs, comma-separated.
+pub const VARIABLE_VIRTUAL_MACHINE_IDS: &str = "VirtualMachineIds";
+/// Separator of the UUIDs in [`VARIABLE_VIRTUAL_MACHINE_IDS`].
+pub const VIRTUAL_MACHINE_IDS_SEPARATOR: char = ',';
+/// Evented variable of the DomainControl service: the domain's run state.
+pub const VARIABLE_STATE: &str = "State";
+/// `state` of a hypervisor the tracker currently sees.
+pub const HARDWARE_STATE_ONLINE: &str = "online";
+/// `run_state` of a VM before any State event told it.
+pub const RUN_STATE_UNKNOWN: &str = "unknown";
+/// Host fact holding the hypervisor description's modelName (the only host fact a
+/// description carries).
+pub const FACT_MODEL: &str = "model";
+/// A record whose only change is its `last_seen` is written again only when that is at least
+/// this many seconds later than the `last_seen` last written, so a device that is refetched
+/// often does not rewrite its file every time.
+pub const INVENTORY_LAST_SEEN_WRITE_INTERVAL: u64 = 60;
+/// Seconds after the tracker's first clock reading following a restore within which restored
+/// hypervisors and VMs must be seen again; those that are not are removed. A device advertising
+/// with the default max-age announces itself again within that time even if it missed the
+/// tracker's start-up search.
+pub const INVENTORY_RESTORE_GRACE: u64 = SSDP_DEFAULT_MAX_AGE as u64;

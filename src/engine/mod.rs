@@ -5,4 +5,5 @@
 pub mod device;
 pub mod discovery;
 pub mod gena;
+pub mod inventory;
 pub mod ssdp;

@@ -123,6 +123,32 @@ fn track_finds_both_hypervisors_and_every_vm_within_5s() {
         world.tracker().started.elapsed()
     );
 
+    // The run state comes from the hypervisors (DomainControl State, evented).
+    let known = poll_until(WAIT, || {
+        let virtuals = world.records("virtual");
+        TRACK_VMS
+            .iter()
+            .filter(|v| v.host.is_some())
+            .all(|v| {
+                virtuals
+                    .get(v.uuid)
+                    .and_then(|r| r.get("run_state"))
+                    .map(String::as_str)
+                    == Some("running")
+            })
+            .then_some(())
+    });
+    assert!(
+        known.is_some(),
+        "run_state of the listed VMs never became running within {WAIT:?}: {:?}\n{}",
+        world.records("virtual"),
+        world.report()
+    );
+    eprintln!(
+        "timing: run states known {:?} after start",
+        world.tracker().started.elapsed()
+    );
+
     // hardware/: exactly the two hosts, with what their descriptions say.
     let hardware = world.records("hardware");
     assert_eq!(
@@ -139,10 +165,13 @@ fn track_finds_both_hypervisors_and_every_vm_within_5s() {
             Some(*host),
             "{record:?}"
         );
-        assert_eq!(
-            record.get("name").map(String::as_str),
-            Some(TRACK_HOST_NAMES[h]),
-            "{record:?}"
+        // The name is the description's friendlyName, which holds the host name.
+        assert!(
+            record
+                .get("name")
+                .is_some_and(|n| n.contains(TRACK_HOST_NAMES[h])),
+            "hardware/{host} name should hold {}: {record:?}",
+            TRACK_HOST_NAMES[h]
         );
         assert_eq!(
             record.get("network").map(String::as_str),
@@ -178,14 +207,6 @@ fn track_finds_both_hypervisors_and_every_vm_within_5s() {
             Some(vm.tenant),
             "{record:?}"
         );
-        if vm.host.is_some() {
-            assert_eq!(
-                record.get("run_state").map(String::as_str),
-                Some("running"),
-                "virtual/{}: {record:?}",
-                vm.uuid
-            );
-        }
         let actions: BTreeSet<&str> = record
             .iter()
             .filter(|(k, _)| k.starts_with("service.") && k.ends_with(".name"))
@@ -242,7 +263,7 @@ fn track_finds_both_hypervisors_and_every_vm_within_5s() {
             .iter()
             .find(|n| n.s("uuid") == *host)
             .unwrap_or_else(|| panic!("no {host} in {tree:?}"));
-        assert_eq!(node.s("name"), TRACK_HOST_NAMES[h]);
+        assert!(node.s("name").contains(TRACK_HOST_NAMES[h]), "{node:?}");
         assert_eq!(node.s("network"), "mgmt");
         let addr = world.mgmt.host(h).addr.to_string();
         assert!(
@@ -733,9 +754,11 @@ fn track_refuses_a_hypervisor_advertised_in_a_tenant_network() {
         .into_iter()
         .filter(|e| e.seq > mark)
         .collect();
+    // The lost VM's de-virtualization may fall in this window; nothing else may.
     let wrong: Vec<JournalEntry> = since
         .iter()
         .filter(|e| e.kind != "spoof-refused")
+        .filter(|e| !(e.kind == "vm-devirtualized" && e.subject.contains(TRACK_VM_LOST)))
         .cloned()
         .collect();
     assert!(
@@ -746,7 +769,7 @@ fn track_refuses_a_hypervisor_advertised_in_a_tenant_network() {
     );
     eprintln!(
         "note: {} spoof-refused event(s) in {:?}",
-        since.len(),
+        since.iter().filter(|e| e.kind == "spoof-refused").count(),
         t0.elapsed()
     );
 }

@@ -73,3 +73,23 @@ pub struct VmArgs {
     #[argh(option, default = "SSDP_DEFAULT_MAX_AGE")]
     pub max_age: u32,
 }
+
+/// Listen on labelled networks and keep the configuration repositories and the event journal
+/// up to date (run on the repositories host).
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct TrackArgs {
+    /// a network to listen on, NAME=IFACE for a tenant network or NAME=IFACE:provider for a
+    /// management network; repeat for several (required: never a default)
+    #[argh(option)]
+    pub net: Vec<String>,
+    /// repository directory (hardware/, virtual/, tenants/, events.log)
+    #[argh(option)]
+    pub repo: PathBuf,
+    /// address of the read API, e.g. 127.0.0.1:8700 (none by default)
+    #[argh(option)]
+    pub api: Option<std::net::SocketAddr>,
+    /// seconds a VM may advertise with no hypervisor listing it before it is reported
+    /// de-virtualized (default 60)
+    #[argh(option, default = "crate::consts::TRACK_DEFAULT_GRACE_SECONDS")]
+    pub grace: u64,
+}

@@ -279,16 +279,16 @@ pub const UPNP_DATA_TYPES: [&str; 24] = [
 // ---- Device descriptions read by a control point (UDA 1.1 section 2.3) --------------------
 
 /// Size of a device description parsed, at most.
-pub const DESC_MAX_BYTES: usize = 128 * 1024;
+pub const DESC_MAX_BYTES: usize = 512 * 1024;
 /// Element nesting of a device description, at most (a root with four levels of embedded
 /// devices needs 13: root, device, then deviceList and device per level, serviceList,
 /// service, SCPDURL).
 pub const DESC_MAX_DEPTH: usize = 32;
 /// XML nodes (elements, text runs, comments) in one device description, at most: more than
 /// a [`DESC_MAX_BYTES`] document of real declarations can hold.
-pub const DESC_MAX_NODES: u32 = 32 * 1024;
+pub const DESC_MAX_NODES: u32 = 64 * 1024;
 /// Embedded devices in one description, all levels together, at most.
-pub const DESC_MAX_EMBEDDED_DEVICES: usize = 64;
+pub const DESC_MAX_EMBEDDED_DEVICES: usize = 512;
 /// Services of one device, at most.
 pub const DESC_MAX_SERVICES: usize = 32;
 /// Levels of embedded devices below the root device, at most (the root is level 0; its
@@ -387,10 +387,10 @@ pub const HANDLER_ERROR_LINE: &str = "UPnPError";
 pub const DISCOVERY_DEFAULT_SEARCH_MX: u32 = 2;
 /// Devices (UDNs) tracked per network unless configured otherwise; more are dropped.
 pub const DISCOVERY_DEFAULT_MAX_DEVICES: usize = 1024;
-/// Shortest life granted to a device unless configured otherwise: a max-age below it is
-/// raised to it, so a device announcing max-age=0 does not appear and vanish at every
-/// message. Tests and the demo lower it.
-pub const DISCOVERY_DEFAULT_MIN_MAX_AGE: u32 = 60;
+/// Shortest life granted to a device: a max-age below it is raised to it, so a device
+/// announcing max-age=0 does not appear and vanish at every message. The same floor as the
+/// advertisers' `--max-age`, so a tracker honours what they announce.
+pub const DISCOVERY_DEFAULT_MIN_MAX_AGE: u32 = SSDP_MIN_MAX_AGE;
 /// Longest life granted to a device unless configured otherwise: a silent device is
 /// forgotten after this long whatever max-age it claimed.
 pub const DISCOVERY_DEFAULT_MAX_MAX_AGE: u32 = 86400;
@@ -471,3 +471,25 @@ pub const INVENTORY_LAST_SEEN_WRITE_INTERVAL: u64 = 60;
 /// with the default max-age announces itself again within that time even if it missed the
 /// tracker's start-up search.
 pub const INVENTORY_RESTORE_GRACE: u64 = SSDP_DEFAULT_MAX_AGE as u64;
+// ---- Tracker run time ----------------------------------------------------------------------
+
+/// Time allowed for one description or SCPD fetch, or one SUBSCRIBE exchange.
+pub const TRACK_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts at fetching a description before the device is reported undescribed.
+pub const TRACK_FETCH_ATTEMPTS: u32 = 3;
+/// Pause after the first failed fetch; doubled after each further failure.
+pub const TRACK_FETCH_BACKOFF: Duration = Duration::from_secs(1);
+/// Description fetches in flight at once, at most.
+pub const TRACK_MAX_FETCHES: usize = 8;
+/// How often the inventory's grace periods are looked at.
+pub const TRACK_TICK: Duration = Duration::from_secs(1);
+/// How often the tracker looks whether a network's interface came (back) up.
+pub const TRACK_IFACE_WATCH: Duration = Duration::from_secs(2);
+/// Pause before subscribing again after a SUBSCRIBE failed.
+pub const TRACK_RESUBSCRIBE_RETRY: Duration = Duration::from_secs(10);
+/// Longest a `GET /api/events` waits for a new event.
+pub const TRACK_API_LONG_POLL: Duration = Duration::from_secs(20);
+/// Events per `GET /api/events` answer, at most.
+pub const TRACK_EVENTS_PAGE: usize = 500;
+/// Default de-virtualization grace period, in seconds.
+pub const TRACK_DEFAULT_GRACE_SECONDS: u64 = 60;

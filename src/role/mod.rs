@@ -182,6 +182,21 @@ fn parse<T: argh::FromArgs>(role: Role, arguments: &[String]) -> core::result::R
     })
 }
 
+/// Runs the tracker with its command-line options.
+fn track(args: crate::cli::TrackArgs) -> Result<()> {
+    let networks = args
+        .net
+        .iter()
+        .map(|text| crate::track::run::NetSpec::parse(text))
+        .collect::<Result<Vec<_>>>()?;
+    crate::track::run::run(crate::track::run::Options {
+        networks,
+        repo: args.repo,
+        api: args.api,
+        grace: args.grace,
+    })
+}
+
 fn run(role: Role, arguments: &[String]) -> i32 {
     crate::logging::init(role.command());
     let result = match role {
@@ -197,7 +212,10 @@ fn run(role: Role, arguments: &[String]) -> i32 {
             Ok(args) => vm::run(args),
             Err(code) => return code,
         },
-        Role::Track => Err(Error::NotBuilt("the tracker")),
+        Role::Track => match parse::<crate::cli::TrackArgs>(role, arguments) {
+            Ok(args) => track(args),
+            Err(code) => return code,
+        },
         Role::Console => Err(Error::NotBuilt("the console")),
     };
     match result {
@@ -282,9 +300,14 @@ mod tests {
         assert_eq!(select(&argv(&[])), Selection::Usage);
         assert_eq!(main(argv(&["xenplug", "nope"])), 2);
         assert_eq!(
-            main(argv(&["xenplug", "track"])),
+            main(argv(&["xenplug", "console"])),
             1,
             "not built yet: says so, non-zero"
+        );
+        assert_eq!(
+            main(argv(&["xenplug", "track"])),
+            2,
+            "no --repo: a usage error"
         );
     }
 }

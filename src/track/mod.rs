@@ -1,3 +1,13 @@
-//! The tracker: SSDP discovery on labelled networks, descriptions, repositories, read API.
+//! The tracker (`xenplug track`): listens to SSDP on labelled networks, fetches descriptions,
+//! keeps the flat-file repositories and the event journal, and serves a read API.
+//!
+//! - [`run`]: the net layer (sockets, fetches, GENA subscriptions, the API server);
+//! - [`api`]: the API's JSON documents, from the repositories;
+//! - [`form`]: form-encoded query strings and bodies.
+//!
+//! The decisions are the engines': [`crate::engine::discovery`] (what SSDP says is where) and
+//! [`crate::engine::inventory`] (what that means for the repositories).
 
 pub mod api;
+pub mod form;
+pub mod run;

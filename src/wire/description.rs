@@ -1313,7 +1313,7 @@ mod tests {
         assert_eq!(described.root.devices.len(), DESC_MAX_EMBEDDED_DEVICES);
         refused(
             &flat(DESC_MAX_EMBEDDED_DEVICES + 1),
-            "more than 64 embedded devices",
+            &format!("more than {DESC_MAX_EMBEDDED_DEVICES} embedded devices"),
         );
 
         let nested = |levels: usize| {
@@ -1351,11 +1351,14 @@ mod tests {
         refused(&deep, "nested deeper than 32");
         let mut huge = document(&device("uuid:a", ""));
         huge.splice(6..6, vec![b' '; DESC_MAX_BYTES]);
-        refused(&huge, "larger than 131072 bytes");
+        refused(&huge, &format!("larger than {DESC_MAX_BYTES} bytes"));
         // Two nodes in five bytes: over the node limit well within the size limit.
         let wide: String = (0..DESC_MAX_NODES / 2 + 8).map(|_| "<a/>x").collect();
         assert!(wide.len() < DESC_MAX_BYTES);
-        refused(&document(&wide), "more than 32768 XML nodes");
+        refused(
+            &document(&wide),
+            &format!("more than {DESC_MAX_NODES} XML nodes"),
+        );
         // Ten thousand embedded devices: refused by size before anything is walked, and by
         // count when written as compactly as XML allows.
         let many: String = (0..10_000)
@@ -1375,7 +1378,7 @@ mod tests {
                 "uuid:r",
                 &format!("<deviceList>{compact}</deviceList>"),
             )),
-            "more than 64 embedded devices",
+            &format!("more than {DESC_MAX_EMBEDDED_DEVICES} embedded devices"),
         );
         refused(b"\xff\xfe<root/>", "not well-formed XML");
         refused(b"", "not well-formed XML");

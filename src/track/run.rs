@@ -1,0 +1,1129 @@
+//! Net layer of the tracker: sockets on every labelled network, description and SCPD fetches,
+//! GENA subscriptions as a control point, the repositories, and the read API, on one
+//! single-threaded smol executor. What a message means is decided by the engines
+//! ([`crate::engine::discovery`], [`crate::engine::inventory`]); this file moves bytes.
+
+use super::api::{self, Viewer};
+use crate::consts::{
+    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
+    DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
+    GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
+    TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF, TRACK_FETCH_TIMEOUT,
+    TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RESUBSCRIBE_RETRY, TRACK_TICK, URN_DEVICE_DOMAIN,
+    URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
+};
+use crate::engine::discovery::{self, Change, Discovery};
+use crate::engine::inventory::{Inventory, NetworkInfo, Output};
+use crate::error::{Error, Result};
+use crate::net::http::{self as http_server, Answer, Handler, Request, Response, ServerConfig};
+use crate::net::http_client::{self, Limits};
+use crate::net::iface::{self, Interface};
+use crate::net::ssdp::SsdpSocket;
+use crate::repo::{ActionRecord, EventDraft, Repository};
+use crate::wire::description::{parse_description, Described, DescribedDevice};
+use crate::wire::http::http_url_parts;
+use crate::wire::{gena, scpd, soap};
+use smol::channel::Sender;
+use smol::lock::Semaphore;
+use smol::{Async, LocalExecutor, Timer};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+/// One `--net NAME=IFACE[:provider]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Label (the tenant's name on a tenant network).
+    pub label: String,
+    /// Interface name.
+    pub interface: String,
+    /// Whether it is a provider (management) network.
+    pub provider: bool,
+}
+
+impl NetSpec {
+    /// Parses `NAME=IFACE` or `NAME=IFACE:provider`.
+    pub fn parse(text: &str) -> Result<NetSpec> {
+        let bad = || {
+            Error::config(format!(
+                "--net {text:?}: expected NAME=IFACE or NAME=IFACE:provider"
+            ))
+        };
+        let (label, rest) = text.split_once('=').ok_or_else(bad)?;
+        let (interface, provider) = match rest.split_once(':') {
+            Some((interface, "provider")) => (interface, true),
+            Some(_) => return Err(bad()),
+            None => (rest, false),
+        };
+        if !crate::repo::is_valid_name(label) || interface.is_empty() {
+            return Err(Error::config(format!(
+                "--net {text:?}: the name must be 1-64 of A-Z a-z 0-9 _ - and the interface given"
+            )));
+        }
+        Ok(NetSpec {
+            label: label.to_string(),
+            interface: interface.to_string(),
+            provider,
+        })
+    }
+}
+
+/// How to run the tracker.
+pub struct Options {
+    /// The networks to listen on.
+    pub networks: Vec<NetSpec>,
+    /// Repository directory.
+    pub repo: PathBuf,
+    /// Read API address, if any.
+    pub api: Option<SocketAddr>,
+    /// Seconds a VM may advertise with no hypervisor listing it before it is de-virtualized.
+    pub grace: u64,
+}
+
+/// One network at run time.
+struct Network {
+    spec: NetSpec,
+    interface: Interface,
+    /// Port of this network's GENA callback server.
+    callback_port: u16,
+}
+
+/// A GENA subscription the tracker holds on a device's service.
+struct Subscription {
+    network: u32,
+    /// The root device's UDN (its tree), to drop it when the device leaves.
+    root: String,
+    /// The UDN of the device owning the service.
+    owner: String,
+    service_type: String,
+    event: SocketAddrV4,
+    event_path: String,
+    sid: Option<String>,
+    renew_at: Instant,
+}
+
+/// What an advertised VM service is reached at, for the relay.
+#[derive(Clone)]
+struct Control {
+    service_type: String,
+    address: SocketAddrV4,
+    path: String,
+}
+
+/// Everything the tasks share.
+struct Tracker {
+    networks: Vec<Network>,
+    discovery: Discovery,
+    inventory: Inventory,
+    repo: Repository,
+    subscriptions: BTreeMap<u64, Subscription>,
+    next_token: u64,
+    /// VM UUID -> its advertised services' control URLs.
+    controls: BTreeMap<Uuid, Vec<Control>>,
+    /// (network, root UDN) -> VM UUID, to forget controls when the device leaves.
+    vm_roots: BTreeMap<(u32, String), Uuid>,
+    search_sockets: Vec<Rc<SsdpSocket>>,
+    /// Interfaces that were down (missing or without address) at the last look.
+    down: Vec<bool>,
+}
+
+type Shared = Rc<RefCell<Tracker>>;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Tracker {
+    /// Writes what the inventory decided: records first, then the journal.
+    fn apply(&mut self, outputs: Vec<Output>) {
+        let mut drafts: Vec<EventDraft> = Vec::new();
+        for output in outputs {
+            let written = match output {
+                Output::PutHardware(record) => self.repo.put_hardware(record),
+                Output::RemoveHardware(host) => self.repo.remove_hardware(&host).map(|_| ()),
+                Output::PutVirtual(record) => self.repo.put_virtual(record),
+                Output::RemoveVirtual(vm) => {
+                    self.controls.remove(&vm);
+                    self.repo.remove_virtual(&vm).map(|_| ())
+                }
+                Output::Event(draft) => {
+                    drafts.push(draft);
+                    Ok(())
+                }
+            };
+            if let Err(error) = written {
+                log::error!("repository: {error}");
+            }
+        }
+        if drafts.is_empty() {
+            return;
+        }
+        match self.repo.append(unix_now(), &drafts) {
+            Ok(events) => {
+                for event in events {
+                    log::info!(
+                        "event {} {} {}",
+                        event.seq,
+                        event.kind.as_str(),
+                        event.subject
+                    );
+                }
+            }
+            Err(error) => log::error!("journal: {error}"),
+        }
+    }
+
+    /// Forgets the subscriptions and controls of the tree rooted at `root` on `network`.
+    fn forget(&mut self, network: u32, root: &str) {
+        self.subscriptions
+            .retain(|_, s| !(s.network == network && s.root == root));
+        if let Some(vm) = self.vm_roots.remove(&(network, root.to_string())) {
+            self.controls.remove(&vm);
+        }
+    }
+
+    fn viewer_for(&self, local: IpAddr) -> Viewer<'_> {
+        self.networks
+            .iter()
+            .find(|n| !n.spec.provider && IpAddr::V4(n.interface.address) == local)
+            .map_or(Viewer::Provider, |n| Viewer::Tenant(&n.spec.label))
+    }
+}
+
+/// Runs the tracker until SIGTERM or SIGINT.
+pub fn run(options: Options) -> Result<()> {
+    let executor = Rc::new(LocalExecutor::new());
+    smol::block_on(executor.run(run_on(executor.clone(), options)))
+}
+
+async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Result<()> {
+    use async_signal::{Signal, Signals};
+    use smol::stream::StreamExt;
+    let mut signals = Signals::new([Signal::Term, Signal::Int])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    if options.networks.is_empty() {
+        return Err(Error::config(
+            "name at least one network with --net NAME=IFACE[:provider]",
+        ));
+    }
+    let repo = Repository::open(&options.repo, unix_now()).map_err(|e| {
+        Error::io(
+            format!("opening the repository {}", options.repo.display()),
+            e,
+        )
+    })?;
+    let mut infos = Vec::new();
+    let mut engine_networks = Vec::new();
+    let mut networks = Vec::new();
+    let mut listen_sockets = Vec::new();
+    let mut search_sockets = Vec::new();
+    let mut callback_listeners = Vec::new();
+    for (id, spec) in options.networks.iter().enumerate() {
+        let id = id as u32;
+        let interface = iface::lookup(&spec.interface)?;
+        infos.push(NetworkInfo {
+            id,
+            label: spec.label.clone(),
+            provider: spec.provider,
+        });
+        engine_networks.push(discovery::Network {
+            id,
+            interface: interface.index,
+            address: interface.address,
+            netmask: interface.netmask,
+        });
+        listen_sockets.push((id, Rc::new(SsdpSocket::open(&interface)?)));
+        search_sockets.push(Rc::new(SsdpSocket::open_search(&interface)?));
+        let listener = TcpListener::bind((interface.address, 0))
+            .map_err(|e| Error::io(format!("GENA callbacks on {}", interface.address), e))?;
+        let callback_port = listener
+            .local_addr()
+            .map_err(|e| Error::io("callback address", e))?
+            .port();
+        let listener = Async::new(listener).map_err(|e| Error::io("callback listener", e))?;
+        callback_listeners.push((id, listener));
+        log::info!(
+            "network {} on {} ({}), {}",
+            spec.label,
+            interface.name,
+            interface.address,
+            if spec.provider { "provider" } else { "tenant" }
+        );
+        networks.push(Network {
+            spec: spec.clone(),
+            interface,
+            callback_port,
+        });
+    }
+    let config = discovery::Config {
+        user_agent: crate::state::server_string(),
+        search_mx: DISCOVERY_DEFAULT_SEARCH_MX,
+        max_devices: DISCOVERY_DEFAULT_MAX_DEVICES,
+        min_max_age: DISCOVERY_DEFAULT_MIN_MAX_AGE,
+        max_max_age: DISCOVERY_DEFAULT_MAX_MAX_AGE,
+    };
+    let mut discovery = Discovery::new(config, engine_networks, crate::state::random_seed()?);
+    let now = Instant::now();
+    for id in 0..networks.len() as u32 {
+        discovery.search(now, id);
+    }
+    let mut inventory = Inventory::new(infos, options.grace);
+    inventory.restore(
+        repo.hardware().values().cloned(),
+        repo.virtual_machines().values().cloned(),
+    );
+    log::info!(
+        "repository {}: continuing after event {}",
+        options.repo.display(),
+        repo.last_seq()
+    );
+    let count = networks.len();
+    let shared: Shared = Rc::new(RefCell::new(Tracker {
+        networks,
+        discovery,
+        inventory,
+        repo,
+        subscriptions: BTreeMap::new(),
+        next_token: 1,
+        controls: BTreeMap::new(),
+        vm_roots: BTreeMap::new(),
+        search_sockets: search_sockets.clone(),
+        down: vec![false; count],
+    }));
+    let (wake, woken) = smol::channel::bounded::<()>(1);
+    let fetches = Rc::new(Semaphore::new(TRACK_MAX_FETCHES));
+
+    let server = crate::state::server_string();
+    for (id, socket) in listen_sockets {
+        executor
+            .spawn(receive(shared.clone(), id, socket, wake.clone()))
+            .detach();
+    }
+    for (id, socket) in search_sockets.into_iter().enumerate() {
+        executor
+            .spawn(receive(shared.clone(), id as u32, socket, wake.clone()))
+            .detach();
+    }
+    for (id, listener) in callback_listeners {
+        let handler: Rc<dyn Handler> = Rc::new(CallbackHttp {
+            shared: shared.clone(),
+            network: id,
+        });
+        let serving = http_server::serve(
+            listener,
+            handler,
+            ServerConfig::new(server.clone()),
+            executor.clone(),
+        );
+        executor
+            .spawn(async move { log_stopped("GENA callbacks", serving.await) })
+            .detach();
+    }
+    if let Some(address) = options.api {
+        let listener = TcpListener::bind(address)
+            .map_err(|e| Error::io(format!("read API on {address}"), e))?;
+        let listener = Async::new(listener).map_err(|e| Error::io("read API listener", e))?;
+        let handler: Rc<dyn Handler> = Rc::new(ApiHttp {
+            shared: shared.clone(),
+        });
+        let serving = http_server::serve(
+            listener,
+            handler,
+            ServerConfig::new(server.clone()),
+            executor.clone(),
+        );
+        executor
+            .spawn(async move { log_stopped("read API", serving.await) })
+            .detach();
+        log::info!("read API at http://{address}/api/tree");
+    }
+
+    let mut next_tick = Instant::now();
+    let mut next_watch = Instant::now() + TRACK_IFACE_WATCH;
+    loop {
+        let deadline = {
+            let tracker = shared.borrow();
+            let renew = tracker.subscriptions.values().map(|s| s.renew_at).min();
+            [
+                tracker.discovery.poll_at(),
+                renew,
+                Some(next_tick),
+                Some(next_watch),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_tick)
+        };
+        let stop = smol::future::or(
+            async {
+                signals.next().await;
+                true
+            },
+            smol::future::or(
+                async {
+                    Timer::at(deadline).await;
+                    false
+                },
+                async {
+                    let _ = woken.recv().await;
+                    false
+                },
+            ),
+        )
+        .await;
+        if stop {
+            log::info!("stopping");
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= next_watch {
+            next_watch = now + TRACK_IFACE_WATCH;
+            watch_interfaces(&shared, now);
+        }
+        {
+            let mut tracker = shared.borrow_mut();
+            let sockets = tracker.search_sockets.clone();
+            tracker
+                .discovery
+                .dispatch(now, |network, destination, bytes| {
+                    if let Some(socket) = sockets.get(network as usize) {
+                        if let Err(error) = socket.try_send(destination, bytes) {
+                            log::debug!("ssdp: search on network {network} failed: {error}");
+                        }
+                    }
+                });
+            tracker.discovery.expire(now);
+            if now >= next_tick {
+                next_tick = now + TRACK_TICK;
+                let outputs = tracker.inventory.tick(unix_now());
+                tracker.apply(outputs);
+            }
+        }
+        handle_changes(&executor, &shared, &fetches, &wake);
+        renew_subscriptions(&executor, &shared, now, &wake);
+    }
+}
+
+fn log_stopped(what: &str, result: std::io::Result<()>) {
+    if let Err(error) = result {
+        log::error!("{what} stopped: {error}");
+    }
+}
+
+/// Searches again on a network whose interface came (back) up.
+fn watch_interfaces(shared: &Shared, now: Instant) {
+    let mut tracker = shared.borrow_mut();
+    for id in 0..tracker.networks.len() {
+        let up = iface::lookup(&tracker.networks[id].spec.interface)
+            .is_ok_and(|found| found.address == tracker.networks[id].interface.address);
+        if up && tracker.down[id] {
+            log::info!(
+                "network {}: interface up again, searching",
+                tracker.networks[id].spec.label
+            );
+            tracker.discovery.search(now, id as u32);
+        }
+        tracker.down[id] = !up;
+    }
+}
+
+/// Hands one socket's datagrams to discovery.
+async fn receive(shared: Shared, network: u32, socket: Rc<SsdpSocket>, wake: Sender<()>) {
+    socket
+        .each_datagram(|source, bytes| {
+            shared
+                .borrow_mut()
+                .discovery
+                .on_datagram(Instant::now(), network, source, bytes);
+            let _ = wake.try_send(());
+        })
+        .await
+}
+
+/// Turns discovery's changes into fetches and departures.
+fn handle_changes(
+    executor: &Rc<LocalExecutor<'static>>,
+    shared: &Shared,
+    fetches: &Rc<Semaphore>,
+    wake: &Sender<()>,
+) {
+    let changes = shared.borrow_mut().discovery.take_changes();
+    for change in changes {
+        match change {
+            Change::Appeared {
+                network,
+                udn,
+                location,
+                source,
+                boot_id,
+                ..
+            } => {
+                let fetch = Fetch {
+                    network,
+                    udn,
+                    location,
+                    source,
+                    boot_id,
+                    rebooted: false,
+                };
+                executor
+                    .spawn(describe(
+                        shared.clone(),
+                        fetches.clone(),
+                        wake.clone(),
+                        fetch,
+                    ))
+                    .detach();
+            }
+            Change::Refetch {
+                network,
+                udn,
+                location,
+                source,
+                boot_id,
+                reason,
+                ..
+            } => {
+                let rebooted = reason == discovery::RefetchReason::Rebooted;
+                let fetch = Fetch {
+                    network,
+                    udn,
+                    location,
+                    source,
+                    boot_id,
+                    rebooted,
+                };
+                executor
+                    .spawn(describe(
+                        shared.clone(),
+                        fetches.clone(),
+                        wake.clone(),
+                        fetch,
+                    ))
+                    .detach();
+            }
+            Change::Gone {
+                network,
+                udn,
+                reason,
+            } => {
+                log::info!("network {network}: {udn} gone ({reason:?})");
+                let mut tracker = shared.borrow_mut();
+                tracker.forget(network, &udn);
+                let outputs = tracker.inventory.on_gone(unix_now(), network, &udn);
+                tracker.apply(outputs);
+            }
+        }
+    }
+}
+
+/// A description to fetch.
+struct Fetch {
+    network: u32,
+    udn: String,
+    location: String,
+    source: Ipv4Addr,
+    boot_id: Option<u32>,
+    rebooted: bool,
+}
+
+/// GETs `url` (which must point at `source`), bounded; Err says why.
+async fn get(url: &str, source: Ipv4Addr, max_body: usize) -> std::result::Result<Vec<u8>, String> {
+    let (address, target) = http_url_parts(url, DISCOVERY_MAX_LOCATION)
+        .ok_or_else(|| format!("{url}: not an http URL to an IPv4 address"))?;
+    if *address.ip() != source {
+        return Err(format!("{url}: not on the advertising host {source}"));
+    }
+    let limits = Limits {
+        timeout: TRACK_FETCH_TIMEOUT,
+        max_head: HTTP_MAX_HEAD,
+        max_body,
+    };
+    let response = http_client::request(SocketAddr::V4(address), "GET", target, &[], &[], &limits)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if response.status != 200 {
+        return Err(format!("{url}: HTTP status {}", response.status));
+    }
+    Ok(response.body)
+}
+
+/// Fetches a description (with retries), the SCPDs of a VM's services, then tells the
+/// inventory and subscribes to a hypervisor's events.
+async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetch: Fetch) {
+    let _permit = fetches.acquire().await;
+    let mut attempt = 0;
+    let described = loop {
+        attempt += 1;
+        let result = get(&fetch.location, fetch.source, DESC_MAX_BYTES)
+            .await
+            .and_then(|body| parse_description(&body, &fetch.location).map_err(|e| e.to_string()));
+        match result {
+            Ok(described) => break described,
+            Err(reason) if attempt >= TRACK_FETCH_ATTEMPTS => {
+                log::warn!(
+                    "network {}: {} undescribed: {reason}",
+                    fetch.network,
+                    fetch.udn
+                );
+                let mut tracker = shared.borrow_mut();
+                let outputs = tracker.inventory.on_undescribed(
+                    unix_now(),
+                    fetch.network,
+                    &fetch.udn,
+                    fetch.source,
+                    &reason,
+                );
+                tracker.apply(outputs);
+                return;
+            }
+            Err(reason) => {
+                log::debug!("network {}: {reason}; trying again", fetch.network);
+                Timer::after(TRACK_FETCH_BACKOFF * (1 << (attempt - 1))).await;
+            }
+        }
+    };
+    for warning in &described.warnings {
+        log::info!("network {}: {}: {warning}", fetch.network, fetch.location);
+    }
+    let is_vm = described.root.device_type == URN_DEVICE_VIRTUAL_MACHINE;
+    let services = if is_vm {
+        service_actions(&described, fetch.source).await
+    } else {
+        BTreeMap::new()
+    };
+    let mut tracker = shared.borrow_mut();
+    let outputs = tracker.inventory.on_described(
+        unix_now(),
+        fetch.network,
+        fetch.source,
+        fetch.boot_id,
+        fetch.rebooted,
+        &described,
+        &services,
+    );
+    tracker.apply(outputs);
+    let provider = tracker
+        .networks
+        .get(fetch.network as usize)
+        .is_some_and(|n| n.spec.provider);
+    let root_udn = described.root.udn.clone();
+    tracker.forget(fetch.network, &root_udn);
+    if is_vm {
+        if let Some(vm) = crate::wire::description::vm_uuid(&described.root) {
+            let controls = controls_of(&described.root, fetch.source);
+            tracker.controls.insert(vm, controls);
+            tracker
+                .vm_roots
+                .insert((fetch.network, root_udn.clone()), vm);
+        }
+    } else if provider && described.root.device_type == URN_DEVICE_HYPERVISOR {
+        for device in described.root.walk() {
+            if device.device_type != URN_DEVICE_HYPERVISOR
+                && device.device_type != URN_DEVICE_DOMAIN
+            {
+                continue;
+            }
+            for service in &device.services {
+                let Some((event, path)) =
+                    http_url_parts(&service.event_url, DISCOVERY_MAX_LOCATION)
+                        .filter(|(address, _)| *address.ip() == fetch.source)
+                else {
+                    continue;
+                };
+                let token = tracker.next_token;
+                tracker.next_token += 1;
+                tracker.subscriptions.insert(
+                    token,
+                    Subscription {
+                        network: fetch.network,
+                        root: root_udn.clone(),
+                        owner: device.udn.clone(),
+                        service_type: service.service_type.clone(),
+                        event,
+                        event_path: path.to_string(),
+                        sid: None,
+                        renew_at: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
+    let _ = wake.try_send(());
+}
+
+/// The actions of every service of a VM's tree, from their SCPDs (a service whose SCPD cannot
+/// be fetched or read is left out and logged).
+async fn service_actions(
+    described: &Described,
+    source: Ipv4Addr,
+) -> BTreeMap<String, Vec<ActionRecord>> {
+    let mut services = BTreeMap::new();
+    for device in described.root.walk() {
+        for service in &device.services {
+            let result = get(&service.scpd_url, source, SCPD_MAX_BYTES)
+                .await
+                .and_then(|body| {
+                    scpd::parse_scpd(&body, "owner", &service.service_type, &service.service_id)
+                        .map_err(|e| e.to_string())
+                });
+            match result {
+                Ok(spec) => {
+                    let actions = spec
+                        .actions
+                        .iter()
+                        .map(|a| ActionRecord {
+                            name: a.name.clone(),
+                            semantics: a.semantics.clone(),
+                        })
+                        .collect();
+                    services.insert(service.service_type.clone(), actions);
+                }
+                Err(reason) => log::info!("SCPD of {}: {reason}", service.service_type),
+            }
+        }
+    }
+    services
+}
+
+/// Control URLs of every service of a VM's tree that point at the advertising host.
+fn controls_of(root: &DescribedDevice, source: Ipv4Addr) -> Vec<Control> {
+    root.walk()
+        .into_iter()
+        .flat_map(|device| device.services.iter())
+        .filter_map(|service| {
+            let (address, path) = http_url_parts(&service.control_url, DISCOVERY_MAX_LOCATION)?;
+            (*address.ip() == source).then(|| Control {
+                service_type: service.service_type.clone(),
+                address,
+                path: path.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Sends SUBSCRIBE (new or renewal) for every subscription due.
+fn renew_subscriptions(
+    executor: &Rc<LocalExecutor<'static>>,
+    shared: &Shared,
+    now: Instant,
+    wake: &Sender<()>,
+) {
+    let mut tracker = shared.borrow_mut();
+    let due: Vec<u64> = tracker
+        .subscriptions
+        .iter()
+        .filter(|(_, s)| s.renew_at <= now)
+        .map(|(t, _)| *t)
+        .collect();
+    for token in due {
+        let Some(subscription) = tracker.subscriptions.get_mut(&token) else {
+            continue;
+        };
+        // Not again until this attempt answers (or fails and says when to retry).
+        subscription.renew_at = now + GENA_DEFAULT_TIMEOUT;
+        let network = subscription.network as usize;
+        let (event, path, sid) = (
+            subscription.event,
+            subscription.event_path.clone(),
+            subscription.sid.clone(),
+        );
+        let Some(callback_address) = tracker
+            .networks
+            .get(network)
+            .map(|n| SocketAddrV4::new(n.interface.address, n.callback_port))
+        else {
+            continue;
+        };
+        executor
+            .spawn(subscribe(
+                shared.clone(),
+                wake.clone(),
+                token,
+                event,
+                path,
+                sid,
+                callback_address,
+            ))
+            .detach();
+    }
+}
+
+/// One SUBSCRIBE exchange.
+async fn subscribe(
+    shared: Shared,
+    wake: Sender<()>,
+    token: u64,
+    event: SocketAddrV4,
+    path: String,
+    sid: Option<String>,
+    callback: SocketAddrV4,
+) {
+    let timeout = format!("Second-{}", GENA_DEFAULT_TIMEOUT.as_secs());
+    let callback_value = format!("<http://{callback}/gena/{token}>");
+    let headers: Vec<(&str, &str)> = match &sid {
+        Some(sid) => vec![("SID", sid.as_str()), ("TIMEOUT", timeout.as_str())],
+        None => vec![
+            ("CALLBACK", callback_value.as_str()),
+            ("NT", GENA_NT_EVENT),
+            ("TIMEOUT", timeout.as_str()),
+        ],
+    };
+    let limits = Limits {
+        timeout: TRACK_FETCH_TIMEOUT,
+        max_head: HTTP_MAX_HEAD,
+        max_body: HTTP_MAX_HEAD,
+    };
+    let result = http_client::request(
+        SocketAddr::V4(event),
+        "SUBSCRIBE",
+        &path,
+        &headers,
+        &[],
+        &limits,
+    )
+    .await;
+    let granted = match result {
+        Ok(response) if response.status == 200 => {
+            gena::parse_granted(response.header("SID"), response.header("TIMEOUT"))
+                .map_err(|e| format!("{e:?}"))
+        }
+        Ok(response) => Err(format!("HTTP status {}", response.status)),
+        Err(error) => Err(error.to_string()),
+    };
+    let mut tracker = shared.borrow_mut();
+    let Some(subscription) = tracker.subscriptions.get_mut(&token) else {
+        return;
+    };
+    match granted {
+        Ok((new_sid, duration)) => {
+            let duration = duration.unwrap_or(GENA_DEFAULT_TIMEOUT);
+            subscription.sid = Some(new_sid);
+            subscription.renew_at = Instant::now() + duration / 2;
+        }
+        Err(reason) => {
+            log::info!(
+                "subscription to {} at {event}{path}: {reason}",
+                subscription.service_type
+            );
+            // A renewal refused (412) starts over with a new subscription.
+            subscription.sid = None;
+            subscription.renew_at = Instant::now() + TRACK_RESUBSCRIBE_RETRY;
+        }
+    }
+    let _ = wake.try_send(());
+}
+
+/// Receives NOTIFYs for the tracker's subscriptions on one network.
+struct CallbackHttp {
+    shared: Shared,
+    network: u32,
+}
+
+impl Handler for CallbackHttp {
+    fn lookup(
+        &self,
+        _head: &crate::wire::http::RequestHead<'_>,
+    ) -> Option<(&'static str, Arc<[u8]>)> {
+        None
+    }
+
+    fn answer(&self, request: Request) -> Answer {
+        let status = |code| Answer::Now(Response::empty(code));
+        if request.method != "NOTIFY" {
+            return status(405);
+        }
+        let Some(token) = request
+            .path
+            .strip_prefix("/gena/")
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return status(404);
+        };
+        let mut tracker = self.shared.borrow_mut();
+        let Some(subscription) = tracker.subscriptions.get(&token) else {
+            return status(412);
+        };
+        // UDA 1.1 section 4.3.2: the SID names the subscription; an unknown one is 412.
+        if subscription.network != self.network
+            || subscription.sid.is_some() && request.header("SID") != subscription.sid.as_deref()
+            || request.peer.ip() != IpAddr::V4(*subscription.event.ip())
+        {
+            return status(412);
+        }
+        let variables = match gena::parse_propertyset(&request.body) {
+            Ok(variables) => variables,
+            Err(error) => {
+                log::debug!("gena: bad property set from {}: {error:?}", request.peer);
+                return status(400);
+            }
+        };
+        let (owner, service_type) = (
+            subscription.owner.clone(),
+            subscription.service_type.clone(),
+        );
+        let outputs =
+            tracker
+                .inventory
+                .on_event(unix_now(), self.network, &owner, &service_type, &variables);
+        tracker.apply(outputs);
+        status(200)
+    }
+}
+
+/// The read API.
+struct ApiHttp {
+    shared: Shared,
+}
+
+fn json(status: u16, body: Vec<u8>) -> Response {
+    Response::with_body(status, "application/json", body)
+}
+
+fn not_found() -> Answer {
+    Answer::Now(json(404, b"{\"error\":\"not found\"}".to_vec()))
+}
+
+impl Handler for ApiHttp {
+    fn lookup(
+        &self,
+        _head: &crate::wire::http::RequestHead<'_>,
+    ) -> Option<(&'static str, Arc<[u8]>)> {
+        None
+    }
+
+    fn answer(&self, request: Request) -> Answer {
+        let tracker = self.shared.borrow();
+        let viewer = tracker.viewer_for(request.local.ip());
+        let path = request.path.as_str();
+        match (request.method.as_str(), path) {
+            ("GET", "/api/tree") => Answer::Now(json(
+                200,
+                api::tree(
+                    tracker.repo.hardware(),
+                    tracker.repo.virtual_machines(),
+                    tracker.repo.last_seq(),
+                    viewer,
+                ),
+            )),
+            ("GET", "/api/events") => {
+                let since = query_value(request.query.as_deref(), "since")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let tenant = match viewer {
+                    Viewer::Provider => None,
+                    Viewer::Tenant(name) => Some(name.to_string()),
+                };
+                drop(tracker);
+                Answer::Later(Box::pin(events_long_poll(
+                    self.shared.clone(),
+                    since,
+                    tenant,
+                )))
+            }
+            ("GET", _) => {
+                let Some(vm) = path
+                    .strip_prefix("/api/vms/")
+                    .and_then(|t| Uuid::parse_str(t).ok())
+                else {
+                    return not_found();
+                };
+                match api::vm(tracker.repo.virtual_machines().get(&vm), viewer) {
+                    Some(body) => Answer::Now(json(200, body)),
+                    None => not_found(),
+                }
+            }
+            ("POST", _) => {
+                let Some(vm) = path
+                    .strip_prefix("/api/vms/")
+                    .and_then(|rest| rest.strip_suffix("/actions"))
+                    .and_then(|t| Uuid::parse_str(t).ok())
+                else {
+                    return not_found();
+                };
+                drop(tracker);
+                self.relay(
+                    vm,
+                    viewer_tenant(&self.shared, request.local.ip()),
+                    &request.body,
+                )
+            }
+            _ => Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec())),
+        }
+    }
+}
+
+/// The tenant a request on `local` speaks for, if it came through a tenant network.
+fn viewer_tenant(shared: &Shared, local: IpAddr) -> Option<String> {
+    match shared.borrow().viewer_for(local) {
+        Viewer::Provider => None,
+        Viewer::Tenant(name) => Some(name.to_string()),
+    }
+}
+
+/// The value of `key` in a query string (`a=1&b=2`), percent-decoded.
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    super::form::pairs(query?)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// `/api/events?since=N`: answers at once when there are newer events, else waits for one
+/// for at most [`TRACK_API_LONG_POLL`].
+async fn events_long_poll(shared: Shared, since: u64, tenant: Option<String>) -> Response {
+    let deadline = Instant::now() + TRACK_API_LONG_POLL;
+    loop {
+        {
+            let tracker = shared.borrow();
+            let last = tracker.repo.last_seq();
+            if last > since || Instant::now() >= deadline {
+                let events = match tracker.repo.events_since(since, TRACK_EVENTS_PAGE) {
+                    Ok(events) => events,
+                    Err(error) => {
+                        log::error!("journal: {error}");
+                        return json(500, b"{\"error\":\"journal unreadable\"}".to_vec());
+                    }
+                };
+                let vms = tracker.repo.virtual_machines();
+                let own = |subject: &str| {
+                    Uuid::parse_str(subject)
+                        .ok()
+                        .and_then(|vm| vms.get(&vm))
+                        .is_some_and(|vm| vm.tenant.is_some() && vm.tenant == tenant)
+                };
+                let viewer = tenant.as_deref().map_or(Viewer::Provider, Viewer::Tenant);
+                return json(200, api::events(&events, last, viewer, &own));
+            }
+        }
+        Timer::after(Duration::from_millis(200)).await;
+    }
+}
+
+impl ApiHttp {
+    /// `POST /api/vms/<uuid>/actions` with a form body `service=<type>&action=<name>&<Arg>=<value>...`:
+    /// calls the action on the VM's own advertised control URL, only for an action that VM
+    /// advertises, and answers `{"outputs":{..}}` or `{"error":{"code","description"}}`.
+    fn relay(&self, vm: Uuid, tenant: Option<String>, body: &[u8]) -> Answer {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Answer::Now(json(400, b"{\"error\":\"body is not UTF-8\"}".to_vec()));
+        };
+        let mut fields = super::form::pairs(text);
+        let take = |fields: &mut Vec<(String, String)>, key: &str| {
+            fields
+                .iter()
+                .position(|(k, _)| k == key)
+                .map(|i| fields.remove(i).1)
+        };
+        let (Some(service_type), Some(action)) =
+            (take(&mut fields, "service"), take(&mut fields, "action"))
+        else {
+            return Answer::Now(json(
+                400,
+                b"{\"error\":\"service and action are required\"}".to_vec(),
+            ));
+        };
+        let tracker = self.shared.borrow();
+        let Some(record) = tracker
+            .repo
+            .virtual_machines()
+            .get(&vm)
+            .filter(|r| tenant.is_none() || r.tenant == tenant)
+        else {
+            return not_found();
+        };
+        let advertised = record
+            .services
+            .iter()
+            .any(|s| s.service_type == service_type && s.actions.iter().any(|a| a.name == action));
+        let control = tracker.controls.get(&vm).and_then(|controls| {
+            controls
+                .iter()
+                .find(|c| c.service_type == service_type)
+                .cloned()
+        });
+        let (true, Some(control)) = (advertised, control) else {
+            return Answer::Now(json(
+                404,
+                b"{\"error\":\"that VM advertises no such action\"}".to_vec(),
+            ));
+        };
+        drop(tracker);
+        Answer::Later(Box::pin(async move {
+            let arguments: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut envelope = Vec::new();
+            soap::write_call(&service_type, &action, &arguments, &mut envelope);
+            let soap_action = soap::soap_action_header(&service_type, &action);
+            let headers = [
+                ("CONTENT-TYPE", CONTENT_TYPE_XML),
+                ("SOAPACTION", soap_action.as_str()),
+            ];
+            let limits = Limits {
+                timeout: TRACK_FETCH_TIMEOUT * 3,
+                max_head: HTTP_MAX_HEAD,
+                max_body: crate::consts::HTTP_MAX_BODY,
+            };
+            let result = http_client::request(
+                SocketAddr::V4(control.address),
+                "POST",
+                &control.path,
+                &headers,
+                &envelope,
+                &limits,
+            )
+            .await;
+            let mut writer = crate::wire::json::JsonWriter::new();
+            writer.begin_object();
+            let status = match result
+                .map(|response| soap::parse_response(&response.body, &service_type, &action))
+            {
+                Ok(Ok(outputs)) => {
+                    writer.key("outputs").begin_object();
+                    for (name, value) in &outputs {
+                        writer.key(name).string(value);
+                    }
+                    writer.end_object();
+                    200
+                }
+                Ok(Err(soap::ResponseError::Fault(error))) => {
+                    writer.key("error").begin_object();
+                    writer.key("code").number(u64::from(error.code));
+                    writer.key("description").string(&error.description);
+                    writer.end_object();
+                    200
+                }
+                Ok(Err(soap::ResponseError::Malformed(reason))) => {
+                    writer
+                        .key("error")
+                        .begin_object()
+                        .key("description")
+                        .string(&reason)
+                        .end_object();
+                    502
+                }
+                Err(error) => {
+                    writer
+                        .key("error")
+                        .begin_object()
+                        .key("description")
+                        .string(&error.to_string())
+                        .end_object();
+                    502
+                }
+            };
+            writer.end_object();
+            json(status, writer.finish().unwrap_or_default())
+        }))
+    }
+}

@@ -383,6 +383,47 @@ fn track_finds_both_hypervisors_and_every_vm_within_5s() {
     assert!(events.get("last_seq").and_then(Json::u64) >= api_seqs.last().copied());
 }
 
+/// Devices that keep advertising (every max-age/4 to max-age/2, UDA 1.1 section 1.2.2) stay
+/// known for as long as they do: run the tracker for three max-ages and nothing may expire.
+#[test]
+fn track_keeps_everything_that_keeps_advertising() {
+    let world = world_with_tracker("trk-live", TrackSetup::default());
+    let mark = world.last_seq();
+    let span = Duration::from_secs(3 * u64::from(TRACK_MAX_AGE));
+    let t0 = Instant::now();
+    while t0.elapsed() < span {
+        sleep(Duration::from_millis(500));
+        let dropped: Vec<JournalEntry> = world
+            .journal()
+            .into_iter()
+            .filter(|e| e.seq > mark && e.kind.ends_with("-removed"))
+            .collect();
+        assert!(
+            dropped.is_empty(),
+            "{:?} after the topology was known, devices that keep advertising were dropped \
+             (max-age {TRACK_MAX_AGE} s):\n{}\n{}",
+            t0.elapsed(),
+            lines(&dropped),
+            world.report()
+        );
+    }
+    let problems = world.settle_problems();
+    assert!(
+        problems.is_empty(),
+        "after {span:?} the topology is no longer fully known:\n  {}\n{}",
+        problems.join("\n  "),
+        world.report()
+    );
+    let log = world.tracker().log();
+    let expired: Vec<&str> = log.lines().filter(|l| l.contains("Expired")).collect();
+    assert!(
+        expired.is_empty(),
+        "the tracker let advertised devices expire:\n{}\n{}",
+        expired.join("\n"),
+        world.report()
+    );
+}
+
 // ---- 2. migration ------------------------------------------------------------------------------
 
 #[test]
@@ -517,6 +558,19 @@ fn track_notices_an_expired_vm_after_max_age_and_a_byebye_within_1s() {
         took <= EXPIRY_BUDGET,
         "expiry noticed {took:?} after SIGKILL (max-age {TRACK_MAX_AGE} s, budget \
          {EXPIRY_BUDGET:?})\n{}",
+        world.report()
+    );
+    // Only the killed VM went quiet: nothing else may have been dropped meanwhile.
+    let collateral: Vec<JournalEntry> = world
+        .journal()
+        .into_iter()
+        .filter(|e| e.seq > mark && !e.subject.contains(killed))
+        .filter(|e| !(e.kind == "vm-devirtualized" && e.subject.contains(TRACK_VM_LOST)))
+        .collect();
+    assert!(
+        collateral.is_empty(),
+        "while {killed} expired, devices that kept advertising were dropped too:\n{}\n{}",
+        lines(&collateral),
         world.report()
     );
     // The hypervisor still lists it: it stays placed, it is not de-virtualized.
@@ -939,6 +993,27 @@ fn track_tenant_addressing_the_provider_leg_still_gets_its_slice() {
         eprintln!("note: the tracker's mgmt address is not reachable from acme: nothing to check");
         return;
     }
+    // What acme can do through that address: call an action on beta's VM through the relay.
+    let relay = curl(
+        &host.ns,
+        &format!("http://{mgmt_leg}:{TRACK_API_PORT}/api/vms/{TRACK_VM_B1}/actions"),
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!(
+                "service={}&action=Echo&Text=from-acme",
+                vm_service_type("Echo").replace(':', "%3A")
+            ),
+        ],
+    );
+    assert_ne!(
+        relay.status,
+        200,
+        "acme invoked an action of beta's VM {TRACK_VM_B1} through the tracker's mgmt \
+         address: {relay:?}\n{}",
+        world.report()
+    );
     check_tenant_tree(&world, &host.ns, &url, "acme");
 }
 

@@ -3736,7 +3736,7 @@ impl TrackWorld {
 
     /// What is still missing from the repository and the tree for the whole topology to be
     /// known (empty once it is): both hosts, every VM with its tenant, its Echo service and
-    /// (where a hypervisor lists it) its placement.
+    /// (where a hypervisor lists it) its placement and a known run state.
     pub fn settle_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let hardware = self.records("hardware");
@@ -3763,6 +3763,11 @@ impl TrackWorld {
                 problems.push(format!("virtual/{} has no {echo} service", vm.uuid));
             }
             if let Some(h) = vm.host {
+                // The run state comes with the first DomainControl event.
+                let state = record.get("run_state").map_or("", String::as_str);
+                if state.is_empty() || state == "unknown" {
+                    problems.push(format!("virtual/{} run_state {state:?}", vm.uuid));
+                }
                 if record.get("hypervisor").map(String::as_str) != Some(TRACK_HOSTS[h]) {
                     problems.push(format!(
                         "virtual/{} hypervisor {:?}",

@@ -535,6 +535,11 @@ pub struct Lan {
 impl Lan {
     /// Build a LAN of `count` hosts (1..=9).
     pub fn new(tag: &str, count: usize) -> Lan {
+        Lan::with_subnet(tag, count, 1)
+    }
+
+    /// Build a LAN of `count` hosts (1..=9) on 10.99.`subnet`.0/24 (hosts .11, .12, ...).
+    pub fn with_subnet(tag: &str, count: usize, subnet: u8) -> Lan {
         assert!((1..=9).contains(&count), "a LAN has 1..=9 hosts");
         let bridge = Netns::bare(&format!("{tag}-br"));
         bridge.ip(&[
@@ -565,7 +570,7 @@ impl Lan {
             ]);
             bridge.ip(&["link", "set", &port, "master", "br0"]);
             bridge.ip(&["link", "set", &port, "up"]);
-            let addr = Ipv4Addr::new(10, 99, 1, 10 + u8::try_from(i).expect("small"));
+            let addr = Ipv4Addr::new(10, 99, subnet, 10 + u8::try_from(i).expect("small"));
             ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
             ns.ip(&["link", "set", "eth0", "multicast", "on"]);
             ns.ip(&["link", "set", "eth0", "up"]);
@@ -2759,4 +2764,1078 @@ pub fn lingers(pid: u32, reaper: u32) -> bool {
         Some(('Z', ppid)) => ppid == reaper,
         Some(_) => true,
     }
+}
+
+// ---- the tracker (`xenplug track`) ------------------------------------------------------------
+//
+// A topology of three LANs: `mgmt` (provider: two simulated hypervisors), `acme` and `beta`
+// (tenants: VM advertisers), and a tracker namespace with one leg in each (eth0, eth1, eth2 on
+// 10.99.1.2, 10.99.2.2, 10.99.3.2). The tracker namespace has no multicast route at all: a
+// tracker that does not pin each search to its interface (IP_MULTICAST_IF) gets ENETUNREACH
+// instead of quietly searching on the wrong network.
+
+/// Host UUID of simulated hypervisor A (mgmt host 0).
+pub const TRACK_HOST_A: &str = "a1a1a1a1-0000-4000-8000-00000000000a";
+/// Host UUID of simulated hypervisor B (mgmt host 1).
+pub const TRACK_HOST_B: &str = "b2b2b2b2-0000-4000-8000-00000000000b";
+/// Host UUID of the hypervisor that `spoof` starts inside a tenant network.
+pub const TRACK_HOST_SPOOF: &str = "dead0000-0000-4000-8000-00000000beef";
+/// Host names of hypervisors A and B.
+pub const TRACK_HOST_NAMES: [&str; 2] = ["dom0-a", "dom0-b"];
+/// Host UUIDs of hypervisors A and B, by index.
+pub const TRACK_HOSTS: [&str; 2] = [TRACK_HOST_A, TRACK_HOST_B];
+/// acme's VM on host A.
+pub const TRACK_VM_A1: &str = "acac0001-1111-4a6b-8c9d-0000000000a1";
+/// acme's VM on host B.
+pub const TRACK_VM_A2: &str = "acac0002-2222-4a6b-8c9d-0000000000a2";
+/// beta's VM on host A.
+pub const TRACK_VM_B1: &str = "bebe0001-1111-4a6b-8c9d-0000000000b1";
+/// beta's VM on host B.
+pub const TRACK_VM_B2: &str = "bebe0002-2222-4a6b-8c9d-0000000000b2";
+/// acme's VM that no hypervisor lists (it must end up de-virtualized).
+pub const TRACK_VM_LOST: &str = "acac0003-3333-4a6b-8c9d-0000000000a3";
+/// Port of the read API (each tracker namespace has its own port space).
+pub const TRACK_API_PORT: u16 = 8700;
+/// `--max-age` of every advertiser in the topology.
+pub const TRACK_MAX_AGE: u32 = 4;
+/// `--grace` of the tracker.
+pub const TRACK_GRACE: u64 = 3;
+/// Every event kind the journal may hold.
+pub const TRACK_EVENT_KINDS: &[&str] = &[
+    "hypervisor-added",
+    "hypervisor-removed",
+    "hypervisor-rebooted",
+    "vm-added",
+    "vm-removed",
+    "vm-state-changed",
+    "vm-services-changed",
+    "vm-migrated",
+    "vm-devirtualized",
+    "vm-revirtualized",
+    "spoof-refused",
+];
+/// First line of every repository record.
+pub const REPO_FIRST_LINE: &str = "# xenplug-repo 1";
+/// First line of the journal.
+pub const JOURNAL_FIRST_LINE: &str = "# xenplug-journal 1";
+
+/// One VM of the topology.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackVmSpec {
+    /// VM UUID (the advertiser's `--uuid`, the sim file's `uuid=`).
+    pub uuid: &'static str,
+    /// Name (sim file `<name>.domain`, advertiser `--name`).
+    pub name: &'static str,
+    /// Tenant network it advertises in.
+    pub tenant: &'static str,
+    /// Index of the hypervisor whose sim dir lists it (None: no hypervisor does).
+    pub host: Option<usize>,
+}
+
+/// The VMs of the topology: one per tenant on each host, plus one no hypervisor lists.
+pub const TRACK_VMS: [TrackVmSpec; 5] = [
+    TrackVmSpec {
+        uuid: TRACK_VM_A1,
+        name: "acme-1",
+        tenant: "acme",
+        host: Some(0),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_A2,
+        name: "acme-2",
+        tenant: "acme",
+        host: Some(1),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_B1,
+        name: "beta-1",
+        tenant: "beta",
+        host: Some(0),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_B2,
+        name: "beta-2",
+        tenant: "beta",
+        host: Some(1),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_LOST,
+        name: "acme-lost",
+        tenant: "acme",
+        host: None,
+    },
+];
+
+/// The spec of VM `uuid`.
+pub fn track_vm(uuid: &str) -> TrackVmSpec {
+    *TRACK_VMS
+        .iter()
+        .find(|vm| vm.uuid == uuid)
+        .unwrap_or_else(|| panic!("{uuid} is not a VM of the topology"))
+}
+
+/// `Echo(Text) -> Reply, Action`: answers the text and argv[1].
+pub fn track_echo_service() -> ServiceFiles {
+    ServiceFiles::new(
+        &Scpd::new()
+            .action("Echo", &["Text"], &["Reply", "Action"])
+            .xml(),
+        "#!/bin/sh\nprintf 'Reply=%s\\n' \"$XENPLUG_ARG_Text\"\nprintf 'Action=%s\\n' \"$1\"\n",
+    )
+}
+
+// ---- a small strict JSON reader ---------------------------------------------------------------
+
+/// A JSON value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Json {
+    /// null
+    Null,
+    /// true / false
+    Bool(bool),
+    /// A number, as written.
+    Number(String),
+    /// A string, unescaped.
+    String(String),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object, members in order.
+    Object(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parse a whole document (trailing white space allowed, nothing else).
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        let value = json_value(bytes, &mut at, 0)?;
+        json_ws(bytes, &mut at);
+        if at != bytes.len() {
+            return Err(format!("trailing bytes at {at}"));
+        }
+        Ok(value)
+    }
+
+    /// Member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number as u64, if this is a non-negative integer.
+    pub fn u64(&self) -> Option<u64> {
+        match self {
+            Json::Number(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is an array (else empty).
+    pub fn items(&self) -> &[Json] {
+        match self {
+            Json::Array(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// String member `key`, or "".
+    pub fn s(&self, key: &str) -> &str {
+        self.get(key).and_then(Json::str).unwrap_or("")
+    }
+
+    /// Array member `key` (empty if missing).
+    pub fn list(&self, key: &str) -> &[Json] {
+        self.get(key).map(Json::items).unwrap_or(&[])
+    }
+}
+
+fn json_ws(bytes: &[u8], at: &mut usize) {
+    while bytes
+        .get(*at)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        *at += 1;
+    }
+}
+
+fn json_value(bytes: &[u8], at: &mut usize, depth: usize) -> Result<Json, String> {
+    if depth > 64 {
+        return Err("nested too deeply".into());
+    }
+    json_ws(bytes, at);
+    let start = *at;
+    match bytes.get(*at) {
+        None => Err("unexpected end".into()),
+        Some(b'{') => {
+            *at += 1;
+            let mut members = Vec::new();
+            json_ws(bytes, at);
+            if bytes.get(*at) == Some(&b'}') {
+                *at += 1;
+                return Ok(Json::Object(members));
+            }
+            loop {
+                json_ws(bytes, at);
+                let key = json_string(bytes, at)?;
+                json_ws(bytes, at);
+                if bytes.get(*at) != Some(&b':') {
+                    return Err(format!("expected ':' at {}", *at));
+                }
+                *at += 1;
+                let value = json_value(bytes, at, depth + 1)?;
+                if members.iter().any(|(k, _)| *k == key) {
+                    return Err(format!("duplicate key {key:?}"));
+                }
+                members.push((key, value));
+                json_ws(bytes, at);
+                match bytes.get(*at) {
+                    Some(b',') => *at += 1,
+                    Some(b'}') => {
+                        *at += 1;
+                        return Ok(Json::Object(members));
+                    }
+                    _ => return Err(format!("expected ',' or '}}' at {}", *at)),
+                }
+            }
+        }
+        Some(b'[') => {
+            *at += 1;
+            let mut items = Vec::new();
+            json_ws(bytes, at);
+            if bytes.get(*at) == Some(&b']') {
+                *at += 1;
+                return Ok(Json::Array(items));
+            }
+            loop {
+                items.push(json_value(bytes, at, depth + 1)?);
+                json_ws(bytes, at);
+                match bytes.get(*at) {
+                    Some(b',') => *at += 1,
+                    Some(b']') => {
+                        *at += 1;
+                        return Ok(Json::Array(items));
+                    }
+                    _ => return Err(format!("expected ',' or ']' at {}", *at)),
+                }
+            }
+        }
+        Some(b'"') => json_string(bytes, at).map(Json::String),
+        Some(b't') if bytes[*at..].starts_with(b"true") => {
+            *at += 4;
+            Ok(Json::Bool(true))
+        }
+        Some(b'f') if bytes[*at..].starts_with(b"false") => {
+            *at += 5;
+            Ok(Json::Bool(false))
+        }
+        Some(b'n') if bytes[*at..].starts_with(b"null") => {
+            *at += 4;
+            Ok(Json::Null)
+        }
+        Some(b) if *b == b'-' || b.is_ascii_digit() => {
+            *at += 1;
+            while bytes.get(*at).is_some_and(|b| {
+                b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')
+            }) {
+                *at += 1;
+            }
+            let text = String::from_utf8_lossy(&bytes[start..*at]).into_owned();
+            text.parse::<f64>()
+                .map_err(|_| format!("bad number {text:?}"))?;
+            Ok(Json::Number(text))
+        }
+        Some(other) => Err(format!("unexpected {:?} at {}", *other as char, *at)),
+    }
+}
+
+fn json_string(bytes: &[u8], at: &mut usize) -> Result<String, String> {
+    if bytes.get(*at) != Some(&b'"') {
+        return Err(format!("expected a string at {}", *at));
+    }
+    *at += 1;
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let b = *bytes.get(*at).ok_or("unterminated string")?;
+        *at += 1;
+        match b {
+            b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+            b'\\' => {
+                let e = *bytes.get(*at).ok_or("unterminated escape")?;
+                *at += 1;
+                let c = match e {
+                    b'"' => '"',
+                    b'\\' => '\\',
+                    b'/' => '/',
+                    b'b' => '\u{8}',
+                    b'f' => '\u{c}',
+                    b'n' => '\n',
+                    b'r' => '\r',
+                    b't' => '\t',
+                    b'u' => {
+                        let hex = bytes.get(*at..*at + 4).ok_or("short \\u escape")?;
+                        *at += 4;
+                        let code = u32::from_str_radix(&String::from_utf8_lossy(hex), 16)
+                            .map_err(|_| "bad \\u escape")?;
+                        // Surrogate pairs are not expected from the tracker; show them.
+                        char::from_u32(code).unwrap_or('\u{fffd}')
+                    }
+                    other => return Err(format!("bad escape \\{}", other as char)),
+                };
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            b if b < 0x20 => return Err(format!("raw control byte {b:#x} in a string")),
+            b => out.push(b),
+        }
+    }
+}
+
+// ---- repository records and the journal, read the way an outside tool would -------------------
+
+/// Reverse the repository's value escaping (`\\`, `\n`, `\r`, `\t`, `\xHH`, `\u{H..}`).
+pub fn repo_unescape(value: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c.is_control() || c.is_whitespace() {
+            return Err(format!("unescaped {c:?} in {value:?}"));
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                let code = u32::from_str_radix(&hex, 16)
+                    .map_err(|_| format!("bad \\x escape in {value:?}"))?;
+                out.push(char::from_u32(code).ok_or("bad \\x escape")?);
+            }
+            Some('u') => {
+                if chars.next() != Some('{') {
+                    return Err(format!("bad \\u escape in {value:?}"));
+                }
+                let hex: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                let code = u32::from_str_radix(&hex, 16)
+                    .map_err(|_| format!("bad \\u escape in {value:?}"))?;
+                out.push(char::from_u32(code).ok_or("bad \\u escape")?);
+            }
+            other => return Err(format!("bad escape \\{other:?} in {value:?}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Parse a repository record: `# xenplug-repo 1`, then `key=value` lines (values escaped, keys
+/// distinct). Returns the unescaped values by key.
+pub fn parse_repo_record(text: &str) -> Result<BTreeMap<String, String>, String> {
+    if !text.ends_with('\n') {
+        return Err("does not end with a newline".into());
+    }
+    let mut lines = text.lines();
+    if lines.next() != Some(REPO_FIRST_LINE) {
+        return Err(format!("first line is not {REPO_FIRST_LINE:?}"));
+    }
+    let mut out = BTreeMap::new();
+    for (n, line) in lines.enumerate() {
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: no '=' in {line:?}", n + 2))?;
+        let key_ok = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !key_ok {
+            return Err(format!("line {}: bad key {key:?}", n + 2));
+        }
+        let value = repo_unescape(value).map_err(|e| format!("line {}: {e}", n + 2))?;
+        if out.insert(key.to_string(), value).is_some() {
+            return Err(format!("line {}: key {key} twice", n + 2));
+        }
+    }
+    Ok(out)
+}
+
+/// One journal line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// `seq=`
+    pub seq: u64,
+    /// `time=` (unix seconds)
+    pub time: u64,
+    /// `kind=`
+    pub kind: String,
+    /// `subject=` (unescaped)
+    pub subject: String,
+    /// `network=` (unescaped), if present.
+    pub network: Option<String>,
+    /// The other `key=value` tokens (unescaped).
+    pub details: BTreeMap<String, String>,
+    /// The line as written.
+    pub line: String,
+}
+
+/// Parse one journal line (`seq=N time=T kind=K subject=S [network=L] [key=value]...`).
+pub fn parse_journal_line(line: &str) -> Result<JournalEntry, String> {
+    let mut tokens = Vec::new();
+    for token in line.split(' ') {
+        let (key, value) = token
+            .split_once('=')
+            .ok_or_else(|| format!("token {token:?} has no '='"))?;
+        tokens.push((key, repo_unescape(value)?));
+    }
+    let fixed: Vec<&str> = tokens.iter().take(4).map(|(k, _)| *k).collect();
+    if fixed != ["seq", "time", "kind", "subject"] {
+        return Err(format!(
+            "first keys are {fixed:?}, not seq time kind subject"
+        ));
+    }
+    let seq = tokens[0].1.parse().map_err(|_| "seq is not a number")?;
+    let time = tokens[1].1.parse().map_err(|_| "time is not a number")?;
+    let kind = tokens[2].1.clone();
+    if !TRACK_EVENT_KINDS.contains(&kind.as_str()) {
+        return Err(format!("unknown kind {kind:?}"));
+    }
+    let mut network = None;
+    let mut details = BTreeMap::new();
+    for (i, (key, value)) in tokens.iter().enumerate().skip(4) {
+        if *key == "network" && i == 4 {
+            network = Some(value.clone());
+        } else if ["seq", "time", "kind", "subject", "network"].contains(key) {
+            return Err(format!("reserved key {key} out of place"));
+        } else if details.insert(key.to_string(), value.clone()).is_some() {
+            return Err(format!("detail {key} twice"));
+        }
+    }
+    Ok(JournalEntry {
+        seq,
+        time,
+        kind,
+        subject: tokens[3].1.clone(),
+        network,
+        details,
+        line: line.to_string(),
+    })
+}
+
+/// Parse a whole journal. With `strict`, the file must end with a newline; without, a last
+/// line with no newline yet (being written) is left out.
+pub fn parse_journal(text: &str, strict: bool) -> Result<Vec<JournalEntry>, String> {
+    if text.is_empty() && !strict {
+        return Ok(Vec::new());
+    }
+    let whole = match text.rfind('\n') {
+        Some(end) if end + 1 == text.len() => text,
+        Some(end) if !strict => &text[..end + 1],
+        _ if !strict => "",
+        _ => return Err("does not end with a newline".into()),
+    };
+    let mut lines = whole.lines();
+    match lines.next() {
+        Some(JOURNAL_FIRST_LINE) => {}
+        None if !strict => return Ok(Vec::new()),
+        other => {
+            return Err(format!(
+                "first line is {other:?}, not {JOURNAL_FIRST_LINE:?}"
+            ))
+        }
+    }
+    lines
+        .enumerate()
+        .map(|(n, line)| {
+            parse_journal_line(line).map_err(|e| format!("line {}: {e}: {line:?}", n + 2))
+        })
+        .collect()
+}
+
+// ---- the tracker process -----------------------------------------------------------------------
+
+/// A running `xenplug track` inside a namespace.
+pub struct Tracker {
+    /// The process (stderr = its log, with `XENPLUG_LOG=debug`).
+    pub proc: Proc,
+    /// When it was spawned.
+    pub started: Instant,
+    /// Its arguments, for failure messages.
+    pub args: Vec<String>,
+}
+
+impl Tracker {
+    /// Start `xenplug track ARGS` in `ns` and wait (bounded) for its `read API at` line.
+    pub fn start(ns: &Netns, args: &[String]) -> Tracker {
+        let mut full = vec!["track".to_string()];
+        full.extend(args.iter().cloned());
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let mut command = ns.command(xenplug_bin(), &refs);
+        command.env("XENPLUG_LOG", "debug");
+        let started = Instant::now();
+        let mut proc = ns.spawn("xenplug-track", command);
+        let ready = poll_until(WAIT, || {
+            if proc.stderr().contains("read API at http://") {
+                return Some(true);
+            }
+            proc.try_status().map(|_| false)
+        });
+        if ready != Some(true) {
+            let status = proc.try_status();
+            panic!(
+                "xenplug track never printed 'read API at http://...' within {WAIT:?} \
+                 (exit status: {status:?}; args: {full:?})\nlog: {}\n{}",
+                proc.log_paths(),
+                proc.report()
+            );
+        }
+        Tracker {
+            proc,
+            started,
+            args: full,
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.proc.stderr()
+    }
+
+    /// Where its log is plus the tail of it.
+    pub fn report(&self) -> String {
+        format!(
+            "tracker log: {}\n--- tracker log (tail) ---\n{}",
+            self.proc.log_paths(),
+            tail(&self.log(), 80)
+        )
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(timeout)
+    }
+}
+
+// ---- the topology ------------------------------------------------------------------------------
+
+/// A VM advertiser of the topology.
+pub struct TrackVmProc {
+    /// Which VM.
+    pub spec: TrackVmSpec,
+    /// Its services directory (Echo).
+    pub services: ServicesDir,
+    /// The advertiser.
+    pub xenplug: Xenplug,
+}
+
+/// How to build a [`TrackWorld`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrackSetup {
+    /// Bind the read API on 0.0.0.0 instead of 127.0.0.1.
+    pub api_any: bool,
+    /// Add one idle host to the acme LAN (for a test to start something in).
+    pub spare_acme_host: bool,
+}
+
+/// Provider LAN with two simulated hypervisors, two tenant LANs with the VM advertisers, and a
+/// namespace for the tracker with a leg in each LAN. Everything but the tracker runs once built.
+pub struct TrackWorld {
+    /// The tracker (None until [`TrackWorld::start_tracker`]).
+    pub tracker: Option<Tracker>,
+    /// VM advertisers, in [`TRACK_VMS`] order.
+    pub vms: Vec<TrackVmProc>,
+    /// Hypervisors A and B.
+    pub hypervisors: Vec<Xenplug>,
+    /// Sim dirs of A and B.
+    pub sims: Vec<SimDir>,
+    /// The tracker's namespace (eth0 mgmt, eth1 acme, eth2 beta).
+    pub tracker_ns: Netns,
+    /// Provider LAN (10.99.1.0/24): host 0 = A, host 1 = B.
+    pub mgmt: Lan,
+    /// acme LAN (10.99.2.0/24): one host per acme VM in [`TRACK_VMS`] order, then the spare.
+    pub acme: Lan,
+    /// beta LAN (10.99.3.0/24): one host per beta VM.
+    pub beta: Lan,
+    /// The repository directory.
+    pub repo: TempDir,
+    /// How it was built.
+    pub setup: TrackSetup,
+}
+
+/// The tracker's address on its leg in LAN `subnet` (10.99.subnet.2).
+pub fn track_leg_addr(subnet: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 99, subnet, 2)
+}
+
+impl Lan {
+    /// Give `ns` a leg `iface` with address `addr`/24 in this LAN (no multicast route added).
+    pub fn attach(&self, ns: &Netns, iface: &str, addr: Ipv4Addr) {
+        let port = format!("leg{}", unique());
+        self.bridge.ip(&[
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            iface,
+            "netns",
+            ns.name(),
+        ]);
+        self.bridge.ip(&["link", "set", &port, "master", "br0"]);
+        self.bridge.ip(&["link", "set", &port, "up"]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", iface]);
+        ns.ip(&["link", "set", iface, "multicast", "on"]);
+        ns.ip(&["link", "set", iface, "up"]);
+        let up = poll_until(WAIT, || {
+            ns.ok("ip", &["-o", "link", "show", iface])
+                .contains("LOWER_UP")
+                .then_some(())
+        });
+        assert!(up.is_some(), "{iface} in {} never came up", ns.name());
+    }
+}
+
+impl TrackWorld {
+    /// Build the LANs and start the hypervisors and VM advertisers (not the tracker).
+    pub fn new(tag: &str, setup: TrackSetup) -> TrackWorld {
+        let t0 = Instant::now();
+        let acme_vms: Vec<TrackVmSpec> = TRACK_VMS
+            .iter()
+            .copied()
+            .filter(|v| v.tenant == "acme")
+            .collect();
+        let beta_vms: Vec<TrackVmSpec> = TRACK_VMS
+            .iter()
+            .copied()
+            .filter(|v| v.tenant == "beta")
+            .collect();
+        let mgmt = Lan::with_subnet(&format!("{tag}-m"), 2, 1);
+        let acme = Lan::with_subnet(
+            &format!("{tag}-a"),
+            acme_vms.len() + usize::from(setup.spare_acme_host),
+            2,
+        );
+        let beta = Lan::with_subnet(&format!("{tag}-b"), beta_vms.len(), 3);
+        let tracker_ns = Netns::bare(&format!("{tag}-trk"));
+        mgmt.attach(&tracker_ns, "eth0", track_leg_addr(1));
+        acme.attach(&tracker_ns, "eth1", track_leg_addr(2));
+        beta.attach(&tracker_ns, "eth2", track_leg_addr(3));
+
+        let sims: Vec<SimDir> = (0..2)
+            .map(|h| {
+                let sim = SimDir::new(&format!("{tag}-{h}"));
+                sim.write_host(TRACK_HOSTS[h], TRACK_HOST_NAMES[h]);
+                for vm in TRACK_VMS.iter().filter(|v| v.host == Some(h)) {
+                    sim.write_domain(&Domain::new(vm.uuid, vm.name, "running"));
+                }
+                sim
+            })
+            .collect();
+        let hypervisors: Vec<Xenplug> = (0..2)
+            .map(|h| {
+                let options = Options {
+                    max_age: Some(TRACK_MAX_AGE),
+                    ..Options::ifaces(&["eth0"])
+                };
+                Xenplug::start_with(&mgmt.host(h).ns, &sims[h], &options)
+            })
+            .collect();
+        let mut vms = Vec::new();
+        for vm in TRACK_VMS {
+            let (lan, index) = match vm.tenant {
+                "acme" => (&acme, acme_vms.iter().position(|v| v.uuid == vm.uuid)),
+                _ => (&beta, beta_vms.iter().position(|v| v.uuid == vm.uuid)),
+            };
+            let host = lan.host(index.expect("VM is in its tenant's list"));
+            let services = ServicesDir::new(vm.name);
+            services.add_service("Echo", &track_echo_service());
+            let options = VmOptions {
+                uuid: Some(vm.uuid.to_string()),
+                name: Some(vm.name.to_string()),
+                max_age: Some(TRACK_MAX_AGE),
+                ..VmOptions::new(&host.iface, &services.path())
+            };
+            let xenplug = Xenplug::start_vm(&host.ns, &options);
+            vms.push(TrackVmProc {
+                spec: vm,
+                services,
+                xenplug,
+            });
+        }
+        eprintln!(
+            "timing: topology {tag} (3 LANs, 2 hypervisors, {} VMs) up in {:?}",
+            vms.len(),
+            t0.elapsed()
+        );
+        TrackWorld {
+            tracker: None,
+            vms,
+            hypervisors,
+            sims,
+            tracker_ns,
+            mgmt,
+            acme,
+            beta,
+            repo: TempDir::new(&format!("{tag}-repo")),
+            setup,
+        }
+    }
+
+    /// The spare acme host (only with `spare_acme_host`).
+    pub fn spare_acme_host(&self) -> &Host {
+        assert!(
+            self.setup.spare_acme_host,
+            "built without a spare acme host"
+        );
+        self.acme.hosts.last().expect("acme has hosts")
+    }
+
+    /// The namespace of tenant VM `uuid`'s advertiser.
+    pub fn vm_host(&self, uuid: &str) -> &Host {
+        let spec = track_vm(uuid);
+        let (lan, list): (&Lan, Vec<&TrackVmSpec>) = match spec.tenant {
+            "acme" => (
+                &self.acme,
+                TRACK_VMS.iter().filter(|v| v.tenant == "acme").collect(),
+            ),
+            _ => (
+                &self.beta,
+                TRACK_VMS.iter().filter(|v| v.tenant == "beta").collect(),
+            ),
+        };
+        let index = list.iter().position(|v| v.uuid == uuid).expect("listed");
+        lan.host(index)
+    }
+
+    /// The advertiser of VM `uuid`.
+    pub fn vm_proc(&mut self, uuid: &str) -> &mut TrackVmProc {
+        self.vms
+            .iter_mut()
+            .find(|v| v.spec.uuid == uuid)
+            .unwrap_or_else(|| panic!("no advertiser for {uuid}"))
+    }
+
+    /// The tracker's arguments.
+    pub fn tracker_args(&self) -> Vec<String> {
+        let api_host = if self.setup.api_any {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        };
+        [
+            "--net",
+            "mgmt=eth0:provider",
+            "--net",
+            "acme=eth1",
+            "--net",
+            "beta=eth2",
+            "--repo",
+            &self.repo.path().display().to_string(),
+            "--api",
+            &format!("{api_host}:{TRACK_API_PORT}"),
+            "--grace",
+            &TRACK_GRACE.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Start (or restart) the tracker on the same repository.
+    pub fn start_tracker(&mut self) -> &Tracker {
+        assert!(
+            self.tracker
+                .as_mut()
+                .is_none_or(|t| t.proc.try_status().is_some()),
+            "a tracker is still running"
+        );
+        let tracker = Tracker::start(&self.tracker_ns, &self.tracker_args());
+        self.tracker = Some(tracker);
+        self.tracker.as_ref().expect("just set")
+    }
+
+    /// The running tracker.
+    pub fn tracker(&self) -> &Tracker {
+        self.tracker.as_ref().expect("tracker started")
+    }
+
+    /// The tracker, mutable.
+    pub fn tracker_mut(&mut self) -> &mut Tracker {
+        self.tracker.as_mut().expect("tracker started")
+    }
+
+    /// `http://127.0.0.1:PORT` (from the tracker's namespace).
+    pub fn api(&self) -> String {
+        format!("http://127.0.0.1:{TRACK_API_PORT}")
+    }
+
+    /// Everything needed to debug a failure: the tracker's log and where every log is.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        if let Some(tracker) = &self.tracker {
+            out.push_str(&tracker.report());
+            out.push('\n');
+        }
+        out.push_str(&format!("repository: {}\n", self.repo.path().display()));
+        let journal = read_lossy(&self.journal_path());
+        out.push_str(&format!(
+            "--- events.log (tail) ---\n{}\n",
+            tail(&journal, 30)
+        ));
+        for (h, hv) in self.hypervisors.iter().enumerate() {
+            out.push_str(&format!("hypervisor {h} log: {}\n", hv.proc.log_paths()));
+        }
+        for vm in &self.vms {
+            out.push_str(&format!(
+                "vm {} ({}) log: {}\n",
+                vm.spec.name,
+                vm.spec.uuid,
+                vm.xenplug.proc.log_paths()
+            ));
+        }
+        out
+    }
+
+    /// `repo/events.log`.
+    pub fn journal_path(&self) -> PathBuf {
+        self.repo.path().join("events.log")
+    }
+
+    /// The whole lines of the journal so far; panics on a malformed line.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        let text = read_lossy(&self.journal_path());
+        parse_journal(&text, false)
+            .unwrap_or_else(|e| panic!("events.log does not parse: {e}\n{}", self.report()))
+    }
+
+    /// Highest sequence number in the journal (0 if none).
+    pub fn last_seq(&self) -> u64 {
+        self.journal().last().map_or(0, |e| e.seq)
+    }
+
+    /// Wait (bounded) for a journal event after `after_seq` of `kind` about `subject`;
+    /// returns it and how long the wait took.
+    pub fn wait_event(
+        &self,
+        after_seq: u64,
+        timeout: Duration,
+        kind: &str,
+        subject: &str,
+    ) -> Option<(JournalEntry, Duration)> {
+        let t0 = Instant::now();
+        poll_until(timeout, || {
+            self.journal()
+                .into_iter()
+                .find(|e| e.seq > after_seq && e.kind == kind && e.subject.contains(subject))
+        })
+        .map(|e| (e, t0.elapsed()))
+    }
+
+    /// GET a path of the API from the tracker's namespace.
+    pub fn api_get(&self, path: &str) -> HttpResponse {
+        http_get(&self.tracker_ns, &format!("{}{path}", self.api()))
+    }
+
+    /// GET a path of the API that must answer 200 with JSON.
+    pub fn api_json(&self, path: &str) -> Json {
+        let response = self.api_get(path);
+        assert_eq!(
+            response.status,
+            200,
+            "GET {path}: {response:?}\n{}",
+            self.report()
+        );
+        Json::parse(&response.body).unwrap_or_else(|e| {
+            panic!(
+                "GET {path}: not JSON ({e}): {}\n{}",
+                response.body,
+                self.report()
+            )
+        })
+    }
+
+    /// `GET /api/tree` from the tracker's namespace.
+    pub fn tree(&self) -> Json {
+        self.api_json("/api/tree")
+    }
+
+    /// POST a form body to a path of the API from the tracker's namespace.
+    pub fn api_post_form(&self, path: &str, body: &str) -> HttpResponse {
+        curl(
+            &self.tracker_ns,
+            &format!("{}{path}", self.api()),
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/x-www-form-urlencoded",
+                "--data-binary",
+                body,
+                "--max-time",
+                "12",
+            ],
+        )
+    }
+
+    /// The records of `repo/<dir>` by file name (temporary files skipped); panics on a record
+    /// that does not parse.
+    pub fn records(&self, dir: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        let Ok(entries) = fs::read_dir(self.repo.path().join(dir)) else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !entry.path().is_file() {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let record = parse_repo_record(&text).unwrap_or_else(|e| {
+                panic!(
+                    "{dir}/{name} does not parse: {e}\n{text}\n{}",
+                    self.report()
+                )
+            });
+            out.insert(name, record);
+        }
+        out
+    }
+
+    /// `tenants/<tenant>/<uuid>` records as (tenant, uuid) -> record.
+    pub fn tenant_records(&self) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        let Ok(tenants) = fs::read_dir(self.repo.path().join("tenants")) else {
+            return out;
+        };
+        for tenant in tenants.flatten() {
+            let name = tenant.file_name().to_string_lossy().into_owned();
+            if !tenant.path().is_dir() {
+                continue;
+            }
+            for (vm, record) in self.records(&format!("tenants/{name}")) {
+                out.insert((name.clone(), vm), record);
+            }
+        }
+        out
+    }
+
+    /// What is still missing from the repository and the tree for the whole topology to be
+    /// known (empty once it is): both hosts, every VM with its tenant, its Echo service and
+    /// (where a hypervisor lists it) its placement and a known run state.
+    pub fn settle_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let hardware = self.records("hardware");
+        for host in TRACK_HOSTS {
+            if !hardware.contains_key(host) {
+                problems.push(format!("no hardware/{host}"));
+            }
+        }
+        let virtuals = self.records("virtual");
+        let echo = vm_service_type("Echo");
+        for vm in TRACK_VMS {
+            let Some(record) = virtuals.get(vm.uuid) else {
+                problems.push(format!("no virtual/{}", vm.uuid));
+                continue;
+            };
+            if record.get("tenant").map(String::as_str) != Some(vm.tenant) {
+                problems.push(format!(
+                    "virtual/{} tenant {:?}",
+                    vm.uuid,
+                    record.get("tenant")
+                ));
+            }
+            if !record.values().any(|v| *v == echo) {
+                problems.push(format!("virtual/{} has no {echo} service", vm.uuid));
+            }
+            if let Some(h) = vm.host {
+                // The run state comes with the first DomainControl event.
+                let state = record.get("run_state").map_or("", String::as_str);
+                if state.is_empty() || state == "unknown" {
+                    problems.push(format!("virtual/{} run_state {state:?}", vm.uuid));
+                }
+                if record.get("hypervisor").map(String::as_str) != Some(TRACK_HOSTS[h]) {
+                    problems.push(format!(
+                        "virtual/{} hypervisor {:?}",
+                        vm.uuid,
+                        record.get("hypervisor")
+                    ));
+                }
+            }
+        }
+        let response = self.api_get("/api/tree");
+        let Ok(tree) = Json::parse(&response.body) else {
+            problems.push(format!("/api/tree: {} {}", response.status, response.body));
+            return problems;
+        };
+        for host in TRACK_HOSTS {
+            if !tree.list("hypervisors").iter().any(|h| h.s("uuid") == host) {
+                problems.push(format!("tree: no hypervisor {host}"));
+            }
+        }
+        for vm in TRACK_VMS {
+            match tree_vm(&tree, vm.uuid) {
+                None => problems.push(format!("tree: no vm {}", vm.uuid)),
+                Some((host, v)) => {
+                    if v.s("tenant") != vm.tenant {
+                        problems.push(format!("tree: vm {} tenant {:?}", vm.uuid, v.s("tenant")));
+                    }
+                    if !v.list("services").iter().any(|s| s.s("type") == echo) {
+                        problems.push(format!("tree: vm {} without Echo", vm.uuid));
+                    }
+                    let want = vm.host.map(|h| TRACK_HOSTS[h].to_string());
+                    if vm.host.is_some() && host != want {
+                        problems.push(format!("tree: vm {} under {host:?}", vm.uuid));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Wait until [`TrackWorld::settle_problems`] is empty; panics with what is missing.
+    pub fn wait_settled(&self, timeout: Duration, what: &str) -> Duration {
+        let t0 = Instant::now();
+        let mut last = Vec::new();
+        let done = poll_until(timeout, || {
+            last = self.settle_problems();
+            last.is_empty().then_some(())
+        });
+        if done.is_none() {
+            panic!(
+                "{what}: the topology is not fully known within {timeout:?}; missing:\n  {}\n{}",
+                last.join("\n  "),
+                self.report()
+            );
+        }
+        t0.elapsed()
+    }
+}
+
+/// VM `uuid` in a provider tree: the hypervisor it is listed under (None: under
+/// `devirtualized`) and the VM object.
+pub fn tree_vm<'a>(tree: &'a Json, uuid: &str) -> Option<(Option<String>, &'a Json)> {
+    for host in tree.list("hypervisors") {
+        if let Some(vm) = host.list("vms").iter().find(|v| v.s("uuid") == uuid) {
+            return Some((Some(host.s("uuid").to_string()), vm));
+        }
+    }
+    tree.list("devirtualized")
+        .iter()
+        .find(|v| v.s("uuid") == uuid)
+        .map(|vm| (None, vm))
 }

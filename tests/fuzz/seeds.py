@@ -1,13 +1,63 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under tests/fuzz/corpus/<target>/ (committed; run again after
 changing a seed). The messages are the byte fixtures of the unit tests in src/wire/*.rs and
-the golden files in tests/fixtures/, laid out as each fuzz target reads its input."""
+the golden files in tests/fixtures/, laid out as each fuzz target reads its input. The newer
+targets read their fixtures straight from the unit tests' string literals (`fixture`), so a
+renamed or removed fixture stops this script instead of going stale."""
 
 import pathlib
+import re
 import struct
 
 HERE = pathlib.Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "fixtures"
+SRC = HERE.parent.parent / "src"
+
+RUST_ESCAPES = {"n": b"\n", "r": b"\r", "t": b"\t", "\\": b"\\", "0": b"\0", "'": b"'", '"': b'"'}
+
+
+def fixture(path, name):
+    """The bytes of the Rust literal `static NAME: &[u8] = ...;` or `&str` in src/`path`: raw
+    (`br#"..."#`, `r#"..."#`) or with escapes (`\\n`, `\\xHH`, `\\u{...}`, and a backslash
+    at a line end skipping the line break and the next line's indentation)."""
+    source = (SRC / path).read_text(encoding="utf-8")
+    match = re.search(
+        r"(?:static|const)\s+" + name + r"\s*:\s*&(?:\[u8\]|'static str|str)\s*=\s*(b?)(r#*)?\"",
+        source,
+    )
+    if match is None:
+        raise SystemExit(f"seeds.py: no fixture {name} in src/{path}")
+    start = match.end()
+    if match.group(2):
+        end = source.index('"' + match.group(2)[1:], start)
+        return source[start:end].encode("utf-8")
+    out = bytearray()
+    index = start
+    while source[index] != '"':
+        character = source[index]
+        if character != "\\":
+            out += character.encode("utf-8")
+            index += 1
+            continue
+        kind = source[index + 1]
+        if kind in RUST_ESCAPES:
+            out += RUST_ESCAPES[kind]
+            index += 2
+        elif kind == "x":
+            out.append(int(source[index + 2 : index + 4], 16))
+            index += 4
+        elif kind == "u":
+            close = source.index("}", index)
+            out += chr(int(source[index + 3 : close], 16)).encode("utf-8")
+            index = close + 1
+        elif kind == "\n":
+            index += 2
+            while source[index] in " \t\n\r":
+                index += 1
+        else:
+            raise SystemExit(f"seeds.py: unknown escape \\{kind} in {name}")
+    return bytes(out)
+
 
 # src/wire/ssdp.rs tests
 GSSDP_SEARCH = (
@@ -161,6 +211,39 @@ def engine(*records):
     return ENGINE_SEPARATOR.join(bytes([control]) + datagram for control, datagram in records)
 
 
+def lines(*parts):
+    """`parts` joined by line feeds: the header lines, then the body, of the newer targets."""
+    return b"\n".join(parts)
+
+
+# src/wire/description.rs tests; the base URL is the first line of a `description` input.
+DESCRIPTION_RS = "wire/description.rs"
+LOCATION = fixture(DESCRIPTION_RS, "LOCATION")
+# src/wire/scpd.rs, src/wire/soap.rs, src/wire/gena.rs tests
+SCPD_RS = "wire/scpd.rs"
+SOAP_RS = "wire/soap.rs"
+GENA_RS = "wire/gena.rs"
+HYPERVISOR_TYPE = b"urn:xenplug-org:service:Hypervisor:1"
+DOMAIN_TYPE = b"urn:xenplug-org:service:DomainControl:1"
+SID = b"uuid:5f3bf8a3-4c1e-4a9e-9a3f-2d7e0c1b9a10"
+# src/repo.rs and src/files.rs tests: a journal line, and escaped values as the HOSTILE strings
+# are written.
+EVENT_LINE = fixture("repo.rs", "EVENT_LINE")
+ESCAPED_RECORD = (
+    b"# escaped\n"
+    b"k0=\n"
+    b"k1=\\x20\n"
+    b"k2=a=b=c\n"
+    b"k3=line\\nbreak\n"
+    b"k4=carriage\\r\\nreturn\n"
+    b"k5=nul\\x00byte\n"
+    b"k6=\\\\n is not a newline\n"
+    b"k7=\\u{85}next\\x20line\\u{2028}separator\n"
+    b"k8=caf\xc3\xa9\\x20\xf0\x9f\x98\x80\n"
+    b"name = web server\n"
+)
+
+
 SEEDS = {
     "ssdp": {
         "gssdp-search": GSSDP_SEARCH,
@@ -226,6 +309,67 @@ SEEDS = {
             (0x08, GSSDP_SEARCH),
             (0x00, b"M-SEARCH * HTTP/1.1\r\n\r\n"),
         ),
+    },
+    "description": {
+        # first line the base URL, rest the body
+        "renderer": lines(LOCATION, fixture(DESCRIPTION_RS, "RENDERER")),
+        "prefixed": lines(
+            fixture(DESCRIPTION_RS, "PREFIXED_LOCATION"), fixture(DESCRIPTION_RS, "PREFIXED")
+        ),
+        "prefixed-upper-case-base": lines(
+            b"HTTP://10.1.2.3:5000/dev/", fixture(DESCRIPTION_RS, "PREFIXED")
+        ),
+        "hypervisor-fixture": lines(
+            LOCATION, (FIXTURES / "description" / "hypervisor.xml").read_bytes()
+        ),
+    },
+    "scpd": {
+        "gupnp": fixture(SCPD_RS, "GUPNP"),
+        "semantic": fixture(SCPD_RS, "SEMANTIC"),
+        "hypervisor-fixture": (FIXTURES / "description" / "Hypervisor.scpd.xml").read_bytes(),
+        "domain-control-fixture": (
+            FIXTURES / "description" / "DomainControl.scpd.xml"
+        ).read_bytes(),
+    },
+    "soap_response": {
+        # first line the service type, second the action, rest the body
+        "gupnp": lines(HYPERVISOR_TYPE, b"GetHostInfo", fixture(SOAP_RS, "GUPNP_RESPONSE")),
+        "async-upnp": lines(
+            HYPERVISOR_TYPE, b"ListVirtualMachines", fixture(SOAP_RS, "ASYNC_UPNP_RESPONSE")
+        ),
+        "unusual": lines(DOMAIN_TYPE, b"GetState", fixture(SOAP_RS, "UNUSUAL_RESPONSE")),
+        "fault-without-description": lines(
+            DOMAIN_TYPE, b"Shutdown", fixture(SOAP_RS, "FAULT_WITHOUT_DESCRIPTION")
+        ),
+        "prefixed-fault": lines(DOMAIN_TYPE, b"Shutdown", fixture(SOAP_RS, "PREFIXED_FAULT")),
+        "response-fixture": lines(
+            DOMAIN_TYPE, b"Rename", (FIXTURES / "soap" / "response.xml").read_bytes()
+        ),
+        "fault-fixture": lines(
+            DOMAIN_TYPE, b"Rename", (FIXTURES / "soap" / "fault.xml").read_bytes()
+        ),
+    },
+    "gena_event": {
+        # first line SID, second TIMEOUT, rest the event body
+        "gupnp": lines(SID, b"Second-1800", fixture(GENA_RS, "GUPNP_EVENT")),
+        "indented": lines(b" uuid:1 ", b" second-infinite ", fixture(GENA_RS, "INDENTED_EVENT")),
+        "no-sid-fixture": lines(
+            b"", b"Second-300", (FIXTURES / "gena" / "propertyset.xml").read_bytes()
+        ),
+        "bad-sid": lines(b"uuid:a b", b"Second-60", b""),
+    },
+    "journal": {
+        "event-line": EVENT_LINE,
+        "escaped-record": ESCAPED_RECORD,
+        "events": lines(
+            EVENT_LINE,
+            b"seq=13 time=1700000001 kind=spoof-refused subject=\\x20 network= claim=\\u{202e}x",
+        ),
+    },
+    "form": {
+        # src/track/form.rs tests
+        "pairs": b"service=urn%3Ax%3A1&action=Echo&Text=x%3B+touch+%2Ftmp%2Fp&flag&&",
+        "malformed": b"100%&%zz%4=%ff&euro=%E2%82%AC",
     },
 }
 

@@ -6,7 +6,9 @@
 //!   H = `{"uuid","name","network","addresses":[..],"state","boot_id"?,"first_seen","last_seen",
 //!   "vms":[V...]}` and V = `{"uuid","name","run_state","tenant"?,"hypervisor"?,"services":[S...],
 //!   "first_seen","last_seen"}`, S = `{"type","actions":[{"name","semantics":[..]}]}`.
-//!   `devirtualized` lists the VMs no hypervisor places.
+//!   `devirtualized` lists the VMs no hypervisor places; `undescribed` (provider only) the
+//!   devices seen whose description could not be fetched: `{"network","udn","address",
+//!   "reason","first_seen","last_seen"}`.
 //! - `/api/vms/<uuid>`: V.
 //! - `/api/events?since=N`: `{"events":[E...],"last_seq":N}`, E = `{"seq","time","kind",
 //!   "subject","network"?,"details":{..}}`.
@@ -15,6 +17,7 @@
 //! a hypervisor, a placement or another tenant's event; it has no `hypervisors` but a `vms`
 //! array instead.
 
+use crate::engine::inventory::UndescribedView;
 use crate::repo::{Event, EventKind, HardwareRecord, VirtualRecord};
 use crate::wire::json::JsonWriter;
 use std::collections::BTreeMap;
@@ -109,13 +112,26 @@ fn finish(json: JsonWriter) -> Vec<u8> {
     })
 }
 
+/// What `GET /api/tree` is built from.
+pub struct TreeSources<'a> {
+    /// Hardware records.
+    pub hardware: &'a BTreeMap<Uuid, HardwareRecord>,
+    /// Virtual machine records.
+    pub vms: &'a BTreeMap<Uuid, VirtualRecord>,
+    /// Devices seen but not described.
+    pub undescribed: &'a [UndescribedView<'a>],
+    /// The journal's last sequence number.
+    pub last_seq: u64,
+}
+
 /// `GET /api/tree`.
-pub fn tree(
-    hardware: &BTreeMap<Uuid, HardwareRecord>,
-    vms: &BTreeMap<Uuid, VirtualRecord>,
-    last_seq: u64,
-    viewer: Viewer<'_>,
-) -> Vec<u8> {
+pub fn tree(sources: &TreeSources<'_>, viewer: Viewer<'_>) -> Vec<u8> {
+    let TreeSources {
+        hardware,
+        vms,
+        undescribed,
+        last_seq,
+    } = *sources;
     let mut json = JsonWriter::new();
     json.begin_object();
     match viewer {
@@ -132,6 +148,18 @@ pub fn tree(
             json.key("devirtualized").begin_array();
             for vm in vms.values().filter(|vm| vm.hypervisor.is_none()) {
                 write_vm(&mut json, vm, viewer);
+            }
+            json.end_array();
+            json.key("undescribed").begin_array();
+            for device in undescribed {
+                json.begin_object();
+                json.key("network").string(device.network);
+                json.key("udn").string(device.udn);
+                json.key("address").string(&device.source.to_string());
+                json.key("reason").string(device.reason);
+                json.key("first_seen").number(device.first_seen);
+                json.key("last_seen").number(device.last_seen);
+                json.end_object();
             }
             json.end_array();
         }
@@ -267,7 +295,24 @@ mod tests {
     #[test]
     fn provider_tree_nests_vms_under_hypervisors() {
         let (hardware, vms) = maps();
-        let text = String::from_utf8(tree(&hardware, &vms, 9, Viewer::Provider)).unwrap();
+        let undescribed = [UndescribedView {
+            network: "mgmt",
+            udn: "uuid:broken",
+            source: std::net::Ipv4Addr::new(10, 0, 0, 9),
+            reason: "HTTP status 500",
+            first_seen: 3,
+            last_seen: 4,
+        }];
+        let sources = TreeSources {
+            hardware: &hardware,
+            vms: &vms,
+            undescribed: &undescribed,
+            last_seq: 9,
+        };
+        let text = String::from_utf8(tree(&sources, Viewer::Provider)).unwrap();
+        assert!(text.contains("\"undescribed\":[{\"network\":\"mgmt\",\"udn\":\"uuid:broken\",\"address\":\"10.0.0.9\""), "{text}");
+        let tenant = String::from_utf8(tree(&sources, Viewer::Tenant("acme"))).unwrap();
+        assert!(!tenant.contains("undescribed"), "{tenant}");
         assert!(
             text.starts_with(
                 "{\"hypervisors\":[{\"uuid\":\"00000000-0000-0000-0000-000000000001\""
@@ -293,7 +338,13 @@ mod tests {
     #[test]
     fn tenant_tree_holds_only_its_vms_and_no_placement() {
         let (hardware, vms) = maps();
-        let text = String::from_utf8(tree(&hardware, &vms, 9, Viewer::Tenant("acme"))).unwrap();
+        let sources = TreeSources {
+            hardware: &hardware,
+            vms: &vms,
+            undescribed: &[],
+            last_seq: 9,
+        };
+        let text = String::from_utf8(tree(&sources, Viewer::Tenant("acme"))).unwrap();
         assert!(!text.contains("hypervisor"), "{text}");
         assert!(
             !text.contains("beta") && !text.contains("-00000000000b\""),

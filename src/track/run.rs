@@ -966,9 +966,12 @@ impl Handler for ApiHttp {
             ("GET", "/api/tree") => Answer::Now(json(
                 200,
                 api::tree(
-                    tracker.repo.hardware(),
-                    tracker.repo.virtual_machines(),
-                    tracker.repo.last_seq(),
+                    &api::TreeSources {
+                        hardware: tracker.repo.hardware(),
+                        vms: tracker.repo.virtual_machines(),
+                        undescribed: &tracker.inventory.undescribed(),
+                        last_seq: tracker.repo.last_seq(),
+                    },
                     viewer,
                 ),
             )),

@@ -491,6 +491,8 @@ pub const TRACK_IFACE_WATCH: Duration = Duration::from_secs(2);
 pub const TRACK_RESUBSCRIBE_RETRY: Duration = Duration::from_secs(10);
 /// Longest a `GET /api/events` waits for a new event.
 pub const TRACK_API_LONG_POLL: Duration = Duration::from_secs(20);
+/// How often a waiting `GET /api/events` looks for a new event.
+pub const TRACK_API_POLL_STEP: Duration = Duration::from_millis(200);
 /// Events per `GET /api/events` answer, at most.
 pub const TRACK_EVENTS_PAGE: usize = 500;
 /// Default de-virtualization grace period, in seconds.

@@ -4,7 +4,7 @@
 //! signals, on one single-threaded smol executor. Protocol decisions are the engines'
 //! ([`crate::engine`]); what the device is and what its actions do is the [`App`]'s.
 
-use super::http::{self, Answer, Handler, Request, Response, ServerConfig};
+use super::http::{Answer, Handler, Request, Response};
 use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
@@ -17,7 +17,7 @@ use crate::model::{Device, EventedValues};
 use crate::state::{random_seed, StateDir};
 use crate::wire::soap::{self, UpnpError};
 use smol::channel::Sender;
-use smol::{Async, LocalExecutor, Timer};
+use smol::{Async, LocalExecutor};
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -154,10 +154,8 @@ async fn run_on(
     app: Rc<dyn App>,
     options: Options,
 ) -> Result<()> {
-    use async_signal::{Signal, Signals};
-    use smol::stream::StreamExt;
     // Signals first, so a SIGTERM during start-up still ends with byebye.
-    let mut signals = Signals::new([Signal::Term, Signal::Int])
+    let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let Options {
         interfaces,
@@ -227,20 +225,13 @@ async fn run_on(
             interface: interface.clone(),
             wake: wake.clone(),
         });
-        let serving = http::serve(
+        super::event_loop::spawn_http(
+            &executor,
             listener,
             handler,
-            ServerConfig::new(server.clone()),
-            executor.clone(),
+            server.clone(),
+            format!("HTTP server on {}", interface.name),
         );
-        let name = interface.name.clone();
-        executor
-            .spawn(async move {
-                if let Err(error) = serving.await {
-                    log::error!("HTTP server on {name} stopped: {error}");
-                }
-            })
-            .detach();
         log::info!(
             "advertising on {} ({}): description at http://{}:{port}{}",
             interface.name,
@@ -252,23 +243,7 @@ async fn run_on(
 
     loop {
         let deadline = core.borrow().next_deadline();
-        let stop = smol::future::or(
-            async {
-                signals.next().await;
-                true
-            },
-            smol::future::or(
-                async {
-                    Timer::at(deadline).await;
-                    false
-                },
-                async {
-                    let _ = woken.recv().await;
-                    false
-                },
-            ),
-        )
-        .await;
+        let stop = super::event_loop::next_turn(&mut signals, deadline, &woken).await;
         let now = Instant::now();
         if stop {
             log::info!("stopping: sending ssdp:byebye");

@@ -8,14 +8,15 @@ use crate::consts::{
     CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
     DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
-    TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF, TRACK_FETCH_TIMEOUT,
-    TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RESUBSCRIBE_RETRY, TRACK_TICK, URN_DEVICE_DOMAIN,
-    URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
+    TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
+    TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RESUBSCRIBE_RETRY, TRACK_TICK,
+    URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
 };
 use crate::engine::discovery::{self, Change, Discovery};
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
 use crate::error::{Error, Result};
-use crate::net::http::{self as http_server, Answer, Handler, Request, Response, ServerConfig};
+use crate::net::event_loop::spawn_http;
+use crate::net::http::{Answer, Handler, Request, Response};
 use crate::net::http_client::{self, Limits};
 use crate::net::iface::{self, Interface};
 use crate::net::ssdp::SsdpSocket;
@@ -32,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// One `--net NAME=IFACE[:provider]`.
@@ -197,9 +198,7 @@ pub fn run(options: Options) -> Result<()> {
 }
 
 async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Result<()> {
-    use async_signal::{Signal, Signals};
-    use smol::stream::StreamExt;
-    let mut signals = Signals::new([Signal::Term, Signal::Int])
+    let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|e| Error::io("installing signal handlers", e))?;
     if options.networks.is_empty() {
         return Err(Error::config(
@@ -312,15 +311,13 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             shared: shared.clone(),
             network: id,
         });
-        let serving = http_server::serve(
+        spawn_http(
+            &executor,
             listener,
             handler,
-            ServerConfig::new(server.clone()),
-            executor.clone(),
+            server.clone(),
+            format!("GENA callbacks on network {id}"),
         );
-        executor
-            .spawn(async move { log_stopped("GENA callbacks", serving.await) })
-            .detach();
     }
     if let Some(address) = options.api {
         let tracker = shared.borrow();
@@ -336,15 +333,13 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 shared: shared.clone(),
                 tenant,
             });
-            let serving = http_server::serve(
+            spawn_http(
+                &executor,
                 listener,
                 handler,
-                ServerConfig::new(server.clone()),
-                executor.clone(),
+                server.clone(),
+                format!("read API on {bind}"),
             );
-            executor
-                .spawn(async move { log_stopped("read API", serving.await) })
-                .detach();
         }
     }
 
@@ -365,23 +360,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             .min()
             .unwrap_or(next_tick)
         };
-        let stop = smol::future::or(
-            async {
-                signals.next().await;
-                true
-            },
-            smol::future::or(
-                async {
-                    Timer::at(deadline).await;
-                    false
-                },
-                async {
-                    let _ = woken.recv().await;
-                    false
-                },
-            ),
-        )
-        .await;
+        let stop = crate::net::event_loop::next_turn(&mut signals, deadline, &woken).await;
         if stop {
             log::info!("stopping");
             return Ok(());
@@ -464,12 +443,6 @@ fn api_listeners(
 
 /// The loopback interface's name.
 const LOOPBACK: &str = "lo";
-
-fn log_stopped(what: &str, result: std::io::Result<()>) {
-    if let Err(error) = result {
-        log::error!("{what} stopped: {error}");
-    }
-}
 
 /// Searches again on a network whose interface came (back) up.
 fn watch_interfaces(shared: &Shared, now: Instant) {
@@ -1053,7 +1026,7 @@ async fn events_long_poll(shared: Shared, since: u64, tenant: Option<String>) ->
                 return json(200, api::events(&events, last, viewer, &own));
             }
         }
-        Timer::after(Duration::from_millis(200)).await;
+        Timer::after(TRACK_API_POLL_STEP).await;
     }
 }
 

@@ -644,7 +644,21 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
     let root_udn = described.root.udn.clone();
     tracker.forget(fetch.network, &root_udn);
     if is_vm {
-        if let Some(vm) = crate::wire::description::vm_uuid(&described.root) {
+        // Only the advertisement the inventory accepted for that VM may be relayed to: a
+        // second tenant claiming the same UUID, or a VM device on a provider network, must not
+        // take over where its actions go.
+        let label = tracker
+            .networks
+            .get(fetch.network as usize)
+            .map(|n| n.spec.label.clone());
+        let accepted = crate::wire::description::vm_uuid(&described.root).filter(|vm| {
+            tracker
+                .inventory
+                .virtual_machine(vm)
+                .and_then(|view| view.advertised_in)
+                == label.as_deref()
+        });
+        if let Some(vm) = accepted {
             let controls = controls_of(&described.root, fetch.source);
             tracker.controls.insert(vm, controls);
             tracker

@@ -414,6 +414,46 @@ fn must_write(written_last_seen: Option<u64>, changed: bool, last_seen: u64, now
     }
 }
 
+/// A repository record with a `last_seen` time (the one field a refresh changes).
+trait Seen: Clone + PartialEq {
+    fn last_seen(&self) -> u64;
+    fn set_last_seen(&mut self, time: u64);
+}
+
+impl Seen for HardwareRecord {
+    fn last_seen(&self) -> u64 {
+        self.last_seen
+    }
+    fn set_last_seen(&mut self, time: u64) {
+        self.last_seen = time;
+    }
+}
+
+impl Seen for VirtualRecord {
+    fn last_seen(&self) -> u64 {
+        self.last_seen
+    }
+    fn set_last_seen(&mut self, time: u64) {
+        self.last_seen = time;
+    }
+}
+
+/// Whether `record` must be put at `now` given what was last `written` (see [`must_write`]);
+/// when it must, `written` becomes a copy of it.
+fn due_write<R: Seen>(written: &mut Option<R>, record: &R, now: u64) -> bool {
+    let changed = written.as_ref().is_some_and(|written| {
+        let mut probe = written.clone();
+        probe.set_last_seen(record.last_seen());
+        probe != *record
+    });
+    let written_last_seen = written.as_ref().map(Seen::last_seen);
+    let due = must_write(written_last_seen, changed, record.last_seen(), now);
+    if due {
+        *written = Some(record.clone());
+    }
+    due
+}
+
 impl Inventory {
     /// An inventory listening on `networks` (a repeated id is ignored after its first network);
     /// a VM advertising while unlisted becomes de-virtualized after `devirtualize_grace`
@@ -1534,35 +1574,19 @@ impl Inventory {
 
     /// Puts the hypervisor record if it must be written.
     fn commit_host(&mut self, now: u64, id: Uuid, out: &mut Vec<Output>) {
-        let Some(host) = self.hosts.get_mut(&id) else {
-            return;
-        };
-        let changed = host.written.as_ref().is_some_and(|written| {
-            let mut probe = written.clone();
-            probe.last_seen = host.record.last_seen;
-            probe != host.record
-        });
-        let written_last_seen = host.written.as_ref().map(|written| written.last_seen);
-        if must_write(written_last_seen, changed, host.record.last_seen, now) {
-            host.written = Some(host.record.clone());
-            out.push(Output::PutHardware(host.record.clone()));
+        if let Some(host) = self.hosts.get_mut(&id) {
+            if due_write(&mut host.written, &host.record, now) {
+                out.push(Output::PutHardware(host.record.clone()));
+            }
         }
     }
 
     /// Puts the VM record if it must be written.
     fn commit_machine(&mut self, now: u64, vm: Uuid, out: &mut Vec<Output>) {
-        let Some(machine) = self.machines.get_mut(&vm) else {
-            return;
-        };
-        let changed = machine.written.as_ref().is_some_and(|written| {
-            let mut probe = written.clone();
-            probe.last_seen = machine.record.last_seen;
-            probe != machine.record
-        });
-        let written_last_seen = machine.written.as_ref().map(|written| written.last_seen);
-        if must_write(written_last_seen, changed, machine.record.last_seen, now) {
-            machine.written = Some(machine.record.clone());
-            out.push(Output::PutVirtual(machine.record.clone()));
+        if let Some(machine) = self.machines.get_mut(&vm) {
+            if due_write(&mut machine.written, &machine.record, now) {
+                out.push(Output::PutVirtual(machine.record.clone()));
+            }
         }
     }
 

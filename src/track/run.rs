@@ -483,7 +483,7 @@ fn handle_changes(
 ) {
     let changes = shared.borrow_mut().discovery.take_changes();
     for change in changes {
-        match change {
+        let fetch = match change {
             Change::Appeared {
                 network,
                 udn,
@@ -491,24 +491,14 @@ fn handle_changes(
                 source,
                 boot_id,
                 ..
-            } => {
-                let fetch = Fetch {
-                    network,
-                    udn,
-                    location,
-                    source,
-                    boot_id,
-                    rebooted: false,
-                };
-                executor
-                    .spawn(describe(
-                        shared.clone(),
-                        fetches.clone(),
-                        wake.clone(),
-                        fetch,
-                    ))
-                    .detach();
-            }
+            } => Fetch {
+                network,
+                udn,
+                location,
+                source,
+                boot_id,
+                rebooted: false,
+            },
             Change::Refetch {
                 network,
                 udn,
@@ -519,22 +509,14 @@ fn handle_changes(
                 ..
             } => {
                 let rebooted = reason == discovery::RefetchReason::Rebooted;
-                let fetch = Fetch {
+                Fetch {
                     network,
                     udn,
                     location,
                     source,
                     boot_id,
                     rebooted,
-                };
-                executor
-                    .spawn(describe(
-                        shared.clone(),
-                        fetches.clone(),
-                        wake.clone(),
-                        fetch,
-                    ))
-                    .detach();
+                }
             }
             Change::Gone {
                 network,
@@ -546,8 +528,17 @@ fn handle_changes(
                 tracker.forget(network, &udn);
                 let outputs = tracker.inventory.on_gone(unix_now(), network, &udn);
                 tracker.apply(outputs);
+                continue;
             }
-        }
+        };
+        executor
+            .spawn(describe(
+                shared.clone(),
+                fetches.clone(),
+                wake.clone(),
+                fetch,
+            ))
+            .detach();
     }
 }
 

@@ -490,4 +490,51 @@ mod tests {
             "unspecified libxl error"
         );
     }
+
+    #[test]
+    fn positive_codes_pass_through_and_every_named_code_has_its_own_reason() {
+        assert_eq!(check("libxl_domain_info", 7), Ok(7));
+        assert_eq!(
+            check("libxl_ctx_alloc", raw::ERROR_FAIL),
+            Err(Error {
+                operation: "libxl_ctx_alloc",
+                code: -3
+            })
+        );
+        let named = [
+            raw::ERROR_VERSION,
+            raw::ERROR_FAIL,
+            raw::ERROR_NI,
+            raw::ERROR_NOMEM,
+            raw::ERROR_INVAL,
+            raw::ERROR_BADFAIL,
+            raw::ERROR_GUEST_TIMEDOUT,
+            raw::ERROR_TIMEDOUT,
+            raw::ERROR_NOPARAVIRT,
+            raw::ERROR_NOT_READY,
+            raw::ERROR_LOCK_FAIL,
+            raw::ERROR_DOMAIN_NOTFOUND,
+            raw::ERROR_ABORTED,
+            raw::ERROR_NOTFOUND,
+            raw::ERROR_DOMAIN_DESTROYED,
+        ];
+        let mut reasons: Vec<&str> = named
+            .iter()
+            .map(|&code| {
+                Error {
+                    operation: "x",
+                    code,
+                }
+                .reason()
+            })
+            .collect();
+        assert!(!reasons.contains(&"unspecified libxl error"));
+        reasons.sort_unstable();
+        reasons.dedup();
+        assert_eq!(reasons.len(), named.len(), "two codes share a reason");
+        assert_eq!(
+            check("x", i32::MIN).unwrap_err().to_string(),
+            "x: unspecified libxl error (-2147483648)"
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //! each; `role::interfaces` checks them in one place.
 
 use crate::consts::{
-    DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE, VM_DEFAULT_SERVICES_DIR,
+    CONSOLE_DEFAULT_TRACKER, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
+    VM_DEFAULT_SERVICES_DIR,
 };
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -92,4 +93,76 @@ pub struct TrackArgs {
     /// de-virtualized (default 60)
     #[argh(option, default = "crate::consts::TRACK_DEFAULT_GRACE_SECONDS")]
     pub grace: u64,
+}
+
+/// Show and control hypervisors and VMs through a tracker's read API.
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct ConsoleArgs {
+    /// what to do
+    #[argh(subcommand)]
+    pub command: ConsoleCommand,
+}
+
+/// The console's subcommands.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand)]
+pub enum ConsoleCommand {
+    /// `tree`: print hypervisors, their VMs and what each VM offers.
+    Tree(ConsoleTreeArgs),
+    /// `call`: call an action on a VM.
+    Call(ConsoleCallArgs),
+    /// `watch`: follow the tracker's events.
+    Watch(ConsoleWatchArgs),
+}
+
+/// Print the hypervisors, their VMs (name, UUID, run state, tenant) and each VM's services and
+/// actions; VMs no hypervisor places are shown apart as de-virtualized.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "tree")]
+pub struct ConsoleTreeArgs {
+    /// print the tracker's JSON document instead (schema: see `xenplug::console`)
+    #[argh(switch)]
+    pub json: bool,
+    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
+    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
+    pub tracker: String,
+}
+
+/// Call ACTION on the VM TARGET (its name or UUID) with NAME=VALUE arguments. Lifecycle
+/// actions (Shutdown, Reboot, Pause, Resume, Suspend, Destroy, GetState, GetInfo) go to the
+/// VM's Domain device on its hypervisor, other actions to the VM's own services, both through
+/// the tracker. Exit status: 0 done, 1 failed or refused, 2 unknown target or action.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "call")]
+pub struct ConsoleCallArgs {
+    /// the VM: its name or UUID
+    #[argh(positional)]
+    pub target: String,
+    /// the action's name
+    #[argh(positional)]
+    pub action: String,
+    /// in-arguments, NAME=VALUE
+    #[argh(positional)]
+    pub arguments: Vec<String>,
+    /// do not ask before a destructive action
+    #[argh(switch)]
+    pub yes: bool,
+    /// the service type, when several services of the VM have an action of that name
+    #[argh(option)]
+    pub service: Option<String>,
+    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
+    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
+    pub tracker: String,
+}
+
+/// Print one line per tracker event as it happens, until SIGINT or SIGTERM.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "watch")]
+pub struct ConsoleWatchArgs {
+    /// print the events after this sequence number first (default: only new events)
+    #[argh(option)]
+    pub since: Option<u64>,
+    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
+    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
+    pub tracker: String,
 }

@@ -497,3 +497,29 @@ pub const TRACK_API_POLL_STEP: Duration = Duration::from_millis(200);
 pub const TRACK_EVENTS_PAGE: usize = 500;
 /// Default de-virtualization grace period, in seconds.
 pub const TRACK_DEFAULT_GRACE_SECONDS: u64 = 60;
+
+// ---- console (`xenplug console`, a client of the tracker's read API) --------------------------
+
+/// The tracker's read API the console asks when `--tracker` is not given.
+pub const CONSOLE_DEFAULT_TRACKER: &str = "http://127.0.0.1:8700";
+/// `GET` path of the tracker's tree document.
+pub const API_TREE_PATH: &str = "/api/tree";
+/// `GET` path of the tracker's event feed (`?since=N`).
+pub const API_EVENTS_PATH: &str = "/api/events";
+/// Prefix of a VM's paths in the tracker's API (`/api/vms/<uuid>`, `.../actions`).
+pub const API_VMS_PREFIX: &str = "/api/vms/";
+/// Suffix of the relay path after the VM UUID.
+pub const API_ACTIONS_SUFFIX: &str = "/actions";
+/// Longest the console waits for a tree or an action's answer (the relay itself gives up after
+/// three times [`TRACK_FETCH_TIMEOUT`]).
+pub const CONSOLE_TIMEOUT: Duration = Duration::from_secs(25);
+/// Longest one long-poll of `console watch` may take: the tracker's wait plus slack.
+pub const CONSOLE_WATCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before `console watch` asks again after the tracker could not be reached.
+pub const CONSOLE_WATCH_RETRY: Duration = Duration::from_secs(2);
+/// Largest API answer the console reads.
+pub const CONSOLE_MAX_BODY: usize = 4 * 1024 * 1024;
+/// Exit status of a console command that failed (tracker unreachable, UPnP error, refused).
+pub const CONSOLE_EXIT_FAILED: i32 = 1;
+/// Exit status for a usage error: unknown target or action, bad argument.
+pub const CONSOLE_EXIT_USAGE: i32 = 2;

@@ -7,10 +7,12 @@
 //! - [`net`]: sockets, tasks and the clock; the only layer that does I/O.
 //! - [`model`], [`backend`], [`control`]: the device tree, where VMs come from, and what SOAP
 //!   actions do to them.
+//! - [`console`]: the operator's client of the tracker's read API.
 //! - [`role`]: the subcommands that put the layers together.
 
 pub mod backend;
 pub mod cli;
+pub mod console;
 pub mod consts;
 pub mod control;
 pub mod engine;

@@ -216,7 +216,12 @@ fn run(role: Role, arguments: &[String]) -> i32 {
             Ok(args) => track(args),
             Err(code) => return code,
         },
-        Role::Console => Err(Error::NotBuilt("the console")),
+        Role::Console => {
+            return match parse::<crate::cli::ConsoleArgs>(role, arguments) {
+                Ok(args) => crate::console::run(args),
+                Err(code) => code,
+            }
+        }
     };
     match result {
         Ok(()) => 0,
@@ -301,8 +306,19 @@ mod tests {
         assert_eq!(main(argv(&["xenplug", "nope"])), 2);
         assert_eq!(
             main(argv(&["xenplug", "console"])),
-            1,
-            "not built yet: says so, non-zero"
+            2,
+            "no subcommand: a usage error"
+        );
+        assert_eq!(
+            main(argv(&[
+                "xenplug",
+                "console",
+                "tree",
+                "--tracker",
+                "http://example.org/"
+            ])),
+            2,
+            "a tracker URL that is not http://IPv4:PORT: a usage error"
         );
         assert_eq!(
             main(argv(&["xenplug", "track"])),

@@ -11,6 +11,7 @@ use crate::consts::{
     TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
     TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RESUBSCRIBE_RETRY, TRACK_TICK,
     URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
+    URN_SERVICE_DOMAIN_CONTROL,
 };
 use crate::engine::discovery::{self, Change, Discovery};
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
@@ -116,6 +117,17 @@ struct Control {
     path: String,
 }
 
+/// Where the provider reaches a VM's DomainControl: on the hypervisor whose description
+/// listed its Domain device.
+struct DomainControl {
+    network: u32,
+    /// The hypervisor's root UDN, to forget it when the hypervisor leaves.
+    root: String,
+    /// The hypervisor's host UUID (its UDN), checked against the VM's current placement.
+    host: Option<Uuid>,
+    control: Control,
+}
+
 /// Everything the tasks share.
 struct Tracker {
     networks: Vec<Network>,
@@ -128,6 +140,8 @@ struct Tracker {
     controls: BTreeMap<Uuid, Vec<Control>>,
     /// (network, root UDN) -> VM UUID, to forget controls when the device leaves.
     vm_roots: BTreeMap<(u32, String), Uuid>,
+    /// VM UUID -> its Domain device's DomainControl on a hypervisor (provider networks only).
+    domain_controls: BTreeMap<Uuid, DomainControl>,
     search_sockets: Vec<Rc<SsdpSocket>>,
     /// Interfaces that were down (missing or without address) at the last look.
     down: Vec<bool>,
@@ -188,6 +202,8 @@ impl Tracker {
         if let Some(vm) = self.vm_roots.remove(&(network, root.to_string())) {
             self.controls.remove(&vm);
         }
+        self.domain_controls
+            .retain(|_, d| !(d.network == network && d.root == root));
     }
 }
 
@@ -289,6 +305,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         next_token: 1,
         controls: BTreeMap::new(),
         vm_roots: BTreeMap::new(),
+        domain_controls: BTreeMap::new(),
         search_sockets: search_sockets.clone(),
         down: vec![false; count],
     }));
@@ -657,7 +674,25 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
                 .insert((fetch.network, root_udn.clone()), vm);
         }
     } else if provider && described.root.device_type == URN_DEVICE_HYPERVISOR {
+        let host = udn_uuid(&root_udn);
         for device in described.root.walk() {
+            if device.device_type == URN_DEVICE_DOMAIN {
+                let vm = crate::wire::description::vm_uuid(device);
+                let control = controls_of(device, fetch.source)
+                    .into_iter()
+                    .find(|c| c.service_type == URN_SERVICE_DOMAIN_CONTROL);
+                if let (Some(vm), Some(control)) = (vm, control) {
+                    tracker.domain_controls.insert(
+                        vm,
+                        DomainControl {
+                            network: fetch.network,
+                            root: root_udn.clone(),
+                            host,
+                            control,
+                        },
+                    );
+                }
+            }
             if device.device_type != URN_DEVICE_HYPERVISOR
                 && device.device_type != URN_DEVICE_DOMAIN
             {
@@ -725,7 +760,13 @@ async fn service_actions(
     services
 }
 
-/// Control URLs of every service of a VM's tree that point at the advertising host.
+/// The UUID of a `uuid:...` UDN.
+fn udn_uuid(udn: &str) -> Option<Uuid> {
+    udn.strip_prefix("uuid:")
+        .and_then(|text| Uuid::try_parse(text).ok())
+}
+
+/// Control URLs of every service of a device's tree that point at the advertising host.
 fn controls_of(root: &DescribedDevice, source: Ipv4Addr) -> Vec<Control> {
     root.walk()
         .into_iter()
@@ -1039,6 +1080,11 @@ impl ApiHttp {
     /// `POST /api/vms/<uuid>/actions` with a form body `service=<type>&action=<name>&<Arg>=<value>...`:
     /// calls the action on the VM's own advertised control URL, only for an action that VM
     /// advertises, and answers `{"outputs":{..}}` or `{"error":{"code","description"}}`.
+    ///
+    /// For the provider only (a tenant listener never), `service=` DomainControl calls one of
+    /// its actions on the VM's Domain device, on the hypervisor that places the VM now (its
+    /// control URL as that hypervisor's description gave it on a provider network). For a
+    /// tenant it is a 404 like any action its VM does not advertise.
     fn relay(&self, vm: Uuid, tenant: Option<String>, body: &[u8]) -> Answer {
         let Ok(text) = std::str::from_utf8(body) else {
             return Answer::Now(json(400, b"{\"error\":\"body is not UTF-8\"}".to_vec()));
@@ -1067,16 +1113,30 @@ impl ApiHttp {
         else {
             return not_found();
         };
-        let advertised = record
-            .services
-            .iter()
-            .any(|s| s.service_type == service_type && s.actions.iter().any(|a| a.name == action));
-        let control = tracker.controls.get(&vm).and_then(|controls| {
-            controls
+        let lifecycle = tenant.is_none() && service_type == URN_SERVICE_DOMAIN_CONTROL;
+        let (advertised, control) = if lifecycle {
+            let known = crate::control::DOMAIN_CONTROL_SERVICE
+                .actions
                 .iter()
-                .find(|c| c.service_type == service_type)
-                .cloned()
-        });
+                .any(|a| a.name == action);
+            let control = tracker
+                .domain_controls
+                .get(&vm)
+                .filter(|d| d.host.is_some() && d.host == record.hypervisor)
+                .map(|d| d.control.clone());
+            (known, control)
+        } else {
+            let advertised = record.services.iter().any(|s| {
+                s.service_type == service_type && s.actions.iter().any(|a| a.name == action)
+            });
+            let control = tracker.controls.get(&vm).and_then(|controls| {
+                controls
+                    .iter()
+                    .find(|c| c.service_type == service_type)
+                    .cloned()
+            });
+            (advertised, control)
+        };
         let (true, Some(control)) = (advertised, control) else {
             return Answer::Now(json(
                 404,

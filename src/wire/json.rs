@@ -1,5 +1,7 @@
-//! Wire layer: a minimal JSON writer (RFC 8259) for the tracker's read API. No I/O, no clock,
-//! never panics: misuse is recorded and reported once, by [`JsonWriter::finish`].
+//! Wire layer: a minimal JSON writer (RFC 8259) for the tracker's read API, and a minimal
+//! bounded reader ([`parse_value`]) for the console. No I/O, no clock, never panics: writer
+//! misuse is recorded and reported once, by [`JsonWriter::finish`]; reader input that is not
+//! JSON is a [`WireError`].
 //!
 //! The writer places commas and colons itself from a small stack of open arrays and objects,
 //! so callers only say what comes next. Strings are escaped per RFC 8259 section 7, and
@@ -9,6 +11,7 @@
 use core::fmt;
 
 use super::Cursor;
+use super::Error as WireError;
 use crate::consts::JSON_MAX_DEPTH;
 
 /// How a sequence of writer calls failed to make one JSON value. The first misuse is kept;
@@ -334,6 +337,320 @@ fn push_string(out: &mut Vec<u8>, text: &str) {
     }
     out.extend_from_slice(text.get(start..).unwrap_or_default().as_bytes());
     out.push(b'"');
+}
+
+// ---- reader ------------------------------------------------------------------------------------
+
+/// A JSON value as read by [`parse_value`]. Object members keep their order; a repeated key is
+/// kept twice and [`JsonValue::get`] answers the first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonValue {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as written (already checked against the RFC 8259 grammar).
+    Number(String),
+    /// A string, escapes resolved.
+    String(String),
+    /// An array.
+    Array(Vec<JsonValue>),
+    /// An object: members in document order.
+    Object(Vec<(String, JsonValue)>),
+}
+
+impl JsonValue {
+    /// The member `key` of an object (the first one with that name); `None` for anything else.
+    pub fn get(&self, key: &str) -> Option<&JsonValue> {
+        match self {
+            JsonValue::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The text of a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            JsonValue::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A number that is a non-negative integer within u64.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            JsonValue::Number(text) => text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The items of an array.
+    pub fn as_array(&self) -> Option<&[JsonValue]> {
+        match self {
+            JsonValue::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The members of an object.
+    pub fn as_object(&self) -> Option<&[(String, JsonValue)]> {
+        match self {
+            JsonValue::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+
+    /// The string member `key`, or `""` when it is absent or not a string.
+    pub fn str_of(&self, key: &str) -> &str {
+        self.get(key).and_then(JsonValue::as_str).unwrap_or("")
+    }
+
+    /// The array member `key`, or an empty slice when it is absent or not an array.
+    pub fn list_of(&self, key: &str) -> &[JsonValue] {
+        self.get(key).and_then(JsonValue::as_array).unwrap_or(&[])
+    }
+}
+
+/// Reads one JSON document (RFC 8259): one value, surrounded by optional whitespace.
+///
+/// Bounded: arrays and objects nest at most [`JSON_MAX_DEPTH`] deep (deeper is
+/// [`WireError::TooLong`]), so recursion is bounded too; the input itself is bounded by the
+/// caller (an HTTP body). Never panics. Errors: [`WireError::Truncated`] when the input ends
+/// inside a value, [`WireError::Malformed`] for anything else the grammar refuses (invalid
+/// UTF-8, control characters inside strings, lone surrogates, trailing bytes, leading zeros).
+pub fn parse_value(input: &[u8]) -> Result<JsonValue, WireError> {
+    let text = core::str::from_utf8(input).map_err(|_| WireError::Malformed)?;
+    let mut reader = Reader {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let value = reader.value(0)?;
+    reader.skip_space();
+    if reader.at != reader.bytes.len() {
+        return Err(WireError::Malformed);
+    }
+    Ok(value)
+}
+
+/// A position in a document being read.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Result<u8, WireError> {
+        let byte = self.peek().ok_or(WireError::Truncated)?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    fn skip_space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// Consumes `word` (after its first byte was seen), or fails.
+    fn literal(&mut self, word: &[u8], value: JsonValue) -> Result<JsonValue, WireError> {
+        for expected in word {
+            if self.next()? != *expected {
+                return Err(WireError::Malformed);
+            }
+        }
+        Ok(value)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<JsonValue, WireError> {
+        self.skip_space();
+        match self.peek().ok_or(WireError::Truncated)? {
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(JsonValue::String),
+            b't' => self.literal(b"true", JsonValue::Bool(true)),
+            b'f' => self.literal(b"false", JsonValue::Bool(false)),
+            b'n' => self.literal(b"null", JsonValue::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => Err(WireError::Malformed),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<JsonValue, WireError> {
+        if depth > JSON_MAX_DEPTH {
+            return Err(WireError::TooLong);
+        }
+        self.at += 1;
+        let mut items = Vec::new();
+        self.skip_space();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(JsonValue::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.skip_space();
+            match self.next()? {
+                b',' => {}
+                b']' => return Ok(JsonValue::Array(items)),
+                _ => return Err(WireError::Malformed),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<JsonValue, WireError> {
+        if depth > JSON_MAX_DEPTH {
+            return Err(WireError::TooLong);
+        }
+        self.at += 1;
+        let mut members = Vec::new();
+        self.skip_space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(JsonValue::Object(members));
+        }
+        loop {
+            self.skip_space();
+            match self.peek().ok_or(WireError::Truncated)? {
+                b'"' => {}
+                _ => return Err(WireError::Malformed),
+            }
+            let key = self.string()?;
+            self.skip_space();
+            if self.next()? != b':' {
+                return Err(WireError::Malformed);
+            }
+            let value = self.value(depth)?;
+            members.push((key, value));
+            self.skip_space();
+            match self.next()? {
+                b',' => {}
+                b'}' => return Ok(JsonValue::Object(members)),
+                _ => return Err(WireError::Malformed),
+            }
+        }
+    }
+
+    /// Four hex digits of a `\u` escape.
+    fn hex4(&mut self) -> Result<u32, WireError> {
+        let mut value = 0;
+        for _ in 0..4 {
+            let digit = (self.next()? as char)
+                .to_digit(16)
+                .ok_or(WireError::Malformed)?;
+            value = value * 16 + digit;
+        }
+        Ok(value)
+    }
+
+    fn string(&mut self) -> Result<String, WireError> {
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            // Copy the run up to the next quote, backslash or control byte as is: the input
+            // is valid UTF-8 and those three are ASCII, so the run ends on a boundary.
+            let start = self.at;
+            while matches!(self.peek(), Some(byte) if byte != b'"' && byte != b'\\' && byte >= 0x20)
+            {
+                self.at += 1;
+            }
+            let run = self.bytes.get(start..self.at).unwrap_or_default();
+            out.push_str(core::str::from_utf8(run).map_err(|_| WireError::Malformed)?);
+            match self.next()? {
+                b'"' => return Ok(out),
+                b'\\' => {}
+                _ => return Err(WireError::Malformed),
+            }
+            let character = match self.next()? {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => self.unicode_escape()?,
+                _ => return Err(WireError::Malformed),
+            };
+            out.push(character);
+        }
+    }
+
+    /// The character of a `\uXXXX` escape (after the `u`), joining a surrogate pair (RFC 8259
+    /// section 7); a lone surrogate is refused.
+    fn unicode_escape(&mut self) -> Result<char, WireError> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xd800..=0xdbff => {
+                if self.next()? != b'\\' || self.next()? != b'u' {
+                    return Err(WireError::Malformed);
+                }
+                let second = self.hex4()?;
+                if !(0xdc00..=0xdfff).contains(&second) {
+                    return Err(WireError::Malformed);
+                }
+                0x10000 + ((first - 0xd800) << 10) + (second - 0xdc00)
+            }
+            0xdc00..=0xdfff => return Err(WireError::Malformed),
+            other => other,
+        };
+        char::from_u32(code).ok_or(WireError::Malformed)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<JsonValue, WireError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let need_digit = |reader: &Reader<'_>| match reader.peek() {
+            None => Err(WireError::Truncated),
+            Some(_) => Err(WireError::Malformed),
+        };
+        match self.peek() {
+            Some(b'0') => {
+                self.at += 1;
+                if matches!(self.peek(), Some(b'0'..=b'9')) {
+                    return Err(WireError::Malformed);
+                }
+            }
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return need_digit(self),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return need_digit(self);
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return need_digit(self);
+            }
+        }
+        let text = self.bytes.get(start..self.at).unwrap_or_default();
+        Ok(JsonValue::Number(
+            String::from_utf8_lossy(text).into_owned(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -936,6 +1253,162 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    // ---- reader ----
+
+    /// What the tracker answers, shortened.
+    static TREE: &[u8] = br#"{"hypervisors":[{"uuid":"a1","name":"dom0-a","addresses":["10.0.0.1"],"state":"online","boot_id":3,"vms":[{"uuid":"v1","name":"web \"1\"\u00e9\ud83d\ude00","run_state":"running","tenant":"acme","services":[{"type":"urn:x:1","actions":[{"name":"Echo","semantics":["idempotent"]}]}],"first_seen":1,"last_seen":2}]}],"devirtualized":[],"last_seq":9}"#;
+
+    #[test]
+    fn reads_a_tree_document() {
+        let tree = parse_value(TREE).unwrap();
+        let host = &tree.list_of("hypervisors")[0];
+        assert_eq!(host.str_of("name"), "dom0-a");
+        assert_eq!(host.get("boot_id").and_then(JsonValue::as_u64), Some(3));
+        let vm = &host.list_of("vms")[0];
+        assert_eq!(vm.str_of("name"), "web \"1\"\u{e9}\u{1f600}");
+        assert_eq!(
+            vm.list_of("services")[0].list_of("actions")[0].list_of("semantics")[0].as_str(),
+            Some("idempotent")
+        );
+        assert_eq!(tree.get("last_seq").and_then(JsonValue::as_u64), Some(9));
+        assert!(tree.list_of("devirtualized").is_empty());
+        assert_eq!(tree.str_of("missing"), "");
+    }
+
+    #[test]
+    fn reads_what_the_writer_writes() {
+        let mut writer = JsonWriter::new();
+        writer.begin_object();
+        writer.key("text").string("a\"b\\c\n\u{1}\u{2028}é");
+        writer.key("n").number(u64::MAX);
+        writer.key("i").int(-5);
+        writer
+            .key("list")
+            .begin_array()
+            .bool(true)
+            .null()
+            .end_array();
+        writer.end_object();
+        let bytes = writer.finish().unwrap();
+        let value = parse_value(&bytes).unwrap();
+        assert_eq!(value.str_of("text"), "a\"b\\c\n\u{1}\u{2028}é");
+        assert_eq!(value.get("n").and_then(JsonValue::as_u64), Some(u64::MAX));
+        assert_eq!(value.get("i"), Some(&JsonValue::Number("-5".into())));
+        assert_eq!(
+            value.get("list"),
+            Some(&JsonValue::Array(vec![
+                JsonValue::Bool(true),
+                JsonValue::Null
+            ]))
+        );
+    }
+
+    #[test]
+    fn reads_scalars_and_whitespace() {
+        assert_eq!(parse_value(b" null \r\n"), Ok(JsonValue::Null));
+        assert_eq!(parse_value(b"false"), Ok(JsonValue::Bool(false)));
+        for number in ["0", "-0", "12", "-1.5e+10", "3.25E-2", "0.0"] {
+            assert_eq!(
+                parse_value(number.as_bytes()),
+                Ok(JsonValue::Number(number.into())),
+                "{number}"
+            );
+        }
+        assert_eq!(
+            parse_value(br#""\/\b\f\t\r""#),
+            Ok(JsonValue::String("/\u{8}\u{c}\t\r".into()))
+        );
+        assert_eq!(parse_value(b"[]"), Ok(JsonValue::Array(vec![])));
+        assert_eq!(parse_value(b"{ }"), Ok(JsonValue::Object(vec![])));
+    }
+
+    #[test]
+    fn every_truncated_prefix_is_refused_without_panic() {
+        for end in 0..TREE.len() {
+            let result = parse_value(&TREE[..end]);
+            assert!(result.is_err(), "prefix of {end} bytes accepted");
+        }
+        let prefix = parse_value(&TREE[..TREE.len() - 1]);
+        assert_eq!(prefix, Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn hostile_input_is_an_error() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"   ",
+            b"nul",
+            b"nulL",
+            b"01",
+            b"-",
+            b"1.",
+            b"1e",
+            b".5",
+            b"+1",
+            b"[1,]",
+            b"[1 2]",
+            b"{\"a\" 1}",
+            b"{\"a\":1,}",
+            b"{a:1}",
+            b"{\"a\":1} x",
+            b"\"tab\there\"",
+            b"\"\\x\"",
+            b"\"\\u12G4\"",
+            b"\"\\ud800\"",
+            b"\"\\ud800\\u0041\"",
+            b"\"\\udc00\"",
+            b"\"\xff\"",
+            b"\"\xc3\"",
+            b"\"unterminated",
+            b"[[[",
+            b"}",
+            b"]",
+            b"'single'",
+            b"\x00",
+        ];
+        for case in cases {
+            assert!(
+                parse_value(case).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = |depth: usize, open: &str, close: &str| {
+            format!("{}{}", open.repeat(depth), close.repeat(depth))
+        };
+        assert!(parse_value(deep(JSON_MAX_DEPTH, "[", "]").as_bytes()).is_ok());
+        assert_eq!(
+            parse_value(deep(JSON_MAX_DEPTH + 1, "[", "]").as_bytes()),
+            Err(WireError::TooLong)
+        );
+        let objects = format!(
+            "{}1{}",
+            "{\"a\":".repeat(JSON_MAX_DEPTH + 1),
+            "}".repeat(JSON_MAX_DEPTH + 1)
+        );
+        assert_eq!(parse_value(objects.as_bytes()), Err(WireError::TooLong));
+        // Far deeper than any stack would take: refused early, not a stack overflow.
+        let huge = "[".repeat(1_000_000);
+        assert_eq!(parse_value(huge.as_bytes()), Err(WireError::TooLong));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"{}[]\",:\\u0123456789abcdefnulltrue -+.eE\x00\xff";
+        for _ in 0..5000 {
+            let len = rng.usize(0..40);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            let _ = parse_value(&bytes);
         }
     }
 }

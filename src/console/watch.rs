@@ -1,0 +1,170 @@
+//! `xenplug console watch`: follows `GET /api/events?since=N` (the tracker holds each request
+//! up to 20 s until there is a newer event) and prints one line per event until SIGINT or
+//! SIGTERM. Formatting ([`event_line`], [`read_page`]) is pure and never panics; [`run`] does
+//! the I/O.
+//!
+//! Line format: `<seq> <HTTP date> <kind> <subject> [network=<label>] [<key>=<value>...]`,
+//! every field from the tracker with its control characters escaped.
+
+use super::{printable, Failure, Tracker};
+use crate::cli::ConsoleWatchArgs;
+use crate::consts::{
+    API_EVENTS_PATH, API_TREE_PATH, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY, CONSOLE_WATCH_TIMEOUT,
+};
+use crate::wire::json::JsonValue;
+use std::io::Write as _;
+
+/// One event as a line (without the newline).
+pub fn event_line(event: &JsonValue) -> String {
+    let seq = event.get("seq").and_then(JsonValue::as_u64).unwrap_or(0);
+    let time = event.get("time").and_then(JsonValue::as_u64).unwrap_or(0);
+    let date = crate::wire::http_date(time);
+    let mut line = format!(
+        "{seq} {} {} {}",
+        String::from_utf8_lossy(&date),
+        printable(event.str_of("kind")),
+        printable(event.str_of("subject"))
+    );
+    if let Some(network) = event.get("network").and_then(JsonValue::as_str) {
+        line.push_str(&format!(" network={}", printable(network)));
+    }
+    for (key, value) in event
+        .get("details")
+        .and_then(JsonValue::as_object)
+        .unwrap_or(&[])
+    {
+        line.push_str(&format!(
+            " {}={}",
+            printable(key),
+            printable(value.as_str().unwrap_or_default())
+        ));
+    }
+    line
+}
+
+/// The lines of one `/api/events` answer newer than `since`, and the sequence number to ask
+/// after next (never lower than `since`).
+pub fn read_page(page: &JsonValue, since: u64) -> (Vec<String>, u64) {
+    let mut next = since;
+    let mut lines = Vec::new();
+    for event in page.list_of("events") {
+        let seq = event.get("seq").and_then(JsonValue::as_u64).unwrap_or(0);
+        if seq <= since {
+            continue;
+        }
+        next = next.max(seq);
+        lines.push(event_line(event));
+    }
+    // A tenant's page may filter every event out: move on to the journal's end anyway.
+    let last = page
+        .get("last_seq")
+        .and_then(JsonValue::as_u64)
+        .unwrap_or(0);
+    (lines, next.max(last))
+}
+
+/// `xenplug console watch`.
+pub fn run(args: &ConsoleWatchArgs) -> Result<(), Failure> {
+    let tracker = Tracker::parse(&args.tracker)?;
+    let mut signals = crate::net::event_loop::stop_signals()
+        .map_err(|error| Failure::failed(format!("installing signal handlers: {error}")))?;
+    let mut since = match args.since {
+        Some(since) => since,
+        None => {
+            let tree = tracker.get_json(API_TREE_PATH, CONSOLE_TIMEOUT)?;
+            tree.value
+                .get("last_seq")
+                .and_then(JsonValue::as_u64)
+                .unwrap_or(0)
+        }
+    };
+    smol::block_on(async {
+        loop {
+            let target = format!("{API_EVENTS_PATH}?since={since}");
+            let poll = async {
+                Some(
+                    tracker
+                        .request_async("GET", &target, &[], CONSOLE_WATCH_TIMEOUT)
+                        .await
+                        .and_then(|response| super::Document::from_response(response, &target)),
+                )
+            };
+            let stop = async {
+                next_signal(&mut signals).await;
+                None
+            };
+            let Some(result) = smol::future::or(stop, poll).await else {
+                return Ok(());
+            };
+            match result {
+                Ok(page) => {
+                    let (lines, next) = read_page(&page.value, since);
+                    since = next;
+                    let mut stdout = std::io::stdout().lock();
+                    for line in lines {
+                        writeln!(stdout, "{line}").map_err(|error| {
+                            Failure::failed(format!("writing to stdout: {error}"))
+                        })?;
+                    }
+                    let _ = stdout.flush();
+                }
+                Err(failure) => {
+                    eprintln!("xenplug console watch: {} (trying again)", failure.message);
+                    let pause = async {
+                        smol::Timer::after(CONSOLE_WATCH_RETRY).await;
+                        false
+                    };
+                    let stop = async {
+                        next_signal(&mut signals).await;
+                        true
+                    };
+                    if smol::future::or(stop, pause).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn next_signal(signals: &mut async_signal::Signals) {
+    use smol::stream::StreamExt as _;
+    let _ = signals.next().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::json::parse_value;
+
+    static PAGE: &[u8] = br#"{"events":[{"seq":4,"time":0,"kind":"vm-added","subject":"acac0001","network":"acme","details":{"tenant":"acme"}},{"seq":5,"time":784111777,"kind":"vm-state-changed","subject":"acac0001","details":{"from":"running","to":"paused\u001b[2J"}}],"last_seq":6}"#;
+
+    #[test]
+    fn one_line_per_event() {
+        let page = parse_value(PAGE).unwrap();
+        let (lines, next) = read_page(&page, 3);
+        assert_eq!(
+            lines,
+            vec![
+                "4 Thu, 01 Jan 1970 00:00:00 GMT vm-added acac0001 network=acme tenant=acme",
+                "5 Sun, 06 Nov 1994 08:49:37 GMT vm-state-changed acac0001 from=running \
+                 to=paused\\u{1b}[2J",
+            ]
+        );
+        assert_eq!(next, 6, "moves on to the journal's end");
+    }
+
+    #[test]
+    fn old_events_and_junk_are_skipped() {
+        let page = parse_value(PAGE).unwrap();
+        let (lines, next) = read_page(&page, 4);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(next, 6);
+        let (lines, next) = read_page(&parse_value(b"{}").unwrap(), 9);
+        assert!(lines.is_empty());
+        assert_eq!(next, 9, "never goes back");
+        let (lines, _) = read_page(&parse_value(b"{\"events\":[1,\"x\"]}").unwrap(), 0);
+        assert!(lines.is_empty());
+    }
+}

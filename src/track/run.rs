@@ -5,7 +5,8 @@
 
 use super::api::{self, Viewer};
 use crate::consts::{
-    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
+    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_TREE_PATH, API_VMS_PREFIX, CONTENT_TYPE_XML,
+    DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
     DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
     TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
@@ -982,7 +983,7 @@ impl Handler for ApiHttp {
             .map_or(Viewer::Provider, Viewer::Tenant);
         let path = request.path.as_str();
         match (request.method.as_str(), path) {
-            ("GET", "/api/tree") => Answer::Now(json(
+            ("GET", API_TREE_PATH) => Answer::Now(json(
                 200,
                 api::tree(
                     &api::TreeSources {
@@ -994,24 +995,20 @@ impl Handler for ApiHttp {
                     viewer,
                 ),
             )),
-            ("GET", "/api/events") => {
+            ("GET", API_EVENTS_PATH) => {
                 let since = query_value(request.query.as_deref(), "since")
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
-                let tenant = match viewer {
-                    Viewer::Provider => None,
-                    Viewer::Tenant(name) => Some(name.to_string()),
-                };
                 drop(tracker);
                 Answer::Later(Box::pin(events_long_poll(
                     self.shared.clone(),
                     since,
-                    tenant,
+                    self.tenant.clone(),
                 )))
             }
             ("GET", _) => {
                 let Some(vm) = path
-                    .strip_prefix("/api/vms/")
+                    .strip_prefix(API_VMS_PREFIX)
                     .and_then(|t| Uuid::parse_str(t).ok())
                 else {
                     return not_found();
@@ -1023,8 +1020,8 @@ impl Handler for ApiHttp {
             }
             ("POST", _) => {
                 let Some(vm) = path
-                    .strip_prefix("/api/vms/")
-                    .and_then(|rest| rest.strip_suffix("/actions"))
+                    .strip_prefix(API_VMS_PREFIX)
+                    .and_then(|rest| rest.strip_suffix(API_ACTIONS_SUFFIX))
                     .and_then(|t| Uuid::parse_str(t).ok())
                 else {
                     return not_found();

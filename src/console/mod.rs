@@ -196,7 +196,7 @@ pub fn is_terminal(fd: i32) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
-/// Whether stdout gets colour: a terminal, and `NO_COLOR` unset (https://no-color.org).
+/// Whether stdout gets colour: a terminal, and `NO_COLOR` unset (the no-color.org convention).
 pub fn colour_on_stdout() -> bool {
     is_terminal(libc::STDOUT_FILENO) && std::env::var_os("NO_COLOR").is_none()
 }

@@ -5,8 +5,6 @@
 //! bytes. Control-point side: [`parse_description`] reads the description of any UPnP
 //! device (xenplug's or a third party's) into owned plain data, under hard limits.
 
-use core::fmt;
-
 use roxmltree::Node;
 
 use super::xml::{self, parse_bounded, Limits, Sink};
@@ -245,36 +243,7 @@ pub fn vm_uuid(device: &DescribedDevice) -> Option<uuid::Uuid> {
 
 /// Why a device description was refused: a sentence naming the offending device or field,
 /// meant to be logged once beside the LOCATION it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescriptionError {
-    reason: String,
-}
-
-impl DescriptionError {
-    fn new(reason: impl Into<String>) -> DescriptionError {
-        DescriptionError {
-            reason: reason.into(),
-        }
-    }
-
-    /// The reason, as displayed.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// The same error with `context: ` in front of its reason.
-    fn within(self, context: &str) -> DescriptionError {
-        DescriptionError::new(format!("{context}: {}", self.reason))
-    }
-}
-
-impl fmt::Display for DescriptionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for DescriptionError {}
+pub type DescriptionError = xml::Refused;
 
 type ParseResult<T> = core::result::Result<T, DescriptionError>;
 

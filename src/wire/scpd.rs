@@ -6,8 +6,6 @@
 //! `<action>`. What cannot be represented in [`ServiceSpec`] (`specVersion`, `retval`,
 //! `defaultValue`, `allowedValueRange`, the `multicast` attribute) is accepted and dropped.
 
-use core::fmt;
-
 use roxmltree::Node;
 
 use super::xml::{self, parse_bounded, Limits};
@@ -34,36 +32,7 @@ const SEMANTICS: [Semantic; 3] = [
 
 /// Why an SCPD was refused: a sentence naming the offending action, argument or state
 /// variable, meant to be logged once beside the file's path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScpdError {
-    reason: String,
-}
-
-impl ScpdError {
-    fn new(reason: impl Into<String>) -> ScpdError {
-        ScpdError {
-            reason: reason.into(),
-        }
-    }
-
-    /// The reason, as displayed.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-
-    /// The same error with `context: ` in front of its reason.
-    fn within(self, context: &str) -> ScpdError {
-        ScpdError::new(format!("{context}: {}", self.reason))
-    }
-}
-
-impl fmt::Display for ScpdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for ScpdError {}
+pub type ScpdError = xml::Refused;
 
 type Result<T> = core::result::Result<T, ScpdError>;
 

@@ -160,6 +160,41 @@ pub struct Limits {
     pub max_nodes: u32,
 }
 
+/// Why a document was refused: one sentence naming the offending element, meant to be
+/// logged once beside where the document came from. Parsers prefix it with where they were
+/// ([`Refused::within`]) as the error travels up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    reason: String,
+}
+
+impl Refused {
+    /// A refusal for `reason`.
+    pub fn new(reason: impl Into<String>) -> Refused {
+        Refused {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason, as displayed.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The same refusal with `context: ` in front of its reason.
+    pub fn within(self, context: &str) -> Refused {
+        Refused::new(format!("{context}: {}", self.reason))
+    }
+}
+
+impl core::fmt::Display for Refused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 impl Limits {
     /// Why [`parse_bounded`] refused a document, in words for a log line.
     pub fn explain(&self, error: Error) -> String {

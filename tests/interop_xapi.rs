@@ -20,7 +20,8 @@ const SNAPSHOT: &str = "7a1e0c55-5000-4c3e-9a7f-00000000e002";
 const ELSEWHERE: &str = "7a1e0c55-e000-4c3e-9a7f-00000000e003";
 const AWAY_HALTED: &str = "7a1e0c55-a000-4c3e-9a7f-00000000e004";
 
-/// How the fake listens.
+/// How the fake listens (and, over TCP, writes strings as `<string>`, not untyped as xapi
+/// does, so the backend reads both forms).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Transport {
     Unix,
@@ -106,7 +107,7 @@ impl XapiFake {
         ];
         match transport {
             Transport::Unix => args.extend(["--unix".into(), socket.display().to_string()]),
-            Transport::Tcp => args.extend(["--tcp".into(), "0".into()]),
+            Transport::Tcp => args.extend(["--tcp".into(), "0".into(), "--typed-strings".into()]),
         }
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let proc = ns.spawn("xapi-fake", ns.command("python3", &arg_refs));

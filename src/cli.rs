@@ -6,7 +6,7 @@
 
 use crate::consts::{
     CONSOLE_DEFAULT_TRACKER, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
-    VM_DEFAULT_SERVICES_DIR,
+    VM_DEFAULT_SERVICES_DIR, XAPI_DEFAULT_USER,
 };
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -17,12 +17,21 @@ pub struct HypervisorArgs {
     /// network interface to advertise on; repeat for several (required: never a default)
     #[argh(option)]
     pub iface: Vec<String>,
-    /// hypervisor backend: sim
+    /// hypervisor backend: sim or xapi
     #[argh(option, default = "String::from(\"sim\")")]
     pub backend: String,
     /// directory of the sim backend's domain files (NAME.domain files)
     #[argh(option)]
     pub sim_dir: Option<PathBuf>,
+    /// the xapi backend's XenAPI server: unix:/path/to/socket or http://IPv4:PORT/
+    #[argh(option)]
+    pub xapi: Option<String>,
+    /// the xapi backend's XenAPI user (default root)
+    #[argh(option, default = "String::from(XAPI_DEFAULT_USER)")]
+    pub xapi_user: String,
+    /// file holding the XenAPI password (read once at start; a trailing newline is removed)
+    #[argh(option)]
+    pub xapi_password_file: Option<PathBuf>,
     /// directory keeping BOOTID, CONFIGID and a generated host UUID
     #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
     pub state_dir: PathBuf,

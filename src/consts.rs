@@ -523,3 +523,31 @@ pub const CONSOLE_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const CONSOLE_EXIT_FAILED: i32 = 1;
 /// Exit status for a usage error: unknown target or action, bad argument.
 pub const CONSOLE_EXIT_USAGE: i32 = 2;
+
+// ---- XenAPI backend (`--backend xapi`) -------------------------------------------------------
+
+/// Largest XML-RPC method response read (a pool's `VM.get_all_records` runs to megabytes).
+pub const XMLRPC_MAX_RESPONSE: usize = 32 * 1024 * 1024;
+/// Element nesting of an XML-RPC response, at most: each nested value costs three levels
+/// (`value`, `struct`/`array`, `member`/`data`); an event batch needs about twenty.
+pub const XMLRPC_MAX_DEPTH: usize = 64;
+/// XML nodes of an XML-RPC response, at most.
+pub const XMLRPC_MAX_NODES: u32 = 4_000_000;
+/// Time allowed for one XenAPI call: connect, send, answer.
+pub const XAPI_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the XenAPI backend asks for changes (`event.from`): well under a second, so a
+/// change reaches the network within one.
+pub const XAPI_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// `event.from` timeout in seconds: zero, so a poll never waits on the server (the poll
+/// interval paces the calls).
+pub const XAPI_EVENT_TIMEOUT_SECONDS: f64 = 0.0;
+/// Default `--xapi-user`.
+pub const XAPI_DEFAULT_USER: &str = "root";
+/// API version sent at login.
+pub const XAPI_LOGIN_VERSION: &str = "1.0";
+/// Originator sent at login (it names the client in the server's session records).
+pub const XAPI_ORIGINATOR: &str = "xenplug";
+/// Largest password file read.
+pub const XAPI_MAX_PASSWORD_FILE: u64 = 4096;
+/// Host header sent over a unix socket, which has no host name of its own.
+pub const XAPI_UNIX_HOST: &str = "localhost";

@@ -161,7 +161,11 @@ type NamedOutputs = Vec<(&'static str, String)>;
 
 fn backend_error(error: BackendError) -> UpnpError {
     match error {
-        BackendError::InvalidState { .. } => UpnpError::new(ERROR_INVALID_STATE, error.to_string()),
+        BackendError::InvalidState { .. }
+        | BackendError::Refused {
+            invalid_state: true,
+            ..
+        } => UpnpError::new(ERROR_INVALID_STATE, error.to_string()),
         other => UpnpError::new(soap::ACTION_FAILED, other.to_string()),
     }
 }

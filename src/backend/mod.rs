@@ -5,6 +5,7 @@
 //! off the event loop.
 
 pub mod sim;
+pub mod xapi;
 
 use core::fmt;
 use uuid::Uuid;
@@ -146,6 +147,14 @@ pub enum BackendError {
         operation: Operation,
         state: RunState,
     },
+    /// The toolstack refused the operation with an error code of its own (e.g. XenAPI's
+    /// `VM_BAD_POWER_STATE`); `detail` is its parameters in words. `invalid_state` says the
+    /// refusal is about the domain's state (answered like [`BackendError::InvalidState`]).
+    Refused {
+        code: String,
+        detail: String,
+        invalid_state: bool,
+    },
     /// The backend itself failed (I/O, toolstack error); the text says how.
     Failed(String),
 }
@@ -161,6 +170,8 @@ impl fmt::Display for BackendError {
                     operation.name().to_lowercase()
                 )
             }
+            BackendError::Refused { code, detail, .. } if detail.is_empty() => f.write_str(code),
+            BackendError::Refused { code, detail, .. } => write!(f, "{code}: {detail}"),
             BackendError::Failed(reason) => f.write_str(reason),
         }
     }

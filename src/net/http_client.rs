@@ -1,13 +1,16 @@
-//! Net layer: a minimal bounded HTTP/1.1 client (GENA NOTIFY delivery, description fetches).
-//! One request per connection, every exchange bounded in time and size; never follows
-//! redirects. Parsing is [`crate::wire::http`]'s.
+//! Net layer: a minimal bounded HTTP/1.1 client (GENA NOTIFY delivery, description fetches,
+//! XenAPI calls). One request per connection, over TCP or a unix socket, every exchange
+//! bounded in time and size; never follows redirects. Parsing is [`crate::wire::http`]'s.
 
+use core::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use smol::future;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Timer};
 
 use crate::consts;
@@ -55,6 +58,24 @@ impl ClientResponse {
     }
 }
 
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP address; `Host` is the address itself.
+    Tcp(SocketAddr),
+    /// A unix stream socket; `Host` is [`consts::XAPI_UNIX_HOST`].
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(address) => write!(f, "{address}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// Sends one request to `address` and reads the response, all within `limits.timeout`.
 ///
 /// The client writes `Host` (the address itself), `Content-Length` and `Connection: close`;
@@ -70,18 +91,64 @@ pub async fn request(
     body: &[u8],
     limits: &Limits,
 ) -> io::Result<ClientResponse> {
-    let message = encode_request(address, method, target, headers, body)?;
+    request_to(
+        &Endpoint::Tcp(address),
+        method,
+        target,
+        headers,
+        body,
+        limits,
+    )
+    .await
+}
+
+/// [`request`] to any [`Endpoint`]: the same exchange over TCP or a unix socket.
+pub async fn request_to(
+    endpoint: &Endpoint,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limits: &Limits,
+) -> io::Result<ClientResponse> {
+    let host = match endpoint {
+        Endpoint::Tcp(address) => host_field(*address),
+        Endpoint::Unix(_) => consts::XAPI_UNIX_HOST.to_owned(),
+    };
+    let message = encode_with_host(&host, method, target, headers, body)?;
     let timeout = async {
         Timer::after(limits.timeout).await;
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "http {address}: no complete answer within {:?}",
+                "http {endpoint}: no complete answer within {:?}",
                 limits.timeout
             ),
         ))
     };
-    future::or(exchange(address, &message, method, limits), timeout).await
+    let exchange = async {
+        match endpoint {
+            Endpoint::Tcp(address) => {
+                let stream = Async::<TcpStream>::connect(*address).await?;
+                // Only latency is at stake; a failure here changes nothing else.
+                let _ = stream.get_ref().set_nodelay(true);
+                exchange(&stream, endpoint, &message, method, limits).await
+            }
+            Endpoint::Unix(path) => {
+                let stream = Async::<UnixStream>::connect(path).await?;
+                exchange(&stream, endpoint, &message, method, limits).await
+            }
+        }
+    };
+    future::or(exchange, timeout).await
+}
+
+/// The `Host` field for a TCP address.
+fn host_field(address: SocketAddr) -> String {
+    match address {
+        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
 }
 
 /// Header fields the client writes itself.
@@ -92,6 +159,17 @@ const OWN_HEADERS: [&str; 4] = ["host", "content-length", "connection", "transfe
 /// break the head (a target with spaces, a header value with a line break).
 pub fn encode_request(
     address: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Vec<u8>> {
+    encode_with_host(&host_field(address), method, target, headers, body)
+}
+
+/// [`encode_request`] with the `Host` value given.
+fn encode_with_host(
+    host: &str,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
@@ -114,10 +192,6 @@ pub fn encode_request(
             return Err(invalid("http request: header is written by the client"));
         }
     }
-    let host = match address {
-        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-    };
     let mut message = Vec::with_capacity(256 + body.len());
     let mut line = |parts: &[&str]| {
         for part in parts {
@@ -126,7 +200,7 @@ pub fn encode_request(
         message.extend_from_slice(b"\r\n");
     };
     line(&[method, " ", target, " HTTP/1.1"]);
-    line(&["Host: ", &host]);
+    line(&["Host: ", host]);
     for &(name, value) in headers {
         line(&[name, ": ", value]);
     }
@@ -137,23 +211,20 @@ pub fn encode_request(
     Ok(message)
 }
 
-fn bad_data(address: SocketAddr, what: impl core::fmt::Display) -> io::Error {
+fn bad_data(address: &Endpoint, what: impl core::fmt::Display) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("http {address}: {what}"),
     )
 }
 
-async fn exchange(
-    address: SocketAddr,
+async fn exchange<C: AsyncRead + AsyncWrite + Unpin>(
+    mut connection: C,
+    address: &Endpoint,
     message: &[u8],
     method: &str,
     limits: &Limits,
 ) -> io::Result<ClientResponse> {
-    let stream = Async::<TcpStream>::connect(address).await?;
-    // Only latency is at stake; a failure here changes nothing else.
-    let _ = stream.get_ref().set_nodelay(true);
-    let mut connection = &stream;
     connection.write_all(message).await?;
     connection.flush().await?;
 
@@ -215,7 +286,7 @@ async fn exchange(
             }
         };
         received.drain(..end);
-        let body = read_body(connection, address, received, framing, limits.max_body).await?;
+        let body = read_body(&mut connection, address, received, framing, limits.max_body).await?;
         return Ok(ClientResponse {
             status,
             headers,
@@ -233,9 +304,9 @@ enum Framing {
 }
 
 /// Reads the body that starts with `received` (what came after the head).
-async fn read_body(
-    mut connection: &Async<TcpStream>,
-    address: SocketAddr,
+async fn read_body<C: AsyncRead + Unpin>(
+    connection: &mut C,
+    address: &Endpoint,
     received: Vec<u8>,
     framing: Framing,
     max_body: usize,
@@ -453,6 +524,57 @@ mod tests {
         let (address, _server) = answer_once(&[b"SSDP/1.1 200 OK\r\n\r\n"]);
         let error = run(address, "GET", b"", &LIMITS).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn talks_over_a_unix_socket() {
+        let dir = std::env::temp_dir().join(format!("xenplug-http-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("socket");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut received = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !received.ends_with(b"<x/>") {
+                let count = stream.read(&mut chunk).unwrap();
+                assert!(count > 0, "client closed early");
+                received.extend_from_slice(&chunk[..count]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            received
+        });
+        let endpoint = Endpoint::Unix(path.clone());
+        let response = smol::block_on(request_to(
+            &endpoint,
+            "POST",
+            "/",
+            &[("Content-Type", "text/xml")],
+            b"<x/>",
+            &LIMITS,
+        ))
+        .unwrap();
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"ok"[..])
+        );
+        let request = String::from_utf8(server.join().unwrap()).unwrap();
+        assert!(
+            request.starts_with("POST / HTTP/1.1\r\nHost: localhost\r\n"),
+            "{request}"
+        );
+        assert_eq!(endpoint.to_string(), format!("unix:{}", path.display()));
+        // Nobody listening any more: the connect error comes back as is.
+        std::fs::remove_file(&path).unwrap();
+        let error = smol::block_on(request_to(&endpoint, "GET", "/", &[], b"", &LIMITS));
+        assert_eq!(error.unwrap_err().kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -107,9 +107,14 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
                 SimBackend::open(directory).map_err(|e| Error::Backend(e.to_string()))?,
             ))
         }
-        "libxl" | "xapi" => Err(Error::NotBuilt("this backend")),
+        "xapi" => Ok(Arc::new(crate::backend::xapi::open(
+            args.xapi.as_deref(),
+            &args.xapi_user,
+            args.xapi_password_file.as_deref(),
+        )?)),
+        "libxl" => Err(Error::NotBuilt("this backend")),
         other => Err(Error::config(format!(
-            "unknown backend {other:?} (known: sim)"
+            "unknown backend {other:?} (known: sim, xapi)"
         ))),
     }
 }

@@ -12,6 +12,7 @@ pub mod scpd;
 pub mod soap;
 pub mod ssdp;
 pub mod xml;
+pub mod xmlrpc;
 
 use core::fmt;
 

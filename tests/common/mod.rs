@@ -785,6 +785,19 @@ impl Xenplug {
         Xenplug::launch(ns, &program, &args, state)
     }
 
+    /// Start `xenplug advertise hypervisor ARGS... --state-dir DIR`: the caller gives
+    /// `--iface` and the backend and its options.
+    pub fn start_args(ns: &Netns, args: &[String]) -> Xenplug {
+        let state = TempDir::new("state");
+        let mut full = vec!["advertise".to_string(), "hypervisor".to_string()];
+        full.extend_from_slice(args);
+        full.extend([
+            "--state-dir".to_string(),
+            state.path().display().to_string(),
+        ]);
+        Xenplug::launch(ns, &xenplug_bin(), &full, state)
+    }
+
     /// Run `program args...` in `ns` with `XENPLUG_LOG=debug` and wait for the `description
     /// at` line (every role prints it once it advertises).
     fn launch(ns: &Netns, program: &Path, args: &[String], state: TempDir) -> Xenplug {

@@ -223,6 +223,7 @@ LOCATION = fixture(DESCRIPTION_RS, "LOCATION")
 SCPD_RS = "wire/scpd.rs"
 SOAP_RS = "wire/soap.rs"
 GENA_RS = "wire/gena.rs"
+XMLRPC_RS = "wire/xmlrpc.rs"
 HYPERVISOR_TYPE = b"urn:xenplug-org:service:Hypervisor:1"
 DOMAIN_TYPE = b"urn:xenplug-org:service:DomainControl:1"
 SID = b"uuid:5f3bf8a3-4c1e-4a9e-9a3f-2d7e0c1b9a10"
@@ -365,6 +366,22 @@ SEEDS = {
             EVENT_LINE,
             b"seq=13 time=1700000001 kind=spoof-refused subject=\\x20 network= claim=\\u{202e}x",
         ),
+    },
+    "xmlrpc": {
+        # src/wire/xmlrpc.rs tests
+        "xapi-response": fixture(XMLRPC_RS, "XAPI_RESPONSE"),
+        "fault": fixture(XMLRPC_RS, "FAULT"),
+        "failure": b"<methodResponse><params><param><value><struct><member><name>Status</name>"
+        b"<value>Failure</value></member><member><name>ErrorDescription</name><value><array>"
+        b"<data><value>VM_BAD_POWER_STATE</value><value>OpaqueRef:1</value><value>halted"
+        b"</value><value>running</value></data></array></value></member></struct></value>"
+        b"</param></params></methodResponse>",
+        "scalars": b"<methodResponse><params><param><value><array><data><value><i4>-7</i4>"
+        b"</value><value><i8>9223372036854775807</i8></value><value><boolean>1</boolean>"
+        b"</value><value><double>-0.5</double></value><value><dateTime.iso8601>"
+        b"20240102T03:04:05Z</dateTime.iso8601></value><value><base64>aGk=</base64></value>"
+        b"<value><nil/></value><value>&#13;untyped</value></data></array></value></param>"
+        b"</params></methodResponse>",
     },
     "form": {
         # src/track/form.rs tests

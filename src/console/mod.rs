@@ -230,9 +230,15 @@ pub fn open_source(options: &SourceOptions) -> Result<Source, Failure> {
     let local = if options.ifaces.is_empty() {
         None
     } else {
-        // The console's own tracker talks at info level; the operator asked for a tree.
-        if std::env::var_os(crate::logging::LOG_ENV).is_none() {
-            log::set_max_level(log::LevelFilter::Warn);
+        // The console's own tracker logs what a tracker's operator wants to know (and warns
+        // of a hypervisor heard on a tenant label, which naming one interface as both
+        // networks gives); the console's operator asked for a tree: errors only, unless
+        // XENPLUG_LOG names a level.
+        let level = std::env::var(crate::logging::LOG_ENV)
+            .ok()
+            .and_then(|text| text.parse::<log::LevelFilter>().ok());
+        if level.is_none() {
+            log::set_max_level(log::LevelFilter::Error);
         }
         let local = local::Local::start(&options.ifaces)?;
         apis.push(Api {

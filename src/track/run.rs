@@ -226,6 +226,14 @@ impl Tracker {
     }
 }
 
+/// What stops the run loop.
+enum Stopper {
+    /// SIGTERM or SIGINT (`xenplug track`).
+    Signals(async_signal::Signals),
+    /// [`Options::stop`] (a caller running the tracker in-process).
+    Told(smol::channel::Receiver<()>),
+}
+
 /// Runs the tracker until SIGTERM or SIGINT (or, with [`Options::stop`], until told to).
 pub fn run(options: Options) -> Result<()> {
     let executor = Rc::new(LocalExecutor::new());
@@ -233,9 +241,9 @@ pub fn run(options: Options) -> Result<()> {
 }
 
 async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Result<()> {
-    let mut signals = match options.stop {
-        Some(_) => None,
-        None => Some(
+    let mut stopper = match options.stop.clone() {
+        Some(told) => Stopper::Told(told),
+        None => Stopper::Signals(
             crate::net::event_loop::stop_signals()
                 .map_err(|e| Error::io("installing signal handlers", e))?,
         ),
@@ -410,11 +418,11 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             .min()
             .unwrap_or(next_tick)
         };
-        let stop = match (&mut signals, &options.stop) {
-            (Some(signals), _) => {
+        let stop = match &mut stopper {
+            Stopper::Signals(signals) => {
                 crate::net::event_loop::next_turn(signals, deadline, &woken).await
             }
-            (None, Some(stop)) => {
+            Stopper::Told(stop) => {
                 smol::future::or(
                     async {
                         // A message or every sender gone: both mean stop.
@@ -436,7 +444,6 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 )
                 .await
             }
-            (None, None) => false,
         };
         if stop {
             log::info!("stopping");

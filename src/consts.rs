@@ -551,3 +551,18 @@ pub const XAPI_ORIGINATOR: &str = "xenplug";
 pub const XAPI_MAX_PASSWORD_FILE: u64 = 4096;
 /// Host header sent over a unix socket, which has no host name of its own.
 pub const XAPI_UNIX_HOST: &str = "localhost";
+
+// ---- console sources (`--iface`, `--tracker`) and hypervisor targets ----------------------------
+
+/// Prefix of a hypervisor's paths in the tracker's API (`/api/hypervisors/<uuid>/actions`:
+/// the relay to its Hypervisor service, provider listeners only).
+pub const API_HYPERVISORS_PREFIX: &str = "/api/hypervisors/";
+/// Default `--wait` of one-shot console commands with `--iface`, in seconds: the longest they
+/// wait for discovery to settle.
+pub const CONSOLE_DEFAULT_WAIT_SECONDS: u64 = 8;
+/// How often a settling console looks at its own tracker's tree.
+pub const CONSOLE_SETTLE_STEP: Duration = Duration::from_millis(400);
+/// Longest the console waits for its own tracker to report its read API address.
+pub const CONSOLE_LOCAL_START: Duration = Duration::from_secs(5);
+/// Longest the console waits for its own tracker's thread to stop when it exits.
+pub const CONSOLE_LOCAL_STOP: Duration = Duration::from_secs(2);

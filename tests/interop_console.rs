@@ -2,13 +2,14 @@
 //! VM advertisers (tests/common: `TrackWorld`): a provider LAN with two simulated hypervisors,
 //! two tenant LANs (acme, beta) with VM advertisers, and a tracker namespace with a leg in
 //! each. The console runs in the tracker's namespace against the provider API on 127.0.0.1,
-//! or in a tenant VM's namespace against the tenant listener. Every wait is bounded.
+//! or in a tenant VM's namespace against the tenant listener, or discovers by itself on the
+//! tracker namespace's legs (`--iface`), with or without a tracker. Every wait is bounded.
 
 mod common;
 
 use common::*;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bound for a topology to settle.
 const SETTLE: Duration = Duration::from_secs(15);
@@ -34,6 +35,38 @@ fn console(ns: &Netns, url: &str, args: &[&str]) -> Output {
         COMMAND,
         &format!("xenplug {}", full.join(" ")),
     )
+}
+
+/// The tracker namespace's legs as the console's own networks: mgmt a provider network, acme
+/// and beta tenant networks (what `TrackWorld::tracker_args` gives the tracker).
+const ALL_LEGS: [&str; 6] = [
+    "--iface",
+    "eth0",
+    "--iface",
+    "eth1:acme",
+    "--iface",
+    "eth2:beta",
+];
+
+/// `xenplug console ARGS` in `ns` as given (no `--tracker` added), and how long it took.
+fn console_as_is(ns: &Netns, args: &[&str]) -> (Output, Duration) {
+    let mut full = vec!["console"];
+    full.extend_from_slice(args);
+    let started = Instant::now();
+    let output = run_bounded(
+        ns.command(xenplug_bin(), &full),
+        COMMAND,
+        &format!("xenplug {}", full.join(" ")),
+    );
+    (output, started.elapsed())
+}
+
+/// `xenplug console ARGS --iface eth0 --iface eth1:acme --iface eth2:beta` in the tracker's
+/// namespace: the console discovering everything by itself.
+fn discovering(world: &TrackWorld, args: &[&str]) -> (Output, Duration) {
+    let mut full = args.to_vec();
+    full.extend_from_slice(&ALL_LEGS);
+    console_as_is(&world.tracker_ns, &full)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -244,6 +277,18 @@ fn console_tenant_listener_refuses_domain_control() {
         ],
     );
     assert_eq!(response.status, 404, "{response:?}\n{}", world.report());
+    // The hypervisor relay likewise: a tenant listener knows no hypervisor.
+    let response = curl(
+        ns,
+        &format!("{base}/api/hypervisors/{TRACK_HOST_A}/actions"),
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            "service=urn%3Axenplug-org%3Aservice%3AHypervisor%3A1&action=GetHostInfo",
+        ],
+    );
+    assert_eq!(response.status, 404, "{response:?}\n{}", world.report());
 
     // The console in the tenant's network: its own VMs, and Pause refused with exit 2.
     let output = console(ns, &base, &["tree"]);
@@ -268,4 +313,221 @@ fn console_tenant_listener_refuses_domain_control() {
         show(&output)
     );
     assert_eq!(sim_state(&world, 0, "acme-1").as_deref(), Some("running"));
+}
+
+/// Checks that `tree` (a provider tree document) lists exactly the topology's hypervisors and
+/// VMs, each VM placed where it was started, with its tenant and its Echo action's arguments.
+fn expect_topology(tree: &Json, context: &str) {
+    let hosts = tree.list("hypervisors");
+    let uuids: Vec<&str> = hosts.iter().map(|h| h.s("uuid")).collect();
+    assert_eq!(uuids.len(), TRACK_HOSTS.len(), "{context}");
+    for (h, host) in TRACK_HOSTS.iter().enumerate() {
+        let found = hosts
+            .iter()
+            .find(|x| x.s("uuid") == *host)
+            .unwrap_or_else(|| panic!("no hypervisor {host}: {context}"));
+        assert!(found.s("name").ends_with(TRACK_HOST_NAMES[h]), "{context}");
+        assert_eq!(found.s("state"), "online", "{context}");
+    }
+    let listed =
+        hosts.iter().map(|h| h.list("vms").len()).sum::<usize>() + tree.list("devirtualized").len();
+    assert_eq!(listed, TRACK_VMS.len(), "each VM once: {context}");
+    let echo = vm_service_type("Echo");
+    for vm in TRACK_VMS {
+        let (host, found) =
+            tree_vm(tree, vm.uuid).unwrap_or_else(|| panic!("no VM {}: {context}", vm.uuid));
+        assert_eq!(
+            host,
+            vm.host.map(|h| TRACK_HOSTS[h].to_string()),
+            "{}: {context}",
+            vm.uuid
+        );
+        assert_eq!(found.s("name"), vm.name, "{context}");
+        assert_eq!(found.s("tenant"), vm.tenant, "{context}");
+        let action = found
+            .list("services")
+            .iter()
+            .find(|s| s.s("type") == echo)
+            .and_then(|s| s.list("actions").iter().find(|a| a.s("name") == "Echo"))
+            .unwrap_or_else(|| panic!("{} without Echo: {context}", vm.uuid));
+        let names = |key: &str| -> Vec<String> {
+            action
+                .list(key)
+                .iter()
+                .map(|n| n.str().unwrap_or_default().to_string())
+                .collect()
+        };
+        assert_eq!(names("inputs"), ["Text"], "{context}");
+        assert_eq!(names("outputs"), ["Reply", "Action"], "{context}");
+    }
+}
+
+#[test]
+fn console_discovers_on_its_own_interfaces() {
+    // No tracker: the console is the control point, on the tracker namespace's three legs.
+    let world = TrackWorld::new("con-iface", TrackSetup::default());
+
+    let (output, took) = discovering(&world, &["tree", "--json"]);
+    assert!(output.status.success(), "{}", show(&output));
+    eprintln!("timing: console tree --json --iface (x3) settled and answered in {took:?}");
+    let tree = Json::parse(&text(&output.stdout))
+        .unwrap_or_else(|e| panic!("tree --json is not JSON ({e}): {}", show(&output)));
+    expect_topology(&tree, &show(&output));
+    assert!(
+        tree.get("sources").is_none(),
+        "one source: the tracker's document as it is: {}",
+        show(&output)
+    );
+
+    let (output, took) = discovering(&world, &["tree"]);
+    assert!(output.status.success(), "{}", show(&output));
+    eprintln!("timing: console tree --iface (x3), plain, in {took:?}");
+    let plain = text(&output.stdout);
+    assert!(
+        plain.contains("Echo:1: Echo(Text) -> (Reply, Action)"),
+        "actions with their arguments:\n{plain}"
+    );
+    assert!(plain.contains("acme-lost"), "{plain}");
+
+    // A hypervisor as target: its Hypervisor service through the console's own relay.
+    let (output, _) = discovering(&world, &["call", "dom0-a", "GetHostInfo"]);
+    assert!(output.status.success(), "{}", show(&output));
+    let out = text(&output.stdout);
+    assert!(
+        out.lines().any(|l| l == "HostName=dom0-a")
+            && out.lines().any(|l| l == format!("HostUuid={TRACK_HOST_A}")),
+        "{}",
+        show(&output)
+    );
+    let (output, _) = discovering(
+        &world,
+        &[
+            "call",
+            &format!("uuid:{TRACK_HOST_B}"),
+            "GetVirtualMachineIds",
+        ],
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains(TRACK_VM_A2) && out.contains(TRACK_VM_B2),
+        "{}",
+        show(&output)
+    );
+
+    // StartVirtualMachine through the hypervisor target changes the sim file.
+    let spare = "acac0009-9999-4a6b-8c9d-0000000000a9";
+    world.sims[1].write_domain(&Domain::new(spare, "acme-spare", "shutoff"));
+    let started = poll_until(SETTLE, || {
+        let (output, _) = discovering(
+            &world,
+            &[
+                "call",
+                "dom0-b",
+                "StartVirtualMachine",
+                &format!("VirtualMachineId={spare}"),
+            ],
+        );
+        output.status.success().then_some(output)
+    });
+    assert!(started.is_some(), "StartVirtualMachine never succeeded");
+    world.sims[1].expect_state("acme-spare", "running", SIM);
+
+    // A lifecycle action through the console's own relay to the Domain device.
+    let (output, _) = discovering(&world, &["call", "beta-1", "Pause", "--yes"]);
+    assert!(output.status.success(), "{}", show(&output));
+    world.sims[0].expect_state("beta-1", "paused", SIM);
+
+    // Unknown action on a hypervisor, missing argument, unknown target: exit 2, clearly.
+    let (output, _) = discovering(&world, &["call", "dom0-a", "Frobnicate"]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("offers no action") && stderr.contains("GetHostInfo"),
+        "{}",
+        show(&output)
+    );
+    let (output, _) = discovering(&world, &["call", "dom0-a", "StartVirtualMachine"]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        text(&output.stderr).contains("VirtualMachineId"),
+        "{}",
+        show(&output)
+    );
+    let (output, _) = console_as_is(
+        &world.tracker_ns,
+        &[
+            "call",
+            "no-such-host",
+            "GetHostInfo",
+            "--iface",
+            "eth0",
+            "--wait",
+            "3",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    assert!(
+        text(&output.stderr).contains("no VM or hypervisor"),
+        "{}",
+        show(&output)
+    );
+    // A bad --iface: a usage error before anything is started.
+    let (output, _) = console_as_is(&world.tracker_ns, &["tree", "--iface", "eth1:no/such"]);
+    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let (output, _) = console_as_is(&world.tracker_ns, &["tree", "--iface", "nosuch0"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(
+        text(&output.stderr).contains("nosuch0"),
+        "{}",
+        show(&output)
+    );
+}
+
+#[test]
+fn console_merges_its_own_discovery_with_a_tracker() {
+    let world = world_with_tracker("con-merge", TrackSetup::default());
+    let api = world.api();
+    // The console itself hears only the provider network (hypervisors and placement); the
+    // tracker knows the tenants' VMs and their services.
+    let (output, took) = console_as_is(
+        &world.tracker_ns,
+        &["tree", "--json", "--tracker", &api, "--iface", "eth0"],
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    eprintln!("timing: console tree --json --tracker --iface eth0 in {took:?}");
+    let tree = Json::parse(&text(&output.stdout))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", show(&output)));
+    expect_topology(&tree, &show(&output));
+    let sources: Vec<&str> = tree.list("sources").iter().map(|s| s.s("api")).collect();
+    assert_eq!(sources, [api.as_str(), "local"], "{}", show(&output));
+
+    // The owner's action goes to the tracker, the only source knowing the service.
+    let (output, _) = console_as_is(
+        &world.tracker_ns,
+        &[
+            "call",
+            "acme-2",
+            "Echo",
+            "Text=merged",
+            "--tracker",
+            &api,
+            "--iface",
+            "eth0",
+        ],
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(
+        text(&output.stdout).lines().any(|l| l == "Reply=merged"),
+        "{}",
+        show(&output)
+    );
+    // A hypervisor's action through the tracker's relay.
+    let output = provider(&world, &["call", "dom0-b", "GetHostInfo"]);
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(
+        text(&output.stdout).lines().any(|l| l == "HostName=dom0-b"),
+        "{}",
+        show(&output)
+    );
 }

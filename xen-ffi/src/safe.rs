@@ -205,6 +205,29 @@ mod libxl {
         }
     }
 
+    /// How every ctx handles child processes: libxl keeps its SIGCHLD handler and reaps only
+    /// the children it spawned itself (hotplug scripts, device models), so the program may
+    /// spawn and `waitpid` its own (`xl create`, VM handlers) without libxl stealing their exit
+    /// status. The default mode would reap every child of the process while libxl has one.
+    static SELECTIVE_REAP: raw::libxl_childproc_hooks = raw::libxl_childproc_hooks {
+        chldowner: raw::libxl_sigchld_owner_libxl_always_selective_reap,
+        fork_replacement: None,
+        reaped_callback: None,
+    };
+
+    /// Longest `xen_version_extra` kept (it is `.3` or `-unstable` in practice).
+    const MAX_VERSION_EXTRA: usize = 64;
+
+    /// `major.minor` followed by libxl's `extra` (`.3`, `-rc`), cut to [`MAX_VERSION_EXTRA`].
+    fn version_text(major: c_int, minor: c_int, extra: &str) -> String {
+        let extra: String = extra
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_VERSION_EXTRA)
+            .collect();
+        format!("{major}.{minor}{extra}")
+    }
+
     /// Pages of `XC_PAGE_SIZE` bytes to KiB, saturating.
     fn pages_to_kib(pages: u64) -> u64 {
         pages.saturating_mul(raw::XC_PAGE_SIZE / 1024)
@@ -242,6 +265,9 @@ mod libxl {
                     }));
                 }
             };
+            // SAFETY: a fresh ctx with no children yet (libxl_event.h: "best to call this at
+            // initialisation"); the hooks are a static, so they outlive the ctx.
+            unsafe { raw::libxl_childproc_setmode(ctx.as_ptr(), &SELECTIVE_REAP, ptr::null_mut()) };
             Ok(Context { ctx, logger })
         }
 
@@ -401,16 +427,28 @@ mod libxl {
             }
         }
 
-        /// The hypervisor's version, `major.minor` (`libxl_get_version_info`).
+        /// The hypervisor's version, `major.minor` and libxl's extra (`4.17.3`,
+        /// `libxl_get_version_info`).
         pub fn version(&self) -> Result<String, Error> {
             // SAFETY: valid ctx; the result belongs to the ctx and is only read.
             let info = unsafe { raw::libxl_get_version_info(self.ctx()) };
             // SAFETY: non-NULL means a valid struct that lives as long as the ctx.
             match unsafe { info.as_ref() } {
-                Some(info) => Ok(format!(
-                    "{}.{}",
-                    info.xen_version_major, info.xen_version_minor
-                )),
+                Some(info) => {
+                    let extra = if info.xen_version_extra.is_null() {
+                        String::new()
+                    } else {
+                        // SAFETY: a NUL-terminated string owned by the ctx, copied here.
+                        unsafe { CStr::from_ptr(info.xen_version_extra) }
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                    Ok(version_text(
+                        info.xen_version_major,
+                        info.xen_version_minor,
+                        &extra,
+                    ))
+                }
                 None => Err(Error {
                     operation: "libxl_get_version_info",
                     code: raw::ERROR_FAIL,
@@ -440,6 +478,27 @@ mod libxl {
             assert_eq!(ShutdownReason::from_raw(5), ShutdownReason::SoftReset);
             assert_eq!(ShutdownReason::from_raw(-1), ShutdownReason::Unknown);
             assert_eq!(ShutdownReason::from_raw(99), ShutdownReason::Unknown);
+        }
+
+        #[test]
+        fn versions_keep_the_extra_and_drop_control_characters() {
+            assert_eq!(version_text(4, 17, ".3"), "4.17.3");
+            assert_eq!(version_text(4, 17, ""), "4.17");
+            assert_eq!(version_text(4, 18, "-rc\n"), "4.18-rc");
+            assert_eq!(
+                version_text(4, 17, &"x".repeat(500)).len(),
+                4 + MAX_VERSION_EXTRA
+            );
+        }
+
+        #[test]
+        fn children_are_reaped_selectively() {
+            assert_eq!(
+                SELECTIVE_REAP.chldowner,
+                raw::libxl_sigchld_owner_libxl_always_selective_reap
+            );
+            assert!(SELECTIVE_REAP.fork_replacement.is_none());
+            assert!(SELECTIVE_REAP.reaped_callback.is_none());
         }
 
         #[test]

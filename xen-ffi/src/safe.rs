@@ -1,7 +1,8 @@
 //! Safe layer: owned Rust types over the raw libxl calls; every return code goes through
 //! [`check`]. Nothing here panics (no callbacks cross FFI) and every libxl allocation is freed
-//! on every path. The libxl parts exist only with the `libxl` feature; [`check`] and [`Error`]
-//! always do.
+//! on every path. The libxl calls exist only with the `libxl` feature; [`check`], [`Error`] and
+//! the plain data types ([`DomainInfo`], [`PhysInfo`], [`ShutdownReason`]) always do, so code
+//! interpreting them can be built and tested without Xen.
 
 use crate::raw;
 use core::ffi::c_int;
@@ -57,12 +58,86 @@ pub fn check(operation: &'static str, code: c_int) -> Result<c_int, Error> {
     }
 }
 
+/// Why a domain shut down (`libxl_shutdown_reason`); meaningful when
+/// [`DomainInfo::shutdown`] is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// `LIBXL_SHUTDOWN_REASON_UNKNOWN`, or a value this build does not know.
+    Unknown,
+    /// `LIBXL_SHUTDOWN_REASON_POWEROFF`
+    Poweroff,
+    /// `LIBXL_SHUTDOWN_REASON_REBOOT`
+    Reboot,
+    /// `LIBXL_SHUTDOWN_REASON_SUSPEND`
+    Suspend,
+    /// `LIBXL_SHUTDOWN_REASON_CRASH`
+    Crash,
+    /// `LIBXL_SHUTDOWN_REASON_WATCHDOG`
+    Watchdog,
+    /// `LIBXL_SHUTDOWN_REASON_SOFT_RESET`
+    SoftReset,
+}
+
+/// An owned copy of one `libxl_dominfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInfo {
+    /// `uuid`, big-endian octets.
+    pub uuid: [u8; 16],
+    /// `domid`
+    pub domid: u32,
+    /// `running`
+    pub running: bool,
+    /// `blocked`
+    pub blocked: bool,
+    /// `paused`
+    pub paused: bool,
+    /// `shutdown`
+    pub shutdown: bool,
+    /// `dying`
+    pub dying: bool,
+    /// `shutdown_reason`
+    pub shutdown_reason: ShutdownReason,
+    /// `current_memkb`
+    pub memory_kib: u64,
+    /// `max_memkb`
+    pub max_memory_kib: u64,
+    /// `vcpu_online`
+    pub vcpus_online: u32,
+    /// `vcpu_max_id + 1`
+    pub vcpus_max: u32,
+    /// `cpu_time`, nanoseconds.
+    pub cpu_time_ns: u64,
+}
+
+/// What xenplug reads of `libxl_physinfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysInfo {
+    /// `nr_cpus`
+    pub cpus: u32,
+    /// `threads_per_core`
+    pub threads_per_core: u32,
+    /// `cores_per_socket`
+    pub cores_per_socket: u32,
+    /// `cpu_khz`
+    pub cpu_khz: u32,
+    /// `nr_nodes`
+    pub nodes: u32,
+    /// `total_pages`, in KiB.
+    pub total_memory_kib: u64,
+    /// `free_pages`, in KiB.
+    pub free_memory_kib: u64,
+    /// `cap_hvm`
+    pub hvm: bool,
+    /// `cap_pv`
+    pub pv: bool,
+}
+
 #[cfg(feature = "libxl")]
-pub use self::libxl::{Context, DomainInfo, PhysInfo, ShutdownReason};
+pub use self::libxl::Context;
 
 #[cfg(feature = "libxl")]
 mod libxl {
-    use super::{check, Error};
+    use super::{check, DomainInfo, Error, PhysInfo, ShutdownReason};
     use crate::raw;
     use core::ffi::{c_int, CStr};
     use core::ptr::{self, NonNull};
@@ -82,26 +157,6 @@ mod libxl {
     // SAFETY: as above; every method takes `&self` and libxl serialises internally.
     unsafe impl Sync for Context {}
 
-    /// Why a domain shut down (`libxl_shutdown_reason`); meaningful when
-    /// [`DomainInfo::shutdown`] is set.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum ShutdownReason {
-        /// `LIBXL_SHUTDOWN_REASON_UNKNOWN`, or a value this build does not know.
-        Unknown,
-        /// `LIBXL_SHUTDOWN_REASON_POWEROFF`
-        Poweroff,
-        /// `LIBXL_SHUTDOWN_REASON_REBOOT`
-        Reboot,
-        /// `LIBXL_SHUTDOWN_REASON_SUSPEND`
-        Suspend,
-        /// `LIBXL_SHUTDOWN_REASON_CRASH`
-        Crash,
-        /// `LIBXL_SHUTDOWN_REASON_WATCHDOG`
-        Watchdog,
-        /// `LIBXL_SHUTDOWN_REASON_SOFT_RESET`
-        SoftReset,
-    }
-
     impl ShutdownReason {
         /// Maps libxl's value; anything unexpected is `Unknown`.
         pub fn from_raw(value: raw::libxl_shutdown_reason) -> Self {
@@ -115,37 +170,6 @@ mod libxl {
                 _ => Self::Unknown,
             }
         }
-    }
-
-    /// An owned copy of one `libxl_dominfo`.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct DomainInfo {
-        /// `uuid`, big-endian octets.
-        pub uuid: [u8; 16],
-        /// `domid`
-        pub domid: u32,
-        /// `running`
-        pub running: bool,
-        /// `blocked`
-        pub blocked: bool,
-        /// `paused`
-        pub paused: bool,
-        /// `shutdown`
-        pub shutdown: bool,
-        /// `dying`
-        pub dying: bool,
-        /// `shutdown_reason`
-        pub shutdown_reason: ShutdownReason,
-        /// `current_memkb`
-        pub memory_kib: u64,
-        /// `max_memkb`
-        pub max_memory_kib: u64,
-        /// `vcpu_online`
-        pub vcpus_online: u32,
-        /// `vcpu_max_id + 1`
-        pub vcpus_max: u32,
-        /// `cpu_time`, nanoseconds.
-        pub cpu_time_ns: u64,
     }
 
     impl DomainInfo {
@@ -167,29 +191,6 @@ mod libxl {
                 cpu_time_ns: info.cpu_time,
             }
         }
-    }
-
-    /// What xenplug reads of `libxl_physinfo`.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct PhysInfo {
-        /// `nr_cpus`
-        pub cpus: u32,
-        /// `threads_per_core`
-        pub threads_per_core: u32,
-        /// `cores_per_socket`
-        pub cores_per_socket: u32,
-        /// `cpu_khz`
-        pub cpu_khz: u32,
-        /// `nr_nodes`
-        pub nodes: u32,
-        /// `total_pages`, in KiB.
-        pub total_memory_kib: u64,
-        /// `free_pages`, in KiB.
-        pub free_memory_kib: u64,
-        /// `cap_hvm`
-        pub hvm: bool,
-        /// `cap_pv`
-        pub pv: bool,
     }
 
     /// Frees a `libxl_list_domain` result on every path out of [`Context::domains`].

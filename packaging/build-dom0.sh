@@ -5,10 +5,11 @@
 # and prints its path. Needs: apt-get install libxen-dev libyajl-dev uuid-dev liblzma-dev
 # libzstd-dev zlib1g-dev pkg-config.
 #
-# Built in target/dom0 so it does not rebuild the normal builds' artifacts. The linker warns
-# that getpwnam_r/getpwuid_r in a static glibc binary need the running system's glibc for
-# NSS (libxl looks up a device-model user); that is expected, and those lines are filtered
-# from the output (set XENPLUG_SHOW_LINKER_WARNINGS=1 to see them).
+# Built in target/dom0 so it does not rebuild the normal builds' artifacts. The linker may
+# warn that getpwnam_r/getpwuid_r in a static glibc binary need the running system's glibc
+# for NSS (libxl looks up a device-model user, which only `xl create` of an HVM guest does,
+# in xl's own process). That is expected: those lines are filtered from the output (set
+# XENPLUG_SHOW_LINKER_WARNINGS=1 to see them; rustc 1.95 shows no linker output anyway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . packaging/lib.sh

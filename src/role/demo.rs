@@ -94,6 +94,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         xapi: None,
         xapi_user: String::new(),
         xapi_password_file: None,
+        xl_config_dir: std::path::PathBuf::from(crate::consts::XL_DEFAULT_CONFIG_DIR),
+        xl: std::path::PathBuf::from(crate::consts::XL_DEFAULT_PROGRAM),
         state_dir: directory.join("state"),
         http_port: port,
         max_age: SSDP_DEFAULT_MAX_AGE,

@@ -112,11 +112,25 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
             &args.xapi_user,
             args.xapi_password_file.as_deref(),
         )?)),
-        "libxl" => Err(Error::NotBuilt("this backend")),
+        "libxl" => open_libxl(args),
         other => Err(Error::config(format!(
-            "unknown backend {other:?} (known: sim, xapi)"
+            "unknown backend {other:?} (known: sim, xapi, libxl)"
         ))),
     }
+}
+
+/// The libxl backend over this dom0.
+#[cfg(feature = "libxl")]
+fn open_libxl(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
+    let backend = crate::backend::libxl::LibxlBackend::open(&args.xl_config_dir, args.xl.clone())
+        .map_err(|e| Error::Backend(e.to_string()))?;
+    Ok(Arc::new(backend))
+}
+
+/// Without the `libxl` feature: says which build has it.
+#[cfg(not(feature = "libxl"))]
+fn open_libxl(_args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
+    Err(Error::config(crate::backend::libxl::NOT_BUILT))
 }
 
 /// Runs the role until SIGTERM or SIGINT.

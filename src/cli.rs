@@ -113,6 +113,8 @@ pub enum ConsoleCommand {
     Call(ConsoleCallArgs),
     /// `watch`: follow the tracker's events.
     Watch(ConsoleWatchArgs),
+    /// `serve`: the console as a web page.
+    Serve(ConsoleServeArgs),
 }
 
 /// Print the hypervisors, their VMs (name, UUID, run state, tenant) and each VM's services and
@@ -162,6 +164,20 @@ pub struct ConsoleWatchArgs {
     /// print the events after this sequence number first (default: only new events)
     #[argh(option)]
     pub since: Option<u64>,
+    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
+    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
+    pub tracker: String,
+}
+
+/// Serve the console as one web page (tree, live updates, a form per action) on ADDR:PORT,
+/// talking to the tracker for the browser. There is no login: listen on 127.0.0.1 or a
+/// management address only.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "serve")]
+pub struct ConsoleServeArgs {
+    /// address to serve the page on, e.g. 127.0.0.1:8780 (required: never a default)
+    #[argh(option)]
+    pub listen: std::net::SocketAddr,
     /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
     #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
     pub tracker: String,

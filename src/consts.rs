@@ -523,3 +523,15 @@ pub const CONSOLE_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const CONSOLE_EXIT_FAILED: i32 = 1;
 /// Exit status for a usage error: unknown target or action, bad argument.
 pub const CONSOLE_EXIT_USAGE: i32 = 2;
+
+// ---- console web page (`xenplug console serve`) -----------------------------------------------
+
+/// Largest form body the console's page may POST (one action's arguments).
+pub const CONSOLE_WEB_MAX_FORM: usize = 16 * 1024;
+/// Path of the DomainControl description (actions, arguments, types) the page reads.
+pub const CONSOLE_WEB_DOMAIN_CONTROL_PATH: &str = "/domain-control.json";
+/// Prefix of a hypervisor's relay path in the tracker's API (`/api/hypervisors/<uuid>/actions`).
+pub const CONSOLE_WEB_HYPERVISORS_PREFIX: &str = "/api/hypervisors/";
+/// Content-Security-Policy of every answer of the console's page: nothing but its own files.
+pub const CONSOLE_WEB_CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";

@@ -10,8 +10,10 @@
 //! Under its own `/api/...` the server passes requests to the tracker and its answers back
 //! (status and JSON body as they are): `GET /api/tree`, `GET /api/events?since=N` (the long
 //! poll), `POST /api/vms/<uuid>/actions` and `POST /api/hypervisors/<uuid>/actions` (form
-//! bodies of at most [`CONSOLE_WEB_MAX_FORM`] bytes). `GET /domain-control.json` describes the
-//! DomainControl actions (arguments and their types) the page offers for a placed VM.
+//! bodies of at most [`CONSOLE_WEB_MAX_FORM`] bytes). `GET /domain-control.json` and
+//! `GET /hypervisor.json` describe the DomainControl actions the page offers for a placed VM and
+//! the Hypervisor actions it offers for a hypervisor (arguments and their types, from the
+//! SCPDs xenplug's hypervisor role publishes).
 //!
 //! There is no login: whoever reaches the listener controls every VM the tracker relays to.
 //! Hence the listen address is always given, and cross-site requests are refused: a `POST`
@@ -22,9 +24,9 @@
 use super::{Failure, Tracker};
 use crate::cli::ConsoleServeArgs;
 use crate::consts::{
-    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_TREE_PATH, API_VMS_PREFIX, CONSOLE_TIMEOUT,
-    CONSOLE_WATCH_TIMEOUT, CONSOLE_WEB_CSP, CONSOLE_WEB_DOMAIN_CONTROL_PATH,
-    CONSOLE_WEB_HYPERVISORS_PREFIX, CONSOLE_WEB_MAX_FORM,
+    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
+    CONSOLE_TIMEOUT, CONSOLE_WATCH_TIMEOUT, CONSOLE_WEB_CSP, CONSOLE_WEB_DOMAIN_CONTROL_PATH,
+    CONSOLE_WEB_HYPERVISOR_PATH, CONSOLE_WEB_MAX_FORM,
 };
 use crate::model::{Direction, ServiceSpec};
 use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
@@ -68,6 +70,8 @@ pub enum Route {
     },
     /// The DomainControl description ([`service_json`]).
     DomainControl,
+    /// The Hypervisor service's description ([`service_json`]).
+    Hypervisor,
     /// A request passed on to the tracker.
     Proxy {
         /// `GET` or `POST`.
@@ -146,7 +150,7 @@ fn since_of(query: Option<&str>) -> Option<u64> {
 /// `/api/hypervisors/<uuid>/actions`), with the UUID written the canonical way; `Err` when it
 /// has the shape but not a UUID.
 fn relay_target(path: &str) -> Option<Result<String, ()>> {
-    for prefix in [API_VMS_PREFIX, CONSOLE_WEB_HYPERVISORS_PREFIX] {
+    for prefix in [API_VMS_PREFIX, API_HYPERVISORS_PREFIX] {
         if let Some(id) = path
             .strip_prefix(prefix)
             .and_then(|rest| rest.strip_suffix(API_ACTIONS_SUFFIX))
@@ -171,11 +175,16 @@ pub fn route(request: &Request) -> Route {
             _ => refuse(405, "method not allowed"),
         };
     }
-    if path == CONSOLE_WEB_DOMAIN_CONTROL_PATH {
-        return match method {
-            "GET" => Route::DomainControl,
-            _ => refuse(405, "method not allowed"),
-        };
+    for (known, description) in [
+        (CONSOLE_WEB_DOMAIN_CONTROL_PATH, Route::DomainControl),
+        (CONSOLE_WEB_HYPERVISOR_PATH, Route::Hypervisor),
+    ] {
+        if path == known {
+            return match method {
+                "GET" => description,
+                _ => refuse(405, "method not allowed"),
+            };
+        }
     }
     if path == API_TREE_PATH {
         return match method {
@@ -305,6 +314,7 @@ fn json_error(status: u16, reason: &str) -> Response {
 struct ConsoleHttp {
     tracker: Tracker,
     domain_control: Arc<[u8]>,
+    hypervisor: Arc<[u8]>,
 }
 
 impl Handler for ConsoleHttp {
@@ -324,6 +334,11 @@ impl Handler for ConsoleHttp {
                 200,
                 "application/json",
                 self.domain_control.to_vec(),
+            ))),
+            Route::Hypervisor => Answer::Now(secured(Response::with_body(
+                200,
+                "application/json",
+                self.hypervisor.to_vec(),
             ))),
             Route::Refuse { status, reason } => {
                 log::debug!(
@@ -379,12 +394,27 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener, Failure> {
     })
 }
 
-/// `xenplug console serve`: serves the page until SIGINT or SIGTERM.
+/// `xenplug console serve`: serves the page until SIGINT or SIGTERM. It reads one source: a
+/// tracker (`--tracker`) or the console's own discovery (`--iface`), not both merged.
 pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
-    let tracker = Tracker::parse(&args.tracker)?;
+    if args.tracker.is_some() && !args.iface.is_empty() {
+        return Err(Failure::usage(
+            "serve reads one source: --tracker or --iface, not both",
+        ));
+    }
     let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|error| Failure::failed(format!("cannot install signal handlers: {error}")))?;
     let listener = bind(args.listen)?;
+    // Kept until the end: dropping it stops the console's own tracker (with --iface).
+    let source = super::open_source(&super::SourceOptions {
+        tracker: args.tracker.clone(),
+        ifaces: args.iface.clone(),
+        settle: None,
+    })?;
+    let tracker = match source.apis() {
+        [api] => api.tracker,
+        _ => return Err(Failure::usage("serve reads exactly one source")),
+    };
     let local = listener.local_addr().unwrap_or(args.listen);
     let listener = Async::new(listener)
         .map_err(|error| Failure::failed(format!("listener on {local}: {error}")))?;
@@ -397,13 +427,19 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
     let handler: Rc<dyn Handler> = Rc::new(ConsoleHttp {
         tracker,
         domain_control: service_json(&crate::control::DOMAIN_CONTROL_SERVICE).into(),
+        hypervisor: service_json(&crate::control::HYPERVISOR_SERVICE).into(),
     });
     let mut stdout = std::io::stdout();
     // A closed stdout does not stop the console.
     let _ = writeln!(
         stdout,
-        "console at http://{local}/ (tracker http://{})",
-        tracker.address
+        "console at http://{local}/ (source {})",
+        source
+            .apis()
+            .iter()
+            .map(|api| api.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = stdout.flush();
     let executor = Rc::new(LocalExecutor::new());
@@ -413,7 +449,7 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
         ServerConfig::new(crate::state::server_string()),
         executor.clone(),
     );
-    smol::block_on(executor.run(smol::future::or(
+    let served = smol::block_on(executor.run(smol::future::or(
         async {
             serving
                 .await
@@ -424,7 +460,9 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
             log::info!("console serve: stopping");
             Ok(())
         },
-    )))
+    )));
+    drop(source);
+    served
 }
 
 #[cfg(test)]
@@ -490,6 +528,10 @@ mod tests {
         assert_eq!(
             route(&request("GET", "/domain-control.json", &[HOST], b"")),
             Route::DomainControl
+        );
+        assert_eq!(
+            route(&request("GET", "/hypervisor.json", &[HOST], b"")),
+            Route::Hypervisor
         );
     }
 
@@ -651,6 +693,7 @@ mod tests {
         let handler = ConsoleHttp {
             tracker: Tracker::parse("http://127.0.0.1:9").unwrap(),
             domain_control: Arc::from(&b"{}"[..]),
+            hypervisor: Arc::from(&b"{}"[..]),
         };
         for (target, want) in [("/", 200), ("/nowhere", 404)] {
             let Answer::Now(response) = handler.answer(request("GET", target, &[HOST], b"")) else {

@@ -181,6 +181,7 @@ fn web_console_in_a_browser() {
     let plan = [
         ("url", url.clone()),
         ("host", TRACK_HOST_A.to_string()),
+        ("hostName", TRACK_HOST_NAMES[0].to_string()),
         ("vm", TRACK_VM_A1.to_string()),
         ("vmName", track_vm(TRACK_VM_A1).name.to_string()),
         ("echo", vm_service_type("Echo")),

@@ -1,7 +1,7 @@
 // The console's web page in Debian's chromium, driven by playwright-core (no browser download:
 // executablePath is the system's chromium). Run by tests/interop_web.rs inside the test's
 // network namespace, with XENPLUG_WEB_PLAN (JSON) saying what to expect:
-//   url, host, vm, vmName, echo, domainControl, text, late, lateName, screenshot, profile,
+//   url, host, hostName, vm, vmName, echo, domainControl, text, late, lateName, screenshot, profile,
 //   chromium, playwright (optional: where playwright-core is, else the one next to this file).
 // It prints `STEP <name> <ms>` as it goes, `ADD-VM` when the test should add a VM, and `PASS`
 // at the end; any failed check throws (exit status 1). Every wait is bounded.
@@ -58,7 +58,7 @@ console.log('PASS');
 async function run(page) {
   const foreign = [];
   const problems = [];
-  let posts = 0;
+  let posts = 0; // POSTs the page sent
   page.on('request', (request) => {
     if (!request.url().startsWith(plan.url)) foreign.push(request.url());
     if (request.method() === 'POST') posts += 1;
@@ -82,6 +82,16 @@ async function run(page) {
   await host.locator('.row').first().locator('.toggle').click();
   await vm.waitFor({ state: 'visible' });
   check((await vm.locator('.name').first().textContent()) === plan.vmName, 'the VM name');
+
+  // The hypervisor's own action, through the tracker's relay to its Hypervisor service.
+  const hostService = host.locator('.host-service');
+  await hostService.locator('form[data-action="GetHostInfo"] button').click();
+  const hostInfo = hostService.locator('[data-outcome]');
+  await hostInfo.waitFor();
+  check((await hostInfo.getAttribute('data-outcome')) === 'ok', `GetHostInfo succeeded: ${await hostInfo.textContent()}`);
+  const hostName = await hostService.locator('[data-output="HostName"]').textContent();
+  check(hostName.includes(plan.hostName), `GetHostInfo names the host: ${JSON.stringify(hostName)}`);
+  step('host-action');
   await vm.locator('.row').first().locator('.toggle').click();
   const echo = vm.locator(`[data-service="${plan.echo}"]`);
   await echo.waitFor({ state: 'visible' });

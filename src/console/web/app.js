@@ -19,6 +19,7 @@ const state = {
   results: new Map(), // action key -> the element shown in its result box
   names: new Map(), // uuid -> name, for the event list
   lifecycle: null, // DomainControl description from the server
+  hypervisor: null, // Hypervisor service description from the server
   lastSeq: 0,
   loaded: false,
   refreshing: null,
@@ -130,6 +131,11 @@ function makeHost(uuid) {
       el('span', { class: 'uuid', text: uuid })),
     entry.children,
   );
+  entry.target = { kind: 'hypervisors', uuid, name: '' };
+  if (state.hypervisor) {
+    entry.children.append(el('div', { class: 'host-service' },
+      serviceBlock(entry.target, state.hypervisor, 'Hypervisor')));
+  }
   entry.children.append(entry.list, entry.empty);
   setExpanded(entry, state.expanded.has(entry.key));
   return entry;
@@ -138,6 +144,7 @@ function makeHost(uuid) {
 function updateHost(entry, host, vms) {
   const name = str(host.name) || '(no name)';
   entry.label = name;
+  entry.target.name = name;
   setText(entry.name, name);
   const hostState = str(host.state) || 'unknown';
   setText(entry.state, hostState);
@@ -282,24 +289,32 @@ function freePairs() {
   return { label: el('span', { class: 'fields' }, rows, more), read };
 }
 
-/** A service's actions; lifecycle actions without inputs share one result line. */
+/** A service's actions: those without inputs as one row of buttons sharing a result line,
+ * those with inputs (or with arguments unknown) as one form each. */
 function serviceBlock(target, service, title) {
   const type = str(service.type);
   const actions = arr(service.actions).filter((a) => str(a && a.name));
-  const compact = actions.every((a) => {
+  const bare = (a) => {
     const args = argumentsOf(a);
     return args !== null && args.every((x) => x.direction === 'out');
-  }) && actions.length > 0;
-  const list = el('div', { class: compact ? 'actions compact' : 'actions' });
-  const shared = compact ? resultBox(target.uuid + '|' + type) : null;
-  for (const action of actions) list.append(actionForm(target, type, action, shared));
-  if (actions.length === 0) list.append(el('p', { class: 'empty', text: 'No actions.' }));
-  return el('div', { class: 'service', 'data-service': type },
+  };
+  const buttons = actions.filter(bare);
+  const forms = actions.filter((a) => !bare(a));
+  const block = el('div', { class: 'service', 'data-service': type },
     el('div', { class: 'service-head' },
       el('span', { class: 'name', text: title || shortType(type) }),
-      el('span', { class: 'uuid', text: type })),
-    list,
-    shared ? shared.node : null);
+      el('span', { class: 'uuid', text: type })));
+  if (buttons.length > 0) {
+    const shared = resultBox(target.uuid + '|' + type);
+    block.append(el('div', { class: 'actions compact' },
+      buttons.map((action) => actionForm(target, type, action, shared))), shared.node);
+  }
+  if (forms.length > 0) {
+    block.append(el('div', { class: 'actions' },
+      forms.map((action) => actionForm(target, type, action, null))));
+  }
+  if (actions.length === 0) block.append(el('p', { class: 'empty', text: 'No actions.' }));
+  return block;
 }
 
 /** The element showing an action's outcome, restored from `state.results` after a rebuild. */
@@ -592,11 +607,9 @@ function expandAll(open) {
 async function start() {
   $('#expand-all').addEventListener('click', () => expandAll(true));
   $('#collapse-all').addEventListener('click', () => expandAll(false));
-  try {
-    state.lifecycle = await fetchJson('/domain-control.json');
-  } catch (error) {
-    state.lifecycle = null; // the owners' services are still offered
-  }
+  // Without them the owners' services are still offered.
+  [state.lifecycle, state.hypervisor] = await Promise.all(['/domain-control.json', '/hypervisor.json']
+    .map((path) => fetchJson(path).catch(() => null)));
   follow();
 }
 

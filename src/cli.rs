@@ -130,6 +130,8 @@ pub enum ConsoleCommand {
     Call(ConsoleCallArgs),
     /// `watch`: follow the tracker's events.
     Watch(ConsoleWatchArgs),
+    /// `serve`: the console as a web page.
+    Serve(ConsoleServeArgs),
 }
 
 /// Print the hypervisors, their VMs (name, UUID, run state, tenant) and each VM's services and
@@ -204,6 +206,25 @@ pub struct ConsoleWatchArgs {
     pub tracker: Option<String>,
     /// discover on this interface too, as a control point: IF for a provider network, IF:TENANT
     /// for a tenant network; repeat for several
+    #[argh(option)]
+    pub iface: Vec<String>,
+}
+
+/// Serve the console as one web page (tree, live updates, a form per action) on ADDR:PORT,
+/// reading from a tracker or from the console's own discovery. There is no login: listen on
+/// 127.0.0.1 or a management address only.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "serve")]
+pub struct ConsoleServeArgs {
+    /// address to serve the page on, e.g. 127.0.0.1:8780 (required: never a default)
+    #[argh(option)]
+    pub listen: std::net::SocketAddr,
+    /// a tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700 unless --iface
+    /// is given)
+    #[argh(option)]
+    pub tracker: Option<String>,
+    /// discover on this interface instead, as a control point: IF for a provider network,
+    /// IF:TENANT for a tenant network; repeat for several (not with --tracker)
     #[argh(option)]
     pub iface: Vec<String>,
 }

@@ -593,3 +593,15 @@ pub const XL_CONFIG_MAX_DEPTH: usize = 8;
 pub const XL_STDERR_MAX: usize = 64 * 1024;
 /// Characters of `xl`'s error line quoted in a UPnP error description.
 pub const XL_ERROR_MAX: usize = 256;
+
+// ---- console web page (`xenplug console serve`) -----------------------------------------------
+
+/// Largest form body the console's page may POST (one action's arguments).
+pub const CONSOLE_WEB_MAX_FORM: usize = 16 * 1024;
+/// Path of the DomainControl description (actions, arguments, types) the page reads.
+pub const CONSOLE_WEB_DOMAIN_CONTROL_PATH: &str = "/domain-control.json";
+/// Path of the Hypervisor service's description (actions, arguments, types) the page reads.
+pub const CONSOLE_WEB_HYPERVISOR_PATH: &str = "/hypervisor.json";
+/// Content-Security-Policy of every answer of the console's page: nothing but its own files.
+pub const CONSOLE_WEB_CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";

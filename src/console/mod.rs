@@ -1,7 +1,8 @@
 //! Console role: the operator's client of the tracker's read API (`xenplug console tree | call
-//! | watch`). Net layer: it does I/O (HTTP to the tracker, the terminal); what it prints and
-//! what it sends is decided by pure functions in [`tree`], [`call`], [`watch`] and [`merge`],
-//! which do no I/O and never panic on what the tracker answers.
+//! | watch | serve`). Net layer: it does I/O (HTTP to the tracker, the terminal, the web page's
+//! listener); what it prints and what it sends is decided by pure functions in [`tree`],
+//! [`call`], [`watch`], [`merge`] and [`serve`], which do no I/O and never panic on what the
+//! tracker or a browser sends. `serve` is the same console as one web page ([`serve`]).
 //!
 //! # Sources
 //!
@@ -48,6 +49,7 @@
 pub mod call;
 pub mod local;
 pub mod merge;
+pub mod serve;
 pub mod tree;
 pub mod watch;
 
@@ -96,6 +98,7 @@ pub fn run(args: ConsoleArgs) -> i32 {
         ConsoleCommand::Tree(args) => ("tree", tree::run(&args)),
         ConsoleCommand::Call(args) => ("call", call::run(&args)),
         ConsoleCommand::Watch(args) => ("watch", watch::run(&args)),
+        ConsoleCommand::Serve(args) => ("serve", serve::run(&args)),
     };
     match result {
         Ok(()) => 0,

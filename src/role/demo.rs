@@ -81,7 +81,7 @@ use async_signal::{Signal, Signals};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -651,11 +651,11 @@ impl Supervisor {
             std::thread::sleep(DEMO_POLL / 4);
         }
         for mut running in stopping {
-            eprintln!(
+            complain(&format!(
                 "xenplug demo: the {} did not stop within {} s; killing it",
                 running.spec.name,
                 DEMO_STOP_GRACE.as_secs()
-            );
+            ));
             running.signal(libc::SIGKILL);
             let _ = running.child.wait();
         }
@@ -730,11 +730,11 @@ impl Follower {
             let taken = wanted.values().any(|name| *name == domain.name);
             if !crate::repo::is_valid_name(&domain.name) || taken {
                 if self.reported.insert(domain.uuid) {
-                    println!(
+                    say(&format!(
                         "xenplug demo: {:?} runs but gets no VM advertiser: the demo needs a \
                          unique name of A-Z a-z 0-9 _ -",
                         domain.name
-                    );
+                    ));
                 }
                 continue;
             }
@@ -743,10 +743,10 @@ impl Follower {
         for running in &supervisor.running {
             if let Some(vm) = running.vm.filter(|vm| !wanted.contains_key(vm)) {
                 let state = states.get(&vm).map_or("gone", |state| state.as_str());
-                println!(
+                say(&format!(
                     "xenplug demo: {} is {state}: stopping its VM advertiser",
                     running.spec.name.trim_start_matches("vm ")
-                );
+                ));
             }
         }
         supervisor.stop_where(|r| r.vm.is_some_and(|vm| !wanted.contains_key(&vm)));
@@ -847,17 +847,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
             if temporary {
                 let _ = fs::remove_dir_all(layout.root());
             }
-            println!("xenplug demo: stopped");
+            say("xenplug demo: stopped");
             Ok(())
         }
         Ok(End::ChildGone(spec, pid, status)) => {
-            eprintln!(
+            complain(&format!(
                 "xenplug demo: the {} (pid {pid}) stopped on its own ({status}); the others are stopped too.\n\
                  --- last lines of {} ---\n{}\n---",
                 spec.name,
                 spec.log.display(),
                 log_tail(&spec.log)
-            );
+            ));
             Err(Error::config(format!(
                 "the {} stopped; the logs are kept in {}",
                 spec.name,
@@ -865,10 +865,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             )))
         }
         Err(error) => {
-            eprintln!(
+            complain(&format!(
                 "xenplug demo: the files and logs are kept in {}",
                 layout.root().display()
-            );
+            ));
             Err(error)
         }
     }
@@ -1035,9 +1035,19 @@ fn print_summary(
     } else {
         ".\n"
     });
-    print!("{out}");
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    say(out.trim_end());
+}
+
+/// Writes one message to stdout and flushes it; a closed stdout is no reason to stop.
+fn say(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+/// Writes one message to stderr, ignoring a closed stderr.
+fn complain(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 #[cfg(test)]

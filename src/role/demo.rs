@@ -517,15 +517,21 @@ fn fresh_directory() -> Result<PathBuf> {
     Err(io_error("creating a directory under", &base, error))
 }
 
-/// `port`, or a free one on 127.0.0.1 when it is 0.
-fn port_or_free(port: u16) -> Result<u16> {
-    if port != 0 {
-        return Ok(port);
+/// Each of `ports`, or for a 0 a free port on 127.0.0.1: the listeners that found them are
+/// held until all are chosen, so two zeros never get the same port.
+fn ports_or_free<const N: usize>(ports: [u16; N]) -> Result<[u16; N]> {
+    let mut held = Vec::new();
+    let mut chosen = ports;
+    for port in chosen.iter_mut().filter(|port| **port == 0) {
+        let listener = TcpListener::bind(loopback(0))
+            .map_err(|e| Error::io("choosing a free port on 127.0.0.1", e))?;
+        *port = listener
+            .local_addr()
+            .map_err(|e| Error::io("choosing a free port on 127.0.0.1", e))?
+            .port();
+        held.push(listener);
     }
-    TcpListener::bind(loopback(0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|e| Error::io("choosing a free port on 127.0.0.1", e))
+    Ok(chosen)
 }
 
 /// The last [`DEMO_LOG_TAIL_LINES`] lines of a log (lossy UTF-8).
@@ -830,7 +836,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let layout = Layout::new(root);
     let mut supervisor = Supervisor::new(program.clone());
     let end = seed(&layout).and_then(|()| {
-        let ports = (port_or_free(args.api_port)?, port_or_free(args.web_port)?);
+        let [api, web] = ports_or_free([args.api_port, args.web_port])?;
+        let ports = (api, web);
         let mut follower = Follower::open(&layout)?;
         let context = Context {
             layout: &layout,
@@ -1293,6 +1300,13 @@ mod tests {
             .contains("state=paused"));
         assert!(!layout.sim(&DEMO_HOSTS[0]).join("db.domain").exists());
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn free_ports_differ_and_given_ones_stay() {
+        let [a, b, c] = ports_or_free([0, 0, 4321]).unwrap();
+        assert!(a != 0 && b != 0 && a != b, "{a} {b}");
+        assert_eq!(c, 4321);
     }
 
     #[test]

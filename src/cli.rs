@@ -5,7 +5,7 @@
 //! each; `role::interfaces` checks them in one place.
 
 use crate::consts::{
-    CONSOLE_DEFAULT_TRACKER, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
+    CONSOLE_DEFAULT_WAIT_SECONDS, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
     VM_DEFAULT_SERVICES_DIR,
 };
 use argh::FromArgs;
@@ -100,7 +100,8 @@ pub struct TrackArgs {
     pub grace: u64,
 }
 
-/// Show and control hypervisors and VMs through a tracker's read API.
+/// Show and control hypervisors and VMs through a tracker's read API, or by discovering them
+/// on named interfaces, or both.
 #[derive(FromArgs, Debug, PartialEq)]
 pub struct ConsoleArgs {
     /// what to do
@@ -114,10 +115,12 @@ pub struct ConsoleArgs {
 pub enum ConsoleCommand {
     /// `tree`: print hypervisors, their VMs and what each VM offers.
     Tree(ConsoleTreeArgs),
-    /// `call`: call an action on a VM.
+    /// `call`: call an action on a VM or a hypervisor.
     Call(ConsoleCallArgs),
     /// `watch`: follow the tracker's events.
     Watch(ConsoleWatchArgs),
+    /// `serve`: the console as a web page.
+    Serve(ConsoleServeArgs),
 }
 
 /// Print the hypervisors, their VMs (name, UUID, run state, tenant) and each VM's services and
@@ -128,19 +131,30 @@ pub struct ConsoleTreeArgs {
     /// print the tracker's JSON document instead (schema: see `xenplug::console`)
     #[argh(switch)]
     pub json: bool,
-    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
-    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
-    pub tracker: String,
+    /// a tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700 unless --iface
+    /// is given)
+    #[argh(option)]
+    pub tracker: Option<String>,
+    /// discover on this interface too, as a control point: IF for a provider network, IF:TENANT
+    /// for a tenant network; repeat for several
+    #[argh(option)]
+    pub iface: Vec<String>,
+    /// with --iface: seconds to wait at most for discovery to settle (default 8)
+    #[argh(option, default = "CONSOLE_DEFAULT_WAIT_SECONDS")]
+    pub wait: u64,
 }
 
-/// Call ACTION on the VM TARGET (its name or UUID) with NAME=VALUE arguments. Lifecycle
-/// actions (Shutdown, Reboot, Pause, Resume, Suspend, Destroy, GetState, GetInfo) go to the
-/// VM's Domain device on its hypervisor, other actions to the VM's own services, both through
-/// the tracker. Exit status: 0 done, 1 failed or refused, 2 unknown target or action.
+/// Call ACTION on TARGET with NAME=VALUE arguments. TARGET is a VM (name, UUID or uuid:UDN)
+/// or a hypervisor (host name, host UUID or uuid:UDN). A VM's lifecycle actions (Shutdown,
+/// Reboot, Pause, Resume, Suspend, Destroy, GetState, GetInfo) go to its Domain device on its
+/// hypervisor, other actions to the VM's own services; a hypervisor's (GetHostInfo,
+/// ListVirtualMachines, GetVirtualMachineIds, StartVirtualMachine VirtualMachineId=UUID) to
+/// its Hypervisor service; all through a tracker's relay. Exit status: 0 done, 1 failed or
+/// refused, 2 unknown target or action.
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand, name = "call")]
 pub struct ConsoleCallArgs {
-    /// the VM: its name or UUID
+    /// the VM or hypervisor: its name, UUID or uuid:UDN
     #[argh(positional)]
     pub target: String,
     /// the action's name
@@ -155,9 +169,17 @@ pub struct ConsoleCallArgs {
     /// the service type, when several services of the VM have an action of that name
     #[argh(option)]
     pub service: Option<String>,
-    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
-    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
-    pub tracker: String,
+    /// a tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700 unless --iface
+    /// is given)
+    #[argh(option)]
+    pub tracker: Option<String>,
+    /// discover on this interface too, as a control point: IF for a provider network, IF:TENANT
+    /// for a tenant network; repeat for several
+    #[argh(option)]
+    pub iface: Vec<String>,
+    /// with --iface: seconds to wait at most for discovery to settle (default 8)
+    #[argh(option, default = "CONSOLE_DEFAULT_WAIT_SECONDS")]
+    pub wait: u64,
 }
 
 /// Print one line per tracker event as it happens, until SIGINT or SIGTERM.
@@ -167,7 +189,31 @@ pub struct ConsoleWatchArgs {
     /// print the events after this sequence number first (default: only new events)
     #[argh(option)]
     pub since: Option<u64>,
-    /// the tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700)
-    #[argh(option, default = "String::from(CONSOLE_DEFAULT_TRACKER)")]
-    pub tracker: String,
+    /// a tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700 unless --iface
+    /// is given)
+    #[argh(option)]
+    pub tracker: Option<String>,
+    /// discover on this interface too, as a control point: IF for a provider network, IF:TENANT
+    /// for a tenant network; repeat for several
+    #[argh(option)]
+    pub iface: Vec<String>,
+}
+
+/// Serve the console as one web page (tree, live updates, a form per action) on ADDR:PORT,
+/// reading from a tracker or from the console's own discovery. There is no login: listen on
+/// 127.0.0.1 or a management address only.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "serve")]
+pub struct ConsoleServeArgs {
+    /// address to serve the page on, e.g. 127.0.0.1:8780 (required: never a default)
+    #[argh(option)]
+    pub listen: std::net::SocketAddr,
+    /// a tracker's read API, http://IPv4:PORT (default http://127.0.0.1:8700 unless --iface
+    /// is given)
+    #[argh(option)]
+    pub tracker: Option<String>,
+    /// discover on this interface instead, as a control point: IF for a provider network,
+    /// IF:TENANT for a tenant network; repeat for several (not with --tracker)
+    #[argh(option)]
+    pub iface: Vec<String>,
 }

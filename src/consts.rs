@@ -524,6 +524,33 @@ pub const CONSOLE_EXIT_FAILED: i32 = 1;
 /// Exit status for a usage error: unknown target or action, bad argument.
 pub const CONSOLE_EXIT_USAGE: i32 = 2;
 
+// ---- console sources (`--iface`, `--tracker`) and hypervisor targets ----------------------------
+
+/// Prefix of a hypervisor's paths in the tracker's API (`/api/hypervisors/<uuid>/actions`:
+/// the relay to its Hypervisor service, provider listeners only).
+pub const API_HYPERVISORS_PREFIX: &str = "/api/hypervisors/";
+/// Default `--wait` of one-shot console commands with `--iface`, in seconds: the longest they
+/// wait for discovery to settle.
+pub const CONSOLE_DEFAULT_WAIT_SECONDS: u64 = 8;
+/// How often a settling console looks at its own tracker's tree.
+pub const CONSOLE_SETTLE_STEP: Duration = Duration::from_millis(400);
+/// Longest the console waits for its own tracker to report its read API address.
+pub const CONSOLE_LOCAL_START: Duration = Duration::from_secs(5);
+/// Longest the console waits for its own tracker's thread to stop when it exits.
+pub const CONSOLE_LOCAL_STOP: Duration = Duration::from_secs(2);
+
+// ---- console web page (`xenplug console serve`) -----------------------------------------------
+
+/// Largest form body the console's page may POST (one action's arguments).
+pub const CONSOLE_WEB_MAX_FORM: usize = 16 * 1024;
+/// Path of the DomainControl description (actions, arguments, types) the page reads.
+pub const CONSOLE_WEB_DOMAIN_CONTROL_PATH: &str = "/domain-control.json";
+/// Path of the Hypervisor service's description (actions, arguments, types) the page reads.
+pub const CONSOLE_WEB_HYPERVISOR_PATH: &str = "/hypervisor.json";
+/// Content-Security-Policy of every answer of the console's page: nothing but its own files.
+pub const CONSOLE_WEB_CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 // ---- demo (`xenplug demo`: every role on loopback, supervised) --------------------------------
 
 /// The only interface the demo's children ever get.

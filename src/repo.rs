@@ -99,6 +99,10 @@ const SUBKEY_TYPE: &str = "type";
 const PREFIX_ACTION: &str = "action.";
 const SUBKEY_ACTION_NAME: &str = "name";
 const SUBKEY_SEMANTICS: &str = "semantics";
+const SUBKEY_INPUTS: &str = "in";
+const SUBKEY_OUTPUTS: &str = "out";
+/// Separator of the argument names in `in` and `out` (SCPD argument names never hold it).
+const ARGUMENTS_SEPARATOR: char = ',';
 const SEMANTICS_SEPARATOR: char = ',';
 const SEMANTICS: [Semantic; 3] = [
     Semantic::Idempotent,
@@ -267,6 +271,11 @@ pub struct ActionRecord {
     pub name: String,
     /// Its operation semantics from the SCPD (`service.N.action.M.semantics`).
     pub semantics: Vec<Semantic>,
+    /// Its in-arguments' names, in SCPD order (`service.N.action.M.in`, comma-separated;
+    /// absent from records written before it was kept: none then).
+    pub inputs: Vec<String>,
+    /// Its out-arguments' names, in SCPD order (`service.N.action.M.out`, likewise).
+    pub outputs: Vec<String>,
 }
 
 /// One service a VM's owner exposes.
@@ -360,10 +369,14 @@ fn parse_service(index: usize, group: &[(&str, &str)]) -> Result<ServiceRecord, 
         .map(|(action, keys)| {
             let mut name = None;
             let mut semantics = Vec::new();
+            let mut inputs = Vec::new();
+            let mut outputs = Vec::new();
             for (sub_key, value) in keys {
                 match sub_key {
                     SUBKEY_ACTION_NAME => name = Some(value.to_string()),
                     SUBKEY_SEMANTICS => semantics = parse_semantics(value)?,
+                    SUBKEY_INPUTS => inputs = parse_arguments(SUBKEY_INPUTS, value)?,
+                    SUBKEY_OUTPUTS => outputs = parse_arguments(SUBKEY_OUTPUTS, value)?,
                     _ => {
                         return Err(format!(
                             "{PREFIX_SERVICE}{index}.{PREFIX_ACTION}{action}.{sub_key}: unknown key"
@@ -374,7 +387,12 @@ fn parse_service(index: usize, group: &[(&str, &str)]) -> Result<ServiceRecord, 
             let name = name.ok_or_else(|| {
                 format!("{PREFIX_SERVICE}{index}.{PREFIX_ACTION}{action}.{SUBKEY_ACTION_NAME} is missing")
             })?;
-            Ok(ActionRecord { name, semantics })
+            Ok(ActionRecord {
+                name,
+                semantics,
+                inputs,
+                outputs,
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(ServiceRecord {
@@ -382,6 +400,21 @@ fn parse_service(index: usize, group: &[(&str, &str)]) -> Result<ServiceRecord, 
             .ok_or_else(|| format!("{PREFIX_SERVICE}{index}.{SUBKEY_TYPE} is missing"))?,
         actions,
     })
+}
+
+/// Reads `Text,Count`: names of A-Z a-z 0-9 _ (what an SCPD allows), none empty.
+fn parse_arguments(key: &str, text: &str) -> Result<Vec<String>, String> {
+    text.split(ARGUMENTS_SEPARATOR)
+        .map(|name| {
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if valid {
+                Ok(name.to_string())
+            } else {
+                Err(format!("{key}: bad argument name {name:?}"))
+            }
+        })
+        .collect()
 }
 
 /// Reads `idempotent,confirm`.
@@ -430,6 +463,15 @@ pub fn tenant_view(vm: &VirtualRecord) -> Record {
                     &format!("{action_prefix}{SUBKEY_SEMANTICS}"),
                     tokens.join(","),
                 );
+            }
+            for (sub_key, names) in [
+                (SUBKEY_INPUTS, &action.inputs),
+                (SUBKEY_OUTPUTS, &action.outputs),
+            ] {
+                if !names.is_empty() {
+                    let separator = ARGUMENTS_SEPARATOR.to_string();
+                    record.set(&format!("{action_prefix}{sub_key}"), names.join(&separator));
+                }
             }
         }
     }
@@ -1404,10 +1446,14 @@ mod tests {
                         ActionRecord {
                             name: "Restart".into(),
                             semantics: vec![Semantic::Destructive, Semantic::Confirm],
+                            inputs: vec!["Delay".into()],
+                            outputs: vec!["Done".into(), "Pid".into()],
                         },
                         ActionRecord {
                             name: name.to_string(),
                             semantics: vec![],
+                            inputs: vec![],
+                            outputs: vec![],
                         },
                     ],
                 },
@@ -1482,11 +1528,15 @@ mod tests {
             service.0.type=urn:xenplug-org:service:Web:1\n\
             service.0.action.0.name=Restart\n\
             service.0.action.0.semantics=destructive,confirm\n\
+            service.0.action.0.in=Delay\n\
+            service.0.action.0.out=Done,Pid_2\n\
             hypervisor=4c4c4544-0000-0000-0000-000000000001\n";
         let record = parse_virtual_text(fixture).unwrap();
         assert_eq!(record.vm_uuid, vm_uuid(3));
         assert_eq!(record.hypervisor, Some(host(1)));
         assert_eq!(record.services[0].actions[0].semantics.len(), 2);
+        assert_eq!(record.services[0].actions[0].inputs, ["Delay"]);
+        assert_eq!(record.services[0].actions[0].outputs, ["Done", "Pid_2"]);
         assert_eq!(
             render_record(&record.to_record().unwrap()).unwrap(),
             fixture
@@ -1509,6 +1559,9 @@ mod tests {
             "service.0.action.0.semantics=idempotent\nservice.0.type=a\n",
             "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.semantics=fast\n",
             "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.semantics=\n",
+            "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.in=\n",
+            "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.in=A,,B\n",
+            "service.0.type=a\nservice.0.action.0.name=b\nservice.0.action.0.out=A-B\n",
             "tenant=../etc\n",
             "hypervisor=4C4C4544-0000-0000-0000-000000000001\n",
             "name=again\n",

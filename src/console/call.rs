@@ -1,36 +1,61 @@
-//! `xenplug console call TARGET ACTION [NAME=VALUE ...]`: finds the VM and the action in the
-//! tracker's tree ([`plan`]), asks before a destructive action, and calls it through the
-//! tracker's relay. Planning, the form body and reading the answer are pure and never panic;
-//! only [`run`] does I/O.
+//! `xenplug console call TARGET ACTION [NAME=VALUE ...]`: finds the target and the action in
+//! the tree ([`plan`]), asks before a destructive action, and calls it through the relay of
+//! the source that knows the target ([`choose_api`]). Planning, the form body and reading the
+//! answer are pure and never panic; only [`run`] does I/O.
 //!
-//! TARGET is a VM name or UUID. Hypervisor actions (a hypervisor's name or UDN as TARGET) are
-//! not offered yet. Lifecycle actions (the Domain device's DomainControl: Shutdown, Reboot,
-//! Pause, Resume, Suspend, Destroy, GetState, GetInfo) go to the VM's Domain device on the
-//! hypervisor placing it; any other action to the VM's own service that offers it.
+//! TARGET is a VM (its name, its UUID, or its UDN `uuid:<UUID>`) or a hypervisor (its host
+//! name, which ends its friendly name `Xen hypervisor <host name>`, the whole friendly name,
+//! its host UUID or its UDN). A name both a VM and a hypervisor carry is a usage error listing
+//! both. A VM's lifecycle actions (the Domain device's DomainControl: Shutdown, Reboot, Pause,
+//! Resume, Suspend, Destroy, GetState, GetInfo) go to the VM's Domain device on the hypervisor
+//! placing it; any other action to the VM's own service that offers it. A hypervisor's actions
+//! are its Hypervisor service's (GetHostInfo, GetVirtualMachineIds, ListVirtualMachines,
+//! StartVirtualMachine), relayed by `POST /api/hypervisors/<uuid>/actions`.
+//!
+//! When the tree lists an action's arguments, an argument it does not take, or one it needs
+//! and was not given, is a usage error before anything is sent.
 
-use super::tree::{Action, Tree, Vm};
-use super::{is_terminal, printable, Document, Failure, Tracker};
+use super::tree::{Action, Host, Tree, Vm};
+use super::{is_terminal, printable, Failure, SourceOptions};
 use crate::cli::ConsoleCallArgs;
 use crate::consts::{
-    API_ACTIONS_SUFFIX, API_TREE_PATH, API_VMS_PREFIX, CONSOLE_TIMEOUT, URN_SERVICE_DOMAIN_CONTROL,
+    API_ACTIONS_SUFFIX, API_HYPERVISORS_PREFIX, API_VMS_PREFIX, CONSOLE_TIMEOUT,
+    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
+use crate::model::{Direction, ServiceSpec};
 use crate::net::http_client::ClientResponse;
 use crate::wire::json::{parse_value, JsonValue};
 use std::io::{BufRead as _, Read as _, Write as _};
+use std::time::Duration;
+use uuid::Uuid;
 
 /// What a call will do, decided from the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The VM's UUID (the relay's path).
-    pub vm: String,
-    /// The VM's name, for messages.
-    pub vm_name: String,
+    /// The target's UUID as the tree wrote it (the relay's path): a VM's or a host's.
+    pub uuid: String,
+    /// The target's name, for messages.
+    pub name: String,
     /// The service type to call (DomainControl for a lifecycle action).
     pub service_type: String,
     /// The action.
     pub action: Action,
-    /// Whether it goes to the hypervisor (a lifecycle action).
+    /// Whether it goes to the VM's Domain device on its hypervisor (a lifecycle action).
     pub lifecycle: bool,
+    /// Whether the target is a hypervisor (its Hypervisor service).
+    pub hypervisor: bool,
+}
+
+impl Plan {
+    /// The relay's path: `/api/hypervisors/<uuid>/actions` or `/api/vms/<uuid>/actions`.
+    pub fn path(&self) -> String {
+        let prefix = if self.hypervisor {
+            API_HYPERVISORS_PREFIX
+        } else {
+            API_VMS_PREFIX
+        };
+        format!("{prefix}{}{API_ACTIONS_SUFFIX}", self.uuid)
+    }
 }
 
 /// Parses `NAME=VALUE` arguments: names are non-empty XML-name-like (letters, digits, `_`,
@@ -66,51 +91,114 @@ pub fn parse_arguments(words: &[String]) -> Result<Vec<(String, String)>, Failur
     Ok(arguments)
 }
 
-/// The VM `target` names: its UUID (any case) or its name. A name several VMs share is a
-/// usage error listing their UUIDs.
-pub fn find_vm<'a>(tree: &'a Tree, target: &str) -> Result<(bool, &'a Vm), Failure> {
+/// What TARGET names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// A VM, and whether a hypervisor places it.
+    Vm {
+        /// Whether a hypervisor places it.
+        placed: bool,
+        /// The VM.
+        vm: &'a Vm,
+    },
+    /// A hypervisor.
+    Host(&'a Host),
+}
+
+fn same_uuid(text: &str, wanted: Uuid) -> bool {
+    Uuid::try_parse(text).ok() == Some(wanted)
+}
+
+/// Whether `target` names hypervisor `host`: its friendly name, or the host name that ends it
+/// (`Xen hypervisor dom0-a` is `dom0-a`).
+fn host_named(host: &Host, target: &str) -> bool {
+    host.name == target
+        || host
+            .name
+            .strip_suffix(target)
+            .is_some_and(|start| start.ends_with(' '))
+}
+
+/// The VM or hypervisor `target` names: a UUID or UDN (`uuid:` and a UUID, any case), else a
+/// name. A name several carry is a usage error listing their UUIDs.
+pub fn find_target<'a>(tree: &'a Tree, target: &str) -> Result<Target<'a>, Failure> {
     let all = tree.vms();
-    let wanted = uuid::Uuid::try_parse(target).ok();
-    if let Some(wanted) = wanted {
-        if let Some((host, vm)) = all
-            .iter()
-            .find(|(_, vm)| uuid::Uuid::try_parse(&vm.uuid).ok() == Some(wanted))
-        {
-            return Ok((host.is_some(), vm));
+    let udn = target.strip_prefix("uuid:");
+    if let Ok(wanted) = Uuid::try_parse(udn.unwrap_or(target)) {
+        if let Some((host, vm)) = all.iter().find(|(_, vm)| same_uuid(&vm.uuid, wanted)) {
+            return Ok(Target::Vm {
+                placed: host.is_some(),
+                vm,
+            });
+        }
+        if let Some(host) = tree.hosts.iter().find(|h| same_uuid(&h.uuid, wanted)) {
+            return Ok(Target::Host(host));
         }
     }
-    let named: Vec<_> = all.iter().filter(|(_, vm)| vm.name == target).collect();
-    match named.as_slice() {
-        [(host, vm)] => Ok((host.is_some(), vm)),
-        [] => Err(Failure::usage(format!(
-            "no VM named or with UUID {:?} (xenplug console tree lists them; hypervisors are \
-             not targets yet)",
+    let vms: Vec<_> = all.iter().filter(|(_, vm)| vm.name == target).collect();
+    let hosts: Vec<&Host> = tree
+        .hosts
+        .iter()
+        .filter(|host| host_named(host, target))
+        .collect();
+    let listed = |kind: &str, uuids: Vec<&String>| {
+        uuids
+            .iter()
+            .map(|uuid| format!("{kind} {}", printable(uuid)))
+            .collect::<Vec<_>>()
+    };
+    match (vms.as_slice(), hosts.as_slice()) {
+        ([(host, vm)], []) => Ok(Target::Vm {
+            placed: host.is_some(),
+            vm,
+        }),
+        ([], [host]) => Ok(Target::Host(host)),
+        ([], []) => Err(Failure::usage(format!(
+            "no VM or hypervisor named or with UUID {:?} (xenplug console tree lists them)",
             printable(target)
         ))),
-        several => {
-            let uuids: Vec<String> = several
-                .iter()
-                .map(|(_, vm)| printable(&vm.uuid).into_owned())
-                .collect();
+        (vms, hosts) => {
+            let mut all = listed("VM", vms.iter().map(|(_, vm)| &vm.uuid).collect());
+            all.extend(listed(
+                "hypervisor",
+                hosts.iter().map(|h| &h.uuid).collect(),
+            ));
             Err(Failure::usage(format!(
-                "several VMs are named {:?}: name one by UUID ({})",
+                "several are named {:?}: name one by UUID ({})",
                 printable(target),
-                uuids.join(", ")
+                all.join(", ")
             )))
         }
     }
 }
 
-/// The DomainControl action called `name`, with the semantics its SCPD publishes.
-pub fn lifecycle_action(name: &str) -> Option<Action> {
-    crate::control::DOMAIN_CONTROL_SERVICE
-        .actions
-        .iter()
-        .find(|a| a.name == name)
-        .map(|a| Action {
+/// The action `name` of a service table, with its semantics and arguments.
+fn table_action(spec: &ServiceSpec, name: &str) -> Option<Action> {
+    spec.actions.iter().find(|a| a.name == name).map(|a| {
+        let names = |direction: Direction| {
+            a.arguments
+                .iter()
+                .filter(|g| g.direction == direction)
+                .map(|g| g.name.clone())
+                .collect()
+        };
+        Action {
             name: a.name.clone(),
             semantics: a.semantics.iter().map(|s| s.as_str().to_string()).collect(),
-        })
+            inputs: names(Direction::In),
+            outputs: names(Direction::Out),
+        }
+    })
+}
+
+/// The DomainControl action called `name`, as its SCPD publishes it.
+pub fn lifecycle_action(name: &str) -> Option<Action> {
+    table_action(&crate::control::DOMAIN_CONTROL_SERVICE, name)
+}
+
+/// The Hypervisor service's action called `name`, as its SCPD publishes it.
+pub fn hypervisor_action(name: &str) -> Option<Action> {
+    table_action(&crate::control::HYPERVISOR_SERVICE, name)
 }
 
 /// Decides what `call TARGET ACTION` does. `service` picks among the VM's services when
@@ -121,7 +209,10 @@ pub fn plan(
     action: &str,
     service: Option<&str>,
 ) -> Result<Plan, Failure> {
-    let (placed, vm) = find_vm(tree, target)?;
+    let (placed, vm) = match find_target(tree, target)? {
+        Target::Vm { placed, vm } => (placed, vm),
+        Target::Host(host) => return plan_host(host, action, service),
+    };
     let vm_name = vm.name.clone();
     let lifecycle = match service {
         Some(service) => service == URN_SERVICE_DOMAIN_CONTROL,
@@ -136,17 +227,18 @@ pub fn plan(
         };
         if tree.provider && !placed {
             return Err(Failure::usage(format!(
-                "{} is not placed on any hypervisor known to the tracker: no lifecycle action \
+                "{} is not placed on any hypervisor known to the console: no lifecycle action \
                  can reach it",
                 printable(&vm_name)
             )));
         }
         return Ok(Plan {
-            vm: vm.uuid.clone(),
-            vm_name,
+            uuid: vm.uuid.clone(),
+            name: vm_name,
             service_type: URN_SERVICE_DOMAIN_CONTROL.to_string(),
             action: found,
             lifecycle: true,
+            hypervisor: false,
         });
     }
     let offering: Vec<_> = vm
@@ -162,11 +254,12 @@ pub fn plan(
         .collect();
     match offering.as_slice() {
         [(service_type, found)] => Ok(Plan {
-            vm: vm.uuid.clone(),
-            vm_name,
+            uuid: vm.uuid.clone(),
+            name: vm_name,
             service_type: service_type.clone(),
             action: found.clone(),
             lifecycle: false,
+            hypervisor: false,
         }),
         [] => Err(Failure::usage(format!(
             "{} offers no action {:?}{}",
@@ -189,6 +282,110 @@ pub fn plan(
             )))
         }
     }
+}
+
+/// A hypervisor's action: one of its Hypervisor service's.
+fn plan_host(host: &Host, action: &str, service: Option<&str>) -> Result<Plan, Failure> {
+    if service.is_some_and(|s| s != URN_SERVICE_HYPERVISOR) {
+        return Err(Failure::usage(format!(
+            "hypervisor {} offers only {URN_SERVICE_HYPERVISOR}",
+            printable(&host.name)
+        )));
+    }
+    let Some(found) = hypervisor_action(action) else {
+        let names: Vec<&str> = crate::control::HYPERVISOR_SERVICE
+            .actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        return Err(Failure::usage(format!(
+            "hypervisor {} offers no action {:?} (its actions: {})",
+            printable(&host.name),
+            printable(action),
+            names.join(", ")
+        )));
+    };
+    Ok(Plan {
+        uuid: host.uuid.clone(),
+        name: host.name.clone(),
+        service_type: URN_SERVICE_HYPERVISOR.to_string(),
+        action: found,
+        lifecycle: false,
+        hypervisor: true,
+    })
+}
+
+/// Checks `arguments` against the action's in-arguments when the tree lists its arguments
+/// (an action listing neither in- nor out-arguments is not checked: the tracker may not have
+/// said).
+pub fn check_arguments(plan: &Plan, arguments: &[(String, String)]) -> Result<(), Failure> {
+    let action = &plan.action;
+    if action.inputs.is_empty() && action.outputs.is_empty() {
+        return Ok(());
+    }
+    let expected = || {
+        if action.inputs.is_empty() {
+            format!("{} takes no arguments", action.name)
+        } else {
+            format!(
+                "{} takes {}",
+                action.name,
+                action
+                    .inputs
+                    .iter()
+                    .map(|n| format!("{}=VALUE", printable(n)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        }
+    };
+    if let Some((name, _)) = arguments.iter().find(|(n, _)| !action.inputs.contains(n)) {
+        return Err(Failure::usage(format!(
+            "{} has no argument {}: {}",
+            action.name,
+            printable(name),
+            expected()
+        )));
+    }
+    if let Some(missing) = action
+        .inputs
+        .iter()
+        .find(|input| !arguments.iter().any(|(n, _)| n == *input))
+    {
+        return Err(Failure::usage(format!(
+            "argument {} missing: {}",
+            printable(missing),
+            expected()
+        )));
+    }
+    Ok(())
+}
+
+/// Which of the sources' trees (in their order) the call goes to: for one source, that one;
+/// else the first that has the hypervisor (a hypervisor's action), places the VM (a lifecycle
+/// action: only a source placing it knows its Domain device) or lists the VM's service with
+/// that action (an owner's action).
+pub fn choose_api(trees: &[Tree], plan: &Plan) -> Option<usize> {
+    if trees.len() == 1 {
+        return Some(0);
+    }
+    let wanted = Uuid::try_parse(&plan.uuid).ok()?;
+    trees.iter().position(|tree| {
+        if plan.hypervisor {
+            return tree.hosts.iter().any(|h| same_uuid(&h.uuid, wanted));
+        }
+        tree.vms().iter().any(|(host, vm)| {
+            same_uuid(&vm.uuid, wanted)
+                && if plan.lifecycle {
+                    host.is_some()
+                } else {
+                    vm.services.iter().any(|s| {
+                        s.service_type == plan.service_type
+                            && s.actions.iter().any(|a| a.name == plan.action.name)
+                    })
+                }
+        })
+    })
 }
 
 /// Percent-encodes `text` for a form body: everything but `A-Z a-z 0-9 - . _ ~`.
@@ -224,15 +421,23 @@ pub fn read_answer(
     response: &ClientResponse,
     plan: &Plan,
 ) -> Result<Vec<(String, String)>, Failure> {
-    let what = format!("{} on {}", plan.action.name, printable(&plan.vm_name));
+    let what = format!("{} on {}", plan.action.name, printable(&plan.name));
     if response.status == 404 {
+        let (kind, note) = if plan.hypervisor {
+            (
+                "hypervisor",
+                " (hypervisor actions need the provider's API)",
+            )
+        } else if plan.lifecycle {
+            (
+                "VM",
+                " (lifecycle actions need the provider's API and a hypervisor placing the VM)",
+            )
+        } else {
+            ("VM", "")
+        };
         return Err(Failure::usage(format!(
-            "the tracker refuses {what}: it knows no such VM or action for this network{}",
-            if plan.lifecycle {
-                " (lifecycle actions need the provider's API and a hypervisor placing the VM)"
-            } else {
-                ""
-            }
+            "the tracker refuses {what}: it knows no such {kind} or action for this network{note}"
         )));
     }
     let body = parse_value(&response.body).ok();
@@ -277,7 +482,7 @@ fn confirm(plan: &Plan) -> Result<(), Failure> {
             "{} on {} is {semantics}: refusing without a terminal to ask on; add --yes to \
              call it anyway",
             plan.action.name,
-            printable(&plan.vm_name)
+            printable(&plan.name)
         )));
     }
     let mut stderr = std::io::stderr().lock();
@@ -285,8 +490,8 @@ fn confirm(plan: &Plan) -> Result<(), Failure> {
         stderr,
         "{} {} ({}) [{semantics}]? [y/N] ",
         plan.action.name,
-        printable(&plan.vm_name),
-        printable(&plan.vm)
+        printable(&plan.name),
+        printable(&plan.uuid)
     );
     let _ = stderr.flush();
     let mut answer = String::new();
@@ -304,17 +509,36 @@ fn confirm(plan: &Plan) -> Result<(), Failure> {
 
 /// `xenplug console call`.
 pub fn run(args: &ConsoleCallArgs) -> Result<(), Failure> {
-    let tracker = Tracker::parse(&args.tracker)?;
     let arguments = parse_arguments(&args.arguments)?;
-    let document: Document = tracker.get_json(API_TREE_PATH, CONSOLE_TIMEOUT)?;
-    let tree = Tree::read(&document.value)?;
+    let source = super::open_source(&SourceOptions {
+        tracker: args.tracker.clone(),
+        ifaces: args.iface.clone(),
+        settle: Some(Duration::from_secs(args.wait)),
+    })?;
+    let documents = source.trees(CONSOLE_TIMEOUT)?;
+    let tree = Tree::read(&source.merged(&documents)?.value)?;
     let plan = plan(&tree, &args.target, &args.action, args.service.as_deref())?;
+    check_arguments(&plan, &arguments)?;
+    let trees = documents
+        .iter()
+        .map(|document| Tree::read(&document.value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let api = choose_api(&trees, &plan)
+        .and_then(|index| source.apis().get(index))
+        .ok_or_else(|| {
+            Failure::failed(format!(
+                "no source can reach {} on {}",
+                plan.action.name,
+                printable(&plan.name)
+            ))
+        })?;
     if plan.action.needs_confirmation() && !args.yes {
         confirm(&plan)?;
     }
     let body = form_body(&plan.service_type, &plan.action.name, &arguments);
-    let path = format!("{API_VMS_PREFIX}{}{API_ACTIONS_SUFFIX}", plan.vm);
-    let response = tracker.request("POST", &path, body.as_bytes(), CONSOLE_TIMEOUT)?;
+    let response = api
+        .tracker
+        .request("POST", &plan.path(), body.as_bytes(), CONSOLE_TIMEOUT)?;
     let outputs = read_answer(&response, &plan)?;
     let mut stdout = std::io::stdout().lock();
     for (name, value) in outputs {
@@ -330,7 +554,7 @@ mod tests {
     use super::*;
     use crate::consts::{CONSOLE_EXIT_FAILED, CONSOLE_EXIT_USAGE};
 
-    static TREE: &[u8] = br#"{"hypervisors":[{"uuid":"a1a1a1a1-0000-4000-8000-00000000000a","name":"dom0-a","addresses":[],"state":"online","vms":[{"uuid":"acac0001-1111-4a6b-8c9d-0000000000a1","name":"acme-1","run_state":"running","tenant":"acme","services":[{"type":"urn:xenplug-org:service:Echo:1","actions":[{"name":"Echo","semantics":[]}]},{"type":"urn:xenplug-org:service:App:1","actions":[{"name":"Restart","semantics":["destructive"]},{"name":"Echo","semantics":[]}]}]},{"uuid":"bebe0001-1111-4a6b-8c9d-0000000000b1","name":"twin","run_state":"running","services":[]}]}],"devirtualized":[{"uuid":"acac0003-3333-4a6b-8c9d-0000000000a3","name":"twin","run_state":"unknown","services":[{"type":"urn:xenplug-org:service:Echo:1","actions":[{"name":"Echo","semantics":[]}]}]}],"last_seq":1}"#;
+    static TREE: &[u8] = br#"{"hypervisors":[{"uuid":"a1a1a1a1-0000-4000-8000-00000000000a","name":"Xen hypervisor dom0-a","addresses":[],"state":"online","vms":[{"uuid":"acac0001-1111-4a6b-8c9d-0000000000a1","name":"acme-1","run_state":"running","tenant":"acme","services":[{"type":"urn:xenplug-org:service:Echo:1","actions":[{"name":"Echo","semantics":[]}]},{"type":"urn:xenplug-org:service:App:1","actions":[{"name":"Restart","semantics":["destructive"]},{"name":"Echo","semantics":[]}]}]},{"uuid":"bebe0001-1111-4a6b-8c9d-0000000000b1","name":"twin","run_state":"running","services":[]},{"uuid":"bebe0002-2222-4a6b-8c9d-0000000000b2","name":"shared","run_state":"running","services":[]}]},{"uuid":"c3c3c3c3-0000-4000-8000-00000000000c","name":"Xen hypervisor shared","addresses":[],"state":"online","vms":[]}],"devirtualized":[{"uuid":"acac0003-3333-4a6b-8c9d-0000000000a3","name":"twin","run_state":"unknown","services":[{"type":"urn:xenplug-org:service:Echo:1","actions":[{"name":"Echo","semantics":[],"inputs":["Text"],"outputs":["Reply"]}]}]}],"last_seq":1}"#;
 
     fn tree() -> Tree {
         Tree::read(&parse_value(TREE).unwrap()).unwrap()
@@ -365,27 +589,187 @@ mod tests {
         }
     }
 
+    fn vm_of(target: Target<'_>) -> (bool, &Vm) {
+        match target {
+            Target::Vm { placed, vm } => (placed, vm),
+            Target::Host(host) => panic!("a hypervisor: {}", host.name),
+        }
+    }
+
     #[test]
-    fn targets_by_name_or_uuid() {
+    fn targets_by_name_uuid_or_udn() {
         let tree = tree();
-        let (placed, vm) = find_vm(&tree, "acme-1").unwrap();
+        let (placed, vm) = vm_of(find_target(&tree, "acme-1").unwrap());
         assert!(placed);
         assert_eq!(vm.uuid, "acac0001-1111-4a6b-8c9d-0000000000a1");
-        let (placed, vm) = find_vm(&tree, "ACAC0003-3333-4A6B-8C9D-0000000000A3").unwrap();
+        let (placed, vm) =
+            vm_of(find_target(&tree, "ACAC0003-3333-4A6B-8C9D-0000000000A3").unwrap());
         assert!(!placed);
         assert_eq!(vm.name, "twin");
-        let ambiguous = find_vm(&tree, "twin").unwrap_err();
+        let (_, vm) =
+            vm_of(find_target(&tree, "uuid:acac0001-1111-4a6b-8c9d-0000000000a1").unwrap());
+        assert_eq!(vm.name, "acme-1", "a VM's UDN");
+        let ambiguous = find_target(&tree, "twin").unwrap_err();
         assert_eq!(ambiguous.code, CONSOLE_EXIT_USAGE);
         assert!(
             ambiguous.message.contains("bebe0001") && ambiguous.message.contains("acac0003"),
             "{}",
             ambiguous.message
         );
-        assert_eq!(find_vm(&tree, "nope").unwrap_err().code, CONSOLE_EXIT_USAGE);
         assert_eq!(
-            find_vm(&tree, "dom0-a").unwrap_err().code,
-            CONSOLE_EXIT_USAGE,
-            "hypervisors are not targets yet"
+            find_target(&tree, "nope").unwrap_err().code,
+            CONSOLE_EXIT_USAGE
+        );
+        assert_eq!(
+            find_target(&tree, "uuid:nope").unwrap_err().code,
+            CONSOLE_EXIT_USAGE
+        );
+    }
+
+    #[test]
+    fn hypervisors_by_host_name_friendly_name_uuid_or_udn() {
+        let tree = tree();
+        for target in [
+            "dom0-a",
+            "Xen hypervisor dom0-a",
+            "A1A1A1A1-0000-4000-8000-00000000000A",
+            "uuid:a1a1a1a1-0000-4000-8000-00000000000a",
+        ] {
+            match find_target(&tree, target) {
+                Ok(Target::Host(host)) => {
+                    assert_eq!(
+                        host.uuid, "a1a1a1a1-0000-4000-8000-00000000000a",
+                        "{target}"
+                    )
+                }
+                other => panic!("{target}: {other:?}"),
+            }
+        }
+        assert!(
+            find_target(&tree, "a").is_err(),
+            "a name ends the friendly name after a space"
+        );
+        // A VM and a hypervisor of the same name: both listed.
+        let both = find_target(&tree, "shared").unwrap_err();
+        assert_eq!(both.code, CONSOLE_EXIT_USAGE);
+        assert!(
+            both.message.contains("VM bebe0002") && both.message.contains("hypervisor c3c3"),
+            "{}",
+            both.message
+        );
+    }
+
+    #[test]
+    fn hypervisor_actions_come_from_the_hypervisor_service() {
+        let tree = tree();
+        let info = plan(&tree, "dom0-a", "GetHostInfo", None).unwrap();
+        assert!(info.hypervisor && !info.lifecycle);
+        assert_eq!(info.service_type, URN_SERVICE_HYPERVISOR);
+        assert_eq!(
+            info.path(),
+            "/api/hypervisors/a1a1a1a1-0000-4000-8000-00000000000a/actions"
+        );
+        assert!(info.action.outputs.contains(&"HostName".to_string()));
+        let start = plan(&tree, "dom0-a", "StartVirtualMachine", None).unwrap();
+        assert_eq!(start.action.inputs, ["VirtualMachineId"]);
+        let unknown = plan(&tree, "dom0-a", "Pause", None).unwrap_err();
+        assert_eq!(unknown.code, CONSOLE_EXIT_USAGE);
+        assert!(
+            unknown.message.contains("GetHostInfo")
+                && unknown.message.contains("StartVirtualMachine"),
+            "the message lists what it offers: {}",
+            unknown.message
+        );
+        let other = plan(&tree, "dom0-a", "GetHostInfo", Some("urn:x:service:Echo:1"));
+        assert_eq!(other.unwrap_err().code, CONSOLE_EXIT_USAGE);
+    }
+
+    #[test]
+    fn arguments_are_checked_when_the_tree_lists_them() {
+        let tree = tree();
+        let start = plan(&tree, "dom0-a", "StartVirtualMachine", None).unwrap();
+        let given = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(check_arguments(&start, &given(&[("VirtualMachineId", "x")])).is_ok());
+        let missing = check_arguments(&start, &[]).unwrap_err();
+        assert_eq!(missing.code, CONSOLE_EXIT_USAGE);
+        assert!(
+            missing.message.contains("VirtualMachineId=VALUE"),
+            "{}",
+            missing.message
+        );
+        let extra = given(&[("VirtualMachineId", "x"), ("Force", "1")]);
+        assert_eq!(
+            check_arguments(&start, &extra).unwrap_err().code,
+            CONSOLE_EXIT_USAGE
+        );
+        let info = plan(&tree, "dom0-a", "GetHostInfo", None).unwrap();
+        assert!(check_arguments(&info, &given(&[("X", "1")])).is_err());
+        // The tracker did not list Restart's arguments: not checked.
+        let restart = plan(&tree, "acme-1", "Restart", None).unwrap();
+        assert!(check_arguments(&restart, &given(&[("Anything", "1")])).is_ok());
+        let echo = plan(
+            &tree,
+            "twin",
+            "Echo",
+            Some("urn:xenplug-org:service:Echo:1"),
+        );
+        assert!(echo.is_err(), "twin is ambiguous");
+        let echo = plan(&tree, "acac0003-3333-4a6b-8c9d-0000000000a3", "Echo", None).unwrap();
+        assert!(check_arguments(&echo, &given(&[("Text", "hi")])).is_ok());
+        assert!(check_arguments(&echo, &given(&[("Txt", "hi")])).is_err());
+    }
+
+    #[test]
+    fn calls_go_to_the_source_that_knows_the_target() {
+        // Source 0: a tenant view with acme-1's services; source 1: the provider's, placing
+        // acme-1 without services.
+        let tenant = Tree::read(
+            &parse_value(
+                br#"{"vms":[{"uuid":"acac0001-1111-4a6b-8c9d-0000000000a1","name":"acme-1","run_state":"running","services":[{"type":"urn:xenplug-org:service:App:1","actions":[{"name":"Restart","semantics":[]}]}]}],"last_seq":1}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let provider = Tree::read(
+            &parse_value(
+                br#"{"hypervisors":[{"uuid":"a1a1a1a1-0000-4000-8000-00000000000a","name":"dom0-a","vms":[{"uuid":"ACAC0001-1111-4a6b-8c9d-0000000000a1","name":"acme-1","run_state":"running","services":[]}]}],"devirtualized":[],"last_seq":1}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let trees = [tenant, provider];
+        let all = tree();
+        let pause = plan(&all, "acme-1", "Pause", None).unwrap();
+        assert_eq!(
+            choose_api(&trees, &pause),
+            Some(1),
+            "lifecycle: the placing one"
+        );
+        let host = plan(&all, "dom0-a", "GetHostInfo", None).unwrap();
+        assert_eq!(choose_api(&trees, &host), Some(1));
+        let restart = plan(&all, "acme-1", "Restart", None).unwrap();
+        assert_eq!(
+            choose_api(&trees, &restart),
+            Some(0),
+            "the one with the service"
+        );
+        let echo = plan(
+            &all,
+            "acme-1",
+            "Echo",
+            Some("urn:xenplug-org:service:Echo:1"),
+        )
+        .unwrap();
+        assert_eq!(choose_api(&trees, &echo), None, "nobody offers it");
+        assert_eq!(
+            choose_api(&trees[..1], &echo),
+            Some(0),
+            "one source: that one decides"
         );
     }
 

@@ -1,13 +1,26 @@
 //! Console role: the operator's client of the tracker's read API (`xenplug console tree | call
-//! | watch`). Net layer: it does I/O (HTTP to the tracker, the terminal); what it prints and
-//! what it sends is decided by pure functions in [`tree`], [`call`] and [`watch`], which do no
-//! I/O and never panic on what the tracker answers.
+//! | watch | serve`). Net layer: it does I/O (HTTP to the tracker, the terminal, the web page's
+//! listener); what it prints and what it sends is decided by pure functions in [`tree`],
+//! [`call`], [`watch`], [`merge`] and [`serve`], which do no I/O and never panic on what the
+//! tracker or a browser sends. `serve` is the same console as one web page ([`serve`]).
 //!
-//! The console talks only to the tracker (`--tracker http://IPv4:PORT`, default
-//! `http://127.0.0.1:8700`), never to a device: actions go through the tracker's relay
-//! (`POST /api/vms/<uuid>/actions`), which refuses what the asking network may not do.
+//! # Sources
 //!
-//! `tree --json` prints the tracker's own `GET /api/tree` document unchanged; its schema is
+//! The console reads from one or two read APIs ([`open_source`]), never from a device: actions
+//! go through a tracker's relay (`POST /api/vms/<uuid>/actions`, `POST
+//! /api/hypervisors/<uuid>/actions`), which refuses what the asking network may not do.
+//! - `--tracker http://IPv4:PORT`: a tracker's API (how a provider's console learns tenant VMs
+//!   without touching tenant networks);
+//! - `--iface IF[:TENANT]` (repeatable): the console is a control point itself: it runs the
+//!   tracker's discovery and inventory in-process on those interfaces ([`local`]: `IF` a
+//!   provider network, `IF:TENANT` a tenant network) and asks that tracker's API on 127.0.0.1;
+//!   one-shot commands first wait for discovery to settle, at most `--wait SECS`;
+//! - both: the two trees are merged by hypervisor and VM UUID ([`merge`]) and a call goes to
+//!   the source that knows its target;
+//! - neither: `--tracker http://127.0.0.1:8700`.
+//!
+//! `tree --json` prints the tracker's own `GET /api/tree` document unchanged when there is one
+//! source, the merged document (same schema, plus `sources`) when there are two; its schema is
 //! stable (fields are only ever added) and documented in [`crate::track::api`]:
 //!
 //! ```text
@@ -19,8 +32,11 @@
 //!  "last_seq":N}
 //! tenant view (the API reached from a tenant network): {"vms":[V...],"last_seq":N}
 //! V = {"uuid","name","run_state","tenant"?,"hypervisor"?,
-//!      "services":[{"type","actions":[{"name","semantics":["idempotent"|"destructive"|"confirm"..]}]}],
+//!      "services":[{"type","actions":[{"name","semantics":["idempotent"|"destructive"|"confirm"..],
+//!                                      "inputs":[NAME..],"outputs":[NAME..]}]}],
 //!      "first_seen","last_seen"}
+//! merged (two sources): the same, plus "sources":[{"api","last_seq"}...] (sequence numbers
+//! are per source; the top-level last_seq is the largest)
 //! ```
 //!
 //! Every string that came from a device (names, service types, output values) is printed with
@@ -31,13 +47,16 @@
 //! destructive call refused); 2 usage (unknown target or action, bad argument or URL).
 
 pub mod call;
+pub mod local;
+pub mod merge;
+pub mod serve;
 pub mod tree;
 pub mod watch;
 
 use crate::cli::{ConsoleArgs, ConsoleCommand};
 use crate::consts::{
-    CONSOLE_EXIT_FAILED, CONSOLE_EXIT_USAGE, CONSOLE_MAX_BODY, DISCOVERY_MAX_LOCATION,
-    HTTP_MAX_HEAD,
+    API_TREE_PATH, CONSOLE_DEFAULT_TRACKER, CONSOLE_EXIT_FAILED, CONSOLE_EXIT_USAGE,
+    CONSOLE_MAX_BODY, DISCOVERY_MAX_LOCATION, HTTP_MAX_HEAD,
 };
 use crate::net::http_client::{self, ClientResponse, Limits};
 use crate::wire::http::http_url_parts;
@@ -79,6 +98,7 @@ pub fn run(args: ConsoleArgs) -> i32 {
         ConsoleCommand::Tree(args) => ("tree", tree::run(&args)),
         ConsoleCommand::Call(args) => ("call", call::run(&args)),
         ConsoleCommand::Watch(args) => ("watch", watch::run(&args)),
+        ConsoleCommand::Serve(args) => ("serve", serve::run(&args)),
     };
     match result {
         Ok(()) => 0,
@@ -157,6 +177,129 @@ impl Tracker {
     pub fn get_json(&self, target: &str, timeout: Duration) -> Result<Document, Failure> {
         let response = self.request("GET", target, &[], timeout)?;
         Document::from_response(response, target)
+    }
+}
+
+/// Where a console command reads from, as its options name it (every subcommand, `serve`
+/// included, takes the same three).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceOptions {
+    /// `--tracker URL`.
+    pub tracker: Option<String>,
+    /// `--iface IF[:TENANT]`, in order.
+    pub ifaces: Vec<String>,
+    /// How long to wait at most for discovery on `ifaces` to settle before returning (one-shot
+    /// commands); `None` returns as soon as the console's own tracker listens.
+    pub settle: Option<Duration>,
+}
+
+/// One read API a [`Source`] asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Api {
+    /// Its name for messages and `sources`: the tracker's URL, or `local` for the console's
+    /// own discovery.
+    pub name: String,
+    /// Where it is reached.
+    pub tracker: Tracker,
+}
+
+/// What the console reads trees and events from and sends calls to: one or two read APIs
+/// (a tracker's, the console's own). Dropping it stops the console's own tracker.
+pub struct Source {
+    apis: Vec<Api>,
+    /// Keeps the console's own tracker running.
+    _local: Option<local::Local>,
+}
+
+/// Opens the source `options` name: `--tracker` (or, with neither option, the default
+/// tracker), and/or the console's own tracker on the `--iface` networks, waiting for its
+/// discovery to settle when `options.settle` says so. This is the one place the console's
+/// commands (and any other front end of the console) turn their options into something to
+/// `GET` and `POST` JSON from.
+pub fn open_source(options: &SourceOptions) -> Result<Source, Failure> {
+    let mut apis = Vec::new();
+    let remote = match (&options.tracker, options.ifaces.is_empty()) {
+        (Some(url), _) => Some(url.as_str()),
+        (None, true) => Some(CONSOLE_DEFAULT_TRACKER),
+        (None, false) => None,
+    };
+    if let Some(url) = remote {
+        let tracker = Tracker::parse(url)?;
+        apis.push(Api {
+            name: format!("http://{}", tracker.address),
+            tracker,
+        });
+    }
+    let local = if options.ifaces.is_empty() {
+        None
+    } else {
+        // The console's own tracker talks at info level; the operator asked for a tree.
+        if std::env::var_os(crate::logging::LOG_ENV).is_none() {
+            log::set_max_level(log::LevelFilter::Warn);
+        }
+        let local = local::Local::start(&options.ifaces)?;
+        apis.push(Api {
+            name: "local".to_string(),
+            tracker: local.api,
+        });
+        if let Some(max) = options.settle {
+            let (after, settled) = local.settle(max)?;
+            log::info!(
+                "console: discovery {} after {} ms",
+                if settled { "settled" } else { "still changing" },
+                after.as_millis()
+            );
+        }
+        Some(local)
+    };
+    Ok(Source {
+        apis,
+        _local: local,
+    })
+}
+
+impl Source {
+    /// The read APIs, `--tracker`'s first.
+    pub fn apis(&self) -> &[Api] {
+        &self.apis
+    }
+
+    /// Every API's `GET /api/tree`, in [`Source::apis`] order.
+    pub fn trees(&self, timeout: Duration) -> Result<Vec<Document>, Failure> {
+        self.apis
+            .iter()
+            .map(|api| api.tracker.get_json(API_TREE_PATH, timeout))
+            .collect()
+    }
+
+    /// One tree document from `trees` (as [`Source::trees`] gave them): the only one as it
+    /// is, or several merged ([`merge::merge`]).
+    pub fn merged(&self, trees: &[Document]) -> Result<Document, Failure> {
+        match trees {
+            [one] => Ok(one.clone()),
+            several => {
+                let named: Vec<merge::Named<'_>> = self
+                    .apis
+                    .iter()
+                    .zip(several)
+                    .map(|(api, document)| merge::Named {
+                        api: &api.name,
+                        tree: &document.value,
+                    })
+                    .collect();
+                let bytes = merge::merge(&named);
+                let value = parse_value(&bytes).map_err(|error| {
+                    Failure::failed(format!("the merged tree is not JSON ({error})"))
+                })?;
+                Ok(Document { bytes, value })
+            }
+        }
+    }
+
+    /// The tree: [`Source::trees`], [`Source::merged`].
+    pub fn tree(&self, timeout: Duration) -> Result<Document, Failure> {
+        let trees = self.trees(timeout)?;
+        self.merged(&trees)
     }
 }
 

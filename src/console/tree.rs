@@ -1,13 +1,14 @@
-//! `xenplug console tree`: the tracker's tree as read from `GET /api/tree` ([`Tree`]) and its
+//! `xenplug console tree`: the tree as read from `GET /api/tree` ([`Tree`]) and its
 //! rendering for a terminal ([`render`]). Reading and rendering are pure (no I/O) and never
 //! panic: missing or mistyped fields read as empty.
 
-use super::{printable, Failure, Tracker};
+use super::{printable, Failure, SourceOptions};
 use crate::cli::ConsoleTreeArgs;
-use crate::consts::{API_TREE_PATH, CONSOLE_TIMEOUT};
+use crate::consts::CONSOLE_TIMEOUT;
 use crate::wire::json::JsonValue;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::time::Duration;
 
 /// One action a VM service offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,10 @@ pub struct Action {
     pub name: String,
     /// Semantics tokens (`idempotent`, `destructive`, `confirm`).
     pub semantics: Vec<String>,
+    /// In-arguments' names, in order (empty when the tracker did not say).
+    pub inputs: Vec<String>,
+    /// Out-arguments' names, in order.
+    pub outputs: Vec<String>,
 }
 
 impl Action {
@@ -122,6 +127,8 @@ fn read_vm(value: &JsonValue) -> Vm {
                     .map(|action| Action {
                         name: action.str_of("name").to_string(),
                         semantics: strings(action, "semantics"),
+                        inputs: strings(action, "inputs"),
+                        outputs: strings(action, "outputs"),
                     })
                     .collect(),
             })
@@ -236,6 +243,26 @@ pub fn short_service(service_type: &str) -> &str {
         .map_or(service_type, |(_, rest)| rest)
 }
 
+/// `Name(In1, In2) -> (Out1)`: an action with its arguments; `Name` alone when it has
+/// none (or the tracker did not list them).
+pub fn signature(action: &Action) -> String {
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| printable(n).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = printable(&action.name).into_owned();
+    if !action.inputs.is_empty() || !action.outputs.is_empty() {
+        out.push_str(&format!("({})", list(&action.inputs)));
+    }
+    if !action.outputs.is_empty() {
+        out.push_str(&format!(" -> ({})", list(&action.outputs)));
+    }
+    out
+}
+
 /// Column widths shared by every VM line.
 struct Widths {
     name: usize,
@@ -276,9 +303,9 @@ fn render_vms(out: &mut String, paint: &Paint, vms: &[Vm], widths: &Widths, inde
                 .actions
                 .iter()
                 .map(|action| {
-                    let name = printable(&action.name);
+                    let name = signature(action);
                     if action.semantics.is_empty() {
-                        return name.into_owned();
+                        return name;
                     }
                     let semantics: Vec<String> = action
                         .semantics
@@ -403,8 +430,12 @@ pub fn render(tree: &Tree, colour: bool) -> String {
 
 /// `xenplug console tree [--json]`.
 pub fn run(args: &ConsoleTreeArgs) -> Result<(), Failure> {
-    let tracker = Tracker::parse(&args.tracker)?;
-    let document = tracker.get_json(API_TREE_PATH, CONSOLE_TIMEOUT)?;
+    let source = super::open_source(&SourceOptions {
+        tracker: args.tracker.clone(),
+        ifaces: args.iface.clone(),
+        settle: Some(Duration::from_secs(args.wait)),
+    })?;
+    let document = source.tree(CONSOLE_TIMEOUT)?;
     let tree = Tree::read(&document.value)?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
@@ -491,6 +522,24 @@ undescribed devices
             !text.contains("\u{1b}[2J"),
             "a device's escape sequence never reaches the terminal"
         );
+    }
+
+    #[test]
+    fn actions_show_their_arguments() {
+        let action = |inputs: &[&str], outputs: &[&str]| Action {
+            name: "Echo".into(),
+            semantics: vec![],
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            signature(&action(&["Text"], &["Reply", "Action"])),
+            "Echo(Text) -> (Reply, Action)"
+        );
+        assert_eq!(signature(&action(&[], &["State"])), "Echo() -> (State)");
+        assert_eq!(signature(&action(&["A", "B"], &[])), "Echo(A, B)");
+        assert_eq!(signature(&action(&[], &[])), "Echo", "none, or not listed");
+        assert_eq!(signature(&action(&["\u{1b}[2J"], &[])), "Echo(\\u{1b}[2J)");
     }
 
     #[test]

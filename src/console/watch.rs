@@ -1,18 +1,22 @@
-//! `xenplug console watch`: follows `GET /api/events?since=N` (the tracker holds each request
-//! up to 20 s until there is a newer event) and prints one line per event until SIGINT or
-//! SIGTERM. Formatting ([`event_line`], [`read_page`]) is pure and never panics; [`run`] does
+//! `xenplug console watch`: follows `GET /api/events?since=N` of every source (a tracker holds
+//! each request up to 20 s until there is a newer event) and prints one line per event until
+//! SIGINT or SIGTERM. Formatting ([`event_line`], [`read_page`]) is pure and never panics; [`run`] does
 //! the I/O.
 //!
 //! Line format: `<seq> <HTTP date> <kind> <subject> [network=<label>] [<key>=<value>...]`,
-//! every field from the tracker with its control characters escaped.
+//! every field from the tracker with its control characters escaped; with two sources
+//! (`--tracker` and `--iface`) each line ends with ` source=<api>` (`local` or the tracker's
+//! URL).
 
-use super::{printable, Failure, Tracker};
+use super::{printable, Api, Failure, SourceOptions};
 use crate::cli::ConsoleWatchArgs;
 use crate::consts::{
     API_EVENTS_PATH, API_TREE_PATH, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY, CONSOLE_WATCH_TIMEOUT,
 };
 use crate::wire::json::JsonValue;
+use std::future::Future;
 use std::io::Write as _;
+use std::pin::Pin;
 
 /// One event as a line (without the newline).
 pub fn event_line(event: &JsonValue) -> String {
@@ -63,68 +67,77 @@ pub fn read_page(page: &JsonValue, since: u64) -> (Vec<String>, u64) {
     (lines, next.max(last))
 }
 
-/// `xenplug console watch`.
+/// `xenplug console watch`: every source's events (with ` source=<api>` after each line when
+/// there are several, as sequence numbers are per source) until SIGINT or SIGTERM.
 pub fn run(args: &ConsoleWatchArgs) -> Result<(), Failure> {
-    let tracker = Tracker::parse(&args.tracker)?;
+    let source = super::open_source(&SourceOptions {
+        tracker: args.tracker.clone(),
+        ifaces: args.iface.clone(),
+        settle: None,
+    })?;
     let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|error| Failure::failed(format!("installing signal handlers: {error}")))?;
-    let mut since = match args.since {
-        Some(since) => since,
-        None => {
-            let tree = tracker.get_json(API_TREE_PATH, CONSOLE_TIMEOUT)?;
-            tree.value
-                .get("last_seq")
-                .and_then(JsonValue::as_u64)
-                .unwrap_or(0)
-        }
-    };
+    let several = source.apis().len() > 1;
+    let mut follows: Vec<(&Api, u64)> = Vec::new();
+    for api in source.apis() {
+        let since = match args.since {
+            Some(since) => since,
+            None => {
+                let tree = api.tracker.get_json(API_TREE_PATH, CONSOLE_TIMEOUT)?;
+                tree.value
+                    .get("last_seq")
+                    .and_then(JsonValue::as_u64)
+                    .unwrap_or(0)
+            }
+        };
+        follows.push((api, since));
+    }
     smol::block_on(async {
-        loop {
-            let target = format!("{API_EVENTS_PATH}?since={since}");
-            let poll = async {
-                Some(
-                    tracker
-                        .request_async("GET", &target, &[], CONSOLE_WATCH_TIMEOUT)
-                        .await
-                        .and_then(|response| super::Document::from_response(response, &target)),
-                )
-            };
-            let stop = async {
-                next_signal(&mut signals).await;
-                None
-            };
-            let Some(result) = smol::future::or(stop, poll).await else {
-                return Ok(());
-            };
-            match result {
-                Ok(page) => {
-                    let (lines, next) = read_page(&page.value, since);
-                    since = next;
-                    let mut stdout = std::io::stdout().lock();
-                    for line in lines {
-                        writeln!(stdout, "{line}").map_err(|error| {
-                            Failure::failed(format!("writing to stdout: {error}"))
-                        })?;
-                    }
-                    let _ = stdout.flush();
-                }
-                Err(failure) => {
-                    eprintln!("xenplug console watch: {} (trying again)", failure.message);
-                    let pause = async {
-                        smol::Timer::after(CONSOLE_WATCH_RETRY).await;
-                        false
+        let mut all: Pin<Box<dyn Future<Output = Result<(), Failure>> + '_>> =
+            Box::pin(smol::future::pending());
+        for (api, since) in follows {
+            all = Box::pin(smol::future::or(all, follow(api, since, several)));
+        }
+        let stop = async {
+            next_signal(&mut signals).await;
+            Ok(())
+        };
+        smol::future::or(stop, all).await
+    })
+}
+
+/// Follows one API's events from `since` on, printing each line; returns only when stdout
+/// fails.
+async fn follow(api: &Api, mut since: u64, tagged: bool) -> Result<(), Failure> {
+    loop {
+        let target = format!("{API_EVENTS_PATH}?since={since}");
+        let result = api
+            .tracker
+            .request_async("GET", &target, &[], CONSOLE_WATCH_TIMEOUT)
+            .await
+            .and_then(|response| super::Document::from_response(response, &target));
+        match result {
+            Ok(page) => {
+                let (lines, next) = read_page(&page.value, since);
+                since = next;
+                let mut stdout = std::io::stdout().lock();
+                for line in lines {
+                    let written = if tagged {
+                        writeln!(stdout, "{line} source={}", printable(&api.name))
+                    } else {
+                        writeln!(stdout, "{line}")
                     };
-                    let stop = async {
-                        next_signal(&mut signals).await;
-                        true
-                    };
-                    if smol::future::or(stop, pause).await {
-                        return Ok(());
-                    }
+                    written
+                        .map_err(|error| Failure::failed(format!("writing to stdout: {error}")))?;
                 }
+                let _ = stdout.flush();
+            }
+            Err(failure) => {
+                eprintln!("xenplug console watch: {} (trying again)", failure.message);
+                smol::Timer::after(CONSOLE_WATCH_RETRY).await;
             }
         }
-    })
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -1758,6 +1758,8 @@ mod tests {
             .map(|name| ActionRecord {
                 name: name.to_string(),
                 semantics: vec![Semantic::Idempotent],
+                inputs: vec![],
+                outputs: vec![],
             })
             .collect()
     }

@@ -199,6 +199,8 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         repo: args.repo,
         api: args.api,
         grace: args.grace,
+        report_api: None,
+        stop: None,
     })
 }
 

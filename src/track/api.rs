@@ -5,7 +5,13 @@
 //! - `/api/tree`: `{"hypervisors":[H...],"devirtualized":[V...],"last_seq":N}` where
 //!   H = `{"uuid","name","network","addresses":[..],"state","boot_id"?,"first_seen","last_seen",
 //!   "vms":[V...]}` and V = `{"uuid","name","run_state","tenant"?,"hypervisor"?,"services":[S...],
-//!   "first_seen","last_seen"}`, S = `{"type","actions":[{"name","semantics":[..]}]}`.
+//!   "first_seen","last_seen"}`, S = `{"type","actions":[{"name","semantics":[..],
+//!   "inputs":[..],"outputs":[..]}]}` (the argument names, in SCPD order; empty for a record
+//!   kept before they were).
+//! - `POST /api/vms/<uuid>/actions` (the relay to a VM's action) and, provider only,
+//!   `POST /api/hypervisors/<host uuid>/actions` (to its Hypervisor service): form body
+//!   `service=<type>&action=<name>&<Arg>=<value>...`, answer `{"outputs":{..}}` or
+//!   `{"error":{"code"?,"description"}}`; 404 for what the asking network may not reach.
 //!   `devirtualized` lists the VMs no hypervisor places; `undescribed` (provider only) the
 //!   devices seen whose description could not be fetched: `{"network","udn","address",
 //!   "reason","first_seen","last_seen"}`.
@@ -68,6 +74,13 @@ fn write_vm(json: &mut JsonWriter, vm: &VirtualRecord, viewer: Viewer<'_>) {
                 json.string(semantic.as_str());
             }
             json.end_array();
+            for (key, names) in [("inputs", &action.inputs), ("outputs", &action.outputs)] {
+                json.key(key).begin_array();
+                for name in names {
+                    json.string(name);
+                }
+                json.end_array();
+            }
             json.end_object();
         }
         json.end_array();
@@ -269,6 +282,8 @@ mod tests {
                 actions: vec![ActionRecord {
                     name: "RestartApplication".into(),
                     semantics: vec![Semantic::Destructive, Semantic::Confirm],
+                    inputs: vec!["Delay".into()],
+                    outputs: vec![],
                 }],
             }],
             first_seen: 5,
@@ -324,8 +339,10 @@ mod tests {
             "names are escaped: {text}"
         );
         assert!(
-            text.contains("\"semantics\":[\"destructive\",\"confirm\"]"),
-            "{text}"
+            text.contains(
+                "\"semantics\":[\"destructive\",\"confirm\"],\"inputs\":[\"Delay\"],\"outputs\":[]"
+            ),
+            "the arguments follow the semantics: {text}"
         );
         let devirtualized = &text[text.find("\"devirtualized\"").unwrap()..];
         assert!(

@@ -5,14 +5,14 @@
 
 use super::api::{self, Viewer};
 use crate::consts::{
-    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_TREE_PATH, API_VMS_PREFIX, CONTENT_TYPE_XML,
-    DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
+    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
+    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
     DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
     TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
     TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RESUBSCRIBE_RETRY, TRACK_TICK,
     URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
-    URN_SERVICE_DOMAIN_CONTROL,
+    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::engine::discovery::{self, Change, Discovery};
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
@@ -86,6 +86,12 @@ pub struct Options {
     pub api: Option<SocketAddr>,
     /// Seconds a VM may advertise with no hypervisor listing it before it is de-virtualized.
     pub grace: u64,
+    /// Told the read API's bound addresses once it listens (for a caller running the tracker
+    /// in-process that asked for port 0); `None` for `xenplug track`.
+    pub report_api: Option<std::sync::mpsc::Sender<Vec<SocketAddr>>>,
+    /// Stops the tracker when a message arrives or every sender is gone, instead of SIGTERM
+    /// and SIGINT (no signal handler is installed then); `None` for `xenplug track`.
+    pub stop: Option<smol::channel::Receiver<()>>,
 }
 
 /// One network at run time.
@@ -129,6 +135,14 @@ struct DomainControl {
     control: Control,
 }
 
+/// Where the provider reaches a hypervisor's Hypervisor service.
+struct HypervisorControl {
+    network: u32,
+    /// The hypervisor's root UDN, to forget it when the hypervisor leaves.
+    root: String,
+    control: Control,
+}
+
 /// Everything the tasks share.
 struct Tracker {
     networks: Vec<Network>,
@@ -143,6 +157,8 @@ struct Tracker {
     vm_roots: BTreeMap<(u32, String), Uuid>,
     /// VM UUID -> its Domain device's DomainControl on a hypervisor (provider networks only).
     domain_controls: BTreeMap<Uuid, DomainControl>,
+    /// Host UUID -> its Hypervisor service's control URL (provider networks only).
+    hypervisor_controls: BTreeMap<Uuid, HypervisorControl>,
     search_sockets: Vec<Rc<SsdpSocket>>,
     /// Interfaces that were down (missing or without address) at the last look.
     down: Vec<bool>,
@@ -205,18 +221,25 @@ impl Tracker {
         }
         self.domain_controls
             .retain(|_, d| !(d.network == network && d.root == root));
+        self.hypervisor_controls
+            .retain(|_, h| !(h.network == network && h.root == root));
     }
 }
 
-/// Runs the tracker until SIGTERM or SIGINT.
+/// Runs the tracker until SIGTERM or SIGINT (or, with [`Options::stop`], until told to).
 pub fn run(options: Options) -> Result<()> {
     let executor = Rc::new(LocalExecutor::new());
     smol::block_on(executor.run(run_on(executor.clone(), options)))
 }
 
 async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Result<()> {
-    let mut signals = crate::net::event_loop::stop_signals()
-        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let mut signals = match options.stop {
+        Some(_) => None,
+        None => Some(
+            crate::net::event_loop::stop_signals()
+                .map_err(|e| Error::io("installing signal handlers", e))?,
+        ),
+    };
     if options.networks.is_empty() {
         return Err(Error::config(
             "name at least one network with --net NAME=IFACE[:provider]",
@@ -307,6 +330,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         controls: BTreeMap::new(),
         vm_roots: BTreeMap::new(),
         domain_controls: BTreeMap::new(),
+        hypervisor_controls: BTreeMap::new(),
         search_sockets: search_sockets.clone(),
         down: vec![false; count],
     }));
@@ -339,9 +363,14 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
     }
     if let Some(address) = options.api {
         let tracker = shared.borrow();
+        let mut bound = Vec::new();
         for (bind, device, tenant) in api_listeners(address, &tracker.networks) {
             let listener = iface::listen_tcp(bind, device.as_deref())
                 .map_err(|e| Error::io(format!("read API on {bind}"), e))?;
+            let bind = listener
+                .local_addr()
+                .map_err(|e| Error::io("read API address", e))?;
+            bound.push(bind);
             let listener = Async::new(listener).map_err(|e| Error::io("read API listener", e))?;
             let view = tenant
                 .as_deref()
@@ -358,6 +387,9 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 server.clone(),
                 format!("read API on {bind}"),
             );
+        }
+        if let Some(report) = &options.report_api {
+            let _ = report.send(bound);
         }
     }
 
@@ -378,7 +410,34 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             .min()
             .unwrap_or(next_tick)
         };
-        let stop = crate::net::event_loop::next_turn(&mut signals, deadline, &woken).await;
+        let stop = match (&mut signals, &options.stop) {
+            (Some(signals), _) => {
+                crate::net::event_loop::next_turn(signals, deadline, &woken).await
+            }
+            (None, Some(stop)) => {
+                smol::future::or(
+                    async {
+                        // A message or every sender gone: both mean stop.
+                        let _ = stop.recv().await;
+                        true
+                    },
+                    async {
+                        smol::future::or(
+                            async {
+                                Timer::at(deadline).await;
+                            },
+                            async {
+                                let _ = woken.recv().await;
+                            },
+                        )
+                        .await;
+                        false
+                    },
+                )
+                .await
+            }
+            (None, None) => false,
+        };
         if stop {
             log::info!("stopping");
             return Ok(());
@@ -676,6 +735,27 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
         }
     } else if provider && described.root.device_type == URN_DEVICE_HYPERVISOR {
         let host = udn_uuid(&root_udn);
+        // Only the description the inventory filed for that host (its first provider network)
+        // may be relayed to.
+        let label = tracker
+            .networks
+            .get(fetch.network as usize)
+            .map(|n| n.spec.label.clone());
+        let filed = host
+            .filter(|host| tracker.repo.hardware().get(host).map(|r| &r.network) == label.as_ref());
+        let control = controls_of(&described.root, fetch.source)
+            .into_iter()
+            .find(|c| c.service_type == URN_SERVICE_HYPERVISOR);
+        if let (Some(host), Some(control)) = (filed, control) {
+            tracker.hypervisor_controls.insert(
+                host,
+                HypervisorControl {
+                    network: fetch.network,
+                    root: root_udn.clone(),
+                    control,
+                },
+            );
+        }
         for device in described.root.walk() {
             if device.device_type == URN_DEVICE_DOMAIN {
                 let vm = crate::wire::description::vm_uuid(device);
@@ -750,6 +830,13 @@ async fn service_actions(
                         .map(|a| ActionRecord {
                             name: a.name.clone(),
                             semantics: a.semantics.clone(),
+                            inputs: a.inputs().map(str::to_string).collect(),
+                            outputs: a
+                                .arguments
+                                .iter()
+                                .filter(|g| g.direction == crate::model::Direction::Out)
+                                .map(|g| g.name.clone())
+                                .collect(),
                         })
                         .collect();
                     services.insert(service.service_type.clone(), actions);
@@ -1019,6 +1106,16 @@ impl Handler for ApiHttp {
                 }
             }
             ("POST", _) => {
+                if let Some(rest) = path.strip_prefix(API_HYPERVISORS_PREFIX) {
+                    let Some(host) = rest
+                        .strip_suffix(API_ACTIONS_SUFFIX)
+                        .and_then(|t| Uuid::parse_str(t).ok())
+                    else {
+                        return not_found();
+                    };
+                    drop(tracker);
+                    return self.relay_hypervisor(host, &request.body);
+                }
                 let Some(vm) = path
                     .strip_prefix(API_VMS_PREFIX)
                     .and_then(|rest| rest.strip_suffix(API_ACTIONS_SUFFIX))
@@ -1083,23 +1180,9 @@ impl ApiHttp {
     /// control URL as that hypervisor's description gave it on a provider network). For a
     /// tenant it is a 404 like any action its VM does not advertise.
     fn relay(&self, vm: Uuid, tenant: Option<String>, body: &[u8]) -> Answer {
-        let Ok(text) = std::str::from_utf8(body) else {
-            return Answer::Now(json(400, b"{\"error\":\"body is not UTF-8\"}".to_vec()));
-        };
-        let mut fields = super::form::pairs(text);
-        let take = |fields: &mut Vec<(String, String)>, key: &str| {
-            fields
-                .iter()
-                .position(|(k, _)| k == key)
-                .map(|i| fields.remove(i).1)
-        };
-        let (Some(service_type), Some(action)) =
-            (take(&mut fields, "service"), take(&mut fields, "action"))
-        else {
-            return Answer::Now(json(
-                400,
-                b"{\"error\":\"service and action are required\"}".to_vec(),
-            ));
+        let (service_type, action, fields) = match read_call(body) {
+            Ok(call) => call,
+            Err(answer) => return answer,
         };
         let tracker = self.shared.borrow();
         let Some(record) = tracker
@@ -1141,73 +1224,148 @@ impl ApiHttp {
             ));
         };
         drop(tracker);
-        Answer::Later(Box::pin(async move {
-            let arguments: Vec<(&str, &str)> = fields
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let mut envelope = Vec::new();
-            soap::write_call(&service_type, &action, &arguments, &mut envelope);
-            let soap_action = soap::soap_action_header(&service_type, &action);
-            let headers = [
-                ("CONTENT-TYPE", CONTENT_TYPE_XML),
-                ("SOAPACTION", soap_action.as_str()),
-            ];
-            let limits = Limits {
-                timeout: TRACK_FETCH_TIMEOUT * 3,
-                max_head: HTTP_MAX_HEAD,
-                max_body: crate::consts::HTTP_MAX_BODY,
-            };
-            let result = http_client::request(
-                SocketAddr::V4(control.address),
-                "POST",
-                &control.path,
-                &headers,
-                &envelope,
-                &limits,
-            )
-            .await;
-            let mut writer = crate::wire::json::JsonWriter::new();
-            writer.begin_object();
-            let status = match result
-                .map(|response| soap::parse_response(&response.body, &service_type, &action))
-            {
-                Ok(Ok(outputs)) => {
-                    writer.key("outputs").begin_object();
-                    for (name, value) in &outputs {
-                        writer.key(name).string(value);
-                    }
-                    writer.end_object();
-                    200
-                }
-                Ok(Err(soap::ResponseError::Fault(error))) => {
-                    writer.key("error").begin_object();
-                    writer.key("code").number(u64::from(error.code));
-                    writer.key("description").string(&error.description);
-                    writer.end_object();
-                    200
-                }
-                Ok(Err(soap::ResponseError::Malformed(reason))) => {
-                    writer
-                        .key("error")
-                        .begin_object()
-                        .key("description")
-                        .string(&reason)
-                        .end_object();
-                    502
-                }
-                Err(error) => {
-                    writer
-                        .key("error")
-                        .begin_object()
-                        .key("description")
-                        .string(&error.to_string())
-                        .end_object();
-                    502
-                }
-            };
-            writer.end_object();
-            json(status, writer.finish().unwrap_or_default())
-        }))
+        forward(control, service_type, action, fields)
     }
+
+    /// `POST /api/hypervisors/<host uuid>/actions` with the same form body as
+    /// [`ApiHttp::relay`]: for the provider only (a tenant listener answers 404, like for a
+    /// host it does not know), calls one of the Hypervisor service's actions on the control
+    /// URL the hypervisor's description gave on the provider network it was filed from.
+    fn relay_hypervisor(&self, host: Uuid, body: &[u8]) -> Answer {
+        if self.tenant.is_some() {
+            return not_found();
+        }
+        let (service_type, action, fields) = match read_call(body) {
+            Ok(call) => call,
+            Err(answer) => return answer,
+        };
+        let tracker = self.shared.borrow();
+        if !tracker.repo.hardware().contains_key(&host) {
+            return not_found();
+        }
+        let known = service_type == URN_SERVICE_HYPERVISOR
+            && crate::control::HYPERVISOR_SERVICE
+                .actions
+                .iter()
+                .any(|a| a.name == action);
+        let control = tracker
+            .hypervisor_controls
+            .get(&host)
+            .map(|h| h.control.clone());
+        let (true, Some(control)) = (known, control) else {
+            return Answer::Now(json(
+                404,
+                b"{\"error\":\"that hypervisor offers no such action\"}".to_vec(),
+            ));
+        };
+        drop(tracker);
+        forward(control, service_type, action, fields)
+    }
+}
+
+/// A relay's call: service type, action name, in-arguments.
+type Call = (String, String, Vec<(String, String)>);
+
+/// Reads a relay's form body: `service`, `action`, and the in-arguments; a 400 answer when
+/// it is not UTF-8 or lacks `service` or `action`.
+fn read_call(body: &[u8]) -> std::result::Result<Call, Answer> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(Answer::Now(json(
+            400,
+            b"{\"error\":\"body is not UTF-8\"}".to_vec(),
+        )));
+    };
+    let mut fields = super::form::pairs(text);
+    let take = |fields: &mut Vec<(String, String)>, key: &str| {
+        fields
+            .iter()
+            .position(|(k, _)| k == key)
+            .map(|i| fields.remove(i).1)
+    };
+    match (take(&mut fields, "service"), take(&mut fields, "action")) {
+        (Some(service_type), Some(action)) => Ok((service_type, action, fields)),
+        _ => Err(Answer::Now(json(
+            400,
+            b"{\"error\":\"service and action are required\"}".to_vec(),
+        ))),
+    }
+}
+
+/// Calls `action` at `control` with the in-arguments `fields` and answers
+/// `{"outputs":{..}}`, `{"error":{"code","description"}}` (a UPnP error, status 200) or
+/// `{"error":{"description"}}` (status 502: the device did not answer sensibly).
+fn forward(
+    control: Control,
+    service_type: String,
+    action: String,
+    fields: Vec<(String, String)>,
+) -> Answer {
+    Answer::Later(Box::pin(async move {
+        let arguments: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut envelope = Vec::new();
+        soap::write_call(&service_type, &action, &arguments, &mut envelope);
+        let soap_action = soap::soap_action_header(&service_type, &action);
+        let headers = [
+            ("CONTENT-TYPE", CONTENT_TYPE_XML),
+            ("SOAPACTION", soap_action.as_str()),
+        ];
+        let limits = Limits {
+            timeout: TRACK_FETCH_TIMEOUT * 3,
+            max_head: HTTP_MAX_HEAD,
+            max_body: crate::consts::HTTP_MAX_BODY,
+        };
+        let result = http_client::request(
+            SocketAddr::V4(control.address),
+            "POST",
+            &control.path,
+            &headers,
+            &envelope,
+            &limits,
+        )
+        .await;
+        let mut writer = crate::wire::json::JsonWriter::new();
+        writer.begin_object();
+        let status = match result
+            .map(|response| soap::parse_response(&response.body, &service_type, &action))
+        {
+            Ok(Ok(outputs)) => {
+                writer.key("outputs").begin_object();
+                for (name, value) in &outputs {
+                    writer.key(name).string(value);
+                }
+                writer.end_object();
+                200
+            }
+            Ok(Err(soap::ResponseError::Fault(error))) => {
+                writer.key("error").begin_object();
+                writer.key("code").number(u64::from(error.code));
+                writer.key("description").string(&error.description);
+                writer.end_object();
+                200
+            }
+            Ok(Err(soap::ResponseError::Malformed(reason))) => {
+                writer
+                    .key("error")
+                    .begin_object()
+                    .key("description")
+                    .string(&reason)
+                    .end_object();
+                502
+            }
+            Err(error) => {
+                writer
+                    .key("error")
+                    .begin_object()
+                    .key("description")
+                    .string(&error.to_string())
+                    .end_object();
+                502
+            }
+        };
+        writer.end_object();
+        json(status, writer.finish().unwrap_or_default())
+    }))
 }

@@ -1,0 +1,172 @@
+// The console's web page in Debian's chromium, driven by playwright-core (no browser download:
+// executablePath is the system's chromium). Run by tests/interop_web.rs inside the test's
+// network namespace, with XENPLUG_WEB_PLAN (JSON) saying what to expect:
+//   url, host, hostName, vm, vmName, echo, domainControl, text, late, lateName, screenshot, profile,
+//   chromium, playwright (optional: where playwright-core is, else the one next to this file).
+// It prints `STEP <name> <ms>` as it goes, `ADD-VM` when the test should add a VM, and `PASS`
+// at the end; any failed check throws (exit status 1). Every wait is bounded.
+import process from 'node:process';
+
+const plan = JSON.parse(process.env.XENPLUG_WEB_PLAN ?? '{}');
+const { chromium } = await import(plan.playwright || 'playwright-core');
+const WAIT = 15000;
+const LATE_WAIT = 45000;
+const t0 = Date.now();
+const step = (name) => console.log(`STEP ${name} ${Date.now() - t0}ms`);
+function check(condition, what) {
+  if (!condition) throw new Error(`check failed: ${what}`);
+}
+
+const context = await chromium.launchPersistentContext(plan.profile, {
+  executablePath: plan.chromium || '/usr/bin/chromium',
+  headless: true,
+  timeout: WAIT * 2,
+  viewport: { width: 1200, height: 900 },
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-features=MediaRouter,DialMediaRouteProvider,OptimizationHints',
+  ],
+});
+context.setDefaultTimeout(WAIT);
+step('browser');
+let failed = null;
+const page = context.pages()[0] ?? (await context.newPage());
+try {
+  await run(page);
+} catch (error) {
+  failed = error;
+  // What the page showed when it failed, next to where the screenshot goes.
+  await page
+    .screenshot({ path: plan.screenshot.replace(/\.png$/, '-failed.png'), fullPage: true })
+    .catch(() => {});
+} finally {
+  await context.close();
+}
+if (failed) {
+  console.error(failed.stack || String(failed));
+  process.exit(1);
+}
+console.log('PASS');
+
+async function run(page) {
+  const foreign = [];
+  const problems = [];
+  let posts = 0; // POSTs the page sent
+  page.on('request', (request) => {
+    if (!request.url().startsWith(plan.url)) foreign.push(request.url());
+    if (request.method() === 'POST') posts += 1;
+  });
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(String(error)));
+
+  await page.goto(plan.url, { waitUntil: 'load' });
+  await page.evaluate(() => {
+    window.notReloaded = true;
+  });
+  const host = page.locator(`[data-host="${plan.host}"]`);
+  await host.waitFor();
+  const vm = page.locator(`[data-vm="${plan.vm}"]`);
+  check(!(await vm.isVisible()), 'hypervisors start collapsed');
+  step('loaded');
+
+  // Expand the hypervisor, then the VM: its owner's service and the lifecycle actions.
+  await host.locator('.row').first().locator('.toggle').click();
+  await vm.waitFor({ state: 'visible' });
+  check((await vm.locator('.name').first().textContent()) === plan.vmName, 'the VM name');
+
+  // The hypervisor's own action, through the tracker's relay to its Hypervisor service.
+  const hostService = host.locator('.host-service');
+  await hostService.locator('form[data-action="GetHostInfo"] button').click();
+  const hostInfo = hostService.locator('[data-outcome]');
+  await hostInfo.waitFor();
+  check((await hostInfo.getAttribute('data-outcome')) === 'ok', `GetHostInfo succeeded: ${await hostInfo.textContent()}`);
+  const hostName = await hostService.locator('[data-output="HostName"]').textContent();
+  check(hostName.includes(plan.hostName), `GetHostInfo names the host: ${JSON.stringify(hostName)}`);
+  step('host-action');
+  await vm.locator('.row').first().locator('.toggle').click();
+  const echo = vm.locator(`[data-service="${plan.echo}"]`);
+  await echo.waitFor({ state: 'visible' });
+  const life = vm.locator(`[data-service="${plan.domainControl}"]`);
+  await life.waitFor({ state: 'visible' });
+  step('expanded');
+
+  // The owner's action: its result inline, device text shown as text.
+  const form = echo.locator('form[data-action="Echo"]');
+  const typed = form.locator('[data-arg="Text"]');
+  if ((await typed.count()) > 0) {
+    await typed.fill(plan.text);
+  } else {
+    await form.locator('[data-free="name"]').first().fill('Text');
+    await form.locator('[data-free="value"]').first().fill(plan.text);
+  }
+  await form.locator('button[type="submit"]').click();
+  const outcome = form.locator('[data-outcome]');
+  await outcome.waitFor();
+  check((await outcome.getAttribute('data-outcome')) === 'ok', `Echo succeeded: ${await outcome.textContent()}`);
+  const replies = form.locator('[data-output="Reply"]');
+  check((await replies.count()) === 1, `Echo shows its Reply: ${await outcome.textContent()}`);
+  const reply = await replies.textContent();
+  check(reply === plan.text, `Reply is the text sent, as text: ${JSON.stringify(reply)}`);
+  check((await form.locator('.result b').count()) === 0, 'no markup from an output');
+  step('echo');
+
+  // Pause (idempotent: no confirmation); the run state follows live.
+  const before = posts;
+  await life.locator('form[data-action="Pause"] button').click();
+  await life.locator('[data-outcome="ok"]').waitFor();
+  check(posts === before + 1, 'Pause was sent at once');
+  await vm.locator('[data-field="run-state"]', { hasText: 'paused' }).waitFor();
+  step('paused-live');
+
+  // Reboot asks first; confirmed, the UPnP error (a paused domain cannot reboot) is inline.
+  await life.locator('form[data-action="Reboot"] button').click();
+  const confirmReboot = life.locator('[data-confirm-for="Reboot"]');
+  await confirmReboot.waitFor();
+  check(posts === before + 1, 'nothing sent before the confirmation');
+  await confirmReboot.locator('[data-confirm="yes"]').click();
+  await life.locator('[data-outcome="error"]', { hasText: 'UPnP error 701' }).waitFor();
+  step('reboot-701');
+
+  // Destroy asks first; cancelled, nothing is sent.
+  const sent = posts;
+  await life.locator('form[data-action="Destroy"] button').click();
+  const confirmDestroy = life.locator('[data-confirm-for="Destroy"]');
+  await confirmDestroy.waitFor();
+  await confirmDestroy.locator('[data-confirm="no"]').click();
+  await confirmDestroy.waitFor({ state: 'detached' });
+  check(posts === sent, 'a cancelled Destroy sends nothing');
+  step('destroy-cancelled');
+
+  await life.locator('form[data-action="Resume"] button').click();
+  await vm.locator('[data-field="run-state"]', { hasText: 'running' }).waitFor();
+  step('resumed-live');
+
+  // A VM added on the hypervisor appears without a reload; what was open stays open.
+  console.log('ADD-VM');
+  const late = page.locator(`[data-vm="${plan.late}"]`);
+  await late.waitFor({ state: 'visible', timeout: LATE_WAIT });
+  const lateName = await late.locator('.name').first().textContent();
+  check(lateName.includes(plan.lateName), `the late VM name, as text: ${JSON.stringify(lateName)}`);
+  check((await late.locator('img').count()) === 0, 'no element made from a VM name');
+  check(await page.evaluate(() => window.notReloaded === true && window.xss === undefined), 'no reload, no script ran');
+  check((await host.getAttribute('aria-expanded')) === 'true', 'the hypervisor stays expanded');
+  check((await vm.getAttribute('aria-expanded')) === 'true', 'the VM stays expanded');
+  check((await form.locator('[data-output="Reply"]').textContent()) === plan.text, 'the Echo result stays');
+  check((await page.locator('#status').getAttribute('data-state')) === 'live', 'the status says live');
+  step('late-vm');
+
+  await page.locator('#events li').first().waitFor();
+  await page.screenshot({ path: plan.screenshot, fullPage: true });
+  step('screenshot');
+  check(foreign.length === 0, `requests outside the console: ${foreign.join(', ')}`);
+  check(problems.length === 0, `browser console errors: ${problems.join(' | ')}`);
+}

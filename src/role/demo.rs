@@ -14,7 +14,7 @@
 //! | `tracker` | `track --net mgmt=lo:provider --net acme=lo --repo DIR/repo --api 127.0.0.1:API` |
 //! | `hypervisor xen-a`, `hypervisor xen-b` | `advertise hypervisor --iface lo --backend sim --sim-dir DIR/sim/<host> --state-dir DIR/state/<host>` |
 //! | `vm <name>`, one per domain whose guest runs | `advertise vm --iface lo --uuid <its domain's UUID> --name <name> --services DIR/vms/<name>/services --state-dir DIR/state/<name>` |
-//! | `web console` | `console serve --listen 127.0.0.1:WEB --tracker http://127.0.0.1:API` (when this build has it) |
+//! | `web console` | `console serve --listen 127.0.0.1:WEB --tracker http://127.0.0.1:API` |
 //!
 //! - Each child is in a process group of its own (so the terminal's Ctrl-C reaches the demo
 //!   alone, which then stops the children), with stdin closed, stdout and stderr written to
@@ -67,7 +67,7 @@
 
 use crate::backend::sim::SimBackend;
 use crate::backend::{Backend, Domain, RunState};
-use crate::cli::{ConsoleArgs, DemoArgs};
+use crate::cli::DemoArgs;
 use crate::console::tree::{render, short_service, Tree};
 use crate::console::{colour_on_stdout, Tracker};
 use crate::consts::{
@@ -368,12 +368,6 @@ pub fn web_console_spec(layout: &Layout, web: u16, api: u16) -> ChildSpec {
         os(format!("http://{}", loopback(api))),
     ];
     ChildSpec::new(layout, "web console", args)
-}
-
-/// Whether this build has the web console (`console serve`).
-pub fn web_console_built() -> bool {
-    let early = <ConsoleArgs as argh::FromArgs>::from_args(&["console"], &["serve", "--help"]);
-    matches!(early, Err(exit) if exit.status.is_ok())
 }
 
 /// What one simulated host's directory holds now.
@@ -818,7 +812,7 @@ impl Pacer {
 /// What the demo started with, for the summary.
 struct Started {
     tracker: String,
-    web: Option<String>,
+    web: String,
     /// Whether the directory is a fresh temporary one (removed after a clean stop).
     temporary: bool,
 }
@@ -919,15 +913,10 @@ fn supervise(
         supervisor.start(spec, None)?;
     }
     follower.follow(supervisor, layout, Instant::now())?;
-    let web_url = if web_console_built() {
-        supervisor.start(web_console_spec(layout, web, api), None)?;
-        Some(format!("http://{}/", loopback(web)))
-    } else {
-        None
-    };
+    supervisor.start(web_console_spec(layout, web, api), None)?;
     let started = Started {
         tracker: format!("http://{}", loopback(api)),
-        web: web_url,
+        web: format!("http://{}/", loopback(web)),
         temporary: context.temporary,
     };
     let tracker = Tracker {
@@ -944,7 +933,7 @@ fn supervise(
                 tree = Some(read);
             }
         }
-        if started.web.is_some() && TcpStream::connect_timeout(&loopback(web), DEMO_POLL).is_err() {
+        if TcpStream::connect_timeout(&loopback(web), DEMO_POLL).is_err() {
             lacking.push("the web console".to_string());
         }
         if lacking.is_empty() || Instant::now() >= deadline {
@@ -988,9 +977,8 @@ fn print_summary(
     let mut out = String::new();
     out.push_str(&format!(
         "xenplug demo: {} simulated Xen hosts with {domains} domains, {advertising} VM advertisers, \
-         a tracker{}, all on loopback; ready in {:.1} s\n\n",
+         a tracker and the web console, all on loopback; ready in {:.1} s\n\n",
         DEMO_HOSTS.len(),
-        if started.web.is_some() { " and the web console" } else { "" },
         elapsed.as_secs_f64()
     ));
     if let Some(tree) = tree {
@@ -1007,10 +995,7 @@ fn print_summary(
     }
     let tracker = &started.tracker;
     let root = layout.root().display();
-    match &started.web {
-        Some(url) => out.push_str(&format!("  web console   {url}\n")),
-        None => out.push_str("  web console   not in this build\n"),
-    }
+    out.push_str(&format!("  web console   {}\n", started.web));
     out.push_str(&format!("  tracker API   {tracker}{API_TREE_PATH}\n"));
     out.push_str(&format!("  directory     {root}\n"));
     out.push_str(
@@ -1323,11 +1308,5 @@ mod tests {
         assert_eq!(tail.lines().last(), Some("line 99"));
         fs::remove_file(&path).unwrap();
         assert_eq!(log_tail(&path), "", "a missing log reads as nothing");
-    }
-
-    #[test]
-    fn the_web_console_probe_does_not_panic() {
-        // Whether `console serve` exists depends on the build; asking must just answer.
-        let _ = web_console_built();
     }
 }

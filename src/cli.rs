@@ -50,15 +50,20 @@ pub struct HypervisorArgs {
     pub max_age: u32,
 }
 
-/// Run a simulated host with a few domains on loopback and show how to look at it.
+/// Run the whole system on loopback: two simulated Xen hosts with their VMs, VM advertisers
+/// with the example services, a tracker and the web console; print the tree; Ctrl-C stops it.
 #[derive(FromArgs, Debug, PartialEq)]
 pub struct DemoArgs {
-    /// directory for the demo's files (default: a new one under the temporary directory)
+    /// directory for the demo's files, kept on exit and reused by the next run (default: a new
+    /// one under the temporary directory, removed on exit unless something failed)
     #[argh(option)]
     pub dir: Option<PathBuf>,
-    /// HTTP port on 127.0.0.1 (default: an ephemeral one)
+    /// port of the web console on 127.0.0.1 (default: a free one)
     #[argh(option, default = "0")]
-    pub http_port: u16,
+    pub web_port: u16,
+    /// port of the tracker's read API on 127.0.0.1 (default: a free one)
+    #[argh(option, default = "0")]
+    pub api_port: u16,
 }
 
 /// Advertise this VM under its Xen UUID with the services its owner put in a directory (run

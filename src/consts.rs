@@ -605,3 +605,32 @@ pub const CONSOLE_WEB_HYPERVISOR_PATH: &str = "/hypervisor.json";
 /// Content-Security-Policy of every answer of the console's page: nothing but its own files.
 pub const CONSOLE_WEB_CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+// ---- demo (`xenplug demo`: every role on loopback, supervised) --------------------------------
+
+/// The only interface the demo's children ever get.
+pub const DEMO_IFACE: &str = "lo";
+/// Label of the demo tracker's provider network (hypervisors), on [`DEMO_IFACE`].
+pub const DEMO_PROVIDER_NETWORK: &str = "mgmt";
+/// Label of the demo tracker's tenant network (VMs), on [`DEMO_IFACE`] as well.
+pub const DEMO_TENANT_NETWORK: &str = "acme";
+/// Longest the demo waits for its tracker's read API to accept connections.
+pub const DEMO_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the demo waits for the tree to show every simulated host, VM, state and service
+/// before it prints what there is.
+pub const DEMO_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the demo looks at its children, the signals and (while starting) the tree.
+pub const DEMO_POLL: Duration = Duration::from_millis(100);
+/// Time one request of the demo to its tracker may take.
+pub const DEMO_API_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time the children get to exit after SIGTERM before SIGKILL.
+pub const DEMO_STOP_GRACE: Duration = Duration::from_secs(5);
+/// Lines of a child's log the demo prints when that child stops unexpectedly.
+pub const DEMO_LOG_TAIL_LINES: usize = 20;
+/// Bytes read from the end of that log to find those lines.
+pub const DEMO_LOG_TAIL_BYTES: u64 = 16 * 1024;
+/// Names tried for a fresh temporary directory before giving up.
+pub const DEMO_TEMP_ATTEMPTS: u32 = 16;
+/// How often the demo reads its sim directories to start or stop the VM advertiser of a
+/// domain whose guest started or stopped running.
+pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);

@@ -38,7 +38,7 @@ pub enum Role {
     Track,
     /// `console`: the control point.
     Console,
-    /// `demo`: everything on loopback with the simulated backend.
+    /// `demo`: every role on loopback with the simulated backend, supervised.
     Demo,
 }
 
@@ -68,7 +68,12 @@ pub const ROLES: [(Role, &str, Option<&str>, &str); 5] = [
         Some("xenplug-console"),
         "show and control hypervisors and VMs",
     ),
-    (Role::Demo, "demo", None, "run a simulated host on loopback"),
+    (
+        Role::Demo,
+        "demo",
+        None,
+        "run the whole system on loopback, simulated",
+    ),
 ];
 
 impl Role {

@@ -241,13 +241,7 @@ fn run_state(power_state: &str) -> RunState {
 impl VmRecord {
     /// Reads a VM record struct; `None` when it has no readable UUID.
     fn parse(record: &Value) -> Option<VmRecord> {
-        let text = |name: &str| {
-            record
-                .member(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let text = |name: &str| record.member_str(name).to_owned();
         let flag = |name: &str| record.member(name).and_then(Value::as_bool) == Some(true);
         let int = |name: &str| {
             record
@@ -523,19 +517,11 @@ impl XapiBackend {
     /// Reads this host's facts.
     fn read_host(&self, this_host: &str) -> Result<HostInfo, XapiError> {
         let record = self.call("host.get_record", &[Value::string(this_host)])?;
-        let text = |name: &str| {
-            record
-                .member(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let text = |name: &str| record.member_str(name).to_owned();
         let map_text = |map: &str, key: &str| {
             record
                 .member(map)
-                .and_then(|m| m.member(key))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
+                .map_or("", |m| m.member_str(key))
                 .to_owned()
         };
         let xen = map_text("software_version", "xen");
@@ -647,12 +633,7 @@ impl XapiBackend {
 
 /// Applies one event record to the cache (events of other classes are ignored).
 fn apply_event(vms: &mut BTreeMap<String, VmRecord>, event: &Value) {
-    let text = |name: &str| {
-        event
-            .member(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    };
+    let text = |name: &str| event.member_str(name);
     if !text("class").eq_ignore_ascii_case("vm") {
         return;
     }

@@ -109,6 +109,14 @@ impl Value {
             .map(|(_, value)| value)
     }
 
+    /// The string member `name` of a struct, `""` when missing or not a string (XenAPI
+    /// records hold strings; a field they lack reads as empty, as in the XenAPI reference).
+    pub fn member_str(&self, name: &str) -> &str {
+        self.member(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
     /// The type name as XML-RPC spells it, for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {

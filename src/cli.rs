@@ -6,7 +6,7 @@
 
 use crate::consts::{
     CONSOLE_DEFAULT_TRACKER, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
-    VM_DEFAULT_SERVICES_DIR,
+    VM_DEFAULT_SERVICES_DIR, XL_DEFAULT_CONFIG_DIR, XL_DEFAULT_PROGRAM,
 };
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -17,12 +17,19 @@ pub struct HypervisorArgs {
     /// network interface to advertise on; repeat for several (required: never a default)
     #[argh(option)]
     pub iface: Vec<String>,
-    /// hypervisor backend: sim
+    /// hypervisor backend: sim, or libxl (dom0 build only)
     #[argh(option, default = "String::from(\"sim\")")]
     pub backend: String,
     /// directory of the sim backend's domain files (NAME.domain files)
     #[argh(option)]
     pub sim_dir: Option<PathBuf>,
+    /// directory of xl domain config files the libxl backend lists and starts (default
+    /// /etc/xen); a file needs name and uuid keys to be listed
+    #[argh(option, default = "PathBuf::from(XL_DEFAULT_CONFIG_DIR)")]
+    pub xl_config_dir: PathBuf,
+    /// the xl program the libxl backend runs to start a domain (default: xl on PATH)
+    #[argh(option, default = "PathBuf::from(XL_DEFAULT_PROGRAM)")]
+    pub xl: PathBuf,
     /// directory keeping BOOTID, CONFIGID and a generated host UUID
     #[argh(option, default = "PathBuf::from(DEFAULT_STATE_DIR)")]
     pub state_dir: PathBuf,

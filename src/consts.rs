@@ -523,3 +523,30 @@ pub const CONSOLE_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const CONSOLE_EXIT_FAILED: i32 = 1;
 /// Exit status for a usage error: unknown target or action, bad argument.
 pub const CONSOLE_EXIT_USAGE: i32 = 2;
+
+// ---- libxl backend (`--backend libxl`, the dom0 build) ---------------------------------------
+
+/// How often the libxl backend is polled: half of the 1 s within which a domain's change must
+/// reach the network.
+pub const LIBXL_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Where the privcmd device is in a dom0 (either one is enough); without it libxl cannot open.
+pub const XEN_PRIVCMD_PATHS: [&str; 2] = ["/dev/xen/privcmd", "/proc/xen/privcmd"];
+/// Directory of xl domain config files when `--xl-config-dir` is not given.
+pub const XL_DEFAULT_CONFIG_DIR: &str = "/etc/xen";
+/// The xl program when `--xl` is not given (looked up on PATH).
+pub const XL_DEFAULT_PROGRAM: &str = "xl";
+/// Longest `xl create` may run before it is killed (a small PV guest takes about 6 s under
+/// emulation).
+pub const XL_CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running `xl` is looked at.
+pub const XL_WAIT_STEP: Duration = Duration::from_millis(20);
+/// Largest xl config file read; bigger files are skipped.
+pub const XL_CONFIG_MAX_FILE: u64 = 64 * 1024;
+/// Files of the config directory looked at, at most.
+pub const XL_CONFIG_MAX_FILES: usize = 1024;
+/// Deepest list nesting accepted in an xl config file.
+pub const XL_CONFIG_MAX_DEPTH: usize = 8;
+/// Bytes of `xl`'s stderr read after it failed.
+pub const XL_STDERR_MAX: usize = 64 * 1024;
+/// Characters of `xl`'s error line quoted in a UPnP error description.
+pub const XL_ERROR_MAX: usize = 256;

@@ -1,10 +1,12 @@
 //! Hypervisor backends: where domains come from and what lifecycle actions do to them.
 //!
 //! One trait, several implementations picked by `--backend`: `sim` (flat files, for the demo
-//! and tests), and later `libxl` and `xapi`. Backends are blocking; the net layer calls them
-//! off the event loop.
+//! and tests), `libxl` (the dom0 build only: libxenlight, with `xl` config files read by
+//! `xl`), and later `xapi`. Backends are blocking; the net layer calls them off the event loop.
 
+pub mod libxl;
 pub mod sim;
+pub mod xl;
 
 use core::fmt;
 use uuid::Uuid;

@@ -91,6 +91,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         iface: vec!["lo".to_string()],
         backend: "sim".to_string(),
         sim_dir: Some(sim_dir),
+        xl_config_dir: std::path::PathBuf::from(crate::consts::XL_DEFAULT_CONFIG_DIR),
+        xl: std::path::PathBuf::from(crate::consts::XL_DEFAULT_PROGRAM),
         state_dir: directory.join("state"),
         http_port: port,
         max_age: SSDP_DEFAULT_MAX_AGE,

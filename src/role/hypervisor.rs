@@ -107,11 +107,26 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
                 SimBackend::open(directory).map_err(|e| Error::Backend(e.to_string()))?,
             ))
         }
-        "libxl" | "xapi" => Err(Error::NotBuilt("this backend")),
+        "libxl" => open_libxl(args),
+        "xapi" => Err(Error::NotBuilt("this backend")),
         other => Err(Error::config(format!(
-            "unknown backend {other:?} (known: sim)"
+            "unknown backend {other:?} (known: sim, libxl)"
         ))),
     }
+}
+
+/// The libxl backend over this dom0.
+#[cfg(feature = "libxl")]
+fn open_libxl(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
+    let backend = crate::backend::libxl::LibxlBackend::open(&args.xl_config_dir, args.xl.clone())
+        .map_err(|e| Error::Backend(e.to_string()))?;
+    Ok(Arc::new(backend))
+}
+
+/// Without the `libxl` feature: says which build has it.
+#[cfg(not(feature = "libxl"))]
+fn open_libxl(_args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
+    Err(Error::config(crate::backend::libxl::NOT_BUILT))
 }
 
 /// Runs the role until SIGTERM or SIGINT.

@@ -117,6 +117,33 @@ mod libxl {
     /// `libxl_domain_type` (a C enum).
     pub type libxl_domain_type = c_int;
 
+    /// `libxl_sigchld_owner` (libxl_event.h, a C enum): who reaps child processes.
+    pub type libxl_sigchld_owner = c_int;
+    /// `libxl_sigchld_owner_libxl`: the default; libxl reaps *every* child while it has one.
+    #[allow(non_upper_case_globals)] // the C name
+    pub const libxl_sigchld_owner_libxl: libxl_sigchld_owner = 0;
+    /// `libxl_sigchld_owner_libxl_always_selective_reap`: libxl keeps a SIGCHLD handler and
+    /// reaps only its own children; the application reaps its own with `waitpid`.
+    #[allow(non_upper_case_globals)] // the C name
+    pub const libxl_sigchld_owner_libxl_always_selective_reap: libxl_sigchld_owner = 3;
+
+    /// C `pid_t`.
+    pub type pid_t = c_int;
+
+    /// `libxl_childproc_hooks` (libxl_event.h). libxl keeps a pointer to it: it must outlive
+    /// every ctx it is given to (a `static`).
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct libxl_childproc_hooks {
+        /// `chldowner`
+        pub chldowner: libxl_sigchld_owner,
+        /// `fork_replacement` (optional)
+        pub fork_replacement: Option<unsafe extern "C" fn(user: *mut c_void) -> pid_t>,
+        /// `reaped_callback` (optional)
+        pub reaped_callback:
+            Option<unsafe extern "C" fn(pid: pid_t, status: c_int, user: *mut c_void) -> c_int>,
+    }
+
     /// `libxl_uuid`: 16 octets, big-endian.
     #[repr(C)]
     #[derive(Debug, Clone, Copy)]
@@ -289,6 +316,13 @@ mod libxl {
         ) -> c_int;
         /// libxl.h (NULL is OK)
         pub fn libxl_ctx_free(ctx: *mut libxl_ctx) -> c_int;
+        /// libxl_event.h: call right after `libxl_ctx_alloc`, before libxl may have children;
+        /// `hooks` is not copied.
+        pub fn libxl_childproc_setmode(
+            ctx: *mut libxl_ctx,
+            hooks: *const libxl_childproc_hooks,
+            user: *mut c_void,
+        );
 
         /// libxl.h: NULL on failure; free with `libxl_dominfo_list_free`.
         pub fn libxl_list_domain(

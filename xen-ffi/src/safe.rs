@@ -1,7 +1,8 @@
 //! Safe layer: owned Rust types over the raw libxl calls; every return code goes through
 //! [`check`]. Nothing here panics (no callbacks cross FFI) and every libxl allocation is freed
-//! on every path. The libxl parts exist only with the `libxl` feature; [`check`] and [`Error`]
-//! always do.
+//! on every path. The libxl calls exist only with the `libxl` feature; [`check`], [`Error`] and
+//! the plain data types ([`DomainInfo`], [`PhysInfo`], [`ShutdownReason`]) always do, so code
+//! interpreting them can be built and tested without Xen.
 
 use crate::raw;
 use core::ffi::c_int;
@@ -57,12 +58,86 @@ pub fn check(operation: &'static str, code: c_int) -> Result<c_int, Error> {
     }
 }
 
+/// Why a domain shut down (`libxl_shutdown_reason`); meaningful when
+/// [`DomainInfo::shutdown`] is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// `LIBXL_SHUTDOWN_REASON_UNKNOWN`, or a value this build does not know.
+    Unknown,
+    /// `LIBXL_SHUTDOWN_REASON_POWEROFF`
+    Poweroff,
+    /// `LIBXL_SHUTDOWN_REASON_REBOOT`
+    Reboot,
+    /// `LIBXL_SHUTDOWN_REASON_SUSPEND`
+    Suspend,
+    /// `LIBXL_SHUTDOWN_REASON_CRASH`
+    Crash,
+    /// `LIBXL_SHUTDOWN_REASON_WATCHDOG`
+    Watchdog,
+    /// `LIBXL_SHUTDOWN_REASON_SOFT_RESET`
+    SoftReset,
+}
+
+/// An owned copy of one `libxl_dominfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInfo {
+    /// `uuid`, big-endian octets.
+    pub uuid: [u8; 16],
+    /// `domid`
+    pub domid: u32,
+    /// `running`
+    pub running: bool,
+    /// `blocked`
+    pub blocked: bool,
+    /// `paused`
+    pub paused: bool,
+    /// `shutdown`
+    pub shutdown: bool,
+    /// `dying`
+    pub dying: bool,
+    /// `shutdown_reason`
+    pub shutdown_reason: ShutdownReason,
+    /// `current_memkb`
+    pub memory_kib: u64,
+    /// `max_memkb`
+    pub max_memory_kib: u64,
+    /// `vcpu_online`
+    pub vcpus_online: u32,
+    /// `vcpu_max_id + 1`
+    pub vcpus_max: u32,
+    /// `cpu_time`, nanoseconds.
+    pub cpu_time_ns: u64,
+}
+
+/// What xenplug reads of `libxl_physinfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhysInfo {
+    /// `nr_cpus`
+    pub cpus: u32,
+    /// `threads_per_core`
+    pub threads_per_core: u32,
+    /// `cores_per_socket`
+    pub cores_per_socket: u32,
+    /// `cpu_khz`
+    pub cpu_khz: u32,
+    /// `nr_nodes`
+    pub nodes: u32,
+    /// `total_pages`, in KiB.
+    pub total_memory_kib: u64,
+    /// `free_pages`, in KiB.
+    pub free_memory_kib: u64,
+    /// `cap_hvm`
+    pub hvm: bool,
+    /// `cap_pv`
+    pub pv: bool,
+}
+
 #[cfg(feature = "libxl")]
-pub use self::libxl::{Context, DomainInfo, PhysInfo, ShutdownReason};
+pub use self::libxl::Context;
 
 #[cfg(feature = "libxl")]
 mod libxl {
-    use super::{check, Error};
+    use super::{check, DomainInfo, Error, PhysInfo, ShutdownReason};
     use crate::raw;
     use core::ffi::{c_int, CStr};
     use core::ptr::{self, NonNull};
@@ -82,26 +157,6 @@ mod libxl {
     // SAFETY: as above; every method takes `&self` and libxl serialises internally.
     unsafe impl Sync for Context {}
 
-    /// Why a domain shut down (`libxl_shutdown_reason`); meaningful when
-    /// [`DomainInfo::shutdown`] is set.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum ShutdownReason {
-        /// `LIBXL_SHUTDOWN_REASON_UNKNOWN`, or a value this build does not know.
-        Unknown,
-        /// `LIBXL_SHUTDOWN_REASON_POWEROFF`
-        Poweroff,
-        /// `LIBXL_SHUTDOWN_REASON_REBOOT`
-        Reboot,
-        /// `LIBXL_SHUTDOWN_REASON_SUSPEND`
-        Suspend,
-        /// `LIBXL_SHUTDOWN_REASON_CRASH`
-        Crash,
-        /// `LIBXL_SHUTDOWN_REASON_WATCHDOG`
-        Watchdog,
-        /// `LIBXL_SHUTDOWN_REASON_SOFT_RESET`
-        SoftReset,
-    }
-
     impl ShutdownReason {
         /// Maps libxl's value; anything unexpected is `Unknown`.
         pub fn from_raw(value: raw::libxl_shutdown_reason) -> Self {
@@ -115,37 +170,6 @@ mod libxl {
                 _ => Self::Unknown,
             }
         }
-    }
-
-    /// An owned copy of one `libxl_dominfo`.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct DomainInfo {
-        /// `uuid`, big-endian octets.
-        pub uuid: [u8; 16],
-        /// `domid`
-        pub domid: u32,
-        /// `running`
-        pub running: bool,
-        /// `blocked`
-        pub blocked: bool,
-        /// `paused`
-        pub paused: bool,
-        /// `shutdown`
-        pub shutdown: bool,
-        /// `dying`
-        pub dying: bool,
-        /// `shutdown_reason`
-        pub shutdown_reason: ShutdownReason,
-        /// `current_memkb`
-        pub memory_kib: u64,
-        /// `max_memkb`
-        pub max_memory_kib: u64,
-        /// `vcpu_online`
-        pub vcpus_online: u32,
-        /// `vcpu_max_id + 1`
-        pub vcpus_max: u32,
-        /// `cpu_time`, nanoseconds.
-        pub cpu_time_ns: u64,
     }
 
     impl DomainInfo {
@@ -169,29 +193,6 @@ mod libxl {
         }
     }
 
-    /// What xenplug reads of `libxl_physinfo`.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct PhysInfo {
-        /// `nr_cpus`
-        pub cpus: u32,
-        /// `threads_per_core`
-        pub threads_per_core: u32,
-        /// `cores_per_socket`
-        pub cores_per_socket: u32,
-        /// `cpu_khz`
-        pub cpu_khz: u32,
-        /// `nr_nodes`
-        pub nodes: u32,
-        /// `total_pages`, in KiB.
-        pub total_memory_kib: u64,
-        /// `free_pages`, in KiB.
-        pub free_memory_kib: u64,
-        /// `cap_hvm`
-        pub hvm: bool,
-        /// `cap_pv`
-        pub pv: bool,
-    }
-
     /// Frees a `libxl_list_domain` result on every path out of [`Context::domains`].
     struct DominfoList {
         list: *mut raw::libxl_dominfo,
@@ -203,6 +204,29 @@ mod libxl {
             // SAFETY: `list` came from libxl_list_domain with this count and is freed once.
             unsafe { raw::libxl_dominfo_list_free(self.list, self.count) }
         }
+    }
+
+    /// How every ctx handles child processes: libxl keeps its SIGCHLD handler and reaps only
+    /// the children it spawned itself (hotplug scripts, device models), so the program may
+    /// spawn and `waitpid` its own (`xl create`, VM handlers) without libxl stealing their exit
+    /// status. The default mode would reap every child of the process while libxl has one.
+    static SELECTIVE_REAP: raw::libxl_childproc_hooks = raw::libxl_childproc_hooks {
+        chldowner: raw::libxl_sigchld_owner_libxl_always_selective_reap,
+        fork_replacement: None,
+        reaped_callback: None,
+    };
+
+    /// Longest `xen_version_extra` kept (it is `.3` or `-unstable` in practice).
+    const MAX_VERSION_EXTRA: usize = 64;
+
+    /// `major.minor` followed by libxl's `extra` (`.3`, `-rc`), cut to [`MAX_VERSION_EXTRA`].
+    fn version_text(major: c_int, minor: c_int, extra: &str) -> String {
+        let extra: String = extra
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_VERSION_EXTRA)
+            .collect();
+        format!("{major}.{minor}{extra}")
     }
 
     /// Pages of `XC_PAGE_SIZE` bytes to KiB, saturating.
@@ -242,6 +266,9 @@ mod libxl {
                     }));
                 }
             };
+            // SAFETY: a fresh ctx with no children yet (libxl_event.h: "best to call this at
+            // initialisation"); the hooks are a static, so they outlive the ctx.
+            unsafe { raw::libxl_childproc_setmode(ctx.as_ptr(), &SELECTIVE_REAP, ptr::null_mut()) };
             Ok(Context { ctx, logger })
         }
 
@@ -401,16 +428,28 @@ mod libxl {
             }
         }
 
-        /// The hypervisor's version, `major.minor` (`libxl_get_version_info`).
+        /// The hypervisor's version, `major.minor` and libxl's extra (`4.17.3`,
+        /// `libxl_get_version_info`).
         pub fn version(&self) -> Result<String, Error> {
             // SAFETY: valid ctx; the result belongs to the ctx and is only read.
             let info = unsafe { raw::libxl_get_version_info(self.ctx()) };
             // SAFETY: non-NULL means a valid struct that lives as long as the ctx.
             match unsafe { info.as_ref() } {
-                Some(info) => Ok(format!(
-                    "{}.{}",
-                    info.xen_version_major, info.xen_version_minor
-                )),
+                Some(info) => {
+                    let extra = if info.xen_version_extra.is_null() {
+                        String::new()
+                    } else {
+                        // SAFETY: a NUL-terminated string owned by the ctx, copied here.
+                        unsafe { CStr::from_ptr(info.xen_version_extra) }
+                            .to_string_lossy()
+                            .into_owned()
+                    };
+                    Ok(version_text(
+                        info.xen_version_major,
+                        info.xen_version_minor,
+                        &extra,
+                    ))
+                }
                 None => Err(Error {
                     operation: "libxl_get_version_info",
                     code: raw::ERROR_FAIL,
@@ -440,6 +479,27 @@ mod libxl {
             assert_eq!(ShutdownReason::from_raw(5), ShutdownReason::SoftReset);
             assert_eq!(ShutdownReason::from_raw(-1), ShutdownReason::Unknown);
             assert_eq!(ShutdownReason::from_raw(99), ShutdownReason::Unknown);
+        }
+
+        #[test]
+        fn versions_keep_the_extra_and_drop_control_characters() {
+            assert_eq!(version_text(4, 17, ".3"), "4.17.3");
+            assert_eq!(version_text(4, 17, ""), "4.17");
+            assert_eq!(version_text(4, 18, "-rc\n"), "4.18-rc");
+            assert_eq!(
+                version_text(4, 17, &"x".repeat(500)).len(),
+                4 + MAX_VERSION_EXTRA
+            );
+        }
+
+        #[test]
+        fn children_are_reaped_selectively() {
+            assert_eq!(
+                SELECTIVE_REAP.chldowner,
+                raw::libxl_sigchld_owner_libxl_always_selective_reap
+            );
+            assert!(SELECTIVE_REAP.fork_replacement.is_none());
+            assert!(SELECTIVE_REAP.reaped_callback.is_none());
         }
 
         #[test]

@@ -83,6 +83,13 @@ static int (*p_physinfo)(libxl_ctx *, libxl_physinfo *) = libxl_get_physinfo;
 static void (*p_pi_init)(libxl_physinfo *) = libxl_physinfo_init;
 static void (*p_pi_dispose)(libxl_physinfo *) = libxl_physinfo_dispose;
 static const libxl_version_info *(*p_version)(libxl_ctx *) = libxl_get_version_info;
+static void (*p_setmode)(libxl_ctx *, const libxl_childproc_hooks *, void *) = libxl_childproc_setmode;
+static void assign_hooks(libxl_childproc_hooks *h) {
+    pid_t (*fork_replacement)(void *) = 0;
+    int (*reaped)(pid_t, int, void *) = 0;
+    h->fork_replacement = fork_replacement;
+    h->reaped_callback = reaped;
+}
 "#;
 
 fn pkg_config(args: &[&str]) -> Vec<String> {
@@ -185,6 +192,15 @@ fn raw_structs_constants_and_signatures_match_the_installed_headers() {
             build_id,
         }
     );
+    fields!(
+        rust,
+        body,
+        libxl_childproc_hooks {
+            chldowner,
+            fork_replacement,
+            reaped_callback,
+        }
+    );
     // Enum-typed C fields and parameters: Rust declares them as 4-byte integers.
     for (name, size) in [
         (
@@ -193,6 +209,8 @@ fn raw_structs_constants_and_signatures_match_the_installed_headers() {
         ),
         ("libxl_domain_type", size_of::<raw::libxl_domain_type>()),
         ("libxl_trigger", size_of::<raw::libxl_trigger>()),
+        ("libxl_sigchld_owner", size_of::<raw::libxl_sigchld_owner>()),
+        ("pid_t", size_of::<raw::pid_t>()),
         ("xentoollog_level", size_of::<raw::xentoollog_level>()),
         ("libxl_domid", size_of::<raw::libxl_domid>()),
         ("libxl_hwcap", size_of::<raw::libxl_hwcap>()),
@@ -208,6 +226,8 @@ fn raw_structs_constants_and_signatures_match_the_installed_headers() {
         constant_body,
         XTL_ERROR,
         LIBXL_TRIGGER_POWER,
+        libxl_sigchld_owner_libxl,
+        libxl_sigchld_owner_libxl_always_selective_reap,
         LIBXL_VERSION,
         LIBXL_SHUTDOWN_REASON_UNKNOWN,
         LIBXL_SHUTDOWN_REASON_POWEROFF,
@@ -242,7 +262,7 @@ fn raw_structs_constants_and_signatures_match_the_installed_headers() {
          (void)p_ctx_alloc;(void)p_ctx_free;(void)p_list;(void)p_list_free;(void)p_info;\
          (void)p_di_init;(void)p_di_dispose;(void)p_to_name;(void)p_to_domid;(void)p_lifecycle;\
          (void)p_resume;(void)p_trigger;(void)p_physinfo;(void)p_pi_init;(void)p_pi_dispose;\
-         (void)p_version;\n{body}{constant_body}return 0;\n}}\n"
+         (void)p_version;(void)p_setmode;(void)assign_hooks;\n{body}{constant_body}return 0;\n}}\n"
     );
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xen-ffi-layout");
     std::fs::create_dir_all(&dir).expect("temp dir");

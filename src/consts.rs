@@ -550,3 +550,9 @@ pub const XL_CONFIG_MAX_DEPTH: usize = 8;
 pub const XL_STDERR_MAX: usize = 64 * 1024;
 /// Characters of `xl`'s error line quoted in a UPnP error description.
 pub const XL_ERROR_MAX: usize = 256;
+
+// ---- libxl backend: control through xl ---------------------------------------------------------
+
+/// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
+/// the guest to acknowledge the request.
+pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);

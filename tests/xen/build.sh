@@ -61,7 +61,11 @@ base_root() {
     for applet in $("$busybox" --list); do
         [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
     done
-    ln -sf ../bin/busybox "$root/sbin/init"
+    # init, and what the kernel runs on a shutdown or reboot request (orderly_poweroff runs
+    # /sbin/poweroff; busybox's signals busybox init, which runs the inittab shutdown line).
+    for applet in init poweroff reboot halt; do
+        ln -sf ../bin/busybox "$root/sbin/$applet"
+    done
 }
 
 # --- guest ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
+hostname xenplug-dom0
 echo "XENPLUG-DOM0 init at $(up) s"
 
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do

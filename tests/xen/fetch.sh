@@ -139,7 +139,14 @@ for set in dom0 qemu; do
         [ -e "$dir/.unpacked" ] && continue
         rm -rf "$dir"
         mkdir -p "$dir"
-        dpkg-deb -x "$cache/debs/$deb" "$dir"
+        case $deb in
+        linux-image-*)
+            # Only the kernel and the Xen drivers: the modules tree is some 500 MB unpacked.
+            dpkg-deb --fsys-tarfile "$cache/debs/$deb" |
+                tar -x -C "$dir" --wildcards './boot/*' './lib/modules/*/kernel/drivers/xen/*'
+            ;;
+        *) dpkg-deb -x "$cache/debs/$deb" "$dir" ;;
+        esac
         : >"$dir/.unpacked"
     done <"$cache/$set.manifest"
 done

@@ -366,6 +366,12 @@ SEEDS = {
             b"seq=13 time=1700000001 kind=spoof-refused subject=\\x20 network= claim=\\u{202e}x",
         ),
     },
+    "xl_config": {
+        # src/backend/xl.rs tests
+        "typical": fixture("backend/xl.rs", "WEB"),
+        "escapes-lists": b"name='a#b' # c\nname = \"x\\\"y\"; vcpus=\"3\"\ncpus = [ [1,2], '3' ]\nvif += ['mac=00:16:3e:00:00:01']\n",
+        "no-uuid": b"name = 'db'\nmemory = 256\n",
+    },
     "form": {
         # src/track/form.rs tests
         "pairs": b"service=urn%3Ax%3A1&action=Echo&Text=x%3B+touch+%2Ftmp%2Fp&flag&&",

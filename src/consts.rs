@@ -634,3 +634,9 @@ pub const DEMO_TEMP_ATTEMPTS: u32 = 16;
 /// How often the demo reads its sim directories to start or stop the VM advertiser of a
 /// domain whose guest started or stopped running.
 pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+// ---- libxl backend: control through xl ---------------------------------------------------------
+
+/// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
+/// the guest to acknowledge the request.
+pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);

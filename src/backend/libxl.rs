@@ -11,6 +11,14 @@
 //! domains merge) are pure functions here, built and tested without Xen; only
 //! `LibxlBackend`, which holds the libxl context, needs the `libxl` feature. Blocking: the
 //! net layer calls it off the event loop. Must not spawn anything but `xl`.
+//!
+//! The static dom0 build links Debian's libxenstore.a, which is built without threads (no
+//! reader thread, no locks: only the shared library has them). So the context is used by one
+//! thread at a time, and Shutdown and Reboot, which wait for the guest's acknowledgement
+//! through a xenstore watch, go through `xl shutdown` / `xl reboot`, whose shared
+//! libxenstore delivers watches. Measured under QEMU: with libxl's own call, a poll running
+//! beside the wait made libxl abort the whole process ("DISASTER in event loop: cannot
+//! check/read watches: Bad file descriptor"); alone, the wait never sees the watch fire.
 
 use super::xl::DefinedDomain;
 use super::{BackendError, Domain, Operation, RunState};
@@ -129,9 +137,10 @@ pub enum Step {
     Unpause(u32),
     /// `libxl_domain_resume` with suspend_cancel 1 (a domain suspended in memory).
     ResumeSuspended(u32),
-    /// `libxl_domain_shutdown`, then the power button if the guest has no PV drivers.
+    /// `xl shutdown -F DOMID`: the guest is asked, or gets the power button if it has no PV
+    /// drivers.
     Shutdown(u32),
-    /// `libxl_domain_reboot`
+    /// `xl reboot DOMID`
     Reboot(u32),
     /// `libxl_domain_suspend_only`
     Suspend(u32),
@@ -190,18 +199,20 @@ mod live {
     use super::{live_domain, merge, plan, Step, Target};
     use crate::backend::xl::{self, ConfigDir};
     use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation};
-    use crate::consts::{LIBXL_POLL_INTERVAL, XEN_PRIVCMD_PATHS, XL_CREATE_TIMEOUT};
+    use crate::consts::{
+        LIBXL_POLL_INTERVAL, XEN_PRIVCMD_PATHS, XL_CONTROL_TIMEOUT, XL_CREATE_TIMEOUT,
+    };
     use std::ffi::OsStr;
     use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, MutexGuard};
     use std::time::Duration;
     use uuid::Uuid;
-    use xen_ffi::raw;
     use xen_ffi::safe::{self, Context};
 
-    /// The Xen host, through one libxl context. libxl.h: "struct libxl_ctx* is threadsafe",
-    /// so calls are not serialised here: a poll does not wait behind a slow suspend.
+    /// The Xen host, through one libxl context. libxl.h calls a context threadsafe, but the
+    /// static libxenstore under it is not (see the module header): every call holds the lock.
     pub struct LibxlBackend {
-        ctx: Context,
+        ctx: Mutex<Context>,
         configs: ConfigDir,
         xl: PathBuf,
     }
@@ -228,15 +239,30 @@ mod live {
                 BackendError::Failed(format!("{error}: is this dom0 with xenstored running?"))
             })?;
             Ok(LibxlBackend {
-                ctx,
+                ctx: Mutex::new(ctx),
                 configs: ConfigDir::new(config_dir),
                 xl,
             })
         }
 
+        /// The context, for one thread at a time.
+        fn ctx(&self) -> MutexGuard<'_, Context> {
+            self.ctx
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// `xl ARGS... DOMID`, bounded by [`XL_CONTROL_TIMEOUT`].
+        fn xl_control(&self, args: &[&str], domid: u32) -> Result<(), BackendError> {
+            let domid = domid.to_string();
+            let mut full: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+            full.push(OsStr::new(&domid));
+            xl::run_xl(&self.xl, &full, XL_CONTROL_TIMEOUT).map_err(BackendError::Failed)
+        }
+
         /// Where `uuid` is: running (not dom0), or only in a config file.
         fn find(&self, uuid: Uuid) -> Result<Target, BackendError> {
-            let live = self.ctx.domains().map_err(failed)?;
+            let live = self.ctx().domains().map_err(failed)?;
             if let Some(info) = live
                 .iter()
                 .find(|info| info.domid != 0 && info.uuid == *uuid.as_bytes())
@@ -263,21 +289,14 @@ mod live {
                     XL_CREATE_TIMEOUT,
                 )
                 .map_err(BackendError::Failed),
-                Step::Pause(domid) => self.ctx.pause(domid).map_err(failed),
-                Step::Unpause(domid) => self.ctx.unpause(domid).map_err(failed),
-                Step::ResumeSuspended(domid) => self.ctx.resume(domid).map_err(failed),
-                Step::Reboot(domid) => self.ctx.reboot(domid).map_err(failed),
-                Step::Suspend(domid) => self.ctx.suspend(domid).map_err(failed),
-                Step::Destroy(domid) => self.ctx.destroy(domid).map_err(failed),
-                Step::Shutdown(domid) => match self.ctx.shutdown(domid) {
-                    Err(error) if error.code == raw::ERROR_NOPARAVIRT => {
-                        // What `xl shutdown -F` does: an HVM guest without PV drivers gets
-                        // the ACPI power button instead.
-                        log::info!("libxl: domain {domid} has no PV drivers: power button");
-                        self.ctx.power_trigger(domid).map_err(failed)
-                    }
-                    other => other.map_err(failed),
-                },
+                Step::Pause(domid) => self.ctx().pause(domid).map_err(failed),
+                Step::Unpause(domid) => self.ctx().unpause(domid).map_err(failed),
+                Step::ResumeSuspended(domid) => self.ctx().resume(domid).map_err(failed),
+                Step::Reboot(domid) => self.xl_control(&["reboot"], domid),
+                Step::Suspend(domid) => self.ctx().suspend(domid).map_err(failed),
+                Step::Destroy(domid) => self.ctx().destroy(domid).map_err(failed),
+                // -F: an HVM guest without PV drivers gets the ACPI power button instead.
+                Step::Shutdown(domid) => self.xl_control(&["shutdown", "-F"], domid),
             }
         }
     }
@@ -288,13 +307,14 @@ mod live {
         }
 
         fn host(&self) -> Result<HostInfo, BackendError> {
-            let physinfo = self.ctx.physinfo().map_err(failed)?;
+            let ctx = self.ctx();
+            let physinfo = ctx.physinfo().map_err(failed)?;
             Ok(HostInfo {
                 // No source is reliable in dom0 (DMI may be absent or mangled): the state
                 // directory keeps a generated one.
                 uuid: None,
                 name: crate::state::host_name(),
-                hypervisor_version: self.ctx.version().map_err(failed)?,
+                hypervisor_version: ctx.version().map_err(failed)?,
                 cpus: physinfo.cpus,
                 memory_mib: physinfo.total_memory_kib / 1024,
             })
@@ -302,14 +322,15 @@ mod live {
 
         fn domains(&self) -> Result<Vec<Domain>, BackendError> {
             let defined = self.configs.domains();
-            let live = self.ctx.domains().map_err(failed)?;
+            let ctx = self.ctx();
+            let live = ctx.domains().map_err(failed)?;
             let live = live
                 .iter()
                 .filter(|info| info.domid != 0)
                 .filter_map(|info| {
                     // A domain being torn down may have lost its name already: fall back on
                     // its config file's, then on its domid.
-                    let name = self.ctx.name_of(info.domid).ok().or_else(|| {
+                    let name = ctx.name_of(info.domid).ok().or_else(|| {
                         defined
                             .iter()
                             .find(|d| d.uuid.as_bytes() == &info.uuid)

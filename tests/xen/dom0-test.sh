@@ -1,0 +1,299 @@
+#!/bin/sh
+# The checks of the real-Xen test, run by dom0's /init once the toolstack is up (busybox sh, no
+# python: xenplug itself, busybox wget and xl do the looking).
+#
+# Each check prints one line on the serial console:
+#   XENPLUG-PASS <check>: <details>      or      XENPLUG-FAIL <check>: <details>
+# and the script exits with the number of failures. Every wait is bounded.
+#
+# Everything talks over dom0's loopback: the hypervisor advertiser (libxl backend) and the
+# tracker on lo, the console through the tracker's API on 127.0.0.1:8700.
+
+HV_PORT=49152
+API=http://127.0.0.1:8700
+HV=http://127.0.0.1:$HV_PORT
+REPO=/tmp/repo
+LOGS=/tmp/xenplug
+CONSOLE_LOGS=/var/log/xen/console
+failures=0
+mkdir -p "$LOGS" "$REPO" /var/lib/xenplug
+
+up() { cut -d' ' -f1 /proc/uptime; }
+pass() { echo "XENPLUG-PASS $* (at $(up) s)"; }
+fail() {
+    echo "XENPLUG-FAIL $* (at $(up) s)"
+    failures=$((failures + 1))
+}
+# wait_for SECONDS COMMAND...: run COMMAND every 0.25 s until it succeeds; false on timeout.
+wait_for() {
+    local n=$(($1 * 4))
+    shift
+    while [ "$n" -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.25
+        n=$((n - 1))
+    done
+    return 1
+}
+
+# --- xl: the truth about domains --------------------------------------------------------------
+xl_has() { xl list "$1" >/dev/null 2>&1; }
+xl_gone() { ! xl_has "$1"; }
+xl_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
+xl_uuid() { xl list -v "$1" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
+xl_paused() { xl_state "$1" | grep -q p; }
+xl_not_paused() { xl_has "$1" && ! xl_paused "$1"; }
+
+create_guest() {
+    cat >"/etc/xen/$1.cfg" <<EOF
+name = "$1"
+type = "pv"
+kernel = "/boot/vmlinuz"
+ramdisk = "/boot/guest.cpio.gz"
+extra = "console=hvc0 loglevel=3"
+memory = 128
+vcpus = 1
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
+    [ -f /etc/xen/xl.conf ] || : >/etc/xen/xl.conf
+    xl create "/etc/xen/$1.cfg" >"$LOGS/xl-create-$1.log" 2>&1
+}
+
+# --- xenplug's view ---------------------------------------------------------------------------
+# busybox 1.35's `wget -T` crashes (SIGSEGV): bounds come from `timeout` instead.
+description() { timeout 5 wget -q -O- "$HV/description.xml" 2>/dev/null | tr -d '\n'; }
+has_description() { description | grep -q '<root'; }
+config_id() { description | sed -n 's/.*<root[^>]* configId="\([0-9]*\)".*/\1/p'; }
+# The UDN of the Domain device whose vmUuid is $1, from the description.
+domain_udn() {
+    description | sed 's/<device>/\n&/g' | grep "vmUuid>$1<" |
+        sed -n 's/.*<UDN>uuid:\([^<]*\)<.*/\1/p'
+}
+# soap PATH SERVICE ACTION [BODY-ARGS]: the raw SOAP response body.
+soap() {
+    timeout 10 wget -q -O- \
+        --header 'Content-Type: text/xml; charset="utf-8"' \
+        --header "SOAPACTION: \"urn:xenplug-org:service:$2:1#$3\"" \
+        --post-data "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:$3 xmlns:u=\"urn:xenplug-org:service:$2:1\">${4:-}</u:$3></s:Body></s:Envelope>" \
+        "$HV$1" 2>&1
+}
+soap_state() { soap "/control/domain/$1" DomainControl GetState | sed -n 's/.*<State>\([^<]*\)<\/State>.*/\1/p'; }
+tree_has() { xenplug console tree --json --tracker "$API" 2>/dev/null | grep -q "$1"; }
+journal_has() { grep -q "$1" "$REPO/events.log" 2>/dev/null; }
+journal_line() { grep "$1" "$REPO/events.log" 2>/dev/null | tail -n 1; }
+tracker_saw_byebye() { grep -q "uuid:$1 gone (ByeBye)" "$LOGS/track.log" 2>/dev/null; }
+# call TARGET ACTION: through the console and the tracker's relay (SOAP to the Domain device).
+# Targets are UUIDs: a domain's name can lag (see the g2 name check below).
+call() {
+    xenplug console call "$1" "$2" --yes --tracker "$API" >"$LOGS/call-$2.out" 2>&1
+    local status=$?
+    echo "XENPLUG-INFO console call $1 $2: exit $status: $(tr '\n' ' ' <"$LOGS/call-$2.out")"
+    return $status
+}
+
+# xenplug's state against xl's letters: r and b are running/blocked, p is paused.
+state_matches() {
+    case "$(xl_state "$1")/$2" in
+    *p*/paused) return 0 ;;
+    *p*/*) return 1 ;;
+    *r*/running | *r*/blocked | *b*/running | *b*/blocked) return 0 ;;
+    esac
+    return 1
+}
+
+dump_logs() {
+    for f in "$LOGS"/hypervisor.log "$LOGS"/track.log "$LOGS"/watch.log "$REPO"/events.log \
+        "$CONSOLE_LOGS"/guest-*.log; do
+        [ -f "$f" ] || continue
+        echo "XENPLUG-LOG ==== $f (last 40 lines)"
+        tail -n 40 "$f" | sed 's/^/XENPLUG-LOG /'
+    done
+}
+
+# --- 1. a guest, then xenplug ------------------------------------------------------------------
+echo "XENPLUG-STEP create guest g1 at $(up) s"
+if create_guest g1 && xl_has g1; then
+    uuid1=$(xl_uuid g1)
+    pass "xl create g1: uuid $uuid1, state $(xl_state g1)"
+else
+    fail "xl create g1: $(tail -n 5 "$LOGS/xl-create-g1.log" | tr '\n' ' ')"
+    echo "XENPLUG-INFO xl list: $(xl list 2>&1 | tr '\n' '|')"
+    dump_logs
+    exit "$failures"
+fi
+
+XENPLUG_LOG=debug xenplug advertise hypervisor --backend libxl --iface lo \
+    --state-dir /var/lib/xenplug --http-port "$HV_PORT" 2>"$LOGS/hypervisor.log" &
+XENPLUG_LOG=debug xenplug track --net mgmt=lo:provider --repo "$REPO" --api 127.0.0.1:8700 \
+    2>"$LOGS/track.log" &
+if wait_for 20 has_description; then
+    pass "hypervisor advertiser serves $HV/description.xml (configId $(config_id))"
+else
+    fail "hypervisor advertiser (libxl backend): no description; its log: $(tail -n 5 "$LOGS/hypervisor.log" | tr '\n' ' ')"
+    echo "XENPLUG-FAIL the checks through xenplug were not run: the hypervisor advertiser is not up"
+    failures=$((failures + 1))
+    dump_logs
+    exit "$failures"
+fi
+if wait_for 20 timeout 2 wget -q -O /dev/null "$API/api/tree"; then
+    xenplug console watch --since 0 --tracker "$API" >"$LOGS/watch.log" 2>&1 &
+fi
+
+# --- 2. the Hypervisor device lists the guest with its real UUID and state ---------------------
+echo "XENPLUG-STEP listing at $(up) s"
+ids=$(soap /control/hypervisor Hypervisor GetVirtualMachineIds)
+case $ids in
+*"$uuid1"*) pass "SOAP GetVirtualMachineIds lists g1's real UUID $uuid1" ;;
+*) fail "SOAP GetVirtualMachineIds does not list $uuid1: $ids" ;;
+esac
+case $(description) in
+*"<xenplug:vmUuid>$uuid1</xenplug:vmUuid>"*) pass "description has a Domain device with vmUuid $uuid1 (UDN $(domain_udn "$uuid1"))" ;;
+*) fail "description has no Domain device with vmUuid $uuid1" ;;
+esac
+state1=$(soap_state "$uuid1")
+if state_matches g1 "$state1"; then
+    pass "SOAP GetState of g1: $state1, xl says $(xl_state g1)"
+else
+    fail "SOAP GetState of g1: '$state1', xl says $(xl_state g1)"
+fi
+if wait_for 30 tree_has "$uuid1"; then
+    pass "tracker found g1 over SSDP: console tree lists $uuid1; repository: $(grep -E '^(hypervisor|run_state)=' "$REPO/virtual/$uuid1" 2>/dev/null | tr '\n' ' ')"
+else
+    fail "console tree does not list $uuid1 after 30 s"
+fi
+
+# --- 3. the guest's own view: xenplug advertise vm inside it -----------------------------------
+echo "XENPLUG-STEP guest identity at $(up) s"
+guest_log=$CONSOLE_LOGS/guest-g1.log
+if wait_for 90 grep -q "XENPLUG-GUEST ready" "$guest_log"; then
+    grep "XENPLUG-GUEST" "$guest_log" | tr -d '\r' | sed 's/^/XENPLUG-INFO g1 console: /'
+    sysfs=$(tr -d '\r' <"$guest_log" | sed -n 's/.*XENPLUG-GUEST sysfs-uuid=\([^ ]*\).*/\1/p' | tail -n 1)
+    udn=$(tr -d '\r' <"$guest_log" | sed -n 's/.*XENPLUG-GUEST xenplug-udn=\([^ ]*\).*/\1/p' | tail -n 1)
+    vm=$(tr -d '\r' <"$guest_log" | sed -n 's/.*xenplug-vmuuid=\([^ ]*\).*/\1/p' | tail -n 1)
+    if [ "$sysfs" = "$uuid1" ] && [ "$udn" = "$uuid1" ] && [ "$vm" = "$uuid1" ]; then
+        pass "inside g1: /sys/hypervisor/uuid, xenplug advertise vm's UDN and vmUuid all $uuid1"
+    else
+        fail "inside g1: sysfs '$sysfs', UDN '$udn', vmUuid '$vm'; xl says $uuid1"
+    fi
+else
+    fail "g1 printed no identity on its console within 90 s: $(tail -n 5 "$guest_log" 2>/dev/null | tr '\r\n' '  ')"
+fi
+
+# --- 4. Pause and Resume: the real domain changes, a GENA event tells the tracker ---------------
+echo "XENPLUG-STEP pause at $(up) s"
+before=$(config_id)
+if call "$uuid1" Pause && wait_for 10 xl_paused g1; then
+    pass "Pause through SOAP: xl says $(xl_state g1)"
+else
+    fail "Pause through SOAP: xl says $(xl_state g1)"
+fi
+if wait_for 15 journal_has "kind=vm-state-changed subject=$uuid1 .*to=paused"; then
+    pass "GENA State event for Pause: journal: $(journal_line "subject=$uuid1 .*to=paused")"
+else
+    fail "no vm-state-changed to=paused for $uuid1 in the journal"
+fi
+state=$(soap_state "$uuid1")
+[ "$state" = paused ] && pass "SOAP GetState after Pause: paused" || fail "SOAP GetState after Pause: '$state'"
+after=$(config_id)
+[ -n "$before" ] && [ "$before" = "$after" ] &&
+    pass "a state change leaves CONFIGID alone ($after)" ||
+    fail "CONFIGID moved on a state change: $before -> $after"
+
+echo "XENPLUG-STEP resume at $(up) s"
+if call "$uuid1" Resume && wait_for 10 xl_not_paused g1; then
+    pass "Resume through SOAP: xl says $(xl_state g1)"
+else
+    fail "Resume through SOAP: xl says $(xl_state g1)"
+fi
+if wait_for 15 journal_has "kind=vm-state-changed subject=$uuid1 .*from=paused"; then
+    pass "GENA State event for Resume: journal: $(journal_line "subject=$uuid1 .*from=paused")"
+else
+    fail "no vm-state-changed from=paused for $uuid1 in the journal"
+fi
+
+# --- 5. Shutdown: the guest powers off, its Domain device says byebye, CONFIGID moves -----------
+echo "XENPLUG-STEP shutdown at $(up) s"
+udn1=$(domain_udn "$uuid1")
+before=$(config_id)
+if call "$uuid1" Shutdown && wait_for 40 xl_gone g1; then
+    pass "Shutdown through SOAP: g1 powered off and is gone from xl list"
+else
+    fail "Shutdown through SOAP: xl still lists g1 ($(xl_state g1))"
+fi
+grep -q "shutdown requested" "$guest_log" 2>/dev/null &&
+    pass "g1's init saw the shutdown request on its console" ||
+    echo "XENPLUG-INFO g1's console shows no shutdown line"
+if wait_for 15 tracker_saw_byebye "$udn1"; then
+    pass "ssdp:byebye for g1's Domain device uuid:$udn1 reached the tracker"
+else
+    fail "the tracker saw no byebye for uuid:$udn1"
+fi
+after=$(config_id)
+[ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
+    pass "CONFIGID moved when g1 left: $before -> $after" ||
+    fail "CONFIGID did not move when g1 left: $before -> $after"
+if wait_for 15 journal_has "kind=vm-removed subject=$uuid1"; then
+    pass "journal: $(journal_line "kind=vm-removed subject=$uuid1")"
+else
+    fail "no vm-removed for $uuid1 in the journal"
+fi
+
+# --- 6. A second guest appears (ssdp:alive, CONFIGID), then Destroy ------------------------------
+echo "XENPLUG-STEP second guest at $(up) s"
+before=$(config_id)
+if create_guest g2 && xl_has g2; then
+    uuid2=$(xl_uuid g2)
+    pass "xl create g2: uuid $uuid2"
+else
+    fail "xl create g2: $(tail -n 5 "$LOGS/xl-create-g2.log" | tr '\n' ' ')"
+fi
+if [ -n "${uuid2:-}" ]; then
+    if wait_for 15 journal_has "kind=vm-added subject=$uuid2"; then
+        pass "g2 announced: journal: $(journal_line "kind=vm-added subject=$uuid2")"
+    else
+        fail "no vm-added for $uuid2 in the journal"
+    fi
+    after=$(config_id)
+    [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
+        pass "CONFIGID moved when g2 came: $before -> $after" ||
+        fail "CONFIGID did not move when g2 came: $before -> $after"
+    # xenplug may list g2 while xl is still building it, before it has a name; the name
+    # that follows is a description change (CONFIGID) with no device added or removed.
+    wait_for 5 grep -q '^name=g2$' "$REPO/virtual/$uuid2"
+    echo "XENPLUG-INFO g2's name: description '$(description | sed 's/<device>/\n&/g' | grep "vmUuid>$uuid2<" | sed -n 's/.*<friendlyName>\([^<]*\)<.*/\1/p')', tracker '$(sed -n 's/^name=//p' "$REPO/virtual/$uuid2" 2>/dev/null)'"
+
+    echo "XENPLUG-STEP destroy at $(up) s"
+    udn2=$(domain_udn "$uuid2")
+    before=$(config_id)
+    if call "$uuid2" Destroy && wait_for 20 xl_gone g2; then
+        pass "Destroy through SOAP: g2 is gone from xl list"
+    else
+        fail "Destroy through SOAP: xl still lists g2 ($(xl_state g2))"
+    fi
+    if wait_for 15 tracker_saw_byebye "$udn2"; then
+        pass "ssdp:byebye for g2's Domain device uuid:$udn2 reached the tracker"
+    else
+        fail "the tracker saw no byebye for uuid:$udn2"
+    fi
+    after=$(config_id)
+    [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
+        pass "CONFIGID moved when g2 was destroyed: $before -> $after" ||
+        fail "CONFIGID did not move when g2 was destroyed: $before -> $after"
+    if wait_for 15 journal_has "kind=vm-removed subject=$uuid2"; then
+        pass "journal: $(journal_line "kind=vm-removed subject=$uuid2")"
+    else
+        fail "no vm-removed for $uuid2 in the journal"
+    fi
+fi
+
+# --- 7. the console's live feed saw it all --------------------------------------------------------
+if grep -q "$uuid1" "$LOGS/watch.log" 2>/dev/null; then
+    pass "console watch printed $(grep -c . "$LOGS/watch.log") events"
+else
+    fail "console watch printed nothing about $uuid1"
+fi
+echo "XENPLUG-INFO xl list at the end: $(xl list 2>&1 | tr '\n' '|')"
+[ "$failures" -eq 0 ] || dump_logs
+exit "$failures"

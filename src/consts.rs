@@ -634,3 +634,11 @@ pub const DEMO_TEMP_ATTEMPTS: u32 = 16;
 /// How often the demo reads its sim directories to start or stop the VM advertiser of a
 /// domain whose guest started or stopped running.
 pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+
+// ---- console web page with several sources (`serve --tracker URL --iface IF`) ----------------
+
+/// Events of each source the console's page server keeps for the pages that poll it (older
+/// ones are dropped: a page that falls further behind reads the tree again anyway).
+pub const CONSOLE_WEB_EVENTS_KEPT: usize = 256;
+/// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
+pub const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';

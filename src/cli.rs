@@ -216,8 +216,8 @@ pub struct ConsoleWatchArgs {
 }
 
 /// Serve the console as one web page (tree, live updates, a form per action) on ADDR:PORT,
-/// reading from a tracker or from the console's own discovery. There is no login: listen on
-/// 127.0.0.1 or a management address only.
+/// reading from a tracker, from the console's own discovery, or both merged. There is no
+/// login: listen on 127.0.0.1 or a management address only.
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand, name = "serve")]
 pub struct ConsoleServeArgs {
@@ -228,8 +228,8 @@ pub struct ConsoleServeArgs {
     /// is given)
     #[argh(option)]
     pub tracker: Option<String>,
-    /// discover on this interface instead, as a control point: IF for a provider network,
-    /// IF:TENANT for a tenant network; repeat for several (not with --tracker)
+    /// discover on this interface too, as a control point: IF for a provider network,
+    /// IF:TENANT for a tenant network; repeat for several
     #[argh(option)]
     pub iface: Vec<String>,
 }

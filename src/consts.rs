@@ -640,3 +640,11 @@ pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
 /// the guest to acknowledge the request.
 pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);
+
+// ---- console web page with several sources (`serve --tracker URL --iface IF`) ----------------
+
+/// Events of each source the console's page server keeps for the pages that poll it (older
+/// ones are dropped: a page that falls further behind reads the tree again anyway).
+pub const CONSOLE_WEB_EVENTS_KEPT: usize = 256;
+/// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
+pub const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';

@@ -2,12 +2,15 @@
 //! by playwright-core (tests/web/console.spec.mjs), against the tracker topology of
 //! tests/common (`TrackWorld`: two simulated hypervisors, VM advertisers whose Echo service
 //! answers its text). The console server and the browser both run in the tracker's namespace,
-//! so the browser reaches nothing but that namespace's networks.
+//! so the browser reaches nothing but that namespace's networks. The page is driven twice: with
+//! the tracker as its one source, and with two sources merged (a tracker hearing only the
+//! tenant networks, and the console's own discovery on the provider network), where each action
+//! can only succeed through the source that knows its target.
 //!
 //! Needs node (`XENPLUG_NODE`, default `node` on PATH), chromium (`XENPLUG_CHROMIUM`, default
 //! /usr/bin/chromium) and playwright-core (`npm ci --prefix tests/web`, or `XENPLUG_PLAYWRIGHT`
 //! naming its directory). Without them the test fails under `CI=true` and is skipped, loudly,
-//! otherwise. The screenshot is kept in target/test-artifacts/console-web.png.
+//! otherwise. The screenshots are kept in target/test-artifacts/console-web*.png.
 
 mod common;
 
@@ -107,6 +110,98 @@ fn quote(text: &str) -> String {
     out
 }
 
+/// Drives the page at `url` with tests/web/console.spec.mjs (`sources`: the API names its
+/// header must list, none for one source), adding a VM on hypervisor A when the script asks;
+/// keeps the screenshot as target/test-artifacts/`name`.png. Returns how long the script took.
+fn browse(
+    tools: &Tools,
+    world: &TrackWorld,
+    serve: &mut Proc,
+    url: &str,
+    name: &str,
+    sources: &[&str],
+) -> Duration {
+    let ns = &world.tracker_ns;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("create target/test-artifacts");
+    let screenshot = artifacts.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&screenshot);
+    let profile = TempDir::new("web-profile");
+    let sources = sources
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let plan = [
+        ("url", url.to_string()),
+        ("host", TRACK_HOST_A.to_string()),
+        ("hostName", TRACK_HOST_NAMES[0].to_string()),
+        ("vm", TRACK_VM_A1.to_string()),
+        ("vmName", track_vm(TRACK_VM_A1).name.to_string()),
+        ("echo", vm_service_type("Echo")),
+        ("domainControl", SERVICE_DOMAIN_CONTROL.to_string()),
+        ("text", ECHO_TEXT.to_string()),
+        ("late", LATE_UUID.to_string()),
+        ("lateName", LATE_NAME.to_string()),
+        ("sources", sources),
+        ("screenshot", screenshot.display().to_string()),
+        ("profile", profile.path().display().to_string()),
+        ("chromium", tools.chromium.display().to_string()),
+        (
+            "playwright",
+            tools.playwright.join("index.mjs").display().to_string(),
+        ),
+    ]
+    .iter()
+    .map(|(key, value)| format!("{}:{}", quote(key), quote(value)))
+    .collect::<Vec<_>>()
+    .join(",");
+    let script = web_dir().join("console.spec.mjs");
+    let mut command = ns.command(&tools.node, &[script.to_str().expect("UTF-8 path")]);
+    command.env("XENPLUG_WEB_PLAN", format!("{{{plan}}}"));
+    let browser_start = Instant::now();
+    let mut browser = ns.spawn("browser", command);
+    let waiting = poll_until(BROWSER, || {
+        if browser.stdout().contains("ADD-VM") {
+            return Some(true);
+        }
+        browser.try_status().map(|_| false)
+    });
+    let report = |browser: &Proc, serve: &Proc| {
+        format!(
+            "{}\n{}\n{}",
+            browser.report(),
+            serve.report(),
+            world.report()
+        )
+    };
+    if waiting != Some(true) {
+        browser.kill();
+        panic!(
+            "the browser script stopped or did not get to adding a VM within {BROWSER:?}\n{}",
+            report(&browser, serve)
+        );
+    }
+    world.sims[0].write_domain(&Domain::new(LATE_UUID, LATE_NAME, "running"));
+    let status = browser.wait_exit(BROWSER_END);
+    let browser_time = browser_start.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()) && browser.stdout().contains("PASS"),
+        "the browser script failed ({status:?})\n{}",
+        report(&browser, serve)
+    );
+    for line in browser.stdout().lines().filter(|l| l.starts_with("STEP ")) {
+        eprintln!("browser ({name}): {line}");
+    }
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    eprintln!("screenshot: {}", screenshot.display());
+    browser_time
+}
+
 #[test]
 fn web_console_in_a_browser() {
     let Some(tools) = tools_or_skip() else {
@@ -172,72 +267,7 @@ fn web_console_in_a_browser() {
         "{second:?}"
     );
 
-    // The browser.
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("create target/test-artifacts");
-    let screenshot = artifacts.join("console-web.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let profile = TempDir::new("web-profile");
-    let plan = [
-        ("url", url.clone()),
-        ("host", TRACK_HOST_A.to_string()),
-        ("hostName", TRACK_HOST_NAMES[0].to_string()),
-        ("vm", TRACK_VM_A1.to_string()),
-        ("vmName", track_vm(TRACK_VM_A1).name.to_string()),
-        ("echo", vm_service_type("Echo")),
-        ("domainControl", SERVICE_DOMAIN_CONTROL.to_string()),
-        ("text", ECHO_TEXT.to_string()),
-        ("late", LATE_UUID.to_string()),
-        ("lateName", LATE_NAME.to_string()),
-        ("screenshot", screenshot.display().to_string()),
-        ("profile", profile.path().display().to_string()),
-        ("chromium", tools.chromium.display().to_string()),
-        (
-            "playwright",
-            tools.playwright.join("index.mjs").display().to_string(),
-        ),
-    ]
-    .iter()
-    .map(|(key, value)| format!("{}:{}", quote(key), quote(value)))
-    .collect::<Vec<_>>()
-    .join(",");
-    let script = web_dir().join("console.spec.mjs");
-    let mut command = ns.command(&tools.node, &[script.to_str().expect("UTF-8 path")]);
-    command.env("XENPLUG_WEB_PLAN", format!("{{{plan}}}"));
-    let browser_start = Instant::now();
-    let mut browser = ns.spawn("browser", command);
-    let waiting = poll_until(BROWSER, || {
-        if browser.stdout().contains("ADD-VM") {
-            return Some(true);
-        }
-        browser.try_status().map(|_| false)
-    });
-    let report = |browser: &Proc, serve: &Proc| {
-        format!(
-            "{}\n{}\n{}",
-            browser.report(),
-            serve.report(),
-            world.report()
-        )
-    };
-    if waiting != Some(true) {
-        browser.kill();
-        panic!(
-            "the browser script stopped or did not get to adding a VM within {BROWSER:?}\n{}",
-            report(&browser, &serve)
-        );
-    }
-    world.sims[0].write_domain(&Domain::new(LATE_UUID, LATE_NAME, "running"));
-    let status = browser.wait_exit(BROWSER_END);
-    let browser_time = browser_start.elapsed();
-    assert!(
-        status.is_some_and(|s| s.success()) && browser.stdout().contains("PASS"),
-        "the browser script failed ({status:?})\n{}",
-        report(&browser, &serve)
-    );
-    for line in browser.stdout().lines().filter(|l| l.starts_with("STEP ")) {
-        eprintln!("browser: {line}");
-    }
+    let browser_time = browse(&tools, &world, &mut serve, &url, "console-web", &[]);
 
     // What the page did reached the hypervisor: paused, resumed, never destroyed.
     assert_eq!(
@@ -246,17 +276,243 @@ fn web_console_in_a_browser() {
             .get("state")
             .map(String::as_str),
         Some("running"),
-        "{}",
-        report(&browser, &serve)
+        "{}\n{}",
+        serve.report(),
+        world.report()
     );
-    assert!(
-        screenshot.is_file(),
-        "no screenshot at {}",
-        screenshot.display()
-    );
-    eprintln!("screenshot: {}", screenshot.display());
     eprintln!(
         "timing: topology and console up in {setup:?}; browser script {browser_time:?}; whole test {:?}",
+        t0.elapsed()
+    );
+    serve.signal(libc::SIGTERM);
+    assert!(
+        serve
+            .wait_exit(Duration::from_secs(5))
+            .is_some_and(|s| s.success()),
+        "console serve on SIGTERM\n{}",
+        serve.report()
+    );
+}
+
+/// `service=<type>&action=<name>` with the type's colons encoded.
+fn call_form(service: &str, action: &str) -> String {
+    format!("service={}&action={action}", service.replace(':', "%3A"))
+}
+
+/// POSTs a form to `url` from inside `ns` the way the page does (its own Origin).
+fn post_form(ns: &Netns, url: &str, origin: &str, form: &str) -> HttpResponse {
+    curl(
+        ns,
+        url,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Origin: {origin}"),
+            "-H",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--data-binary",
+            form,
+        ],
+    )
+}
+
+/// What a merged tree still lacks of the topology: every hypervisor, every VM placed where it
+/// was started, with its tenant and its Echo service.
+fn merged_lacks(tree: &Json) -> Vec<String> {
+    let mut lacks = Vec::new();
+    for host in TRACK_HOSTS {
+        if !tree.list("hypervisors").iter().any(|h| h.s("uuid") == host) {
+            lacks.push(format!("hypervisor {host}"));
+        }
+    }
+    let echo = vm_service_type("Echo");
+    for vm in TRACK_VMS {
+        match tree_vm(tree, vm.uuid) {
+            None => lacks.push(format!("VM {}", vm.name)),
+            Some((host, found)) => {
+                if host != vm.host.map(|h| TRACK_HOSTS[h].to_string()) {
+                    lacks.push(format!("{} placed on {host:?}", vm.name));
+                }
+                if found.s("tenant") != vm.tenant {
+                    lacks.push(format!("{} tenant", vm.name));
+                }
+                if !found.list("services").iter().any(|s| s.s("type") == echo) {
+                    lacks.push(format!("{} Echo", vm.name));
+                }
+                if vm.host.is_some() && found.s("run_state") != "running" {
+                    lacks.push(format!("{} run state {:?}", vm.name, found.s("run_state")));
+                }
+            }
+        }
+    }
+    lacks
+}
+
+#[test]
+fn web_console_merges_a_tracker_and_its_own_discovery() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let t0 = Instant::now();
+    let world = TrackWorld::new("webm", TrackSetup::default());
+    let ns = &world.tracker_ns;
+    // A tracker on the tenant networks only: the VMs and their services, no hypervisor, no
+    // placement. The console discovers the provider network itself: hypervisors and
+    // placement, no service of a VM.
+    let repo = world.repo.path().display().to_string();
+    let api_listen = format!("127.0.0.1:{TRACK_API_PORT}");
+    let grace = TRACK_GRACE.to_string();
+    let tracker_args: Vec<String> = [
+        "--net",
+        "acme=eth1",
+        "--net",
+        "beta=eth2",
+        "--repo",
+        &repo,
+        "--api",
+        &api_listen,
+        "--grace",
+        &grace,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tracker = Tracker::start(ns, &tracker_args);
+    let api = world.api();
+    let listen = format!("127.0.0.1:{WEB_PORT}");
+    let url = format!("http://{listen}/");
+    let origin = format!("http://{listen}");
+    let serve_args = [
+        "console",
+        "serve",
+        "--listen",
+        &listen,
+        "--tracker",
+        &api,
+        "--iface",
+        "eth0",
+    ];
+    let mut serve_command = ns.command(xenplug_bin(), &serve_args);
+    serve_command.env("XENPLUG_LOG", "debug");
+    let mut serve = ns.spawn("console-serve", serve_command);
+    let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
+    assert!(
+        ready.is_some(),
+        "console serve never said where it listens\n{}",
+        serve.report()
+    );
+    let report = |serve: &Proc| {
+        format!(
+            "{}\n{}\n{}",
+            serve.report(),
+            tracker.report(),
+            world.report()
+        )
+    };
+
+    // The merged tree: each source alone lacks half of it.
+    let mut last = String::new();
+    let tree = poll_until(SETTLE, || {
+        let response = curl(ns, &format!("{url}api/tree"), &[]);
+        last = format!("{response:?}");
+        let tree = Json::parse(&response.body).ok()?;
+        merged_lacks(&tree).is_empty().then_some(tree)
+    });
+    let Some(tree) = tree else {
+        panic!(
+            "the merged tree never showed the topology; last answer:\n{last}\n{}",
+            report(&serve)
+        );
+    };
+    let merged_in = t0.elapsed();
+    let sources: Vec<&str> = tree.list("sources").iter().map(|s| s.s("api")).collect();
+    assert_eq!(sources, [api.as_str(), "local"], "{last}");
+    let cursor = tree.s("cursor").to_string();
+    assert_eq!(cursor.split('.').count(), 2, "{last}");
+    let alone = Json::parse(&curl(ns, &format!("{api}/api/tree"), &[]).body).expect("JSON");
+    assert!(
+        alone.list("hypervisors").is_empty(),
+        "the tracker alone knows no hypervisor"
+    );
+
+    // The events of both sources, tagged; a one-source `since` is refused.
+    let events = curl(ns, &format!("{url}api/events?since=0.0"), &[]);
+    assert_eq!(events.status, 200, "{events:?}");
+    let page = Json::parse(&events.body).expect("JSON");
+    let tags: std::collections::BTreeSet<&str> =
+        page.list("events").iter().map(|e| e.s("source")).collect();
+    assert_eq!(
+        tags.into_iter().collect::<Vec<_>>(),
+        [api.as_str(), "local"],
+        "{events:?}"
+    );
+    assert_eq!(page.s("cursor").split('.').count(), 2, "{events:?}");
+    let bad = curl(ns, &format!("{url}api/events?since=3"), &[]);
+    assert_eq!(bad.status, 400, "{bad:?}");
+
+    // Actions through the console, each to the one source that can reach it.
+    let vms = format!("{url}api/vms");
+    let echo = post_form(
+        ns,
+        &format!("{vms}/{TRACK_VM_A2}/actions"),
+        &origin,
+        &format!(
+            "{}&Text=merged",
+            call_form(&vm_service_type("Echo"), "Echo")
+        ),
+    );
+    assert_eq!(echo.status, 200, "{echo:?}\n{}", report(&serve));
+    assert!(echo.body.contains("\"Reply\":\"merged\""), "{echo:?}");
+    let get_state = call_form(SERVICE_DOMAIN_CONTROL, "GetState");
+    let state = post_form(
+        ns,
+        &format!("{vms}/{TRACK_VM_B1}/actions"),
+        &origin,
+        &get_state,
+    );
+    assert_eq!(state.status, 200, "{state:?}\n{}", report(&serve));
+    assert!(state.body.contains("\"State\":\"running\""), "{state:?}");
+    let direct = post_form(
+        ns,
+        &format!("{api}/api/vms/{TRACK_VM_B1}/actions"),
+        &origin,
+        &get_state,
+    );
+    assert_eq!(direct.status, 404, "the tracker alone cannot: {direct:?}");
+    let nobody = "0000dead-0000-4000-8000-000000000000";
+    let unknown = post_form(ns, &format!("{vms}/{nobody}/actions"), &origin, &get_state);
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(unknown.body.contains("\"error\""), "{unknown:?}");
+    let host = post_form(
+        ns,
+        &format!("{url}api/hypervisors/{nobody}/actions"),
+        &origin,
+        &call_form(SERVICE_HYPERVISOR, "GetHostInfo"),
+    );
+    assert_eq!(host.status, 404, "{host:?}");
+    let setup = t0.elapsed();
+
+    let browser_time = browse(
+        &tools,
+        &world,
+        &mut serve,
+        &url,
+        "console-web-merged",
+        &[api.as_str(), "local"],
+    );
+    assert_eq!(
+        world.sims[0]
+            .read_domain("acme-1")
+            .get("state")
+            .map(String::as_str),
+        Some("running"),
+        "{}",
+        report(&serve)
+    );
+    eprintln!(
+        "timing: merged tree complete {merged_in:?} after start; curl checks done at {setup:?}; \
+         browser script {browser_time:?}; whole test {:?}",
         t0.elapsed()
     );
     serve.signal(libc::SIGTERM);

@@ -175,7 +175,16 @@ impl Tracker {
 
     /// `GET target`, which must answer 200 with a JSON document.
     pub fn get_json(&self, target: &str, timeout: Duration) -> Result<Document, Failure> {
-        let response = self.request("GET", target, &[], timeout)?;
+        smol::block_on(self.get_json_async(target, timeout))
+    }
+
+    /// [`Tracker::get_json`], without blocking.
+    pub async fn get_json_async(
+        &self,
+        target: &str,
+        timeout: Duration,
+    ) -> Result<Document, Failure> {
+        let response = self.request_async("GET", target, &[], timeout).await?;
         Document::from_response(response, target)
     }
 }
@@ -278,34 +287,38 @@ impl Source {
             .collect()
     }
 
-    /// One tree document from `trees` (as [`Source::trees`] gave them): the only one as it
-    /// is, or several merged ([`merge::merge`]).
+    /// One tree document from `trees` (as [`Source::trees`] gave them): [`merged`].
     pub fn merged(&self, trees: &[Document]) -> Result<Document, Failure> {
-        match trees {
-            [one] => Ok(one.clone()),
-            several => {
-                let named: Vec<merge::Named<'_>> = self
-                    .apis
-                    .iter()
-                    .zip(several)
-                    .map(|(api, document)| merge::Named {
-                        api: &api.name,
-                        tree: &document.value,
-                    })
-                    .collect();
-                let bytes = merge::merge(&named);
-                let value = parse_value(&bytes).map_err(|error| {
-                    Failure::failed(format!("the merged tree is not JSON ({error})"))
-                })?;
-                Ok(Document { bytes, value })
-            }
-        }
+        merged(&self.apis, trees)
     }
 
     /// The tree: [`Source::trees`], [`Source::merged`].
     pub fn tree(&self, timeout: Duration) -> Result<Document, Failure> {
         let trees = self.trees(timeout)?;
         self.merged(&trees)
+    }
+}
+
+/// One tree document from the trees of `apis` (in their order): the only one as it is, or
+/// several merged ([`merge::merge`]), each named by its API.
+pub fn merged(apis: &[Api], trees: &[Document]) -> Result<Document, Failure> {
+    match trees {
+        [one] => Ok(one.clone()),
+        several => {
+            let named: Vec<merge::Named<'_>> = apis
+                .iter()
+                .zip(several)
+                .map(|(api, document)| merge::Named {
+                    api: &api.name,
+                    tree: &document.value,
+                })
+                .collect();
+            let bytes = merge::merge(&named);
+            let value = parse_value(&bytes).map_err(|error| {
+                Failure::failed(format!("the merged tree is not JSON ({error})"))
+            })?;
+            Ok(Document { bytes, value })
+        }
     }
 }
 

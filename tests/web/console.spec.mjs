@@ -2,7 +2,9 @@
 // executablePath is the system's chromium). Run by tests/interop_web.rs inside the test's
 // network namespace, with XENPLUG_WEB_PLAN (JSON) saying what to expect:
 //   url, host, hostName, vm, vmName, echo, domainControl, text, late, lateName, screenshot, profile,
-//   chromium, playwright (optional: where playwright-core is, else the one next to this file).
+//   chromium, playwright (optional: where playwright-core is, else the one next to this file),
+//   sources (optional: the API names the header lists, space-separated, when the console merges
+//   several sources; empty or absent for one source).
 // It prints `STEP <name> <ms>` as it goes, `ADD-VM` when the test should add a VM, and `PASS`
 // at the end; any failed check throws (exit status 1). Every wait is bounded.
 import process from 'node:process';
@@ -77,6 +79,19 @@ async function run(page) {
   const vm = page.locator(`[data-vm="${plan.vm}"]`);
   check(!(await vm.isVisible()), 'hypervisors start collapsed');
   step('loaded');
+
+  // Several sources: the header lists them, all reachable; one source: no list.
+  const sources = (plan.sources || '').split(' ').filter(Boolean);
+  const shown = page.locator('#sources .source');
+  if (sources.length > 0) {
+    await shown.first().waitFor();
+    const names = await shown.evaluateAll((nodes) => nodes.map((n) => n.dataset.source));
+    check(JSON.stringify(names) === JSON.stringify(sources), `the header lists the sources: ${names}`);
+    const states = await shown.evaluateAll((nodes) => nodes.map((n) => n.dataset.state));
+    check(states.every((s) => s === 'ok'), `every source reachable: ${states}`);
+  } else {
+    check(await page.locator('#sources').isHidden(), 'one source: no list of sources');
+  }
 
   // Expand the hypervisor, then the VM: its owner's service and the lifecycle actions.
   await host.locator('.row').first().locator('.toggle').click();
@@ -165,6 +180,10 @@ async function run(page) {
   step('late-vm');
 
   await page.locator('#events li').first().waitFor();
+  if (sources.length > 0) {
+    const tags = await page.locator('#events li .source').allTextContents();
+    check(tags.length > 0 && tags.every((t) => sources.includes(t)), `events tagged with their source: ${tags}`);
+  }
   await page.screenshot({ path: plan.screenshot, fullPage: true });
   step('screenshot');
   check(foreign.length === 0, `requests outside the console: ${foreign.join(', ')}`);

@@ -3,7 +3,9 @@
 //
 // It reads the tracker's tree through the console server (GET /api/tree), follows the event
 // feed (GET /api/events?since=N, a long poll) and fetches the tree again after each batch of
-// events, updating the DOM in place so that what is expanded, typed or shown stays. Every
+// events, updating the DOM in place so that what is expanded, typed or shown stays. With
+// several sources (a tracker and the console's own discovery) the tree is their merged one and
+// `since` is the opaque `cursor` the server hands out with the tree and each batch. Every
 // string that came from a device is inserted as text (textContent / text nodes), never as
 // markup: a VM's name cannot become HTML.
 'use strict';
@@ -21,6 +23,8 @@ const state = {
   lifecycle: null, // DomainControl description from the server
   hypervisor: null, // Hypervisor service description from the server
   lastSeq: 0,
+  cursor: null, // several sources: what to send as since= next
+  stale: false, // several sources: the cursor is to be taken from a fresh tree
   loaded: false,
   refreshing: null,
   refreshAgain: false,
@@ -75,6 +79,22 @@ function setStatus(kind, text) {
   const status = $('#status');
   status.dataset.state = kind;
   setText(status, text);
+}
+
+/** The sources of a merged tree or events batch, in the header; hidden with one source. */
+function showSources(sources) {
+  const list = $('#sources');
+  const known = arr(sources).filter((s) => s && str(s.api));
+  list.hidden = known.length < 2;
+  list.replaceChildren(...known.map((s) => {
+    const error = str(s.error);
+    return el('span', {
+      class: 'source',
+      'data-source': str(s.api),
+      'data-state': error ? 'down' : 'ok',
+      title: error || 'journal #' + num(s.last_seq),
+    }, str(s.api));
+  }));
 }
 
 function showProblem(text) {
@@ -534,6 +554,11 @@ async function refreshTree() {
       renderTree(doc);
       showProblem(null);
       state.lastSeq = Math.max(state.lastSeq, num(doc.last_seq));
+      if (typeof doc.cursor === 'string') {
+        // Several sources: the tree's cursor only to start from (a batch's is newer).
+        if (state.cursor === null) state.cursor = doc.cursor;
+        showSources(doc.sources);
+      }
     } while (state.refreshAgain);
   })();
   try {
@@ -559,6 +584,7 @@ function showEvents(events) {
       el('span', { class: 'seq', text: String(num(event.seq)) }),
       el('span', { class: 'time', text: time }),
       el('span', { class: 'kind', text: str(event.kind) }),
+      el('span', { class: 'source', text: str(event.source) }),
       el('span', { text: name || '' }),
       el('span', { class: 'subject', text: subject + (details ? '  ' + details : '') })));
   }
@@ -570,7 +596,25 @@ async function follow() {
   let retry = RETRY_FIRST_MS;
   for (;;) {
     try {
-      if (!state.loaded) await refreshTree();
+      if (!state.loaded || state.stale) {
+        await refreshTree();
+        state.stale = false;
+      }
+      if (state.cursor !== null) {
+        const page = await fetchJson('/api/events?since=' + encodeURIComponent(state.cursor));
+        setStatus('live', 'live');
+        showProblem(null);
+        retry = RETRY_FIRST_MS;
+        if (typeof page.cursor !== 'string') throw new Error('the events answer has no cursor');
+        state.cursor = page.cursor;
+        showSources(page.sources);
+        const events = arr(page.events);
+        if (events.length > 0 || page.reset === true) {
+          await refreshTree();
+          showEvents(events);
+        }
+        continue;
+      }
       const since = state.lastSeq;
       const page = await fetchJson('/api/events?since=' + since);
       setStatus('live', 'live');
@@ -590,6 +634,11 @@ async function follow() {
         showEvents(events); // after the tree, so that new subjects have their names
       }
     } catch (error) {
+      if (state.cursor !== null) {
+        // The server may have restarted with other sources: start again from a fresh tree.
+        state.cursor = null;
+        state.stale = true;
+      }
       setStatus(state.loaded ? 'reconnecting' : 'down', state.loaded ? 'reconnecting…' : 'tracker unreachable');
       showProblem('The tracker could not be reached through the console: ' + error.message);
       await sleep(retry);

@@ -640,11 +640,3 @@ pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
 /// the guest to acknowledge the request.
 pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);
-
-// ---- SSDP: announcing a configuration change ---------------------------------------------------
-
-/// Least time between the starts of two full ssdp:alive rounds (a configuration change, the
-/// periodic refresh): a description that changes at every model poll costs at most one round
-/// (and its repeat) per this much time; changes in between are carried by the next round,
-/// which is rendered with the CONFIGID current when it leaves.
-pub const SSDP_ROUND_SPACING: Duration = Duration::from_millis(500);

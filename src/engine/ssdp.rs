@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crate::consts::{
     DESC_PATH, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MAX_PENDING_REPLIES,
     SSDP_MIN_MAX_AGE, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_RATE_SOURCES,
-    SSDP_RATE_WINDOW, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_ROUND_SPACING,
-    SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
+    SSDP_RATE_WINDOW, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL,
+    SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
 use crate::wire::{self, Cursor};
@@ -82,8 +82,6 @@ pub struct Engine {
     /// How many entries of `pending` are search replies.
     replies: usize,
     next_refresh: Option<Instant>,
-    /// When the last full round (first announcement, refresh, configuration change) starts.
-    last_round: Option<Instant>,
     started: bool,
     shut_down: bool,
     rate: Vec<RateEntry>,
@@ -174,7 +172,6 @@ impl Engine {
             pending: Vec::new(),
             replies: 0,
             next_refresh: None,
-            last_round: None,
             started: false,
             shut_down: false,
             rate: Vec::new(),
@@ -184,31 +181,18 @@ impl Engine {
     /// Sets the device tree to advertise and its CONFIGID.
     ///
     /// The first call announces everything now and again 100-200 ms later (UDA 1.1 section
-    /// 1.2.2: the set SHOULD be sent more than once). Later calls send ssdp:byebye, now, for
-    /// targets that disappeared; then:
+    /// 1.2.2: the set SHOULD be sent more than once). Later calls send ssdp:byebye for targets
+    /// that disappeared and ssdp:alive (now and repeated) for targets that appeared; unchanged
+    /// devices are not re-announced. Everything sent afterwards carries `config_id`.
     ///
-    /// - `config_id` differs from the last one: one full ssdp:alive round (every target, the
-    ///   set again after the repeat delay) carrying the new CONFIGID, whether devices came,
-    ///   went or stayed. It replaces any alive still waiting (a target added in the same call
-    ///   is in the round once) and starts [`SSDP_ROUND_SPACING`] after the previous round at
-    ///   the earliest. The periodic refresh restarts from it.
-    /// - `config_id` unchanged (the caller says the configuration is the same): ssdp:alive,
-    ///   now and repeated, for targets that appeared only; nothing for an unchanged tree.
-    ///
-    /// Why the full round: UDA 1.1 section 1.2.2, CONFIGID.UPNP.ORG: "The configuration of a
-    /// root device consists of the following information: the DDD of the root device and all
-    /// its embedded devices, and the SCPDs of all the contained services. If any part of the
-    /// configuration changes, the CONFIGID.UPNP.ORG field value MUST be changed", and it "MUST
-    /// be included in all announcements of a root device, its embedded devices and its
-    /// services": control points compare it with the value of their cached description to
-    /// know whether to fetch it again. A change that adds or removes no device (a Domain
-    /// renamed, a service's SCPD edited) would otherwise reach them only with the periodic
-    /// refresh, up to max-age/2 later, and a control point that keys its cache by the root
-    /// UDN hears a new CONFIGID only from the root's own messages, not from an embedded
-    /// device's alive. Nothing more is needed for a changed tree whose set stays the same:
-    /// ssdp:byebye (section 1.2.3) says the devices are leaving, which would make control
-    /// points drop them and their subscriptions; ssdp:update (section 1.2.4) announces a
-    /// BOOTID change only; GENA subscriptions stay valid across a configuration change.
+    /// A new `config_id` with the same set of targets (a Domain renamed, an SCPD edited) sends
+    /// ssdp:alive, now and repeated, for the root device's own targets: UDA 1.1 section 1.2.2
+    /// says CONFIGID.UPNP.ORG "MUST be changed" when any part of the configuration (the
+    /// descriptions of the root, its embedded devices and the SCPDs) changes and is carried by
+    /// every announcement; a control point learns from it that its cached description is
+    /// stale. Without this it would hear the new value only with the periodic refresh, up to
+    /// max-age/2 later. The embedded devices are not announced again: their UDNs and types did
+    /// not change, and the root's messages name the description they all live in.
     pub fn set_devices(&mut self, now: Instant, devices: Vec<Advertisement>, config_id: u32) {
         if self.shut_down {
             log::debug!("ssdp: device update after shutdown ignored");
@@ -247,46 +231,48 @@ impl Engine {
                 .collect()
         };
         self.remap_pending(&remap);
+        let mut removed = false;
         for (target, new_index) in old.into_iter().zip(&remap) {
             if new_index.is_none() {
+                removed = true;
                 let retired = TargetRef::Retired(self.retired.len());
                 self.retired.push(target);
                 self.push(now, notify(retired, NotifyKind::ByeBye));
             }
         }
-        if reconfigured {
-            self.pending.retain(|pending| {
-                !matches!(
-                    pending.work,
-                    Work::Notify {
-                        target: TargetRef::Current(_),
-                        kind: NotifyKind::Alive,
-                    }
-                )
-            });
-            // A round still waiting keeps its time (changes arriving faster than the spacing
-            // must not push it back forever); otherwise the spacing after the last one.
-            let start = match self.last_round {
-                Some(last) if last > now => last,
-                Some(last) => last
-                    .checked_add(SSDP_ROUND_SPACING)
-                    .map_or(now, |earliest| earliest.max(now)),
-                None => now,
-            };
-            log::debug!(
-                "ssdp: CONFIGID {config_id}: announcing all {} targets again",
-                self.targets.len()
-            );
-            self.announce_all(start);
-        } else if !added.is_empty() {
+        let announce = if !added.is_empty() || removed || !reconfigured {
+            added
+        } else {
+            log::debug!("ssdp: CONFIGID {config_id}: announcing the root device again");
+            self.root_targets()
+        };
+        if !announce.is_empty() {
             let repeat = later(now, self.repeat_delay());
-            for &at in &added {
-                self.push(now, notify(TargetRef::Current(at), NotifyKind::Alive));
-            }
-            for &at in &added {
-                self.push(repeat, notify(TargetRef::Current(at), NotifyKind::Alive));
+            for due in [now, repeat] {
+                for &at in &announce {
+                    self.push(due, notify(TargetRef::Current(at), NotifyKind::Alive));
+                }
             }
         }
+    }
+
+    /// Indexes of the root device's own targets (upnp:rootdevice, its UDN, its type, its
+    /// services).
+    fn root_targets(&self) -> Vec<usize> {
+        let Some(root) = self
+            .targets
+            .iter()
+            .find(|target| target.kind == TargetKind::RootDevice)
+        else {
+            return Vec::new();
+        };
+        (0..self.targets.len())
+            .filter(|&at| {
+                self.targets
+                    .get(at)
+                    .is_some_and(|target| target.udn == root.udn)
+            })
+            .collect()
     }
 
     /// Parses a datagram received on `interface` and answers it if it is a search. Malformed
@@ -482,10 +468,9 @@ impl Engine {
         self.pending.push(Pending { due, work });
     }
 
-    /// The full set at `now`, again after the repeat delay, and the next refresh within
+    /// The full set now, again after the repeat delay, and the next refresh within
     /// [max_age/4, max_age/2) so a control point hears from us well before the entry expires.
     fn announce_all(&mut self, now: Instant) {
-        self.last_round = Some(now);
         let repeat = later(now, self.repeat_delay());
         for due in [now, repeat] {
             for at in 0..self.targets.len() {
@@ -954,14 +939,13 @@ mod tests {
         Duration::from_millis(millis)
     }
 
-    /// An engine that has announced `domains` domains with CONFIGID 1 and sent its repeat;
-    /// returns a time after which a new round may start at once.
+    /// An engine that has announced two domains and sent its repeat; returns the time after.
     fn settled(domains: usize) -> (Engine, Instant) {
         let mut engine = engine();
         let start = Instant::now();
         engine.set_devices(start, devices(domains), 1);
         dispatch(&mut engine, start);
-        let after = start + SSDP_REPEAT_MAX.max(SSDP_ROUND_SPACING);
+        let after = start + SSDP_REPEAT_MAX;
         dispatch(&mut engine, after);
         (engine, after)
     }
@@ -1039,7 +1023,7 @@ mod tests {
     #[test]
     fn refresh_comes_before_half_max_age() {
         let (mut engine, after) = settled(2);
-        let start = after - SSDP_REPEAT_MAX.max(SSDP_ROUND_SPACING);
+        let start = after - SSDP_REPEAT_MAX;
         let refresh = engine.poll_at().unwrap();
         assert!(refresh >= start + Duration::from_secs(450));
         assert!(refresh < start + Duration::from_secs(900));
@@ -1050,131 +1034,74 @@ mod tests {
         assert!(engine.poll_at().unwrap() < start + Duration::from_secs(901));
     }
 
-    /// Every message of `sent` is an ssdp:alive with CONFIGID `config_id`.
-    fn all_alive_with(sent: &[Sent], config_id: u32) -> bool {
-        sent.iter().all(|s| {
-            let notify = s.notify();
-            notify.nts == NotifyKind::Alive && notify.config_id == Some(config_id)
-        })
-    }
-
-    /// `usns` twice over (once per interface), sorted.
-    fn on_both_interfaces(usns: Vec<String>) -> Vec<String> {
-        let mut both: Vec<String> = usns
-            .into_iter()
-            .flat_map(|usn| [usn.clone(), usn])
-            .collect();
-        both.sort();
-        both
-    }
-
     #[test]
-    fn renaming_only_sends_one_full_alive_round_with_the_new_configid() {
-        let (mut engine, now) = settled(2);
-        // Same devices and services, new description (a Domain's friendlyName): CONFIGID 2.
-        engine.set_devices(now, devices(2), 2);
-        let sent = dispatch(&mut engine, now);
-        assert_eq!(sent.len(), 10 * 2, "3+2d+k targets on both interfaces");
-        assert_eq!(
-            usns(&sent),
-            on_both_interfaces(expected_usns(&DOMAINS[..2]))
-        );
-        assert!(all_alive_with(&sent, 2));
-        let repeat = engine.poll_at().unwrap();
-        assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
-        let again = dispatch(&mut engine, repeat);
-        assert_eq!(usns(&again), usns(&sent));
-        assert!(all_alive_with(&again, 2));
-        // One round only: the next thing is the refresh, restarted from this round.
-        let refresh = engine.poll_at().unwrap();
-        assert!(
-            refresh >= now + Duration::from_secs(450),
-            "{:?}",
-            refresh - now
-        );
-        assert!(dispatch(&mut engine, now + Duration::from_secs(449)).is_empty());
-    }
-
-    #[test]
-    fn adding_a_device_with_a_new_configid_sends_one_round_without_duplicates() {
+    fn adding_a_device_announces_only_its_targets_with_the_new_configid() {
         let (mut engine, now) = settled(2);
         engine.set_devices(now, devices(3), 2);
         let sent = dispatch(&mut engine, now);
-        // 3 + 2*3 + 4: the new Domain's targets are in the round once, not once more.
-        assert_eq!(sent.len(), 13 * 2);
-        assert_eq!(usns(&sent), on_both_interfaces(expected_usns(&DOMAINS)));
-        assert!(all_alive_with(&sent, 2));
-        let repeat = engine.poll_at().unwrap();
-        assert!(repeat < now + SSDP_REPEAT_MAX);
-        let again = dispatch(&mut engine, repeat);
-        assert_eq!(usns(&again), usns(&sent));
-        assert!(engine.poll_at().unwrap() > now + Duration::from_secs(400));
-    }
-
-    #[test]
-    fn adding_a_device_under_the_same_configid_announces_only_its_targets() {
-        let (mut engine, now) = settled(2);
-        engine.set_devices(now, devices(3), 1);
-        let sent = dispatch(&mut engine, now);
-        let wanted: Vec<String> = expected_usns(&DOMAINS[2..])
+        assert_eq!(sent.len(), 3 * 2);
+        let mut wanted: Vec<String> = expected_usns(&DOMAINS[2..])
             .into_iter()
             .filter(|usn| usn.starts_with(DOMAINS[2]))
+            .flat_map(|usn| [usn.clone(), usn])
             .collect();
-        assert_eq!(usns(&sent), on_both_interfaces(wanted.clone()));
-        assert!(all_alive_with(&sent, 1));
+        wanted.sort();
+        assert_eq!(usns(&sent), wanted);
+        for s in &sent {
+            let notify = s.notify();
+            assert_eq!(notify.nts, NotifyKind::Alive);
+            assert_eq!(notify.config_id, Some(2));
+        }
         let repeat = engine.poll_at().unwrap();
         assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
-        assert_eq!(
-            usns(&dispatch(&mut engine, repeat)),
-            on_both_interfaces(wanted)
-        );
+        assert_eq!(usns(&dispatch(&mut engine, repeat)), wanted);
     }
 
     #[test]
-    fn removing_a_device_says_byebye_for_its_targets_then_announces_the_rest() {
+    fn removing_a_device_says_byebye_for_its_targets_only() {
         let (mut engine, now) = settled(2);
         engine.set_devices(now, devices(1), 3);
         let sent = dispatch(&mut engine, now);
-        assert_eq!(sent.len(), (3 + 7) * 2);
-        // The byebyes leave first, then the remaining tree with the new CONFIGID.
-        let (byebye, alive) = sent.split_at(3 * 2);
-        for s in byebye {
+        assert_eq!(sent.len(), 3 * 2);
+        for s in &sent {
             let notify = s.notify();
             assert_eq!(notify.nts, NotifyKind::ByeBye);
             assert!(notify.usn.starts_with(DOMAINS[1]));
             assert_eq!(notify.location, None);
             assert_eq!(notify.config_id, Some(3));
         }
-        assert_eq!(
-            usns(alive),
-            on_both_interfaces(expected_usns(&DOMAINS[..1]))
-        );
-        assert!(all_alive_with(alive, 3));
-        let repeat = engine.poll_at().unwrap();
-        assert_eq!(usns(&dispatch(&mut engine, repeat)), usns(alive));
-        assert!(engine.poll_at().unwrap() > now + Duration::from_secs(400));
+        // Nothing else follows but the periodic refresh.
+        let next = engine.poll_at().unwrap();
+        assert!(next > now + Duration::from_secs(400));
     }
 
     #[test]
-    fn changes_in_quick_succession_are_spaced_and_carry_the_latest_configid() {
+    fn a_new_configid_for_the_same_devices_announces_the_root_device_only() {
         let (mut engine, now) = settled(2);
+        let refresh = engine.poll_at().unwrap();
+        // Same devices and services, another description (a Domain renamed): CONFIGID 2.
         engine.set_devices(now, devices(2), 2);
-        assert_eq!(dispatch(&mut engine, now).len(), 20);
-        // Another change before the first round's repeat: that repeat is replaced by a round
-        // that waits for the spacing.
-        let soon = now + ms(50);
-        engine.set_devices(soon, devices(3), 3);
-        assert_eq!(engine.poll_at(), Some(now + SSDP_ROUND_SPACING));
-        assert!(dispatch(&mut engine, now + SSDP_ROUND_SPACING - ms(1)).is_empty());
-        // A third change while it waits: still one round, with the newest tree and CONFIGID.
-        engine.set_devices(now + ms(300), devices(3), 4);
-        let sent = dispatch(&mut engine, now + SSDP_ROUND_SPACING);
-        assert_eq!(usns(&sent), on_both_interfaces(expected_usns(&DOMAINS)));
-        assert!(all_alive_with(&sent, 4));
+        let sent = dispatch(&mut engine, now);
+        let mut wanted: Vec<String> = expected_usns(&[])
+            .into_iter()
+            .flat_map(|usn| [usn.clone(), usn])
+            .collect();
+        wanted.sort();
+        assert_eq!(
+            usns(&sent),
+            wanted,
+            "the root's 3 + 1 targets on both interfaces"
+        );
+        for s in &sent {
+            let notify = s.notify();
+            assert_eq!(notify.nts, NotifyKind::Alive);
+            assert_eq!(notify.config_id, Some(2));
+        }
         let repeat = engine.poll_at().unwrap();
-        assert!(repeat < now + SSDP_ROUND_SPACING + SSDP_REPEAT_MAX);
-        assert_eq!(dispatch(&mut engine, repeat).len(), 26);
-        assert!(engine.poll_at().unwrap() > now + Duration::from_secs(400));
+        assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
+        assert_eq!(usns(&dispatch(&mut engine, repeat)), wanted);
+        // Then nothing but the periodic refresh, which keeps its time.
+        assert_eq!(engine.poll_at(), Some(refresh));
     }
 
     #[test]

@@ -40,3 +40,9 @@ fn loopback_new_domain_is_announced_and_removed_one_says_byebye() {
     let ns = Netns::new("lo-add");
     scenario_domain_added_and_removed(&Site::loopback(&ns));
 }
+
+#[test]
+fn loopback_renamed_domain_is_announced_with_a_new_configid() {
+    let ns = Netns::new("lo-ren");
+    scenario_domain_renamed(&Site::loopback(&ns));
+}

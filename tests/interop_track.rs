@@ -26,6 +26,14 @@ const BYEBYE_BUDGET: Duration = Duration::from_millis(1250);
 /// An advertiser killed with SIGKILL is forgotten at most max-age after its last alive, plus
 /// the tracker's 1 s tick, plus 1 s of slack.
 const EXPIRY_BUDGET: Duration = Duration::from_secs(TRACK_MAX_AGE as u64 + 2);
+/// A Domain renamed in its sim file shows its new name in /api/tree within 2 s: the sim poll
+/// (200 ms), the alive round with the new CONFIGID, one description fetch. The hypervisors
+/// of that test advertise with max-age 1800, so the periodic refresh (450 s at the soonest)
+/// cannot be what carries it.
+const RENAME_BUDGET: Duration = Duration::from_secs(2);
+/// The tracker's start-up searches (MX 2, sent twice 100-200 ms apart) are answered within
+/// 2.2 s of its start; 3 s with slack.
+const SEARCHES_ANSWERED: Duration = Duration::from_secs(3);
 /// Bound for a topology to settle in tests that do not measure start-up.
 const SETTLE: Duration = Duration::from_secs(15);
 
@@ -520,6 +528,83 @@ fn track_migration_is_journalled_within_2s_and_moves_the_vm_in_the_tree() {
         .filter(|e| e.kind == "vm-migrated")
         .count();
     assert_eq!(migrated, 1, "one move, one vm-migrated\n{}", world.report());
+}
+
+// ---- 2b. rename ---------------------------------------------------------------------------------
+
+#[test]
+fn track_shows_a_renamed_domain_within_2s() {
+    let setup = TrackSetup {
+        hypervisor_max_age: Some(1800),
+        ..TrackSetup::default()
+    };
+    let world = world_with_tracker("trk-ren", setup);
+    // Answers to the tracker's start-up searches carry the CONFIGID current when they leave:
+    // one sent after the rename would make the tracker refetch without the alive round this
+    // test is about. Rename only once they are all out.
+    let answered = world.tracker().started + SEARCHES_ANSWERED;
+    sleep(answered.saturating_duration_since(Instant::now()));
+    let vm = track_vm(TRACK_VM_A1);
+    let name_in_tree =
+        |world: &TrackWorld| tree_vm(&world.tree(), vm.uuid).map(|(_, v)| v.s("name").to_string());
+    assert_eq!(
+        name_in_tree(&world).as_deref(),
+        Some(vm.name),
+        "before the rename\n{}",
+        world.report()
+    );
+    let renamed = format!("{}-renamed", vm.name);
+    let mark = world.last_seq();
+
+    let t0 = Instant::now();
+    world.sims[0].write_domain_as(vm.name, &Domain::new(vm.uuid, &renamed, "running"));
+    let shown = poll_until(WAIT, || {
+        (name_in_tree(&world).as_deref() == Some(renamed.as_str())).then_some(())
+    });
+    let took = t0.elapsed();
+    assert!(
+        shown.is_some(),
+        "/api/tree never showed {} as {renamed:?} within {WAIT:?}: {:?}\n{}",
+        vm.uuid,
+        name_in_tree(&world),
+        world.report()
+    );
+    eprintln!("timing: renamed Domain shown in /api/tree {took:?} after the sim file changed");
+    assert!(
+        took <= RENAME_BUDGET,
+        "rename shown {took:?} after the sim file changed (budget {RENAME_BUDGET:?})\n{}",
+        world.report()
+    );
+    // The repository follows the tree (the record is rewritten after the API shows it).
+    let record = poll_until(WAIT, || {
+        world
+            .records("virtual")
+            .remove(vm.uuid)
+            .filter(|r| r.get("name") == Some(&renamed))
+    });
+    let Some(record) = record else {
+        panic!(
+            "virtual/{} never named {renamed:?}: {:?}\n{}",
+            vm.uuid,
+            world.records("virtual").remove(vm.uuid),
+            world.report()
+        );
+    };
+    assert_eq!(
+        record.get("hypervisor").map(String::as_str),
+        Some(TRACK_HOST_A),
+        "a rename is not a move"
+    );
+    let moves = events_about(&world, mark, vm.uuid)
+        .into_iter()
+        .filter(|e| matches!(e.kind.as_str(), "vm-migrated" | "vm-removed" | "vm-added"))
+        .count();
+    assert_eq!(
+        moves,
+        0,
+        "a rename is neither a move nor a new VM\n{}",
+        world.report()
+    );
 }
 
 // ---- 3. expiry and byebye ------------------------------------------------------------------------

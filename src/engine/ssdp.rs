@@ -184,11 +184,21 @@ impl Engine {
     /// 1.2.2: the set SHOULD be sent more than once). Later calls send ssdp:byebye for targets
     /// that disappeared and ssdp:alive (now and repeated) for targets that appeared; unchanged
     /// devices are not re-announced. Everything sent afterwards carries `config_id`.
+    ///
+    /// A new `config_id` with the same set of targets (a Domain renamed, an SCPD edited) sends
+    /// ssdp:alive, now and repeated, for the root device's own targets: UDA 1.1 section 1.2.2
+    /// says CONFIGID.UPNP.ORG "MUST be changed" when any part of the configuration (the
+    /// descriptions of the root, its embedded devices and the SCPDs) changes and is carried by
+    /// every announcement; a control point learns from it that its cached description is
+    /// stale. Without this it would hear the new value only with the periodic refresh, up to
+    /// max-age/2 later. The embedded devices are not announced again: their UDNs and types did
+    /// not change, and the root's messages name the description they all live in.
     pub fn set_devices(&mut self, now: Instant, devices: Vec<Advertisement>, config_id: u32) {
         if self.shut_down {
             log::debug!("ssdp: device update after shutdown ignored");
             return;
         }
+        let reconfigured = config_id != self.config_id;
         self.config_id = config_id;
         let targets = targets_of(&devices);
         if !self.started {
@@ -221,22 +231,48 @@ impl Engine {
                 .collect()
         };
         self.remap_pending(&remap);
+        let mut removed = false;
         for (target, new_index) in old.into_iter().zip(&remap) {
             if new_index.is_none() {
+                removed = true;
                 let retired = TargetRef::Retired(self.retired.len());
                 self.retired.push(target);
                 self.push(now, notify(retired, NotifyKind::ByeBye));
             }
         }
-        if !added.is_empty() {
+        let announce = if !added.is_empty() || removed || !reconfigured {
+            added
+        } else {
+            log::debug!("ssdp: CONFIGID {config_id}: announcing the root device again");
+            self.root_targets()
+        };
+        if !announce.is_empty() {
             let repeat = later(now, self.repeat_delay());
-            for &at in &added {
-                self.push(now, notify(TargetRef::Current(at), NotifyKind::Alive));
-            }
-            for &at in &added {
-                self.push(repeat, notify(TargetRef::Current(at), NotifyKind::Alive));
+            for due in [now, repeat] {
+                for &at in &announce {
+                    self.push(due, notify(TargetRef::Current(at), NotifyKind::Alive));
+                }
             }
         }
+    }
+
+    /// Indexes of the root device's own targets (upnp:rootdevice, its UDN, its type, its
+    /// services).
+    fn root_targets(&self) -> Vec<usize> {
+        let Some(root) = self
+            .targets
+            .iter()
+            .find(|target| target.kind == TargetKind::RootDevice)
+        else {
+            return Vec::new();
+        };
+        (0..self.targets.len())
+            .filter(|&at| {
+                self.targets
+                    .get(at)
+                    .is_some_and(|target| target.udn == root.udn)
+            })
+            .collect()
     }
 
     /// Parses a datagram received on `interface` and answers it if it is a search. Malformed
@@ -1037,6 +1073,35 @@ mod tests {
         // Nothing else follows but the periodic refresh.
         let next = engine.poll_at().unwrap();
         assert!(next > now + Duration::from_secs(400));
+    }
+
+    #[test]
+    fn a_new_configid_for_the_same_devices_announces_the_root_device_only() {
+        let (mut engine, now) = settled(2);
+        let refresh = engine.poll_at().unwrap();
+        // Same devices and services, another description (a Domain renamed): CONFIGID 2.
+        engine.set_devices(now, devices(2), 2);
+        let sent = dispatch(&mut engine, now);
+        let mut wanted: Vec<String> = expected_usns(&[])
+            .into_iter()
+            .flat_map(|usn| [usn.clone(), usn])
+            .collect();
+        wanted.sort();
+        assert_eq!(
+            usns(&sent),
+            wanted,
+            "the root's 3 + 1 targets on both interfaces"
+        );
+        for s in &sent {
+            let notify = s.notify();
+            assert_eq!(notify.nts, NotifyKind::Alive);
+            assert_eq!(notify.config_id, Some(2));
+        }
+        let repeat = engine.poll_at().unwrap();
+        assert!(repeat >= now + SSDP_REPEAT_MIN && repeat < now + SSDP_REPEAT_MAX);
+        assert_eq!(usns(&dispatch(&mut engine, repeat)), wanted);
+        // Then nothing but the periodic refresh, which keeps its time.
+        assert_eq!(engine.poll_at(), Some(refresh));
     }
 
     #[test]

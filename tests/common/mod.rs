@@ -673,8 +673,14 @@ impl SimDir {
 
     /// Write `<name>.domain`.
     pub fn write_domain(&self, domain: &Domain) {
+        self.write_domain_as(&domain.name, domain);
+    }
+
+    /// Write `<file>.domain` with `domain`'s content: with a `name=` other than `file`, a
+    /// domain renamed in place.
+    pub fn write_domain_as(&self, file: &str, domain: &Domain) {
         self.write_atomic(
-            &format!("{}.domain", domain.name),
+            &format!("{file}.domain"),
             &format!(
                 "uuid={}\nname={}\nstate={}\nmemory_kib={}\nvcpus={}\n",
                 domain.uuid, domain.name, domain.state, domain.memory_kib, domain.vcpus
@@ -2348,6 +2354,118 @@ pub fn scenario_domain_added_and_removed(site: &Site) {
     );
 }
 
+/// Waits until upnp-client (records after `mark`) has seen ssdp:alive for every USN of `full`
+/// with a CONFIGID other than `old_config`, then checks the alives not carrying `old_config`:
+/// nothing but `full`, one CONFIGID. Returns that CONFIGID.
+pub fn expect_alive_round(
+    adv: &Proc,
+    mark: usize,
+    old_config: &str,
+    full: &BTreeSet<String>,
+    xenplug: &Xenplug,
+) -> u64 {
+    let alive_since = |out: &str| -> Vec<(String, String)> {
+        json_lines(out)
+            .iter()
+            .skip(mark)
+            .filter(|r| hdr(r, "NTS") == "ssdp:alive")
+            .map(|r| {
+                (
+                    hdr(r, "USN").to_string(),
+                    hdr(r, "CONFIGID.UPNP.ORG").to_string(),
+                )
+            })
+            .collect()
+    };
+    let round = adv.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = alive_since(out)
+            .into_iter()
+            .filter(|(_, config)| config != old_config)
+            .map(|(usn, _)| usn)
+            .collect();
+        full.is_subset(&got).then_some(())
+    });
+    assert!(
+        round.is_some(),
+        "upnp-client did not see ssdp:alive with a new CONFIGID (old {old_config:?}) for every \
+         USN of {full:?}\n{}\n{}",
+        adv.report(),
+        xenplug.report()
+    );
+    // The repeat of an earlier round may still arrive after `mark`, with the old CONFIGID.
+    let seen: Vec<(String, String)> = alive_since(&adv.stdout())
+        .into_iter()
+        .filter(|(_, config)| config != old_config)
+        .collect();
+    let usns: BTreeSet<String> = seen.iter().map(|(usn, _)| usn.clone()).collect();
+    assert_eq!(
+        &usns, full,
+        "the new CONFIGID is announced for exactly these targets"
+    );
+    let configs: BTreeSet<&str> = seen.iter().map(|(_, config)| config.as_str()).collect();
+    assert_eq!(
+        configs.len(),
+        1,
+        "every alive since the change carries the old or the one new CONFIGID: {configs:?}"
+    );
+    let config = configs.into_iter().next().unwrap_or_default();
+    config
+        .parse()
+        .unwrap_or_else(|_| panic!("CONFIGID.UPNP.ORG {config:?} is not a number"))
+}
+
+/// A Domain renamed in its sim file (same VM, same UDN, same set of devices and services):
+/// CONFIGID moves and the root device is announced again with it (its own targets only), so
+/// a control point learns that its cached description is stale without waiting for the
+/// periodic refresh.
+pub fn scenario_domain_renamed(site: &Site) {
+    let sim = SimDir::standard("rename");
+    let adv = advertisements_listener(site.peer2, &site.peer2_addr);
+    let xenplug = site.start(&sim);
+    let before = Identity::fetch(site.peer, &xenplug.url);
+    let full = before.full_usns();
+    let old_config = config_id(&before.description)
+        .expect("configId in the description")
+        .to_string();
+    let heard = adv.wait_stdout(WAIT, |out| {
+        let got: BTreeSet<String> = json_lines(out)
+            .iter()
+            .filter(|r| hdr(r, "NTS") == "ssdp:alive")
+            .map(|r| hdr(r, "USN").to_string())
+            .collect();
+        full.is_subset(&got).then_some(())
+    });
+    assert!(
+        heard.is_some(),
+        "upnp-client never saw the start-up announcement\n{}\n{}",
+        adv.report(),
+        xenplug.report()
+    );
+    // Let the start-up repeat pass.
+    sleep(Duration::from_millis(500));
+    let mark = json_lines(&adv.stdout()).len();
+
+    let t0 = Instant::now();
+    sim.write_domain_as("web", &Domain::new(VM_WEB, "web-renamed", "running"));
+    let root = before.root_usns();
+    let new_config = expect_alive_round(&adv, mark, &old_config, &root, &xenplug);
+    let elapsed = t0.elapsed();
+    eprintln!("timing: rename announced (root alive, new CONFIGID) {elapsed:?} after the sim file changed");
+    assert!(
+        elapsed <= ANNOUNCE_BUDGET,
+        "rename announced {elapsed:?} after the sim file changed (budget {ANNOUNCE_BUDGET:?})\n{}",
+        xenplug.report()
+    );
+    let after = Identity::fetch(site.peer, &xenplug.url);
+    assert_eq!(after.full_usns(), full, "a rename keeps every UDN");
+    assert_eq!(config_id(&after.description), Some(new_config));
+    assert!(
+        xml_texts(&after.description, "friendlyName").contains(&"web-renamed"),
+        "the description names the Domain web-renamed:\n{}",
+        after.description
+    );
+}
+
 // ---- the VM advertiser (`xenplug advertise vm`) ---------------------------------------------
 
 /// VirtualMachine root device type (`advertise vm`).
@@ -3359,6 +3477,9 @@ pub struct TrackSetup {
     pub api_any: bool,
     /// Add one idle host to the acme LAN (for a test to start something in).
     pub spare_acme_host: bool,
+    /// The hypervisors' `--max-age` (default [`TRACK_MAX_AGE`]); a long one keeps the periodic
+    /// refresh out of a measurement.
+    pub hypervisor_max_age: Option<u32>,
 }
 
 /// Provider LAN with two simulated hypervisors, two tenant LANs with the VM advertisers, and a
@@ -3460,7 +3581,7 @@ impl TrackWorld {
         let hypervisors: Vec<Xenplug> = (0..2)
             .map(|h| {
                 let options = Options {
-                    max_age: Some(TRACK_MAX_AGE),
+                    max_age: Some(setup.hypervisor_max_age.unwrap_or(TRACK_MAX_AGE)),
                     ..Options::ifaces(&["eth0"])
                 };
                 Xenplug::start_with(&mgmt.host(h).ns, &sims[h], &options)

@@ -48,6 +48,12 @@ pub struct HypervisorArgs {
     /// SSDP max-age in seconds (default 1800)
     #[argh(option, default = "SSDP_DEFAULT_MAX_AGE")]
     pub max_age: u32,
+    /// who may call mutating actions (Shutdown, Reboot, Pause, Resume, Suspend, Destroy,
+    /// StartVirtualMachine): an IPv4 address or ADDRESS/PREFIX, repeatable (typically the
+    /// tracker's address); `any` for every host of the interfaces' subnets. Default: this
+    /// host only (loopback and its own interface addresses). Reads stay open.
+    #[argh(option)]
+    pub allow_control: Vec<String>,
 }
 
 /// Run the whole system on loopback: two simulated Xen hosts with their VMs, VM advertisers

@@ -648,3 +648,13 @@ pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);
 pub const CONSOLE_WEB_EVENTS_KEPT: usize = 256;
 /// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
 pub const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';
+
+// ---- who may call mutating hypervisor actions (`--allow-control`) ------------------------------
+
+/// The `--allow-control` word that lets every admitted peer (any host of the interfaces'
+/// subnets) call mutating actions: the behaviour before the allow-list existed.
+pub const ALLOW_CONTROL_ANY: &str = "any";
+/// Loopback, always part of the default allow-list (127.0.0.0/8).
+pub const LOOPBACK_NETWORK: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
+/// Networks one hypervisor's `--allow-control` may name (a bound on what a check walks).
+pub const ALLOW_CONTROL_MAX: usize = 64;

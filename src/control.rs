@@ -28,7 +28,7 @@ pub const DOMAIN_KEY_PREFIX: &str = "domain/";
 /// `urn:xenplug-org:service:Hypervisor:1`.
 pub static HYPERVISOR_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
     let spec = ServiceSpec::new("Hypervisor", URN_SERVICE_HYPERVISOR, SERVICE_ID_HYPERVISOR)
-        .action(
+        .read_only_action(
             "GetHostInfo",
             &[
                 ("HostName", Out, "A_ARG_TYPE_Name"),
@@ -40,12 +40,12 @@ pub static HYPERVISOR_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
             ],
             &[Semantic::Idempotent],
         )
-        .action(
+        .read_only_action(
             "GetVirtualMachineIds",
             &[("VirtualMachineIds", Out, "VirtualMachineIds")],
             &[Semantic::Idempotent],
         )
-        .action(
+        .read_only_action(
             "ListVirtualMachines",
             &[("VirtualMachines", Out, "A_ARG_TYPE_VirtualMachineList")],
             &[Semantic::Idempotent],
@@ -68,12 +68,12 @@ pub static DOMAIN_CONTROL_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(||
         URN_SERVICE_DOMAIN_CONTROL,
         SERVICE_ID_DOMAIN_CONTROL,
     )
-    .action(
+    .read_only_action(
         "GetState",
         &[("State", Out, "State")],
         &[Semantic::Idempotent],
     )
-    .action(
+    .read_only_action(
         "GetInfo",
         &[
             ("Name", Out, "A_ARG_TYPE_Name"),

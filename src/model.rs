@@ -137,12 +137,35 @@ impl ServiceSpec {
         }
     }
 
-    /// Adds an action: `arguments` as (name, direction, related state variable).
+    /// Adds an action that may change something: `arguments` as (name, direction, related
+    /// state variable). On a hypervisor only an authorized caller may call it (see
+    /// [`crate::access`]).
     pub fn action(
+        self,
+        name: &str,
+        arguments: &[(&str, Direction, &str)],
+        semantics: &[Semantic],
+    ) -> ServiceSpec {
+        self.push_action(name, arguments, semantics, false)
+    }
+
+    /// Adds a read-only action (it reports and changes nothing), open to every peer the
+    /// device answers at all.
+    pub fn read_only_action(
+        self,
+        name: &str,
+        arguments: &[(&str, Direction, &str)],
+        semantics: &[Semantic],
+    ) -> ServiceSpec {
+        self.push_action(name, arguments, semantics, true)
+    }
+
+    fn push_action(
         mut self,
         name: &str,
         arguments: &[(&str, Direction, &str)],
         semantics: &[Semantic],
+        read_only: bool,
     ) -> ServiceSpec {
         self.actions.push(ActionSpec {
             name: name.to_string(),
@@ -155,6 +178,7 @@ impl ServiceSpec {
                 })
                 .collect(),
             semantics: semantics.to_vec(),
+            read_only,
         });
         self
     }
@@ -196,6 +220,9 @@ pub struct ActionSpec {
     pub arguments: Vec<ArgumentSpec>,
     /// Operation semantics, published as a vendor element so consoles can warn.
     pub semantics: Vec<Semantic>,
+    /// Whether calling it changes nothing, so no authorization is needed. Not published: set
+    /// by xenplug's own service tables, false for every SCPD read from a file or the network.
+    pub read_only: bool,
 }
 
 impl ActionSpec {

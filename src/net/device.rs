@@ -13,7 +13,7 @@ use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
-use crate::model::{Device, EventedValues};
+use crate::model::{ActionSpec, Device, EventedValues};
 use crate::state::{random_seed, StateDir};
 use crate::wire::soap::{self, UpnpError};
 use smol::channel::Sender;
@@ -49,6 +49,11 @@ pub trait App {
     ) -> LocalFuture<std::result::Result<Outputs, UpnpError>>;
     /// How often to take a new snapshot.
     fn poll_interval(&self) -> Duration;
+    /// Whether `peer` may call `action` (its arguments already checked); `Err` is answered
+    /// as it is and logged with the peer. Everything is allowed unless the app says otherwise.
+    fn authorize(&self, _peer: IpAddr, _action: &ActionSpec) -> std::result::Result<(), UpnpError> {
+        Ok(())
+    }
 }
 
 /// How to run the device.
@@ -412,6 +417,14 @@ impl DeviceHttp {
             )));
         };
         if let Err(error) = soap::check_arguments(action.inputs(), &call) {
+            return Answer::Now(fault(&error));
+        }
+        if let Err(error) = self.app.authorize(request.peer.ip(), action) {
+            log::warn!(
+                "{}: {} on {key} refused: {error}",
+                request.peer,
+                call.action
+            );
             return Answer::Now(fault(&error));
         }
         drop(core);

@@ -1,17 +1,23 @@
 //! Role `advertise hypervisor`: a Xen host and its domains as one UPnP root device.
+//!
+//! Mutating actions are answered only for callers `--allow-control` admits ([`crate::access`]);
+//! read-only actions, descriptions and eventing are open to every peer the device answers.
 
+use crate::access::{self, ControlPolicy};
 use crate::backend::sim::SimBackend;
 use crate::backend::{Backend, BackendError};
 use crate::cli::HypervisorArgs;
-use crate::consts::BACKEND_MAX_CALLS;
+use crate::consts::{ALLOW_CONTROL_ANY, BACKEND_MAX_CALLS};
 use crate::control::{self, HostView};
 use crate::error::{Error, Result};
-use crate::model::{Device, EventedValues};
+use crate::model::{ActionSpec, Device, EventedValues};
 use crate::net::device::{self, App, LocalFuture, Options, Outputs};
+use crate::net::iface::Interface;
 use crate::state::StateDir;
 use crate::wire::soap::{self, UpnpError};
 use smol::lock::Semaphore;
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,16 +31,24 @@ pub struct HypervisorApp {
     calls: Arc<Semaphore>,
     /// The last snapshot, the input of read-only actions.
     view: Rc<RefCell<Option<HostView>>>,
+    /// Who may call mutating actions.
+    control: ControlPolicy,
 }
 
 impl HypervisorApp {
-    /// A device for `backend`, advertised under `host_uuid`.
-    pub fn new(backend: Arc<dyn Backend>, host_uuid: Uuid) -> HypervisorApp {
+    /// A device for `backend`, advertised under `host_uuid`, whose mutating actions only
+    /// callers `control` admits may call.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        host_uuid: Uuid,
+        control: ControlPolicy,
+    ) -> HypervisorApp {
         HypervisorApp {
             backend,
             host_uuid,
             calls: Arc::new(Semaphore::new(BACKEND_MAX_CALLS)),
             view: Rc::new(RefCell::new(None)),
+            control,
         }
     }
 }
@@ -93,6 +107,28 @@ impl App for HypervisorApp {
     fn poll_interval(&self) -> Duration {
         self.backend.poll_interval()
     }
+
+    fn authorize(&self, peer: IpAddr, action: &ActionSpec) -> std::result::Result<(), UpnpError> {
+        access::authorize(&self.control, peer, action)
+    }
+}
+
+/// The `--allow-control` policy, said in the log once at start.
+fn control_policy(args: &HypervisorArgs, interfaces: &[Interface]) -> Result<ControlPolicy> {
+    let own: Vec<_> = interfaces.iter().map(|i| i.address).collect();
+    let policy = ControlPolicy::from_flags(&args.allow_control, &own).map_err(Error::config)?;
+    match &policy {
+        ControlPolicy::Any => log::warn!(
+            "--allow-control {ALLOW_CONTROL_ANY}: every host of the interfaces' subnets may \
+             call mutating actions (Destroy included)"
+        ),
+        ControlPolicy::Only(_) if args.allow_control.is_empty() => log::info!(
+            "mutating actions only from this host ({policy}); add --allow-control with the \
+             tracker's address to control it over the network"
+        ),
+        ControlPolicy::Only(_) => log::info!("mutating actions only from {policy}"),
+    }
+    Ok(policy)
 }
 
 /// Opens the backend named on the command line.
@@ -136,6 +172,7 @@ fn open_libxl(_args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
 /// Runs the role until SIGTERM or SIGINT.
 pub fn run(args: HypervisorArgs) -> Result<()> {
     let interfaces = super::interfaces(&args.iface, args.max_age)?;
+    let control = control_policy(&args, &interfaces)?;
     let backend = open_backend(&args)?;
     let mut state = StateDir::open(&args.state_dir)?;
     let host = backend.host().map_err(|e| Error::Backend(e.to_string()))?;
@@ -145,7 +182,7 @@ pub fn run(args: HypervisorArgs) -> Result<()> {
         host.name,
         backend.name()
     );
-    let app = Rc::new(HypervisorApp::new(backend, host_uuid));
+    let app = Rc::new(HypervisorApp::new(backend, host_uuid, control));
     device::run(
         app,
         Options {

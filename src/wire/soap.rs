@@ -32,6 +32,7 @@ use crate::wire::xml;
 /// | 603     | Out of Memory                   | not enough memory to complete the action                   |
 /// | 604     | Human Intervention Required     | the device needs a person to act before it can continue    |
 /// | 605     | String Argument Too Long        | a string argument is too long for the device               |
+/// | 606     | Action not authorized           | the action needs authorization and the caller lacks it     |
 /// | 700-799 | (action-specific)               | defined by the service's standard                          |
 /// | 800-899 | (vendor-specific)               | defined by the vendor, here xenplug                        |
 pub const INVALID_ACTION: u16 = 401;
@@ -51,6 +52,10 @@ pub const OUT_OF_MEMORY: u16 = 603;
 pub const HUMAN_INTERVENTION_REQUIRED: u16 = 604;
 /// 605 String Argument Too Long; see [`INVALID_ACTION`] for the table.
 pub const STRING_ARGUMENT_TOO_LONG: u16 = 605;
+/// 606 Action not authorized; see [`INVALID_ACTION`] for the table. UDA 1.1 lists it with the
+/// codes DeviceSecurity uses; xenplug answers it to a caller outside a hypervisor's
+/// `--allow-control` list.
+pub const ACTION_NOT_AUTHORIZED: u16 = 606;
 /// First action-specific code (700-799, defined by a service standard).
 pub const ACTION_SPECIFIC_FIRST: u16 = 700;
 /// Last action-specific code.
@@ -73,6 +78,7 @@ pub fn standard_description(code: u16) -> Option<&'static str> {
         OUT_OF_MEMORY => "Out of Memory",
         HUMAN_INTERVENTION_REQUIRED => "Human Intervention Required",
         STRING_ARGUMENT_TOO_LONG => "String Argument Too Long",
+        ACTION_NOT_AUTHORIZED => "Action not authorized",
         _ => return None,
     })
 }

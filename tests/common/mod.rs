@@ -530,6 +530,8 @@ pub struct Lan {
     /// The hosts, in order (addresses .11, .12, ...).
     pub hosts: Vec<Host>,
     bridge: Netns,
+    /// N of 10.99.N.0/24.
+    subnet: u8,
 }
 
 impl Lan {
@@ -581,9 +583,18 @@ impl Lan {
                 addr,
             });
         }
-        let lan = Lan { hosts, bridge };
+        let lan = Lan {
+            hosts,
+            bridge,
+            subnet,
+        };
         lan.wait_links_up();
         lan
+    }
+
+    /// The LAN's network, `10.99.N.0/24` (what `--allow-control` takes).
+    pub fn network(&self) -> String {
+        format!("10.99.{}.0/24", self.subnet)
     }
 
     /// Host `i` (0-based).
@@ -734,6 +745,9 @@ pub struct Options {
     /// Run through this path (a symlink) with no role words instead of `xenplug advertise
     /// hypervisor`.
     pub argv0: Option<PathBuf>,
+    /// `--allow-control` values, in order (none: the default, only the host itself may call
+    /// mutating actions). A test that calls Pause & co. from another namespace names it here.
+    pub allow_control: Vec<String>,
 }
 
 impl Options {
@@ -787,6 +801,9 @@ impl Xenplug {
         }
         if let Some(max_age) = options.max_age {
             args.extend(["--max-age".to_string(), max_age.to_string()]);
+        }
+        for allowed in &options.allow_control {
+            args.extend(["--allow-control".to_string(), allowed.clone()]);
         }
         Xenplug::launch(ns, &program, &args, state)
     }
@@ -1499,6 +1516,8 @@ pub struct Site<'a> {
     pub peer2_iface: &'a str,
     /// Its address.
     pub peer2_addr: String,
+    /// xenplug's `--allow-control`: the peers call mutating actions.
+    pub allow_control: Vec<String>,
 }
 
 impl<'a> Site<'a> {
@@ -1514,6 +1533,8 @@ impl<'a> Site<'a> {
             peer2: ns,
             peer2_iface: "lo",
             peer2_addr: "127.0.0.1".to_string(),
+            // Loopback callers are the host itself: the default lets them.
+            allow_control: Vec::new(),
         }
     }
 
@@ -1531,12 +1552,17 @@ impl<'a> Site<'a> {
             peer2: &lan.host(second).ns,
             peer2_iface: &lan.host(second).iface,
             peer2_addr: lan.host(second).addr.to_string(),
+            allow_control: vec![lan.network()],
         }
     }
 
     /// Start xenplug with the standard fixture and check where its description lives.
     pub fn start(&self, sim: &SimDir) -> Xenplug {
-        let xenplug = Xenplug::start(self.device, self.device_iface, sim);
+        let options = Options {
+            allow_control: self.allow_control.clone(),
+            ..Options::ifaces(&[self.device_iface])
+        };
+        let xenplug = Xenplug::start_with(self.device, sim, &options);
         let host = xenplug.base().trim_start_matches("http://").to_string();
         assert!(
             host.starts_with(&format!("{}:", self.device_addr)),
@@ -3480,6 +3506,10 @@ pub struct TrackSetup {
     /// The hypervisors' `--max-age` (default [`TRACK_MAX_AGE`]); a long one keeps the periodic
     /// refresh out of a measurement.
     pub hypervisor_max_age: Option<u32>,
+    /// Start the hypervisors without `--allow-control`: only they themselves may call their
+    /// mutating actions, so the tracker's relays of those get 606. Otherwise the tracker's
+    /// provider leg ([`track_leg_addr`] 1, where the console runs too) is allowed.
+    pub control_closed: bool,
 }
 
 /// Provider LAN with two simulated hypervisors, two tenant LANs with the VM advertisers, and a
@@ -3580,8 +3610,14 @@ impl TrackWorld {
             .collect();
         let hypervisors: Vec<Xenplug> = (0..2)
             .map(|h| {
+                let allow_control = if setup.control_closed {
+                    Vec::new()
+                } else {
+                    vec![track_leg_addr(1).to_string()]
+                };
                 let options = Options {
                     max_age: Some(setup.hypervisor_max_age.unwrap_or(TRACK_MAX_AGE)),
+                    allow_control,
                     ..Options::ifaces(&["eth0"])
                 };
                 Xenplug::start_with(&mgmt.host(h).ns, &sims[h], &options)

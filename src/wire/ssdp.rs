@@ -429,9 +429,9 @@ impl<'a> Fields<'a> {
             location: self.location,
             max_age: self.max_age()?,
             server: self.server,
-            boot_id: optional_number(self.boot_id)?,
-            config_id: optional_number(self.config_id)?,
-            next_boot_id: optional_number(self.next_boot_id)?,
+            boot_id: optional_id(self.boot_id)?,
+            config_id: optional_id(self.config_id)?,
+            next_boot_id: optional_id(self.next_boot_id)?,
             search_port: self.search_port()?,
         })
     }
@@ -453,8 +453,8 @@ impl<'a> Fields<'a> {
             location: self.location.ok_or(Error::Malformed)?,
             max_age: self.max_age()?,
             server: self.server,
-            boot_id: optional_number(self.boot_id)?,
-            config_id: optional_number(self.config_id)?,
+            boot_id: optional_id(self.boot_id)?,
+            config_id: optional_id(self.config_id)?,
             search_port: self.search_port()?,
             date: self.date,
             ext: self.ext.is_some(),
@@ -505,6 +505,18 @@ pub(crate) fn number(text: &str) -> Result<u32> {
 
 fn optional_number(text: Option<&str>) -> Result<Option<u32>> {
     text.map(number).transpose()
+}
+
+/// A BOOTID, CONFIGID or NEXTBOOTID value. UDA 1.1 section 1.2.2 makes each a non-negative
+/// 31-bit number, but GSSDP 1.6 writes `-1` for both BOOTID and CONFIGID unless the
+/// application sets them, so every GUPnP 1.6 device on a UDA 1.1 context that does not sends
+/// `-1`. A negative decimal carries no identity: it reads as absent (as from a UDA 1.0
+/// device), so the advertisement itself is kept. Anything else not a number is malformed.
+fn optional_id(text: Option<&str>) -> Result<Option<u32>> {
+    match text.and_then(|text| text.strip_prefix('-')) {
+        Some(magnitude) => number(magnitude).map(|_| None),
+        None => optional_number(text),
+    }
 }
 
 #[cfg(test)]
@@ -877,7 +889,7 @@ USER-AGENT: Linux/6.8.0 UPnP/1.0 GUPnP/1.6.6\r\n\
             // Alive without LOCATION.
             b"NOTIFY * HTTP/1.1\r\nHOST: h\r\nNT: a\r\nNTS: ssdp:alive\r\nUSN: u\r\n\r\n",
             // Non-numeric BOOTID.
-            b"NOTIFY * HTTP/1.1\r\nHOST: h\r\nNT: a\r\nNTS: ssdp:byebye\r\nUSN: u\r\nBOOTID.UPNP.ORG: -1\r\n\r\n",
+            b"NOTIFY * HTTP/1.1\r\nHOST: h\r\nNT: a\r\nNTS: ssdp:byebye\r\nUSN: u\r\nBOOTID.UPNP.ORG: -x1\r\n\r\n",
             // max-age out of range.
             b"NOTIFY * HTTP/1.1\r\nHOST: h\r\nNT: a\r\nNTS: ssdp:byebye\r\nUSN: u\r\nCACHE-CONTROL: max-age=99999999999\r\n\r\n",
             // SEARCHPORT above 65535.
@@ -894,6 +906,52 @@ USER-AGENT: Linux/6.8.0 UPnP/1.0 GUPnP/1.6.6\r\n\
         let unknown_nts =
             b"NOTIFY * HTTP/1.1\r\nHOST: h\r\nNT: a\r\nNTS: upnp:propchange\r\nUSN: u\r\n\r\n";
         assert_eq!(parse(unknown_nts), Err(Error::Unsupported));
+    }
+
+    /// A search response as GUPnP 1.6.3 (GSSDP 1.6.2, UDA 1.1 context, boot-id never set)
+    /// writes it.
+    static GUPNP_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Location: http://10.99.2.11:40469/acac0009-1111-4a6b-8c9d-0000000000c1.xml\r\n\
+Ext:\r\n\
+USN: uuid:acac0009-1111-4a6b-8c9d-0000000000c1::upnp:rootdevice\r\n\
+Server: Linux/6.18.44 UPnP/1.1 GUPnP/1.6.3\r\n\
+Cache-Control: max-age=1800\r\n\
+ST: upnp:rootdevice\r\n\
+Date: Tue, 24 Nov 2026 18:38:11 GMT\r\n\
+Content-Length: 0\r\n\
+BOOTID.UPNP.ORG: -1\r\n\
+CONFIGID.UPNP.ORG: -1\r\n\
+\r\n";
+
+    #[test]
+    fn negative_boot_and_config_ids_read_as_absent() {
+        let Ok(Message::Response(response)) = parse(GUPNP_RESPONSE) else {
+            panic!("GUPnP's response refused: {:?}", parse(GUPNP_RESPONSE));
+        };
+        assert_eq!((response.boot_id, response.config_id), (None, None));
+        assert_eq!(response.max_age, Some(1800));
+        assert_eq!(response.st, "upnp:rootdevice");
+        let alive = b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\n\
+NTS: ssdp:alive\r\nUSN: uuid:x::upnp:rootdevice\r\nLOCATION: http://10.0.0.1/d.xml\r\n\
+BOOTID.UPNP.ORG: -1\r\nCONFIGID.UPNP.ORG: -1\r\nNEXTBOOTID.UPNP.ORG: -7\r\n\r\n";
+        let Ok(Message::Notify(notify)) = parse(alive) else {
+            panic!("alive with -1 refused: {:?}", parse(alive));
+        };
+        assert_eq!(
+            (notify.boot_id, notify.config_id, notify.next_boot_id),
+            (None, None, None)
+        );
+        // Only a sign before digits is forgiven.
+        for value in ["-", "--1", "- 1", "-1x", "+1", "-99999999999"] {
+            let bytes = format!(
+                "NOTIFY * HTTP/1.1\r\nHOST: h\r\nNT: a\r\nNTS: ssdp:byebye\r\nUSN: u\r\n\
+CONFIGID.UPNP.ORG: {value}\r\n\r\n"
+            );
+            assert_eq!(parse(bytes.as_bytes()), Err(Error::Malformed), "{value:?}");
+        }
+        for n in 0..GUPNP_RESPONSE.len() {
+            let _ = parse(&GUPNP_RESPONSE[..n]);
+        }
     }
 
     #[test]

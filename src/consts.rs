@@ -640,3 +640,18 @@ pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
 /// the guest to acknowledge the request.
 pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);
+
+// ---- libxl backend: Suspend to disk (`xl save`, `xl restore`) ----------------------------------
+
+/// Directory of the images Suspend saves when `--xl-save-dir` is not given (xendomains' too).
+pub const XL_DEFAULT_SAVE_DIR: &str = "/var/lib/xen/save";
+/// Longest `xl save` may run before it is killed: it writes the whole of the domain's memory
+/// (a 128 MiB guest takes a few seconds under emulation; 16 GiB at 100 MB/s takes under 3
+/// minutes).
+pub const XL_SAVE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest `xl restore` may run before it is killed: it reads the image back.
+pub const XL_RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Files of the save directory looked at, at most.
+pub const XL_SAVE_MAX_FILES: usize = 4096;
+/// Largest sidecar record read, in bytes.
+pub const XL_SAVE_RECORD_MAX: u64 = 16 * 1024;

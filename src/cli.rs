@@ -7,6 +7,7 @@
 use crate::consts::{
     CONSOLE_DEFAULT_WAIT_SECONDS, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
     VM_DEFAULT_SERVICES_DIR, XAPI_DEFAULT_USER, XL_DEFAULT_CONFIG_DIR, XL_DEFAULT_PROGRAM,
+    XL_DEFAULT_SAVE_DIR,
 };
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -36,7 +37,12 @@ pub struct HypervisorArgs {
     /// /etc/xen); a file needs name and uuid keys to be listed
     #[argh(option, default = "PathBuf::from(XL_DEFAULT_CONFIG_DIR)")]
     pub xl_config_dir: PathBuf,
-    /// the xl program the libxl backend runs to start a domain (default: xl on PATH)
+    /// directory where the libxl backend's Suspend saves domains (xl save) and Resume finds
+    /// them (default /var/lib/xen/save, created 0700)
+    #[argh(option, default = "PathBuf::from(XL_DEFAULT_SAVE_DIR)")]
+    pub xl_save_dir: PathBuf,
+    /// the xl program the libxl backend runs for Start, Shutdown, Reboot, Suspend and the
+    /// Resume of a saved domain (default: xl on PATH)
     #[argh(option, default = "PathBuf::from(XL_DEFAULT_PROGRAM)")]
     pub xl: PathBuf,
     /// directory keeping BOOTID, CONFIGID and a generated host UUID

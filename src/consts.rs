@@ -658,3 +658,18 @@ pub const ALLOW_CONTROL_ANY: &str = "any";
 pub const LOOPBACK_NETWORK: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
 /// Networks one hypervisor's `--allow-control` may name (a bound on what a check walks).
 pub const ALLOW_CONTROL_MAX: usize = 64;
+
+// ---- libxl backend: Suspend to disk (`xl save`, `xl restore`) ----------------------------------
+
+/// Directory of the images Suspend saves when `--xl-save-dir` is not given (xendomains' too).
+pub const XL_DEFAULT_SAVE_DIR: &str = "/var/lib/xen/save";
+/// Longest `xl save` may run before it is killed: it writes the whole of the domain's memory
+/// (a 128 MiB guest takes a few seconds under emulation; 16 GiB at 100 MB/s takes under 3
+/// minutes).
+pub const XL_SAVE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest `xl restore` may run before it is killed: it reads the image back.
+pub const XL_RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Files of the save directory looked at, at most.
+pub const XL_SAVE_MAX_FILES: usize = 4096;
+/// Largest sidecar record read, in bytes.
+pub const XL_SAVE_RECORD_MAX: u64 = 16 * 1024;

@@ -7,8 +7,8 @@
 //! (`XENPLUG_DOM0_BIN`, else built with `packaging/build-dom0.sh`); `tests/xen/boot.sh` boots
 //! Xen with QEMU's `-nic none`. Inside dom0, `tests/xen/dom0-test.sh` starts the hypervisor
 //! advertiser (libxl backend) and a tracker on lo, creates guests with xl and checks, over
-//! SSDP and SOAP on dom0's loopback, the listing, Pause, Resume, Shutdown and Destroy against
-//! `xl list`, the announcements (GENA, CONFIGID, alive/byebye) and, from the guest's console
+//! SSDP and SOAP on dom0's loopback, the listing, Pause, Resume, Suspend (in place and to
+//! disk), Shutdown and Destroy against `xl list`, the announcements (GENA, CONFIGID, alive/byebye) and, from the guest's console
 //! log, the UUID `xenplug advertise vm` reads inside the guest. It prints one
 //! `XENPLUG-PASS`/`XENPLUG-FAIL` line per check on the serial console, which this test reads.
 //!
@@ -56,11 +56,24 @@ const REQUIRED: &[&str] = &[
     "a state change leaves CONFIGID alone",
     "Resume through SOAP",
     "GENA State event for Resume",
+    "g1 suspended in place",
+    "SOAP GetState of g1 suspended in place: suspended",
+    "Resume of a domain suspended in place",
+    "g1's console is alive after the in-place resume",
+    "Suspend through SOAP",
+    "SOAP GetState of the saved g1: suspended",
+    "GENA State event for Suspend",
+    "Start of the saved g1 is refused",
+    "Resume through SOAP: g1 restored with its UUID",
+    "GENA State event for the restore",
+    "g1's console is alive after the restore",
+    "the restore removed the image and its record",
     "Shutdown through SOAP",
     "ssdp:byebye for g1's Domain device",
     "CONFIGID moved when g1 left",
     "g2 announced",
     "CONFIGID moved when g2 came",
+    "g2's vm-added carries its real name",
     "Destroy through SOAP",
     "ssdp:byebye for g2's Domain device",
     "CONFIGID moved when g2 was destroyed",

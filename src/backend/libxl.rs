@@ -1,25 +1,40 @@
 //! The `libxl` backend: the Xen host this process runs in (dom0), through libxenlight.
 //!
 //! Domains are what `libxl_list_domain` reports, except dom0 itself (domid 0, advertised as
-//! the host), plus the domains defined by xl config files that are not running (see
-//! [`super::xl`]), listed as shut off. Lifecycle operations are libxl calls; Start is
-//! `xl create FILE`, since only xl parses config files. Errors carry libxl's call, reason and
-//! code (`libxl_domain_pause: no such domain (-21)`); they reach the SOAP caller as UPnP 501
-//! (or 701 when the domain's state rules the operation out).
+//! the host) and any domain whose name cannot be read yet (`xl create` is still building it:
+//! it is listed at the next poll, so that nothing is ever announced under a placeholder
+//! name); then the domains suspended to disk (see [`super::saved`]), listed as suspended; then
+//! the domains defined by xl config files that are neither (see [`super::xl`]), listed as shut
+//! off. Pause, Resume, Destroy are libxl calls; Start is `xl create FILE`, since only xl parses
+//! config files. Errors carry libxl's call, reason and code (`libxl_domain_pause: no such
+//! domain (-21)`) or xl's error line; they reach the SOAP caller as UPnP 501 (or 701 when the
+//! domain's state rules the operation out).
 //!
-//! The decisions (run state, what each operation does in each state, how live and defined
-//! domains merge) are pure functions here, built and tested without Xen; only
+//! Suspend is what XenAPI and xendomains mean by it: `xl save DOMID FILE` writes the domain's
+//! memory into the save directory and destroys the domain; Resume of a saved domain runs
+//! `xl restore FILE` (same UUID) and removes the image once that succeeded. A domain that
+//! suspended itself in place (shutdown reason suspend, still in Xen) is resumed with
+//! `libxl_domain_resume`.
+//!
+//! The decisions (run state, what each operation does in each state, how live, saved and
+//! defined domains merge) are pure functions here, built and tested without Xen; only
 //! `LibxlBackend`, which holds the libxl context, needs the `libxl` feature. Blocking: the
 //! net layer calls it off the event loop. Must not spawn anything but `xl`.
 //!
 //! The static dom0 build links Debian's libxenstore.a, which is built without threads (no
 //! reader thread, no locks: only the shared library has them). So the context is used by one
-//! thread at a time, and Shutdown and Reboot, which wait for the guest's acknowledgement
-//! through a xenstore watch, go through `xl shutdown` / `xl reboot`, whose shared
-//! libxenstore delivers watches. Measured under QEMU: with libxl's own call, a poll running
-//! beside the wait made libxl abort the whole process ("DISASTER in event loop: cannot
-//! check/read watches: Bad file descriptor"); alone, the wait never sees the watch fire.
+//! thread at a time, and every operation that waits for the guest through a xenstore watch
+//! goes through `xl`, whose shared libxenstore delivers watches: Shutdown (`xl shutdown -F`),
+//! Reboot (`xl reboot`) and Suspend (`xl save`). Measured under QEMU: with libxl's own calls,
+//! a poll running beside the wait made libxl abort the whole process ("DISASTER in event loop:
+//! cannot check/read watches: Bad file descriptor"); alone, the wait never saw the watch fire:
+//! `libxl_domain_suspend_only` ran into its 60 s timeout (the guest had suspended) and left the
+//! context's xenstore handle broken, so every later call that touches xenstore failed
+//! (`libxl_domain_resume`, `libxl_domain_destroy`: "Bad file descriptor"). The calls used
+//! here do not wait on watches: `libxl_domain_resume` of a domain suspended in place returns
+//! within milliseconds.
 
+use super::saved::SavedDomain;
 use super::xl::DefinedDomain;
 use super::{BackendError, Domain, Operation, RunState};
 use std::path::PathBuf;
@@ -66,19 +81,65 @@ pub fn run_state(info: &DomainInfo) -> RunState {
     }
 }
 
-/// The Domain for a libxl record, `None` for dom0 (the host itself). `name` is libxl's, when
-/// it has one.
-pub fn live_domain(info: &DomainInfo, name: Option<String>) -> Option<Domain> {
+/// The Domain for a libxl record under `name`, `None` for dom0 (the host itself). A domain
+/// whose name cannot be read is not listed at all (see [`listed_name`]).
+pub fn live_domain(info: &DomainInfo, name: String) -> Option<Domain> {
     if info.domid == 0 {
         return None;
     }
     Some(Domain {
         uuid: Uuid::from_bytes(info.uuid),
-        name: name.unwrap_or_else(|| format!("domain-{}", info.domid)),
+        name,
         state: run_state(info),
         memory_kib: info.memory_kib,
         vcpus: info.vcpus_online,
     })
+}
+
+/// The name a live domain is listed under: the one libxl reads from xenstore. `None` (not
+/// listed this time) when it has none: `xl create` has not written it yet, or the domain is
+/// being torn down. Never a placeholder: the tracker would journal the domain under it.
+pub fn listed_name(read: Option<String>) -> Option<String> {
+    read.filter(|name| !name.is_empty())
+}
+
+/// What a saved domain looks like: Suspended, with what its sidecar says.
+pub fn saved_domain(saved: &SavedDomain) -> Domain {
+    Domain {
+        uuid: saved.uuid,
+        name: saved.name.clone(),
+        state: RunState::Suspended,
+        memory_kib: saved.memory_kib,
+        vcpus: saved.vcpus,
+    }
+}
+
+/// The sidecar of a live domain about to be saved into `image` (with `record` beside it):
+/// libxl's figures, `name`, and the config file that defines it, when one does.
+pub fn saved_record(
+    info: &DomainInfo,
+    name: String,
+    config: Option<PathBuf>,
+    image: PathBuf,
+    record: PathBuf,
+) -> SavedDomain {
+    SavedDomain {
+        uuid: Uuid::from_bytes(info.uuid),
+        name,
+        memory_kib: info.memory_kib,
+        vcpus: info.vcpus_online,
+        config,
+        image,
+        record,
+    }
+}
+
+/// What to do with the image and sidecar of an `xl save` that failed: remove them when the
+/// domain is still there (xl resumed it, or it never stopped: the image is partial or
+/// useless), keep them when it is gone (the image may be all that is left of it; a Resume
+/// tells whether it restores).
+pub fn keep_after_failed_save(domain_still_there: bool) -> bool {
+    !domain_still_there
 }
 
 /// What a defined, not running domain looks like: Shutoff, with the memory and vCPUs its file
@@ -93,14 +154,20 @@ pub fn defined_domain(defined: &DefinedDomain) -> Domain {
     }
 }
 
-/// Every domain: the live ones, then the defined ones that are not live (a running domain's
-/// UUID hides its config file), each UUID once, sorted by name then UUID so the advertised
-/// order does not change while nothing else does.
-pub fn merge(live: Vec<Domain>, defined: &[DefinedDomain]) -> Vec<Domain> {
-    let mut domains: Vec<Domain> = Vec::with_capacity(live.len() + defined.len());
+/// Every domain: the live ones, then the saved ones that are not live (a domain being saved
+/// or restored already has its image), then the defined ones that are neither (a running or
+/// saved domain's UUID hides its config file); each UUID once, sorted by name then UUID so the
+/// advertised order does not change while nothing else does.
+pub fn merge(live: Vec<Domain>, saved: &[SavedDomain], defined: &[DefinedDomain]) -> Vec<Domain> {
+    let mut domains: Vec<Domain> = Vec::with_capacity(live.len() + saved.len() + defined.len());
     for domain in live {
         if !domains.iter().any(|d| d.uuid == domain.uuid) {
             domains.push(domain);
+        }
+    }
+    for image in saved {
+        if !domains.iter().any(|d| d.uuid == image.uuid) {
+            domains.push(saved_domain(image));
         }
     }
     for config in defined {
@@ -122,6 +189,8 @@ pub enum Target {
         /// Its run state.
         state: RunState,
     },
+    /// Saved to disk by Suspend, not running.
+    Saved(SavedDomain),
     /// Only a config file defines it.
     Defined(PathBuf),
 }
@@ -142,8 +211,13 @@ pub enum Step {
     Shutdown(u32),
     /// `xl reboot DOMID`
     Reboot(u32),
-    /// `libxl_domain_suspend_only`
-    Suspend(u32),
+    /// `xl save DOMID FILE` into the save directory, sidecar first.
+    Save(u32),
+    /// `xl restore FILE`, then the image and sidecar are removed.
+    Restore(SavedDomain),
+    /// Remove a saved domain's image and sidecar (Destroy of a saved domain: its memory is
+    /// thrown away, as XenAPI's hard shutdown of a suspended VM does).
+    Discard(SavedDomain),
     /// `libxl_domain_destroy`
     Destroy(u32),
     /// Already done (pausing a paused domain, resuming a running one).
@@ -152,9 +226,10 @@ pub enum Step {
 
 /// What `operation` does to `target`. Blocked counts as Running. Refused with InvalidState:
 /// anything but Start and Destroy on a domain that is not running; Suspend of a paused domain
-/// (the guest could not answer; libxl would wait for it until its timeout); Reboot of a paused
-/// one. A domain shut down but not yet destroyed (Shutoff with a domid) must be destroyed
-/// before it can start again.
+/// (the guest could not answer; xl would wait for it until its timeout); Reboot of a paused
+/// one; Start of a saved domain (refused with a word to Resume it: starting afresh would
+/// leave the image to be restored over a disk that moved on). A domain shut down but not yet
+/// destroyed (Shutoff with a domid) must be destroyed before it can start again.
 pub fn plan(operation: Operation, target: &Target) -> Result<Step, BackendError> {
     use RunState::*;
     let (domid, state) = match target {
@@ -164,6 +239,26 @@ pub fn plan(operation: Operation, target: &Target) -> Result<Step, BackendError>
                 _ => Err(BackendError::InvalidState {
                     operation,
                     state: Shutoff,
+                }),
+            }
+        }
+        Target::Saved(saved) => {
+            return match operation {
+                Operation::Resume => Ok(Step::Restore(saved.clone())),
+                Operation::Destroy => Ok(Step::Discard(saved.clone())),
+                Operation::Suspend => Ok(Step::Nothing),
+                Operation::Start => Err(BackendError::Refused {
+                    code: "suspended to disk".to_string(),
+                    detail: format!(
+                        "{} is saved in {}: Resume it (or Destroy it to discard the image)",
+                        saved.name,
+                        saved.image.display()
+                    ),
+                    invalid_state: true,
+                }),
+                _ => Err(BackendError::InvalidState {
+                    operation,
+                    state: Suspended,
                 }),
             }
         }
@@ -182,7 +277,7 @@ pub fn plan(operation: Operation, target: &Target) -> Result<Step, BackendError>
         (Operation::Resume, Running | Blocked) => Step::Nothing,
         (Operation::Shutdown, Running | Blocked | Paused) => Step::Shutdown(domid),
         (Operation::Reboot, Running | Blocked) => Step::Reboot(domid),
-        (Operation::Suspend, Running | Blocked) => Step::Suspend(domid),
+        (Operation::Suspend, Running | Blocked) => Step::Save(domid),
         (Operation::Suspend, Suspended) => Step::Nothing,
         (Operation::Destroy, Dying) => Step::Nothing,
         (Operation::Destroy, _) => Step::Destroy(domid),
@@ -196,12 +291,17 @@ pub use self::live::LibxlBackend;
 
 #[cfg(feature = "libxl")]
 mod live {
-    use super::{live_domain, merge, plan, Step, Target};
+    use super::{
+        keep_after_failed_save, listed_name, live_domain, merge, plan, saved_record, Step, Target,
+    };
+    use crate::backend::saved::{SaveDir, SavedDomain};
     use crate::backend::xl::{self, ConfigDir};
     use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation};
     use crate::consts::{
         LIBXL_POLL_INTERVAL, XEN_PRIVCMD_PATHS, XL_CONTROL_TIMEOUT, XL_CREATE_TIMEOUT,
+        XL_RESTORE_TIMEOUT, XL_SAVE_TIMEOUT,
     };
+    use std::collections::HashSet;
     use std::ffi::OsStr;
     use std::path::{Path, PathBuf};
     use std::sync::{Mutex, MutexGuard};
@@ -214,7 +314,10 @@ mod live {
     pub struct LibxlBackend {
         ctx: Mutex<Context>,
         configs: ConfigDir,
+        saves: SaveDir,
         xl: PathBuf,
+        /// Domids left out of the listing for want of a name, so that each is logged once.
+        unnamed: Mutex<HashSet<u32>>,
     }
 
     fn failed(error: safe::Error) -> BackendError {
@@ -222,9 +325,15 @@ mod live {
     }
 
     impl LibxlBackend {
-        /// Opens libxl; `config_dir` holds the xl config files, `xl` is the program run for
-        /// Start. Outside a dom0 this fails with one line saying what is missing.
-        pub fn open(config_dir: &Path, xl: PathBuf) -> Result<LibxlBackend, BackendError> {
+        /// Opens libxl; `config_dir` holds the xl config files, `save_dir` the images of
+        /// suspended domains, `xl` is the program run for Start, Shutdown, Reboot, Suspend and
+        /// the Resume of a saved domain. Outside a dom0 this fails with one line saying what is
+        /// missing.
+        pub fn open(
+            config_dir: &Path,
+            save_dir: &Path,
+            xl: PathBuf,
+        ) -> Result<LibxlBackend, BackendError> {
             if !XEN_PRIVCMD_PATHS
                 .iter()
                 .any(|path| Path::new(path).exists())
@@ -241,7 +350,9 @@ mod live {
             Ok(LibxlBackend {
                 ctx: Mutex::new(ctx),
                 configs: ConfigDir::new(config_dir),
+                saves: SaveDir::new(save_dir),
                 xl,
+                unnamed: Mutex::new(HashSet::new()),
             })
         }
 
@@ -252,15 +363,20 @@ mod live {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
+        /// `xl ARGS...` bounded by `timeout`; xl's failure becomes the error.
+        fn xl(&self, args: &[&OsStr], timeout: Duration) -> Result<(), BackendError> {
+            xl::run_xl(&self.xl, args, timeout).map_err(BackendError::Failed)
+        }
+
         /// `xl ARGS... DOMID`, bounded by [`XL_CONTROL_TIMEOUT`].
         fn xl_control(&self, args: &[&str], domid: u32) -> Result<(), BackendError> {
             let domid = domid.to_string();
             let mut full: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
             full.push(OsStr::new(&domid));
-            xl::run_xl(&self.xl, &full, XL_CONTROL_TIMEOUT).map_err(BackendError::Failed)
+            self.xl(&full, XL_CONTROL_TIMEOUT)
         }
 
-        /// Where `uuid` is: running (not dom0), or only in a config file.
+        /// Where `uuid` is: running (not dom0), saved to disk, or only in a config file.
         fn find(&self, uuid: Uuid) -> Result<Target, BackendError> {
             let live = self.ctx().domains().map_err(failed)?;
             if let Some(info) = live
@@ -272,6 +388,9 @@ mod live {
                     state: super::run_state(info),
                 });
             }
+            if let Some(saved) = self.saves.domains().into_iter().find(|s| s.uuid == uuid) {
+                return Ok(Target::Saved(saved));
+            }
             self.configs
                 .domains()
                 .into_iter()
@@ -280,20 +399,91 @@ mod live {
                 .ok_or(BackendError::NoSuchDomain(uuid))
         }
 
+        /// Whether a domain with `uuid` is in Xen and not being torn down.
+        fn is_live(&self, uuid: Uuid) -> bool {
+            self.ctx().domains().is_ok_and(|live| {
+                live.iter()
+                    .any(|info| info.uuid == *uuid.as_bytes() && !info.dying)
+            })
+        }
+
+        /// Suspend: the sidecar, then `xl save DOMID IMAGE`.
+        fn save(&self, domid: u32) -> Result<(), BackendError> {
+            let saved = {
+                let ctx = self.ctx();
+                let info = ctx.domain(domid).map_err(failed)?;
+                let uuid = Uuid::from_bytes(info.uuid);
+                let config = self.configs.domains().into_iter().find(|d| d.uuid == uuid);
+                let name = ctx
+                    .name_of(domid)
+                    .ok()
+                    .or_else(|| config.as_ref().map(|d| d.name.clone()))
+                    .unwrap_or_else(|| format!("domain-{domid}"));
+                saved_record(
+                    &info,
+                    name,
+                    config.map(|d| d.path),
+                    self.saves.image_path(uuid),
+                    self.saves.record_path(uuid),
+                )
+            };
+            let _busy = self.saves.busy(saved.uuid);
+            self.saves
+                .write_record(&saved)
+                .map_err(BackendError::Failed)?;
+            let domid = domid.to_string();
+            let saving = self.xl(
+                &[
+                    OsStr::new("save"),
+                    OsStr::new(&domid),
+                    saved.image.as_os_str(),
+                ],
+                XL_SAVE_TIMEOUT,
+            );
+            if let Err(error) = saving {
+                if keep_after_failed_save(self.is_live(saved.uuid)) {
+                    log::warn!(
+                        "libxl: {} failed and the domain is gone: keeping {} for a Resume",
+                        error,
+                        saved.image.display()
+                    );
+                } else if let Err(why) = self.saves.remove(&saved) {
+                    log::warn!("libxl: after a failed save: {why}");
+                }
+                return Err(error);
+            }
+            Ok(())
+        }
+
+        /// Resume of a saved domain: `xl restore IMAGE`, then the image and sidecar go.
+        fn restore(&self, saved: &SavedDomain) -> Result<(), BackendError> {
+            let _busy = self.saves.busy(saved.uuid);
+            self.xl(
+                &[OsStr::new("restore"), saved.image.as_os_str()],
+                XL_RESTORE_TIMEOUT,
+            )?;
+            self.saves.remove(saved).map_err(|why| {
+                BackendError::Failed(format!(
+                    "{} was restored, but {why}: remove it by hand, or it will be listed again \
+                     once the domain stops",
+                    saved.name
+                ))
+            })
+        }
+
         fn run(&self, step: Step) -> Result<(), BackendError> {
             match step {
                 Step::Nothing => Ok(()),
-                Step::Create(path) => xl::run_xl(
-                    &self.xl,
-                    &[OsStr::new("create"), path.as_os_str()],
-                    XL_CREATE_TIMEOUT,
-                )
-                .map_err(BackendError::Failed),
+                Step::Create(path) => {
+                    self.xl(&[OsStr::new("create"), path.as_os_str()], XL_CREATE_TIMEOUT)
+                }
                 Step::Pause(domid) => self.ctx().pause(domid).map_err(failed),
                 Step::Unpause(domid) => self.ctx().unpause(domid).map_err(failed),
                 Step::ResumeSuspended(domid) => self.ctx().resume(domid).map_err(failed),
                 Step::Reboot(domid) => self.xl_control(&["reboot"], domid),
-                Step::Suspend(domid) => self.ctx().suspend(domid).map_err(failed),
+                Step::Save(domid) => self.save(domid),
+                Step::Restore(saved) => self.restore(&saved),
+                Step::Discard(saved) => self.saves.remove(&saved).map_err(BackendError::Failed),
                 Step::Destroy(domid) => self.ctx().destroy(domid).map_err(failed),
                 // -F: an HVM guest without PV drivers gets the ACPI power button instead.
                 Step::Shutdown(domid) => self.xl_control(&["shutdown", "-F"], domid),
@@ -322,24 +512,34 @@ mod live {
 
         fn domains(&self) -> Result<Vec<Domain>, BackendError> {
             let defined = self.configs.domains();
-            let ctx = self.ctx();
-            let live = ctx.domains().map_err(failed)?;
-            let live = live
-                .iter()
-                .filter(|info| info.domid != 0)
-                .filter_map(|info| {
-                    // A domain being torn down may have lost its name already: fall back on
-                    // its config file's, then on its domid.
-                    let name = ctx.name_of(info.domid).ok().or_else(|| {
-                        defined
-                            .iter()
-                            .find(|d| d.uuid.as_bytes() == &info.uuid)
-                            .map(|d| d.name.clone())
-                    });
-                    live_domain(info, name)
-                })
-                .collect();
-            Ok(merge(live, &defined))
+            let saved = self.saves.domains();
+            let mut unnamed = HashSet::new();
+            let live: Vec<Domain> = {
+                let ctx = self.ctx();
+                let infos = ctx.domains().map_err(failed)?;
+                infos
+                    .iter()
+                    .filter(|info| info.domid != 0)
+                    .filter_map(|info| {
+                        let Some(name) = listed_name(ctx.name_of(info.domid).ok()) else {
+                            unnamed.insert(info.domid);
+                            return None;
+                        };
+                        live_domain(info, name)
+                    })
+                    .collect()
+            };
+            {
+                let mut logged = self.unnamed.lock().unwrap_or_else(|e| e.into_inner());
+                for domid in unnamed.difference(&logged) {
+                    log::debug!(
+                        "libxl: domain {domid} has no name yet (being built or torn down): \
+                         not listed until it has one"
+                    );
+                }
+                *logged = unnamed;
+            }
+            Ok(merge(live, &saved, &defined))
         }
 
         fn apply(&self, uuid: Uuid, operation: Operation) -> Result<(), BackendError> {
@@ -431,12 +631,52 @@ mod tests {
 
     #[test]
     fn dom0_is_the_host_and_guests_keep_memory_and_vcpus() {
-        assert_eq!(live_domain(&info(0), Some("Domain-0".into())), None);
-        let domain = live_domain(&info(7), Some("web".into())).unwrap();
+        assert_eq!(live_domain(&info(0), "Domain-0".into()), None);
+        let domain = live_domain(&info(7), "web".into()).unwrap();
         assert_eq!(domain.name, "web");
         assert_eq!(domain.uuid, Uuid::from_bytes([7; 16]));
         assert_eq!((domain.memory_kib, domain.vcpus), (262_144, 2));
-        assert_eq!(live_domain(&info(7), None).unwrap().name, "domain-7");
+    }
+
+    #[test]
+    fn a_domain_without_a_name_is_not_listed_yet() {
+        assert_eq!(listed_name(None), None);
+        assert_eq!(listed_name(Some(String::new())), None);
+        assert_eq!(listed_name(Some("g2".into())).as_deref(), Some("g2"));
+    }
+
+    fn saved(name: &str, uuid: u8) -> SavedDomain {
+        saved_record(
+            &info(uuid.into()),
+            name.to_string(),
+            None,
+            PathBuf::from(format!("/var/lib/xen/save/{name}.save")),
+            PathBuf::from(format!("/var/lib/xen/save/{name}.record")),
+        )
+    }
+
+    #[test]
+    fn the_sidecar_takes_libxl_figures_and_the_config() {
+        let config = PathBuf::from("/etc/xen/web.cfg");
+        let record = saved_record(
+            &info(7),
+            "web".into(),
+            Some(config.clone()),
+            PathBuf::from("i"),
+            PathBuf::from("r"),
+        );
+        assert_eq!(record.uuid, Uuid::from_bytes([7; 16]));
+        assert_eq!((record.memory_kib, record.vcpus), (262_144, 2));
+        assert_eq!(record.config, Some(config));
+        let domain = saved_domain(&record);
+        assert_eq!(domain.state, RunState::Suspended);
+        assert_eq!((domain.name.as_str(), domain.memory_kib), ("web", 262_144));
+    }
+
+    #[test]
+    fn a_failed_save_keeps_its_image_only_when_the_domain_is_gone() {
+        assert!(!keep_after_failed_save(true));
+        assert!(keep_after_failed_save(false));
     }
 
     fn defined(name: &str, uuid: u8) -> DefinedDomain {
@@ -451,9 +691,10 @@ mod tests {
 
     #[test]
     fn running_domains_hide_their_config_and_the_rest_is_shut_off() {
-        let web = live_domain(&info(7), Some("web".into())).unwrap();
+        let web = live_domain(&info(7), "web".into()).unwrap();
         let domains = merge(
             vec![web.clone(), web.clone()],
+            &[],
             &[defined("web", 7), defined("db", 9), defined("db-copy", 9)],
         );
         assert_eq!(domains.len(), 2, "{domains:?}");
@@ -461,7 +702,29 @@ mod tests {
         assert_eq!(domains[0].state, RunState::Shutoff);
         assert_eq!((domains[0].memory_kib, domains[0].vcpus), (512 * 1024, 1));
         assert_eq!(domains[1], web);
-        assert!(merge(Vec::new(), &[]).is_empty());
+        assert!(merge(Vec::new(), &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn saved_domains_hide_their_config_and_live_ones_hide_their_image() {
+        let web = live_domain(&info(7), "web".into()).unwrap();
+        let domains = merge(
+            vec![web.clone()],
+            // web is being saved (or restored): the live domain counts.
+            &[saved("web-image", 7), saved("db", 9), saved("db-again", 9)],
+            &[defined("db-config", 9), defined("mail", 11)],
+        );
+        let names: Vec<(&str, RunState)> =
+            domains.iter().map(|d| (d.name.as_str(), d.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("db", RunState::Suspended),
+                ("mail", RunState::Shutoff),
+                ("web", web.state)
+            ]
+        );
+        assert_eq!(domains[0].memory_kib, 262_144);
     }
 
     #[test]
@@ -497,13 +760,37 @@ mod tests {
         assert_eq!(plan(Shutdown, &live(Paused)), Ok(Step::Shutdown(5)));
         assert_eq!(plan(Reboot, &live(Running)), Ok(Step::Reboot(5)));
         assert!(plan(Reboot, &live(Paused)).is_err());
-        assert_eq!(plan(Suspend, &live(Running)), Ok(Step::Suspend(5)));
+        assert_eq!(plan(Suspend, &live(Running)), Ok(Step::Save(5)));
+        assert_eq!(plan(Suspend, &live(Blocked)), Ok(Step::Save(5)));
         assert!(plan(Suspend, &live(Paused)).is_err());
         assert_eq!(plan(Suspend, &live(Suspended)), Ok(Step::Nothing));
         for state in [Running, Paused, Suspended, Shutoff, Crashed] {
             assert_eq!(plan(Destroy, &live(state)), Ok(Step::Destroy(5)), "{state}");
         }
         assert_eq!(plan(Destroy, &live(Dying)), Ok(Step::Nothing));
+        let image = saved("web", 5);
+        let on_disk = Target::Saved(image.clone());
+        assert_eq!(plan(Resume, &on_disk), Ok(Step::Restore(image.clone())));
+        assert_eq!(plan(Destroy, &on_disk), Ok(Step::Discard(image.clone())));
+        assert_eq!(plan(Suspend, &on_disk), Ok(Step::Nothing));
+        match plan(Start, &on_disk) {
+            Err(
+                error @ BackendError::Refused {
+                    invalid_state: true,
+                    ..
+                },
+            ) => assert!(error.to_string().contains("Resume it"), "{error}"),
+            other => panic!("{other:?}"),
+        }
+        for operation in [Shutdown, Reboot, Pause] {
+            assert_eq!(
+                plan(operation, &on_disk),
+                Err(BackendError::InvalidState {
+                    operation,
+                    state: Suspended
+                })
+            );
+        }
         for operation in [Shutdown, Reboot, Pause, Resume, Suspend] {
             for state in [Shutoff, Crashed, Dying] {
                 assert_eq!(

@@ -5,6 +5,7 @@
 //! `xl`), and `xapi` (a XenAPI server over XML-RPC). Backends are blocking; the net layer calls them off the event loop.
 
 pub mod libxl;
+pub mod saved;
 pub mod sim;
 pub mod xapi;
 pub mod xl;

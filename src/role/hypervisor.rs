@@ -158,8 +158,12 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
 /// The libxl backend over this dom0.
 #[cfg(feature = "libxl")]
 fn open_libxl(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
-    let backend = crate::backend::libxl::LibxlBackend::open(&args.xl_config_dir, args.xl.clone())
-        .map_err(|e| Error::Backend(e.to_string()))?;
+    let backend = crate::backend::libxl::LibxlBackend::open(
+        &args.xl_config_dir,
+        &args.xl_save_dir,
+        args.xl.clone(),
+    )
+    .map_err(|e| Error::Backend(e.to_string()))?;
     Ok(Arc::new(backend))
 }
 

@@ -15,6 +15,7 @@ HV=http://127.0.0.1:$HV_PORT
 REPO=/tmp/repo
 LOGS=/tmp/xenplug
 CONSOLE_LOGS=/var/log/xen/console
+SAVE_DIR=/var/lib/xen/save
 failures=0
 mkdir -p "$LOGS" "$REPO" /var/lib/xenplug
 
@@ -43,6 +44,9 @@ xl_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 xl_uuid() { xl list -v "$1" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
 xl_paused() { xl_state "$1" | grep -q p; }
 xl_not_paused() { xl_has "$1" && ! xl_paused "$1"; }
+# s: shut down (for a suspend, in place: the domain stays until resumed or destroyed).
+xl_suspended() { xl_state "$1" | grep -q s; }
+xl_not_suspended() { xl_has "$1" && ! xl_suspended "$1"; }
 
 create_guest() {
     cat >"/etc/xen/$1.cfg" <<EOF
@@ -79,19 +83,26 @@ soap() {
         --post-data "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:$3 xmlns:u=\"urn:xenplug-org:service:$2:1\">${4:-}</u:$3></s:Body></s:Envelope>" \
         "$HV$1" 2>&1
 }
+soap_state_is() { [ "$(soap_state "$1")" = "$2" ]; }
 soap_state() { soap "/control/domain/$1" DomainControl GetState | sed -n 's/.*<State>\([^<]*\)<\/State>.*/\1/p'; }
 tree_has() { xenplug console tree --json --tracker "$API" 2>/dev/null | grep -q "$1"; }
 journal_has() { grep -q "$1" "$REPO/events.log" 2>/dev/null; }
+journal_count() { grep -c "$1" "$REPO/events.log" 2>/dev/null || true; }
+# journal_more PATTERN N: more than N journal lines match PATTERN.
+journal_more() { [ "$(journal_count "$1")" -gt "$2" ]; }
 journal_line() { grep "$1" "$REPO/events.log" 2>/dev/null | tail -n 1; }
 tracker_saw_byebye() { grep -q "uuid:$1 gone (ByeBye)" "$LOGS/track.log" 2>/dev/null; }
-# call TARGET ACTION: through the console and the tracker's relay (SOAP to the Domain device).
-# Targets are UUIDs: a domain's name can lag (see the g2 name check below).
+# call TARGET ACTION [NAME=VALUE...]: through the console and the tracker's relay (SOAP to the
+# Domain or Hypervisor device). Targets are UUIDs.
 call() {
-    xenplug console call "$1" "$2" --yes --tracker "$API" >"$LOGS/call-$2.out" 2>&1
+    local target=$1 action=$2
+    shift 2
+    xenplug console call "$target" "$action" "$@" --yes --tracker "$API" >"$LOGS/call-$action.out" 2>&1
     local status=$?
-    echo "XENPLUG-INFO console call $1 $2: exit $status: $(tr '\n' ' ' <"$LOGS/call-$2.out")"
+    echo "XENPLUG-INFO console call $target $action $*: exit $status: $(tr '\n' ' ' <"$LOGS/call-$action.out")"
     return $status
 }
+host_uuid() { soap /control/hypervisor Hypervisor GetHostInfo | sed -n 's/.*<HostUuid>\([^<]*\)<\/HostUuid>.*/\1/p'; }
 
 # xenplug's state against xl's letters: r and b are running/blocked, p is paused.
 state_matches() {
@@ -102,6 +113,11 @@ state_matches() {
     esac
     return 1
 }
+
+# The guest's heartbeat (guest-rcS.sh): beats seen on g1's console so far.
+alive_count() { tr -d '\r' <"$CONSOLE_LOGS/guest-g1.log" 2>/dev/null | grep -c "XENPLUG-GUEST alive" || true; }
+# alive_since N: more than N beats.
+alive_since() { [ "$(alive_count)" -gt "$1" ]; }
 
 dump_logs() {
     for f in "$LOGS"/hypervisor.log "$LOGS"/track.log "$LOGS"/watch.log "$REPO"/events.log \
@@ -213,7 +229,83 @@ else
     fail "no vm-state-changed from=paused for $uuid1 in the journal"
 fi
 
-# --- 5. Shutdown: the guest powers off, its Domain device says byebye, CONFIGID moves -----------
+# --- 5. Suspend: in place (the guest suspends itself, the domain stays), then to disk --------
+echo "XENPLUG-STEP in-place suspend at $(up) s"
+domid1=$(xl domid g1 2>/dev/null)
+alive=$(alive_count)
+if [ -n "$domid1" ] && xenstore-write "/local/domain/$domid1/control/shutdown" suspend &&
+    wait_for 30 xl_suspended g1; then
+    pass "g1 suspended in place (control/shutdown=suspend): xl says $(xl_state g1)"
+    if wait_for 10 soap_state_is "$uuid1" suspended; then
+        pass "SOAP GetState of g1 suspended in place: suspended"
+    else
+        fail "SOAP GetState of g1 suspended in place: '$(soap_state "$uuid1")'"
+    fi
+    if call "$uuid1" Resume && wait_for 20 xl_not_suspended g1; then
+        pass "Resume of a domain suspended in place: xl says $(xl_state g1)"
+    else
+        fail "Resume of a domain suspended in place: xl says $(xl_state g1)"
+    fi
+    if wait_for 20 alive_since "$alive"; then
+        pass "g1's console is alive after the in-place resume ($(alive_count) beats)"
+    else
+        fail "g1's console shows no heartbeat after the in-place resume ($(alive_count) beats)"
+    fi
+else
+    fail "g1 did not suspend in place: xl says $(xl_state g1)"
+fi
+
+echo "XENPLUG-STEP suspend at $(up) s"
+suspended=$(journal_count "kind=vm-state-changed subject=$uuid1 .*to=suspended")
+resumed=$(journal_count "kind=vm-state-changed subject=$uuid1 .*from=suspended")
+call "$uuid1" Suspend
+if wait_for 90 xl_gone g1; then
+    pass "Suspend through SOAP: g1 is gone from xl list; $SAVE_DIR holds $(ls "$SAVE_DIR" 2>/dev/null | tr '\n' ' ')"
+else
+    fail "Suspend through SOAP: xl still lists g1 ($(xl_state g1))"
+fi
+if wait_for 10 soap_state_is "$uuid1" suspended; then
+    pass "SOAP GetState of the saved g1: suspended"
+else
+    fail "SOAP GetState of the saved g1: '$(soap_state "$uuid1")'"
+fi
+if wait_for 15 journal_more "kind=vm-state-changed subject=$uuid1 .*to=suspended" "$suspended"; then
+    pass "GENA State event for Suspend: journal: $(journal_line "subject=$uuid1 .*to=suspended")"
+else
+    fail "no new vm-state-changed to=suspended for $uuid1 in the journal"
+fi
+if ! call "$(host_uuid)" StartVirtualMachine "VirtualMachineId=$uuid1" && grep -q "701" "$LOGS/call-StartVirtualMachine.out" &&
+    grep -q "Resume" "$LOGS/call-StartVirtualMachine.out"; then
+    pass "Start of the saved g1 is refused: $(tr '\n' ' ' <"$LOGS/call-StartVirtualMachine.out")"
+else
+    fail "Start of the saved g1 was not refused with 701 and a word about Resume"
+fi
+
+echo "XENPLUG-STEP resume from disk at $(up) s"
+alive=$(alive_count)
+call "$uuid1" Resume
+if wait_for 90 xl_not_suspended g1 && [ "$(xl_uuid g1)" = "$uuid1" ]; then
+    pass "Resume through SOAP: g1 restored with its UUID $uuid1, xl says $(xl_state g1)"
+else
+    fail "Resume through SOAP: xl says '$(xl_state g1)', uuid '$(xl_uuid g1)'"
+fi
+if wait_for 15 journal_more "kind=vm-state-changed subject=$uuid1 .*from=suspended" "$resumed"; then
+    pass "GENA State event for the restore: journal: $(journal_line "subject=$uuid1 .*from=suspended")"
+else
+    fail "no new vm-state-changed from=suspended for $uuid1 in the journal"
+fi
+if wait_for 30 alive_since "$alive"; then
+    pass "g1's console is alive after the restore ($(alive_count) beats)"
+else
+    fail "g1's console shows no heartbeat after the restore ($(alive_count) beats)"
+fi
+if [ -z "$(ls -A "$SAVE_DIR" 2>/dev/null)" ]; then
+    pass "the restore removed the image and its record from $SAVE_DIR"
+else
+    fail "$SAVE_DIR still holds $(ls -A "$SAVE_DIR" | tr '\n' ' ')"
+fi
+
+# --- 6. Shutdown: the guest powers off, its Domain device says byebye, CONFIGID moves -----------
 echo "XENPLUG-STEP shutdown at $(up) s"
 udn1=$(domain_udn "$uuid1")
 before=$(config_id)
@@ -240,7 +332,7 @@ else
     fail "no vm-removed for $uuid1 in the journal"
 fi
 
-# --- 6. A second guest appears (ssdp:alive, CONFIGID), then Destroy ------------------------------
+# --- 7. A second guest appears (ssdp:alive, CONFIGID), then Destroy ------------------------------
 echo "XENPLUG-STEP second guest at $(up) s"
 before=$(config_id)
 if create_guest g2 && xl_has g2; then
@@ -259,10 +351,14 @@ if [ -n "${uuid2:-}" ]; then
     [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
         pass "CONFIGID moved when g2 came: $before -> $after" ||
         fail "CONFIGID did not move when g2 came: $before -> $after"
-    # xenplug may list g2 while xl is still building it, before it has a name; the name
-    # that follows is a description change (CONFIGID) with no device added or removed.
-    wait_for 5 grep -q '^name=g2$' "$REPO/virtual/$uuid2"
-    echo "XENPLUG-INFO g2's name: description '$(description | sed 's/<device>/\n&/g' | grep "vmUuid>$uuid2<" | sed -n 's/.*<friendlyName>\([^<]*\)<.*/\1/p')', tracker '$(sed -n 's/^name=//p' "$REPO/virtual/$uuid2" 2>/dev/null)'"
+    # xenplug lists a domain only once its name can be read: the first the tracker hears of
+    # g2 already carries it.
+    if journal_line "kind=vm-added subject=$uuid2" | grep -q " name=g2\( \|$\)"; then
+        pass "g2's vm-added carries its real name: $(journal_line "kind=vm-added subject=$uuid2")"
+    else
+        fail "g2's vm-added does not carry name=g2: $(journal_line "kind=vm-added subject=$uuid2")"
+    fi
+    echo "XENPLUG-INFO polls that met a domain without a name yet: $(grep -c "has no name yet" "$LOGS/hypervisor.log")"
 
     echo "XENPLUG-STEP destroy at $(up) s"
     udn2=$(domain_udn "$uuid2")
@@ -288,7 +384,7 @@ if [ -n "${uuid2:-}" ]; then
     fi
 fi
 
-# --- 7. the console's live feed saw it all --------------------------------------------------------
+# --- 8. the console's live feed saw it all --------------------------------------------------------
 if grep -q "$uuid1" "$LOGS/watch.log" 2>/dev/null; then
     pass "console watch printed $(grep -c . "$LOGS/watch.log") events"
 else

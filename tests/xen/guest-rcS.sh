@@ -2,7 +2,8 @@
 # sysinit of the test's PV guest (busybox init): prints, on its console (hvc0, which dom0's
 # xenconsoled logs), the UUID the guest sees in /sys/hypervisor/uuid and the one
 # `xenplug advertise vm` publishes, then idles under busybox init so that dom0 can pause,
-# resume, shut down and destroy it. The guest has no network device: xenplug runs on lo.
+# resume, suspend, shut down and destroy it. A heartbeat line every 2 s shows the guest still
+# runs (after a save and restore, for instance). The guest has no network device: xenplug runs on lo.
 export PATH=/bin:/sbin:/usr/local/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -35,3 +36,12 @@ kill -TERM "$pid" 2>/dev/null
 sleep 1
 head -n 5 /tmp/vm.log | sed 's/^/XENPLUG-GUEST log: /'
 say "ready"
+# Bounded: 1000 beats, about 33 minutes.
+(
+    beat=0
+    while [ "$beat" -lt 1000 ]; do
+        sleep 2
+        beat=$((beat + 1))
+        say "alive $beat"
+    done
+) &

@@ -113,11 +113,15 @@ impl App for HypervisorApp {
     }
 }
 
-/// The `--allow-control` policy, said in the log once at start.
+/// The `--allow-control` policy (a bad flag is refused before anything else starts).
 fn control_policy(args: &HypervisorArgs, interfaces: &[Interface]) -> Result<ControlPolicy> {
     let own: Vec<_> = interfaces.iter().map(|i| i.address).collect();
-    let policy = ControlPolicy::from_flags(&args.allow_control, &own).map_err(Error::config)?;
-    match &policy {
+    ControlPolicy::from_flags(&args.allow_control, &own).map_err(Error::config)
+}
+
+/// Says once, when the device is about to run, who may call mutating actions.
+fn log_control_policy(args: &HypervisorArgs, policy: &ControlPolicy) {
+    match policy {
         ControlPolicy::Any => log::warn!(
             "--allow-control {ALLOW_CONTROL_ANY}: every host of the interfaces' subnets may \
              call mutating actions (Destroy included)"
@@ -128,7 +132,6 @@ fn control_policy(args: &HypervisorArgs, interfaces: &[Interface]) -> Result<Con
         ),
         ControlPolicy::Only(_) => log::info!("mutating actions only from {policy}"),
     }
-    Ok(policy)
 }
 
 /// Opens the backend named on the command line.
@@ -186,6 +189,7 @@ pub fn run(args: HypervisorArgs) -> Result<()> {
         host.name,
         backend.name()
     );
+    log_control_policy(&args, &control);
     let app = Rc::new(HypervisorApp::new(backend, host_uuid, control));
     device::run(
         app,

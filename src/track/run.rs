@@ -10,7 +10,7 @@ use crate::consts::{
     DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
     TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
-    TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_TICK,
+    TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RELAY_TIMEOUT, TRACK_TICK,
     TRACK_UNSUBSCRIBE_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
@@ -1340,8 +1340,10 @@ fn forward(
             ("CONTENT-TYPE", CONTENT_TYPE_XML),
             ("SOAPACTION", soap_action.as_str()),
         ];
+        // A control action may run a long backend operation (`xl save` of a big guest): wait
+        // as long as the longest one, not a read's timeout.
         let limits = Limits {
-            timeout: TRACK_FETCH_TIMEOUT * 3,
+            timeout: TRACK_RELAY_TIMEOUT,
             max_head: HTTP_MAX_HEAD,
             max_body: crate::consts::HTTP_MAX_BODY,
         };

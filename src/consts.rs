@@ -510,8 +510,8 @@ pub const API_EVENTS_PATH: &str = "/api/events";
 pub const API_VMS_PREFIX: &str = "/api/vms/";
 /// Suffix of the relay path after the VM UUID.
 pub const API_ACTIONS_SUFFIX: &str = "/actions";
-/// Longest the console waits for a tree or an action's answer (the relay itself gives up after
-/// three times [`TRACK_FETCH_TIMEOUT`]).
+/// Longest the console waits for a tree (an action's answer waits for
+/// [`CONSOLE_ACTION_TIMEOUT`]).
 pub const CONSOLE_TIMEOUT: Duration = Duration::from_secs(25);
 /// Longest one long-poll of `console watch` may take: the tracker's wait plus slack.
 pub const CONSOLE_WATCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -673,3 +673,87 @@ pub const XL_RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const XL_SAVE_MAX_FILES: usize = 4096;
 /// Largest sidecar record read, in bytes.
 pub const XL_SAVE_RECORD_MAX: u64 = 16 * 1024;
+
+// ---- GENA subscriptions kept across refetches, long control calls through the relay ---------
+
+/// Longest the tracker waits for the answer to an UNSUBSCRIBE of a subscription it no longer
+/// wants: best effort, the publisher ends it anyway when its TIMEOUT runs out.
+pub const TRACK_UNSUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest one backend operation behind a control action may run: the longest of the
+/// backends' own bounds ([`XL_SAVE_TIMEOUT`], [`XL_RESTORE_TIMEOUT`], [`XL_CREATE_TIMEOUT`],
+/// [`XL_CONTROL_TIMEOUT`], [`XAPI_CALL_TIMEOUT`], and [`HANDLER_TIMEOUT`] for a VM's own
+/// services). Today `xl save` / `xl restore`: 300 s.
+pub const BACKEND_LONGEST_CALL: Duration = longest(&[
+    XL_SAVE_TIMEOUT,
+    XL_RESTORE_TIMEOUT,
+    XL_CREATE_TIMEOUT,
+    XL_CONTROL_TIMEOUT,
+    XAPI_CALL_TIMEOUT,
+    HANDLER_TIMEOUT,
+]);
+/// What a relayed call may take beyond the backend operation itself: connecting, the SOAP
+/// exchange, the device's own checks (the relay's whole bound before long calls were known).
+pub const TRACK_RELAY_SLACK: Duration = Duration::from_secs(15);
+/// Longest the tracker's relay (`POST /api/vms/<uuid>/actions`,
+/// `/api/hypervisors/<uuid>/actions`) waits for the device's answer: one backend operation
+/// ([`BACKEND_LONGEST_CALL`]) plus [`TRACK_RELAY_SLACK`], so a Suspend that saves a big guest
+/// to disk is not reported failed while it succeeds. A call that queues behind other long
+/// operations on the same host (at most `BACKEND_MAX_CALLS` run at once) may still outlive
+/// it; the relay then answers 502 with the reason.
+pub const TRACK_RELAY_TIMEOUT: Duration =
+    Duration::from_secs(BACKEND_LONGEST_CALL.as_secs() + TRACK_RELAY_SLACK.as_secs());
+/// Longest the console (`console call`, `console serve`'s proxy) waits for a relayed action's
+/// answer: the relay's own bound plus 10 s, so the relay's answer (its 502 included) always
+/// arrives first. Reads (tree, events) keep [`CONSOLE_TIMEOUT`] and [`CONSOLE_WATCH_TIMEOUT`].
+pub const CONSOLE_ACTION_TIMEOUT: Duration =
+    Duration::from_secs(TRACK_RELAY_TIMEOUT.as_secs() + 10);
+/// Key of the sim backend's host file that delays every mutating operation by that many
+/// milliseconds (a slow `xl save` for tests and the demo); absent or 0: no delay.
+pub const SIM_DELAY_KEY: &str = "delay_ms";
+/// Longest delay [`SIM_DELAY_KEY`] may ask for; larger values are cut to it (a simulated
+/// operation is never slower than the slowest real one).
+pub const SIM_MAX_DELAY: Duration = BACKEND_LONGEST_CALL;
+
+/// The longest of `durations` (zero for none), for constants derived from others.
+const fn longest(durations: &[Duration]) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut rest = durations;
+    while let [first, tail @ ..] = rest {
+        if first.as_nanos() > longest.as_nanos() {
+            longest = *first;
+        }
+        rest = tail;
+    }
+    longest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_takes_the_longest() {
+        assert_eq!(longest(&[]), Duration::ZERO);
+        let (short, long) = (Duration::from_millis(1500), Duration::from_secs(2));
+        assert_eq!(longest(&[short, long, short]), long);
+        assert_eq!(longest(&[long, short]), long);
+    }
+
+    #[test]
+    fn a_relayed_action_outlives_every_backend_operation() {
+        for bound in [
+            XL_SAVE_TIMEOUT,
+            XL_RESTORE_TIMEOUT,
+            XL_CREATE_TIMEOUT,
+            XL_CONTROL_TIMEOUT,
+            XAPI_CALL_TIMEOUT,
+            HANDLER_TIMEOUT,
+        ] {
+            assert!(BACKEND_LONGEST_CALL >= bound);
+            assert!(TRACK_RELAY_TIMEOUT > bound);
+        }
+        assert!(CONSOLE_ACTION_TIMEOUT > TRACK_RELAY_TIMEOUT);
+        // Reads keep their short bounds.
+        assert!(CONSOLE_TIMEOUT < TRACK_RELAY_TIMEOUT);
+    }
+}

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-/// Bound for one console command (the relay itself gives up after 15 s).
+/// Bound for one console command whose action is quick.
 const COMMAND: Duration = Duration::from_secs(30);
 /// Bound for a topology to settle.
 const SETTLE: Duration = Duration::from_secs(15);

@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 
 /// Bound for a topology to settle.
 const SETTLE: Duration = Duration::from_secs(15);
-/// Bound for one console command (the relay itself gives up after 15 s).
+/// Bound for one console command whose action is quick.
 const COMMAND: Duration = Duration::from_secs(30);
+/// How long the slow action of `console_waits_for_a_slow_relayed_action` takes (the sim
+/// host's `delay_ms`): longer than the relay's and the console's bounds for reads.
+const SLOW_ACTION_MS: u64 = 20_000;
+/// Bound for the console command running it: the action plus 30 s.
+const SLOW_COMMAND: Duration = Duration::from_secs(SLOW_ACTION_MS / 1000 + 30);
 /// Bound for a sim file to follow a lifecycle action.
 const SIM: Duration = Duration::from_secs(5);
 
@@ -248,6 +253,53 @@ fn console_calls_lifecycle_and_owner_actions() {
         "watch on SIGTERM: {status:?}\n{}",
         watch.report()
     );
+}
+
+#[test]
+fn console_waits_for_a_slow_relayed_action() {
+    // A Pause that takes 20 s on hypervisor A (as `xl save` of a big guest takes minutes):
+    // the hypervisor's HTTP server, the tracker's relay and the console all wait for it.
+    let world = world_with_tracker("con-slow", TrackSetup::default());
+    let delay = SLOW_ACTION_MS.to_string();
+    world.sims[0].write_host_with(
+        TRACK_HOST_A,
+        TRACK_HOST_NAMES[0],
+        &[("delay_ms", delay.as_str())],
+    );
+    let started = Instant::now();
+    let args = [
+        "console",
+        "call",
+        "acme-1",
+        "Pause",
+        "--yes",
+        "--tracker",
+        &world.api(),
+    ];
+    let output = run_bounded(
+        world.tracker_ns.command(xenplug_bin(), &args),
+        SLOW_COMMAND,
+        "xenplug console call acme-1 Pause (slow)",
+    );
+    let took = started.elapsed();
+    eprintln!("timing: a {SLOW_ACTION_MS} ms Pause answered through the relay after {took:?}");
+    let log = world.hypervisors[0].log();
+    assert!(
+        log.contains(&format!(
+            "sim: Pause of {TRACK_VM_A1} takes {}s",
+            SLOW_ACTION_MS / 1000
+        )),
+        "the sim backend did not slow the Pause down\n{}",
+        world.hypervisors[0].report()
+    );
+    assert!(
+        output.status.success(),
+        "a slow Pause reported failed after {took:?}\n{}\n{}\n{}",
+        show(&output),
+        world.hypervisors[0].report(),
+        world.report()
+    );
+    assert_eq!(sim_state(&world, 0, "acme-1").as_deref(), Some("paused"));
 }
 
 #[test]

@@ -607,6 +607,189 @@ fn track_shows_a_renamed_domain_within_2s() {
     );
 }
 
+/// One GENA line of a hypervisor's debug log: `gena: PEER VERB SID to|from KEY ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GenaLine {
+    verb: String,
+    sid: String,
+    key: String,
+}
+
+/// The subscribe / renew / unsubscribe lines from `peer` (an IPv4 address) in `log`.
+fn gena_lines(log: &str, peer: &str) -> Vec<GenaLine> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(" gena: ")? + " gena: ".len()..];
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let [from, verb, sid, _, key, ..] = words.as_slice() else {
+                return None;
+            };
+            let ours = from.split(':').next() == Some(peer);
+            let verb_known = matches!(*verb, "subscribed" | "renewed" | "unsubscribed");
+            (ours && verb_known).then(|| GenaLine {
+                verb: verb.to_string(),
+                sid: sid.to_string(),
+                key: key.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Lines of a hypervisor's log that say a NOTIFY or a subscription request went wrong.
+fn gena_trouble(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| {
+            line.contains("answered 412")
+                || line.contains("could not be delivered")
+                || line.contains("SUBSCRIBE to ") && line.contains("refused")
+                || line.contains("UNSUBSCRIBE ")
+        })
+        .collect()
+}
+
+/// The SIDs the tracker holds at a hypervisor, per service key, from its log: subscribed and
+/// not unsubscribed.
+fn held_sids(log: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let tracker = track_leg_addr(1).to_string();
+    let mut held: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in gena_lines(log, &tracker) {
+        let sids = held.entry(line.key).or_default();
+        match line.verb.as_str() {
+            "subscribed" => {
+                sids.insert(line.sid);
+            }
+            "unsubscribed" => {
+                sids.remove(&line.sid);
+            }
+            _ => {}
+        }
+    }
+    held.retain(|_, sids| !sids.is_empty());
+    held
+}
+
+#[test]
+fn track_keeps_one_subscription_per_service_across_refetches() {
+    let setup = TrackSetup {
+        hypervisor_max_age: Some(1800),
+        ..TrackSetup::default()
+    };
+    let world = world_with_tracker("trk-sub", setup);
+    let answered = world.tracker().started + SEARCHES_ANSWERED;
+    sleep(answered.saturating_duration_since(Instant::now()));
+    let hv = &world.hypervisors[0];
+    let domain_key = |uuid: &str| format!("domain/{uuid}");
+    let mut expected: BTreeSet<String> = TRACK_VMS
+        .iter()
+        .filter(|vm| vm.host == Some(0))
+        .map(|vm| domain_key(vm.uuid))
+        .collect();
+    expected.insert("hypervisor".to_string());
+    let one_each = |expected: &BTreeSet<String>| {
+        let held = held_sids(&hv.log());
+        (held.keys().cloned().collect::<BTreeSet<_>>() == *expected
+            && held.values().all(|sids| sids.len() == 1))
+        .then_some(held)
+    };
+    let Some(before) = poll_until(WAIT, || one_each(&expected)) else {
+        panic!(
+            "hypervisor A never held one subscription of the tracker for each of {expected:?}: \
+             {:?}\n{}\n{}",
+            held_sids(&hv.log()),
+            hv.report(),
+            world.report()
+        );
+    };
+    let mark = hv.log().len();
+    let tracker_mark = world.tracker().log().len();
+    let described = |world: &TrackWorld| {
+        world.tracker().log()[tracker_mark..]
+            .lines()
+            .filter(|line| line.contains(": described uuid:") && line.contains(TRACK_HOST_A))
+            .count()
+    };
+
+    // 1. A Domain renamed: CONFIGID moves, the tracker fetches the description again.
+    let vm = track_vm(TRACK_VM_A1);
+    let renamed = format!("{}-renamed", vm.name);
+    world.sims[0].write_domain_as(vm.name, &Domain::new(vm.uuid, &renamed, "running"));
+    let refetched = poll_until(WAIT, || (described(&world) > 0).then_some(()));
+    assert!(
+        refetched.is_some(),
+        "the tracker never fetched hypervisor A's description again after the rename\n{}",
+        world.report()
+    );
+    // 2. Events after the refetch: the Domain pauses (a NOTIFY on its service and the
+    // hypervisor's), seen by the tracker through its subscriptions.
+    world.sims[0].write_domain_as(vm.name, &Domain::new(vm.uuid, &renamed, "paused"));
+    let state = |world: &TrackWorld| {
+        tree_vm(&world.tree(), vm.uuid).map(|(_, v)| v.s("run_state").to_string())
+    };
+    let paused = poll_until(WAIT, || {
+        (state(&world).as_deref() == Some("paused")).then_some(())
+    });
+    assert!(
+        paused.is_some(),
+        "the tracker never saw {renamed} paused: {:?}\n{}\n{}",
+        state(&world),
+        hv.report(),
+        world.report()
+    );
+    // 3. A Domain added: one new subscription, for it alone.
+    let added = Domain::new("acac0009-9999-4a6b-8c9d-0000000000a9", "acme-9", "running");
+    world.sims[0].write_domain(&added);
+    let mut grown = expected.clone();
+    grown.insert(domain_key(&added.uuid));
+    let after = poll_until(WAIT, || one_each(&grown));
+    // Let any NOTIFY still owed for an old SID go out (the sim poll is 200 ms, a delivery
+    // one round trip).
+    sleep(Duration::from_secs(1));
+    let log = hv.log();
+    let since = &log[mark..];
+    let trouble = gena_trouble(since);
+    eprintln!(
+        "timing: {} refetches of hypervisor A; SUBSCRIBE lines from the tracker after them: {}",
+        described(&world),
+        gena_lines(since, &track_leg_addr(1).to_string())
+            .iter()
+            .filter(|l| l.verb == "subscribed")
+            .count()
+    );
+    assert!(
+        trouble.is_empty(),
+        "NOTIFY or subscription trouble at hypervisor A after the refetch:\n{}\n{}",
+        trouble.join("\n"),
+        world.report()
+    );
+    let Some(after) = after else {
+        panic!(
+            "hypervisor A does not hold one subscription per service {grown:?}: {:?}\n{}\n{}",
+            held_sids(&log),
+            hv.report(),
+            world.report()
+        );
+    };
+    for (key, sids) in &before {
+        assert_eq!(
+            after.get(key),
+            Some(sids),
+            "{key} kept its SID across the refetches\n{}",
+            world.report()
+        );
+    }
+    let refused = world.tracker().log()[tracker_mark..]
+        .lines()
+        .filter(|line| line.contains("no such subscription"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert!(
+        refused.is_empty(),
+        "the tracker refused NOTIFYs:\n{}\n{}",
+        refused.join("\n"),
+        world.report()
+    );
+}
+
 // ---- 3. expiry and byebye ------------------------------------------------------------------------
 
 #[test]

@@ -2,11 +2,15 @@
 //!
 //! `DIR/<name>.domain` holds `key=value` lines (`uuid`, `name`, `state`, `memory_kib`,
 //! `vcpus`); an optional `DIR/host` fixes the host's `uuid`, `name`, `cpus`, `memory_mib` and
-//! `version`. Anyone may add, edit or remove files; lifecycle operations rewrite a domain's
+//! `version`, and may slow every lifecycle operation down by `delay_ms` milliseconds (read
+//! at each operation; for tests and the demo: a Suspend that takes as long as `xl save` of a
+//! big guest). Anyone may add, edit or remove files; lifecycle operations rewrite a domain's
 //! file atomically. A malformed file is reported once (per modification) and skipped.
 
 use super::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
-use crate::consts::{SIM_DOMAIN_SUFFIX, SIM_MAX_FILE, SIM_POLL_INTERVAL};
+use crate::consts::{
+    SIM_DELAY_KEY, SIM_DOMAIN_SUFFIX, SIM_MAX_DELAY, SIM_MAX_FILE, SIM_POLL_INTERVAL,
+};
 use crate::files::{write_atomic, Record};
 use std::collections::HashSet;
 use std::fs;
@@ -83,6 +87,30 @@ impl SimBackend {
             }
         }
         Ok(found)
+    }
+}
+
+impl SimBackend {
+    /// The delay of lifecycle operations: `delay_ms` of the host file, at most
+    /// [`SIM_MAX_DELAY`]; zero when absent, and when unreadable (reported).
+    fn delay(&self) -> Duration {
+        let path = self.directory.join(HOST_FILE);
+        if !path.exists() {
+            return Duration::ZERO;
+        }
+        let millis = read_record(&path).and_then(|record| match record.get(SIM_DELAY_KEY) {
+            None => Ok(0),
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| format!("{SIM_DELAY_KEY} {text:?} is not a number")),
+        });
+        match millis {
+            Ok(millis) => Duration::from_millis(millis).min(SIM_MAX_DELAY),
+            Err(reason) => {
+                self.report(&path, &reason);
+                Duration::ZERO
+            }
+        }
     }
 }
 
@@ -229,6 +257,11 @@ impl Backend for SimBackend {
     }
 
     fn apply(&self, uuid: Uuid, operation: Operation) -> Result<(), BackendError> {
+        let delay = self.delay();
+        if !delay.is_zero() {
+            log::info!("sim: {} of {uuid} takes {delay:?}", operation.name());
+            std::thread::sleep(delay);
+        }
         let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let (path, domain) = self
             .domain_files()?
@@ -348,6 +381,32 @@ mod tests {
             host.uuid.unwrap().to_string(),
             "0b7e2f4a-1111-4222-8333-944455556666"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn host_file_may_slow_operations_down() {
+        let dir = temp_dir("delay");
+        let sim = SimBackend::open(&dir).unwrap();
+        assert_eq!(sim.delay(), Duration::ZERO, "no host file");
+        for (text, expected) in [
+            ("name=alpha\n", Duration::ZERO),
+            ("delay_ms=0\n", Duration::ZERO),
+            ("delay_ms=1500\n", Duration::from_millis(1500)),
+            ("delay_ms=99999999999\n", SIM_MAX_DELAY),
+            ("delay_ms=soon\n", Duration::ZERO),
+        ] {
+            fs::write(dir.join(HOST_FILE), text).unwrap();
+            assert_eq!(sim.delay(), expected, "{text}");
+        }
+        assert_eq!(sim.reported.lock().unwrap().len(), 1, "the bad value said");
+        // The knob does not disturb the host's identity.
+        fs::write(dir.join(HOST_FILE), "name=alpha\ndelay_ms=10\n").unwrap();
+        assert_eq!(sim.host().unwrap().name, "alpha");
+        fs::write(dir.join("web.domain"), WEB).unwrap();
+        let uuid = sim.domains().unwrap()[0].uuid;
+        sim.apply(uuid, Operation::Pause).unwrap();
+        assert_eq!(sim.domains().unwrap()[0].state, RunState::Paused);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

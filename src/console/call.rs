@@ -19,8 +19,8 @@ use super::tree::{Action, Host, Tree, Vm};
 use super::{is_terminal, printable, Failure, SourceOptions};
 use crate::cli::ConsoleCallArgs;
 use crate::consts::{
-    API_ACTIONS_SUFFIX, API_HYPERVISORS_PREFIX, API_VMS_PREFIX, CONSOLE_TIMEOUT,
-    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
+    API_ACTIONS_SUFFIX, API_HYPERVISORS_PREFIX, API_VMS_PREFIX, CONSOLE_ACTION_TIMEOUT,
+    CONSOLE_TIMEOUT, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::model::{Direction, ServiceSpec};
 use crate::net::http_client::ClientResponse;
@@ -536,9 +536,12 @@ pub fn run(args: &ConsoleCallArgs) -> Result<(), Failure> {
         confirm(&plan)?;
     }
     let body = form_body(&plan.service_type, &plan.action.name, &arguments);
-    let response = api
-        .tracker
-        .request("POST", &plan.path(), body.as_bytes(), CONSOLE_TIMEOUT)?;
+    let response = api.tracker.request(
+        "POST",
+        &plan.path(),
+        body.as_bytes(),
+        CONSOLE_ACTION_TIMEOUT,
+    )?;
     let outputs = read_answer(&response, &plan)?;
     let mut stdout = std::io::stdout().lock();
     for (name, value) in outputs {

@@ -62,10 +62,10 @@ use super::{Api, Document, Failure, Tracker};
 use crate::cli::ConsoleServeArgs;
 use crate::consts::{
     API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
-    CONSOLE_EXIT_USAGE, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY, CONSOLE_WATCH_TIMEOUT,
-    CONSOLE_WEB_CSP, CONSOLE_WEB_CURSOR_SEPARATOR, CONSOLE_WEB_DOMAIN_CONTROL_PATH,
-    CONSOLE_WEB_EVENTS_KEPT, CONSOLE_WEB_HYPERVISOR_PATH, CONSOLE_WEB_MAX_FORM,
-    TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
+    CONSOLE_ACTION_TIMEOUT, CONSOLE_EXIT_USAGE, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY,
+    CONSOLE_WATCH_TIMEOUT, CONSOLE_WEB_CSP, CONSOLE_WEB_CURSOR_SEPARATOR,
+    CONSOLE_WEB_DOMAIN_CONTROL_PATH, CONSOLE_WEB_EVENTS_KEPT, CONSOLE_WEB_HYPERVISOR_PATH,
+    CONSOLE_WEB_MAX_FORM, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
 };
 use crate::model::{Direction, ServiceSpec};
 use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
@@ -345,7 +345,7 @@ pub fn route(request: &Request, sources: usize) -> Route {
         method: "POST",
         target,
         body: request.body.clone(),
-        timeout: CONSOLE_TIMEOUT,
+        timeout: CONSOLE_ACTION_TIMEOUT,
     }
 }
 
@@ -752,7 +752,7 @@ async fn routed(
         }
     };
     log::debug!("console serve: POST {target} to {}", api.name);
-    forward(api.tracker, "POST", &target, &body, CONSOLE_TIMEOUT).await
+    forward(api.tracker, "POST", &target, &body, CONSOLE_ACTION_TIMEOUT).await
 }
 
 /// Follows the event feed of source `index` into `feeds` for as long as the server runs: one
@@ -1095,8 +1095,10 @@ mod tests {
         let body = b"service=urn%3Ax&action=Echo&Text=hi";
         assert!(matches!(
             post(&[HOST, ORIGIN, FORM], body),
-            Route::Proxy { method: "POST", ref target, ref body, .. }
+            Route::Proxy { method: "POST", ref target, ref body, timeout }
                 if *target == format!("/api/vms/{VM}/actions") && body.starts_with(b"service=")
+                    // An action waits for the relay's answer, however long the backend takes.
+                    && timeout == CONSOLE_ACTION_TIMEOUT
         ));
         let refused = [
             vec![HOST, FORM],

@@ -128,6 +128,17 @@ pub struct Delivery {
     pub body: Vec<u8>,
 }
 
+/// How a NOTIFY delivery went, for [`Subscriptions::delivered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A callback answered 200.
+    Delivered,
+    /// No callback took it (no answer, or a status other than 200 and 412).
+    Failed,
+    /// A callback answered 412 Precondition Failed: the subscriber does not know the SID.
+    UnknownSid,
+}
+
 /// Variables of one queued event, name and value, in the order they will be written.
 type Variables = Vec<(String, String)>;
 
@@ -415,14 +426,24 @@ impl Subscriptions {
         ready
     }
 
-    /// Reports the outcome of the delivery in flight for `sid`. Either way the event is done:
-    /// after a failure it is dropped, the subscription stays and the next event carries the
-    /// next SEQ, so the subscriber can tell it missed one (UDA 1.1 section 4.3.2). Ignored for
-    /// an unknown SID (cancelled or expired meanwhile).
-    pub fn delivered(&mut self, sid: &str, ok: bool) {
-        let _ = ok;
-        if let Some(subscription) = self.table.get_mut(sid) {
-            subscription.in_flight = None;
+    /// Reports the outcome of the delivery in flight for `sid`. The event is done either way:
+    /// - [`Outcome::Failed`]: it is dropped, the subscription stays and the next event carries
+    ///   the next SEQ, so the subscriber can tell it missed one (UDA 1.1 section 4.3.2);
+    /// - [`Outcome::UnknownSid`]: the subscriber answered 412, which a control point does for
+    ///   a SID it does not know (UDA 1.1 section 4.3.2): it cancelled, restarted or never had
+    ///   the subscription, so the subscription ends now rather than being sent every event
+    ///   until it expires. Returns the service key of the subscription so ended.
+    ///
+    /// Ignored for an unknown SID (cancelled or expired meanwhile).
+    pub fn delivered(&mut self, sid: &str, outcome: Outcome) -> Option<String> {
+        match outcome {
+            Outcome::UnknownSid => self.table.remove(sid).map(|ended| ended.service),
+            Outcome::Delivered | Outcome::Failed => {
+                if let Some(subscription) = self.table.get_mut(sid) {
+                    subscription.in_flight = None;
+                }
+                None
+            }
         }
     }
 
@@ -675,7 +696,7 @@ mod tests {
                 body: body_of(&[("State", "running"), ("Name", "a&b")]),
             }]
         );
-        table.delivered(&sid, true);
+        table.delivered(&sid, Outcome::Delivered);
         assert!(
             table.take_ready(now).is_empty(),
             "initial event queued once"
@@ -702,20 +723,56 @@ mod tests {
         );
         assert!(!table.has_ready(now));
 
-        table.delivered(&sid, false);
+        table.delivered(&sid, Outcome::Failed);
         let second = table.take_ready(now);
         assert_eq!(second[0].seq, 1, "a failed event is dropped, SEQ goes on");
         assert_eq!(second[0].body, body_of(&[("State", "1")]));
-        table.delivered(&sid, true);
+        table.delivered(&sid, Outcome::Delivered);
         let third = table.take_ready(now);
         assert_eq!(third[0].seq, 2);
         assert_eq!(third[0].body, body_of(&[("State", "2")]));
-        table.delivered(&sid, true);
+        table.delivered(&sid, Outcome::Delivered);
         assert!(table.take_ready(now).is_empty());
 
-        table.delivered(&other, true);
-        table.delivered("uuid:unknown", true);
+        table.delivered(&other, Outcome::Delivered);
+        table.delivered("uuid:unknown", Outcome::Delivered);
         assert!(table.take_ready(now).is_empty());
+    }
+
+    #[test]
+    fn a_412_to_notify_ends_the_subscription_at_once() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(10);
+        let dead = subscribed(&mut table, now, HV);
+        let alive = subscribed(&mut table, now, HV);
+        for sid in [&dead, &alive] {
+            table.send_initial(sid, vars(&[("State", "0")]), now);
+        }
+        let first = table.take_ready(now);
+        assert_eq!(first.len(), 2);
+        // More events wait behind the ones in flight.
+        table.notify(HV, vars(&[("State", "1")]));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(
+            table.delivered(&dead, Outcome::UnknownSid),
+            Some(HV.to_string())
+        );
+        table.delivered(&alive, Outcome::Delivered);
+        assert_eq!(table.count(later, HV), 1, "long before it would expire");
+        let next = table.take_ready(later);
+        assert_eq!(next.len(), 1, "nothing more for the dropped SID: {next:?}");
+        assert_eq!((next[0].sid.as_str(), next[0].seq), (alive.as_str(), 1));
+        assert_eq!(
+            table.renew(later, HV, &dead, None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        // A second answer about it, or about a SID never known, changes nothing.
+        assert_eq!(table.delivered(&dead, Outcome::UnknownSid), None);
+        assert_eq!(table.delivered("uuid:never", Outcome::UnknownSid), None);
+        assert_eq!(table.count(later, HV), 1);
+        // A plain failure keeps the subscription.
+        table.delivered(&alive, Outcome::Failed);
+        assert_eq!(table.count(later, HV), 1);
     }
 
     #[test]
@@ -725,13 +782,13 @@ mod tests {
         let sid = subscribed(&mut table, now, HV);
         table.send_initial(&sid, vars(&[("State", "0")]), now);
         table.take_ready(now);
-        table.delivered(&sid, true);
+        table.delivered(&sid, Outcome::Delivered);
         table.set_next_seq(&sid, u32::MAX);
         for expected in [u32::MAX, 1, 2] {
             table.notify(HV, vars(&[("State", "n")]));
             let ready = table.take_ready(now);
             assert_eq!(ready[0].seq, expected);
-            table.delivered(&sid, true);
+            table.delivered(&sid, Outcome::Delivered);
         }
     }
 
@@ -753,7 +810,7 @@ mod tests {
             let ready = table.take_ready(now);
             let Some(delivery) = ready.first() else { break };
             seen.push((delivery.seq, delivery.body.clone()));
-            table.delivered(&sid, true);
+            table.delivered(&sid, Outcome::Delivered);
         }
         assert_eq!(seen.len(), consts::GENA_MAX_QUEUED_EVENTS);
         let seqs: Vec<u32> = seen.iter().map(|(seq, _)| *seq).collect();

@@ -7,3 +7,4 @@ pub mod discovery;
 pub mod gena;
 pub mod inventory;
 pub mod ssdp;
+pub mod subscriber;

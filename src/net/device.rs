@@ -320,11 +320,15 @@ async fn receive_loop(core: Shared, socket: Rc<SsdpSocket>, wake: Sender<()>) {
         .await
 }
 
-/// Delivers one GENA event, trying each callback URL in order.
+/// Delivers one GENA event, trying each callback URL in order until one takes it. A 412
+/// from a callback means the subscriber does not know the SID: the subscription is dropped
+/// at once (see [`Subscriptions::delivered`]).
 async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::Delivery) {
+    use crate::engine::gena::Outcome;
     let server = core.borrow().server.clone();
     let limits = http_client::Limits::NOTIFY;
-    let mut delivered = false;
+    let mut outcome = Outcome::Failed;
+    let mut refused_by = None;
     for callback in &delivery.callbacks {
         let seq = delivery.seq.to_string();
         let fields = crate::wire::gena::notify_headers(delivery.sid.as_str(), &seq);
@@ -342,7 +346,12 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
         .await
         {
             Ok(response) if response.status == 200 => {
-                delivered = true;
+                outcome = Outcome::Delivered;
+                break;
+            }
+            Ok(response) if response.status == 412 => {
+                outcome = Outcome::UnknownSid;
+                refused_by = Some(format!("http://{}{}", callback.address, callback.path));
                 break;
             }
             Ok(response) => {
@@ -351,14 +360,22 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
             Err(error) => log::debug!("gena: NOTIFY to {address} failed: {error}"),
         }
     }
-    if !delivered {
+    if outcome == Outcome::Failed {
         log::info!(
             "gena: event {} of {} could not be delivered",
             delivery.seq,
             delivery.sid
         );
     }
-    core.borrow_mut().gena.delivered(&delivery.sid, delivered);
+    let ended = core.borrow_mut().gena.delivered(&delivery.sid, outcome);
+    if let (Some(service), Some(callback)) = (ended, refused_by) {
+        log::info!(
+            "gena: {callback} answered 412 to event {} of {}: it does not know that \
+             subscription to {service}; dropped",
+            delivery.seq,
+            delivery.sid
+        );
+    }
     let _ = wake.try_send(());
 }
 
@@ -495,10 +512,17 @@ impl DeviceHttp {
                 .map(|granted| (sid.to_string(), granted, false)),
         };
         match result {
-            Err(refusal) => status(refusal.status()),
-            Ok((sid, granted, new)) => {
+            Err(refusal) => {
                 log::debug!(
-                    "{}: {sid} on {key} for {} s",
+                    "gena: {} SUBSCRIBE to {key} refused: {refusal}",
+                    request.peer
+                );
+                status(refusal.status())
+            }
+            Ok((sid, granted, new)) => {
+                let verb = if new { "subscribed" } else { "renewed" };
+                log::debug!(
+                    "gena: {} {verb} {sid} to {key} for {} s",
                     request.peer,
                     granted.as_secs()
                 );
@@ -536,8 +560,17 @@ impl DeviceHttp {
         match parsed {
             Err(error) => status(error.status()),
             Ok(sid) => match self.core.borrow_mut().gena.unsubscribe(key, sid) {
-                Ok(()) => status(200),
-                Err(refusal) => status(refusal.status()),
+                Ok(()) => {
+                    log::debug!("gena: {} unsubscribed {sid} from {key}", request.peer);
+                    status(200)
+                }
+                Err(refusal) => {
+                    log::debug!(
+                        "gena: {} UNSUBSCRIBE {sid} from {key}: {refusal}",
+                        request.peer
+                    );
+                    status(refusal.status())
+                }
             },
         }
     }

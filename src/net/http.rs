@@ -861,6 +861,12 @@ mod tests {
                     Timer::after(Duration::from_millis(20)).await;
                     Response::with_body(200, "text/plain", b"later".to_vec())
                 })),
+                // A long backend call: longer than the read and write timeouts of the
+                // configuration `slow_answers_are_awaited` uses.
+                ("POST", "/slow") => Answer::Later(Box::pin(async {
+                    Timer::after(Duration::from_millis(900)).await;
+                    Response::with_body(200, "text/plain", b"slow".to_vec())
+                })),
                 ("GET", "/bad-header") => {
                     let mut response = Response::empty(200);
                     response
@@ -1084,6 +1090,27 @@ mod tests {
         assert_eq!(client.response().body, b"later");
         client.send(get(&server, "/missing").as_bytes());
         assert_eq!(client.response().status, 404);
+    }
+
+    #[test]
+    fn slow_answers_are_awaited() {
+        // The read and write timeouts bound the client's sending and taking, not the
+        // handler: a SOAP action whose backend call outlasts both is still answered, and the
+        // connection serves the next request.
+        let mut quick = config();
+        quick.read_timeout = Duration::from_millis(200);
+        quick.write_timeout = Duration::from_millis(200);
+        let server = start(quick);
+        let mut client = Client::connect(server.address);
+        let post = format!(
+            "POST /slow HTTP/1.1\r\nHost: {}\r\nContent-Length: 2\r\n\r\nhi",
+            server.address
+        );
+        client.send(post.as_bytes());
+        let reply = client.response();
+        assert_eq!((reply.status, reply.body.as_slice()), (200, &b"slow"[..]));
+        client.send(get(&server, "/query?next").as_bytes());
+        assert_eq!(client.response().body, b"next");
     }
 
     #[test]

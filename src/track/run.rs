@@ -10,12 +10,13 @@ use crate::consts::{
     DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
     TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
-    TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RESUBSCRIBE_RETRY, TRACK_TICK,
-    URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
-    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
+    TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RELAY_TIMEOUT, TRACK_TICK,
+    TRACK_UNSUBSCRIBE_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
+    URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::engine::discovery::{self, Change, Discovery};
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
+use crate::engine::subscriber::{self, Subscriber, Wanted};
 use crate::error::{Error, Result};
 use crate::net::event_loop::spawn_http;
 use crate::net::http::{Answer, Handler, Request, Response};
@@ -102,20 +103,6 @@ struct Network {
     callback_port: u16,
 }
 
-/// A GENA subscription the tracker holds on a device's service.
-struct Subscription {
-    network: u32,
-    /// The root device's UDN (its tree), to drop it when the device leaves.
-    root: String,
-    /// The UDN of the device owning the service.
-    owner: String,
-    service_type: String,
-    event: SocketAddrV4,
-    event_path: String,
-    sid: Option<String>,
-    renew_at: Instant,
-}
-
 /// What an advertised VM service is reached at, for the relay.
 #[derive(Clone)]
 struct Control {
@@ -149,8 +136,8 @@ struct Tracker {
     discovery: Discovery,
     inventory: Inventory,
     repo: Repository,
-    subscriptions: BTreeMap<u64, Subscription>,
-    next_token: u64,
+    /// GENA subscriptions to the hypervisors' services.
+    subscriber: Subscriber,
     /// VM UUID -> its advertised services' control URLs.
     controls: BTreeMap<Uuid, Vec<Control>>,
     /// (network, root UDN) -> VM UUID, to forget controls when the device leaves.
@@ -212,10 +199,15 @@ impl Tracker {
         }
     }
 
-    /// Forgets the subscriptions and controls of the tree rooted at `root` on `network`.
-    fn forget(&mut self, network: u32, root: &str) {
-        self.subscriptions
-            .retain(|_, s| !(s.network == network && s.root == root));
+    /// Forgets device `udn` on `network`, which left: its subscriptions (without UNSUBSCRIBE,
+    /// see [`Subscriber::forget`]), and the controls of the tree it is the root of.
+    fn forget(&mut self, network: u32, udn: &str) {
+        self.subscriber.forget(network, udn);
+        self.forget_controls(network, udn);
+    }
+
+    /// Forgets the controls of the tree rooted at `root` on `network`.
+    fn forget_controls(&mut self, network: u32, root: &str) {
         if let Some(vm) = self.vm_roots.remove(&(network, root.to_string())) {
             self.controls.remove(&vm);
         }
@@ -333,8 +325,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         discovery,
         inventory,
         repo,
-        subscriptions: BTreeMap::new(),
-        next_token: 1,
+        subscriber: Subscriber::new(),
         controls: BTreeMap::new(),
         vm_roots: BTreeMap::new(),
         domain_controls: BTreeMap::new(),
@@ -406,7 +397,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
     loop {
         let deadline = {
             let tracker = shared.borrow();
-            let renew = tracker.subscriptions.values().map(|s| s.renew_at).min();
+            let renew = tracker.subscriber.poll_at();
             [
                 tracker.discovery.poll_at(),
                 renew,
@@ -692,6 +683,13 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
             }
         }
     };
+    log::debug!(
+        "network {}: described {} from {}{}",
+        fetch.network,
+        described.root.udn,
+        fetch.location,
+        if fetch.rebooted { " (rebooted)" } else { "" }
+    );
     for warning in &described.warnings {
         log::info!("network {}: {}: {warning}", fetch.network, fetch.location);
     }
@@ -717,7 +715,10 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
         .get(fetch.network as usize)
         .is_some_and(|n| n.spec.provider);
     let root_udn = described.root.udn.clone();
-    tracker.forget(fetch.network, &root_udn);
+    tracker.forget_controls(fetch.network, &root_udn);
+    // The services whose events are wanted: those of a hypervisor's tree on a provider
+    // network; none for anything else (which cancels what an earlier description wanted).
+    let mut wanted = Vec::new();
     if is_vm {
         // Only the advertisement the inventory accepted for that VM may be relayed to: a
         // second tenant claiming the same UUID, or a VM device on a provider network, must not
@@ -793,24 +794,22 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
                 else {
                     continue;
                 };
-                let token = tracker.next_token;
-                tracker.next_token += 1;
-                tracker.subscriptions.insert(
-                    token,
-                    Subscription {
-                        network: fetch.network,
-                        root: root_udn.clone(),
-                        owner: device.udn.clone(),
-                        service_type: service.service_type.clone(),
-                        event,
-                        event_path: path.to_string(),
-                        sid: None,
-                        renew_at: Instant::now(),
-                    },
-                );
+                wanted.push(Wanted {
+                    owner: device.udn.clone(),
+                    service_type: service.service_type.clone(),
+                    event,
+                    path: path.to_string(),
+                });
             }
         }
     }
+    tracker.subscriber.reconcile(
+        Instant::now(),
+        fetch.network,
+        &root_udn,
+        wanted,
+        fetch.rebooted,
+    );
     let _ = wake.try_send(());
 }
 
@@ -877,7 +876,8 @@ fn controls_of(root: &DescribedDevice, source: Ipv4Addr) -> Vec<Control> {
         .collect()
 }
 
-/// Sends SUBSCRIBE (new or renewal) for every subscription due.
+/// Sends SUBSCRIBE (new or renewal) for every subscription due, and UNSUBSCRIBE for every
+/// subscription cancelled.
 fn renew_subscriptions(
     executor: &Rc<LocalExecutor<'static>>,
     shared: &Shared,
@@ -885,58 +885,36 @@ fn renew_subscriptions(
     wake: &Sender<()>,
 ) {
     let mut tracker = shared.borrow_mut();
-    let due: Vec<u64> = tracker
-        .subscriptions
-        .iter()
-        .filter(|(_, s)| s.renew_at <= now)
-        .map(|(t, _)| *t)
-        .collect();
-    for token in due {
-        let Some(subscription) = tracker.subscriptions.get_mut(&token) else {
-            continue;
-        };
-        // Not again until this attempt answers (or fails and says when to retry).
-        subscription.renew_at = now + GENA_DEFAULT_TIMEOUT;
-        let network = subscription.network as usize;
-        let (event, path, sid) = (
-            subscription.event,
-            subscription.event_path.clone(),
-            subscription.sid.clone(),
-        );
-        let Some(callback_address) = tracker
+    for cancel in tracker.subscriber.take_cancels() {
+        executor.spawn(unsubscribe(cancel)).detach();
+    }
+    for request in tracker.subscriber.due(now) {
+        let callback = tracker
             .networks
-            .get(network)
-            .map(|n| SocketAddrV4::new(n.interface.address, n.callback_port))
-        else {
+            .get(request.network as usize)
+            .map(|n| SocketAddrV4::new(n.interface.address, n.callback_port));
+        let Some(callback) = callback else {
+            // Not a network of ours: cannot happen; answer it so it is not left in flight.
+            let answer = subscriber::Answer::Failed("unknown network".to_string());
+            tracker.subscriber.on_answer(now, &request, answer);
             continue;
         };
         executor
-            .spawn(subscribe(
-                shared.clone(),
-                wake.clone(),
-                token,
-                event,
-                path,
-                sid,
-                callback_address,
-            ))
+            .spawn(subscribe(shared.clone(), wake.clone(), request, callback))
             .detach();
     }
 }
 
-/// One SUBSCRIBE exchange.
+/// One SUBSCRIBE exchange (UDA 1.1 sections 4.1.2 and 4.1.3).
 async fn subscribe(
     shared: Shared,
     wake: Sender<()>,
-    token: u64,
-    event: SocketAddrV4,
-    path: String,
-    sid: Option<String>,
+    request: subscriber::Request,
     callback: SocketAddrV4,
 ) {
     let timeout = format!("Second-{}", GENA_DEFAULT_TIMEOUT.as_secs());
-    let callback_value = format!("<http://{callback}/gena/{token}>");
-    let headers: Vec<(&str, &str)> = match &sid {
+    let callback_value = format!("<http://{callback}/gena/{}>", request.token);
+    let headers: Vec<(&str, &str)> = match &request.sid {
         Some(sid) => vec![("SID", sid.as_str()), ("TIMEOUT", timeout.as_str())],
         None => vec![
             ("CALLBACK", callback_value.as_str()),
@@ -950,43 +928,81 @@ async fn subscribe(
         max_body: HTTP_MAX_HEAD,
     };
     let result = http_client::request(
-        SocketAddr::V4(event),
+        SocketAddr::V4(request.event),
         "SUBSCRIBE",
-        &path,
+        &request.path,
         &headers,
         &[],
         &limits,
     )
     .await;
-    let granted = match result {
+    let answer = match result {
         Ok(response) if response.status == 200 => {
-            gena::parse_granted(response.header("SID"), response.header("TIMEOUT"))
-                .map_err(|e| format!("{e:?}"))
+            match gena::parse_granted(response.header("SID"), response.header("TIMEOUT")) {
+                Ok((sid, timeout)) => subscriber::Answer::Granted { sid, timeout },
+                Err(error) => subscriber::Answer::Failed(format!("{error:?}")),
+            }
         }
-        Ok(response) => Err(format!("HTTP status {}", response.status)),
-        Err(error) => Err(error.to_string()),
+        // UDA 1.1 section 4.1.3: a renewal of a SID the publisher does not know is 412.
+        Ok(response) if response.status == 412 && request.sid.is_some() => {
+            subscriber::Answer::Unknown
+        }
+        Ok(response) => subscriber::Answer::Failed(format!("HTTP status {}", response.status)),
+        Err(error) => subscriber::Answer::Failed(error.to_string()),
     };
-    let mut tracker = shared.borrow_mut();
-    let Some(subscription) = tracker.subscriptions.get_mut(&token) else {
-        return;
-    };
-    match granted {
-        Ok((new_sid, duration)) => {
-            let duration = duration.unwrap_or(GENA_DEFAULT_TIMEOUT);
-            subscription.sid = Some(new_sid);
-            subscription.renew_at = Instant::now() + duration / 2;
-        }
-        Err(reason) => {
-            log::info!(
-                "subscription to {} at {event}{path}: {reason}",
-                subscription.service_type
-            );
-            // A renewal refused (412) starts over with a new subscription.
-            subscription.sid = None;
-            subscription.renew_at = Instant::now() + TRACK_RESUBSCRIBE_RETRY;
-        }
+    if let subscriber::Answer::Granted { sid, .. } = &answer {
+        let verb = if request.sid.is_some() {
+            "renewed"
+        } else {
+            "subscribed"
+        };
+        log::debug!("gena: {verb} {sid} at {}{}", request.event, request.path);
+    }
+    let reason = shared
+        .borrow_mut()
+        .subscriber
+        .on_answer(Instant::now(), &request, answer);
+    if let Some(reason) = reason {
+        log::info!(
+            "subscription at {}{}: {reason}",
+            request.event,
+            request.path
+        );
     }
     let _ = wake.try_send(());
+}
+
+/// One UNSUBSCRIBE (UDA 1.1 section 4.1.4), best effort: bounded by
+/// [`TRACK_UNSUBSCRIBE_TIMEOUT`], a failure only logged (the publisher ends the
+/// subscription itself when its TIMEOUT runs out, or at the first NOTIFY we answer 412).
+async fn unsubscribe(cancel: subscriber::Cancel) {
+    let limits = Limits {
+        timeout: TRACK_UNSUBSCRIBE_TIMEOUT,
+        max_head: HTTP_MAX_HEAD,
+        max_body: HTTP_MAX_HEAD,
+    };
+    let headers = [("SID", cancel.sid.as_str())];
+    let result = http_client::request(
+        SocketAddr::V4(cancel.event),
+        "UNSUBSCRIBE",
+        &cancel.path,
+        &headers,
+        &[],
+        &limits,
+    )
+    .await;
+    let at = format!("{}{}", cancel.event, cancel.path);
+    match result {
+        Ok(response) if response.status == 200 => {
+            log::debug!("gena: unsubscribed {} at {at}", cancel.sid)
+        }
+        Ok(response) => log::debug!(
+            "gena: UNSUBSCRIBE {} at {at}: HTTP status {}",
+            cancel.sid,
+            response.status
+        ),
+        Err(error) => log::debug!("gena: UNSUBSCRIBE {} at {at}: {error}", cancel.sid),
+    }
 }
 
 /// Receives NOTIFYs for the tracker's subscriptions on one network.
@@ -1016,16 +1032,25 @@ impl Handler for CallbackHttp {
             return status(404);
         };
         let mut tracker = self.shared.borrow_mut();
-        let Some(subscription) = tracker.subscriptions.get(&token) else {
+        // UDA 1.1 section 4.3.2: the SID names the subscription; an unknown one is 412.
+        let Some((owner, service_type)) = tracker
+            .subscriber
+            .on_notify(
+                token,
+                self.network,
+                request.header("SID"),
+                request.peer.ip(),
+            )
+            .map(|(owner, service_type)| (owner.to_string(), service_type.to_string()))
+        else {
+            log::debug!(
+                "gena: NOTIFY from {} for {} (SID {:?}) refused: no such subscription",
+                request.peer,
+                request.path,
+                request.header("SID")
+            );
             return status(412);
         };
-        // UDA 1.1 section 4.3.2: the SID names the subscription; an unknown one is 412.
-        if subscription.network != self.network
-            || subscription.sid.is_some() && request.header("SID") != subscription.sid.as_deref()
-            || request.peer.ip() != IpAddr::V4(*subscription.event.ip())
-        {
-            return status(412);
-        }
         let variables = match gena::parse_propertyset(&request.body) {
             Ok(variables) => variables,
             Err(error) => {
@@ -1033,10 +1058,6 @@ impl Handler for CallbackHttp {
                 return status(400);
             }
         };
-        let (owner, service_type) = (
-            subscription.owner.clone(),
-            subscription.service_type.clone(),
-        );
         let outputs =
             tracker
                 .inventory
@@ -1319,8 +1340,10 @@ fn forward(
             ("CONTENT-TYPE", CONTENT_TYPE_XML),
             ("SOAPACTION", soap_action.as_str()),
         ];
+        // A control action may run a long backend operation (`xl save` of a big guest): wait
+        // as long as the longest one, not a read's timeout.
         let limits = Limits {
-            timeout: TRACK_FETCH_TIMEOUT * 3,
+            timeout: TRACK_RELAY_TIMEOUT,
             max_head: HTTP_MAX_HEAD,
             max_body: crate::consts::HTTP_MAX_BODY,
         };

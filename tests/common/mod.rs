@@ -682,6 +682,16 @@ impl SimDir {
         self.write_atomic("host", &format!("uuid={uuid}\nname={name}\n"));
     }
 
+    /// Write `host` (uuid=, name=) with `extra` key=value lines, e.g. `("delay_ms", "20000")`
+    /// to make every lifecycle operation take that long.
+    pub fn write_host_with(&self, uuid: &str, name: &str, extra: &[(&str, &str)]) {
+        let mut text = format!("uuid={uuid}\nname={name}\n");
+        for (key, value) in extra {
+            text.push_str(&format!("{key}={value}\n"));
+        }
+        self.write_atomic("host", &text);
+    }
+
     /// Write `<name>.domain`.
     pub fn write_domain(&self, domain: &Domain) {
         self.write_domain_as(&domain.name, domain);

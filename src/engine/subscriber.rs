@@ -1,0 +1,629 @@
+//! Engine layer: the control point side of GENA (UDA 1.1 section 4) for the tracker. Keeps one
+//! subscription per (network, device, service, event URL) and decides when to SUBSCRIBE,
+//! renew and UNSUBSCRIBE. State only: time comes in as `now`; no sockets, no clock, no tasks.
+//!
+//! The net layer drives it:
+//! - after each description fetch of a device tree, [`Subscriber::reconcile`] with the
+//!   services it wants events from: a service whose event URL is unchanged keeps its SID; one
+//!   that disappeared or whose event URL changed is cancelled (an UNSUBSCRIBE queued, UDA 1.1
+//!   section 4.1.4) and the new one subscribed. After a reboot (new BOOTID) every SID of the
+//!   tree is forgotten without UNSUBSCRIBE: the device kept none of them;
+//! - when a device leaves, [`Subscriber::forget`];
+//! - [`Subscriber::due`] hands out the SUBSCRIBE requests (new or renewal) to send, at most
+//!   one in flight per subscription, and [`Subscriber::on_answer`] takes how each went;
+//! - [`Subscriber::take_cancels`] hands out the UNSUBSCRIBEs to send (best effort: their
+//!   outcome changes nothing here);
+//! - an incoming NOTIFY is checked with [`Subscriber::on_notify`].
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use crate::consts::{GENA_DEFAULT_TIMEOUT, GENA_MAX_TIMEOUT, TRACK_RESUBSCRIBE_RETRY};
+
+/// A service the tracker wants events from, as a description gave it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Wanted {
+    /// UDN of the device owning the service.
+    pub owner: String,
+    /// Service type (serviceType).
+    pub service_type: String,
+    /// Address of the event URL (eventSubURL).
+    pub event: SocketAddrV4,
+    /// Request target of the event URL.
+    pub path: String,
+}
+
+/// A SUBSCRIBE to send: a new subscription (`sid` is `None`) or a renewal. Hand it back to
+/// [`Subscriber::on_answer`] with the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The subscription's token: the callback path names it (`/gena/<token>`).
+    pub token: u64,
+    /// Network the subscription was made on.
+    pub network: u32,
+    /// Address of the event URL.
+    pub event: SocketAddrV4,
+    /// Request target of the event URL.
+    pub path: String,
+    /// SID header of a renewal; `None` for a new subscription.
+    pub sid: Option<String>,
+    /// Which attempt this is, so a late answer to a superseded one is recognised.
+    attempt: u64,
+}
+
+/// An UNSUBSCRIBE to send (UDA 1.1 section 4.1.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// Address of the event URL.
+    pub event: SocketAddrV4,
+    /// Request target of the event URL.
+    pub path: String,
+    /// SID header.
+    pub sid: String,
+}
+
+/// How a SUBSCRIBE went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 with a SID and, if given, the duration granted.
+    Granted {
+        /// SID header of the response.
+        sid: String,
+        /// TIMEOUT header of the response (`None`: not given or infinite).
+        timeout: Option<Duration>,
+    },
+    /// 412 to a renewal: the publisher does not know the SID (UDA 1.1 section 4.1.3), so it
+    /// must be subscribed anew.
+    Unknown,
+    /// Anything else (no answer, another status, a malformed answer), with why.
+    Failed(String),
+}
+
+/// One subscription.
+#[derive(Debug)]
+struct Entry {
+    network: u32,
+    /// The root device's UDN (its tree).
+    root: String,
+    wanted: Wanted,
+    /// SID granted, if any.
+    sid: Option<String>,
+    /// When the SID granted runs out at the publisher.
+    expires: Option<Instant>,
+    /// When to send the next SUBSCRIBE.
+    renew_at: Instant,
+    /// The attempt awaiting its answer, if any.
+    in_flight: Option<u64>,
+}
+
+/// The tracker's GENA subscriptions, all networks and devices in one table keyed by token.
+#[derive(Debug, Default)]
+pub struct Subscriber {
+    table: BTreeMap<u64, Entry>,
+    next_token: u64,
+    next_attempt: u64,
+    cancels: Vec<Cancel>,
+}
+
+impl Subscriber {
+    /// An empty table.
+    pub fn new() -> Self {
+        Subscriber {
+            next_token: 1,
+            ..Subscriber::default()
+        }
+    }
+
+    /// Makes the subscriptions of the tree rooted at `root` on `network` those of `wanted`
+    /// (a description was just fetched): one per distinct [`Wanted`].
+    /// - a subscription still wanted is kept with its SID and renewal time;
+    /// - one no longer wanted (the service went, or its eventSubURL changed) is dropped, and
+    ///   its SID, if any, cancelled (an UNSUBSCRIBE queued);
+    /// - a wanted service with no subscription gets a new one, due at once.
+    ///
+    /// With `rebooted` (the fetch followed a new BOOTID), every SID of the tree is forgotten
+    /// without UNSUBSCRIBE and the kept subscriptions are made anew at once: UDA 1.1 section
+    /// 1.2.2 has BOOTID change when a device (re)joins the network, and a device that did so
+    /// kept none of its subscriptions, so an UNSUBSCRIBE would only earn a 412.
+    pub fn reconcile(
+        &mut self,
+        now: Instant,
+        network: u32,
+        root: &str,
+        wanted: Vec<Wanted>,
+        rebooted: bool,
+    ) {
+        let mut wanted = wanted;
+        wanted.sort();
+        wanted.dedup();
+        let mut dropped = Vec::new();
+        for (token, entry) in self
+            .table
+            .iter_mut()
+            .filter(|(_, e)| e.network == network && e.root == root)
+        {
+            match wanted.iter().position(|w| *w == entry.wanted) {
+                Some(index) => {
+                    wanted.swap_remove(index);
+                    if rebooted {
+                        entry.sid = None;
+                        entry.expires = None;
+                        entry.in_flight = None;
+                        entry.renew_at = now;
+                    }
+                }
+                None => dropped.push(*token),
+            }
+        }
+        for token in dropped {
+            if let Some(entry) = self.table.remove(&token) {
+                if let (Some(sid), false) = (entry.sid, rebooted) {
+                    self.cancels.push(Cancel {
+                        event: entry.wanted.event,
+                        path: entry.wanted.path,
+                        sid,
+                    });
+                }
+            }
+        }
+        for service in wanted {
+            let token = self.next_token;
+            self.next_token += 1;
+            self.table.insert(
+                token,
+                Entry {
+                    network,
+                    root: root.to_string(),
+                    wanted: service,
+                    sid: None,
+                    expires: None,
+                    renew_at: now,
+                    in_flight: None,
+                },
+            );
+        }
+    }
+
+    /// Drops, without UNSUBSCRIBE, the subscriptions of device `udn` on `network`: those of
+    /// the tree it is the root of, and those of its own services when it is embedded. The
+    /// device left: after a byebye it is going away (or the byebye was forged: the device
+    /// then answers the targeted search and is subscribed again), after an expiry it has not
+    /// been heard for max-age seconds and is likely unreachable, where an UNSUBSCRIBE would
+    /// only wait for its timeout. Either way the publisher ends the subscription itself when
+    /// its TIMEOUT runs out, and a NOTIFY it still sends is answered 412, on which a UDA 1.1
+    /// publisher drops the subscription at once (section 4.3.2; xenplug does).
+    pub fn forget(&mut self, network: u32, udn: &str) {
+        self.table.retain(|_, entry| {
+            !(entry.network == network && (entry.root == udn || entry.wanted.owner == udn))
+        });
+    }
+
+    /// The SUBSCRIBEs due at `now`, marked in flight: none is handed out again before
+    /// [`Subscriber::on_answer`] took its answer.
+    pub fn due(&mut self, now: Instant) -> Vec<Request> {
+        let mut requests = Vec::new();
+        for (token, entry) in self.table.iter_mut() {
+            if entry.in_flight.is_some() || entry.renew_at > now {
+                continue;
+            }
+            self.next_attempt += 1;
+            entry.in_flight = Some(self.next_attempt);
+            requests.push(Request {
+                token: *token,
+                network: entry.network,
+                event: entry.wanted.event,
+                path: entry.wanted.path.clone(),
+                sid: entry.sid.clone(),
+                attempt: self.next_attempt,
+            });
+        }
+        requests
+    }
+
+    /// Takes the answer to `request` at `now`; returns a line for the log when it failed.
+    /// - granted: the SID is kept, renewed at half the duration granted;
+    /// - 412 to a renewal: subscribed anew at once;
+    /// - any other failure: tried again after [`TRACK_RESUBSCRIBE_RETRY`], as a renewal of
+    ///   the same SID while that SID is still live at the publisher, else anew.
+    ///
+    /// An answer to a request that was superseded (the subscription was dropped or made
+    /// anew meanwhile) changes nothing, but a SID it grants that the table does not hold is
+    /// cancelled, so no subscription is left behind at the publisher.
+    pub fn on_answer(&mut self, now: Instant, request: &Request, answer: Answer) -> Option<String> {
+        let current = self
+            .table
+            .get_mut(&request.token)
+            .filter(|entry| entry.in_flight == Some(request.attempt));
+        let Some(entry) = current else {
+            if let Answer::Granted { sid, .. } = answer {
+                let held = self
+                    .table
+                    .get(&request.token)
+                    .is_some_and(|entry| entry.sid.as_deref() == Some(sid.as_str()));
+                if !held {
+                    self.cancels.push(Cancel {
+                        event: request.event,
+                        path: request.path.clone(),
+                        sid,
+                    });
+                }
+            }
+            return None;
+        };
+        entry.in_flight = None;
+        match answer {
+            Answer::Granted { sid, timeout } => {
+                let duration = timeout
+                    .unwrap_or(GENA_DEFAULT_TIMEOUT)
+                    .min(GENA_MAX_TIMEOUT);
+                entry.sid = Some(sid);
+                entry.expires = now.checked_add(duration);
+                entry.renew_at = now + duration / 2;
+                None
+            }
+            Answer::Unknown => {
+                entry.sid = None;
+                entry.expires = None;
+                entry.renew_at = now;
+                Some("the publisher no longer knows the SID; subscribing anew".to_string())
+            }
+            Answer::Failed(reason) => {
+                let retry = now + TRACK_RESUBSCRIBE_RETRY;
+                if entry.expires.is_none_or(|expires| expires <= retry) {
+                    entry.sid = None;
+                    entry.expires = None;
+                }
+                entry.renew_at = retry;
+                Some(reason)
+            }
+        }
+    }
+
+    /// Checks a NOTIFY that arrived on `network` from `peer` at the callback of `token` with
+    /// SID header `sid`: the owner's UDN and the service type when it belongs to a live
+    /// subscription, else `None` (the net layer answers 412, UDA 1.1 section 4.3.2). A NOTIFY
+    /// before the SUBSCRIBE response was read (no SID known yet) is taken: the initial event
+    /// may overtake it.
+    pub fn on_notify(
+        &self,
+        token: u64,
+        network: u32,
+        sid: Option<&str>,
+        peer: IpAddr,
+    ) -> Option<(&str, &str)> {
+        let entry = self.table.get(&token)?;
+        let sid_ok = entry.sid.is_none() || sid == entry.sid.as_deref();
+        let peer_ok = peer.to_canonical() == IpAddr::V4(*entry.wanted.event.ip());
+        (entry.network == network && sid_ok && peer_ok).then_some((
+            entry.wanted.owner.as_str(),
+            entry.wanted.service_type.as_str(),
+        ))
+    }
+
+    /// The UNSUBSCRIBEs queued since the last call.
+    pub fn take_cancels(&mut self) -> Vec<Cancel> {
+        std::mem::take(&mut self.cancels)
+    }
+
+    /// When a SUBSCRIBE is next due (subscriptions with one in flight wait for its answer).
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.table
+            .values()
+            .filter(|entry| entry.in_flight.is_none())
+            .map(|entry| entry.renew_at)
+            .min()
+    }
+
+    /// Subscriptions held, all networks.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The SID of the subscription to `wanted` of tree `root` on `network`, if one is held
+    /// and granted.
+    pub fn sid_of(&self, network: u32, root: &str, wanted: &Wanted) -> Option<&str> {
+        self.table
+            .values()
+            .find(|e| e.network == network && e.root == root && e.wanted == *wanted)
+            .and_then(|e| e.sid.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const NET: u32 = 0;
+    const ROOT: &str = "uuid:a1a1a1a1-0000-4000-8000-00000000000a";
+    const DOMAIN: &str = "uuid:acac0001-1111-4a6b-8c9d-0000000000a1";
+    const OTHER_ROOT: &str = "uuid:b2b2b2b2-0000-4000-8000-00000000000b";
+    const HOST: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 10);
+
+    fn wanted(owner: &str, service: &str, port: u16, path: &str) -> Wanted {
+        Wanted {
+            owner: owner.to_string(),
+            service_type: format!("urn:xenplug-org:service:{service}:1"),
+            event: SocketAddrV4::new(HOST, port),
+            path: path.to_string(),
+        }
+    }
+
+    fn hypervisor(port: u16) -> Wanted {
+        wanted(ROOT, "Hypervisor", port, "/event/hypervisor")
+    }
+
+    fn domain(port: u16) -> Wanted {
+        wanted(DOMAIN, "DomainControl", port, "/event/domain/acac0001")
+    }
+
+    fn granted(sid: &str) -> Answer {
+        Answer::Granted {
+            sid: sid.to_string(),
+            timeout: Some(Duration::from_secs(1800)),
+        }
+    }
+
+    /// Sends every due SUBSCRIBE and grants it `uuid:<prefix>-<token>`.
+    fn grant_all(subscriber: &mut Subscriber, now: Instant, prefix: &str) -> Vec<Request> {
+        let requests = subscriber.due(now);
+        for request in &requests {
+            let sid = format!("uuid:{prefix}-{}", request.token);
+            assert_eq!(
+                subscriber.on_answer(now, request, granted(&sid)),
+                None,
+                "{request:?}"
+            );
+        }
+        requests
+    }
+
+    #[test]
+    fn an_unchanged_refetch_keeps_every_sid_and_sends_nothing() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80), domain(80)], false);
+        assert_eq!(subscriber.poll_at(), Some(now));
+        let first = grant_all(&mut subscriber, now, "s");
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|r| r.sid.is_none()), "new subscriptions");
+        assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
+
+        // CONFIGID moved (a Domain renamed): the same services at the same URLs.
+        let later = now + Duration::from_secs(60);
+        let again = vec![domain(80), hypervisor(80), hypervisor(80)];
+        subscriber.reconcile(later, NET, ROOT, again, false);
+        assert_eq!(subscriber.len(), 2);
+        assert!(subscriber.due(later).is_empty(), "nothing to send");
+        assert!(subscriber.take_cancels().is_empty(), "nothing to cancel");
+        assert_eq!(
+            subscriber.sid_of(NET, ROOT, &hypervisor(80)),
+            Some("uuid:s-1")
+        );
+        assert_eq!(subscriber.sid_of(NET, ROOT, &domain(80)), Some("uuid:s-2"));
+
+        // Renewal on schedule, with the SID.
+        let half = now + Duration::from_secs(900);
+        let renewals = subscriber.due(half);
+        assert_eq!(renewals.len(), 2);
+        assert_eq!(renewals[0].sid.as_deref(), Some("uuid:s-1"));
+        assert_eq!(subscriber.poll_at(), None, "both in flight");
+        assert!(subscriber.due(half).is_empty(), "one in flight each");
+    }
+
+    #[test]
+    fn a_changed_or_vanished_event_url_is_unsubscribed_and_the_new_one_subscribed() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80), domain(80)], false);
+        grant_all(&mut subscriber, now, "s");
+
+        // The Hypervisor service's eventSubURL moved, the Domain went.
+        let later = now + Duration::from_secs(5);
+        subscriber.reconcile(later, NET, ROOT, vec![hypervisor(81)], false);
+        let cancels = subscriber.take_cancels();
+        assert_eq!(
+            cancels,
+            vec![
+                Cancel {
+                    event: SocketAddrV4::new(HOST, 80),
+                    path: "/event/hypervisor".to_string(),
+                    sid: "uuid:s-1".to_string(),
+                },
+                Cancel {
+                    event: SocketAddrV4::new(HOST, 80),
+                    path: "/event/domain/acac0001".to_string(),
+                    sid: "uuid:s-2".to_string(),
+                },
+            ]
+        );
+        assert!(subscriber.take_cancels().is_empty(), "taken once");
+        assert_eq!(subscriber.len(), 1);
+        let requests = subscriber.due(later);
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].event, SocketAddrV4::new(HOST, 81));
+        assert_eq!(requests[0].sid, None);
+    }
+
+    #[test]
+    fn a_reboot_forgets_sids_without_unsubscribe() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80), domain(80)], false);
+        grant_all(&mut subscriber, now, "s");
+        // Rebooted: the Domain is back at the same URL, the Hypervisor service moved port.
+        let later = now + Duration::from_secs(30);
+        subscriber.reconcile(later, NET, ROOT, vec![hypervisor(90), domain(80)], true);
+        assert!(
+            subscriber.take_cancels().is_empty(),
+            "no UNSUBSCRIBE after a reboot"
+        );
+        let requests = subscriber.due(later);
+        assert_eq!(requests.len(), 2);
+        assert!(
+            requests.iter().all(|r| r.sid.is_none()),
+            "every subscription made anew: {requests:?}"
+        );
+        assert_eq!(subscriber.sid_of(NET, ROOT, &domain(80)), None);
+    }
+
+    #[test]
+    fn a_late_grant_for_a_dropped_subscription_is_cancelled() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![domain(80)], false);
+        let requests = subscriber.due(now);
+        // The Domain leaves while its SUBSCRIBE is in flight: nothing to cancel yet.
+        subscriber.reconcile(now, NET, ROOT, Vec::new(), false);
+        assert!(subscriber.take_cancels().is_empty());
+        assert!(subscriber.is_empty());
+        assert_eq!(
+            subscriber.on_answer(now, &requests[0], granted("uuid:late")),
+            None
+        );
+        assert_eq!(
+            subscriber.take_cancels(),
+            vec![Cancel {
+                event: SocketAddrV4::new(HOST, 80),
+                path: "/event/domain/acac0001".to_string(),
+                sid: "uuid:late".to_string(),
+            }]
+        );
+        // A late failure or 412 for it is simply dropped.
+        subscriber.on_answer(now, &requests[0], Answer::Unknown);
+        assert!(subscriber.take_cancels().is_empty());
+
+        // A renewal superseded by a reboot: its grant is not adopted, and cancelled.
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80)], false);
+        grant_all(&mut subscriber, now, "h");
+        let half = now + Duration::from_secs(900);
+        let renewal = subscriber.due(half);
+        subscriber.reconcile(half, NET, ROOT, vec![hypervisor(80)], true);
+        subscriber.on_answer(half, &renewal[0], granted("uuid:h-2"));
+        assert_eq!(subscriber.sid_of(NET, ROOT, &hypervisor(80)), None);
+        assert_eq!(subscriber.take_cancels().len(), 1);
+        let fresh = subscriber.due(half);
+        assert_eq!((fresh.len(), fresh[0].sid.as_ref()), (1, None));
+    }
+
+    #[test]
+    fn failures_retry_the_same_sid_while_it_lives() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80)], false);
+        let first = subscriber.due(now);
+        // No answer to a new subscription: tried again later, still new.
+        let why = subscriber.on_answer(now, &first[0], Answer::Failed("timed out".into()));
+        assert_eq!(why.as_deref(), Some("timed out"));
+        assert_eq!(subscriber.poll_at(), Some(now + TRACK_RESUBSCRIBE_RETRY));
+        let retry = now + TRACK_RESUBSCRIBE_RETRY;
+        let second = subscriber.due(retry);
+        assert_eq!(second[0].sid, None);
+        subscriber.on_answer(retry, &second[0], granted("uuid:one"));
+
+        // A renewal that fails while the SID still lives: renewed again, same SID.
+        let half = retry + Duration::from_secs(900);
+        let renewal = subscriber.due(half);
+        subscriber.on_answer(half, &renewal[0], Answer::Failed("refused".into()));
+        let again = subscriber.due(half + TRACK_RESUBSCRIBE_RETRY);
+        assert_eq!(again[0].sid.as_deref(), Some("uuid:one"));
+        // 412: the publisher forgot it; anew at once.
+        let at = half + TRACK_RESUBSCRIBE_RETRY;
+        assert!(subscriber
+            .on_answer(at, &again[0], Answer::Unknown)
+            .is_some());
+        assert_eq!(subscriber.due(at)[0].sid, None);
+        assert!(subscriber.take_cancels().is_empty());
+
+        // A renewal failing when the SID is about to run out: anew.
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80)], false);
+        let request = subscriber.due(now);
+        let short = Answer::Granted {
+            sid: "uuid:short".into(),
+            timeout: Some(Duration::from_secs(12)),
+        };
+        subscriber.on_answer(now, &request[0], short);
+        let at = now + Duration::from_secs(6);
+        let renewal = subscriber.due(at);
+        assert_eq!(renewal[0].sid.as_deref(), Some("uuid:short"));
+        subscriber.on_answer(at, &renewal[0], Answer::Failed("timed out".into()));
+        assert_eq!(subscriber.due(at + TRACK_RESUBSCRIBE_RETRY)[0].sid, None);
+    }
+
+    #[test]
+    fn leaving_devices_are_forgotten_without_unsubscribe() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80), domain(80)], false);
+        let other = Wanted {
+            owner: OTHER_ROOT.to_string(),
+            ..hypervisor(80)
+        };
+        subscriber.reconcile(now, NET, OTHER_ROOT, vec![other.clone()], false);
+        subscriber.reconcile(now, 1, ROOT, vec![hypervisor(80)], false);
+        grant_all(&mut subscriber, now, "s");
+        assert_eq!(subscriber.len(), 4);
+        // An embedded Domain's byebye drops its own services only.
+        subscriber.forget(NET, DOMAIN);
+        assert_eq!(subscriber.len(), 3);
+        assert!(subscriber.sid_of(NET, ROOT, &hypervisor(80)).is_some());
+        // The root's: its whole tree, on that network only.
+        subscriber.forget(NET, ROOT);
+        assert_eq!(subscriber.len(), 2);
+        assert!(subscriber.sid_of(NET, OTHER_ROOT, &other).is_some());
+        assert!(subscriber.sid_of(1, ROOT, &hypervisor(80)).is_some());
+        assert!(subscriber.take_cancels().is_empty());
+    }
+
+    #[test]
+    fn notify_is_checked_against_the_subscription() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![domain(80)], false);
+        let request = subscriber.due(now);
+        let token = request[0].token;
+        let peer = IpAddr::V4(HOST);
+        let owner = Some((DOMAIN, "urn:xenplug-org:service:DomainControl:1"));
+        // Before the response is read: the initial event is taken.
+        assert_eq!(
+            subscriber.on_notify(token, NET, Some("uuid:x"), peer),
+            owner
+        );
+        subscriber.on_answer(now, &request[0], granted("uuid:x"));
+        assert_eq!(
+            subscriber.on_notify(token, NET, Some("uuid:x"), peer),
+            owner
+        );
+        let mapped = IpAddr::V6(HOST.to_ipv6_mapped());
+        assert_eq!(
+            subscriber.on_notify(token, NET, Some("uuid:x"), mapped),
+            owner
+        );
+        // Wrong SID, network, sender or token.
+        assert_eq!(
+            subscriber.on_notify(token, NET, Some("uuid:old"), peer),
+            None
+        );
+        assert_eq!(subscriber.on_notify(token, NET, None, peer), None);
+        assert_eq!(subscriber.on_notify(token, 1, Some("uuid:x"), peer), None);
+        let stranger = IpAddr::V4(Ipv4Addr::new(10, 99, 1, 11));
+        assert_eq!(
+            subscriber.on_notify(token, NET, Some("uuid:x"), stranger),
+            None
+        );
+        assert_eq!(
+            subscriber.on_notify(token + 1, NET, Some("uuid:x"), peer),
+            None
+        );
+        // Once the subscription is dropped, its NOTIFYs are refused.
+        subscriber.reconcile(now, NET, ROOT, Vec::new(), false);
+        assert_eq!(subscriber.on_notify(token, NET, Some("uuid:x"), peer), None);
+    }
+}

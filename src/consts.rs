@@ -355,6 +355,7 @@ pub const VM_MAX_DEVICES: usize = 16;
 /// time and inode look the same: file times are only as fine as the kernel's clock tick, so a
 /// rewrite of the same size within one tick would otherwise go unseen (git's "racy" files).
 pub const VM_FILE_TIME_TRUST: Duration = Duration::from_secs(2);
+
 // ---- VM service handlers (`advertise vm`) --------------------------------------------------
 
 /// Time one handler call may run before its process group is killed.
@@ -414,6 +415,7 @@ pub const DISCOVERY_MAX_DEVICE_TYPE: usize = 256;
 /// Third field of a device type URN (`urn:<domain>:device:<type>:<version>`), as opposed to
 /// `service`.
 pub const URN_KIND_DEVICE: &str = "device";
+
 // ---- Tracker repositories (flat files) -----------------------------------------------------
 
 /// First line of every repository record (hardware, virtual, tenant slice): names the format
@@ -473,6 +475,7 @@ pub const INVENTORY_LAST_SEEN_WRITE_INTERVAL: u64 = 60;
 /// with the default max-age announces itself again within that time even if it missed the
 /// tracker's start-up search.
 pub const INVENTORY_RESTORE_GRACE: u64 = SSDP_DEFAULT_MAX_AGE as u64;
+
 // ---- Tracker run time ----------------------------------------------------------------------
 
 /// Time allowed for one description or SCPD fetch, or one SUBSCRIBE exchange.
@@ -524,6 +527,21 @@ pub const CONSOLE_EXIT_FAILED: i32 = 1;
 /// Exit status for a usage error: unknown target or action, bad argument.
 pub const CONSOLE_EXIT_USAGE: i32 = 2;
 
+// ---- console sources (`--iface`, `--tracker`) and hypervisor targets ----------------------------
+
+/// Prefix of a hypervisor's paths in the tracker's API (`/api/hypervisors/<uuid>/actions`:
+/// the relay to its Hypervisor service, provider listeners only).
+pub const API_HYPERVISORS_PREFIX: &str = "/api/hypervisors/";
+/// Default `--wait` of one-shot console commands with `--iface`, in seconds: the longest they
+/// wait for discovery to settle.
+pub const CONSOLE_DEFAULT_WAIT_SECONDS: u64 = 8;
+/// How often a settling console looks at its own tracker's tree.
+pub const CONSOLE_SETTLE_STEP: Duration = Duration::from_millis(400);
+/// Longest the console waits for its own tracker to report its read API address.
+pub const CONSOLE_LOCAL_START: Duration = Duration::from_secs(5);
+/// Longest the console waits for its own tracker's thread to stop when it exits.
+pub const CONSOLE_LOCAL_STOP: Duration = Duration::from_secs(2);
+
 // ---- XenAPI backend (`--backend xapi`) -------------------------------------------------------
 
 /// Largest XML-RPC method response read (a pool's `VM.get_all_records` runs to megabytes).
@@ -552,21 +570,6 @@ pub const XAPI_MAX_PASSWORD_FILE: u64 = 4096;
 /// Host header sent over a unix socket, which has no host name of its own.
 pub const XAPI_UNIX_HOST: &str = "localhost";
 
-// ---- console sources (`--iface`, `--tracker`) and hypervisor targets ----------------------------
-
-/// Prefix of a hypervisor's paths in the tracker's API (`/api/hypervisors/<uuid>/actions`:
-/// the relay to its Hypervisor service, provider listeners only).
-pub const API_HYPERVISORS_PREFIX: &str = "/api/hypervisors/";
-/// Default `--wait` of one-shot console commands with `--iface`, in seconds: the longest they
-/// wait for discovery to settle.
-pub const CONSOLE_DEFAULT_WAIT_SECONDS: u64 = 8;
-/// How often a settling console looks at its own tracker's tree.
-pub const CONSOLE_SETTLE_STEP: Duration = Duration::from_millis(400);
-/// Longest the console waits for its own tracker to report its read API address.
-pub const CONSOLE_LOCAL_START: Duration = Duration::from_secs(5);
-/// Longest the console waits for its own tracker's thread to stop when it exits.
-pub const CONSOLE_LOCAL_STOP: Duration = Duration::from_secs(2);
-
 // ---- libxl backend (`--backend libxl`, the dom0 build) ---------------------------------------
 
 /// How often the libxl backend is polled: half of the 1 s within which a domain's change must
@@ -594,6 +597,23 @@ pub const XL_STDERR_MAX: usize = 64 * 1024;
 /// Characters of `xl`'s error line quoted in a UPnP error description.
 pub const XL_ERROR_MAX: usize = 256;
 
+/// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
+/// the guest to acknowledge the request.
+pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Directory of the images Suspend saves when `--xl-save-dir` is not given (xendomains' too).
+pub const XL_DEFAULT_SAVE_DIR: &str = "/var/lib/xen/save";
+/// Longest `xl save` may run before it is killed: it writes the whole of the domain's memory
+/// (a 128 MiB guest takes a few seconds under emulation; 16 GiB at 100 MB/s takes under 3
+/// minutes).
+pub const XL_SAVE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest `xl restore` may run before it is killed: it reads the image back.
+pub const XL_RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Files of the save directory looked at, at most.
+pub const XL_SAVE_MAX_FILES: usize = 4096;
+/// Largest sidecar record read, in bytes.
+pub const XL_SAVE_RECORD_MAX: u64 = 16 * 1024;
+
 // ---- console web page (`xenplug console serve`) -----------------------------------------------
 
 /// Largest form body the console's page may POST (one action's arguments).
@@ -605,6 +625,12 @@ pub const CONSOLE_WEB_HYPERVISOR_PATH: &str = "/hypervisor.json";
 /// Content-Security-Policy of every answer of the console's page: nothing but its own files.
 pub const CONSOLE_WEB_CSP: &str =
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Events of each source the console's page server keeps for the pages that poll it (older
+/// ones are dropped: a page that falls further behind reads the tree again anyway).
+pub const CONSOLE_WEB_EVENTS_KEPT: usize = 256;
+/// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
+pub const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';
 
 // ---- demo (`xenplug demo`: every role on loopback, supervised) --------------------------------
 
@@ -635,20 +661,6 @@ pub const DEMO_TEMP_ATTEMPTS: u32 = 16;
 /// domain whose guest started or stopped running.
 pub const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
-// ---- libxl backend: control through xl ---------------------------------------------------------
-
-/// Longest `xl shutdown` or `xl reboot` may run before it is killed: xl waits up to 60 s for
-/// the guest to acknowledge the request.
-pub const XL_CONTROL_TIMEOUT: Duration = Duration::from_secs(75);
-
-// ---- console web page with several sources (`serve --tracker URL --iface IF`) ----------------
-
-/// Events of each source the console's page server keeps for the pages that poll it (older
-/// ones are dropped: a page that falls further behind reads the tree again anyway).
-pub const CONSOLE_WEB_EVENTS_KEPT: usize = 256;
-/// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
-pub const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';
-
 // ---- who may call mutating hypervisor actions (`--allow-control`) ------------------------------
 
 /// The `--allow-control` word that lets every admitted peer (any host of the interfaces'
@@ -658,21 +670,6 @@ pub const ALLOW_CONTROL_ANY: &str = "any";
 pub const LOOPBACK_NETWORK: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
 /// Networks one hypervisor's `--allow-control` may name (a bound on what a check walks).
 pub const ALLOW_CONTROL_MAX: usize = 64;
-
-// ---- libxl backend: Suspend to disk (`xl save`, `xl restore`) ----------------------------------
-
-/// Directory of the images Suspend saves when `--xl-save-dir` is not given (xendomains' too).
-pub const XL_DEFAULT_SAVE_DIR: &str = "/var/lib/xen/save";
-/// Longest `xl save` may run before it is killed: it writes the whole of the domain's memory
-/// (a 128 MiB guest takes a few seconds under emulation; 16 GiB at 100 MB/s takes under 3
-/// minutes).
-pub const XL_SAVE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longest `xl restore` may run before it is killed: it reads the image back.
-pub const XL_RESTORE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Files of the save directory looked at, at most.
-pub const XL_SAVE_MAX_FILES: usize = 4096;
-/// Largest sidecar record read, in bytes.
-pub const XL_SAVE_RECORD_MAX: u64 = 16 * 1024;
 
 // ---- GENA subscriptions kept across refetches, long control calls through the relay ---------
 

@@ -701,13 +701,15 @@ pub enum EventKind {
     VmDevirtualized,
     /// A de-virtualized VM is listed by a hypervisor again (`vm-revirtualized`).
     VmRevirtualized,
+    /// A VM's recorded name changed after its `vm-added` (`vm-renamed`, details `from`, `to`).
+    VmRenamed,
     /// A claim was refused, such as a hypervisor advertised in a tenant network
     /// (`spoof-refused`).
     SpoofRefused,
 }
 
 /// Every kind with its wire name.
-const EVENT_KINDS: [(EventKind, &str); 11] = [
+const EVENT_KINDS: [(EventKind, &str); 12] = [
     (EventKind::HypervisorAdded, "hypervisor-added"),
     (EventKind::HypervisorRemoved, "hypervisor-removed"),
     (EventKind::HypervisorRebooted, "hypervisor-rebooted"),
@@ -718,6 +720,7 @@ const EVENT_KINDS: [(EventKind, &str); 11] = [
     (EventKind::VmMigrated, "vm-migrated"),
     (EventKind::VmDevirtualized, "vm-devirtualized"),
     (EventKind::VmRevirtualized, "vm-revirtualized"),
+    (EventKind::VmRenamed, "vm-renamed"),
     (EventKind::SpoofRefused, "spoof-refused"),
 ];
 
@@ -1879,6 +1882,25 @@ mod tests {
         for (kind, name) in EVENT_KINDS {
             assert_eq!(kind.as_str(), name);
             assert_eq!(EventKind::from_name(name), Some(kind));
+        }
+    }
+
+    #[test]
+    fn a_rename_from_no_name_round_trips() {
+        static RENAMED: &str = "seq=3 time=1700000001 kind=vm-renamed \
+            subject=9a0b0000-0000-4000-8000-000000000003 network=mgmt from= to=g2";
+        let event = Event::parse_line(RENAMED).unwrap();
+        assert_eq!(event.kind, EventKind::VmRenamed);
+        assert_eq!(
+            event.details,
+            [
+                ("from".to_string(), String::new()),
+                ("to".to_string(), "g2".to_string())
+            ]
+        );
+        assert_eq!(event.to_line().unwrap(), format!("{RENAMED}\n"));
+        for end in 0..RENAMED.len() {
+            let _ = Event::parse_line(&RENAMED[..end]);
         }
     }
 

@@ -605,6 +605,36 @@ fn track_shows_a_renamed_domain_within_2s() {
         "a rename is neither a move nor a new VM\n{}",
         world.report()
     );
+    // The journal follows the name: one vm-renamed, from the old name to the new one.
+    let renamed_in_journal = |world: &TrackWorld| {
+        events_about(world, mark, vm.uuid)
+            .iter()
+            .any(|e| e.kind == "vm-renamed")
+            .then_some(())
+    };
+    let _ = poll_until(WAIT, || renamed_in_journal(&world));
+    let renames: Vec<JournalEntry> = events_about(&world, mark, vm.uuid)
+        .into_iter()
+        .filter(|e| e.kind == "vm-renamed")
+        .collect();
+    let [renamed_event] = renames.as_slice() else {
+        panic!(
+            "one rename, one vm-renamed; got {}:\n{}\n{}",
+            renames.len(),
+            lines(&renames),
+            world.report()
+        );
+    };
+    assert_eq!(
+        (
+            renamed_event.details.get("from").map(String::as_str),
+            renamed_event.details.get("to").map(String::as_str)
+        ),
+        (Some(vm.name), Some(renamed.as_str())),
+        "vm-renamed from/to: {}\n{}",
+        renamed_event.line,
+        world.report()
+    );
 }
 
 /// One GENA line of a hypervisor's debug log: `gena: PEER VERB SID to|from KEY ...`.

@@ -73,7 +73,7 @@ const REQUIRED: &[&str] = &[
     "CONFIGID moved when g1 left",
     "g2 announced",
     "CONFIGID moved when g2 came",
-    "g2's vm-added carries its real name",
+    "g2's real name reaches the journal",
     "Destroy through SOAP",
     "ssdp:byebye for g2's Domain device",
     "CONFIGID moved when g2 was destroyed",

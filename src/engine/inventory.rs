@@ -36,7 +36,14 @@
 //!   `VirtualMachineIds` event lists it. Its `name` is the Domain's friendlyName when its
 //!   hypervisor gave one (the provider's name wins), else the friendlyName of the VM's own
 //!   advertisement, else the name last recorded; a VM known only from a `VirtualMachineIds`
-//!   event, before its hypervisor's description is fetched again, has an empty name.
+//!   event, before its hypervisor's description is fetched again, has an empty name. Whichever
+//!   comes first journals `vm-added` (with `name` when it has one). A later change of the
+//!   recorded name to another non-empty one journals `vm-renamed` (`from` the name recorded,
+//!   possibly empty, `to` the new one; `network` the hypervisor's network for a Domain's name,
+//!   the tenant's for the VM's own), so the name a `VirtualMachineIds` event could not give
+//!   reaches the journal when the description does. A name becoming empty (only a
+//!   [`Described`] not from the parser, which refuses an empty friendlyName, can bring one) is
+//!   recorded but not journalled.
 //!   `run_state` comes from the DomainControl `State` events of its hypervisor
 //!   ([`RUN_STATE_UNKNOWN`] until one arrives; learning the first state is recorded without a
 //!   `vm-state-changed`). `tenant` and `services` come from its own
@@ -84,7 +91,9 @@
 //! `now` the engine sees; then a hypervisor not described since is removed, and a VM neither
 //! listed by a described hypervisor nor advertising itself is removed, with their events. A
 //! restored hypervisor described again with another BOOTID than recorded gets
-//! `hypervisor-rebooted`. A restored VM without a hypervisor counts as already de-virtualized:
+//! `hypervisor-rebooted`. Until its hypervisor is described again, a restored VM's recorded
+//! name stands for its Domain's, so its own advertisement heard first does not rename it back
+//! and forth. A restored VM without a hypervisor counts as already de-virtualized:
 //! its `vm-devirtualized` is not journalled again (if the grace had not run out when the
 //! tracker stopped, that event is lost rather than possibly journalled twice).
 
@@ -527,7 +536,10 @@ impl Inventory {
             if let Some(host) = recorded_host {
                 match self.hosts.get_mut(&host) {
                     Some(host) => {
-                        host.listed.insert(vm, Listing::default());
+                        // Until the hypervisor is described again, the name recorded stands
+                        // for its Domain's: the VM's own advertisement does not override it.
+                        let name = Some(record.name.clone()).filter(|name| !name.is_empty());
+                        host.listed.insert(vm, Listing { name, state: None });
                     }
                     None => {
                         log::warn!(
@@ -1536,13 +1548,23 @@ impl Inventory {
     /// de-virtualization clock of the unplaced, refreshes names, puts what changed.
     fn finish(&mut self, now: u64, touched: &BTreeSet<Uuid>, out: &mut Vec<Output>) {
         for vm in touched {
-            let name = self
+            // The Domain's name, with the label of the network its hypervisor is in.
+            let listed = self
                 .machines
                 .get(vm)
                 .and_then(|machine| machine.record.hypervisor)
                 .and_then(|host| self.hosts.get(&host))
-                .and_then(|host| host.listed.get(vm))
-                .and_then(|listing| listing.name.clone());
+                .and_then(|host| {
+                    let name = host.listed.get(vm)?.name.clone()?;
+                    Some((name, Some(host.record.network.clone())))
+                });
+            // The network the VM advertises itself in.
+            let own_label = self
+                .machines
+                .get(vm)
+                .and_then(|machine| machine.claim.as_ref())
+                .and_then(|claim| self.label(claim.0))
+                .map(str::to_string);
             let Some(machine) = self.machines.get_mut(vm) else {
                 continue;
             };
@@ -1565,8 +1587,14 @@ impl Inventory {
             } else if machine.claim.is_some() && machine.unplaced_since.is_none() {
                 machine.unplaced_since = Some(now);
             }
-            if let Some(name) = name.or_else(|| machine.own_name.clone()) {
-                machine.record.name = name;
+            let named = listed.or_else(|| {
+                machine
+                    .own_name
+                    .clone()
+                    .map(|name| (name, own_label.or_else(|| machine.record.tenant.clone())))
+            });
+            if let Some((name, label)) = named {
+                rename(machine, name, label, out);
             }
             self.commit_machine(now, *vm, out);
         }
@@ -1611,6 +1639,35 @@ impl Inventory {
         }
         self.finish(now, &touched, out);
     }
+}
+
+/// Records `name` as the name of `machine` (known to the journal since its `vm-added`), with
+/// `vm-renamed` when it differs from the one recorded and is not empty (an empty name is
+/// recorded as the code always did, but there is nothing to follow in the journal).
+fn rename(machine: &mut Machine, name: String, label: Option<String>, out: &mut Vec<Output>) {
+    if name == machine.record.name {
+        return;
+    }
+    let from = std::mem::replace(&mut machine.record.name, name);
+    let to = machine.record.name.as_str();
+    if to.is_empty() {
+        log::info!(
+            "inventory: VM {} lost its name {from:?}",
+            machine.record.vm_uuid
+        );
+        return;
+    }
+    log::info!(
+        "inventory: VM {} renamed from {from:?} to {to:?}",
+        machine.record.vm_uuid
+    );
+    let mut draft = EventDraft::new(EventKind::VmRenamed, machine.record.vm_uuid.to_string());
+    if let Some(label) = label {
+        draft = draft.network(label);
+    }
+    out.push(Output::Event(
+        draft.detail(DETAIL_FROM, from).detail(DETAIL_TO, to),
+    ));
 }
 
 fn host_view(host: &Host) -> HypervisorView<'_> {
@@ -2110,10 +2167,13 @@ mod tests {
         let back = crate::files::Record::parse_escaped(&text).unwrap();
         assert_eq!(VirtualRecord::from_record(&back).unwrap(), cache);
 
-        // The next description names it; no event.
+        // The next description names it: journalled as a rename from no name.
         let named = hypervisor(HOST_A, "alpha", &[(WEB, "web"), (CACHE, "cache")]);
         let out = describe_host(&mut inventory, 130, MGMT, &named);
-        assert_eq!(kinds(&out), []);
+        assert_eq!(
+            kinds(&out),
+            [(EventKind::VmRenamed, uuid(CACHE).to_string())]
+        );
         assert_eq!(put_virtual(&out, CACHE).unwrap().name, "cache");
     }
 
@@ -2155,8 +2215,15 @@ mod tests {
         );
         assert_eq!(
             kinds(&out),
-            [(EventKind::HypervisorAdded, uuid(HOST_A).to_string())]
+            [
+                (EventKind::HypervisorAdded, uuid(HOST_A).to_string()),
+                (EventKind::VmRenamed, uuid(WEB).to_string())
+            ]
         );
+        let renamed = &events(&out)[1];
+        assert_eq!(renamed.network.as_deref(), Some("mgmt"));
+        assert_eq!(detail(renamed, DETAIL_FROM), Some("web-guest"));
+        assert_eq!(detail(renamed, DETAIL_TO), Some("web"));
         let record = put_virtual(&out, WEB).unwrap();
         assert_eq!(record.hypervisor, Some(uuid(HOST_A)));
         assert_eq!(record.name, "web");
@@ -2175,6 +2242,189 @@ mod tests {
         assert_eq!(view.advertised_in, None);
         assert_eq!(view.record.tenant.as_deref(), Some("acme"));
         assert!(view.record.services.is_empty());
+    }
+
+    /// The `vm-renamed` events of `out`, as (subject, network, from, to).
+    fn renames(out: &[Output]) -> Vec<(String, Option<String>, String, String)> {
+        events(out)
+            .into_iter()
+            .filter(|draft| draft.kind == EventKind::VmRenamed)
+            .map(|draft| {
+                let from = detail(&draft, DETAIL_FROM).unwrap().to_string();
+                let to = detail(&draft, DETAIL_TO).unwrap().to_string();
+                (draft.subject, draft.network, from, to)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_vm_heard_of_by_gena_first_is_renamed_when_described() {
+        let mut inventory = engine();
+        let empty = hypervisor(HOST_A, "alpha", &[]);
+        describe_host(&mut inventory, 100, MGMT, &empty);
+        let root = empty.root.udn.clone();
+
+        let out = inventory.on_event(110, MGMT, &root, URN_SERVICE_HYPERVISOR, &ids_event(&[WEB]));
+        let added = events(&out);
+        assert_eq!(kinds(&out), [(EventKind::VmAdded, uuid(WEB).to_string())]);
+        assert_eq!(detail(&added[0], DETAIL_NAME), None);
+        assert_eq!(put_virtual(&out, WEB).unwrap().name, "");
+
+        // GENA again: still no name, nothing to journal.
+        let out = inventory.on_event(115, MGMT, &root, URN_SERVICE_HYPERVISOR, &ids_event(&[WEB]));
+        assert_eq!(kinds(&out), []);
+
+        let out = describe_host(
+            &mut inventory,
+            120,
+            MGMT,
+            &hypervisor(HOST_A, "alpha", &[(WEB, "g2")]),
+        );
+        assert_eq!(
+            renames(&out),
+            [(
+                uuid(WEB).to_string(),
+                Some("mgmt".to_string()),
+                String::new(),
+                "g2".to_string()
+            )]
+        );
+        assert_eq!(kinds(&out).len(), 1);
+        assert_eq!(put_virtual(&out, WEB).unwrap().name, "g2");
+
+        // The same description again, then GENA: the name stands, no event.
+        let again = hypervisor(HOST_A, "alpha", &[(WEB, "g2")]);
+        assert_eq!(kinds(&describe_host(&mut inventory, 130, MGMT, &again)), []);
+        let out = inventory.on_event(140, MGMT, &root, URN_SERVICE_HYPERVISOR, &ids_event(&[WEB]));
+        assert_eq!(kinds(&out), []);
+        assert_eq!(
+            inventory.virtual_machine(&uuid(WEB)).unwrap().record.name,
+            "g2"
+        );
+    }
+
+    #[test]
+    fn a_vm_described_first_is_added_with_its_name_and_not_renamed() {
+        let mut inventory = engine();
+        let described = hypervisor(HOST_A, "alpha", &[(WEB, "g2")]);
+        let out = describe_host(&mut inventory, 100, MGMT, &described);
+        let added: Vec<EventDraft> = events(&out)
+            .into_iter()
+            .filter(|draft| draft.kind == EventKind::VmAdded)
+            .collect();
+        assert_eq!(added.len(), 1);
+        assert_eq!(detail(&added[0], DETAIL_NAME), Some("g2"));
+        assert_eq!(renames(&out), []);
+
+        let root = described.root.udn.clone();
+        let out = inventory.on_event(110, MGMT, &root, URN_SERVICE_HYPERVISOR, &ids_event(&[WEB]));
+        assert_eq!(kinds(&out), []);
+        // Its own advertisement under another name: the Domain's name wins, no rename.
+        let out = describe_guest(
+            &mut inventory,
+            120,
+            ACME,
+            &guest(WEB, "web-guest", &[]),
+            &no_scpds(),
+        );
+        assert_eq!(renames(&out), []);
+        assert_eq!(
+            inventory.virtual_machine(&uuid(WEB)).unwrap().record.name,
+            "g2"
+        );
+    }
+
+    #[test]
+    fn a_renamed_domain_or_advertisement_is_journalled() {
+        let mut inventory = engine();
+        describe_host(
+            &mut inventory,
+            100,
+            MGMT,
+            &hypervisor(HOST_A, "alpha", &[(WEB, "web")]),
+        );
+        let out = describe_host(
+            &mut inventory,
+            110,
+            MGMT,
+            &hypervisor(HOST_A, "alpha", &[(WEB, "shop")]),
+        );
+        assert_eq!(
+            renames(&out),
+            [(
+                uuid(WEB).to_string(),
+                Some("mgmt".to_string()),
+                "web".to_string(),
+                "shop".to_string()
+            )]
+        );
+        assert_eq!(
+            kinds(&out).len(),
+            1,
+            "a rename is neither a move nor a new VM"
+        );
+        assert_eq!(put_virtual(&out, WEB).unwrap().name, "shop");
+
+        // A VM no hypervisor names: its own advertisement's name, journalled in its tenant.
+        describe_guest(
+            &mut inventory,
+            120,
+            ACME,
+            &guest(CACHE, "cache", &[]),
+            &no_scpds(),
+        );
+        let out = describe_guest(
+            &mut inventory,
+            130,
+            ACME,
+            &guest(CACHE, "cache-2", &[]),
+            &no_scpds(),
+        );
+        assert_eq!(
+            renames(&out),
+            [(
+                uuid(CACHE).to_string(),
+                Some("acme".to_string()),
+                "cache".to_string(),
+                "cache-2".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn an_empty_name_is_never_journalled_as_a_rename() {
+        let mut inventory = engine();
+        describe_host(
+            &mut inventory,
+            100,
+            MGMT,
+            &hypervisor(HOST_A, "alpha", &[(WEB, "web")]),
+        );
+        // The parser refuses an empty friendlyName; a Described built otherwise may have one.
+        let mut nameless = hypervisor(HOST_A, "alpha", &[(WEB, "web")]);
+        for device in &mut nameless.root.devices {
+            device.friendly_name.clear();
+        }
+        let out = describe_host(&mut inventory, 110, MGMT, &nameless);
+        assert_eq!(kinds(&out), []);
+        // The record follows the description (as it always did); the journal does not.
+        assert_eq!(put_virtual(&out, WEB).unwrap().name, "");
+        // Named again: journalled from the name recorded in between.
+        let out = describe_host(
+            &mut inventory,
+            120,
+            MGMT,
+            &hypervisor(HOST_A, "alpha", &[(WEB, "web")]),
+        );
+        assert_eq!(
+            renames(&out),
+            [(
+                uuid(WEB).to_string(),
+                Some("mgmt".to_string()),
+                String::new(),
+                "web".to_string()
+            )]
+        );
     }
 
     #[test]

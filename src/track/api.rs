@@ -17,7 +17,8 @@
 //!   "reason","first_seen","last_seen"}`.
 //! - `/api/vms/<uuid>`: V.
 //! - `/api/events?since=N`: `{"events":[E...],"last_seq":N}`, E = `{"seq","time","kind",
-//!   "subject","network"?,"details":{..}}`.
+//!   "subject","network"?,"details":{..}}`; `kind` is a journal kind (`vm-renamed` carries
+//!   `details` `from`, possibly empty, and `to`: follow a VM's name from its `vm-added`).
 //!
 //! A tenant's view (the API reached from a tenant network) holds only that tenant's VMs, never
 //! a hypervisor, a placement or another tenant's event; it has no `hypervisors` but a `vms`
@@ -208,6 +209,7 @@ fn tenant_sees(event: &Event, own: &dyn Fn(&str) -> bool) -> bool {
             | EventKind::VmServicesChanged
             | EventKind::VmDevirtualized
             | EventKind::VmRevirtualized
+            | EventKind::VmRenamed
     );
     about_vm && own(&event.subject)
 }
@@ -401,12 +403,18 @@ mod tests {
             subject: Uuid::from_u128(11).to_string(),
             ..state.clone()
         };
-        let all = [migrated, state, other];
+        let renamed = Event {
+            seq: 4,
+            kind: EventKind::VmRenamed,
+            ..migrated.clone()
+        };
+        let all = [migrated, state, other, renamed];
         let acme = Uuid::from_u128(10).to_string();
         let own = |subject: &str| subject == acme;
-        let text = String::from_utf8(events(&all, 3, Viewer::Tenant("acme"), &own)).unwrap();
+        let text = String::from_utf8(events(&all, 4, Viewer::Tenant("acme"), &own)).unwrap();
         assert!(
             text.contains("\"seq\":2")
+                && text.contains("\"seq\":4")
                 && !text.contains("\"seq\":1")
                 && !text.contains("\"seq\":3"),
             "{text}"
@@ -415,7 +423,7 @@ mod tests {
             !text.contains("details") && !text.contains("mgmt"),
             "{text}"
         );
-        let provider = String::from_utf8(events(&all, 3, Viewer::Provider, &own)).unwrap();
+        let provider = String::from_utf8(events(&all, 4, Viewer::Provider, &own)).unwrap();
         assert!(
             provider.contains("\"details\":{\"from\":\"a\",\"to\":\"b\"}"),
             "{provider}"

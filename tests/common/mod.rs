@@ -2979,6 +2979,7 @@ pub const TRACK_EVENT_KINDS: &[&str] = &[
     "vm-migrated",
     "vm-devirtualized",
     "vm-revirtualized",
+    "vm-renamed",
     "spoof-refused",
 ];
 /// First line of every repository record.

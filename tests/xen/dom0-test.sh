@@ -91,6 +91,7 @@ journal_count() { grep -c "$1" "$REPO/events.log" 2>/dev/null || true; }
 # journal_more PATTERN N: more than N journal lines match PATTERN.
 journal_more() { [ "$(journal_count "$1")" -gt "$2" ]; }
 journal_line() { grep "$1" "$REPO/events.log" 2>/dev/null | tail -n 1; }
+g2_renamed_to_g2() { grep "kind=vm-renamed subject=$uuid2" "$REPO/events.log" 2>/dev/null | grep -q " to=g2\( \|$\)"; }
 tracker_saw_byebye() { grep -q "uuid:$1 gone (ByeBye)" "$LOGS/track.log" 2>/dev/null; }
 # call TARGET ACTION [NAME=VALUE...]: through the console and the tracker's relay (SOAP to the
 # Domain or Hypervisor device). Targets are UUIDs.
@@ -351,12 +352,20 @@ if [ -n "${uuid2:-}" ]; then
     [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
         pass "CONFIGID moved when g2 came: $before -> $after" ||
         fail "CONFIGID did not move when g2 came: $before -> $after"
-    # xenplug lists a domain only once its name can be read: the first the tracker hears of
-    # g2 already carries it.
+    # xenplug lists a domain only once its name can be read, but the tracker may hear of g2
+    # first from a VirtualMachineIds event (UUID only): then its vm-added has no name and the
+    # description that follows brings a vm-renamed to=g2. Either way the real name reaches the
+    # journal, and no placeholder name ever does.
     if journal_line "kind=vm-added subject=$uuid2" | grep -q " name=g2\( \|$\)"; then
-        pass "g2's vm-added carries its real name: $(journal_line "kind=vm-added subject=$uuid2")"
+        pass "g2's real name reaches the journal: $(journal_line "kind=vm-added subject=$uuid2")"
+    elif wait_for 5 g2_renamed_to_g2; then
+        pass "g2's real name reaches the journal: $(journal_line "kind=vm-added subject=$uuid2") then $(journal_line "kind=vm-renamed subject=$uuid2")"
     else
-        fail "g2's vm-added does not carry name=g2: $(journal_line "kind=vm-added subject=$uuid2")"
+        fail "g2's real name never reached the journal: $(journal_line "kind=vm-added subject=$uuid2") / $(journal_line "kind=vm-renamed subject=$uuid2")"
+    fi
+    placeholders=$(grep "subject=$uuid2" "$REPO/events.log" 2>/dev/null | grep "=domain-" || true)
+    if [ -n "$placeholders" ]; then
+        fail "a journal line for g2 carries a placeholder name (domain-...): $(echo "$placeholders" | tr '\n' '|')"
     fi
     echo "XENPLUG-INFO polls that met a domain without a name yet: $(grep -c "has no name yet" "$LOGS/hypervisor.log")"
 

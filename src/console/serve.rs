@@ -565,11 +565,8 @@ pub fn service_json(spec: &ServiceSpec) -> Vec<u8> {
     for action in &spec.actions {
         json.begin_object();
         json.key("name").string(&action.name);
-        json.key("semantics").begin_array();
-        for semantic in &action.semantics {
-            json.string(semantic.as_str());
-        }
-        json.end_array();
+        json.key("semantics")
+            .strings(action.semantics.iter().map(|s| s.as_str()));
         json.key("arguments").begin_array();
         for argument in &action.arguments {
             let variable = spec.variables.iter().find(|v| v.name == argument.variable);
@@ -582,11 +579,8 @@ pub fn service_json(spec: &ServiceSpec) -> Vec<u8> {
             json.key("type")
                 .string(variable.map_or("string", |v| v.data_type.as_str()));
             if let Some(variable) = variable.filter(|v| !v.allowed.is_empty()) {
-                json.key("allowed").begin_array();
-                for value in &variable.allowed {
-                    json.string(value);
-                }
-                json.end_array();
+                json.key("allowed")
+                    .strings(variable.allowed.iter().map(String::as_str));
             }
             json.end_object();
         }

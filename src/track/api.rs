@@ -70,18 +70,12 @@ fn write_vm(json: &mut JsonWriter, vm: &VirtualRecord, viewer: Viewer<'_>) {
         for action in &service.actions {
             json.begin_object();
             json.key("name").string(&action.name);
-            json.key("semantics").begin_array();
-            for semantic in &action.semantics {
-                json.string(semantic.as_str());
-            }
-            json.end_array();
-            for (key, names) in [("inputs", &action.inputs), ("outputs", &action.outputs)] {
-                json.key(key).begin_array();
-                for name in names {
-                    json.string(name);
-                }
-                json.end_array();
-            }
+            json.key("semantics")
+                .strings(action.semantics.iter().map(|s| s.as_str()));
+            json.key("inputs")
+                .strings(action.inputs.iter().map(String::as_str));
+            json.key("outputs")
+                .strings(action.outputs.iter().map(String::as_str));
             json.end_object();
         }
         json.end_array();
@@ -98,11 +92,8 @@ fn write_host(json: &mut JsonWriter, host: &HardwareRecord, vms: &[&VirtualRecor
     json.key("uuid").string(&host.host_uuid.to_string());
     json.key("name").string(&host.name);
     json.key("network").string(&host.network);
-    json.key("addresses").begin_array();
-    for address in &host.addresses {
-        json.string(address);
-    }
-    json.end_array();
+    json.key("addresses")
+        .strings(host.addresses.iter().map(String::as_str));
     json.key("state").string(&host.state);
     if let Some(boot_id) = host.boot_id {
         json.key("boot_id").number(u64::from(boot_id));

@@ -179,6 +179,15 @@ impl JsonWriter {
         self
     }
 
+    /// Writes an array of strings.
+    pub fn strings<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        self.begin_array();
+        for item in items {
+            self.string(item);
+        }
+        self.end_array()
+    }
+
     /// Writes an unsigned integer value.
     pub fn number(&mut self, value: u64) -> &mut Self {
         if self.value() {
@@ -940,6 +949,21 @@ mod tests {
             r#"{"hypervisors":[{"udn":"uuid:1","vms":[0,-1,-9223372036854775808,18446744073709551615],"up":true,"down":false,"none":null,"empty":{}},[]]}"#
         );
         assert!(Checker::document(json.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn writes_string_arrays() {
+        let mut json = JsonWriter::new();
+        json.begin_object()
+            .key("none")
+            .strings([])
+            .key("some")
+            .strings(["a", "b\"c"])
+            .end_object();
+        assert_eq!(
+            json.finish().unwrap(),
+            br#"{"none":[],"some":["a","b\"c"]}"#
+        );
     }
 
     #[test]

@@ -216,13 +216,10 @@ pub fn cursor_text(parts: &[u64]) -> String {
 
 /// The `since` of an events query for `sources` sources: every source from 0 when absent.
 fn since_of(query: Option<&str>, sources: usize) -> Option<Vec<u64>> {
-    let mut since = Some(vec![0; sources]);
-    for (key, value) in crate::track::form::pairs(query.unwrap_or_default()) {
-        if key == "since" {
-            since = parse_cursor(&value, sources);
-        }
+    match crate::track::form::value(query, "since") {
+        Some(cursor) => parse_cursor(&cursor, sources),
+        None => Some(vec![0; sources]),
     }
-    since
 }
 
 /// The target of `path` if it is a relay path (`/api/vms/<uuid>/actions`,

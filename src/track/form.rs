@@ -13,6 +13,14 @@ pub fn pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The decoded value of the first pair named `key` in `query`, if any.
+pub fn value(query: Option<&str>, key: &str) -> Option<String> {
+    pairs(query?)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
 /// Percent- and plus-decodes `text`; invalid escapes and invalid UTF-8 are kept (the latter
 /// as U+FFFD).
 pub fn decode(text: &str) -> String {
@@ -52,6 +60,17 @@ mod tests {
                 ("flag".into(), String::new()),
             ]
         );
+    }
+
+    #[test]
+    fn finds_the_first_value_of_a_key() {
+        assert_eq!(
+            value(Some("x=1&since=7&since=9"), "since"),
+            Some("7".into())
+        );
+        assert_eq!(value(Some("since=a%2Eb"), "since"), Some("a.b".into()));
+        assert_eq!(value(Some("x=1"), "since"), None);
+        assert_eq!(value(None, "since"), None);
     }
 
     #[test]

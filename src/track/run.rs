@@ -1111,7 +1111,7 @@ impl Handler for ApiHttp {
                 ),
             )),
             ("GET", API_EVENTS_PATH) => {
-                let since = query_value(request.query.as_deref(), "since")
+                let since = super::form::value(request.query.as_deref(), "since")
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
                 drop(tracker);
@@ -1157,14 +1157,6 @@ impl Handler for ApiHttp {
             _ => Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec())),
         }
     }
-}
-
-/// The value of `key` in a query string (`a=1&b=2`), percent-decoded.
-fn query_value(query: Option<&str>, key: &str) -> Option<String> {
-    super::form::pairs(query?)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
 }
 
 /// `/api/events?since=N`: answers at once when there are newer events, else waits for one

@@ -880,22 +880,51 @@ impl Event {
     }
 }
 
-/// Takes the exclusive lock on the repository, or says who holds it.
-fn lock_exclusive(file: &File, root: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock() takes a descriptor `file` owns for the whole call, and no memory.
-    let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if result == 0 {
-        return Ok(());
+/// The repository's exclusive lock: `flock()` on `<root>/.lock`, released explicitly on drop.
+///
+/// An flock belongs to the open file description, and a child forked by any thread of this
+/// process shares that description until it execs or exits (close-on-exec closes it only at
+/// exec). Closing our descriptor alone would leave the lock held by such a child for as long
+/// as its window lasts, and a reopen right after a drop would find the repository "in use by
+/// another process". `LOCK_UN` on our descriptor releases it for every duplicate at once.
+#[derive(Debug)]
+struct RepositoryLock {
+    file: File,
+}
+
+impl RepositoryLock {
+    /// Takes the exclusive lock on the repository in `root`, or says that another holds it.
+    fn acquire(root: &Path) -> io::Result<RepositoryLock> {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(root.join(REPO_LOCK_FILE))?;
+        // SAFETY: flock() takes a descriptor `file` owns for the whole call, and no memory.
+        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if result == 0 {
+            return Ok(RepositoryLock { file });
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is in use by another process", root.display()),
+            ));
+        }
+        Err(error)
     }
-    let error = io::Error::last_os_error();
-    if error.kind() == io::ErrorKind::WouldBlock {
-        return Err(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            format!("{} is in use by another process", root.display()),
-        ));
+}
+
+impl Drop for RepositoryLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock() takes a descriptor `self.file` owns for the whole call, and no memory.
+        unsafe {
+            libc::flock(self.file.as_raw_fd(), libc::LOCK_UN);
+        }
     }
-    Err(error)
 }
 
 /// What reading the journal found.
@@ -1031,8 +1060,8 @@ fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
 #[derive(Debug)]
 pub struct Repository {
     root: PathBuf,
-    /// Holds the flock for as long as the repository is open.
-    _lock: File,
+    /// Held for as long as the repository is open.
+    _lock: RepositoryLock,
     journal: File,
     /// Bytes of whole lines in the journal.
     journal_length: u64,
@@ -1054,12 +1083,7 @@ impl Repository {
     /// (a crash cannot do that: a person should look).
     pub fn open(root: &Path, now: u64) -> io::Result<Repository> {
         fs::create_dir_all(root)?;
-        let lock = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(root.join(REPO_LOCK_FILE))?;
-        lock_exclusive(&lock, root)?;
+        let lock = RepositoryLock::acquire(root)?;
         let mut created = false;
         for folder in [REPO_HARDWARE_DIR, REPO_VIRTUAL_DIR, REPO_TENANTS_DIR] {
             created |= ensure_dir(&root.join(folder))?;
@@ -1807,6 +1831,43 @@ mod tests {
             .exists());
         assert_eq!(repository.hardware().len(), 1);
         drop(repository);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A child forked while the repository is open shares its lock's file description until
+    /// it execs or exits; the repository must still be free the moment it is dropped.
+    #[test]
+    fn a_forked_child_does_not_keep_the_lock_after_drop() {
+        let root = scratch("forked");
+        let repository = Repository::open(&root, 1).unwrap();
+        let mut pipe = [0; 2];
+        // SAFETY: pipe() writes two descriptors into the array it is given.
+        assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+        // SAFETY: the child only calls async-signal-safe functions (close, read, _exit): it
+        // waits, holding every descriptor it inherited, until the parent closes the pipe.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork: {}", io::Error::last_os_error());
+        if child == 0 {
+            unsafe {
+                libc::close(pipe[1]);
+                let mut byte = 0u8;
+                libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        // SAFETY: closes the parent's copy of the read end, which it owns.
+        unsafe { libc::close(pipe[0]) };
+        drop(repository);
+        let reopened = Repository::open(&root, 2);
+        // SAFETY: closing the write end lets the child exit; waitpid reaps our own child.
+        unsafe {
+            libc::close(pipe[1]);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+        }
+        let reopened = reopened.expect("reopened while a forked child is alive");
+        let second = Repository::open(&root, 3).unwrap_err();
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        drop(reopened);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -617,7 +617,7 @@ mod tests {
     use crate::backend::{Domain, HostInfo, RunState};
     use crate::control::{evented_values, hypervisor_device, HostView};
     use crate::engine::device::Published;
-    use crate::net::http::emit_head;
+    use crate::wire::http::emit_response_head;
     use crate::wire::http::RequestHead;
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
@@ -710,9 +710,16 @@ mod tests {
                     let date = crate::wire::http_date(1_795_478_400);
                     let date = core::str::from_utf8(&date).unwrap_or_default();
                     let headers = [("Content-Type", content_type)];
-                    let length =
-                        emit_head(&mut head, 200, &headers, "xenplug", date, None, body.len())
-                            .expect("head fits");
+                    let length = emit_response_head(
+                        &mut head,
+                        200,
+                        &headers,
+                        "xenplug",
+                        date,
+                        None,
+                        body.len(),
+                    )
+                    .expect("head fits");
                     served += length + body.len();
                 }
             }

@@ -18,7 +18,7 @@
 //! HTTP/1.0 requests may omit `Host`; HTTP/1.1 ones may not (RFC 9112 section 3.2).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -30,8 +30,10 @@ use smol::lock::Semaphore;
 use smol::{Async, LocalExecutor, Timer};
 
 use crate::consts;
-use crate::wire::http::{self as wire_http, ChunkedDecoder, Progress, RequestHead, Version};
-use crate::wire::{self, Cursor};
+use crate::wire;
+use crate::wire::http::{
+    self as wire_http, ChunkedDecoder, Framing, Progress, RequestHead, Version,
+};
 
 /// A request with its body read, for [`Handler::answer`].
 #[derive(Debug, Clone)]
@@ -299,13 +301,6 @@ enum Next {
     Drop,
 }
 
-/// How the body of a request is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(usize),
-    Chunked,
-}
-
 /// The per-connection read buffer: allocated once per connection, [`consts::HTTP_MAX_HEAD`]
 /// bytes, holding the head being read and whatever the client sent after it.
 struct ReadBuffer {
@@ -408,10 +403,10 @@ impl Connection<'_> {
             Ok(head) => head,
             Err(error) => {
                 log::debug!("http {}: request head: {error}", self.peer);
-                return self.refuse(parse_error_status(error)).await;
+                return self.refuse(wire_http::refusal_status(error)).await;
             }
         };
-        if let Err(status) = check_request(&head, self.local) {
+        if let Err(status) = head.check_target_and_host(self.local) {
             log::debug!(
                 "http {}: refused {} {}: {status}",
                 self.peer,
@@ -420,7 +415,7 @@ impl Connection<'_> {
             );
             return self.refuse(status).await;
         }
-        let framing = match framing(&head) {
+        let framing = match head.framing(consts::HTTP_MAX_BODY) {
             Ok(framing) => framing,
             Err(status) => {
                 log::debug!("http {}: body framing: {status}", self.peer);
@@ -547,7 +542,7 @@ impl Connection<'_> {
             Ok(bytes) => bytes.len(),
             Err(length) => length,
         };
-        let written = emit_head(
+        let written = wire_http::emit_response_head(
             &mut storage,
             status,
             headers,
@@ -560,7 +555,7 @@ impl Connection<'_> {
             Ok(len) => len,
             Err(error) => {
                 log::warn!("http {}: cannot write a {status} head: {error}", self.peer);
-                let fallback = emit_head(
+                let fallback = wire_http::emit_response_head(
                     &mut storage,
                     500,
                     &[],
@@ -702,116 +697,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
-}
-
-/// Writes a response head into `storage`, returning its length. Allocates nothing: the
-/// fast path of [`Handler::lookup`] relies on it.
-pub(crate) fn emit_head(
-    storage: &mut [u8],
-    status: u16,
-    headers: &[(&str, &str)],
-    server: &str,
-    date: &str,
-    connection: Option<&str>,
-    content_length: usize,
-) -> wire::Result<usize> {
-    let ours = [
-        ("Server", server),
-        ("Date", date),
-        ("Connection", connection.unwrap_or_default()),
-    ];
-    let ours = ours.get(..if connection.is_some() { 3 } else { 2 });
-    let mut all: heapless::Vec<(&str, &str), { consts::HTTP_MAX_HEADERS }> = heapless::Vec::new();
-    for &field in headers.iter().chain(ours.unwrap_or_default()) {
-        all.push(field).map_err(|_| wire::Error::TooLong)?;
-    }
-    let mut cursor = Cursor::new(storage);
-    wire_http::ResponseHead {
-        status,
-        headers: &all,
-        content_length,
-    }
-    .emit(&mut cursor)?;
-    Ok(cursor.len())
-}
-
-fn parse_error_status(error: wire::Error) -> u16 {
-    match error {
-        wire::Error::TooLong => 431,
-        wire::Error::Unsupported => 505,
-        wire::Error::Truncated | wire::Error::Malformed => 400,
-    }
-}
-
-/// Target form and `Host` (see the module documentation).
-fn check_request(head: &RequestHead<'_>, local: SocketAddr) -> Result<(), u16> {
-    if !head.target.starts_with('/') {
-        return Err(400);
-    }
-    let mut hosts = head
-        .headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
-    match (hosts.next(), hosts.next()) {
-        (None, _) if head.version == Version::Http10 => Ok(()),
-        (Some((_, host)), None) if host_matches(host, local) => Ok(()),
-        _ => Err(400),
-    }
-}
-
-/// Whether a `Host` value names `local`: its IP address (IPv6 in brackets), optionally with
-/// its port. Names, even `localhost`, are refused.
-fn host_matches(host: &str, local: SocketAddr) -> bool {
-    let (address, port) = if let Some(rest) = host.strip_prefix('[') {
-        let Some((inside, after)) = rest.split_once(']') else {
-            return false;
-        };
-        let port = match after {
-            "" => None,
-            _ => match after.strip_prefix(':') {
-                Some(port) => Some(port),
-                None => return false,
-            },
-        };
-        match inside.parse::<Ipv6Addr>() {
-            Ok(address) => (IpAddr::V6(address), port),
-            Err(_) => return false,
-        }
-    } else {
-        let (text, port) = match host.split_once(':') {
-            Some((text, port)) => (text, Some(port)),
-            None => (host, None),
-        };
-        match text.parse::<Ipv4Addr>() {
-            Ok(address) => (IpAddr::V4(address), port),
-            Err(_) => return false,
-        }
-    };
-    let port_ok = match port {
-        None => true,
-        Some(port) => {
-            port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>() == Ok(local.port())
-        }
-    };
-    port_ok && address.to_canonical() == local.ip().to_canonical()
-}
-
-/// How the body is framed (RFC 9112 section 6.3), or the status that refuses the request.
-fn framing(head: &RequestHead<'_>) -> Result<Framing, u16> {
-    let transfer_encoding = head.header("transfer-encoding").is_some();
-    match (transfer_encoding, head.content_length()) {
-        // Both framings at once is how requests are smuggled past a proxy.
-        (true, Ok(Some(_)) | Err(_)) => Err(400),
-        (true, Ok(None)) if head.version == Version::Http10 => Err(400),
-        (true, Ok(None)) if !head.is_chunked() => Err(501),
-        (true, Ok(None)) => Ok(Framing::Chunked),
-        (false, Err(wire::Error::TooLong)) => Err(413),
-        (false, Err(_)) => Err(400),
-        (false, Ok(Some(length))) if length > consts::HTTP_MAX_BODY => Err(413),
-        (false, Ok(Some(length))) => Ok(Framing::Length(length)),
-        // A SOAP action or an event without a length: we cannot tell where it ends.
-        (false, Ok(None)) if matches!(head.method, "POST" | "M-POST" | "NOTIFY") => Err(411),
-        (false, Ok(None)) => Ok(Framing::Length(0)),
-    }
 }
 
 #[cfg(test)]
@@ -1268,39 +1153,6 @@ mod tests {
         let mut client = Client::connect(server.address);
         client.send(b"GET /shared HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         assert_eq!(client.response().status, 200);
-    }
-
-    #[test]
-    fn host_matching_rules() {
-        let v4: SocketAddr = "192.168.1.10:49152".parse().unwrap();
-        assert!(host_matches("192.168.1.10", v4));
-        assert!(host_matches("192.168.1.10:49152", v4));
-        for bad in [
-            "192.168.1.10:80",
-            "192.168.1.10:",
-            "192.168.1.10:+49152",
-            "192.168.1.11",
-            "[192.168.1.10]",
-            "192.168.001.010",
-            "router.lan:49152",
-            "",
-        ] {
-            assert!(!host_matches(bad, v4), "{bad}");
-        }
-        let v6: SocketAddr = "[fe80::1]:8080".parse().unwrap();
-        assert!(host_matches("[fe80::1]", v6));
-        assert!(host_matches("[FE80::0001]:8080", v6));
-        for bad in [
-            "fe80::1",
-            "[fe80::1]8080",
-            "[fe80::1]:80",
-            "[fe80::1",
-            "[::1]:8080",
-        ] {
-            assert!(!host_matches(bad, v6), "{bad}");
-        }
-        let mapped: SocketAddr = "[::ffff:10.0.0.1]:80".parse().unwrap();
-        assert!(host_matches("10.0.0.1:80", mapped));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use super::{Cursor, Error, Result};
 use crate::consts;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// HTTP version of a request or response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +348,134 @@ impl ResponseHead<'_> {
         cursor.put_u64(self.content_length as u64)?;
         cursor.put_str("\r\n\r\n")
     }
+}
+
+/// How the body of a request is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` bytes (0 when the request has no body).
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl RequestHead<'_> {
+    /// The server's rules for the request target and `Host`: the target must be in origin
+    /// form (`/path`), and `Host` must be `local`'s IP address (IPv6 in brackets), optionally
+    /// with its port; HTTP/1.0 may omit it, HTTP/1.1 may not (RFC 9112 section 3.2). This is
+    /// the DNS-rebinding check: a browser tricked into sending a request to us carries the
+    /// attacker's host name there. `Err` is the status that refuses the request.
+    pub fn check_target_and_host(&self, local: SocketAddr) -> core::result::Result<(), u16> {
+        if !self.target.starts_with('/') {
+            return Err(400);
+        }
+        let mut hosts = self
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+        match (hosts.next(), hosts.next()) {
+            (None, _) if self.version == Version::Http10 => Ok(()),
+            (Some((_, host)), None) if host_matches(host, local) => Ok(()),
+            _ => Err(400),
+        }
+    }
+
+    /// How the body is framed (RFC 9112 section 6.3) when bodies may be at most `max_body`
+    /// bytes, or the status that refuses the request.
+    pub fn framing(&self, max_body: usize) -> core::result::Result<Framing, u16> {
+        let transfer_encoding = self.header("transfer-encoding").is_some();
+        match (transfer_encoding, self.content_length()) {
+            // Both framings at once is how requests are smuggled past a proxy.
+            (true, Ok(Some(_)) | Err(_)) => Err(400),
+            (true, Ok(None)) if self.version == Version::Http10 => Err(400),
+            (true, Ok(None)) if !self.is_chunked() => Err(501),
+            (true, Ok(None)) => Ok(Framing::Chunked),
+            (false, Err(Error::TooLong)) => Err(413),
+            (false, Err(_)) => Err(400),
+            (false, Ok(Some(length))) if length > max_body => Err(413),
+            (false, Ok(Some(length))) => Ok(Framing::Length(length)),
+            // A SOAP action or an event without a length: we cannot tell where it ends.
+            (false, Ok(None)) if matches!(self.method, "POST" | "M-POST" | "NOTIFY") => Err(411),
+            (false, Ok(None)) => Ok(Framing::Length(0)),
+        }
+    }
+}
+
+/// The status that answers a request head [`RequestHead::parse`] refused with `error`.
+pub fn refusal_status(error: Error) -> u16 {
+    match error {
+        Error::TooLong => 431,
+        Error::Unsupported => 505,
+        Error::Truncated | Error::Malformed => 400,
+    }
+}
+
+/// Whether a `Host` value names `local`: its IP address (IPv6 in brackets), optionally with
+/// its port. Names, even `localhost`, are refused.
+pub fn host_matches(host: &str, local: SocketAddr) -> bool {
+    let (address, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => return false,
+            },
+        };
+        match inside.parse::<Ipv6Addr>() {
+            Ok(address) => (IpAddr::V6(address), port),
+            Err(_) => return false,
+        }
+    } else {
+        let (text, port) = match host.split_once(':') {
+            Some((text, port)) => (text, Some(port)),
+            None => (host, None),
+        };
+        match text.parse::<Ipv4Addr>() {
+            Ok(address) => (IpAddr::V4(address), port),
+            Err(_) => return false,
+        }
+    };
+    let port_ok = match port {
+        None => true,
+        Some(port) => {
+            port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>() == Ok(local.port())
+        }
+    };
+    port_ok && address.to_canonical() == local.ip().to_canonical()
+}
+
+/// Writes a server's response head into `storage`, returning its length: the handler's
+/// `headers`, then `Server`, `Date` and, when given, `Connection`, then `Content-Length`.
+/// Allocates nothing: serving a kept description relies on it.
+pub fn emit_response_head(
+    storage: &mut [u8],
+    status: u16,
+    headers: &[(&str, &str)],
+    server: &str,
+    date: &str,
+    connection: Option<&str>,
+    content_length: usize,
+) -> Result<usize> {
+    let ours = [
+        ("Server", server),
+        ("Date", date),
+        ("Connection", connection.unwrap_or_default()),
+    ];
+    let ours = ours.get(..if connection.is_some() { 3 } else { 2 });
+    let mut all: heapless::Vec<(&str, &str), { consts::HTTP_MAX_HEADERS }> = heapless::Vec::new();
+    for &field in headers.iter().chain(ours.unwrap_or_default()) {
+        all.push(field).map_err(|_| Error::TooLong)?;
+    }
+    let mut cursor = Cursor::new(storage);
+    ResponseHead {
+        status,
+        headers: &all,
+        content_length,
+    }
+    .emit(&mut cursor)?;
+    Ok(cursor.len())
 }
 
 /// The address and request target of `url` when it is `http://<literal IPv4>[:port][/path]`:
@@ -1171,5 +1300,109 @@ Content-Length: 42\r\n\r\n"
             assert_eq!(parts(bad), None, "{bad}");
         }
         assert_eq!(http_url_parts("http://10.0.0.1/abc", 10), None);
+    }
+
+    #[test]
+    fn host_matching_rules() {
+        let v4: SocketAddr = "192.168.1.10:49152".parse().unwrap();
+        assert!(host_matches("192.168.1.10", v4));
+        assert!(host_matches("192.168.1.10:49152", v4));
+        for bad in [
+            "192.168.1.10:80",
+            "192.168.1.10:",
+            "192.168.1.10:+49152",
+            "192.168.1.11",
+            "[192.168.1.10]",
+            "192.168.001.010",
+            "router.lan:49152",
+            "",
+        ] {
+            assert!(!host_matches(bad, v4), "{bad}");
+        }
+        let v6: SocketAddr = "[fe80::1]:8080".parse().unwrap();
+        assert!(host_matches("[fe80::1]", v6));
+        assert!(host_matches("[FE80::0001]:8080", v6));
+        for bad in [
+            "fe80::1",
+            "[fe80::1]8080",
+            "[fe80::1]:80",
+            "[fe80::1",
+            "[::1]:8080",
+        ] {
+            assert!(!host_matches(bad, v6), "{bad}");
+        }
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:80".parse().unwrap();
+        assert!(host_matches("10.0.0.1:80", mapped));
+    }
+
+    #[test]
+    fn framing_rules() {
+        let cases: [(&[u8], core::result::Result<Framing, u16>); 10] = [
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(Framing::Length(0))),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+                Ok(Framing::Length(12)),
+            ),
+            (b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n", Err(413)),
+            (b"POST / HTTP/1.1\r\n\r\n", Err(411)),
+            (b"NOTIFY / HTTP/1.1\r\n\r\n", Err(411)),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Ok(Framing::Chunked),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Err(501),
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Err(400),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                Err(400),
+            ),
+            (b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", Err(400)),
+        ];
+        for (bytes, expected) in cases {
+            let head = RequestHead::parse(bytes).unwrap();
+            assert_eq!(
+                head.framing(64),
+                expected,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn target_and_host_rules() {
+        let local: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+        let cases: [(&[u8], core::result::Result<(), u16>); 6] = [
+            (b"GET /a HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n\r\n", Ok(())),
+            (b"GET /a HTTP/1.0\r\n\r\n", Ok(())),
+            (b"GET /a HTTP/1.1\r\n\r\n", Err(400)),
+            (b"GET /a HTTP/1.1\r\nHost: evil.example\r\n\r\n", Err(400)),
+            (
+                b"GET /a HTTP/1.1\r\nHost: 10.0.0.1\r\nHost: 10.0.0.1\r\n\r\n",
+                Err(400),
+            ),
+            (
+                b"GET http://10.0.0.1/a HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n",
+                Err(400),
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let head = RequestHead::parse(bytes).unwrap();
+            assert_eq!(
+                head.check_target_and_host(local),
+                expected,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        assert_eq!(refusal_status(Error::TooLong), 431);
+        assert_eq!(refusal_status(Error::Unsupported), 505);
+        assert_eq!(refusal_status(Error::Malformed), 400);
     }
 }

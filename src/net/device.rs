@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Longest the loop sleeps when nothing is scheduled (a wake-up arrives sooner anyway).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
@@ -87,18 +87,12 @@ struct Core {
 
 type Shared = Rc<RefCell<Core>>;
 
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Core {
     /// Sends every SSDP message due now (non-blocking; a full socket buffer drops and logs).
     fn dispatch_ssdp(&mut self, now: Instant) {
         let sockets = &self.sockets;
         self.ssdp
-            .dispatch(now, unix_seconds(), |out: ssdp_engine::Outgoing<'_>| {
+            .dispatch(now, super::unix_now(), |out: ssdp_engine::Outgoing<'_>| {
                 let Some(socket) = sockets.iter().find(|s| s.interface.index == out.interface)
                 else {
                     return;

@@ -22,7 +22,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use smol::future::{self, Future};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +30,7 @@ use smol::lock::Semaphore;
 use smol::{Async, LocalExecutor, Timer};
 
 use crate::consts;
+use crate::net::unix_now;
 use crate::wire;
 use crate::wire::http::{
     self as wire_http, ChunkedDecoder, Framing, Progress, RequestHead, Version,
@@ -691,12 +692,6 @@ fn next(keep_alive: bool) -> Next {
     } else {
         Next::Close
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::net::http::{Answer, Handler, Request, Response};
 use crate::net::http_client::{self, Limits};
 use crate::net::iface::{self, Interface};
 use crate::net::ssdp::SsdpSocket;
+use crate::net::unix_now;
 use crate::repo::{ActionRecord, EventDraft, Repository};
 use crate::wire::description::{parse_description, Described, DescribedDevice};
 use crate::wire::http::http_url_parts;
@@ -36,7 +37,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use uuid::Uuid;
 
 /// One `--net NAME=IFACE[:provider]`.
@@ -152,12 +153,6 @@ struct Tracker {
 }
 
 type Shared = Rc<RefCell<Tracker>>;
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 impl Tracker {
     /// Writes what the inventory decided: records first, then the journal.

@@ -139,6 +139,20 @@ pub enum Outcome {
     UnknownSid,
 }
 
+impl Outcome {
+    /// What a callback's answer to NOTIFY with `status` means: `Some` ends the delivery
+    /// (200 took it; 412 says the subscriber does not know the SID), `None` lets the next
+    /// callback URL be tried (UDA 1.1 section 4.3.2: the URLs are tried in order until one
+    /// takes the event). When none takes it, the outcome is [`Outcome::Failed`].
+    pub fn of_answer(status: u16) -> Option<Outcome> {
+        match status {
+            200 => Some(Outcome::Delivered),
+            412 => Some(Outcome::UnknownSid),
+            _ => None,
+        }
+    }
+}
+
 /// Variables of one queued event, name and value, in the order they will be written.
 type Variables = Vec<(String, String)>;
 
@@ -525,6 +539,15 @@ mod tests {
             .subscribe(now, service, callback(CP), None, IpAddr::V4(CP))
             .unwrap();
         sid.into()
+    }
+
+    #[test]
+    fn notify_answers_map_to_outcomes() {
+        assert_eq!(Outcome::of_answer(200), Some(Outcome::Delivered));
+        assert_eq!(Outcome::of_answer(412), Some(Outcome::UnknownSid));
+        for other in [204, 400, 404, 500, 503] {
+            assert_eq!(Outcome::of_answer(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -329,7 +329,7 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
         let mut headers: heapless::Vec<(&str, &str), 6> = fields.into_iter().collect();
         let _ = headers.push(("USER-AGENT", server.as_str()));
         let address = SocketAddr::from(callback.address);
-        match http_client::request(
+        let answer = http_client::request(
             address,
             "NOTIFY",
             &callback.path,
@@ -337,20 +337,16 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
             &delivery.body,
             &limits,
         )
-        .await
-        {
-            Ok(response) if response.status == 200 => {
-                outcome = Outcome::Delivered;
+        .await;
+        match answer.map(|response| (response.status, Outcome::of_answer(response.status))) {
+            Ok((_, Some(ended))) => {
+                outcome = ended;
+                if ended == Outcome::UnknownSid {
+                    refused_by = Some(format!("http://{}{}", callback.address, callback.path));
+                }
                 break;
             }
-            Ok(response) if response.status == 412 => {
-                outcome = Outcome::UnknownSid;
-                refused_by = Some(format!("http://{}{}", callback.address, callback.path));
-                break;
-            }
-            Ok(response) => {
-                log::debug!("gena: {} answered NOTIFY with {}", address, response.status)
-            }
+            Ok((status, None)) => log::debug!("gena: {address} answered NOTIFY with {status}"),
             Err(error) => log::debug!("gena: NOTIFY to {address} failed: {error}"),
         }
     }
@@ -524,7 +520,7 @@ impl DeviceHttp {
                 response.headers.push(("SID", sid.clone()));
                 response
                     .headers
-                    .push(("TIMEOUT", format!("Second-{}", granted.as_secs())));
+                    .push(("TIMEOUT", crate::wire::gena::timeout_value(granted)));
                 if new {
                     let shared = self.core.clone();
                     let wake = self.wake.clone();

@@ -907,7 +907,7 @@ async fn subscribe(
     request: subscriber::Request,
     callback: SocketAddrV4,
 ) {
-    let timeout = format!("Second-{}", GENA_DEFAULT_TIMEOUT.as_secs());
+    let timeout = gena::timeout_value(GENA_DEFAULT_TIMEOUT);
     let callback_value = format!("<http://{callback}/gena/{}>", request.token);
     let headers: Vec<(&str, &str)> = match &request.sid {
         Some(sid) => vec![("SID", sid.as_str()), ("TIMEOUT", timeout.as_str())],

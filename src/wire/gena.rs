@@ -278,6 +278,14 @@ pub fn write_timeout<S: Sink + ?Sized>(granted: Duration, out: &mut S) -> crate:
     out.put_str(&granted.as_secs().to_string())
 }
 
+/// The TIMEOUT header value for `granted` as a string, for a header list.
+pub fn timeout_value(granted: Duration) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and what is written is ASCII.
+    let _ = write_timeout(granted, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Appends an event body (UDA 1.1 section 4.3.2): the property set with one `e:property` per
 /// variable, in the order given, values escaped. Variable names come from the service tables
 /// and are written as they are.
@@ -694,6 +702,7 @@ mod tests {
         let mut out = Vec::new();
         write_timeout(Duration::from_millis(1_800_900), &mut out).unwrap();
         assert_eq!(out, b"Second-1800");
+        assert_eq!(timeout_value(Duration::from_secs(300)), "Second-300");
         let mut buffer = [0u8; 8];
         let mut cursor = crate::wire::Cursor::new(&mut buffer);
         assert_eq!(

@@ -9,83 +9,10 @@
 
 use crate::consts::{ALLOW_CONTROL_ANY, ALLOW_CONTROL_MAX, LOOPBACK_NETWORK};
 use crate::model::ActionSpec;
+use crate::subnet::Subnet;
 use crate::wire::soap::{UpnpError, ACTION_NOT_AUTHORIZED};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-
-/// An IPv4 network: an address and a prefix length (`10.0.0.0/24`; a bare address is `/32`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    /// The network address (host bits cleared).
-    pub address: Ipv4Addr,
-    /// Prefix length, 0..=32.
-    pub prefix: u8,
-}
-
-impl Network {
-    /// The network of `address` with `prefix` bits (host bits cleared); `None` above 32.
-    pub fn new(address: Ipv4Addr, prefix: u8) -> Option<Network> {
-        let mask = mask(prefix)?;
-        Some(Network {
-            address: Ipv4Addr::from(u32::from(address) & mask),
-            prefix,
-        })
-    }
-
-    /// Exactly one host.
-    pub fn host(address: Ipv4Addr) -> Network {
-        Network {
-            address,
-            prefix: 32,
-        }
-    }
-
-    /// Parses `A.B.C.D` or `A.B.C.D/N` (N in 0..=32; host bits are cleared, so `10.0.0.7/24`
-    /// is `10.0.0.0/24`). IPv6 is refused: xenplug answers on IPv4 only.
-    pub fn parse(text: &str) -> Result<Network, String> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address, Some(prefix)),
-            None => (text, None),
-        };
-        let address: Ipv4Addr = address.parse().map_err(|_| {
-            if address.contains(':') {
-                format!("{text:?}: IPv6 is not supported (xenplug answers on IPv4 only)")
-            } else {
-                format!("{text:?} is not an IPv4 address or ADDRESS/PREFIX")
-            }
-        })?;
-        let prefix = match prefix {
-            None => 32,
-            Some(digits) => digits
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= 32 && !digits.starts_with('+'))
-                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to 32"))?,
-        };
-        Network::new(address, prefix)
-            .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to 32"))
-    }
-
-    /// Whether `address` is inside.
-    pub fn contains(&self, address: Ipv4Addr) -> bool {
-        mask(self.prefix).is_some_and(|mask| u32::from(address) & mask == u32::from(self.address))
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix)
-    }
-}
-
-/// The netmask of a prefix length, `None` above 32.
-fn mask(prefix: u8) -> Option<u32> {
-    match prefix {
-        0 => Some(0),
-        1..=32 => Some(u32::MAX << (32 - u32::from(prefix))),
-        _ => None,
-    }
-}
 
 /// Who may call mutating actions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +20,7 @@ pub enum ControlPolicy {
     /// Every peer the device answers (`--allow-control any`).
     Any,
     /// Only peers inside one of these networks.
-    Only(Vec<Network>),
+    Only(Vec<Subnet>),
 }
 
 impl ControlPolicy {
@@ -108,8 +35,8 @@ impl ControlPolicy {
     pub fn from_flags(given: &[String], own: &[Ipv4Addr]) -> Result<ControlPolicy, String> {
         if given.is_empty() {
             let (loopback, prefix) = LOOPBACK_NETWORK;
-            let mut networks: Vec<Network> = Network::new(loopback, prefix).into_iter().collect();
-            networks.extend(own.iter().map(|address| Network::host(*address)));
+            let mut networks: Vec<Subnet> = Subnet::new(loopback, prefix).into_iter().collect();
+            networks.extend(own.iter().map(|address| Subnet::host(*address)));
             return Ok(ControlPolicy::Only(networks));
         }
         if given.iter().any(|text| text == ALLOW_CONTROL_ANY) {
@@ -128,7 +55,7 @@ impl ControlPolicy {
         }
         let networks = given
             .iter()
-            .map(|text| Network::parse(text).map_err(|e| format!("--allow-control {e}")))
+            .map(|text| Subnet::parse(text).map_err(|e| format!("--allow-control {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ControlPolicy::Only(networks))
     }
@@ -190,58 +117,6 @@ mod tests {
 
     fn flags(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()
-    }
-
-    #[test]
-    fn networks_parse_and_contain() {
-        let net = Network::parse("10.99.1.0/24").expect("valid");
-        assert_eq!(net.to_string(), "10.99.1.0/24");
-        assert!(net.contains(Ipv4Addr::new(10, 99, 1, 200)));
-        assert!(!net.contains(Ipv4Addr::new(10, 99, 2, 1)));
-        let host = Network::parse("10.99.1.2").expect("valid");
-        assert_eq!(host, Network::host(Ipv4Addr::new(10, 99, 1, 2)));
-        assert!(host.contains(Ipv4Addr::new(10, 99, 1, 2)));
-        assert!(!host.contains(Ipv4Addr::new(10, 99, 1, 3)));
-        // Host bits are cleared.
-        assert_eq!(
-            Network::parse("10.0.0.7/8").expect("valid").to_string(),
-            "10.0.0.0/8"
-        );
-        let all = Network::parse("0.0.0.0/0").expect("valid");
-        assert!(all.contains(Ipv4Addr::new(192, 0, 2, 1)));
-        assert!(Network::parse("1.2.3.4/32")
-            .expect("valid")
-            .contains(Ipv4Addr::new(1, 2, 3, 4)));
-    }
-
-    #[test]
-    fn bad_networks_are_refused_with_a_reason() {
-        for (text, reason) in [
-            ("", "not an IPv4"),
-            ("10.0.0", "not an IPv4"),
-            ("10.0.0.256", "not an IPv4"),
-            ("host.example", "not an IPv4"),
-            ("10.0.0.0/33", "0 to 32"),
-            ("10.0.0.0/", "0 to 32"),
-            ("10.0.0.0/+8", "0 to 32"),
-            ("10.0.0.0/-1", "0 to 32"),
-            ("10.0.0.0/8/8", "0 to 32"),
-            ("10.0.0.0/999999999999", "0 to 32"),
-            ("::1", "IPv6"),
-            ("fe80::1/64", "IPv6"),
-        ] {
-            let error = Network::parse(text).expect_err(text);
-            assert!(error.contains(reason), "{text:?}: {error}");
-        }
-    }
-
-    #[test]
-    fn parsing_every_prefix_of_a_valid_network_never_panics() {
-        let text = "192.168.100.200/24";
-        for end in 0..=text.len() {
-            let _ = Network::parse(&text[..end]);
-        }
-        assert!(Network::parse(text).is_ok());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod net;
 pub mod repo;
 pub mod role;
 pub mod state;
+pub mod subnet;
 pub mod track;
 pub mod vm;
 pub mod wire;

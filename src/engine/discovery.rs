@@ -7,7 +7,7 @@
 //! # What is trusted
 //!
 //! - A datagram counts only when its source is inside the subnet of the network it arrived on
-//!   (`address & netmask`); anything else is logged at debug and dropped, so a tracker is never
+//!   ([`Network::subnet`]); anything else is logged at debug and dropped, so a tracker is never
 //!   fed from elsewhere.
 //! - LOCATION must be `http://<literal IPv4>[:port][/path]` whose address equals the
 //!   datagram's source (DESIGN security model: fetch a LOCATION only when its host equals the
@@ -75,6 +75,7 @@
 //! The net layer keys its fetches by (network, LOCATION); the UDN in a change is the group's
 //! owner at the time, which may change from an embedded UDN to the root's.
 
+use crate::subnet::Subnet;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -98,8 +99,8 @@ pub struct Network {
     pub interface: u32,
     /// Our address on it.
     pub address: Ipv4Addr,
-    /// Its netmask: datagrams from outside `address & netmask` are dropped.
-    pub netmask: Ipv4Addr,
+    /// Its subnet: datagrams from outside it are dropped.
+    pub subnet: Subnet,
 }
 
 /// How the tracker searches and how much it keeps.
@@ -338,7 +339,7 @@ impl Discovery {
             log::debug!("discovery: datagram from {source} on unknown network {network} dropped");
             return;
         };
-        if !in_subnet(&table.network, *source.ip()) {
+        if !table.network.subnet.contains(*source.ip()) {
             log::debug!(
                 "discovery: datagram from {source} outside network {network}'s subnet dropped"
             );
@@ -941,11 +942,6 @@ fn device_type_of(target: &str) -> Option<&str> {
     (is_device && target.len() <= DISCOVERY_MAX_DEVICE_TYPE).then_some(target)
 }
 
-fn in_subnet(network: &Network, source: Ipv4Addr) -> bool {
-    let mask = u32::from(network.netmask);
-    u32::from(network.address) & mask == u32::from(source) & mask
-}
-
 /// Delay between the two sends of a search: [`SSDP_REPEAT_MIN`] to [`SSDP_REPEAT_MAX`].
 fn repeat_delay(rng: &mut fastrand::Rng) -> Duration {
     let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
@@ -1013,13 +1009,19 @@ Content-Length: 0\r\n\
                 id: MGMT,
                 interface: 2,
                 address: Ipv4Addr::new(192, 168, 10, 2),
-                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                subnet: Subnet::of_interface(
+                    Ipv4Addr::new(192, 168, 10, 2),
+                    Ipv4Addr::new(255, 255, 255, 0),
+                ),
             },
             Network {
                 id: TENANT,
                 interface: 5,
                 address: Ipv4Addr::new(10, 20, 0, 1),
-                netmask: Ipv4Addr::new(255, 255, 0, 0),
+                subnet: Subnet::of_interface(
+                    Ipv4Addr::new(10, 20, 0, 1),
+                    Ipv4Addr::new(255, 255, 0, 0),
+                ),
             },
         ]
     }

@@ -6,6 +6,7 @@
 //! messages are rendered at dispatch into a stack buffer with the `wire::ssdp` emitters, so
 //! they always carry the current CONFIGID.
 
+use crate::subnet::Subnet;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -39,8 +40,8 @@ pub struct Interface {
     pub index: u32,
     /// Our address on it: LOCATION points here.
     pub address: Ipv4Addr,
-    /// Its netmask: searches from outside `address & netmask` are dropped.
-    pub netmask: Ipv4Addr,
+    /// Its subnet: searches from outside it are dropped.
+    pub subnet: Subnet,
     /// Port of the HTTP server serving the description on this interface.
     pub http_port: u16,
 }
@@ -317,7 +318,7 @@ impl Engine {
             log::debug!("ssdp: search from {source} on unknown interface {interface} dropped");
             return;
         };
-        if !same_subnet(receiving, *source.ip()) {
+        if !receiving.subnet.contains(*source.ip()) {
             log::debug!(
                 "ssdp: search from {source} outside interface {interface}'s subnet dropped"
             );
@@ -813,11 +814,6 @@ fn is_multicast_host(host: &str) -> bool {
     address.parse::<Ipv4Addr>() == Ok(SSDP_V4_GROUP)
 }
 
-fn same_subnet(interface: &Interface, source: Ipv4Addr) -> bool {
-    let mask = u32::from(interface.netmask);
-    u32::from(interface.address) & mask == u32::from(source) & mask
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,13 +861,13 @@ mod tests {
             Interface {
                 index: 2,
                 address: Ipv4Addr::new(192, 168, 10, 2),
-                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                subnet: Subnet::parse("192.168.10.0/24").unwrap(),
                 http_port: 49152,
             },
             Interface {
                 index: 5,
                 address: Ipv4Addr::new(10, 20, 0, 1),
-                netmask: Ipv4Addr::new(255, 255, 0, 0),
+                subnet: Subnet::parse("10.20.0.0/16").unwrap(),
                 http_port: 49153,
             },
         ]

@@ -182,7 +182,7 @@ async fn run_on(
         engine_interfaces.push(ssdp_engine::Interface {
             index: interface.index,
             address: interface.address,
-            netmask: interface.netmask,
+            subnet: interface.subnet,
             http_port: port,
         });
         listeners.push((interface.clone(), listener, port));

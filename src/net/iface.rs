@@ -1,8 +1,9 @@
-//! Net layer: finding a named interface's index, IPv4 address and netmask.
+//! Net layer: finding a named interface's index, IPv4 address and subnet.
 //!
 //! Interfaces are always named by the user (`--iface`); nothing here picks one by itself.
 
 use crate::error::{Error, Result};
+use crate::subnet::Subnet;
 use std::ffi::{CStr, CString};
 use std::net::Ipv4Addr;
 
@@ -15,15 +16,14 @@ pub struct Interface {
     pub index: u32,
     /// Its first IPv4 address.
     pub address: Ipv4Addr,
-    /// That address's netmask.
-    pub netmask: Ipv4Addr,
+    /// That address's subnet (from its netmask).
+    pub subnet: Subnet,
 }
 
 impl Interface {
     /// Whether `peer` is inside this interface's subnet.
     pub fn contains(&self, peer: Ipv4Addr) -> bool {
-        let mask = u32::from(self.netmask);
-        u32::from(peer) & mask == u32::from(self.address) & mask
+        self.subnet.contains(peer)
     }
 }
 
@@ -96,7 +96,7 @@ pub fn lookup(name: &str) -> Result<Interface> {
             name: name.to_string(),
             index,
             address,
-            netmask,
+            subnet: Subnet::of_interface(address, netmask),
         });
         break;
     }

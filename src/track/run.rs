@@ -264,7 +264,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             id,
             interface: interface.index,
             address: interface.address,
-            netmask: interface.netmask,
+            subnet: interface.subnet,
         });
         listen_sockets.push((id, Rc::new(SsdpSocket::open(&interface)?)));
         search_sockets.push(Rc::new(SsdpSocket::open_search(&interface)?));

@@ -13,6 +13,7 @@ use xenplug::backend::{Domain, HostInfo, RunState};
 use xenplug::control::{evented_values, hypervisor_device, HostView};
 use xenplug::engine::device::Published;
 use xenplug::engine::ssdp::{Config, Engine, Interface};
+use xenplug::subnet::Subnet;
 use xenplug::wire::http::RequestHead;
 
 static SEARCH: &[u8] = b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 3\r\nST: ssdp:all\r\nUSER-AGENT: Linux/6.1 UPnP/1.1 GUPnP/1.6.3\r\n\r\n";
@@ -103,7 +104,7 @@ fn main() {
     let interface = Interface {
         index: 1,
         address: Ipv4Addr::new(10, 0, 0, 1),
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        subnet: Subnet::of_interface(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(255, 255, 255, 0)),
         http_port: 49152,
     };
     let config = Config {

@@ -22,6 +22,7 @@ use xenplug::consts::{
     URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use xenplug::engine::ssdp::{Advertisement, Config, Engine, Interface, Outgoing};
+use xenplug::subnet::Subnet;
 use xenplug::wire::ssdp::{self, Message, NotifyKind};
 
 /// Separates the records of one input.
@@ -52,13 +53,13 @@ fn interfaces() -> Vec<Interface> {
         Interface {
             index: 2,
             address: Ipv4Addr::new(192, 168, 10, 2),
-            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            subnet: Subnet::of_interface(Ipv4Addr::new(192, 168, 10, 2), Ipv4Addr::new(255, 255, 255, 0)),
             http_port: 49152,
         },
         Interface {
             index: 5,
             address: Ipv4Addr::new(10, 20, 0, 1),
-            netmask: Ipv4Addr::new(255, 255, 0, 0),
+            subnet: Subnet::of_interface(Ipv4Addr::new(10, 20, 0, 1), Ipv4Addr::new(255, 255, 0, 0)),
             http_port: 49153,
         },
     ]

@@ -75,6 +75,7 @@
 //! The net layer keys its fetches by (network, LOCATION); the UDN in a change is the group's
 //! owner at the time, which may change from an embedded UDN to the root's.
 
+use super::{later, ssdp_repeat_delay};
 use crate::subnet::Subnet;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -84,8 +85,7 @@ use crate::consts::{
     DISCOVERY_MAX_DEVICE_TYPE, DISCOVERY_MAX_LOCATION, DISCOVERY_MAX_PENDING_SEARCHES,
     DISCOVERY_MAX_UDN, DISCOVERY_RESPONSE_GRACE, DISCOVERY_SEARCH_SENDS, SSDP_EMIT_BUFFER,
     SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT,
-    SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_KIND_DEVICE,
-    URN_PREFIX,
+    SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_KIND_DEVICE, URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, NotifyKind, Search};
 use crate::wire::Cursor;
@@ -309,7 +309,7 @@ impl Discovery {
     /// now and again 100-200 ms later (UDP is lossy). Does nothing when one is already
     /// waiting on that network.
     pub fn search(&mut self, now: Instant, network: u32) {
-        let repeat = repeat_delay(&mut self.rng);
+        let repeat = ssdp_repeat_delay(&mut self.rng);
         let Some(table) = self.table_mut(network) else {
             log::debug!("discovery: search on unknown network {network} ignored");
             return;
@@ -388,7 +388,7 @@ impl Discovery {
                 };
                 match (notify.nts, notify.location) {
                     (NotifyKind::ByeBye, _) => {
-                        let repeat = repeat_delay(rng);
+                        let repeat = ssdp_repeat_delay(rng);
                         table.byebye(
                             now,
                             repeat,
@@ -942,22 +942,10 @@ fn device_type_of(target: &str) -> Option<&str> {
     (is_device && target.len() <= DISCOVERY_MAX_DEVICE_TYPE).then_some(target)
 }
 
-/// Delay between the two sends of a search: [`SSDP_REPEAT_MIN`] to [`SSDP_REPEAT_MAX`].
-fn repeat_delay(rng: &mut fastrand::Rng) -> Duration {
-    let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
-    let high = u64::try_from(SSDP_REPEAT_MAX.as_millis()).unwrap_or(low);
-    Duration::from_millis(if low < high { rng.u64(low..high) } else { low })
-}
-
-/// `now + delay`; `Instant` addition panics on overflow, so this falls back to `now` (for an
-/// expiry: forgotten at once rather than never).
-fn later(now: Instant, delay: Duration) -> Instant {
-    now.checked_add(delay).unwrap_or(now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};
     use crate::consts::{URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL};
     use crate::wire::ssdp::{Notify, Response};
 

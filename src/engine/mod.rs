@@ -8,3 +8,21 @@ pub mod gena;
 pub mod inventory;
 pub mod ssdp;
 pub mod subscriber;
+
+use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};
+use std::time::{Duration, Instant};
+
+/// `now + delay`; `Instant` addition panics on overflow, so this falls back to `now` (a
+/// repeat or reply is sent at once, an expiry forgets at once rather than never).
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay).unwrap_or(now)
+}
+
+/// Delay before an SSDP message is sent the second time (UDA 1.1 section 1.1.2: UDP is
+/// unreliable, so each message is sent more than once): [`SSDP_REPEAT_MIN`] to
+/// [`SSDP_REPEAT_MAX`], drawn from `rng`.
+pub(crate) fn ssdp_repeat_delay(rng: &mut fastrand::Rng) -> Duration {
+    let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
+    let high = u64::try_from(SSDP_REPEAT_MAX.as_millis()).unwrap_or(low);
+    Duration::from_millis(if low < high { rng.u64(low..high) } else { low })
+}

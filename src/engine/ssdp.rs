@@ -6,6 +6,7 @@
 //! messages are rendered at dispatch into a stack buffer with the `wire::ssdp` emitters, so
 //! they always carry the current CONFIGID.
 
+use super::{later, ssdp_repeat_delay};
 use crate::subnet::Subnet;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -14,8 +15,7 @@ use std::time::{Duration, Instant};
 use crate::consts::{
     DESC_PATH, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MAX_PENDING_REPLIES,
     SSDP_MIN_MAX_AGE, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_RATE_SOURCES,
-    SSDP_RATE_WINDOW, SSDP_REPEAT_MAX, SSDP_REPEAT_MIN, SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL,
-    SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
+    SSDP_RATE_WINDOW, SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
 use crate::wire::{self, Cursor};
@@ -248,7 +248,7 @@ impl Engine {
             self.root_targets()
         };
         if !announce.is_empty() {
-            let repeat = later(now, self.repeat_delay());
+            let repeat = later(now, ssdp_repeat_delay(&mut self.rng));
             for due in [now, repeat] {
                 for &at in &announce {
                     self.push(due, notify(TargetRef::Current(at), NotifyKind::Alive));
@@ -472,7 +472,7 @@ impl Engine {
     /// The full set now, again after the repeat delay, and the next refresh within
     /// [max_age/4, max_age/2) so a control point hears from us well before the entry expires.
     fn announce_all(&mut self, now: Instant) {
-        let repeat = later(now, self.repeat_delay());
+        let repeat = later(now, ssdp_repeat_delay(&mut self.rng));
         for due in [now, repeat] {
             for at in 0..self.targets.len() {
                 self.push(due, notify(TargetRef::Current(at), NotifyKind::Alive));
@@ -487,16 +487,6 @@ impl Engine {
         };
         // Out of `Instant`'s range only for an absurd max-age: then there is no refresh.
         self.next_refresh = now.checked_add(Duration::from_millis(refresh));
-    }
-
-    fn repeat_delay(&mut self) -> Duration {
-        let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
-        let high = u64::try_from(SSDP_REPEAT_MAX.as_millis()).unwrap_or(low);
-        Duration::from_millis(if low < high {
-            self.rng.u64(low..high)
-        } else {
-            low
-        })
     }
 
     /// Points pending work at the new target indices, dropping work for targets now gone (a
@@ -725,12 +715,6 @@ fn asked_version_names<'s>(
     Some((st, usn))
 }
 
-/// `now + delay` for the short delays (repeat, MX); `Instant` addition panics on overflow, so
-/// this falls back to `now` instead.
-fn later(now: Instant, delay: Duration) -> Instant {
-    now.checked_add(delay).unwrap_or(now)
-}
-
 fn notify(target: TargetRef, kind: NotifyKind) -> Work {
     Work::Notify { target, kind }
 }
@@ -817,6 +801,7 @@ fn is_multicast_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};
     use crate::consts::{
         URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL,
         URN_SERVICE_HYPERVISOR,

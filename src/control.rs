@@ -1,14 +1,17 @@
 //! Control: the Hypervisor:1 and DomainControl:1 service tables, and what their actions do.
 //!
-//! Static tables (the miniupnpd way) describe each service once; the same table renders the
-//! SCPD and validates calls. [`invoke`] runs an action against a backend; it blocks, so the
-//! net layer calls it off the event loop.
+//! Static tables (the miniupnpd way) describe each action once, with what performs it; the
+//! same table renders the SCPD, resolves calls ([`crate::engine::call`]) and dispatches them.
+//! [`invoke`] runs a resolved call against a backend; it blocks, so the hypervisor's app calls
+//! it off the event loop.
 
+use crate::app::Outputs;
 use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
 use crate::consts::{
     DOMAIN_UDN_NAMESPACE, SERVICE_ID_DOMAIN_CONTROL, SERVICE_ID_HYPERVISOR, URN_DEVICE_DOMAIN,
     URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
+use crate::engine::call::ControlCall;
 use crate::model::{Device, Direction, EventedValues, Semantic, Service, ServiceSpec};
 use crate::wire::soap::{self, UpnpError};
 use std::sync::{Arc, LazyLock};
@@ -25,36 +28,139 @@ pub const HYPERVISOR_KEY: &str = "hypervisor";
 /// Prefix of a Domain's DomainControl service key: `domain/<vm uuid>`.
 pub const DOMAIN_KEY_PREFIX: &str = "domain/";
 
+/// What performs an action of xenplug's own services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Perform {
+    /// GetHostInfo: the host's facts.
+    HostInfo,
+    /// GetVirtualMachineIds: the evented list.
+    VirtualMachineIds,
+    /// ListVirtualMachines: UUIDs, names and states.
+    ListVirtualMachines,
+    /// StartVirtualMachine: [`Operation::Start`] on the domain its argument names.
+    StartVirtualMachine,
+    /// GetState of the called Domain.
+    DomainState,
+    /// GetInfo of the called Domain.
+    DomainInfo,
+    /// A lifecycle operation on the called Domain.
+    Domain(Operation),
+}
+
+/// One action: how its SCPD describes it and what performs it. A service's actions are
+/// described and dispatched from the same table, in the same order.
+struct ActionEntry {
+    name: &'static str,
+    /// (name, direction, related state variable).
+    arguments: &'static [(&'static str, Direction, &'static str)],
+    semantics: &'static [Semantic],
+    /// Reports and changes nothing (see [`ServiceSpec::read_only_action`]).
+    read_only: bool,
+    perform: Perform,
+}
+
+/// The Hypervisor:1 actions.
+const HYPERVISOR_ACTIONS: [ActionEntry; 4] = [
+    ActionEntry {
+        name: "GetHostInfo",
+        arguments: &[
+            ("HostName", Out, "A_ARG_TYPE_Name"),
+            ("HostUuid", Out, "A_ARG_TYPE_Uuid"),
+            ("HypervisorVersion", Out, "A_ARG_TYPE_Text"),
+            ("Backend", Out, "A_ARG_TYPE_Text"),
+            ("CpuCount", Out, "A_ARG_TYPE_Count"),
+            ("MemoryMiB", Out, "A_ARG_TYPE_Count"),
+        ],
+        semantics: &[Semantic::Idempotent],
+        read_only: true,
+        perform: Perform::HostInfo,
+    },
+    ActionEntry {
+        name: "GetVirtualMachineIds",
+        arguments: &[("VirtualMachineIds", Out, "VirtualMachineIds")],
+        semantics: &[Semantic::Idempotent],
+        read_only: true,
+        perform: Perform::VirtualMachineIds,
+    },
+    ActionEntry {
+        name: "ListVirtualMachines",
+        arguments: &[("VirtualMachines", Out, "A_ARG_TYPE_VirtualMachineList")],
+        semantics: &[Semantic::Idempotent],
+        read_only: true,
+        perform: Perform::ListVirtualMachines,
+    },
+    ActionEntry {
+        name: "StartVirtualMachine",
+        arguments: &[("VirtualMachineId", In, "A_ARG_TYPE_Uuid")],
+        semantics: &[],
+        read_only: false,
+        perform: Perform::StartVirtualMachine,
+    },
+];
+
+/// A DomainControl:1 lifecycle action: no arguments, one backend operation.
+const fn lifecycle(
+    name: &'static str,
+    operation: Operation,
+    semantics: &'static [Semantic],
+) -> ActionEntry {
+    ActionEntry {
+        name,
+        arguments: &[],
+        semantics,
+        read_only: false,
+        perform: Perform::Domain(operation),
+    }
+}
+
+/// What may stop a VM or lose its state: a console asks before calling it.
+const STOPS: &[Semantic] = &[Semantic::Destructive, Semantic::Confirm];
+
+/// The DomainControl:1 actions.
+const DOMAIN_CONTROL_ACTIONS: [ActionEntry; 8] = [
+    ActionEntry {
+        name: "GetState",
+        arguments: &[("State", Out, "State")],
+        semantics: &[Semantic::Idempotent],
+        read_only: true,
+        perform: Perform::DomainState,
+    },
+    ActionEntry {
+        name: "GetInfo",
+        arguments: &[
+            ("Name", Out, "A_ARG_TYPE_Name"),
+            ("VirtualMachineId", Out, "A_ARG_TYPE_Uuid"),
+            ("State", Out, "State"),
+            ("MemoryMiB", Out, "A_ARG_TYPE_Count"),
+            ("Vcpus", Out, "A_ARG_TYPE_Count"),
+        ],
+        semantics: &[Semantic::Idempotent],
+        read_only: true,
+        perform: Perform::DomainInfo,
+    },
+    lifecycle("Shutdown", Operation::Shutdown, STOPS),
+    lifecycle("Reboot", Operation::Reboot, STOPS),
+    lifecycle("Pause", Operation::Pause, &[Semantic::Idempotent]),
+    lifecycle("Resume", Operation::Resume, &[Semantic::Idempotent]),
+    lifecycle("Suspend", Operation::Suspend, &[Semantic::Confirm]),
+    lifecycle("Destroy", Operation::Destroy, STOPS),
+];
+
+/// Adds the actions of `table` to `spec`, in order.
+fn with_actions(table: &[ActionEntry], spec: ServiceSpec) -> ServiceSpec {
+    table.iter().fold(spec, |spec, entry| {
+        if entry.read_only {
+            spec.read_only_action(entry.name, entry.arguments, entry.semantics)
+        } else {
+            spec.action(entry.name, entry.arguments, entry.semantics)
+        }
+    })
+}
+
 /// `urn:xenplug-org:service:Hypervisor:1`.
 pub static HYPERVISOR_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
-    let spec = ServiceSpec::new("Hypervisor", URN_SERVICE_HYPERVISOR, SERVICE_ID_HYPERVISOR)
-        .read_only_action(
-            "GetHostInfo",
-            &[
-                ("HostName", Out, "A_ARG_TYPE_Name"),
-                ("HostUuid", Out, "A_ARG_TYPE_Uuid"),
-                ("HypervisorVersion", Out, "A_ARG_TYPE_Text"),
-                ("Backend", Out, "A_ARG_TYPE_Text"),
-                ("CpuCount", Out, "A_ARG_TYPE_Count"),
-                ("MemoryMiB", Out, "A_ARG_TYPE_Count"),
-            ],
-            &[Semantic::Idempotent],
-        )
-        .read_only_action(
-            "GetVirtualMachineIds",
-            &[("VirtualMachineIds", Out, "VirtualMachineIds")],
-            &[Semantic::Idempotent],
-        )
-        .read_only_action(
-            "ListVirtualMachines",
-            &[("VirtualMachines", Out, "A_ARG_TYPE_VirtualMachineList")],
-            &[Semantic::Idempotent],
-        )
-        .action(
-            "StartVirtualMachine",
-            &[("VirtualMachineId", In, "A_ARG_TYPE_Uuid")],
-            &[],
-        )
+    let spec = ServiceSpec::new("Hypervisor", URN_SERVICE_HYPERVISOR, SERVICE_ID_HYPERVISOR);
+    let spec = with_actions(&HYPERVISOR_ACTIONS, spec)
         .variable("VirtualMachineIds", "string", true, &[])
         .variable("A_ARG_TYPE_VirtualMachineList", "string", false, &[]);
     Arc::new(with_argument_types(spec, true))
@@ -63,30 +169,12 @@ pub static HYPERVISOR_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
 /// `urn:xenplug-org:service:DomainControl:1`.
 pub static DOMAIN_CONTROL_SERVICE: LazyLock<Arc<ServiceSpec>> = LazyLock::new(|| {
     let states: Vec<&str> = RunState::ALL.iter().map(|state| state.as_str()).collect();
-    let mut spec = ServiceSpec::new(
+    let spec = ServiceSpec::new(
         "DomainControl",
         URN_SERVICE_DOMAIN_CONTROL,
         SERVICE_ID_DOMAIN_CONTROL,
-    )
-    .read_only_action(
-        "GetState",
-        &[("State", Out, "State")],
-        &[Semantic::Idempotent],
-    )
-    .read_only_action(
-        "GetInfo",
-        &[
-            ("Name", Out, "A_ARG_TYPE_Name"),
-            ("VirtualMachineId", Out, "A_ARG_TYPE_Uuid"),
-            ("State", Out, "State"),
-            ("MemoryMiB", Out, "A_ARG_TYPE_Count"),
-            ("Vcpus", Out, "A_ARG_TYPE_Count"),
-        ],
-        &[Semantic::Idempotent],
     );
-    for (name, _, semantics) in DOMAIN_OPERATIONS {
-        spec = spec.action(name, &[], semantics);
-    }
+    let spec = with_actions(&DOMAIN_CONTROL_ACTIONS, spec);
     Arc::new(with_argument_types(
         spec.variable("State", "string", true, &states),
         false,
@@ -105,28 +193,6 @@ fn with_argument_types(spec: ServiceSpec, text: bool) -> ServiceSpec {
         spec
     }
 }
-
-/// The DomainControl actions that map onto backend operations, with their semantics.
-const DOMAIN_OPERATIONS: [(&str, Operation, &[Semantic]); 6] = [
-    (
-        "Shutdown",
-        Operation::Shutdown,
-        &[Semantic::Destructive, Semantic::Confirm],
-    ),
-    (
-        "Reboot",
-        Operation::Reboot,
-        &[Semantic::Destructive, Semantic::Confirm],
-    ),
-    ("Pause", Operation::Pause, &[Semantic::Idempotent]),
-    ("Resume", Operation::Resume, &[Semantic::Idempotent]),
-    ("Suspend", Operation::Suspend, &[Semantic::Confirm]),
-    (
-        "Destroy",
-        Operation::Destroy,
-        &[Semantic::Destructive, Semantic::Confirm],
-    ),
-];
 
 /// What a hypervisor looks like at one instant: the input of every read-only action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +220,6 @@ pub fn domain_key(vm: Uuid) -> String {
     format!("{DOMAIN_KEY_PREFIX}{vm}")
 }
 
-pub use crate::net::device::Outputs;
-
 /// Outputs of xenplug's own actions, whose argument names are constants.
 type NamedOutputs = Vec<(&'static str, String)>;
 
@@ -170,70 +234,46 @@ fn backend_error(error: BackendError) -> UpnpError {
     }
 }
 
-/// Runs `action` with `arguments` (already checked against the table) on the service with
-/// `key`. Read-only actions answer from `view`; lifecycle actions go to `backend`.
+/// Performs `call`, resolved against the tables of [`hypervisor_device`]. Read-only actions
+/// answer from `view`; lifecycle actions go to `backend`.
 pub fn invoke(
     backend: &dyn Backend,
     view: &HostView,
-    key: &str,
-    action: &str,
-    arguments: &[(String, String)],
+    call: &ControlCall,
 ) -> Result<Outputs, UpnpError> {
-    let outputs = if key == HYPERVISOR_KEY {
-        invoke_hypervisor(backend, view, action, arguments)?
+    let table: &[ActionEntry] = if call.service.key == HYPERVISOR_KEY {
+        &HYPERVISOR_ACTIONS
     } else {
-        invoke_domain(backend, view, key, action)?
+        &DOMAIN_CONTROL_ACTIONS
     };
+    let entry = table
+        .get(call.action_index)
+        .filter(|entry| entry.name == call.action.name)
+        .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, "no such action"))?;
+    let outputs = perform(backend, view, entry.perform, call)?;
     Ok(outputs
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
         .collect())
 }
 
-fn invoke_domain(
+fn perform(
     backend: &dyn Backend,
     view: &HostView,
-    key: &str,
-    action: &str,
+    perform: Perform,
+    call: &ControlCall,
 ) -> Result<NamedOutputs, UpnpError> {
-    let vm = key
-        .strip_prefix(DOMAIN_KEY_PREFIX)
-        .and_then(|text| Uuid::parse_str(text).ok())
-        .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, format!("no service {key}")))?;
-    let domain =
-        view.domains.iter().find(|d| d.uuid == vm).ok_or_else(|| {
-            UpnpError::new(soap::ACTION_FAILED, format!("no domain with UUID {vm}"))
-        })?;
-    match action {
-        "GetState" => Ok(vec![("State", domain.state.as_str().to_string())]),
-        "GetInfo" => Ok(vec![
-            ("Name", domain.name.clone()),
-            ("VirtualMachineId", domain.uuid.to_string()),
-            ("State", domain.state.as_str().to_string()),
-            ("MemoryMiB", (domain.memory_kib / 1024).to_string()),
-            ("Vcpus", domain.vcpus.to_string()),
-        ]),
-        _ => {
-            let (_, operation, _) = DOMAIN_OPERATIONS
-                .iter()
-                .find(|(name, ..)| *name == action)
-                .ok_or_else(|| {
-                    UpnpError::new(soap::INVALID_ACTION, format!("no action {action}"))
-                })?;
-            backend.apply(vm, *operation).map_err(backend_error)?;
-            Ok(Vec::new())
-        }
-    }
-}
-
-fn invoke_hypervisor(
-    backend: &dyn Backend,
-    view: &HostView,
-    action: &str,
-    arguments: &[(String, String)],
-) -> Result<NamedOutputs, UpnpError> {
-    match action {
-        "GetHostInfo" => Ok(vec![
+    let domain = || {
+        let vm = call
+            .vm_uuid
+            .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, "not a Domain's service"))?;
+        view.domains
+            .iter()
+            .find(|d| d.uuid == vm)
+            .ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, format!("no domain with UUID {vm}")))
+    };
+    match perform {
+        Perform::HostInfo => Ok(vec![
             ("HostName", view.info.name.clone()),
             ("HostUuid", view.uuid.to_string()),
             ("HypervisorVersion", view.info.hypervisor_version.clone()),
@@ -244,16 +284,13 @@ fn invoke_hypervisor(
                 view.info.memory_mib.min(u64::from(u32::MAX)).to_string(),
             ),
         ]),
-        "GetVirtualMachineIds" => Ok(vec![("VirtualMachineIds", view.virtual_machine_ids())]),
-        "ListVirtualMachines" => Ok(vec![(
+        Perform::VirtualMachineIds => Ok(vec![("VirtualMachineIds", view.virtual_machine_ids())]),
+        Perform::ListVirtualMachines => Ok(vec![(
             "VirtualMachines",
             virtual_machine_list(&view.domains),
         )]),
-        "StartVirtualMachine" => {
-            let text = arguments
-                .first()
-                .map(|(_, value)| value.as_str())
-                .unwrap_or_default();
+        Perform::StartVirtualMachine => {
+            let text = call.argument("VirtualMachineId").unwrap_or_default();
             let vm = Uuid::parse_str(text.trim()).map_err(|_| {
                 UpnpError::new(
                     soap::ARGUMENT_VALUE_INVALID,
@@ -267,10 +304,22 @@ fn invoke_hypervisor(
             backend.apply(vm, Operation::Start).map_err(backend_error)?;
             Ok(Vec::new())
         }
-        _ => Err(UpnpError::new(
-            soap::INVALID_ACTION,
-            format!("no action {action}"),
-        )),
+        Perform::DomainState => Ok(vec![("State", domain()?.state.as_str().to_string())]),
+        Perform::DomainInfo => {
+            let domain = domain()?;
+            Ok(vec![
+                ("Name", domain.name.clone()),
+                ("VirtualMachineId", domain.uuid.to_string()),
+                ("State", domain.state.as_str().to_string()),
+                ("MemoryMiB", (domain.memory_kib / 1024).to_string()),
+                ("Vcpus", domain.vcpus.to_string()),
+            ])
+        }
+        Perform::Domain(operation) => {
+            let vm = domain()?.uuid;
+            backend.apply(vm, operation).map_err(backend_error)?;
+            Ok(Vec::new())
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! - [`role`]: the subcommands that put the layers together.
 
 pub mod access;
+pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod console;

@@ -2,6 +2,7 @@
 //! clock, opens a socket or spawns a task. Inbound events are `on_*` methods, outbound work is
 //! `poll_at()` (when to wake) and `dispatch(now, ..)`.
 
+pub mod call;
 pub mod device;
 pub mod discovery;
 pub mod gena;

@@ -8,53 +8,26 @@ use super::http::{Answer, Handler, Request, Response};
 use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
+use crate::app::App;
 use crate::consts::{CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_INITIAL_EVENT_DELAY};
+use crate::engine::call;
 use crate::engine::device::{content_hash, Published};
 use crate::engine::gena::Subscriptions;
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
-use crate::model::{ActionSpec, Device, EventedValues};
+use crate::model::{Device, EventedValues};
 use crate::state::{random_seed, StateDir};
 use crate::wire::soap::{self, UpnpError};
 use smol::channel::Sender;
 use smol::{Async, LocalExecutor};
 use std::cell::RefCell;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest the loop sleeps when nothing is scheduled (a wake-up arrives sooner anyway).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
-
-/// A boxed future on the local executor.
-pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
-
-/// Output arguments of an action (name, value), in SCPD order.
-pub type Outputs = Vec<(String, String)>;
-
-/// What a device is and what its actions do: the part that differs between a hypervisor
-/// and a VM.
-pub trait App {
-    /// The current device tree and evented values (blocking work runs off the loop).
-    fn snapshot(&self) -> LocalFuture<std::result::Result<(Device, EventedValues), String>>;
-    /// Runs `action` of the service with `key`; arguments were checked against its table.
-    fn invoke(
-        &self,
-        key: String,
-        action: String,
-        arguments: Vec<(String, String)>,
-    ) -> LocalFuture<std::result::Result<Outputs, UpnpError>>;
-    /// How often to take a new snapshot.
-    fn poll_interval(&self) -> Duration;
-    /// Whether `peer` may call `action` (its arguments already checked); `Err` is answered
-    /// as it is and logged with the peer. Everything is allowed unless the app says otherwise.
-    fn authorize(&self, _peer: IpAddr, _action: &ActionSpec) -> std::result::Result<(), UpnpError> {
-        Ok(())
-    }
-}
 
 /// How to run the device.
 pub struct Options {
@@ -403,46 +376,34 @@ fn fault(error: &UpnpError) -> Response {
 impl DeviceHttp {
     fn control(&self, key: &str, request: Request) -> Answer {
         let core = self.core.borrow();
-        let Some(service) = core.published.root.service(key) else {
-            return Answer::Now(status(404));
+        let resolved = call::resolve(
+            &core.published.root,
+            key,
+            request.header("SOAPACTION"),
+            &request.body,
+        );
+        drop(core);
+        let call = match resolved {
+            None => return Answer::Now(status(404)),
+            Some(Err(error)) => return Answer::Now(fault(&error)),
+            Some(Ok(call)) => call,
         };
-        let spec = service.spec.clone();
-        let call = match soap::parse_call(&request.body, request.header("SOAPACTION")) {
-            Ok(call) => call,
-            Err(error) => return Answer::Now(fault(&error)),
-        };
-        if call.service_type != spec.service_type {
-            return Answer::Now(fault(&UpnpError::new(
-                soap::INVALID_ACTION,
-                "wrong service type",
-            )));
-        }
-        let Some(action) = spec.find_action(&call.action) else {
-            return Answer::Now(fault(&UpnpError::new(
-                soap::INVALID_ACTION,
-                "no such action",
-            )));
-        };
-        if let Err(error) = soap::check_arguments(action.inputs(), &call) {
-            return Answer::Now(fault(&error));
-        }
-        if let Err(error) = self.app.authorize(request.peer.ip(), action) {
+        if let Err(error) = self.app.authorize(request.peer.ip(), &call) {
             log::warn!(
                 "{}: {} on {key} refused: {error}",
                 request.peer,
-                call.action
+                call.action.name
             );
             return Answer::Now(fault(&error));
         }
-        drop(core);
-        let invoked = self
-            .app
-            .invoke(key.to_string(), call.action.clone(), call.arguments);
+        let service_type = call.service.spec.service_type.clone();
+        let action_name = call.action.name.clone();
+        let invoked = self.app.invoke(call);
         let core = self.core.clone();
         let wake = self.wake.clone();
 
         let peer = request.peer;
-        let (key_text, action_name) = (key.to_string(), call.action.clone());
+        let key_text = key.to_string();
         Answer::Later(Box::pin(async move {
             let result = invoked.await;
             match &result {
@@ -459,7 +420,7 @@ impl DeviceHttp {
                         .map(|(n, v)| (n.as_str(), v.as_str()))
                         .collect();
                     let mut body = Vec::new();
-                    soap::write_response(&spec.service_type, &call.action, &pairs, &mut body);
+                    soap::write_response(&service_type, &action_name, &pairs, &mut body);
                     Response {
                         status: 200,
                         headers: vec![

@@ -4,14 +4,16 @@
 //! read-only actions, descriptions and eventing are open to every peer the device answers.
 
 use crate::access::{self, ControlPolicy};
+use crate::app::{App, LocalFuture, Outputs};
 use crate::backend::sim::SimBackend;
 use crate::backend::{Backend, BackendError};
 use crate::cli::HypervisorArgs;
 use crate::consts::{ALLOW_CONTROL_ANY, BACKEND_MAX_CALLS};
 use crate::control::{self, HostView};
+use crate::engine::call::ControlCall;
 use crate::error::{Error, Result};
-use crate::model::{ActionSpec, Device, EventedValues};
-use crate::net::device::{self, App, LocalFuture, Options, Outputs};
+use crate::model::{Device, EventedValues};
+use crate::net::device::{self, Options};
 use crate::net::iface::Interface;
 use crate::state::StateDir;
 use crate::wire::soap::{self, UpnpError};
@@ -86,12 +88,7 @@ impl App for HypervisorApp {
         })
     }
 
-    fn invoke(
-        &self,
-        key: String,
-        action: String,
-        arguments: Vec<(String, String)>,
-    ) -> LocalFuture<std::result::Result<Outputs, UpnpError>> {
+    fn invoke(&self, call: ControlCall) -> LocalFuture<std::result::Result<Outputs, UpnpError>> {
         let backend = self.backend.clone();
         let calls = self.calls.clone();
         let view = self.view.borrow().clone();
@@ -99,8 +96,7 @@ impl App for HypervisorApp {
             let view =
                 view.ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, "host not read yet"))?;
             let _permit = calls.acquire().await;
-            smol::unblock(move || control::invoke(&*backend, &view, &key, &action, &arguments))
-                .await
+            smol::unblock(move || control::invoke(&*backend, &view, &call)).await
         })
     }
 
@@ -108,8 +104,8 @@ impl App for HypervisorApp {
         self.backend.poll_interval()
     }
 
-    fn authorize(&self, peer: IpAddr, action: &ActionSpec) -> std::result::Result<(), UpnpError> {
-        access::authorize(&self.control, peer, action)
+    fn authorize(&self, peer: IpAddr, call: &ControlCall) -> std::result::Result<(), UpnpError> {
+        access::authorize(&self.control, peer, &call.action)
     }
 }
 

@@ -1,15 +1,17 @@
 //! Role `advertise vm`: the VM, from inside the guest, with exactly its owner's services.
 
+use crate::app::{App, LocalFuture, Outputs};
 use crate::cli::VmArgs;
 use crate::consts::{SERVICES_POLL_INTERVAL, URN_DEVICE_VIRTUAL_MACHINE};
+use crate::engine::call::ControlCall;
 use crate::error::Result;
 use crate::model::{Device, EventedValues, Service};
-use crate::net::device::{self, App, LocalFuture, Options, Outputs};
+use crate::net::device::{self, Options};
 use crate::state::StateDir;
 use crate::vm::handler::{Call, Limits, Runner};
 use crate::vm::identity;
 use crate::vm::services::{evented_values, Catalog, OwnerService, Scanner};
-use crate::wire::soap::{self, UpnpError};
+use crate::wire::soap::UpnpError;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -109,35 +111,31 @@ impl App for VmApp {
         })
     }
 
-    fn invoke(
-        &self,
-        key: String,
-        action: String,
-        arguments: Vec<(String, String)>,
-    ) -> LocalFuture<std::result::Result<Outputs, UpnpError>> {
+    fn invoke(&self, call: ControlCall) -> LocalFuture<std::result::Result<Outputs, UpnpError>> {
         let catalog = self.catalog.borrow().clone();
         let runner = self.runner.clone();
         Box::pin(async move {
+            // The call names a service of the tree built from this catalog: its handler is
+            // the owner's data beside it.
             let service = all_services(&catalog)
-                .find(|s| s.key == key)
-                .ok_or_else(|| UpnpError::new(soap::INVALID_ACTION, format!("no service {key}")))?;
-            let spec = service.spec.find_action(&action).ok_or_else(|| {
-                UpnpError::new(soap::INVALID_ACTION, format!("no action {action}"))
-            })?;
-            let outputs: Vec<&str> = spec
+                .find(|s| s.key == call.service.key)
+                .ok_or_else(|| UpnpError::action_failed("service no longer offered"))?;
+            let outputs: Vec<&str> = call
+                .action
                 .arguments
                 .iter()
                 .filter(|a| a.direction == crate::model::Direction::Out)
                 .map(|a| a.name.as_str())
                 .collect();
-            let call = Call {
+            let arguments = call.argument_pairs();
+            let handler_call = Call {
                 handler: &service.handler,
                 service: &service.spec.name,
-                action: &action,
+                action: &call.action.name,
                 arguments: &arguments,
                 outputs: &outputs,
             };
-            runner.run(call).await
+            runner.run(handler_call).await
         })
     }
 

@@ -1,0 +1,35 @@
+//! What an advertised device is and does: the [`App`] the device runtime runs
+//! ([`crate::net::device`]), one for a hypervisor ([`crate::role::hypervisor`]) and one for a VM
+//! ([`crate::role::vm`]). Calls reach an app already resolved against its tables
+//! ([`crate::engine::call`]).
+
+use crate::engine::call::ControlCall;
+use crate::model::{Device, EventedValues};
+use crate::wire::soap::UpnpError;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future on the local executor.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Output arguments of an action (name, value), in SCPD order.
+pub type Outputs = Vec<(String, String)>;
+
+/// What a device is and what its actions do: the part that differs between a hypervisor
+/// and a VM.
+pub trait App {
+    /// The current device tree and evented values (blocking work runs off the loop).
+    fn snapshot(&self) -> LocalFuture<Result<(Device, EventedValues), String>>;
+    /// Performs `call`, which names one of the services of the last snapshot's tree and
+    /// carries arguments checked against its table.
+    fn invoke(&self, call: ControlCall) -> LocalFuture<Result<Outputs, UpnpError>>;
+    /// How often to take a new snapshot.
+    fn poll_interval(&self) -> Duration;
+    /// Whether `peer` may make `call`; `Err` is answered as it is and logged with the peer.
+    /// Everything is allowed unless the app says otherwise.
+    fn authorize(&self, _peer: IpAddr, _call: &ControlCall) -> Result<(), UpnpError> {
+        Ok(())
+    }
+}

@@ -3,6 +3,7 @@
 //! Holds the rendered description and SCPDs (the kept buffers HTTP serves) and the evented
 //! values, and turns a new model snapshot into a [`Change`] for SSDP and GENA. No I/O, no clock.
 
+use crate::consts::{CONTROL_PREFIX, EVENT_PREFIX};
 use crate::model::{Device, EventedValues};
 use crate::wire::description::{render_description, render_scpd};
 use std::collections::BTreeSet;
@@ -35,6 +36,41 @@ pub struct Change {
     pub removed_services: Vec<String>,
     /// Per service key, the evented variables whose values changed, with the new values.
     pub events: Vec<(String, Vec<(String, String)>)>,
+}
+
+/// What a request to a device's HTTP server is for, besides the descriptions and SCPDs that
+/// [`Published::lookup`] answers first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// POST to a control URL: a SOAP action for the service with this key.
+    Control(&'a str),
+    /// SUBSCRIBE to an event URL (a new subscription or a renewal).
+    Subscribe(&'a str),
+    /// UNSUBSCRIBE from an event URL.
+    Unsubscribe(&'a str),
+    /// A control or event URL with a method it does not take: 405.
+    MethodNotAllowed,
+    /// Nothing here: 404.
+    NotFound,
+}
+
+/// Routes a request by its method and path (without the query). Whether the service key
+/// exists is the handler's question: an unknown key is a 404 there.
+pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
+    if let Some(key) = path.strip_prefix(CONTROL_PREFIX) {
+        return match method {
+            "POST" => Route::Control(key),
+            _ => Route::MethodNotAllowed,
+        };
+    }
+    if let Some(key) = path.strip_prefix(EVENT_PREFIX) {
+        return match method {
+            "SUBSCRIBE" => Route::Subscribe(key),
+            "UNSUBSCRIBE" => Route::Unsubscribe(key),
+            _ => Route::MethodNotAllowed,
+        };
+    }
+    Route::NotFound
 }
 
 /// A hash of everything a CONFIGID covers (the description and every SCPD), taken with the
@@ -154,6 +190,34 @@ mod tests {
     use crate::backend::{Domain, HostInfo, RunState};
     use crate::control::{evented_values, hypervisor_device, HostView};
     use uuid::Uuid;
+
+    #[test]
+    fn requests_route_by_method_and_path() {
+        let cases = [
+            ("POST", "/control/hypervisor", Route::Control("hypervisor")),
+            ("POST", "/control/domain/1-2", Route::Control("domain/1-2")),
+            ("GET", "/control/hypervisor", Route::MethodNotAllowed),
+            ("M-POST", "/control/hypervisor", Route::MethodNotAllowed),
+            (
+                "SUBSCRIBE",
+                "/event/hypervisor",
+                Route::Subscribe("hypervisor"),
+            ),
+            (
+                "UNSUBSCRIBE",
+                "/event/domain/x",
+                Route::Unsubscribe("domain/x"),
+            ),
+            ("NOTIFY", "/event/hypervisor", Route::MethodNotAllowed),
+            ("POST", "/event/hypervisor", Route::MethodNotAllowed),
+            ("GET", "/description.xml", Route::NotFound),
+            ("POST", "/", Route::NotFound),
+            ("SUBSCRIBE", "/controlx", Route::NotFound),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
+    }
 
     fn view(domains: &[(u128, &str, RunState)]) -> HostView {
         HostView {

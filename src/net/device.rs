@@ -9,9 +9,9 @@ use super::http_client;
 use super::iface::Interface;
 use super::ssdp::SsdpSocket;
 use crate::app::App;
-use crate::consts::{CONTENT_TYPE_XML, CONTROL_PREFIX, EVENT_PREFIX, GENA_INITIAL_EVENT_DELAY};
+use crate::consts::{CONTENT_TYPE_XML, GENA_INITIAL_EVENT_DELAY};
 use crate::engine::call;
-use crate::engine::device::{content_hash, Published};
+use crate::engine::device::{content_hash, route, Published, Route};
 use crate::engine::gena::Subscriptions;
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
@@ -546,20 +546,13 @@ impl Handler for DeviceHttp {
 
     fn answer(&self, request: Request) -> Answer {
         let path = request.path.clone();
-        if let Some(key) = path.strip_prefix(CONTROL_PREFIX) {
-            return match request.method.as_str() {
-                "POST" => self.control(key, request),
-                _ => Answer::Now(status(405)),
-            };
+        match route(&request.method, &path) {
+            Route::Control(key) => self.control(key, request),
+            Route::Subscribe(key) => Answer::Now(self.subscribe(key, &request)),
+            Route::Unsubscribe(key) => Answer::Now(self.unsubscribe(key, &request)),
+            Route::MethodNotAllowed => Answer::Now(status(405)),
+            Route::NotFound => Answer::Now(status(404)),
         }
-        if let Some(key) = path.strip_prefix(EVENT_PREFIX) {
-            return Answer::Now(match request.method.as_str() {
-                "SUBSCRIBE" => self.subscribe(key, &request),
-                "UNSUBSCRIBE" => self.unsubscribe(key, &request),
-                _ => status(405),
-            });
-        }
-        Answer::Now(status(404))
     }
 }
 

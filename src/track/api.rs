@@ -24,11 +24,66 @@
 //! a hypervisor, a placement or another tenant's event; it has no `hypervisors` but a `vms`
 //! array instead.
 
+use crate::consts::{
+    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
+};
 use crate::engine::inventory::UndescribedView;
 use crate::repo::{Event, EventKind, HardwareRecord, VirtualRecord};
 use crate::wire::json::JsonWriter;
 use std::collections::BTreeMap;
 use uuid::Uuid;
+
+/// What a request to the read API asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /api/tree`.
+    Tree,
+    /// `GET /api/events?since=N` (0 when absent or not a number).
+    Events {
+        /// Events after this sequence number.
+        since: u64,
+    },
+    /// `GET /api/vms/<uuid>`.
+    Vm(Uuid),
+    /// `POST /api/vms/<uuid>/actions`: the relay to one of the VM's actions.
+    VmAction(Uuid),
+    /// `POST /api/hypervisors/<uuid>/actions`: the relay to a hypervisor's action.
+    HypervisorAction(Uuid),
+    /// Nothing here: 404.
+    NotFound,
+    /// A method the API does not take: 405.
+    MethodNotAllowed,
+}
+
+/// Routes a request by its method, path and query.
+pub fn route(method: &str, path: &str, query: Option<&str>) -> Route {
+    let uuid = |text: &str| Uuid::parse_str(text).ok();
+    match method {
+        "GET" if path == API_TREE_PATH => Route::Tree,
+        "GET" if path == API_EVENTS_PATH => Route::Events {
+            since: super::form::value(query, "since")
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0),
+        },
+        "GET" => path
+            .strip_prefix(API_VMS_PREFIX)
+            .and_then(uuid)
+            .map_or(Route::NotFound, Route::Vm),
+        "POST" => {
+            if let Some(rest) = path.strip_prefix(API_HYPERVISORS_PREFIX) {
+                return rest
+                    .strip_suffix(API_ACTIONS_SUFFIX)
+                    .and_then(uuid)
+                    .map_or(Route::NotFound, Route::HypervisorAction);
+            }
+            path.strip_prefix(API_VMS_PREFIX)
+                .and_then(|rest| rest.strip_suffix(API_ACTIONS_SUFFIX))
+                .and_then(uuid)
+                .map_or(Route::NotFound, Route::VmAction)
+        }
+        _ => Route::MethodNotAllowed,
+    }
+}
 
 /// Who is asking: the provider sees everything, a tenant only its own VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +353,50 @@ mod tests {
         .map(|v| (v.vm_uuid, v))
         .collect();
         (hardware, vms)
+    }
+
+    #[test]
+    fn requests_route_by_method_path_and_query() {
+        const VM: &str = "0b5e1c2a-1111-4a6b-8c9d-00000000a001";
+        let vm = Uuid::parse_str(VM).unwrap();
+        let vm_path = format!("/api/vms/{VM}");
+        let vm_actions = format!("/api/vms/{VM}/actions");
+        let host_actions = format!("/api/hypervisors/{VM}/actions");
+        let cases: Vec<(&str, &str, Option<&str>, Route)> = vec![
+            ("GET", "/api/tree", None, Route::Tree),
+            ("GET", "/api/tree", Some("x=1"), Route::Tree),
+            (
+                "GET",
+                "/api/events",
+                Some("since=12"),
+                Route::Events { since: 12 },
+            ),
+            (
+                "GET",
+                "/api/events",
+                Some("since=x"),
+                Route::Events { since: 0 },
+            ),
+            ("GET", "/api/events", None, Route::Events { since: 0 }),
+            ("GET", &vm_path, None, Route::Vm(vm)),
+            ("GET", "/api/vms/not-a-uuid", None, Route::NotFound),
+            ("GET", &vm_actions, None, Route::NotFound),
+            ("GET", "/", None, Route::NotFound),
+            ("POST", &vm_actions, None, Route::VmAction(vm)),
+            ("POST", &host_actions, None, Route::HypervisorAction(vm)),
+            ("POST", "/api/hypervisors/x/actions", None, Route::NotFound),
+            ("POST", &vm_path, None, Route::NotFound),
+            ("POST", "/api/tree", None, Route::NotFound),
+            ("PUT", "/api/tree", None, Route::MethodNotAllowed),
+            ("DELETE", &vm_path, None, Route::MethodNotAllowed),
+        ];
+        for (method, path, query, expected) in cases {
+            assert_eq!(
+                route(method, path, query),
+                expected,
+                "{method} {path} {query:?}"
+            );
+        }
     }
 
     #[test]

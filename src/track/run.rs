@@ -3,9 +3,8 @@
 //! single-threaded smol executor. What a message means is decided by the engines
 //! ([`crate::engine::discovery`], [`crate::engine::inventory`]); this file moves bytes.
 
-use super::api::{self, Viewer};
+use super::api::{self, Route, Viewer};
 use crate::consts::{
-    API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
     CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
     DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
@@ -1086,70 +1085,44 @@ impl Handler for ApiHttp {
     }
 
     fn answer(&self, request: Request) -> Answer {
-        let tracker = self.shared.borrow();
         let viewer = self
             .tenant
             .as_deref()
             .map_or(Viewer::Provider, Viewer::Tenant);
-        let path = request.path.as_str();
-        match (request.method.as_str(), path) {
-            ("GET", API_TREE_PATH) => Answer::Now(json(
-                200,
-                api::tree(
-                    &api::TreeSources {
-                        hardware: tracker.repo.hardware(),
-                        vms: tracker.repo.virtual_machines(),
-                        undescribed: &tracker.inventory.undescribed(),
-                        last_seq: tracker.repo.last_seq(),
-                    },
-                    viewer,
-                ),
-            )),
-            ("GET", API_EVENTS_PATH) => {
-                let since = super::form::value(request.query.as_deref(), "since")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                drop(tracker);
-                Answer::Later(Box::pin(events_long_poll(
-                    self.shared.clone(),
-                    since,
-                    self.tenant.clone(),
-                )))
+        match api::route(&request.method, &request.path, request.query.as_deref()) {
+            Route::Tree => {
+                let tracker = self.shared.borrow();
+                Answer::Now(json(
+                    200,
+                    api::tree(
+                        &api::TreeSources {
+                            hardware: tracker.repo.hardware(),
+                            vms: tracker.repo.virtual_machines(),
+                            undescribed: &tracker.inventory.undescribed(),
+                            last_seq: tracker.repo.last_seq(),
+                        },
+                        viewer,
+                    ),
+                ))
             }
-            ("GET", _) => {
-                let Some(vm) = path
-                    .strip_prefix(API_VMS_PREFIX)
-                    .and_then(|t| Uuid::parse_str(t).ok())
-                else {
-                    return not_found();
-                };
+            Route::Events { since } => Answer::Later(Box::pin(events_long_poll(
+                self.shared.clone(),
+                since,
+                self.tenant.clone(),
+            ))),
+            Route::Vm(vm) => {
+                let tracker = self.shared.borrow();
                 match api::vm(tracker.repo.virtual_machines().get(&vm), viewer) {
                     Some(body) => Answer::Now(json(200, body)),
                     None => not_found(),
                 }
             }
-            ("POST", _) => {
-                if let Some(rest) = path.strip_prefix(API_HYPERVISORS_PREFIX) {
-                    let Some(host) = rest
-                        .strip_suffix(API_ACTIONS_SUFFIX)
-                        .and_then(|t| Uuid::parse_str(t).ok())
-                    else {
-                        return not_found();
-                    };
-                    drop(tracker);
-                    return self.relay_hypervisor(host, &request.body);
-                }
-                let Some(vm) = path
-                    .strip_prefix(API_VMS_PREFIX)
-                    .and_then(|rest| rest.strip_suffix(API_ACTIONS_SUFFIX))
-                    .and_then(|t| Uuid::parse_str(t).ok())
-                else {
-                    return not_found();
-                };
-                drop(tracker);
-                self.relay(vm, self.tenant.clone(), &request.body)
+            Route::VmAction(vm) => self.relay(vm, self.tenant.clone(), &request.body),
+            Route::HypervisorAction(host) => self.relay_hypervisor(host, &request.body),
+            Route::NotFound => not_found(),
+            Route::MethodNotAllowed => {
+                Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec()))
             }
-            _ => Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec())),
         }
     }
 }

@@ -579,6 +579,9 @@ fn gupnp_hypervisor_places_a_vm_by_its_gena_event() {
         return;
     };
     let mut world = World::new("pd-ghv", &[]);
+    // Its UDN spelled `UUID:` and upper case, which UDA 1.1 does not write but a stack may:
+    // the tracker must read it as the same host everywhere, the relay included.
+    let udn = format!("UUID:{}", HOST_GUPNP.to_uppercase());
     let hypervisor = PeerDevice::start(
         world.mgmt.host(1),
         &python,
@@ -588,6 +591,8 @@ fn gupnp_hypervisor_places_a_vm_by_its_gena_event() {
             "hypervisor",
             "--uuid",
             HOST_GUPNP,
+            "--udn",
+            &udn,
             "--name",
             "gupnp-hv",
             "--vms",

@@ -24,6 +24,7 @@ use crate::consts::{
 };
 use crate::model::{Direction, ServiceSpec};
 use crate::net::http_client::ClientResponse;
+use crate::wire::description::udn_uuid;
 use crate::wire::json::{parse_value, JsonValue};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::time::Duration;
@@ -123,8 +124,8 @@ fn host_named(host: &Host, target: &str) -> bool {
 /// name. A name several carry is a usage error listing their UUIDs.
 pub fn find_target<'a>(tree: &'a Tree, target: &str) -> Result<Target<'a>, Failure> {
     let all = tree.vms();
-    let udn = target.strip_prefix("uuid:");
-    if let Ok(wanted) = Uuid::try_parse(udn.unwrap_or(target)) {
+    let wanted = udn_uuid(target).or_else(|| Uuid::try_parse(target).ok());
+    if let Some(wanted) = wanted {
         if let Some((host, vm)) = all.iter().find(|(_, vm)| same_uuid(&vm.uuid, wanted)) {
             return Ok(Target::Vm {
                 placed: host.is_some(),

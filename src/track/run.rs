@@ -24,7 +24,7 @@ use crate::net::iface::{self, Interface};
 use crate::net::ssdp::SsdpSocket;
 use crate::net::unix_now;
 use crate::repo::{ActionRecord, EventDraft, Repository};
-use crate::wire::description::{parse_description, Described, DescribedDevice};
+use crate::wire::description::{parse_description, udn_uuid, Described, DescribedDevice};
 use crate::wire::http::http_url_parts;
 use crate::wire::{gena, scpd, soap};
 use smol::channel::Sender;
@@ -849,11 +849,6 @@ async fn service_actions(
 }
 
 /// The UUID of a `uuid:...` UDN.
-fn udn_uuid(udn: &str) -> Option<Uuid> {
-    udn.strip_prefix("uuid:")
-        .and_then(|text| Uuid::try_parse(text).ok())
-}
-
 /// Control URLs of every service of a device's tree that point at the advertising host.
 fn controls_of(root: &DescribedDevice, source: Ipv4Addr) -> Vec<Control> {
     root.walk()

@@ -232,6 +232,19 @@ pub struct DescribedService {
     pub event_url: String,
 }
 
+/// The UUID of a UDN: `uuid:` in any case, then a UUID, surrounding whitespace ignored (UDA
+/// 1.1 section 1.1.4 writes the prefix in lower case; some stacks do not). `None` for anything
+/// else. Every part of xenplug that reads a UDN reads it with this, so that no two of them can
+/// disagree on which device a UDN names.
+pub fn udn_uuid(udn: &str) -> Option<uuid::Uuid> {
+    let udn = udn.trim();
+    let prefix = udn.get(..crate::consts::UDN_PREFIX.len())?;
+    if !prefix.eq_ignore_ascii_case(crate::consts::UDN_PREFIX) {
+        return None;
+    }
+    uuid::Uuid::try_parse(udn.get(crate::consts::UDN_PREFIX.len()..)?).ok()
+}
+
 /// The Xen VM UUID a device stands for, from its `xenplug:vmUuid` element; `None` when the
 /// element is absent or does not hold a UUID.
 pub fn vm_uuid(device: &DescribedDevice) -> Option<uuid::Uuid> {
@@ -877,6 +890,29 @@ mod tests {
 
     fn service(scpd: &str) -> String {
         format!("<service><serviceType>urn:s</serviceType><serviceId>urn:i</serviceId><SCPDURL>{scpd}</SCPDURL><controlURL>/c</controlURL><eventSubURL>/e</eventSubURL></service>")
+    }
+
+    #[test]
+    fn udns_read_the_same_way_everywhere() {
+        let uuid = uuid::Uuid::parse_str("5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab").unwrap();
+        for text in [
+            "uuid:5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab",
+            "UUID:5F0C7A2E-8D1B-4C3E-9A7F-0123456789AB",
+            " Uuid:5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab\t",
+        ] {
+            assert_eq!(udn_uuid(text), Some(uuid), "{text:?}");
+        }
+        for text in [
+            "",
+            "uuid:",
+            "5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab",
+            "uuid 5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab",
+            "uuid:5f0c7a2e-8d1b-4c3e-9a7f-0123456789",
+            "urn:5f0c7a2e-8d1b-4c3e-9a7f-0123456789ab",
+            "uu\u{e9}d:x",
+        ] {
+            assert_eq!(udn_uuid(text), None, "{text:?}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ def description(args):
         "<friendlyName>%s</friendlyName>\n"
         "<manufacturer>GUPnP interop peer</manufacturer>\n"
         "<modelName>gupnp_device.py</modelName>\n"
-        "<UDN>uuid:%s</UDN>\n"
+        "<UDN>%s</UDN>\n"
         "<serviceList><service>"
         "<serviceType>%s</serviceType>"
         "<serviceId>%s</serviceId>"
@@ -99,8 +99,13 @@ def description(args):
         "%s"
         "</device>\n"
         "</root>\n"
-    ) % (NS_XENPLUG, device_type, esc(args.name), args.uuid, service_type, service_id, name,
+    ) % (NS_XENPLUG, device_type, esc(args.name), esc(udn(args)), service_type, service_id, name,
          name, name, vendor)
+
+
+def udn(args):
+    """The UDN as the description writes it: uuid:<--uuid>, or --udn verbatim."""
+    return args.udn if args.udn else "uuid:" + args.uuid
 
 
 def scpd(args):
@@ -270,6 +275,8 @@ def main():
     parser.add_argument("--iface", required=True)
     parser.add_argument("--role", choices=["vm", "hypervisor"], default="vm")
     parser.add_argument("--uuid", required=True, help="UDN uuid (and vmUuid for --role vm)")
+    parser.add_argument("--udn", help="the UDN written verbatim instead of uuid:<--uuid>, as a "
+                        "stack that spells it otherwise would (UUID:<UPPER CASE>)")
     parser.add_argument("--name", default="gupnp-vm")
     parser.add_argument("--vms", default="", help="initial VirtualMachineIds (hypervisor)")
     parser.add_argument("--dir", required=True, help="where the description files are written")

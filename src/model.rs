@@ -5,9 +5,21 @@
 //! described by static [`ServiceSpec`] tables that render into SCPDs and drive SOAP dispatch.
 
 use crate::consts::{CONTROL_PREFIX, EVENT_PREFIX, SCPD_PREFIX};
-use crate::engine::ssdp::Advertisement;
 use std::sync::Arc;
 use uuid::Uuid;
+
+/// What SSDP announces of one device, root or embedded ([`Device::advertisements`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertisement {
+    /// UDN, `uuid:...`.
+    pub udn: String,
+    /// Device type URN, `urn:domain:device:Type:v`.
+    pub device_type: String,
+    /// Service type URNs of the device's services; duplicates are advertised once.
+    pub service_types: Vec<String>,
+    /// Whether this is a root device (it also gets the `upnp:rootdevice` target).
+    pub root: bool,
+}
 
 /// Current values of evented state variables, per service key, in SCPD order.
 pub type EventedValues = std::collections::BTreeMap<String, Vec<(String, String)>>;

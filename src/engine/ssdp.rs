@@ -7,6 +7,7 @@
 //! they always carry the current CONFIGID.
 
 use super::{later, ssdp_repeat_delay};
+use crate::model::Advertisement;
 use crate::subnet::Subnet;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -19,19 +20,6 @@ use crate::consts::{
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
 use crate::wire::{self, Cursor};
-
-/// One device to advertise, root or embedded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Advertisement {
-    /// UDN, `uuid:...`.
-    pub udn: String,
-    /// Device type URN, `urn:domain:device:Type:v`.
-    pub device_type: String,
-    /// Service type URNs of the device's services; duplicates are advertised once.
-    pub service_types: Vec<String>,
-    /// Whether this is a root device (it also gets the `upnp:rootdevice` target).
-    pub root: bool,
-}
 
 /// One UPnP-enabled interface SSDP runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,8 @@ use xenplug::consts::{
     SSDP_MAX_PENDING_REPLIES, SSDP_PORT, SSDP_V4_GROUP, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
-use xenplug::engine::ssdp::{Advertisement, Config, Engine, Interface, Outgoing};
+use xenplug::engine::ssdp::{Config, Engine, Interface, Outgoing};
+use xenplug::model::Advertisement;
 use xenplug::subnet::Subnet;
 use xenplug::wire::ssdp::{self, Message, NotifyKind};
 

@@ -432,7 +432,7 @@ impl Discovery {
         }
     }
 
-    /// When `dispatch` has a search to send or `expire` a device to forget, if ever.
+    /// When [`Discovery::dispatch`] has a search to send or a device to forget, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
         self.tables
             .iter()
@@ -443,10 +443,12 @@ impl Discovery {
             .min()
     }
 
-    /// Renders into a stack buffer and hands to `emit` (network id, destination, bytes) every
-    /// search send due at `now`, oldest first. Each send opens (or extends) that network's
-    /// response window to MX + [`DISCOVERY_RESPONSE_GRACE`] from `now`.
+    /// What is due at `now`: renders into a stack buffer and hands to `emit` (network id,
+    /// destination, bytes) every search send due, oldest first, and forgets every device whose
+    /// max-age has elapsed (a `Gone { Expired }` change each). Each send opens (or extends)
+    /// that network's response window to MX + [`DISCOVERY_RESPONSE_GRACE`] from `now`.
     pub fn dispatch(&mut self, now: Instant, mut emit: impl FnMut(u32, SocketAddrV4, &[u8])) {
+        self.expire(now);
         let mut buffer = [0u8; SSDP_EMIT_BUFFER];
         let destination = SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT);
         for table in &mut self.tables {
@@ -479,7 +481,7 @@ impl Discovery {
     }
 
     /// Forgets every device whose max-age has elapsed at `now`: `Gone { Expired }` for each.
-    pub fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now: Instant) {
         for table in &mut self.tables {
             let mut expired: Vec<String> = table
                 .devices

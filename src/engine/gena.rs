@@ -7,9 +7,9 @@
 //! - once the SUBSCRIBE response is written, [`Subscriptions::send_initial`] queues the initial
 //!   event (UDA 1.1 section 4.1.2: the initial event follows the response);
 //! - model changes go to [`Subscriptions::notify`];
-//! - [`Subscriptions::take_ready`] hands out the NOTIFYs to send, at most one in flight per
-//!   subscription, and [`Subscriptions::delivered`] reports how each went;
-//! - [`Subscriptions::expire`] runs at [`Subscriptions::poll_at`].
+//! - [`Subscriptions::take_due`], at [`Subscriptions::poll_at`] and after each of the calls
+//!   above, ends the subscriptions whose time is up and hands out the NOTIFYs to send, at
+//!   most one in flight per subscription; [`Subscriptions::delivered`] reports how each went.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -387,13 +387,13 @@ impl Subscriptions {
 
     /// Removes every subscription whose time is up at `now` (UDA 1.1 section 4.1.2: a
     /// subscription not renewed before it expires ends).
-    pub fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now: Instant) {
         self.table
             .retain(|_, subscription| subscription.expires > now);
     }
 
     /// When there is next something to do: an expiry, or a held initial event coming due.
-    /// Other deliveries do not wait on time: call [`Subscriptions::take_ready`] after every
+    /// Other deliveries do not wait on time: call [`Subscriptions::take_due`] after every
     /// `send_initial`, `notify` and `delivered`.
     pub fn poll_at(&self) -> Option<Instant> {
         self.table
@@ -408,18 +408,20 @@ impl Subscriptions {
             .min()
     }
 
-    /// Whether [`Subscriptions::take_ready`] would return something at `now`.
-    pub fn has_ready(&self, now: Instant) -> bool {
+    /// Whether [`Subscriptions::take_due`] would return something at `now`.
+    #[cfg(test)]
+    fn has_ready(&self, now: Instant) -> bool {
         self.table
             .values()
             .any(|subscription| subscription.is_ready(now))
     }
 
-    /// The NOTIFYs to send now: for each subscription with nothing in flight, its oldest
-    /// pending event with the next SEQ. The subscription then has that event in flight until
-    /// [`Subscriptions::delivered`], so each subscriber receives its events one at a time
-    /// and in SEQ order.
-    pub fn take_ready(&mut self, now: Instant) -> Vec<Delivery> {
+    /// What is due at `now`: subscriptions whose time is up end, then, for each subscription
+    /// with nothing in flight, its oldest pending event goes out with the next SEQ. The
+    /// subscription then has that event in flight until [`Subscriptions::delivered`], so each
+    /// subscriber receives its events one at a time and in SEQ order.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Delivery> {
+        self.expire(now);
         let mut ready = Vec::new();
         for (sid, subscription) in &mut self.table {
             if let Some((seq, variables)) = subscription.take(now) {
@@ -686,13 +688,13 @@ mod tests {
         let sid = subscribed(&mut table, now, HV);
         let later = now + Duration::from_millis(300);
         table.send_initial(&sid, vars(&[("State", "running")]), later);
-        assert!(table.take_ready(now).is_empty(), "held");
+        assert!(table.take_due(now).is_empty(), "held");
         assert_eq!(
             table.poll_at(),
             Some(later),
             "the loop wakes for it before any expiry"
         );
-        let ready = table.take_ready(later);
+        let ready = table.take_due(later);
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].seq, 0);
     }
@@ -705,11 +707,11 @@ mod tests {
         // A change before the initial event is not sent to this subscriber.
         table.notify(HV, vars(&[("State", "early")]));
         assert!(!table.has_ready(now));
-        assert!(table.take_ready(now).is_empty());
+        assert!(table.take_due(now).is_empty());
 
         table.send_initial(&sid, vars(&[("State", "running"), ("Name", "a&b")]), now);
         table.send_initial(&sid, vars(&[("State", "twice")]), now);
-        let ready = table.take_ready(now);
+        let ready = table.take_due(now);
         assert_eq!(
             ready,
             [Delivery {
@@ -720,10 +722,7 @@ mod tests {
             }]
         );
         table.delivered(&sid, Outcome::Delivered);
-        assert!(
-            table.take_ready(now).is_empty(),
-            "initial event queued once"
-        );
+        assert!(table.take_due(now).is_empty(), "initial event queued once");
     }
 
     #[test]
@@ -737,29 +736,29 @@ mod tests {
         table.notify(HV, vars(&[("State", "2")]));
         table.notify(DOM, vars(&[("Other", "x")]));
 
-        let first = table.take_ready(now);
+        let first = table.take_due(now);
         assert_eq!(first.len(), 1, "the DOM subscriber is not active yet");
         assert_eq!((first[0].sid.as_str(), first[0].seq), (sid.as_str(), 0));
         assert!(
-            table.take_ready(now).is_empty(),
+            table.take_due(now).is_empty(),
             "one in flight per subscription"
         );
         assert!(!table.has_ready(now));
 
         table.delivered(&sid, Outcome::Failed);
-        let second = table.take_ready(now);
+        let second = table.take_due(now);
         assert_eq!(second[0].seq, 1, "a failed event is dropped, SEQ goes on");
         assert_eq!(second[0].body, body_of(&[("State", "1")]));
         table.delivered(&sid, Outcome::Delivered);
-        let third = table.take_ready(now);
+        let third = table.take_due(now);
         assert_eq!(third[0].seq, 2);
         assert_eq!(third[0].body, body_of(&[("State", "2")]));
         table.delivered(&sid, Outcome::Delivered);
-        assert!(table.take_ready(now).is_empty());
+        assert!(table.take_due(now).is_empty());
 
         table.delivered(&other, Outcome::Delivered);
         table.delivered("uuid:unknown", Outcome::Delivered);
-        assert!(table.take_ready(now).is_empty());
+        assert!(table.take_due(now).is_empty());
     }
 
     #[test]
@@ -771,7 +770,7 @@ mod tests {
         for sid in [&dead, &alive] {
             table.send_initial(sid, vars(&[("State", "0")]), now);
         }
-        let first = table.take_ready(now);
+        let first = table.take_due(now);
         assert_eq!(first.len(), 2);
         // More events wait behind the ones in flight.
         table.notify(HV, vars(&[("State", "1")]));
@@ -782,7 +781,7 @@ mod tests {
         );
         table.delivered(&alive, Outcome::Delivered);
         assert_eq!(table.count(later, HV), 1, "long before it would expire");
-        let next = table.take_ready(later);
+        let next = table.take_due(later);
         assert_eq!(next.len(), 1, "nothing more for the dropped SID: {next:?}");
         assert_eq!((next[0].sid.as_str(), next[0].seq), (alive.as_str(), 1));
         assert_eq!(
@@ -804,12 +803,12 @@ mod tests {
         let mut table = Subscriptions::new(6);
         let sid = subscribed(&mut table, now, HV);
         table.send_initial(&sid, vars(&[("State", "0")]), now);
-        table.take_ready(now);
+        table.take_due(now);
         table.delivered(&sid, Outcome::Delivered);
         table.set_next_seq(&sid, u32::MAX);
         for expected in [u32::MAX, 1, 2] {
             table.notify(HV, vars(&[("State", "n")]));
-            let ready = table.take_ready(now);
+            let ready = table.take_due(now);
             assert_eq!(ready[0].seq, expected);
             table.delivered(&sid, Outcome::Delivered);
         }
@@ -830,7 +829,7 @@ mod tests {
 
         let mut seen = Vec::new();
         loop {
-            let ready = table.take_ready(now);
+            let ready = table.take_due(now);
             let Some(delivery) = ready.first() else { break };
             seen.push((delivery.seq, delivery.body.clone()));
             table.delivered(&sid, Outcome::Delivered);
@@ -863,7 +862,7 @@ mod tests {
         table.send_initial(&gone, vars(&[("State", "running")]), now);
         table.send_initial(&kept, vars(&[("State", "running")]), now);
         table.remove_service(DOM);
-        let ready = table.take_ready(now);
+        let ready = table.take_due(now);
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].sid, kept);
         assert_eq!(

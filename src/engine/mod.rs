@@ -1,6 +1,9 @@
 //! Engine layer: protocol state machines. Time comes in as an argument; nothing here reads a
-//! clock, opens a socket or spawns a task. Inbound events are `on_*` methods, outbound work is
-//! `poll_at()` (when to wake) and `dispatch(now, ..)`.
+//! clock, opens a socket or spawns a task. Every engine hands out work the same way: inbound
+//! events are `on_*` methods; `poll_at()` says when something next comes due; at that instant
+//! `dispatch(now, emit)` hands datagrams to send to `emit` (SSDP, discovery), or `take_due(now)`
+//! returns the work items to perform (GENA deliveries, the tracker's SUBSCRIBEs, the
+//! inventory's timed decisions). Expiries happen inside those calls.
 
 pub mod call;
 pub mod device;

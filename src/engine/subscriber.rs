@@ -9,7 +9,7 @@
 //!   section 4.1.4) and the new one subscribed. After a reboot (new BOOTID) every SID of the
 //!   tree is forgotten without UNSUBSCRIBE: the device kept none of them;
 //! - when a device leaves, [`Subscriber::forget`];
-//! - [`Subscriber::due`] hands out the SUBSCRIBE requests (new or renewal) to send, at most
+//! - [`Subscriber::take_due`] hands out the SUBSCRIBE requests (new or renewal) to send, at most
 //!   one in flight per subscription, and [`Subscriber::on_answer`] takes how each went;
 //! - [`Subscriber::take_cancels`] hands out the UNSUBSCRIBEs to send (best effort: their
 //!   outcome changes nothing here);
@@ -201,7 +201,7 @@ impl Subscriber {
 
     /// The SUBSCRIBEs due at `now`, marked in flight: none is handed out again before
     /// [`Subscriber::on_answer`] took its answer.
-    pub fn due(&mut self, now: Instant) -> Vec<Request> {
+    pub fn take_due(&mut self, now: Instant) -> Vec<Request> {
         let mut requests = Vec::new();
         for (token, entry) in self.table.iter_mut() {
             if entry.in_flight.is_some() || entry.renew_at > now {
@@ -372,7 +372,7 @@ mod tests {
 
     /// Sends every due SUBSCRIBE and grants it `uuid:<prefix>-<token>`.
     fn grant_all(subscriber: &mut Subscriber, now: Instant, prefix: &str) -> Vec<Request> {
-        let requests = subscriber.due(now);
+        let requests = subscriber.take_due(now);
         for request in &requests {
             let sid = format!("uuid:{prefix}-{}", request.token);
             assert_eq!(
@@ -400,7 +400,7 @@ mod tests {
         let again = vec![domain(80), hypervisor(80), hypervisor(80)];
         subscriber.reconcile(later, NET, ROOT, again, false);
         assert_eq!(subscriber.len(), 2);
-        assert!(subscriber.due(later).is_empty(), "nothing to send");
+        assert!(subscriber.take_due(later).is_empty(), "nothing to send");
         assert!(subscriber.take_cancels().is_empty(), "nothing to cancel");
         assert_eq!(
             subscriber.sid_of(NET, ROOT, &hypervisor(80)),
@@ -410,11 +410,11 @@ mod tests {
 
         // Renewal on schedule, with the SID.
         let half = now + Duration::from_secs(900);
-        let renewals = subscriber.due(half);
+        let renewals = subscriber.take_due(half);
         assert_eq!(renewals.len(), 2);
         assert_eq!(renewals[0].sid.as_deref(), Some("uuid:s-1"));
         assert_eq!(subscriber.poll_at(), None, "both in flight");
-        assert!(subscriber.due(half).is_empty(), "one in flight each");
+        assert!(subscriber.take_due(half).is_empty(), "one in flight each");
     }
 
     #[test]
@@ -445,7 +445,7 @@ mod tests {
         );
         assert!(subscriber.take_cancels().is_empty(), "taken once");
         assert_eq!(subscriber.len(), 1);
-        let requests = subscriber.due(later);
+        let requests = subscriber.take_due(later);
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].event, SocketAddrV4::new(HOST, 81));
         assert_eq!(requests[0].sid, None);
@@ -464,7 +464,7 @@ mod tests {
             subscriber.take_cancels().is_empty(),
             "no UNSUBSCRIBE after a reboot"
         );
-        let requests = subscriber.due(later);
+        let requests = subscriber.take_due(later);
         assert_eq!(requests.len(), 2);
         assert!(
             requests.iter().all(|r| r.sid.is_none()),
@@ -478,7 +478,7 @@ mod tests {
         let now = Instant::now();
         let mut subscriber = Subscriber::new();
         subscriber.reconcile(now, NET, ROOT, vec![domain(80)], false);
-        let requests = subscriber.due(now);
+        let requests = subscriber.take_due(now);
         // The Domain leaves while its SUBSCRIBE is in flight: nothing to cancel yet.
         subscriber.reconcile(now, NET, ROOT, Vec::new(), false);
         assert!(subscriber.take_cancels().is_empty());
@@ -503,12 +503,12 @@ mod tests {
         subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80)], false);
         grant_all(&mut subscriber, now, "h");
         let half = now + Duration::from_secs(900);
-        let renewal = subscriber.due(half);
+        let renewal = subscriber.take_due(half);
         subscriber.reconcile(half, NET, ROOT, vec![hypervisor(80)], true);
         subscriber.on_answer(half, &renewal[0], granted("uuid:h-2"));
         assert_eq!(subscriber.sid_of(NET, ROOT, &hypervisor(80)), None);
         assert_eq!(subscriber.take_cancels().len(), 1);
-        let fresh = subscriber.due(half);
+        let fresh = subscriber.take_due(half);
         assert_eq!((fresh.len(), fresh[0].sid.as_ref()), (1, None));
     }
 
@@ -517,44 +517,47 @@ mod tests {
         let now = Instant::now();
         let mut subscriber = Subscriber::new();
         subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80)], false);
-        let first = subscriber.due(now);
+        let first = subscriber.take_due(now);
         // No answer to a new subscription: tried again later, still new.
         let why = subscriber.on_answer(now, &first[0], Answer::Failed("timed out".into()));
         assert_eq!(why.as_deref(), Some("timed out"));
         assert_eq!(subscriber.poll_at(), Some(now + TRACK_RESUBSCRIBE_RETRY));
         let retry = now + TRACK_RESUBSCRIBE_RETRY;
-        let second = subscriber.due(retry);
+        let second = subscriber.take_due(retry);
         assert_eq!(second[0].sid, None);
         subscriber.on_answer(retry, &second[0], granted("uuid:one"));
 
         // A renewal that fails while the SID still lives: renewed again, same SID.
         let half = retry + Duration::from_secs(900);
-        let renewal = subscriber.due(half);
+        let renewal = subscriber.take_due(half);
         subscriber.on_answer(half, &renewal[0], Answer::Failed("refused".into()));
-        let again = subscriber.due(half + TRACK_RESUBSCRIBE_RETRY);
+        let again = subscriber.take_due(half + TRACK_RESUBSCRIBE_RETRY);
         assert_eq!(again[0].sid.as_deref(), Some("uuid:one"));
         // 412: the publisher forgot it; anew at once.
         let at = half + TRACK_RESUBSCRIBE_RETRY;
         assert!(subscriber
             .on_answer(at, &again[0], Answer::Unknown)
             .is_some());
-        assert_eq!(subscriber.due(at)[0].sid, None);
+        assert_eq!(subscriber.take_due(at)[0].sid, None);
         assert!(subscriber.take_cancels().is_empty());
 
         // A renewal failing when the SID is about to run out: anew.
         let mut subscriber = Subscriber::new();
         subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80)], false);
-        let request = subscriber.due(now);
+        let request = subscriber.take_due(now);
         let short = Answer::Granted {
             sid: "uuid:short".into(),
             timeout: Some(Duration::from_secs(12)),
         };
         subscriber.on_answer(now, &request[0], short);
         let at = now + Duration::from_secs(6);
-        let renewal = subscriber.due(at);
+        let renewal = subscriber.take_due(at);
         assert_eq!(renewal[0].sid.as_deref(), Some("uuid:short"));
         subscriber.on_answer(at, &renewal[0], Answer::Failed("timed out".into()));
-        assert_eq!(subscriber.due(at + TRACK_RESUBSCRIBE_RETRY)[0].sid, None);
+        assert_eq!(
+            subscriber.take_due(at + TRACK_RESUBSCRIBE_RETRY)[0].sid,
+            None
+        );
     }
 
     #[test]
@@ -587,7 +590,7 @@ mod tests {
         let now = Instant::now();
         let mut subscriber = Subscriber::new();
         subscriber.reconcile(now, NET, ROOT, vec![domain(80)], false);
-        let request = subscriber.due(now);
+        let request = subscriber.take_due(now);
         let token = request[0].token;
         let peer = IpAddr::V4(HOST);
         let owner = Some((DOMAIN, "urn:xenplug-org:service:DomainControl:1"));

@@ -239,8 +239,7 @@ fn tick(
 ) {
     let mut core = shared.borrow_mut();
     core.dispatch_ssdp(now);
-    core.gena.expire(now);
-    for delivery in core.gena.take_ready(now) {
+    for delivery in core.gena.take_due(now) {
         executor
             .spawn(deliver(shared.clone(), wake.clone(), delivery))
             .detach();

@@ -451,7 +451,6 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                         }
                     }
                 });
-            tracker.discovery.expire(now);
             if now >= next_tick {
                 next_tick = now + TRACK_TICK;
                 let outputs = tracker.inventory.tick(unix_now());
@@ -877,7 +876,7 @@ fn renew_subscriptions(
     for cancel in tracker.subscriber.take_cancels() {
         executor.spawn(unsubscribe(cancel)).detach();
     }
-    for request in tracker.subscriber.due(now) {
+    for request in tracker.subscriber.take_due(now) {
         let callback = tracker
             .networks
             .get(request.network as usize)

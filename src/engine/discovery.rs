@@ -213,7 +213,7 @@ pub struct Seen {
 pub struct Discovery {
     config: Config,
     /// MX header value of our searches.
-    mx: String,
+    max_wait: String,
     /// How long responses are accepted after a search is sent.
     window: Duration,
     rng: fastrand::Rng,
@@ -296,7 +296,7 @@ impl Discovery {
             })
             .collect();
         Discovery {
-            mx: search_mx.to_string(),
+            max_wait: search_mx.to_string(),
             window: Duration::from_secs(u64::from(search_mx)) + DISCOVERY_RESPONSE_GRACE,
             config,
             rng: fastrand::Rng::with_seed(seed),
@@ -365,7 +365,7 @@ impl Discovery {
                     );
                     return;
                 }
-                let Some(udn) = udn_of(response.usn, source, network) else {
+                let Some(udn) = udn_of(response.unique_service_name, source, network) else {
                     return;
                 };
                 if !location_is_source(response.location, source, network) {
@@ -373,7 +373,7 @@ impl Discovery {
                 }
                 let heard = Heard {
                     udn,
-                    target: response.st,
+                    target: response.search_target,
                     location: response.location,
                     source: *source.ip(),
                     max_age: response.max_age,
@@ -383,10 +383,10 @@ impl Discovery {
                 table.alive(now, config, &heard, changes);
             }
             Message::Notify(notify) => {
-                let Some(udn) = udn_of(notify.usn, source, network) else {
+                let Some(udn) = udn_of(notify.unique_service_name, source, network) else {
                     return;
                 };
-                match (notify.nts, notify.location) {
+                match (notify.notification_subtype, notify.location) {
                     (NotifyKind::ByeBye, _) => {
                         let repeat = ssdp_repeat_delay(rng);
                         table.byebye(
@@ -405,7 +405,7 @@ impl Discovery {
                         }
                         let heard = Heard {
                             udn,
-                            target: notify.nt,
+                            target: notify.notification_type,
                             location,
                             source: *source.ip(),
                             max_age: notify.max_age,
@@ -424,7 +424,7 @@ impl Discovery {
                     (_, None) => {
                         log::debug!(
                             "discovery: {} without LOCATION from {source} dropped",
-                            notify.nts.as_str()
+                            notify.notification_subtype.as_str()
                         )
                     }
                 }
@@ -461,9 +461,9 @@ impl Discovery {
             for search in table.searches.drain(..due) {
                 let message = Search {
                     host: SSDP_HOST,
-                    man: SSDP_MAN_DISCOVER,
-                    mx: Some(&self.mx),
-                    st: search.target.as_deref().unwrap_or(SSDP_ST_ALL),
+                    mandatory_extension: SSDP_MAN_DISCOVER,
+                    max_wait: Some(&self.max_wait),
+                    search_target: search.target.as_deref().unwrap_or(SSDP_ST_ALL),
                     user_agent: Some(&self.config.user_agent),
                 };
                 let mut cursor = Cursor::new(&mut buffer);
@@ -1080,9 +1080,9 @@ Content-Length: 0\r\n\
             let (nt, usn) = self.nt_usn();
             let notify = Notify {
                 host: SSDP_HOST,
-                nt: &nt,
-                nts,
-                usn: &usn,
+                notification_type: &nt,
+                notification_subtype: nts,
+                unique_service_name: &usn,
                 location: (nts != NotifyKind::ByeBye).then_some(self.location),
                 max_age: Some(self.max_age),
                 server: Some(USER_AGENT),
@@ -1105,8 +1105,8 @@ Content-Length: 0\r\n\
         fn response(&self) -> Vec<u8> {
             let (st, usn) = self.nt_usn();
             let response = Response {
-                st: &st,
-                usn: &usn,
+                search_target: &st,
+                unique_service_name: &usn,
                 location: self.location,
                 max_age: Some(self.max_age),
                 server: Some(USER_AGENT),
@@ -1114,7 +1114,7 @@ Content-Length: 0\r\n\
                 config_id: self.config_id,
                 search_port: None,
                 date: None,
-                ext: true,
+                extension_confirmed: true,
             };
             render(|cursor| response.emit(cursor))
         }
@@ -1580,8 +1580,8 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
         let Ok(Message::Search(search)) = wire_ssdp::parse(&first[0].2) else {
             panic!("not a search");
         };
-        assert_eq!(search.st, DOMAINS[0]);
-        assert_eq!(search.mx, Some("2"));
+        assert_eq!(search.search_target, DOMAINS[0]);
+        assert_eq!(search.max_wait, Some("2"));
         let repeat = discovery.poll_at().unwrap();
         assert_eq!(sent(&mut discovery, repeat)[0].2, first[0].2);
 
@@ -1861,9 +1861,9 @@ USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
             panic!("not a search");
         };
         assert_eq!(search.host, SSDP_HOST);
-        assert_eq!(search.man, SSDP_MAN_DISCOVER);
-        assert_eq!(search.mx, Some("2"));
-        assert_eq!(search.st, SSDP_ST_ALL);
+        assert_eq!(search.mandatory_extension, SSDP_MAN_DISCOVER);
+        assert_eq!(search.max_wait, Some("2"));
+        assert_eq!(search.search_target, SSDP_ST_ALL);
         assert_eq!(search.user_agent, Some(USER_AGENT));
 
         let repeat = discovery.poll_at().unwrap();
@@ -1892,7 +1892,7 @@ USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
         let Ok(Message::Search(search)) = wire_ssdp::parse(&first[0].2) else {
             panic!("not a search");
         };
-        assert_eq!(search.mx, Some("5"));
+        assert_eq!(search.max_wait, Some("5"));
     }
 
     #[test]

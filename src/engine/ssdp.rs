@@ -81,8 +81,8 @@ pub struct Engine {
 struct Target {
     udn: String,
     /// NT of the notification, ST of the response.
-    nt: String,
-    usn: String,
+    notification_type: String,
+    unique_service_name: String,
     kind: TargetKind,
 }
 
@@ -203,19 +203,22 @@ impl Engine {
                 .targets
                 .iter()
                 .enumerate()
-                .map(|(at, target)| (target.usn.as_str(), at))
+                .map(|(at, target)| (target.unique_service_name.as_str(), at))
                 .collect();
             old.iter()
-                .map(|target| index.get(target.usn.as_str()).copied())
+                .map(|target| index.get(target.unique_service_name.as_str()).copied())
                 .collect()
         };
         let added: Vec<usize> = {
-            let known: HashSet<&str> = old.iter().map(|target| target.usn.as_str()).collect();
+            let known: HashSet<&str> = old
+                .iter()
+                .map(|target| target.unique_service_name.as_str())
+                .collect();
             (0..self.targets.len())
                 .filter(|&at| {
                     self.targets
                         .get(at)
-                        .is_some_and(|target| !known.contains(target.usn.as_str()))
+                        .is_some_and(|target| !known.contains(target.unique_service_name.as_str()))
                 })
                 .collect()
         };
@@ -312,22 +315,22 @@ impl Engine {
             );
             return;
         }
-        if search.man != SSDP_MAN_DISCOVER {
+        if search.mandatory_extension != SSDP_MAN_DISCOVER {
             log::debug!(
                 "ssdp: search from {source} with MAN {:?} dropped",
-                search.man
+                search.mandatory_extension
             );
             return;
         }
         let window = if is_multicast_host(search.host) {
             // UDA 1.1 section 1.3.2: a multicast search without MX MUST be discarded; MX
             // above 5 is treated as 5.
-            match search.mx.and_then(parse_mx) {
+            match search.max_wait.and_then(parse_mx) {
                 Some(mx) => Some(Duration::from_secs(u64::from(mx))),
                 None => {
                     log::debug!(
                         "ssdp: multicast search from {source} with MX {:?} dropped",
-                        search.mx
+                        search.max_wait
                     );
                     return;
                 }
@@ -335,11 +338,11 @@ impl Engine {
         } else {
             None
         };
-        let matches = self.matching(search.st);
+        let matches = self.matching(search.search_target);
         if matches.is_empty() {
             log::trace!(
                 "ssdp: search from {source} for {:?} matches nothing",
-                search.st
+                search.search_target
             );
             return;
         }
@@ -544,11 +547,11 @@ impl Engine {
                     // supports (types are backward compatible), and (1.3.3) the response
                     // names the version that was asked for.
                     (Some((base, version)), Some(own)) => {
-                        let own_base = target.nt.get(..own.base_len)?;
+                        let own_base = target.notification_type.get(..own.base_len)?;
                         (own_base == base && own.version >= version)
                             .then_some((at, (own.version != version).then_some(version)))
                     }
-                    _ => (target.nt == st).then_some((at, None)),
+                    _ => (target.notification_type == st).then_some((at, None)),
                 }
             })
             .collect()
@@ -603,9 +606,9 @@ impl Engine {
                 for (interface, location) in self.interfaces.iter().zip(&self.locations) {
                     let message = Notify {
                         host: SSDP_HOST,
-                        nt: &target.nt,
-                        nts: kind,
-                        usn: &target.usn,
+                        notification_type: &target.notification_type,
+                        notification_subtype: kind,
+                        unique_service_name: &target.unique_service_name,
                         location: (kind != NotifyKind::ByeBye).then_some(location.as_str()),
                         max_age: (kind == NotifyKind::Alive).then_some(self.config.max_age),
                         server: (kind == NotifyKind::Alive).then_some(self.config.server.as_str()),
@@ -624,7 +627,7 @@ impl Engine {
                         Err(error) => log::warn!(
                             "ssdp: cannot render {} for {}: {error}",
                             kind.as_str(),
-                            target.usn
+                            target.unique_service_name
                         ),
                     }
                 }
@@ -650,16 +653,22 @@ impl Engine {
                         match asked_version_names(&mut scratch, target, own, version) {
                             Some(names) => names,
                             None => {
-                                log::warn!("ssdp: cannot name {} at version {version}", target.usn);
+                                log::warn!(
+                                    "ssdp: cannot name {} at version {version}",
+                                    target.unique_service_name
+                                );
                                 return;
                             }
                         }
                     }
-                    _ => (target.nt.as_str(), target.usn.as_str()),
+                    _ => (
+                        target.notification_type.as_str(),
+                        target.unique_service_name.as_str(),
+                    ),
                 };
                 let message = Response {
-                    st,
-                    usn,
+                    search_target: st,
+                    unique_service_name: usn,
                     location,
                     max_age: Some(self.config.max_age),
                     server: Some(&self.config.server),
@@ -667,7 +676,7 @@ impl Engine {
                     config_id: Some(self.config_id),
                     search_port: None,
                     date,
-                    ext: true,
+                    extension_confirmed: true,
                 };
                 let mut cursor = Cursor::new(buffer);
                 match message.emit(&mut cursor) {
@@ -692,7 +701,7 @@ fn asked_version_names<'s>(
     own: TypeVersion,
     version: u32,
 ) -> Option<(&'s str, &'s str)> {
-    let base = target.nt.get(..own.base_len)?;
+    let base = target.notification_type.get(..own.base_len)?;
     scratch.put_str(&target.udn).ok()?;
     scratch.put_str("::").ok()?;
     scratch.put_str(base).ok()?;
@@ -722,8 +731,8 @@ fn targets_of(devices: &[Advertisement]) -> Vec<Target> {
         if seen.insert(usn.clone()) {
             targets.push(Target {
                 udn: udn.to_owned(),
-                nt: nt.to_owned(),
-                usn,
+                notification_type: nt.to_owned(),
+                unique_service_name: usn,
                 kind,
             });
         }
@@ -893,9 +902,9 @@ mod tests {
     fn search<'a>(host: &'a str, mx: Option<&'a str>, st: &'a str) -> Search<'a> {
         Search {
             host,
-            man: SSDP_MAN_DISCOVER,
-            mx,
-            st,
+            mandatory_extension: SSDP_MAN_DISCOVER,
+            max_wait: mx,
+            search_target: st,
             user_agent: Some("Linux/6.8 UPnP/1.1 test/1"),
         }
     }
@@ -920,7 +929,10 @@ mod tests {
     }
 
     fn usns(sent: &[Sent]) -> Vec<String> {
-        let mut usns: Vec<String> = sent.iter().map(|s| s.notify().usn.to_owned()).collect();
+        let mut usns: Vec<String> = sent
+            .iter()
+            .map(|s| s.notify().unique_service_name.to_owned())
+            .collect();
         usns.sort();
         usns
     }
@@ -959,7 +971,7 @@ mod tests {
             for s in &on {
                 assert_eq!(s.destination, SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT));
                 let notify = s.notify();
-                assert_eq!(notify.nts, NotifyKind::Alive);
+                assert_eq!(notify.notification_subtype, NotifyKind::Alive);
                 assert_eq!(notify.host, SSDP_HOST);
                 let location = format!("http://{address}:{port}{DESC_PATH}");
                 assert_eq!(notify.location, Some(location.as_str()));
@@ -968,7 +980,10 @@ mod tests {
                 assert_eq!((notify.boot_id, notify.config_id), (Some(7), Some(1)));
                 // NT is the USN's suffix, or the whole USN for `uuid:X`.
                 assert!(
-                    notify.usn == notify.nt || notify.usn.ends_with(&format!("::{}", notify.nt))
+                    notify.unique_service_name == notify.notification_type
+                        || notify
+                            .unique_service_name
+                            .ends_with(&format!("::{}", notify.notification_type))
                 );
             }
         }
@@ -986,7 +1001,9 @@ mod tests {
         assert!(dispatch(&mut engine, repeat - ms(1)).is_empty());
         let again = dispatch(&mut engine, repeat);
         assert_eq!(again.len(), 20);
-        assert!(again.iter().all(|s| s.notify().nts == NotifyKind::Alive));
+        assert!(again
+            .iter()
+            .all(|s| s.notify().notification_subtype == NotifyKind::Alive));
     }
 
     #[test]
@@ -1018,7 +1035,7 @@ mod tests {
         assert_eq!(usns(&sent), wanted);
         for s in &sent {
             let notify = s.notify();
-            assert_eq!(notify.nts, NotifyKind::Alive);
+            assert_eq!(notify.notification_subtype, NotifyKind::Alive);
             assert_eq!(notify.config_id, Some(2));
         }
         let repeat = engine.poll_at().unwrap();
@@ -1034,8 +1051,8 @@ mod tests {
         assert_eq!(sent.len(), 3 * 2);
         for s in &sent {
             let notify = s.notify();
-            assert_eq!(notify.nts, NotifyKind::ByeBye);
-            assert!(notify.usn.starts_with(DOMAINS[1]));
+            assert_eq!(notify.notification_subtype, NotifyKind::ByeBye);
+            assert!(notify.unique_service_name.starts_with(DOMAINS[1]));
             assert_eq!(notify.location, None);
             assert_eq!(notify.config_id, Some(3));
         }
@@ -1063,7 +1080,7 @@ mod tests {
         );
         for s in &sent {
             let notify = s.notify();
-            assert_eq!(notify.nts, NotifyKind::Alive);
+            assert_eq!(notify.notification_subtype, NotifyKind::Alive);
             assert_eq!(notify.config_id, Some(2));
         }
         let repeat = engine.poll_at().unwrap();
@@ -1086,7 +1103,11 @@ mod tests {
     fn answer(engine: &mut Engine, now: Instant, search: &Search<'_>) -> Vec<Sent> {
         engine.on_search(now, 2, SEARCHER, search);
         let mut sent = dispatch(engine, now + Duration::from_secs(5));
-        sent.sort_by(|a, b| a.response().usn.cmp(b.response().usn));
+        sent.sort_by(|a, b| {
+            a.response()
+                .unique_service_name
+                .cmp(b.response().unique_service_name)
+        });
         sent
     }
 
@@ -1094,7 +1115,10 @@ mod tests {
         sent.iter()
             .map(|s| {
                 let response = s.response();
-                (response.st.to_owned(), response.usn.to_owned())
+                (
+                    response.search_target.to_owned(),
+                    response.unique_service_name.to_owned(),
+                )
             })
             .collect()
     }
@@ -1108,7 +1132,7 @@ mod tests {
             assert_eq!(s.interface, 2);
             assert_eq!(s.destination, SEARCHER);
             let response = s.response();
-            assert!(response.ext);
+            assert!(response.extension_confirmed);
             assert_eq!(response.max_age, Some(1800));
             assert_eq!(response.server, Some(SERVER));
             assert_eq!(
@@ -1194,7 +1218,7 @@ mod tests {
         );
         assert_eq!(same.len(), 1);
         assert_eq!(
-            same[0].response().st,
+            same[0].response().search_target,
             "urn:schemas-upnp-org:service:ContentDirectory:2"
         );
         for newer in [
@@ -1215,7 +1239,7 @@ mod tests {
         let (mut engine, now) = settled(2);
         let refresh = engine.poll_at();
         let bad_man = Search {
-            man: "ssdp:discover",
+            mandatory_extension: "ssdp:discover",
             ..multicast(SSDP_ST_ALL)
         };
         let cases = [
@@ -1336,7 +1360,7 @@ mod tests {
         assert_eq!(replies.len(), 7);
         assert!(replies
             .iter()
-            .all(|s| !s.response().usn.starts_with(DOMAINS[1])));
+            .all(|s| !s.response().unique_service_name.starts_with(DOMAINS[1])));
         assert!(replies.iter().all(|s| s.response().config_id == Some(2)));
     }
 
@@ -1360,7 +1384,9 @@ mod tests {
             .collect();
         wanted.sort();
         assert_eq!(usns(&sent), wanted);
-        assert!(sent.iter().all(|s| s.notify().nts == NotifyKind::ByeBye));
+        assert!(sent
+            .iter()
+            .all(|s| s.notify().notification_subtype == NotifyKind::ByeBye));
         assert_eq!(engine.poll_at(), None);
         engine.on_search(now, 2, SEARCHER, &multicast(SSDP_ST_ALL));
         engine.set_devices(now, devices(3), 2);

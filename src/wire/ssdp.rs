@@ -54,11 +54,11 @@ pub struct Notify<'a> {
     /// HOST header (`239.255.255.250:1900`).
     pub host: &'a str,
     /// NT header: the notification target.
-    pub nt: &'a str,
-    /// NTS header.
-    pub nts: NotifyKind,
+    pub notification_type: &'a str,
+    /// NTS header: alive, byebye or update.
+    pub notification_subtype: NotifyKind,
     /// USN header: the unique service name.
-    pub usn: &'a str,
+    pub unique_service_name: &'a str,
     /// LOCATION header: URL of the root description (required for alive and update).
     pub location: Option<&'a str>,
     /// `max-age` directive of the CACHE-CONTROL header, in seconds.
@@ -81,11 +81,11 @@ pub struct Search<'a> {
     /// HOST header: the multicast group, or the device's address for a unicast search.
     pub host: &'a str,
     /// MAN header, raw, quotes included (`"ssdp:discover"`).
-    pub man: &'a str,
+    pub mandatory_extension: &'a str,
     /// MX header, raw: whether it is a valid number is the engine's decision.
-    pub mx: Option<&'a str>,
+    pub max_wait: Option<&'a str>,
     /// ST header: the search target.
-    pub st: &'a str,
+    pub search_target: &'a str,
     /// USER-AGENT header.
     pub user_agent: Option<&'a str>,
 }
@@ -94,9 +94,9 @@ pub struct Search<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Response<'a> {
     /// ST header: the search target answered.
-    pub st: &'a str,
-    /// USN header.
-    pub usn: &'a str,
+    pub search_target: &'a str,
+    /// USN header: the unique service name.
+    pub unique_service_name: &'a str,
     /// LOCATION header.
     pub location: &'a str,
     /// `max-age` directive of the CACHE-CONTROL header, in seconds.
@@ -111,8 +111,9 @@ pub struct Response<'a> {
     pub search_port: Option<u16>,
     /// DATE header, raw.
     pub date: Option<&'a str>,
-    /// Whether the (empty) EXT header is present.
-    pub ext: bool,
+    /// Whether the (empty) EXT header is present: it confirms that the MAN extension was
+    /// understood (UDA 1.1 section 1.3.3).
+    pub extension_confirmed: bool,
 }
 
 /// Parses one SSDP datagram.
@@ -160,31 +161,31 @@ impl Notify<'_> {
     pub fn emit(&self, cursor: &mut Cursor) -> Result<()> {
         cursor.put_str("NOTIFY * HTTP/1.1\r\n")?;
         header(cursor, "HOST", self.host)?;
-        match self.nts {
+        match self.notification_subtype {
             NotifyKind::Alive => {
                 let max_age = self.max_age.ok_or(Error::Malformed)?;
                 header_max_age(cursor, max_age)?;
                 header(cursor, "LOCATION", self.location.ok_or(Error::Malformed)?)?;
-                header(cursor, "NT", self.nt)?;
-                header(cursor, "NTS", self.nts.as_str())?;
+                header(cursor, "NT", self.notification_type)?;
+                header(cursor, "NTS", self.notification_subtype.as_str())?;
                 header(cursor, "SERVER", self.server.ok_or(Error::Malformed)?)?;
-                header(cursor, "USN", self.usn)?;
+                header(cursor, "USN", self.unique_service_name)?;
                 header_number(cursor, BOOTID, self.boot_id)?;
                 header_number(cursor, CONFIGID, self.config_id)?;
                 header_number(cursor, SEARCHPORT, self.search_port.map(u32::from))?;
             }
             NotifyKind::ByeBye => {
-                header(cursor, "NT", self.nt)?;
-                header(cursor, "NTS", self.nts.as_str())?;
-                header(cursor, "USN", self.usn)?;
+                header(cursor, "NT", self.notification_type)?;
+                header(cursor, "NTS", self.notification_subtype.as_str())?;
+                header(cursor, "USN", self.unique_service_name)?;
                 header_number(cursor, BOOTID, self.boot_id)?;
                 header_number(cursor, CONFIGID, self.config_id)?;
             }
             NotifyKind::Update => {
                 header(cursor, "LOCATION", self.location.ok_or(Error::Malformed)?)?;
-                header(cursor, "NT", self.nt)?;
-                header(cursor, "NTS", self.nts.as_str())?;
-                header(cursor, "USN", self.usn)?;
+                header(cursor, "NT", self.notification_type)?;
+                header(cursor, "NTS", self.notification_subtype.as_str())?;
+                header(cursor, "USN", self.unique_service_name)?;
                 header_number(cursor, BOOTID, self.boot_id)?;
                 header_number(cursor, CONFIGID, self.config_id)?;
                 header_number(cursor, NEXTBOOTID, self.next_boot_id)?;
@@ -202,11 +203,11 @@ impl Search<'_> {
     pub fn emit(&self, cursor: &mut Cursor) -> Result<()> {
         cursor.put_str("M-SEARCH * HTTP/1.1\r\n")?;
         header(cursor, "HOST", self.host)?;
-        header(cursor, "MAN", self.man)?;
-        if let Some(mx) = self.mx {
+        header(cursor, "MAN", self.mandatory_extension)?;
+        if let Some(mx) = self.max_wait {
             header(cursor, "MX", mx)?;
         }
-        header(cursor, "ST", self.st)?;
+        header(cursor, "ST", self.search_target)?;
         if let Some(user_agent) = self.user_agent {
             header(cursor, "USER-AGENT", user_agent)?;
         }
@@ -225,13 +226,13 @@ impl Response<'_> {
         if let Some(date) = self.date {
             header(cursor, "DATE", date)?;
         }
-        if self.ext {
+        if self.extension_confirmed {
             header(cursor, "EXT", "")?;
         }
         header(cursor, "LOCATION", self.location)?;
         header(cursor, "SERVER", self.server.ok_or(Error::Malformed)?)?;
-        header(cursor, "ST", self.st)?;
-        header(cursor, "USN", self.usn)?;
+        header(cursor, "ST", self.search_target)?;
+        header(cursor, "USN", self.unique_service_name)?;
         header_number(cursor, BOOTID, self.boot_id)?;
         header_number(cursor, CONFIGID, self.config_id)?;
         header_number(cursor, SEARCHPORT, self.search_port.map(u32::from))?;
@@ -346,9 +347,9 @@ fn start_line(line: &str) -> Result<StartLine> {
 #[derive(Default)]
 struct Fields<'a> {
     host: Option<&'a str>,
-    nt: Option<&'a str>,
-    nts: Option<&'a str>,
-    usn: Option<&'a str>,
+    notification_type: Option<&'a str>,
+    notification_subtype: Option<&'a str>,
+    unique_service_name: Option<&'a str>,
     location: Option<&'a str>,
     cache_control: Option<&'a str>,
     server: Option<&'a str>,
@@ -356,12 +357,12 @@ struct Fields<'a> {
     config_id: Option<&'a str>,
     next_boot_id: Option<&'a str>,
     search_port: Option<&'a str>,
-    man: Option<&'a str>,
-    mx: Option<&'a str>,
-    st: Option<&'a str>,
+    mandatory_extension: Option<&'a str>,
+    max_wait: Option<&'a str>,
+    search_target: Option<&'a str>,
     user_agent: Option<&'a str>,
     date: Option<&'a str>,
-    ext: Option<&'a str>,
+    extension_confirmed: Option<&'a str>,
 }
 
 impl<'a> Fields<'a> {
@@ -393,9 +394,9 @@ impl<'a> Fields<'a> {
     fn slot(&mut self, name: &str) -> Option<&mut Option<&'a str>> {
         let table: [(&str, &mut Option<&'a str>); 17] = [
             ("HOST", &mut self.host),
-            ("NT", &mut self.nt),
-            ("NTS", &mut self.nts),
-            ("USN", &mut self.usn),
+            ("NT", &mut self.notification_type),
+            ("NTS", &mut self.notification_subtype),
+            ("USN", &mut self.unique_service_name),
             ("LOCATION", &mut self.location),
             ("CACHE-CONTROL", &mut self.cache_control),
             ("SERVER", &mut self.server),
@@ -403,12 +404,12 @@ impl<'a> Fields<'a> {
             (CONFIGID, &mut self.config_id),
             (NEXTBOOTID, &mut self.next_boot_id),
             (SEARCHPORT, &mut self.search_port),
-            ("MAN", &mut self.man),
-            ("MX", &mut self.mx),
-            ("ST", &mut self.st),
+            ("MAN", &mut self.mandatory_extension),
+            ("MX", &mut self.max_wait),
+            ("ST", &mut self.search_target),
             ("USER-AGENT", &mut self.user_agent),
             ("DATE", &mut self.date),
-            ("EXT", &mut self.ext),
+            ("EXT", &mut self.extension_confirmed),
         ];
         table
             .into_iter()
@@ -417,15 +418,15 @@ impl<'a> Fields<'a> {
     }
 
     fn notify(&self) -> Result<Notify<'a>> {
-        let nts = NotifyKind::parse(self.nts.ok_or(Error::Malformed)?)?;
+        let nts = NotifyKind::parse(self.notification_subtype.ok_or(Error::Malformed)?)?;
         if nts != NotifyKind::ByeBye && self.location.is_none() {
             return Err(Error::Malformed);
         }
         Ok(Notify {
             host: self.host.ok_or(Error::Malformed)?,
-            nt: self.nt.ok_or(Error::Malformed)?,
-            nts,
-            usn: self.usn.ok_or(Error::Malformed)?,
+            notification_type: self.notification_type.ok_or(Error::Malformed)?,
+            notification_subtype: nts,
+            unique_service_name: self.unique_service_name.ok_or(Error::Malformed)?,
             location: self.location,
             max_age: self.max_age()?,
             server: self.server,
@@ -439,17 +440,17 @@ impl<'a> Fields<'a> {
     fn search(&self) -> Result<Search<'a>> {
         Ok(Search {
             host: self.host.ok_or(Error::Malformed)?,
-            man: self.man.ok_or(Error::Malformed)?,
-            mx: self.mx,
-            st: self.st.ok_or(Error::Malformed)?,
+            mandatory_extension: self.mandatory_extension.ok_or(Error::Malformed)?,
+            max_wait: self.max_wait,
+            search_target: self.search_target.ok_or(Error::Malformed)?,
             user_agent: self.user_agent,
         })
     }
 
     fn response(&self) -> Result<Response<'a>> {
         Ok(Response {
-            st: self.st.ok_or(Error::Malformed)?,
-            usn: self.usn.ok_or(Error::Malformed)?,
+            search_target: self.search_target.ok_or(Error::Malformed)?,
+            unique_service_name: self.unique_service_name.ok_or(Error::Malformed)?,
             location: self.location.ok_or(Error::Malformed)?,
             max_age: self.max_age()?,
             server: self.server,
@@ -457,7 +458,7 @@ impl<'a> Fields<'a> {
             config_id: optional_id(self.config_id)?,
             search_port: self.search_port()?,
             date: self.date,
-            ext: self.ext.is_some(),
+            extension_confirmed: self.extension_confirmed.is_some(),
         })
     }
 
@@ -611,9 +612,12 @@ SEARCHPORT.UPNP.ORG: 49200\r\n\
             panic!("not a search");
         };
         assert_eq!(search.host, "239.255.255.250:1900");
-        assert_eq!(search.man, "\"ssdp:discover\"");
-        assert_eq!(search.mx, Some("3"));
-        assert_eq!(search.st, "urn:schemas-upnp-org:device:MediaRenderer:1");
+        assert_eq!(search.mandatory_extension, "\"ssdp:discover\"");
+        assert_eq!(search.max_wait, Some("3"));
+        assert_eq!(
+            search.search_target,
+            "urn:schemas-upnp-org:device:MediaRenderer:1"
+        );
         assert_eq!(search.user_agent, Some("Linux/6.8.0 UPnP/1.0 GUPnP/1.6.6"));
     }
 
@@ -622,10 +626,13 @@ SEARCHPORT.UPNP.ORG: 49200\r\n\
         let Message::Notify(notify) = parse(MINIUPNPD_NOTIFY).unwrap() else {
             panic!("not a notify");
         };
-        assert_eq!(notify.nts, NotifyKind::Alive);
-        assert_eq!(notify.nt, "urn:schemas-upnp-org:service:WANIPConnection:1");
+        assert_eq!(notify.notification_subtype, NotifyKind::Alive);
+        assert_eq!(
+            notify.notification_type,
+            "urn:schemas-upnp-org:service:WANIPConnection:1"
+        );
         assert!(notify
-            .usn
+            .unique_service_name
             .ends_with("::urn:schemas-upnp-org:service:WANIPConnection:1"));
         assert_eq!(
             notify.location,
@@ -647,15 +654,15 @@ SEARCHPORT.UPNP.ORG: 49200\r\n\
         let Message::Response(response) = parse(WINDOWS_RESPONSE).unwrap() else {
             panic!("not a response");
         };
-        assert_eq!(response.st, "upnp:rootdevice");
+        assert_eq!(response.search_target, "upnp:rootdevice");
         assert_eq!(
-            response.usn,
+            response.unique_service_name,
             "uuid:5a1f4c3e-8b2d-4e6f-a7c9-1d3b5e7f9a0c::upnp:rootdevice"
         );
         assert!(response.location.starts_with("http://192.168.1.20:2869/"));
         assert_eq!(response.max_age, Some(900));
         assert_eq!(response.date, Some("Tue, 24 Nov 2026 00:00:00 GMT"));
-        assert!(response.ext);
+        assert!(response.extension_confirmed);
         assert_eq!(response.boot_id, None);
     }
 
@@ -664,13 +671,13 @@ SEARCHPORT.UPNP.ORG: 49200\r\n\
         let Message::Notify(byebye) = parse(BYEBYE).unwrap() else {
             panic!("not a notify");
         };
-        assert_eq!(byebye.nts, NotifyKind::ByeBye);
+        assert_eq!(byebye.notification_subtype, NotifyKind::ByeBye);
         assert_eq!(byebye.location, None);
         assert_eq!((byebye.boot_id, byebye.config_id), (Some(7), Some(3)));
         let Message::Notify(update) = parse(UPDATE).unwrap() else {
             panic!("not a notify");
         };
-        assert_eq!(update.nts, NotifyKind::Update);
+        assert_eq!(update.notification_subtype, NotifyKind::Update);
         assert_eq!(update.next_boot_id, Some(8));
         assert_eq!(update.search_port, Some(49200));
     }
@@ -687,9 +694,9 @@ SEARCHPORT.UPNP.ORG: 49200\r\n\
     fn emits_exact_alive() {
         let notify = Notify {
             host: crate::consts::SSDP_HOST,
-            nt: "upnp:rootdevice",
-            nts: NotifyKind::Alive,
-            usn: "uuid:abc::upnp:rootdevice",
+            notification_type: "upnp:rootdevice",
+            notification_subtype: NotifyKind::Alive,
+            unique_service_name: "uuid:abc::upnp:rootdevice",
             location: Some("http://10.0.0.2:49152/description.xml"),
             max_age: Some(1800),
             server: Some("Linux/6 UPnP/1.1 xenplug/0.1"),
@@ -720,7 +727,7 @@ CONFIGID.UPNP.ORG: 9\r\n\
         let Message::Notify(mut notify) = parse(MINIUPNPD_NOTIFY).unwrap() else {
             panic!("not a notify");
         };
-        notify.nts = NotifyKind::ByeBye;
+        notify.notification_subtype = NotifyKind::ByeBye;
         let bytes = emit_to_vec(|cursor| notify.emit(cursor));
         assert_eq!(
             bytes,
@@ -930,7 +937,7 @@ CONFIGID.UPNP.ORG: -1\r\n\
         };
         assert_eq!((response.boot_id, response.config_id), (None, None));
         assert_eq!(response.max_age, Some(1800));
-        assert_eq!(response.st, "upnp:rootdevice");
+        assert_eq!(response.search_target, "upnp:rootdevice");
         let alive = b"NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\n\
 NTS: ssdp:alive\r\nUSN: uuid:x::upnp:rootdevice\r\nLOCATION: http://10.0.0.1/d.xml\r\n\
 BOOTID.UPNP.ORG: -1\r\nCONFIGID.UPNP.ORG: -1\r\nNEXTBOOTID.UPNP.ORG: -7\r\n\r\n";

@@ -124,8 +124,8 @@ impl Checker {
                     outgoing.destination,
                     SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT)
                 );
-                assert!(notify.usn.starts_with("uuid:"));
-                if notify.nts != NotifyKind::ByeBye {
+                assert!(notify.unique_service_name.starts_with("uuid:"));
+                if notify.notification_subtype != NotifyKind::ByeBye {
                     let at = notify.location.expect("alive carries LOCATION");
                     assert!(at.starts_with(&location), "{at} on {}", interface.index);
                 }
@@ -140,11 +140,11 @@ impl Checker {
                 );
                 assert!(response.location.starts_with(&location));
                 assert!(
-                    response.usn == response.st
-                        || response.usn.ends_with(&format!("::{}", response.st)),
+                    response.unique_service_name == response.search_target
+                        || response.unique_service_name.ends_with(&format!("::{}", response.search_target)),
                     "USN {} does not name ST {}",
-                    response.usn,
-                    response.st
+                    response.unique_service_name,
+                    response.search_target
                 );
                 assert!(response.max_age.is_some() && response.server.is_some());
             }

@@ -60,7 +60,7 @@ fn emit(message: &Message<'_>, cursor: &mut Cursor<'_>) -> xenplug::wire::Result
 fn expected(message: Message<'_>) -> Message<'_> {
     match message {
         Message::Notify(mut notify) => {
-            match notify.nts {
+            match notify.notification_subtype {
                 NotifyKind::Alive => notify.next_boot_id = None,
                 NotifyKind::ByeBye => {
                     notify.location = None;

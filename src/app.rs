@@ -1,5 +1,5 @@
 //! What an advertised device is and does: the [`App`] the device runtime runs
-//! ([`crate::net::device`]), one for a hypervisor ([`crate::role::hypervisor`]) and one for a VM
+//! ([`crate::net::advertiser`]), one for a hypervisor ([`crate::role::hypervisor`]) and one for a VM
 //! ([`crate::role::vm`]). Calls reach an app already resolved against its tables
 //! ([`crate::engine::call`]).
 

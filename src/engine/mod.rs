@@ -6,10 +6,10 @@
 //! inventory's timed decisions). Expiries happen inside those calls.
 
 pub mod call;
-pub mod device;
 pub mod discovery;
 pub mod gena;
 pub mod inventory;
+pub mod publication;
 pub mod ssdp;
 pub mod subscriber;
 

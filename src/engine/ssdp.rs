@@ -21,9 +21,10 @@ use crate::consts::{
 use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
 use crate::wire::{self, Cursor};
 
-/// One UPnP-enabled interface SSDP runs on.
+/// One interface the SSDP engine advertises on: where LOCATION points and whose subnet it
+/// answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interface {
+pub struct AdvertisingInterface {
     /// Kernel interface index.
     pub index: u32,
     /// Our address on it: LOCATION points here.
@@ -59,7 +60,7 @@ pub struct Outgoing<'a> {
 /// The SSDP device engine: announcements, their repeats and refreshes, and search replies.
 pub struct Engine {
     config: Config,
-    interfaces: Vec<Interface>,
+    interfaces: Vec<AdvertisingInterface>,
     /// LOCATION of each interface, same order as `interfaces`.
     locations: Vec<String>,
     rng: fastrand::Rng,
@@ -136,7 +137,7 @@ struct RateEntry {
 
 impl Engine {
     /// An engine for `interfaces`; `seed` drives every random delay (repeat, refresh, MX).
-    pub fn new(config: Config, interfaces: Vec<Interface>, seed: u64) -> Self {
+    pub fn new(config: Config, interfaces: Vec<AdvertisingInterface>, seed: u64) -> Self {
         let config = Config {
             max_age: config.max_age.max(SSDP_MIN_MAX_AGE),
             ..config
@@ -838,15 +839,15 @@ mod tests {
         }
     }
 
-    fn interfaces() -> Vec<Interface> {
+    fn interfaces() -> Vec<AdvertisingInterface> {
         vec![
-            Interface {
+            AdvertisingInterface {
                 index: 2,
                 address: Ipv4Addr::new(192, 168, 10, 2),
                 subnet: Subnet::parse("192.168.10.0/24").unwrap(),
                 http_port: 49152,
             },
-            Interface {
+            AdvertisingInterface {
                 index: 5,
                 address: Ipv4Addr::new(10, 20, 0, 1),
                 subnet: Subnet::parse("10.20.0.0/16").unwrap(),

@@ -7,9 +7,10 @@ use crate::subnet::Subnet;
 use std::ffi::{CStr, CString};
 use std::net::Ipv4Addr;
 
-/// A configured interface.
+/// One of this host's interfaces, as the user named it (`--iface`): what the servers bind to
+/// and whose subnet they answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
+pub struct LocalInterface {
     /// Name as given (`eth0`, `lo`).
     pub name: String,
     /// Kernel interface index.
@@ -20,7 +21,7 @@ pub struct Interface {
     pub subnet: Subnet,
 }
 
-impl Interface {
+impl LocalInterface {
     /// Whether `peer` is inside this interface's subnet.
     pub fn contains(&self, peer: Ipv4Addr) -> bool {
         self.subnet.contains(peer)
@@ -51,7 +52,7 @@ pub fn listen_tcp(
 }
 
 /// Looks up the interface called `name`.
-pub fn lookup(name: &str) -> Result<Interface> {
+pub fn lookup(name: &str) -> Result<LocalInterface> {
     let c_name =
         CString::new(name).map_err(|_| Error::config(format!("bad interface name {name:?}")))?;
     // SAFETY: c_name is a valid NUL-terminated string.
@@ -92,7 +93,7 @@ pub fn lookup(name: &str) -> Result<Interface> {
                 Ipv4Addr::from(u32::from_be(netmask.sin_addr.s_addr)),
             )
         };
-        found = Some(Interface {
+        found = Some(LocalInterface {
             name: name.to_string(),
             index,
             address,

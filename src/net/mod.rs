@@ -1,6 +1,6 @@
 //! Net layer: sockets, tasks and the clock. The only layer that does I/O.
 
-pub mod device;
+pub mod advertiser;
 pub mod event_loop;
 pub mod http;
 pub mod http_client;

@@ -6,7 +6,7 @@
 //! for sending, IP_PKTINFO to learn which interface a datagram arrived on, SO_BINDTODEVICE so
 //! that only that interface's datagrams reach it.
 
-use super::iface::Interface;
+use super::iface::LocalInterface;
 use crate::consts::{SSDP_MAX_DATAGRAM, SSDP_MULTICAST_TTL, SSDP_PORT, SSDP_V4_GROUP};
 use crate::error::{Error, Result};
 use smol::Async;
@@ -22,7 +22,7 @@ const RECEIVE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_milli
 pub struct SsdpSocket {
     socket: Async<Socket>,
     /// The interface it serves.
-    pub interface: Interface,
+    pub interface: LocalInterface,
 }
 
 /// A received datagram.
@@ -33,7 +33,7 @@ pub struct Received {
     pub truncated: bool,
     /// Sender.
     pub source: SocketAddrV4,
-    /// Interface index it arrived on (IP_PKTINFO).
+    /// LocalInterface index it arrived on (IP_PKTINFO).
     pub arrival: u32,
 }
 
@@ -57,18 +57,18 @@ fn set_int_option(socket: &Socket, level: i32, name: i32, value: i32) -> io::Res
 
 impl SsdpSocket {
     /// Opens the SSDP socket of `interface`: port 1900, joined to the group there.
-    pub fn open(interface: &Interface) -> Result<SsdpSocket> {
+    pub fn open(interface: &LocalInterface) -> Result<SsdpSocket> {
         SsdpSocket::open_kind(interface, true)
     }
 
     /// Opens a control point's search socket on `interface`: an ephemeral port on the
     /// interface's address, so search responses come back to this socket alone rather than
     /// to whichever process shares port 1900. It joins no group.
-    pub fn open_search(interface: &Interface) -> Result<SsdpSocket> {
+    pub fn open_search(interface: &LocalInterface) -> Result<SsdpSocket> {
         SsdpSocket::open_kind(interface, false)
     }
 
-    fn open_kind(interface: &Interface, listen: bool) -> Result<SsdpSocket> {
+    fn open_kind(interface: &LocalInterface, listen: bool) -> Result<SsdpSocket> {
         let context = |what: &str| format!("SSDP socket on {}: {what}", interface.name);
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| Error::io(context("socket"), e))?;

@@ -13,8 +13,8 @@ use crate::control::{self, HostView};
 use crate::engine::call::ControlCall;
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
-use crate::net::device::{self, Options};
-use crate::net::iface::Interface;
+use crate::net::advertiser::{self, Options};
+use crate::net::iface::LocalInterface;
 use crate::state::StateDir;
 use crate::wire::soap::{self, UpnpError};
 use smol::lock::Semaphore;
@@ -110,7 +110,7 @@ impl App for HypervisorApp {
 }
 
 /// The `--allow-control` policy (a bad flag is refused before anything else starts).
-fn control_policy(args: &HypervisorArgs, interfaces: &[Interface]) -> Result<ControlPolicy> {
+fn control_policy(args: &HypervisorArgs, interfaces: &[LocalInterface]) -> Result<ControlPolicy> {
     let own: Vec<_> = interfaces.iter().map(|i| i.address).collect();
     ControlPolicy::from_flags(&args.allow_control, &own).map_err(Error::config)
 }
@@ -187,7 +187,7 @@ pub fn run(args: HypervisorArgs) -> Result<()> {
     );
     log_control_policy(&args, &control);
     let app = Rc::new(HypervisorApp::new(backend, host_uuid, control));
-    device::run(
+    advertiser::run(
         app,
         Options {
             interfaces,

@@ -9,11 +9,11 @@ pub mod vm;
 
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::error::{Error, Result};
-use crate::net::iface::{self, Interface};
+use crate::net::iface::{self, LocalInterface};
 
 /// The interfaces named by `--iface` (at least one: there is no default), after checking the
 /// options every advertiser shares.
-pub fn interfaces(names: &[String], max_age: u32) -> Result<Vec<Interface>> {
+pub fn interfaces(names: &[String], max_age: u32) -> Result<Vec<LocalInterface>> {
     if names.is_empty() {
         return Err(Error::config(
             "name at least one interface with --iface (there is no default)",

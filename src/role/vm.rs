@@ -6,7 +6,7 @@ use crate::consts::{SERVICES_POLL_INTERVAL, URN_DEVICE_VIRTUAL_MACHINE};
 use crate::engine::call::ControlCall;
 use crate::error::Result;
 use crate::model::{Device, EventedValues, Service};
-use crate::net::device::{self, Options};
+use crate::net::advertiser::{self, Options};
 use crate::state::StateDir;
 use crate::vm::handler::{Call, Limits, Runner};
 use crate::vm::identity;
@@ -164,7 +164,7 @@ pub fn run(args: VmArgs) -> Result<()> {
         Scanner::new(args.services),
         limits,
     ));
-    device::run(
+    advertiser::run(
         app,
         Options {
             interfaces,

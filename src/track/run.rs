@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::net::event_loop::spawn_http;
 use crate::net::http::{Answer, Handler, Request, Response};
 use crate::net::http_client::{self, Limits};
-use crate::net::iface::{self, Interface};
+use crate::net::iface::{self, LocalInterface};
 use crate::net::ssdp::SsdpSocket;
 use crate::net::unix_now;
 use crate::repo::{ActionRecord, EventDraft, Repository};
@@ -44,7 +44,7 @@ use uuid::Uuid;
 pub struct NetSpec {
     /// Label (the tenant's name on a tenant network).
     pub label: String,
-    /// Interface name.
+    /// LocalInterface name.
     pub interface: String,
     /// Whether it is a provider (management) network.
     pub provider: bool,
@@ -98,7 +98,7 @@ pub struct Options {
 /// One network at run time.
 struct Network {
     spec: NetSpec,
-    interface: Interface,
+    interface: LocalInterface,
     /// Port of this network's GENA callback server.
     callback_port: u16,
 }

@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 use xenplug::backend::{Domain, HostInfo, RunState};
 use xenplug::control::{evented_values, hypervisor_device, HostView};
-use xenplug::engine::device::Published;
-use xenplug::engine::ssdp::{Config, Engine, Interface};
+use xenplug::engine::publication::Published;
+use xenplug::engine::ssdp::{AdvertisingInterface, Config, Engine};
 use xenplug::subnet::Subnet;
 use xenplug::wire::http::RequestHead;
 
@@ -101,7 +101,7 @@ fn main() {
         copy_description,
     );
 
-    let interface = Interface {
+    let interface = AdvertisingInterface {
         index: 1,
         address: Ipv4Addr::new(10, 0, 0, 1),
         subnet: Subnet::of_interface(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(255, 255, 255, 0)),

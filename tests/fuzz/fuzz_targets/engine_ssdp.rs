@@ -21,7 +21,7 @@ use xenplug::consts::{
     SSDP_MAX_PENDING_REPLIES, SSDP_PORT, SSDP_V4_GROUP, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
-use xenplug::engine::ssdp::{Config, Engine, Interface, Outgoing};
+use xenplug::engine::ssdp::{Config, Engine, AdvertisingInterface, Outgoing};
 use xenplug::model::Advertisement;
 use xenplug::subnet::Subnet;
 use xenplug::wire::ssdp::{self, Message, NotifyKind};
@@ -49,15 +49,15 @@ const STEPS: [Duration; 8] = [
     Duration::from_secs(1000),
 ];
 
-fn interfaces() -> Vec<Interface> {
+fn interfaces() -> Vec<AdvertisingInterface> {
     vec![
-        Interface {
+        AdvertisingInterface {
             index: 2,
             address: Ipv4Addr::new(192, 168, 10, 2),
             subnet: Subnet::of_interface(Ipv4Addr::new(192, 168, 10, 2), Ipv4Addr::new(255, 255, 255, 0)),
             http_port: 49152,
         },
-        Interface {
+        AdvertisingInterface {
             index: 5,
             address: Ipv4Addr::new(10, 20, 0, 1),
             subnet: Subnet::of_interface(Ipv4Addr::new(10, 20, 0, 1), Ipv4Addr::new(255, 255, 0, 0)),
@@ -93,11 +93,11 @@ const SOURCES: [SocketAddrV4; 4] = [
     SocketAddrV4::new(Ipv4Addr::new(172, 16, 0, 3), 40000),
     SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT),
 ];
-/// Interface indices a control byte picks from; 9 is unknown to the engine.
+/// AdvertisingInterface indices a control byte picks from; 9 is unknown to the engine.
 const INDICES: [u32; 4] = [2, 5, 9, 2];
 
 struct Checker {
-    interfaces: Vec<Interface>,
+    interfaces: Vec<AdvertisingInterface>,
     /// (interface, source) of every datagram fed so far: the only places a response may go.
     searchers: HashSet<(u32, SocketAddrV4)>,
     sent: usize,

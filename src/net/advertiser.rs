@@ -6,13 +6,13 @@
 
 use super::http::{Answer, Handler, Request, Response};
 use super::http_client;
-use super::iface::Interface;
+use super::iface::LocalInterface;
 use super::ssdp::SsdpSocket;
 use crate::app::App;
 use crate::consts::{CONTENT_TYPE_XML, GENA_INITIAL_EVENT_DELAY};
 use crate::engine::call;
-use crate::engine::device::{content_hash, route, Published, Route};
 use crate::engine::gena::Subscriptions;
+use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
@@ -32,7 +32,7 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// How to run the device.
 pub struct Options {
     /// Interfaces to advertise on (at least one).
-    pub interfaces: Vec<Interface>,
+    pub interfaces: Vec<LocalInterface>,
     /// Fixed HTTP port, or 0 for an ephemeral one per interface.
     pub http_port: u16,
     /// SSDP max-age.
@@ -152,7 +152,7 @@ async fn run_on(
             .map_err(|e| Error::io("HTTP local address", e))?
             .port();
         let listener = Async::new(listener).map_err(|e| Error::io("HTTP listener", e))?;
-        engine_interfaces.push(ssdp_engine::Interface {
+        engine_interfaces.push(ssdp_engine::AdvertisingInterface {
             index: interface.index,
             address: interface.address,
             subnet: interface.subnet,
@@ -345,7 +345,7 @@ async fn deliver(core: Shared, wake: Sender<()>, delivery: crate::engine::gena::
 struct DeviceHttp {
     core: Shared,
     app: Rc<dyn App>,
-    interface: Interface,
+    interface: LocalInterface,
     wake: Sender<()>,
 }
 
@@ -559,7 +559,7 @@ impl Handler for DeviceHttp {
 mod tests {
     use crate::backend::{Domain, HostInfo, RunState};
     use crate::control::{evented_values, hypervisor_device, HostView};
-    use crate::engine::device::Published;
+    use crate::engine::publication::Published;
     use crate::wire::http::emit_response_head;
     use crate::wire::http::RequestHead;
     use std::alloc::{GlobalAlloc, Layout, System};

@@ -7,12 +7,17 @@
 //! that is not authorized gets UPnP error 606 "Action not authorized" (UDA 1.1 section 3.2.2,
 //! one of the codes it lists for DeviceSecurity).
 
-use crate::consts::{ALLOW_CONTROL_ANY, ALLOW_CONTROL_MAX, LOOPBACK_NETWORK};
+use crate::consts::ALLOW_CONTROL_ANY;
 use crate::model::ActionSpec;
 use crate::subnet::Subnet;
 use crate::wire::soap::{UpnpError, ACTION_NOT_AUTHORIZED};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+
+/// Loopback, always part of the default allow-list (127.0.0.0/8).
+const LOOPBACK_NETWORK: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
+/// Networks one hypervisor's `--allow-control` may name (a bound on what a check walks).
+const ALLOW_CONTROL_MAX: usize = 64;
 
 /// Who may call mutating actions.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,13 +4,23 @@
 //! advertisers take (`--iface`, `--state-dir`, `--http-port`, `--max-age`) are declared in
 //! each; `role::interfaces` checks them in one place.
 
-use crate::consts::{
-    CONSOLE_DEFAULT_WAIT_SECONDS, DEFAULT_STATE_DIR, HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE,
-    VM_DEFAULT_SERVICES_DIR, XAPI_DEFAULT_USER, XL_DEFAULT_CONFIG_DIR, XL_DEFAULT_PROGRAM,
-    XL_DEFAULT_SAVE_DIR,
-};
+use crate::consts::{HANDLER_TIMEOUT, SSDP_DEFAULT_MAX_AGE, VM_DEFAULT_SERVICES_DIR};
 use argh::FromArgs;
 use std::path::PathBuf;
+
+/// Default state directory (BOOTID, generated host UUID).
+const DEFAULT_STATE_DIR: &str = "/var/lib/xenplug";
+/// Default `--wait` of one-shot console commands with `--iface`, in seconds: the longest they
+/// wait for discovery to settle.
+const CONSOLE_DEFAULT_WAIT_SECONDS: u64 = 8;
+/// Default `--xapi-user`.
+const XAPI_DEFAULT_USER: &str = "root";
+/// Directory of xl domain config files when `--xl-config-dir` is not given.
+const XL_DEFAULT_CONFIG_DIR: &str = "/etc/xen";
+/// The xl program when `--xl` is not given (looked up on PATH).
+const XL_DEFAULT_PROGRAM: &str = "xl";
+/// Directory of the images Suspend saves when `--xl-save-dir` is not given (xendomains' too).
+const XL_DEFAULT_SAVE_DIR: &str = "/var/lib/xen/save";
 
 /// Advertise this Xen host and one embedded device per domain over UPnP (run in dom0).
 #[derive(FromArgs, Debug, PartialEq)]

@@ -8,8 +8,8 @@
 use crate::app::Outputs;
 use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
 use crate::consts::{
-    DOMAIN_UDN_NAMESPACE, SERVICE_ID_DOMAIN_CONTROL, SERVICE_ID_HYPERVISOR, URN_DEVICE_DOMAIN,
-    URN_DEVICE_HYPERVISOR, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
+    SERVICE_ID_DOMAIN_CONTROL, SERVICE_ID_HYPERVISOR, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
+    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::engine::call::ControlCall;
 use crate::model::{Device, Direction, EventedValues, Semantic, Service, ServiceSpec};
@@ -22,6 +22,12 @@ use uuid::Uuid;
 pub const ERROR_INVALID_STATE: u16 = 701;
 
 use Direction::{In, Out};
+
+/// Namespace for name-based (v5) Domain UDNs: a Domain's UDN is v5(this, VM UUID bytes), so
+/// it is stable per VM and never equal to the VM UUID itself.
+const DOMAIN_UDN_NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
+    0x6b, 0x1e, 0x0c, 0x5a, 0x3f, 0x7d, 0x4a, 0x52, 0x9d, 0x0e, 0x58, 0x21, 0x3c, 0x6a, 0x1f, 0x90,
+]);
 
 /// Service key of the Hypervisor service in control and event URLs.
 pub const HYPERVISOR_KEY: &str = "hypervisor";

@@ -298,8 +298,7 @@ mod live {
     use crate::backend::xl::{self, ConfigDir};
     use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation};
     use crate::consts::{
-        LIBXL_POLL_INTERVAL, XEN_PRIVCMD_PATHS, XL_CONTROL_TIMEOUT, XL_CREATE_TIMEOUT,
-        XL_RESTORE_TIMEOUT, XL_SAVE_TIMEOUT,
+        XL_CONTROL_TIMEOUT, XL_CREATE_TIMEOUT, XL_RESTORE_TIMEOUT, XL_SAVE_TIMEOUT,
     };
     use std::collections::HashSet;
     use std::ffi::OsStr;
@@ -308,6 +307,13 @@ mod live {
     use std::time::Duration;
     use uuid::Uuid;
     use xen_ffi::safe::{self, Context};
+
+    /// How often the libxl backend is polled: half of the 1 s within which a domain's change
+    /// must reach the network.
+    const LIBXL_POLL_INTERVAL: Duration = Duration::from_millis(500);
+    /// Where the privcmd device is in a dom0 (either one is enough); without it libxl cannot
+    /// open.
+    const XEN_PRIVCMD_PATHS: [&str; 2] = ["/dev/xen/privcmd", "/proc/xen/privcmd"];
 
     /// The Xen host, through one libxl context. libxl.h calls a context threadsafe, but the
     /// static libxenstore under it is not (see the module header): every call holds the lock.

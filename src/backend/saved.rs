@@ -16,7 +16,6 @@
 //! Filesystem work only, bounded in files and bytes; never panics on what it reads. Nothing
 //! here calls libxl or runs xl.
 
-use crate::consts::{XL_SAVE_MAX_FILES, XL_SAVE_RECORD_MAX};
 use crate::files::{write_atomic, Record};
 use std::collections::HashSet;
 use std::fs::{self, DirBuilder};
@@ -25,6 +24,11 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
+
+/// Files of the save directory looked at, at most.
+const XL_SAVE_MAX_FILES: usize = 4096;
+/// Largest sidecar record read, in bytes.
+const XL_SAVE_RECORD_MAX: u64 = 16 * 1024;
 
 /// Extension of an image file.
 const IMAGE_EXTENSION: &str = "save";

@@ -8,9 +8,8 @@
 //! file atomically. A malformed file is reported once (per modification) and skipped.
 
 use super::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
-use crate::consts::{
-    SIM_DELAY_KEY, SIM_DOMAIN_SUFFIX, SIM_MAX_DELAY, SIM_MAX_FILE, SIM_POLL_INTERVAL,
-};
+use crate::consts::BACKEND_LONGEST_CALL;
+use crate::consts::SIM_DELAY_KEY;
 use crate::files::{write_atomic, Record};
 use std::collections::HashSet;
 use std::fs;
@@ -19,6 +18,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 use uuid::Uuid;
+
+/// How often the sim backend looks at its directory.
+const SIM_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// File name suffix of a sim domain.
+const SIM_DOMAIN_SUFFIX: &str = ".domain";
+/// Largest sim domain file read.
+const SIM_MAX_FILE: u64 = 16 * 1024;
+/// Longest delay [`SIM_DELAY_KEY`] may ask for; larger values are cut to it (a simulated
+/// operation is never slower than the slowest real one).
+const SIM_MAX_DELAY: Duration = BACKEND_LONGEST_CALL;
 
 /// Name of the optional host file inside the sim directory.
 pub const HOST_FILE: &str = "host";

@@ -31,10 +31,7 @@
 //! call.
 
 use super::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
-use crate::consts::{
-    HTTP_MAX_HEAD, XAPI_CALL_TIMEOUT, XAPI_EVENT_TIMEOUT_SECONDS, XAPI_LOGIN_VERSION,
-    XAPI_MAX_PASSWORD_FILE, XAPI_ORIGINATOR, XAPI_POLL_INTERVAL, XMLRPC_MAX_RESPONSE,
-};
+use crate::consts::{HTTP_MAX_HEAD, XAPI_CALL_TIMEOUT, XMLRPC_MAX_RESPONSE};
 use crate::net::http_client::{self, Endpoint, Limits};
 use crate::wire::http::http_url_parts;
 use crate::wire::xmlrpc::{self, Response, Value};
@@ -44,6 +41,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// How often the XenAPI backend asks for changes (`event.from`): well under a second, so a
+/// change reaches the network within one.
+const XAPI_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// `event.from` timeout in seconds: zero, so a poll never waits on the server (the poll
+/// interval paces the calls).
+const XAPI_EVENT_TIMEOUT_SECONDS: f64 = 0.0;
+/// API version sent at login.
+const XAPI_LOGIN_VERSION: &str = "1.0";
+/// Originator sent at login (it names the client in the server's session records).
+const XAPI_ORIGINATOR: &str = "xenplug";
+/// Largest password file read.
+const XAPI_MAX_PASSWORD_FILE: u64 = 4096;
 
 /// The reference XenAPI writes for "no object".
 pub const NULL_REF: &str = "OpaqueRef:NULL";
@@ -96,7 +106,7 @@ impl core::fmt::Debug for Password {
     }
 }
 
-/// Reads the password file: at most [`XAPI_MAX_PASSWORD_FILE`] bytes of UTF-8, one trailing
+/// Reads the password file: at most `XAPI_MAX_PASSWORD_FILE` bytes of UTF-8, one trailing
 /// line break (LF or CRLF) removed, not empty. Errors name the file, never its content.
 pub fn read_password(path: &Path) -> Result<String, String> {
     let file =

@@ -15,10 +15,6 @@
 //! key appears twice the last one counts. Only string and number values of the four keys
 //! above are used; everything else is checked for syntax and skipped.
 
-use crate::consts::{
-    XL_CONFIG_MAX_DEPTH, XL_CONFIG_MAX_FILE, XL_CONFIG_MAX_FILES, XL_ERROR_MAX, XL_STDERR_MAX,
-    XL_WAIT_STEP,
-};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -28,6 +24,19 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
+
+/// How often a running `xl` is looked at.
+const XL_WAIT_STEP: Duration = Duration::from_millis(20);
+/// Largest xl config file read; bigger files are skipped.
+const XL_CONFIG_MAX_FILE: u64 = 64 * 1024;
+/// Files of the config directory looked at, at most.
+const XL_CONFIG_MAX_FILES: usize = 1024;
+/// Deepest list nesting accepted in an xl config file.
+const XL_CONFIG_MAX_DEPTH: usize = 8;
+/// Bytes of `xl`'s stderr read after it failed.
+const XL_STDERR_MAX: usize = 64 * 1024;
+/// Characters of `xl`'s error line quoted in a UPnP error description.
+const XL_ERROR_MAX: usize = 256;
 
 /// What a config file says about its domain, when it names one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -14,8 +14,7 @@
 use super::tree::Tree;
 use super::{Failure, Tracker};
 use crate::consts::{
-    API_TREE_PATH, CONSOLE_LOCAL_START, CONSOLE_LOCAL_STOP, CONSOLE_SETTLE_STEP, CONSOLE_TIMEOUT,
-    DISCOVERY_DEFAULT_SEARCH_MX, TRACK_DEFAULT_GRACE_SECONDS,
+    API_TREE_PATH, CONSOLE_TIMEOUT, DISCOVERY_DEFAULT_SEARCH_MX, TRACK_DEFAULT_GRACE_SECONDS,
 };
 use crate::repo::is_valid_name;
 use crate::track::run::{NetSpec, Options};
@@ -23,6 +22,13 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How often a settling console looks at its own tracker's tree.
+const CONSOLE_SETTLE_STEP: Duration = Duration::from_millis(400);
+/// Longest the console waits for its own tracker to report its read API address.
+const CONSOLE_LOCAL_START: Duration = Duration::from_secs(5);
+/// Longest the console waits for its own tracker's thread to stop when it exits.
+const CONSOLE_LOCAL_STOP: Duration = Duration::from_secs(2);
 
 /// How many names a temporary repository directory is tried under before giving up.
 const REPO_DIR_ATTEMPTS: u32 = 16;

@@ -56,7 +56,7 @@ pub mod watch;
 use crate::cli::{ConsoleArgs, ConsoleCommand};
 use crate::consts::{
     API_TREE_PATH, CONSOLE_DEFAULT_TRACKER, CONSOLE_EXIT_FAILED, CONSOLE_EXIT_USAGE,
-    CONSOLE_MAX_BODY, DISCOVERY_MAX_LOCATION, HTTP_MAX_HEAD,
+    DISCOVERY_MAX_LOCATION, HTTP_MAX_HEAD,
 };
 use crate::net::http_client::{self, ClientResponse, Limits};
 use crate::wire::http::http_url_parts;
@@ -64,6 +64,9 @@ use crate::wire::json::{parse_value, JsonValue};
 use std::borrow::Cow;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
+
+/// Largest API answer the console reads.
+const CONSOLE_MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Why a console command stopped: what to print and the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!
 //! The page (`src/console/web/`: index.html, app.js, style.css, favicon.svg) is compiled into
 //! the binary: nothing is fetched from anywhere else, at build or run time, and every answer
-//! carries `Content-Security-Policy: default-src 'self'` ([`CONSOLE_WEB_CSP`]) so the page
+//! carries `Content-Security-Policy: default-src 'self'` (`CONSOLE_WEB_CSP`) so the page
 //! cannot load or send anything elsewhere either.
 //!
 //! # Sources
@@ -16,7 +16,7 @@
 //! requests under its own `/api/...` to that API and its answers back (status and JSON body
 //! as they are): `GET /api/tree`, `GET /api/events?since=N` (the long poll), `POST
 //! /api/vms/<uuid>/actions` and `POST /api/hypervisors/<uuid>/actions` (form bodies of at
-//! most [`CONSOLE_WEB_MAX_FORM`] bytes).
+//! most `CONSOLE_WEB_MAX_FORM` bytes).
 //!
 //! With several sources the same paths answer for all of them:
 //! - `GET /api/tree`: every source's tree merged as `console tree --json` merges them
@@ -26,7 +26,7 @@
 //!   order, joined by `.` (`12.7`; with one source it is the plain `N`, so the one-source
 //!   format is the same); without `since`, every source from 0; any other `since` is a 400.
 //!   The server follows each source's feed itself, one long poll per source at a time however
-//!   many pages are open, keeping its last [`CONSOLE_WEB_EVENTS_KEPT`] events; a page's
+//!   many pages are open, keeping its last `CONSOLE_WEB_EVENTS_KEPT` events; a page's
 //!   request is answered as soon as some source is past its part of the cursor, else after
 //!   [`TRACK_API_LONG_POLL`]:
 //!
@@ -63,9 +63,8 @@ use crate::cli::ConsoleServeArgs;
 use crate::consts::{
     API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
     CONSOLE_ACTION_TIMEOUT, CONSOLE_EXIT_USAGE, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY,
-    CONSOLE_WATCH_TIMEOUT, CONSOLE_WEB_CSP, CONSOLE_WEB_CURSOR_SEPARATOR,
-    CONSOLE_WEB_DOMAIN_CONTROL_PATH, CONSOLE_WEB_EVENTS_KEPT, CONSOLE_WEB_HYPERVISOR_PATH,
-    CONSOLE_WEB_MAX_FORM, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
+    CONSOLE_WATCH_TIMEOUT, CONSOLE_WEB_DOMAIN_CONTROL_PATH, CONSOLE_WEB_HYPERVISOR_PATH,
+    TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
 };
 use crate::model::{Direction, ServiceSpec};
 use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
@@ -83,6 +82,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+/// Largest form body the console's page may POST (one action's arguments).
+const CONSOLE_WEB_MAX_FORM: usize = 16 * 1024;
+/// Content-Security-Policy of every answer of the console's page: nothing but its own files.
+const CONSOLE_WEB_CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// Events of each source the console's page server keeps for the pages that poll it (older
+/// ones are dropped: a page that falls further behind reads the tree again anyway).
+const CONSOLE_WEB_EVENTS_KEPT: usize = 256;
+/// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
+const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';
 
 /// The page.
 const INDEX_HTML: &[u8] = include_bytes!("web/index.html");
@@ -192,7 +202,7 @@ pub fn same_origin(request: &Request) -> bool {
 }
 
 /// An events cursor of `sources` sources (one sequence number per source, digits only, joined
-/// by [`CONSOLE_WEB_CURSOR_SEPARATOR`]); `None` when it is not one.
+/// by `CONSOLE_WEB_CURSOR_SEPARATOR`); `None` when it is not one.
 pub fn parse_cursor(text: &str, sources: usize) -> Option<Vec<u64>> {
     let parts = text
         .split(CONSOLE_WEB_CURSOR_SEPARATOR)
@@ -380,7 +390,7 @@ pub struct Feed {
     /// How far its journal has been read (`None` until its first answer).
     pub next: Option<u64>,
     /// Its latest events, oldest first, each with `"source"` added; at most
-    /// [`CONSOLE_WEB_EVENTS_KEPT`].
+    /// `CONSOLE_WEB_EVENTS_KEPT`.
     pub recent: VecDeque<(u64, JsonValue)>,
     /// Why its last long poll failed, until one succeeds.
     pub error: Option<String>,

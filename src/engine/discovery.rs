@@ -17,7 +17,7 @@
 //!   another device's UDN with its own address (SSDP has no authentication): the claim moves
 //!   the entry (`Refetch { Moved }`) until the real device speaks again.
 //! - Search responses are accepted only while a search of ours on that network is recent:
-//!   from its first send until MX + [`DISCOVERY_RESPONSE_GRACE`] after its last one.
+//!   from its first send until MX + `DISCOVERY_RESPONSE_GRACE` after its last one.
 //!   Unsolicited responses are dropped.
 //! - ssdp:byebye carries no LOCATION, so nothing ties it to an address we checked. It is
 //!   accepted only from the address the device last advertised from (the one its LOCATION
@@ -28,7 +28,7 @@
 //!   sent twice like every search): a device that is still there answers and comes back as
 //!   `Appeared` within MX seconds; a device that left stays gone. A targeted search makes only
 //!   that device answer, unlike `ssdp:all` on a busy management network. At most
-//!   [`DISCOVERY_MAX_PENDING_SEARCHES`] such sends wait per network.
+//!   `DISCOVERY_MAX_PENDING_SEARCHES` such sends wait per network.
 //!
 //! # The table
 //!
@@ -82,13 +82,26 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::consts::{
-    DISCOVERY_MAX_DEVICE_TYPE, DISCOVERY_MAX_LOCATION, DISCOVERY_MAX_PENDING_SEARCHES,
-    DISCOVERY_MAX_UDN, DISCOVERY_RESPONSE_GRACE, DISCOVERY_SEARCH_SENDS, SSDP_EMIT_BUFFER,
-    SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT,
-    SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_KIND_DEVICE, URN_PREFIX,
+    DISCOVERY_MAX_LOCATION, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MX_MAX,
+    SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX,
+    URN_KIND_DEVICE, URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, NotifyKind, Search};
 use crate::wire::Cursor;
+
+/// Search responses are accepted until MX plus this long after the last send of a search:
+/// responders wait up to MX, the network adds a little.
+const DISCOVERY_RESPONSE_GRACE: Duration = Duration::from_secs(2);
+/// Every search is sent this many times (UDP is lossy), the repeat [`SSDP_REPEAT_MIN`] to
+/// [`SSDP_REPEAT_MAX`] after the first.
+const DISCOVERY_SEARCH_SENDS: usize = 2;
+/// Search sends waiting per network, at most: the confirmation searches queued after a
+/// byebye are dropped beyond it (an `ssdp:all` search asked by the caller always fits).
+const DISCOVERY_MAX_PENDING_SEARCHES: usize = 8;
+/// Length in bytes of a UDN kept, at most (a `uuid:` and 36 characters is 41).
+const DISCOVERY_MAX_UDN: usize = 128;
+/// Length in bytes of a device type kept, at most.
+const DISCOVERY_MAX_DEVICE_TYPE: usize = 256;
 
 /// One network the tracker listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,7 +459,7 @@ impl Discovery {
     /// What is due at `now`: renders into a stack buffer and hands to `emit` (network id,
     /// destination, bytes) every search send due, oldest first, and forgets every device whose
     /// max-age has elapsed (a `Gone { Expired }` change each). Each send opens (or extends)
-    /// that network's response window to MX + [`DISCOVERY_RESPONSE_GRACE`] from `now`.
+    /// that network's response window to MX + `DISCOVERY_RESPONSE_GRACE` from `now`.
     pub fn dispatch(&mut self, now: Instant, mut emit: impl FnMut(u32, SocketAddrV4, &[u8])) {
         self.expire(now);
         let mut buffer = [0u8; SSDP_EMIT_BUFFER];

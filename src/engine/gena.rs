@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 use crate::consts;
 use crate::wire::gena::{write_propertyset, Callback};
 
+/// Shortest subscription granted.
+const GENA_MIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Subscriptions per service, at most.
+const GENA_MAX_SUBSCRIPTIONS: usize = 64;
+/// Events queued per subscription before the oldest unsent ones are merged away.
+const GENA_MAX_QUEUED_EVENTS: usize = 32;
+
 /// A delivery URL, owned: where to connect and the request target of the NOTIFY.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackUrl {
@@ -180,7 +187,7 @@ impl Subscription {
     /// values. SEQs are given at delivery, so merging leaves no gap a subscriber would read
     /// as a lost event.
     fn enqueue(&mut self, variables: Variables) {
-        if self.pending.len() >= consts::GENA_MAX_QUEUED_EVENTS {
+        if self.pending.len() >= GENA_MAX_QUEUED_EVENTS {
             match (self.pending.pop_front(), self.pending.front_mut()) {
                 (Some(mut oldest), Some(next)) => {
                     merge(&mut oldest, std::mem::take(next));
@@ -261,9 +268,9 @@ impl Subscriptions {
     ///
     /// Every callback must point at the subscriber's own address (CallStranger mitigation),
     /// else 412. The duration granted is `requested` clamped into
-    /// [`consts::GENA_MIN_TIMEOUT`]..=[`consts::GENA_MAX_TIMEOUT`], or
+    /// `GENA_MIN_TIMEOUT`..=[`consts::GENA_MAX_TIMEOUT`], or
     /// [`consts::GENA_DEFAULT_TIMEOUT`] when none (or infinite) was asked for. At most
-    /// [`consts::GENA_MAX_SUBSCRIPTIONS`] live subscriptions per service, else 503.
+    /// `GENA_MAX_SUBSCRIPTIONS` live subscriptions per service, else 503.
     ///
     /// Nothing is sent until [`Subscriptions::send_initial`].
     pub fn subscribe(
@@ -290,7 +297,7 @@ impl Subscriptions {
             .values()
             .filter(|subscription| subscription.service == service && subscription.expires > now)
             .count();
-        if live >= consts::GENA_MAX_SUBSCRIPTIONS {
+        if live >= GENA_MAX_SUBSCRIPTIONS {
             return Err(GenaRefusal::Unavailable);
         }
         let granted = grant(requested);
@@ -484,7 +491,7 @@ impl Subscriptions {
             let mut bytes = [0u8; 16];
             self.rng.fill(&mut bytes);
             let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
-            let sid = format!("{}{}", consts::GENA_SID_PREFIX, uuid.hyphenated());
+            let sid = format!("{}{}", consts::UDN_PREFIX, uuid.hyphenated());
             if !self.table.contains_key(&sid) {
                 return Some(sid);
             }
@@ -503,7 +510,7 @@ impl Subscriptions {
 /// The duration granted for a requested one.
 fn grant(requested: Option<Duration>) -> Duration {
     requested.map_or(consts::GENA_DEFAULT_TIMEOUT, |asked| {
-        asked.clamp(consts::GENA_MIN_TIMEOUT, consts::GENA_MAX_TIMEOUT)
+        asked.clamp(GENA_MIN_TIMEOUT, consts::GENA_MAX_TIMEOUT)
     })
 }
 
@@ -559,7 +566,7 @@ mod tests {
         let subscriber = IpAddr::V4(CP);
         let asks = [
             (None, consts::GENA_DEFAULT_TIMEOUT),
-            (Some(Duration::from_secs(0)), consts::GENA_MIN_TIMEOUT),
+            (Some(Duration::from_secs(0)), GENA_MIN_TIMEOUT),
             (Some(Duration::from_secs(300)), Duration::from_secs(300)),
             (
                 Some(Duration::from_secs(u64::MAX)),
@@ -582,7 +589,7 @@ mod tests {
         sids.dedup();
         assert_eq!(sids.len(), 4);
         assert_eq!(table.count(now, HV), 4);
-        assert_eq!(table.poll_at(), Some(now + consts::GENA_MIN_TIMEOUT));
+        assert_eq!(table.poll_at(), Some(now + GENA_MIN_TIMEOUT));
     }
 
     #[test]
@@ -615,7 +622,7 @@ mod tests {
     fn subscriptions_per_service_are_bounded() {
         let now = Instant::now();
         let mut table = Subscriptions::new(2);
-        for _ in 0..consts::GENA_MAX_SUBSCRIPTIONS {
+        for _ in 0..GENA_MAX_SUBSCRIPTIONS {
             subscribed(&mut table, now, HV);
         }
         let refused = table.subscribe(now, HV, callback(CP), None, IpAddr::V4(CP));
@@ -821,7 +828,7 @@ mod tests {
         let sid = subscribed(&mut table, now, HV);
         table.send_initial(&sid, vars(&[("State", "s0"), ("Name", "n0")]), now);
         // Fill the queue: the initial event plus GENA_MAX_QUEUED_EVENTS - 1 changes.
-        for n in 1..consts::GENA_MAX_QUEUED_EVENTS {
+        for n in 1..GENA_MAX_QUEUED_EVENTS {
             table.notify(HV, vars(&[("State", &format!("s{n}"))]));
         }
         // One more: the initial event and the first change are merged.
@@ -834,9 +841,9 @@ mod tests {
             seen.push((delivery.seq, delivery.body.clone()));
             table.delivered(&sid, Outcome::Delivered);
         }
-        assert_eq!(seen.len(), consts::GENA_MAX_QUEUED_EVENTS);
+        assert_eq!(seen.len(), GENA_MAX_QUEUED_EVENTS);
         let seqs: Vec<u32> = seen.iter().map(|(seq, _)| *seq).collect();
-        let expected: Vec<u32> = (0..consts::GENA_MAX_QUEUED_EVENTS as u32).collect();
+        let expected: Vec<u32> = (0..GENA_MAX_QUEUED_EVENTS as u32).collect();
         assert_eq!(seqs, expected, "merging leaves no SEQ gap");
         assert_eq!(seen[0].1, body_of(&[("State", "s1"), ("Name", "n0")]));
         assert_eq!(seen[1].1, body_of(&[("State", "s2")]));

@@ -15,11 +15,16 @@ use std::time::{Duration, Instant};
 
 use crate::consts::{
     DESC_PATH, SSDP_EMIT_BUFFER, SSDP_HOST, SSDP_MAN_DISCOVER, SSDP_MAX_PENDING_REPLIES,
-    SSDP_MIN_MAX_AGE, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_RATE_SOURCES,
-    SSDP_RATE_WINDOW, SSDP_SEARCHES_PER_SOURCE, SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
+    SSDP_MIN_MAX_AGE, SSDP_MX_MAX, SSDP_MX_MIN, SSDP_NT_ROOT_DEVICE, SSDP_PORT, SSDP_RATE_WINDOW,
+    SSDP_ST_ALL, SSDP_V4_GROUP, UDN_PREFIX, URN_PREFIX,
 };
 use crate::wire::ssdp::{self as wire_ssdp, Message, Notify, NotifyKind, Response, Search};
 use crate::wire::{self, Cursor};
+
+/// Searches answered per source address within [`SSDP_RATE_WINDOW`].
+const SSDP_SEARCHES_PER_SOURCE: u32 = 10;
+/// Sources tracked by the rate limiter; when full, the oldest entry is reused.
+const SSDP_RATE_SOURCES: usize = 64;
 
 /// One interface the SSDP engine advertises on: where LOCATION points and whose subnet it
 /// answers.

@@ -19,7 +19,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use crate::consts::{GENA_DEFAULT_TIMEOUT, GENA_MAX_TIMEOUT, TRACK_RESUBSCRIBE_RETRY};
+use crate::consts::{GENA_DEFAULT_TIMEOUT, GENA_MAX_TIMEOUT};
+
+/// Pause before subscribing again after a SUBSCRIBE failed.
+const TRACK_RESUBSCRIBE_RETRY: Duration = Duration::from_secs(10);
 
 /// A service the tracker wants events from, as a description gave it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -224,7 +227,7 @@ impl Subscriber {
     /// Takes the answer to `request` at `now`; returns a line for the log when it failed.
     /// - granted: the SID is kept, renewed at half the duration granted;
     /// - 412 to a renewal: subscribed anew at once;
-    /// - any other failure: tried again after [`TRACK_RESUBSCRIBE_RETRY`], as a renewal of
+    /// - any other failure: tried again after `TRACK_RESUBSCRIBE_RETRY`, as a renewal of
     ///   the same SID while that SID is still live at the publisher, else anew.
     ///
     /// An answer to a request that was superseded (the subscription was dropped or made

@@ -36,6 +36,23 @@ use crate::wire::http::{
     self as wire_http, ChunkedDecoder, Framing, Progress, RequestHead, Version,
 };
 
+/// Connections served at once per listener; more wait in the kernel's backlog.
+const HTTP_MAX_CONNECTIONS: usize = 64;
+/// Requests served on one kept-alive connection before it is closed.
+const HTTP_MAX_REQUESTS_PER_CONNECTION: usize = 100;
+/// Time allowed to read one request (head and body), and to sit idle between requests.
+const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to write one response.
+const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause before accepting again when `accept` fails for lack of file descriptors or memory.
+const HTTP_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// After an answer that closes the connection, the server stops writing and reads (and
+/// drops) what the client still sends for at most this long, so that the kernel does not
+/// reset the connection before the client has read the answer.
+const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes read and dropped while lingering, at most.
+const HTTP_LINGER_MAX: usize = 256 * 1024;
+
 /// A request with its body read, for [`Handler::answer`].
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -172,10 +189,10 @@ impl ServerConfig {
     /// The limits from [`consts`], with this `Server` value.
     pub fn new(server_header: String) -> ServerConfig {
         ServerConfig {
-            max_connections: consts::HTTP_MAX_CONNECTIONS,
-            read_timeout: consts::HTTP_READ_TIMEOUT,
-            write_timeout: consts::HTTP_WRITE_TIMEOUT,
-            max_requests_per_connection: consts::HTTP_MAX_REQUESTS_PER_CONNECTION,
+            max_connections: HTTP_MAX_CONNECTIONS,
+            read_timeout: HTTP_READ_TIMEOUT,
+            write_timeout: HTTP_WRITE_TIMEOUT,
+            max_requests_per_connection: HTTP_MAX_REQUESTS_PER_CONNECTION,
             server_header,
         }
     }
@@ -204,7 +221,7 @@ pub async fn serve(
                 AcceptError::Retry => continue,
                 AcceptError::Backoff => {
                     log::warn!("http: accept: {error}");
-                    Timer::after(consts::HTTP_ACCEPT_BACKOFF).await;
+                    Timer::after(HTTP_ACCEPT_BACKOFF).await;
                     continue;
                 }
                 AcceptError::Fatal => return Err(error),
@@ -673,11 +690,10 @@ impl Connection<'_> {
         if self.stream.get_ref().shutdown(Shutdown::Write).is_err() {
             return;
         }
-        self.timer
-            .set_at(Instant::now() + consts::HTTP_LINGER_TIMEOUT);
+        self.timer.set_at(Instant::now() + HTTP_LINGER_TIMEOUT);
         let mut drained = 0;
         buffer.consume(buffer.filled);
-        while drained < consts::HTTP_LINGER_MAX {
+        while drained < HTTP_LINGER_MAX {
             match self.read_some(buffer.spare()).await {
                 Ok(Some(count)) if count > 0 => drained += count,
                 _ => break,

@@ -16,6 +16,13 @@ use smol::{Async, Timer};
 use crate::consts;
 use crate::wire::http::{self as wire_http, ChunkedDecoder, Progress, ResponseStatus};
 
+/// Interim (1xx) responses the HTTP client skips before the final one, at most.
+const HTTP_CLIENT_MAX_INTERIM: usize = 4;
+/// Time allowed for one NOTIFY delivery (connect, write, read the status line).
+const GENA_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Host header sent over a unix socket, which has no host name of its own.
+const XAPI_UNIX_HOST: &str = "localhost";
+
 /// Bounds of one exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -28,10 +35,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits of a GENA NOTIFY delivery ([`consts::GENA_NOTIFY_TIMEOUT`]); its answer has
+    /// Limits of a GENA NOTIFY delivery (`GENA_NOTIFY_TIMEOUT`); its answer has
     /// no body worth keeping.
     pub const NOTIFY: Limits = Limits {
-        timeout: consts::GENA_NOTIFY_TIMEOUT,
+        timeout: GENA_NOTIFY_TIMEOUT,
         max_head: consts::HTTP_MAX_HEAD,
         max_body: consts::HTTP_MAX_HEAD,
     };
@@ -63,7 +70,7 @@ impl ClientResponse {
 pub enum Endpoint {
     /// A TCP address; `Host` is the address itself.
     Tcp(SocketAddr),
-    /// A unix stream socket; `Host` is [`consts::XAPI_UNIX_HOST`].
+    /// A unix stream socket; `Host` is `XAPI_UNIX_HOST`.
     Unix(PathBuf),
 }
 
@@ -113,7 +120,7 @@ pub async fn request_to(
 ) -> io::Result<ClientResponse> {
     let host = match endpoint {
         Endpoint::Tcp(address) => host_field(*address),
-        Endpoint::Unix(_) => consts::XAPI_UNIX_HOST.to_owned(),
+        Endpoint::Unix(_) => XAPI_UNIX_HOST.to_owned(),
     };
     let message = encode_with_host(&host, method, target, headers, body)?;
     let timeout = async {
@@ -258,7 +265,7 @@ async fn exchange<C: AsyncRead + AsyncWrite + Unpin>(
         if head.status < 200 {
             // 100 Continue and friends: skip them, a bounded number of times.
             interim += 1;
-            if head.status == 101 || interim > consts::HTTP_CLIENT_MAX_INTERIM {
+            if head.status == 101 || interim > HTTP_CLIENT_MAX_INTERIM {
                 return Err(bad_data(address, "unexpected interim responses"));
             }
             received.drain(..end);

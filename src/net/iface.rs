@@ -7,6 +7,9 @@ use crate::subnet::Subnet;
 use std::ffi::{CStr, CString};
 use std::net::Ipv4Addr;
 
+/// Connections waiting to be accepted, per listener.
+const HTTP_LISTEN_BACKLOG: i32 = 128;
+
 /// One of this host's interfaces, as the user named it (`--iface`): what the servers bind to
 /// and whose subnet they answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +50,7 @@ pub fn listen_tcp(
         socket.bind_device(Some(device.as_bytes()))?;
     }
     socket.bind(&SockAddr::from(address))?;
-    socket.listen(crate::consts::HTTP_LISTEN_BACKLOG)?;
+    socket.listen(HTTP_LISTEN_BACKLOG)?;
     Ok(socket.into())
 }
 

@@ -7,13 +7,16 @@
 //! that only that interface's datagrams reach it.
 
 use super::iface::LocalInterface;
-use crate::consts::{SSDP_MAX_DATAGRAM, SSDP_MULTICAST_TTL, SSDP_PORT, SSDP_V4_GROUP};
+use crate::consts::{SSDP_MAX_DATAGRAM, SSDP_PORT, SSDP_V4_GROUP};
 use crate::error::{Error, Result};
 use smol::Async;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
+
+/// Multicast TTL: UDA 1.1 recommends 2 hops.
+const SSDP_MULTICAST_TTL: u32 = 2;
 
 /// Pause after a failed receive, so a persistent error does not spin.
 const RECEIVE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);

@@ -24,13 +24,13 @@
 //!   advertisers' first NOTIFYs instead of waiting for a search); then the advertisers and the
 //!   web console. The demo then reads `GET /api/tree` until it shows both hosts, every domain
 //!   with its state and every advertising VM with its services ([`missing`]), bounded by
-//!   [`DEMO_READY_TIMEOUT`], and prints it with the console's own rendering
+//!   `DEMO_READY_TIMEOUT`, and prints it with the console's own rendering
 //!   ([`crate::console::tree::render`]), the URLs, the directory and what to try.
 //! - Stop: on SIGINT, SIGTERM or SIGHUP the demo sends SIGTERM to every child's group (the
-//!   advertisers send ssdp:byebye), waits at most [`DEMO_STOP_GRACE`], then SIGKILLs what is
+//!   advertisers send ssdp:byebye), waits at most `DEMO_STOP_GRACE`, then SIGKILLs what is
 //!   left and reaps everything. A child that exits on its own stops the demo the same way,
 //!   after saying which one, how it ended and the last lines of its log; the demo then exits 1.
-//! - VM advertisers follow their domains: every [`DEMO_FOLLOW_INTERVAL`] the demo reads the
+//! - VM advertisers follow their domains: every `DEMO_FOLLOW_INTERVAL` the demo reads the
 //!   sim directories (with the sim backend itself) and starts the advertiser of a domain whose
 //!   guest runs (running or blocked) and has none, seeding its services first, and stops the
 //!   advertiser of one that is paused, suspended, shut off or gone, saying so on stdout. So
@@ -70,12 +70,7 @@ use crate::backend::{Backend, Domain, RunState};
 use crate::cli::DemoArgs;
 use crate::console::tree::{render, short_service, Tree};
 use crate::console::{colour_on_stdout, Tracker};
-use crate::consts::{
-    API_TREE_PATH, DEMO_API_TIMEOUT, DEMO_FOLLOW_INTERVAL, DEMO_IFACE, DEMO_LOG_TAIL_BYTES,
-    DEMO_LOG_TAIL_LINES, DEMO_POLL, DEMO_PROVIDER_NETWORK, DEMO_READY_TIMEOUT, DEMO_START_TIMEOUT,
-    DEMO_STOP_GRACE, DEMO_TEMP_ATTEMPTS, DEMO_TENANT_NETWORK, VM_HANDLER_FILE, VM_SCPD_FILE,
-    VM_STATE_FOLDER,
-};
+use crate::consts::{API_TREE_PATH, DEMO_IFACE, VM_HANDLER_FILE, VM_SCPD_FILE, VM_STATE_FOLDER};
 use crate::error::{Error, Result};
 use async_signal::{Signal, Signals};
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,6 +84,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// Label of the demo tracker's provider network (hypervisors), on [`DEMO_IFACE`].
+const DEMO_PROVIDER_NETWORK: &str = "mgmt";
+/// Label of the demo tracker's tenant network (VMs), on [`DEMO_IFACE`] as well.
+const DEMO_TENANT_NETWORK: &str = "acme";
+/// Longest the demo waits for its tracker's read API to accept connections.
+const DEMO_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the demo waits for the tree to show every simulated host, VM, state and service
+/// before it prints what there is.
+const DEMO_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the demo looks at its children, the signals and (while starting) the tree.
+const DEMO_POLL: Duration = Duration::from_millis(100);
+/// Time one request of the demo to its tracker may take.
+const DEMO_API_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time the children get to exit after SIGTERM before SIGKILL.
+const DEMO_STOP_GRACE: Duration = Duration::from_secs(5);
+/// Lines of a child's log the demo prints when that child stops unexpectedly.
+const DEMO_LOG_TAIL_LINES: usize = 20;
+/// Bytes read from the end of that log to find those lines.
+const DEMO_LOG_TAIL_BYTES: u64 = 16 * 1024;
+/// Names tried for a fresh temporary directory before giving up.
+const DEMO_TEMP_ATTEMPTS: u32 = 16;
+/// How often the demo reads its sim directories to start or stop the VM advertiser of a
+/// domain whose guest started or stopped running.
+const DEMO_FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One simulated domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use crate::app::{App, LocalFuture, Outputs};
 use crate::cli::VmArgs;
-use crate::consts::{SERVICES_POLL_INTERVAL, URN_DEVICE_VIRTUAL_MACHINE};
+use crate::consts::URN_DEVICE_VIRTUAL_MACHINE;
 use crate::engine::call::ControlCall;
 use crate::error::Result;
 use crate::model::{Device, EventedValues, Service};
@@ -17,6 +17,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
+
+/// How often the VM advertiser looks at its services directory and state files.
+const SERVICES_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The VM device: the owner's services directory and the handlers it names.
 pub struct VmApp {

@@ -4,13 +4,11 @@
 //! ([`crate::engine::discovery`], [`crate::engine::inventory`]); this file moves bytes.
 
 use super::api::{self, Route, Viewer};
+use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::consts::{
-    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_MAX_DEVICES, DISCOVERY_DEFAULT_MAX_MAX_AGE,
-    DISCOVERY_DEFAULT_MIN_MAX_AGE, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
+    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
-    TRACK_API_POLL_STEP, TRACK_EVENTS_PAGE, TRACK_FETCH_ATTEMPTS, TRACK_FETCH_BACKOFF,
-    TRACK_FETCH_TIMEOUT, TRACK_IFACE_WATCH, TRACK_MAX_FETCHES, TRACK_RELAY_TIMEOUT, TRACK_TICK,
-    TRACK_UNSUBSCRIBE_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
+    TRACK_API_POLL_STEP, TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::engine::discovery::{self, Change, Discovery};
@@ -36,8 +34,36 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use uuid::Uuid;
+
+/// Devices (UDNs) tracked per network unless configured otherwise; more are dropped.
+const DISCOVERY_DEFAULT_MAX_DEVICES: usize = 1024;
+/// Shortest life granted to a device: a max-age below it is raised to it, so a device
+/// announcing max-age=0 does not appear and vanish at every message. The same floor as the
+/// advertisers' `--max-age`, so a tracker honours what they announce.
+const DISCOVERY_DEFAULT_MIN_MAX_AGE: u32 = SSDP_MIN_MAX_AGE;
+/// Longest life granted to a device unless configured otherwise: a silent device is
+/// forgotten after this long whatever max-age it claimed.
+const DISCOVERY_DEFAULT_MAX_MAX_AGE: u32 = 86400;
+/// Time allowed for one description or SCPD fetch, or one SUBSCRIBE exchange.
+const TRACK_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts at fetching a description before the device is reported undescribed.
+const TRACK_FETCH_ATTEMPTS: u32 = 3;
+/// Pause after the first failed fetch; doubled after each further failure.
+const TRACK_FETCH_BACKOFF: Duration = Duration::from_secs(1);
+/// Description fetches in flight at once, at most.
+const TRACK_MAX_FETCHES: usize = 8;
+/// How often the inventory's grace periods are looked at.
+const TRACK_TICK: Duration = Duration::from_secs(1);
+/// How often the tracker looks whether a network's interface came (back) up.
+const TRACK_IFACE_WATCH: Duration = Duration::from_secs(2);
+/// Events per `GET /api/events` answer, at most.
+const TRACK_EVENTS_PAGE: usize = 500;
+/// Longest the tracker waits for the answer to an UNSUBSCRIBE of a subscription it no longer
+/// wants: best effort, the publisher ends it anyway when its TIMEOUT runs out.
+const TRACK_UNSUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One `--net NAME=IFACE[:provider]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,12 +69,31 @@ use smol::io::AsyncRead;
 use smol::lock::Semaphore;
 use smol::{Async, Timer};
 
-use crate::consts::{
-    HANDLER_DRAIN_GRACE, HANDLER_ENV_ACTION, HANDLER_ENV_ARG_PREFIX, HANDLER_ENV_SERVICE,
-    HANDLER_ERROR_LINE, HANDLER_MAX_CALLS, HANDLER_MAX_DESCRIPTION, HANDLER_MAX_ERROR,
-    HANDLER_MAX_OUTPUT, HANDLER_PATH, HANDLER_TIMEOUT,
-};
+use crate::consts::HANDLER_TIMEOUT;
 use crate::wire::soap::{self, UpnpError};
+
+/// Bytes a handler may write on stdout; more and the call is killed and answers 501.
+const HANDLER_MAX_OUTPUT: usize = 64 * 1024;
+/// Bytes of a handler's stderr kept (the rest is read and dropped).
+const HANDLER_MAX_ERROR: usize = 4 * 1024;
+/// Handler calls running at once, at most; more wait for a slot.
+const HANDLER_MAX_CALLS: usize = 8;
+/// Characters of an error description taken from a handler, at most.
+const HANDLER_MAX_DESCRIPTION: usize = 256;
+/// After a handler has exited (and its process group has been killed), its pipes are read
+/// for at most this long: only a process that left the group (setsid) can still hold them.
+const HANDLER_DRAIN_GRACE: Duration = Duration::from_millis(200);
+/// The only PATH a handler gets; the rest of its environment is cleared.
+const HANDLER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Environment variable naming the service a handler is called for.
+const HANDLER_ENV_SERVICE: &str = "XENPLUG_SERVICE";
+/// Environment variable naming the action (also argv\[1\]).
+const HANDLER_ENV_ACTION: &str = "XENPLUG_ACTION";
+/// Prefix of the environment variable carrying one in-argument: `XENPLUG_ARG_<Name>`.
+const HANDLER_ENV_ARG_PREFIX: &str = "XENPLUG_ARG_";
+/// Name of the stdout line by which a failing handler chooses its UPnP error:
+/// `UPnPError=<code> <description>`.
+const HANDLER_ERROR_LINE: &str = "UPnPError";
 
 /// What one handler call may spend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,9 +101,9 @@ pub struct Limits {
     /// Time the handler may run before its process group is killed
     /// ([`HANDLER_TIMEOUT`] by default).
     pub timeout: Duration,
-    /// Bytes of stdout accepted; one more kills the call ([`HANDLER_MAX_OUTPUT`]).
+    /// Bytes of stdout accepted; one more kills the call (`HANDLER_MAX_OUTPUT`).
     pub max_output: usize,
-    /// Bytes of stderr kept; the rest is read and dropped ([`HANDLER_MAX_ERROR`]).
+    /// Bytes of stderr kept; the rest is read and dropped (`HANDLER_MAX_ERROR`).
     pub max_error: usize,
 }
 
@@ -114,7 +133,7 @@ pub struct Call<'a> {
     pub outputs: &'a [&'a str],
 }
 
-/// Runs handler calls, at most [`HANDLER_MAX_CALLS`] at once. The VM advertiser keeps one
+/// Runs handler calls, at most `HANDLER_MAX_CALLS` at once. The VM advertiser keeps one
 /// and shares it among its connections; calls beyond the bound wait for a slot.
 #[derive(Debug)]
 pub struct Runner {

@@ -22,18 +22,46 @@ use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::SystemTime;
 
 use crate::consts::{
     SCPD_MAX_BYTES, SERVICE_ID_XENPLUG_PREFIX, URN_DEVICE_XENPLUG_PREFIX, URN_PREFIX,
-    URN_SERVICE_XENPLUG_PREFIX, VM_DEFAULT_TYPE_VERSION, VM_DEVICES_FOLDER, VM_DEVICE_CONF,
-    VM_DEVICE_KEY_PREFIX, VM_FILE_TIME_TRUST, VM_HANDLER_FILE, VM_MAX_CONF_FILE, VM_MAX_DEVICES,
-    VM_MAX_FOLDER_NAME, VM_MAX_FRIENDLY_NAME, VM_MAX_SERVICES, VM_MAX_STATE_VALUE, VM_SCPD_FILE,
-    VM_SERVICE_CONF, VM_SERVICE_KEY_PREFIX, VM_STATE_FOLDER,
+    URN_SERVICE_XENPLUG_PREFIX, VM_HANDLER_FILE, VM_SCPD_FILE, VM_STATE_FOLDER,
 };
 use crate::files::Record;
 use crate::model::ServiceSpec;
 use crate::wire::scpd::parse_scpd;
+
+/// Folder of the services directory holding embedded devices (so not a service name).
+const VM_DEVICES_FOLDER: &str = "devices";
+/// A service folder's optional `key=value` file (`type=`, `id=`).
+const VM_SERVICE_CONF: &str = "service.conf";
+/// A device folder's optional `key=value` file (`type=`, `name=`).
+const VM_DEVICE_CONF: &str = "device.conf";
+/// Prefix of the key of a top-level owner service: `svc/<Name>`.
+const VM_SERVICE_KEY_PREFIX: &str = "svc/";
+/// Prefix of the key of an embedded device's owner service: `dev/<Device>/<Name>`.
+const VM_DEVICE_KEY_PREFIX: &str = "dev/";
+/// Version of default service and device types.
+const VM_DEFAULT_TYPE_VERSION: u32 = 1;
+/// Length of a service or device folder name, at most.
+const VM_MAX_FOLDER_NAME: usize = 64;
+/// Size of a service.conf or device.conf, at most.
+const VM_MAX_CONF_FILE: u64 = 4 * 1024;
+/// Length in bytes of a friendlyName from device.conf, at most (UDA 1.1 section 2.3: "SHOULD
+/// be < 64 characters").
+const VM_MAX_FRIENDLY_NAME: usize = 64;
+/// Length in bytes of one evented value read from a state file, at most; longer is cut.
+const VM_MAX_STATE_VALUE: usize = 4 * 1024;
+/// Services of one device (the VM itself or one embedded device), at most.
+const VM_MAX_SERVICES: usize = 32;
+/// Embedded devices of a VM, at most.
+const VM_MAX_DEVICES: usize = 16;
+/// A file modified less than this long ago is parsed again at the next scan even if its size,
+/// time and inode look the same: file times are only as fine as the kernel's clock tick, so a
+/// rewrite of the same size within one tick would otherwise go unseen (git's "racy" files).
+const VM_FILE_TIME_TRUST: Duration = Duration::from_secs(2);
 
 /// One service the VM's owner added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -691,7 +719,7 @@ fn note_state(path: &Path, problem: Option<(Option<Stamp>, String)>) {
 
 /// Current values of `service`'s evented variables from its state/ folder, in SCPD order; a
 /// missing file is the empty string; values are trimmed of one trailing newline and bounded
-/// to [`VM_MAX_STATE_VALUE`] bytes: longer is cut at a char boundary and logged once.
+/// to `VM_MAX_STATE_VALUE` bytes: longer is cut at a char boundary and logged once.
 ///
 /// State files are published to the network verbatim, so a symbolic link (which could point
 /// at any file of the guest) is refused, and so is anything but a regular file. Bytes that are

@@ -10,12 +10,25 @@ use roxmltree::Node;
 use super::xml::{self, parse_bounded, Limits, Sink};
 use super::Result;
 use crate::consts::{
-    DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEPTH, DESC_MAX_DEVICE_NESTING,
-    DESC_MAX_EMBEDDED_DEVICES, DESC_MAX_NODES, DESC_MAX_SERVICES, DESC_MAX_TEXT, ELEMENT_SEMANTICS,
-    ELEMENT_VM_UUID, HTTP_URL_SCHEME, MANUFACTURER, NS_DEVICE, NS_SERVICE, NS_XENPLUG, VERSION,
-    XENPLUG_PREFIX,
+    DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEVICE_NESTING, DESC_MAX_EMBEDDED_DEVICES,
+    DESC_MAX_SERVICES, DESC_MAX_TEXT, ELEMENT_SEMANTICS, HTTP_URL_SCHEME, NS_DEVICE, NS_SERVICE,
+    NS_XENPLUG, VERSION,
 };
 use crate::model::{Device, Direction, ServiceSpec};
+
+/// Prefix bound to [`NS_XENPLUG`] in what we emit.
+const XENPLUG_PREFIX: &str = "xenplug";
+/// Vendor element carrying a Domain's or VirtualMachine's Xen VM UUID.
+const ELEMENT_VM_UUID: &str = "vmUuid";
+/// Manufacturer written in descriptions.
+const MANUFACTURER: &str = "xenplug";
+/// Element nesting of a device description, at most (a root with four levels of embedded
+/// devices needs 13: root, device, then deviceList and device per level, serviceList,
+/// service, SCPDURL).
+const DESC_MAX_DEPTH: usize = 32;
+/// XML nodes (elements, text runs, comments) in one device description, at most: more than
+/// a [`DESC_MAX_BYTES`] document of real declarations can hold.
+const DESC_MAX_NODES: u32 = 64 * 1024;
 
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 

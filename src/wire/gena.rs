@@ -14,6 +14,20 @@ use std::time::Duration;
 use crate::consts;
 use crate::wire::xml::{self, Sink};
 
+/// NTS header value of event NOTIFY requests (UDA 1.1 section 4.3.2).
+const GENA_NTS_PROPCHANGE: &str = "upnp:propchange";
+/// Length of a whole TIMEOUT header value, at most; longer ones are refused with 400.
+const GENA_MAX_TIMEOUT_HEADER: usize = 32;
+/// Element nesting of a property set, at most (a real one needs 3: propertyset, property,
+/// the variable).
+const GENA_MAX_EVENT_DEPTH: usize = 8;
+/// XML nodes (elements, text runs, comments) in one event body, at most: room for
+/// [`GENA_MAX_EVENT_PROPERTIES`] properties, each indented on lines of its own (about 6 nodes
+/// apiece).
+const GENA_MAX_EVENT_NODES: u32 = 1024;
+/// The XML declaration opening every GENA property set (as UDA 1.1 section 4.3.2 shows it).
+const GENA_XML_DECLARATION: &str = "<?xml version=\"1.0\"?>";
+
 /// Why a SUBSCRIBE or UNSUBSCRIBE request is refused, with the HTTP status UDA 1.1 sections
 /// 4.1.2 to 4.1.4 give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,8 +184,8 @@ pub fn parse_granted(
 ) -> Result<(String, Option<Duration>), GenaError> {
     let sid = present(sid).ok_or(GenaError::MissingSid)?;
     let well_formed = sid.len() <= consts::GENA_MAX_SID_LEN
-        && sid.len() > consts::GENA_SID_PREFIX.len()
-        && sid.starts_with(consts::GENA_SID_PREFIX)
+        && sid.len() > consts::UDN_PREFIX.len()
+        && sid.starts_with(consts::UDN_PREFIX)
         && sid.bytes().all(|byte| byte.is_ascii_graphic());
     if !well_formed {
         return Err(GenaError::InvalidSid);
@@ -185,7 +199,7 @@ pub fn parse_granted(
 /// (the engine clamps it anyway).
 pub fn parse_timeout(value: &str) -> Result<Option<Duration>, GenaError> {
     let value = value.trim();
-    if value.len() > consts::GENA_MAX_TIMEOUT_HEADER {
+    if value.len() > GENA_MAX_TIMEOUT_HEADER {
         return Err(GenaError::BadTimeout);
     }
     const PREFIX: &str = "second-";
@@ -230,7 +244,7 @@ pub fn parse_callback_url(url: &str) -> Result<Callback<'_>, GenaError> {
     if url.len() > consts::GENA_MAX_CALLBACK_LEN {
         return Err(GenaError::InvalidCallback);
     }
-    let scheme = consts::GENA_CALLBACK_SCHEME;
+    let scheme = consts::HTTP_URL_SCHEME;
     let rest = match (url.get(..scheme.len()), url.get(scheme.len()..)) {
         (Some(given), Some(rest)) if given.eq_ignore_ascii_case(scheme) => rest,
         _ => return Err(GenaError::InvalidCallback),
@@ -290,7 +304,7 @@ pub fn timeout_value(granted: Duration) -> String {
 /// variable, in the order given, values escaped. Variable names come from the service tables
 /// and are written as they are.
 pub fn write_propertyset(variables: &[(&str, &str)], out: &mut Vec<u8>) {
-    out.extend_from_slice(consts::GENA_XML_DECLARATION.as_bytes());
+    out.extend_from_slice(GENA_XML_DECLARATION.as_bytes());
     out.extend_from_slice(b"\n<e:propertyset xmlns:e=\"");
     xml::push_escaped_attribute(consts::NS_EVENT, out);
     out.extend_from_slice(b"\">");
@@ -333,8 +347,8 @@ impl std::error::Error for PropertySetError {}
 /// Limits an event body is parsed under.
 const PROPERTYSET_LIMITS: xml::Limits = xml::Limits {
     max_bytes: consts::GENA_MAX_EVENT_BODY,
-    max_depth: consts::GENA_MAX_EVENT_DEPTH,
-    max_nodes: consts::GENA_MAX_EVENT_NODES,
+    max_depth: GENA_MAX_EVENT_DEPTH,
+    max_nodes: GENA_MAX_EVENT_NODES,
 };
 
 /// Characters of a peer's element name quoted in a [`PropertySetError`], at most.
@@ -350,7 +364,7 @@ const SHOWN_CHARS: usize = 64;
 /// the element's text, entities and CDATA decoded and white space kept (so a value holding
 /// escaped XML comes back as that XML); a variable holding an element is refused. An empty
 /// property set gives an empty list. At most [`consts::GENA_MAX_EVENT_PROPERTIES`] variables,
-/// [`consts::GENA_MAX_EVENT_BODY`] bytes and [`consts::GENA_MAX_EVENT_DEPTH`] levels; no DTD.
+/// [`consts::GENA_MAX_EVENT_BODY`] bytes and `GENA_MAX_EVENT_DEPTH` levels; no DTD.
 pub fn parse_propertyset(body: &[u8]) -> Result<Vec<(String, String)>, PropertySetError> {
     let document = xml::parse_bounded(body, PROPERTYSET_LIMITS)
         .map_err(|error| PropertySetError::new(PROPERTYSET_LIMITS.explain(error)))?;
@@ -398,7 +412,7 @@ pub fn notify_headers<'a>(sid: &'a str, seq: &'a str) -> [(&'static str, &'a str
     [
         ("CONTENT-TYPE", consts::CONTENT_TYPE_XML),
         ("NT", consts::GENA_NT_EVENT),
-        ("NTS", consts::GENA_NTS_PROPCHANGE),
+        ("NTS", GENA_NTS_PROPCHANGE),
         ("SID", sid),
         ("SEQ", seq),
     ]
@@ -918,7 +932,7 @@ mod tests {
         let laughs = b"<?xml version=\"1.0\"?><!DOCTYPE e:propertyset [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]><e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>&b;</A></e:property></e:propertyset>";
         let mut deep =
             b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\"><e:property><A>".to_vec();
-        for _ in 0..consts::GENA_MAX_EVENT_DEPTH {
+        for _ in 0..GENA_MAX_EVENT_DEPTH {
             deep.extend_from_slice(b"<b>");
         }
         let mut huge =
@@ -926,7 +940,7 @@ mod tests {
         huge.resize(consts::GENA_MAX_EVENT_BODY + 1, b'x');
         huge.extend_from_slice(b"</A></e:property></e:propertyset>");
         let mut comments = b"<e:propertyset xmlns:e=\"urn:schemas-upnp-org:event-1-0\">".to_vec();
-        for _ in 0..consts::GENA_MAX_EVENT_NODES {
+        for _ in 0..GENA_MAX_EVENT_NODES {
             comments.extend_from_slice(b"<!---->");
         }
         comments.extend_from_slice(b"</e:propertyset>");

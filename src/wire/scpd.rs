@@ -11,10 +11,16 @@ use roxmltree::Node;
 use super::xml::{self, parse_bounded, Limits};
 use crate::consts::{
     ELEMENT_SEMANTICS, NS_SERVICE, NS_XENPLUG, SCPD_MAX_ACTIONS, SCPD_MAX_ARGUMENTS,
-    SCPD_MAX_BYTES, SCPD_MAX_DEPTH, SCPD_MAX_NAME, SCPD_MAX_NODES, SCPD_MAX_VARIABLES,
-    SCPD_RESERVED_ARGUMENT, UPNP_DATA_TYPES,
+    SCPD_MAX_BYTES, SCPD_MAX_NAME, SCPD_MAX_VARIABLES, SCPD_RESERVED_ARGUMENT, UPNP_DATA_TYPES,
 };
 use crate::model::{ActionSpec, ArgumentSpec, Direction, Semantic, ServiceSpec, VariableSpec};
+
+/// Element nesting of an SCPD, at most (a real one needs 5: scpd, serviceStateTable,
+/// stateVariable, allowedValueRange, minimum).
+const SCPD_MAX_DEPTH: usize = 16;
+/// XML nodes (elements, text runs, comments) in one SCPD, at most: more than a
+/// [`SCPD_MAX_BYTES`] file of real declarations can hold.
+const SCPD_MAX_NODES: u32 = 16 * 1024;
 
 /// Limits an SCPD is parsed under.
 pub const SCPD_LIMITS: Limits = Limits {

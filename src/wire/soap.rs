@@ -16,6 +16,17 @@ use std::fmt;
 use crate::consts;
 use crate::wire::xml;
 
+/// Depth of the SOAP envelope, at most (hostile nesting is refused before it costs anything).
+const SOAP_MAX_DEPTH: usize = 16;
+/// XML nodes (elements, text runs, comments) in one SOAP envelope, at most: an envelope with
+/// [`SOAP_MAX_ARGUMENTS`] arguments, each on its own indented line, needs about 110.
+const SOAP_MAX_NODES: u32 = 512;
+/// Suffix that turns an action name into the element of its response (UDA 1.1 section 3.2.2:
+/// `<u:actionNameResponse>`).
+const SOAP_RESPONSE_SUFFIX: &str = "Response";
+/// The XML declaration opening every SOAP body we write.
+const SOAP_XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
+
 /// 401 Invalid Action: no action by that name at this service (also: the SOAPACTION header
 /// and the body disagree).
 ///
@@ -184,8 +195,8 @@ impl ActionCall {
 /// Limits a SOAP envelope is parsed under.
 const ENVELOPE_LIMITS: xml::Limits = xml::Limits {
     max_bytes: consts::SOAP_MAX_ENVELOPE,
-    max_depth: consts::SOAP_MAX_DEPTH,
-    max_nodes: consts::SOAP_MAX_NODES,
+    max_depth: SOAP_MAX_DEPTH,
+    max_nodes: SOAP_MAX_NODES,
 };
 
 /// Parses an action request body (UDA 1.1 section 3.2.1).
@@ -251,7 +262,7 @@ fn is_soap(node: roxmltree::Node<'_, '_>, name: &str) -> bool {
 
 /// Opens a SOAP envelope and its Body, as UDA 1.1 section 3.2 shows them.
 fn open_envelope(out: &mut Vec<u8>) {
-    out.extend_from_slice(consts::SOAP_XML_DECLARATION.as_bytes());
+    out.extend_from_slice(SOAP_XML_DECLARATION.as_bytes());
     out.extend_from_slice(b"\n<s:Envelope xmlns:s=\"");
     xml::push_escaped_attribute(consts::NS_SOAP_ENVELOPE, out);
     out.extend_from_slice(b"\" s:encodingStyle=\"");
@@ -293,13 +304,7 @@ pub fn write_response(
     outputs: &[(&str, &str)],
     out: &mut Vec<u8>,
 ) {
-    write_action_element(
-        service_type,
-        action,
-        consts::SOAP_RESPONSE_SUFFIX,
-        outputs,
-        out,
-    );
+    write_action_element(service_type, action, SOAP_RESPONSE_SUFFIX, outputs, out);
 }
 
 /// The one envelope writer of calls and responses: `u:<action><suffix>` in the service type's
@@ -436,7 +441,7 @@ pub fn parse_response(
     if is_soap(answer, "Fault") {
         return Err(parse_fault(answer));
     }
-    let expected = format!("{action}{}", consts::SOAP_RESPONSE_SUFFIX);
+    let expected = format!("{action}{}", SOAP_RESPONSE_SUFFIX);
     if !xml::is_element(answer, service_type, &expected) {
         return Err(malformed(format!(
             "expected {expected} in {service_type}, got {}",
@@ -1195,7 +1200,7 @@ mod tests {
         huge.resize(consts::SOAP_MAX_ENVELOPE + 1, b'x');
         huge.extend_from_slice(b"</v></u:AResponse></s:Body></s:Envelope>");
         let mut many = b"<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:AResponse xmlns:u=\"urn:x\">".to_vec();
-        for _ in 0..consts::SOAP_MAX_NODES {
+        for _ in 0..SOAP_MAX_NODES {
             many.extend_from_slice(b"<!---->");
         }
         many.extend_from_slice(b"</u:AResponse></s:Body></s:Envelope>");

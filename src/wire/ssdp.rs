@@ -5,8 +5,11 @@
 //! CACHE-CONTROL, unknown headers) and strict where ambiguity could be abused (duplicate
 //! headers, missing required headers, oversized datagrams, non-UTF-8 text).
 
-use crate::consts::{SSDP_MAX_DATAGRAM, SSDP_MAX_HEADERS};
+use crate::consts::SSDP_MAX_DATAGRAM;
 use crate::wire::{Cursor, Error, Result};
+
+/// Most header lines one SSDP message may carry before it is dropped.
+const SSDP_MAX_HEADERS: usize = 32;
 
 /// One SSDP datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +121,7 @@ pub struct Response<'a> {
 
 /// Parses one SSDP datagram.
 ///
-/// Errors: [`Error::TooLong`] above [`SSDP_MAX_DATAGRAM`] bytes or [`SSDP_MAX_HEADERS`] header
+/// Errors: [`Error::TooLong`] above [`SSDP_MAX_DATAGRAM`] bytes or `SSDP_MAX_HEADERS` header
 /// lines; [`Error::Truncated`] when the blank line closing the headers is missing;
 /// [`Error::Unsupported`] for other methods, statuses, versions or NTS values;
 /// [`Error::Malformed`] for anything else wrong, including a missing required header.

@@ -15,7 +15,13 @@ use std::collections::BTreeSet;
 
 use super::xml::{self, parse_bounded, shown as shown_text, Limits, Refused, Sink};
 use super::{Error, Result};
-use crate::consts::{XMLRPC_MAX_DEPTH, XMLRPC_MAX_NODES, XMLRPC_MAX_RESPONSE};
+use crate::consts::XMLRPC_MAX_RESPONSE;
+
+/// Element nesting of an XML-RPC response, at most: each nested value costs three levels
+/// (`value`, `struct`/`array`, `member`/`data`); an event batch needs about twenty.
+const XMLRPC_MAX_DEPTH: usize = 64;
+/// XML nodes of an XML-RPC response, at most.
+const XMLRPC_MAX_NODES: u32 = 4_000_000;
 
 /// Limits a method response is parsed under.
 pub const XMLRPC_LIMITS: Limits = Limits {

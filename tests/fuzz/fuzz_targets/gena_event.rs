@@ -13,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xenplug::consts::{
-    GENA_MAX_EVENT_BODY, GENA_MAX_EVENT_PROPERTIES, GENA_MAX_SID_LEN, GENA_SID_PREFIX,
+    GENA_MAX_EVENT_BODY, GENA_MAX_EVENT_PROPERTIES, GENA_MAX_SID_LEN, UDN_PREFIX,
 };
 use xenplug::wire::gena::{
     parse_granted, parse_propertyset, parse_timeout, write_propertyset, GenaError,
@@ -69,8 +69,8 @@ fn check_granted(sid: Option<&str>, timeout: Option<&str>) {
     let expected = match (present(sid), present(timeout)) {
         (None, _) => Err(GenaError::MissingSid),
         (Some(sid), _)
-            if !(sid.starts_with(GENA_SID_PREFIX)
-                && sid.len() > GENA_SID_PREFIX.len()
+            if !(sid.starts_with(UDN_PREFIX)
+                && sid.len() > UDN_PREFIX.len()
                 && sid.len() <= GENA_MAX_SID_LEN
                 && sid.bytes().all(|b| b.is_ascii_graphic())) =>
         {

@@ -108,9 +108,9 @@ use crate::consts::{
     URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR, VARIABLE_STATE,
     VARIABLE_VIRTUAL_MACHINE_IDS, VIRTUAL_MACHINE_IDS_SEPARATOR,
 };
-use crate::repo::{
-    is_valid_name, ActionRecord, EventDraft, EventKind, HardwareRecord, ServiceRecord,
-    VirtualRecord,
+use crate::repo::journal::{EventDraft, EventKind};
+use crate::repo::record::{
+    is_valid_name, ActionRecord, HardwareRecord, ServiceRecord, VirtualRecord,
 };
 use crate::wire::description::{vm_uuid, Described, DescribedDevice};
 

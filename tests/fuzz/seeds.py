@@ -227,9 +227,9 @@ XMLRPC_RS = "wire/xmlrpc.rs"
 HYPERVISOR_TYPE = b"urn:xenplug-org:service:Hypervisor:1"
 DOMAIN_TYPE = b"urn:xenplug-org:service:DomainControl:1"
 SID = b"uuid:5f3bf8a3-4c1e-4a9e-9a3f-2d7e0c1b9a10"
-# src/repo.rs and src/files.rs tests: a journal line, and escaped values as the HOSTILE strings
-# are written.
-EVENT_LINE = fixture("repo.rs", "EVENT_LINE")
+# src/repo/journal.rs and src/files.rs tests: a journal line, and escaped values as the
+# HOSTILE strings are written.
+EVENT_LINE = fixture("repo/journal.rs", "EVENT_LINE")
 ESCAPED_RECORD = (
     b"# escaped\n"
     b"k0=\n"

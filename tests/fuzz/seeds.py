@@ -389,6 +389,29 @@ SEEDS = {
         "escapes-lists": b"name='a#b' # c\nname = \"x\\\"y\"; vcpus=\"3\"\ncpus = [ [1,2], '3' ]\nvif += ['mac=00:16:3e:00:00:01']\n",
         "no-uuid": b"name = 'db'\nmemory = 256\n",
     },
+    "json": {
+        # The tracker's API answers as the console reads them: src/wire/json.rs and
+        # src/console/*.rs tests, then the other documents of src/track/api.rs's schema.
+        "tree": fixture("wire/json.rs", "TREE"),
+        "provider-tree": fixture("console/tree.rs", "PROVIDER"),
+        "tenant-tree": fixture("console/tree.rs", "TENANT"),
+        "tree-with-arguments": fixture("console/call.rs", "TREE"),
+        "events": fixture("console/watch.rs", "PAGE"),
+        "events-renamed": b'{"events":[{"seq":11,"time":1700000000,"kind":"vm-renamed",'
+        b'"subject":"acac0001-1111-4a6b-8c9d-0000000000a1","network":"acme","details":'
+        b'{"from":"","to":"web \\u2028\\ud83d\\ude00 \\"1\\""}},{"seq":12,"time":1700000001,'
+        b'"kind":"spoof-refused","subject":"dead0000-0000-4000-8000-00000000beef","network":'
+        b'"acme","details":{"claim":"\\u202ex\\u0000"}}],"last_seq":12}',
+        "vm": b'{"uuid":"acac0001-1111-4a6b-8c9d-0000000000a1","name":"acme-1","run_state":'
+        b'"running","tenant":"acme","hypervisor":"a1a1a1a1-0000-4000-8000-00000000000a",'
+        b'"services":[{"type":"urn:xenplug-org:service:Echo:1","actions":[{"name":"Echo",'
+        b'"semantics":["idempotent"],"inputs":["Text"],"outputs":["Reply","Action"]}]}],'
+        b'"first_seen":1700000000,"last_seen":1700000042}',
+        "action-outputs": b'{"outputs":{"Reply":"hi","B":"2"}}',
+        "action-error": b'{"error":{"code":701,"description":"already paused"}}',
+        "numbers": b"[0,-0,12,-1.5e+10,3.25E-2,0.0,18446744073709551615,-9223372036854775808,"
+        b"18446744073709551616,true,false,null]",
+    },
     "form": {
         # src/track/form.rs tests
         "pairs": b"service=urn%3Ax%3A1&action=Echo&Text=x%3B+touch+%2Ftmp%2Fp&flag&&",

@@ -1,0 +1,134 @@
+//! A small bridge LAN: host namespaces joined by veth pairs to a bridge in a namespace of its own.
+
+use std::net::Ipv4Addr;
+
+use super::constants::WAIT;
+use super::netns::Netns;
+use super::procs::{poll_until, unique};
+
+/// One host of a [`Lan`]: its namespace, interface name inside it, and address.
+pub struct Host {
+    /// The host's namespace.
+    pub ns: Netns,
+    /// Interface name inside the namespace.
+    pub iface: String,
+    /// IPv4 address on the LAN (exists only inside this namespace).
+    pub addr: Ipv4Addr,
+}
+
+/// A namespace holding a bridge, plus N host namespaces each with a veth into it and an address
+/// 10.99.1.(10+i)/24. Multicast snooping is off so SSDP floods like on a plain switch.
+pub struct Lan {
+    /// The hosts, in order (addresses .11, .12, ...).
+    pub hosts: Vec<Host>,
+    bridge: Netns,
+    /// N of 10.99.N.0/24.
+    subnet: u8,
+}
+
+impl Lan {
+    /// Build a LAN of `count` hosts (1..=9).
+    pub fn new(tag: &str, count: usize) -> Lan {
+        Lan::with_subnet(tag, count, 1)
+    }
+
+    /// Build a LAN of `count` hosts (1..=9) on 10.99.`subnet`.0/24 (hosts .11, .12, ...).
+    pub fn with_subnet(tag: &str, count: usize, subnet: u8) -> Lan {
+        assert!((1..=9).contains(&count), "a LAN has 1..=9 hosts");
+        let bridge = Netns::bare(&format!("{tag}-br"));
+        bridge.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        bridge.ip(&["link", "set", "br0", "up"]);
+        let mut hosts = Vec::new();
+        for i in 1..=count {
+            let ns = Netns::bare(&format!("{tag}-h{i}"));
+            let port = format!("port{i}");
+            bridge.ip(&[
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns.name(),
+            ]);
+            bridge.ip(&["link", "set", &port, "master", "br0"]);
+            bridge.ip(&["link", "set", &port, "up"]);
+            let addr = Ipv4Addr::new(10, 99, subnet, 10 + u8::try_from(i).expect("small"));
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "multicast", "on"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"]);
+            hosts.push(Host {
+                ns,
+                iface: "eth0".to_string(),
+                addr,
+            });
+        }
+        let lan = Lan {
+            hosts,
+            bridge,
+            subnet,
+        };
+        lan.wait_links_up();
+        lan
+    }
+
+    /// The LAN's network, `10.99.N.0/24` (what `--allow-control` takes).
+    pub fn network(&self) -> String {
+        format!("10.99.{}.0/24", self.subnet)
+    }
+
+    /// Host `i` (0-based).
+    pub fn host(&self, i: usize) -> &Host {
+        &self.hosts[i]
+    }
+
+    /// Give `ns` a leg `iface` with address `addr`/24 in this LAN (no multicast route added).
+    pub fn attach(&self, ns: &Netns, iface: &str, addr: Ipv4Addr) {
+        let port = format!("leg{}", unique());
+        self.bridge.ip(&[
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            iface,
+            "netns",
+            ns.name(),
+        ]);
+        self.bridge.ip(&["link", "set", &port, "master", "br0"]);
+        self.bridge.ip(&["link", "set", &port, "up"]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", iface]);
+        ns.ip(&["link", "set", iface, "multicast", "on"]);
+        ns.ip(&["link", "set", iface, "up"]);
+        let up = poll_until(WAIT, || {
+            ns.ok("ip", &["-o", "link", "show", iface])
+                .contains("LOWER_UP")
+                .then_some(())
+        });
+        assert!(up.is_some(), "{iface} in {} never came up", ns.name());
+    }
+
+    fn wait_links_up(&self) {
+        for host in &self.hosts {
+            let up = poll_until(WAIT, || {
+                let out = host.ns.ok("ip", &["-o", "link", "show", "eth0"]);
+                out.contains("LOWER_UP").then_some(())
+            });
+            assert!(up.is_some(), "eth0 in {} never came up", host.ns.name());
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The tracker (`xenplug track`): the fixed identities and VMs of its test topology, and the
+//! running tracker process.
+
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use super::binary::xenplug_bin;
+use super::constants::WAIT;
+use super::netns::Netns;
+use super::procs::{poll_until, tail, Proc};
+use super::services_dir::{Scpd, ServiceFiles};
+
+/// Host UUID of simulated hypervisor A (mgmt host 0).
+pub const TRACK_HOST_A: &str = "a1a1a1a1-0000-4000-8000-00000000000a";
+/// Host UUID of simulated hypervisor B (mgmt host 1).
+pub const TRACK_HOST_B: &str = "b2b2b2b2-0000-4000-8000-00000000000b";
+/// Host UUID of the hypervisor that `spoof` starts inside a tenant network.
+pub const TRACK_HOST_SPOOF: &str = "dead0000-0000-4000-8000-00000000beef";
+/// Host names of hypervisors A and B.
+pub const TRACK_HOST_NAMES: [&str; 2] = ["dom0-a", "dom0-b"];
+/// Host UUIDs of hypervisors A and B, by index.
+pub const TRACK_HOSTS: [&str; 2] = [TRACK_HOST_A, TRACK_HOST_B];
+/// acme's VM on host A.
+pub const TRACK_VM_A1: &str = "acac0001-1111-4a6b-8c9d-0000000000a1";
+/// acme's VM on host B.
+pub const TRACK_VM_A2: &str = "acac0002-2222-4a6b-8c9d-0000000000a2";
+/// beta's VM on host A.
+pub const TRACK_VM_B1: &str = "bebe0001-1111-4a6b-8c9d-0000000000b1";
+/// beta's VM on host B.
+pub const TRACK_VM_B2: &str = "bebe0002-2222-4a6b-8c9d-0000000000b2";
+/// acme's VM that no hypervisor lists (it must end up de-virtualized).
+pub const TRACK_VM_LOST: &str = "acac0003-3333-4a6b-8c9d-0000000000a3";
+/// Port of the read API (each tracker namespace has its own port space).
+pub const TRACK_API_PORT: u16 = 8700;
+/// `--max-age` of every advertiser in the topology.
+pub const TRACK_MAX_AGE: u32 = 4;
+/// `--grace` of the tracker.
+pub const TRACK_GRACE: u64 = 3;
+/// Every event kind the journal may hold.
+pub const TRACK_EVENT_KINDS: &[&str] = &[
+    "hypervisor-added",
+    "hypervisor-removed",
+    "hypervisor-rebooted",
+    "vm-added",
+    "vm-removed",
+    "vm-state-changed",
+    "vm-services-changed",
+    "vm-migrated",
+    "vm-devirtualized",
+    "vm-revirtualized",
+    "vm-renamed",
+    "spoof-refused",
+];
+
+/// One VM of the topology.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackVmSpec {
+    /// VM UUID (the advertiser's `--uuid`, the sim file's `uuid=`).
+    pub uuid: &'static str,
+    /// Name (sim file `<name>.domain`, advertiser `--name`).
+    pub name: &'static str,
+    /// Tenant network it advertises in.
+    pub tenant: &'static str,
+    /// Index of the hypervisor whose sim dir lists it (None: no hypervisor does).
+    pub host: Option<usize>,
+}
+
+/// The VMs of the topology: one per tenant on each host, plus one no hypervisor lists.
+pub const TRACK_VMS: [TrackVmSpec; 5] = [
+    TrackVmSpec {
+        uuid: TRACK_VM_A1,
+        name: "acme-1",
+        tenant: "acme",
+        host: Some(0),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_A2,
+        name: "acme-2",
+        tenant: "acme",
+        host: Some(1),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_B1,
+        name: "beta-1",
+        tenant: "beta",
+        host: Some(0),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_B2,
+        name: "beta-2",
+        tenant: "beta",
+        host: Some(1),
+    },
+    TrackVmSpec {
+        uuid: TRACK_VM_LOST,
+        name: "acme-lost",
+        tenant: "acme",
+        host: None,
+    },
+];
+
+/// The spec of VM `uuid`.
+pub fn track_vm(uuid: &str) -> TrackVmSpec {
+    *TRACK_VMS
+        .iter()
+        .find(|vm| vm.uuid == uuid)
+        .unwrap_or_else(|| panic!("{uuid} is not a VM of the topology"))
+}
+
+/// `Echo(Text) -> Reply, Action`: answers the text and argv[1].
+pub fn track_echo_service() -> ServiceFiles {
+    ServiceFiles::new(
+        &Scpd::new()
+            .action("Echo", &["Text"], &["Reply", "Action"])
+            .xml(),
+        "#!/bin/sh\nprintf 'Reply=%s\\n' \"$XENPLUG_ARG_Text\"\nprintf 'Action=%s\\n' \"$1\"\n",
+    )
+}
+
+/// A running `xenplug track` inside a namespace.
+pub struct Tracker {
+    /// The process (stderr = its log, with `XENPLUG_LOG=debug`).
+    pub proc: Proc,
+    /// When it was spawned.
+    pub started: Instant,
+    /// Its arguments, for failure messages.
+    pub args: Vec<String>,
+}
+
+impl Tracker {
+    /// Start `xenplug track ARGS` in `ns` and wait (bounded) for its `read API at` line.
+    pub fn start(ns: &Netns, args: &[String]) -> Tracker {
+        let mut full = vec!["track".to_string()];
+        full.extend(args.iter().cloned());
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let mut command = ns.command(xenplug_bin(), &refs);
+        command.env("XENPLUG_LOG", "debug");
+        let started = Instant::now();
+        let mut proc = ns.spawn("xenplug-track", command);
+        let ready = poll_until(WAIT, || {
+            if proc.stderr().contains("read API at http://") {
+                return Some(true);
+            }
+            proc.try_status().map(|_| false)
+        });
+        if ready != Some(true) {
+            let status = proc.try_status();
+            panic!(
+                "xenplug track never printed 'read API at http://...' within {WAIT:?} \
+                 (exit status: {status:?}; args: {full:?})\nlog: {}\n{}",
+                proc.log_paths(),
+                proc.report()
+            );
+        }
+        Tracker {
+            proc,
+            started,
+            args: full,
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        self.proc.stderr()
+    }
+
+    /// Where its log is plus the tail of it.
+    pub fn report(&self) -> String {
+        format!(
+            "tracker log: {}\n--- tracker log (tail) ---\n{}",
+            self.proc.log_paths(),
+            tail(&self.log(), 80)
+        )
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(timeout)
+    }
+}

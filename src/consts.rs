@@ -209,6 +209,9 @@ pub const HTTP_URL_SCHEME: &str = "http://";
 
 // ---- JSON (the tracker's read API, RFC 8259) -----------------------------------------------
 
+/// Nesting of arrays and objects one JSON document may have, at most.
+pub const JSON_MAX_DEPTH: usize = 32;
+
 // ---- VM advertiser: the owner's services directory -----------------------------------------
 
 /// Default `--services` directory of `advertise vm`.
@@ -247,33 +250,13 @@ pub const URN_KIND_DEVICE: &str = "device";
 /// First line of every repository record (hardware, virtual, tenant slice): names the format
 /// and its version.
 pub const REPO_FORMAT_LINE: &str = "# xenplug-repo 1";
-/// What [`REPO_FORMAT_LINE`] starts with whatever the version: a record whose first line
-/// starts so but names another version was written by another xenplug and is not touched.
-pub const REPO_FORMAT_PREFIX: &str = "# xenplug-repo ";
 /// First line of the event journal.
 pub const JOURNAL_FORMAT_LINE: &str = "# xenplug-journal 1";
-/// What [`JOURNAL_FORMAT_LINE`] starts with whatever the version.
-pub const JOURNAL_FORMAT_PREFIX: &str = "# xenplug-journal ";
-/// Folder of the hardware configuration repository: one record per hypervisor host UUID.
-pub const REPO_HARDWARE_DIR: &str = "hardware";
-/// Folder of the virtual infrastructure repository: one record per VM UUID.
-pub const REPO_VIRTUAL_DIR: &str = "virtual";
-/// Folder of the tenant slices: `tenants/<tenant>/<vm-uuid>`.
-pub const REPO_TENANTS_DIR: &str = "tenants";
-/// The event journal's file name.
-pub const REPO_JOURNAL_FILE: &str = "events.log";
-/// File the repository owner holds an exclusive lock on, so two trackers never share one.
-pub const REPO_LOCK_FILE: &str = ".lock";
-/// Put between a record's name and the time when a record that does not parse is moved
-/// aside: `<name>.corrupt-<unix seconds>`.
-pub const REPO_CORRUPT_INFIX: &str = ".corrupt-";
 /// Size of one record file, at most: larger ones are refused when written and moved aside
 /// when read.
 pub const REPO_MAX_RECORD: usize = 256 * 1024;
 /// Length of one journal line, newline included, at most.
 pub const REPO_MAX_JOURNAL_LINE: usize = 64 * 1024;
-/// Most recent events kept in memory; older ones are read back from the journal.
-pub const REPO_EVENTS_IN_MEMORY: usize = 1024;
 /// Length of a tenant name, fact name or event detail key, at most.
 pub const REPO_MAX_NAME: usize = 64;
 
@@ -281,12 +264,8 @@ pub const REPO_MAX_NAME: usize = 64;
 
 /// Evented variable of the Hypervisor service: the hosted VM UUIDs, comma-separated.
 pub const VARIABLE_VIRTUAL_MACHINE_IDS: &str = "VirtualMachineIds";
-/// Separator of the UUIDs in [`VARIABLE_VIRTUAL_MACHINE_IDS`].
-pub const VIRTUAL_MACHINE_IDS_SEPARATOR: char = ',';
 /// Evented variable of the DomainControl service: the domain's run state.
 pub const VARIABLE_STATE: &str = "State";
-/// `state` of a hypervisor the tracker currently sees.
-pub const HARDWARE_STATE_ONLINE: &str = "online";
 /// `run_state` of a VM before any State event told it.
 pub const RUN_STATE_UNKNOWN: &str = "unknown";
 /// Host fact holding the hypervisor description's modelName (the only host fact a

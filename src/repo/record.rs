@@ -34,9 +34,13 @@ use std::io;
 
 use uuid::Uuid;
 
-use crate::consts::{REPO_FORMAT_LINE, REPO_FORMAT_PREFIX, REPO_MAX_NAME, REPO_MAX_RECORD};
+use crate::consts::{REPO_FORMAT_LINE, REPO_MAX_NAME, REPO_MAX_RECORD};
 use crate::files::Record;
 use crate::model::Semantic;
+
+/// What [`REPO_FORMAT_LINE`] starts with whatever the version: a record whose first line
+/// starts so but names another version was written by another xenplug and is not touched.
+const REPO_FORMAT_PREFIX: &str = "# xenplug-repo ";
 
 // Record keys. Format details of this module, not shared names, so they stay here.
 const KEY_HOST_UUID: &str = "host_uuid";

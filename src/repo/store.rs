@@ -10,11 +10,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::consts::{
-    JOURNAL_FORMAT_LINE, JOURNAL_FORMAT_PREFIX, REPO_CORRUPT_INFIX, REPO_EVENTS_IN_MEMORY,
-    REPO_HARDWARE_DIR, REPO_JOURNAL_FILE, REPO_LOCK_FILE, REPO_MAX_JOURNAL_LINE, REPO_MAX_RECORD,
-    REPO_TENANTS_DIR, REPO_VIRTUAL_DIR,
-};
+use crate::consts::{JOURNAL_FORMAT_LINE, REPO_MAX_JOURNAL_LINE, REPO_MAX_RECORD};
 use crate::files::{is_temporary, write_atomic};
 
 use super::journal::{Event, EventDraft};
@@ -22,6 +18,24 @@ use super::record::{
     file_name, is_valid_name, parse_canonical_uuid, parse_hardware_text, parse_virtual_text,
     render_record, tenant_view, HardwareRecord, TextError, VirtualRecord,
 };
+
+/// What [`JOURNAL_FORMAT_LINE`] starts with whatever the version.
+const JOURNAL_FORMAT_PREFIX: &str = "# xenplug-journal ";
+/// Folder of the hardware configuration repository: one record per hypervisor host UUID.
+const REPO_HARDWARE_DIR: &str = "hardware";
+/// Folder of the virtual infrastructure repository: one record per VM UUID.
+const REPO_VIRTUAL_DIR: &str = "virtual";
+/// Folder of the tenant slices: `tenants/<tenant>/<vm-uuid>`.
+const REPO_TENANTS_DIR: &str = "tenants";
+/// The event journal's file name.
+const REPO_JOURNAL_FILE: &str = "events.log";
+/// File the repository owner holds an exclusive lock on, so two trackers never share one.
+const REPO_LOCK_FILE: &str = ".lock";
+/// Put between a record's name and the time when a record that does not parse is moved
+/// aside: `<name>.corrupt-<unix seconds>`.
+const REPO_CORRUPT_INFIX: &str = ".corrupt-";
+/// Most recent events kept in memory; older ones are read back from the journal.
+const REPO_EVENTS_IN_MEMORY: usize = 1024;
 
 /// Reads at most `limit` bytes of `path` as UTF-8; `Ok(Err)` when it is larger or not UTF-8.
 fn read_bounded(path: &Path, limit: usize) -> io::Result<Result<String, String>> {
@@ -659,7 +673,7 @@ impl Repository {
     }
 
     /// At most `limit` events with a sequence number above `seq`, oldest first: from memory
-    /// when the last [`REPO_EVENTS_IN_MEMORY`] events reach back far enough, else read from the
+    /// when the last `REPO_EVENTS_IN_MEMORY` events reach back far enough, else read from the
     /// journal.
     pub fn events_since(&self, seq: u64, limit: usize) -> io::Result<Vec<Event>> {
         if seq >= self.last_seq || limit == 0 {

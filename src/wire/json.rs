@@ -8,13 +8,11 @@
 //! U+2028 and U+2029 too: they are legal in JSON but end a line in older JavaScript, so an
 //! answer pasted into a script element stays valid.
 
+use crate::consts::JSON_MAX_DEPTH;
 use core::fmt;
 
 use super::Cursor;
 use super::Error as WireError;
-
-/// Nesting of arrays and objects one JSON document may have, at most.
-const JSON_MAX_DEPTH: usize = 32;
 
 /// How a sequence of writer calls failed to make one JSON value. The first misuse is kept;
 /// later calls do nothing.
@@ -30,7 +28,7 @@ pub enum JsonError {
     UnbalancedEnd,
     /// A second value after the top-level one was complete.
     SecondValue,
-    /// Arrays and objects nested deeper than `JSON_MAX_DEPTH`.
+    /// Arrays and objects nested deeper than [`JSON_MAX_DEPTH`].
     TooDeep,
     /// `finish` with an array or object still open, or with nothing written.
     Incomplete,
@@ -424,7 +422,7 @@ impl JsonValue {
 
 /// Reads one JSON document (RFC 8259): one value, surrounded by optional whitespace.
 ///
-/// Bounded: arrays and objects nest at most `JSON_MAX_DEPTH` deep (deeper is
+/// Bounded: arrays and objects nest at most [`JSON_MAX_DEPTH`] deep (deeper is
 /// [`WireError::TooLong`]), so recursion is bounded too; the input itself is bounded by the
 /// caller (an HTTP body). Never panics. Errors: [`WireError::Truncated`] when the input ends
 /// inside a value, [`WireError::Malformed`] for anything else the grammar refuses (invalid

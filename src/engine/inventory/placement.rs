@@ -6,15 +6,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::consts::{
-    RUN_STATE_UNKNOWN, VARIABLE_STATE, VARIABLE_VIRTUAL_MACHINE_IDS, VIRTUAL_MACHINE_IDS_SEPARATOR,
-};
+use crate::consts::{RUN_STATE_UNKNOWN, VARIABLE_STATE, VARIABLE_VIRTUAL_MACHINE_IDS};
 use crate::repo::journal::{EventDraft, EventKind};
 
 use super::{
     Inventory, Machine, Output, DETAIL_FROM, DETAIL_HYPERVISOR, DETAIL_NAME, DETAIL_TENANT,
     DETAIL_TO,
 };
+
+/// Separator of the UUIDs in [`VARIABLE_VIRTUAL_MACHINE_IDS`].
+const VIRTUAL_MACHINE_IDS_SEPARATOR: char = ',';
 
 impl Inventory {
     /// A `Hypervisor` service event of hypervisor `id`: `VirtualMachineIds` is what it lists.

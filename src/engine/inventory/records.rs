@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::consts::{FACT_MODEL, HARDWARE_STATE_ONLINE, URN_DEVICE_DOMAIN};
+use crate::consts::{FACT_MODEL, URN_DEVICE_DOMAIN};
 use crate::repo::journal::{EventDraft, EventKind};
 use crate::repo::record::{is_valid_name, ActionRecord, HardwareRecord, ServiceRecord};
 use crate::wire::description::{vm_uuid, DescribedDevice};
@@ -16,6 +16,9 @@ use super::{
     key, Claimant, Fetch, Host, Inventory, Key, Machine, NetworkInfo, Output, DETAIL_ADDRESS,
     DETAIL_BOOT_ID, DETAIL_FROM, DETAIL_NAME, DETAIL_SERVICES, DETAIL_TENANT, DETAIL_TO,
 };
+
+/// `state` of a hypervisor the tracker currently sees.
+const HARDWARE_STATE_ONLINE: &str = "online";
 
 /// Sets or (for an empty value) removes one host fact, keeping the others in order.
 fn set_fact(facts: &mut Vec<(String, String)>, name: &str, value: &str) {

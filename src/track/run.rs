@@ -479,7 +479,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 });
             if now >= next_tick {
                 next_tick = now + TRACK_TICK;
-                let outputs = tracker.inventory.tick(unix_now());
+                let outputs = tracker.inventory.take_due(unix_now());
                 tracker.apply(outputs);
             }
         }

@@ -19,16 +19,6 @@ use super::{
     DETAIL_SERVICES, DETAIL_SOURCE, DETAIL_VM_UUID,
 };
 
-/// The UUID of a `uuid:<uuid>` UDN (prefix compared case-insensitively).
-pub(super) fn udn_uuid(udn: &str) -> Option<Uuid> {
-    let udn = udn.trim();
-    let prefix = udn.get(..UDN_PREFIX.len())?;
-    if !prefix.eq_ignore_ascii_case(UDN_PREFIX) {
-        return None;
-    }
-    Uuid::try_parse(udn.get(UDN_PREFIX.len()..)?).ok()
-}
-
 /// Whether type URN `actual` is `known` in any version (`urn:d:device:T:<digits>`).
 pub(super) fn same_type(actual: &str, known: &str) -> bool {
     match (actual.trim().rsplit_once(':'), known.rsplit_once(':')) {
@@ -260,6 +250,7 @@ mod tests {
     use super::*;
     use crate::consts::{URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR};
     use crate::engine::inventory::tests::*;
+    use crate::wire::description::udn_uuid;
 
     #[test]
     fn a_hypervisor_claim_in_a_tenant_network_is_refused_once() {

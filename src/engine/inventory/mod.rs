@@ -85,7 +85,7 @@
 //! A record is put only when it changed. A change of `last_seen` alone is put only once
 //! [`INVENTORY_LAST_SEEN_WRITE_INTERVAL`] seconds have passed since the `last_seen` last
 //! written: by the call that brings it if it is that late, else by the first
-//! [`Inventory::tick`] after that, so the file is at most that far behind. `last_seen` is the time of the last description or event from
+//! [`Inventory::take_due`] after that, so the file is at most that far behind. `last_seen` is the time of the last description or event from
 //! the device (for a VM: from its hypervisor about it, or its own description).
 //!
 //! # Restart
@@ -493,7 +493,7 @@ impl Inventory {
     /// Runs the grace periods: restored records not confirmed, VMs to de-virtualize,
     /// `last_seen` changes waiting to be put. Call it every second or so, or at
     /// [`Inventory::poll_at`].
-    pub fn tick(&mut self, now: u64) -> Vec<Output> {
+    pub fn take_due(&mut self, now: u64) -> Vec<Output> {
         self.observe(now);
         let mut out = Vec::new();
         if let RestoreClock::Until(deadline) = self.restore {
@@ -507,7 +507,7 @@ impl Inventory {
         out
     }
 
-    /// When [`Inventory::tick`] has something to do next, if ever (unix seconds); `None` also
+    /// When [`Inventory::take_due`] has something to do next, if ever (unix seconds); `None` also
     /// while a restore waits for its first `now`.
     pub fn poll_at(&self) -> Option<u64> {
         let mut next: Option<u64> = None;

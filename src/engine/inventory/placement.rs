@@ -491,14 +491,14 @@ mod tests {
         let own = guest(WEB, "web", &[]);
         describe_guest(&mut inventory, 100, ACME, &own, &no_scpds());
         assert_eq!(inventory.poll_at(), Some(100 + GRACE));
-        assert_eq!(kinds(&inventory.tick(100 + GRACE - 1)), []);
-        let out = inventory.tick(100 + GRACE);
+        assert_eq!(kinds(&inventory.take_due(100 + GRACE - 1)), []);
+        let out = inventory.take_due(100 + GRACE);
         let devirtualized = events(&out);
         assert_eq!(devirtualized.len(), 1);
         assert_eq!(devirtualized[0].kind, EventKind::VmDevirtualized);
         assert_eq!(devirtualized[0].network.as_deref(), Some("acme"));
         assert!(inventory.virtual_machines()[0].devirtualized);
-        assert_eq!(kinds(&inventory.tick(500)), []);
+        assert_eq!(kinds(&inventory.take_due(500)), []);
 
         let out = describe_host(
             &mut inventory,
@@ -521,9 +521,9 @@ mod tests {
             [(EventKind::HypervisorRemoved, uuid(HOST_A).to_string())]
         );
         assert_eq!(put_virtual(&out, WEB).unwrap().hypervisor, None);
-        assert_eq!(kinds(&inventory.tick(700 + GRACE - 1)), []);
+        assert_eq!(kinds(&inventory.take_due(700 + GRACE - 1)), []);
         assert_eq!(
-            kinds(&inventory.tick(700 + GRACE)),
+            kinds(&inventory.take_due(700 + GRACE)),
             [(EventKind::VmDevirtualized, uuid(WEB).to_string())]
         );
         // It stops advertising: nothing vouches for it any more.

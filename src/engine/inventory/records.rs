@@ -11,7 +11,8 @@ use crate::repo::journal::{EventDraft, EventKind};
 use crate::repo::record::{is_valid_name, ActionRecord, HardwareRecord, ServiceRecord};
 use crate::wire::description::{vm_uuid, DescribedDevice};
 
-use super::claim::{same_type, udn_uuid};
+use super::claim::same_type;
+use crate::wire::description::udn_uuid;
 use super::{
     key, Claimant, Fetch, Host, Inventory, Key, Machine, NetworkInfo, Output, DETAIL_ADDRESS,
     DETAIL_BOOT_ID, DETAIL_FROM, DETAIL_NAME, DETAIL_SERVICES, DETAIL_TENANT, DETAIL_TO,
@@ -527,7 +528,7 @@ mod tests {
         assert_eq!(record.name, "web");
         assert_eq!(record.tenant.as_deref(), Some("acme"));
         assert_eq!(record.services.len(), 1);
-        assert_eq!(inventory.tick(1000), []);
+        assert_eq!(inventory.take_due(1000), []);
 
         // It stops advertising while listed: kept with its tenant, its owner's services gone.
         let out = inventory.on_gone(1100, ACME, &own.root.udn);

@@ -168,7 +168,7 @@ mod tests {
             &loner,
             &no_scpds(),
         ));
-        repo.apply(&inventory.tick(100 + GRACE));
+        repo.apply(&inventory.take_due(100 + GRACE));
         let domain = host.root.devices[0].udn.clone();
         repo.apply(&inventory.on_event(
             140,
@@ -203,7 +203,7 @@ mod tests {
             URN_SERVICE_DOMAIN_CONTROL,
             &state_event("running"),
         ));
-        out.extend(restarted.tick(1004 + INVENTORY_RESTORE_GRACE));
+        out.extend(restarted.take_due(1004 + INVENTORY_RESTORE_GRACE));
         assert_eq!(kinds(&out), []);
         repo.apply(&out);
         for (vm, record) in &repo.virtual_machines {
@@ -244,7 +244,7 @@ mod tests {
             repo.hardware.values().cloned(),
             repo.virtual_machines.values().cloned(),
         );
-        assert_eq!(restarted.tick(5000), []);
+        assert_eq!(restarted.take_due(5000), []);
         assert_eq!(restarted.poll_at(), Some(5000 + INVENTORY_RESTORE_GRACE));
         // B rebooted while the tracker was down.
         let out = restarted.on_described(
@@ -261,7 +261,7 @@ mod tests {
             [(EventKind::HypervisorRebooted, uuid(HOST_B).to_string())]
         );
         repo.apply(&out);
-        let out = restarted.tick(5000 + INVENTORY_RESTORE_GRACE);
+        let out = restarted.take_due(5000 + INVENTORY_RESTORE_GRACE);
         assert_eq!(
             kinds(&out),
             [

@@ -130,10 +130,10 @@ mod tests {
             inventory.poll_at(),
             Some(100 + INVENTORY_LAST_SEEN_WRITE_INTERVAL)
         );
-        assert_eq!(inventory.tick(159), []);
-        let out = inventory.tick(160);
+        assert_eq!(inventory.take_due(159), []);
+        let out = inventory.take_due(160);
         assert_eq!(put_hardware(&out).unwrap().last_seen, 130);
-        assert_eq!(inventory.tick(500), []);
+        assert_eq!(inventory.take_due(500), []);
         assert_eq!(inventory.poll_at(), None);
         let out = describe_host(&mut inventory, 190, MGMT, &described);
         assert_eq!(put_hardware(&out).unwrap().last_seen, 190);

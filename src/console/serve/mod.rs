@@ -1,0 +1,529 @@
+//! `xenplug console serve --listen ADDR:PORT`: the console as one web page. Net layer: it owns
+//! a listener, asks its sources' read APIs and, with several sources, follows their event
+//! feeds; this file is that I/O. What to do with a request is decided by the pure [`route`]
+//! (`routes.rs`, with the page's files), how several sources answer as one by the pure
+//! [`tree_with_cursor`], [`Feed`], [`events_answer`] and [`choose_source`] (`feed.rs`). None
+//! of them panics on what a browser or a tracker sends.
+//!
+//! The page (`src/console/web/`: index.html, app.js, style.css, favicon.svg) is compiled into
+//! the binary: nothing is fetched from anywhere else, at build or run time, and every answer
+//! carries `Content-Security-Policy: default-src 'self'` (`CONSOLE_WEB_CSP`) so the page
+//! cannot load or send anything elsewhere either.
+//!
+//! # Sources
+//!
+//! Those of every console command ([`super::open_source`]): `--tracker URL`, `--iface
+//! IF[:TENANT]...` (the console's own discovery), or both. With one source the server passes
+//! requests under its own `/api/...` to that API and its answers back (status and JSON body
+//! as they are): `GET /api/tree`, `GET /api/events?since=N` (the long poll), `POST
+//! /api/vms/<uuid>/actions` and `POST /api/hypervisors/<uuid>/actions` (form bodies of at
+//! most `CONSOLE_WEB_MAX_FORM` bytes).
+//!
+//! With several sources the same paths answer for all of them:
+//! - `GET /api/tree`: every source's tree merged as `console tree --json` merges them
+//!   ([`super::merged`]: the same schema plus `sources`), plus `"cursor"`, the events cursor
+//!   matching that tree;
+//! - `GET /api/events?since=CURSOR`: a cursor is one sequence number per source, in `sources`
+//!   order, joined by `.` (`12.7`; with one source it is the plain `N`, so the one-source
+//!   format is the same); without `since`, every source from 0; any other `since` is a 400.
+//!   The server follows each source's feed itself, one long poll per source at a time however
+//!   many pages are open, keeping its last `CONSOLE_WEB_EVENTS_KEPT` events; a page's
+//!   request is answered as soon as some source is past its part of the cursor, else after
+//!   [`TRACK_API_LONG_POLL`]:
+//!
+//! ```text
+//! {"events":[E...],         E as the tracker wrote it, plus "source":API (sources order, then seq)
+//!  "last_seq":N,            the largest part of the cursor
+//!  "cursor":"N1.N2",        what to send as since= next
+//!  "reset":true,            only when a source's journal went back (a tracker started on a new
+//!                           repository): its part restarts at its end; read the tree again
+//!  "sources":[{"api","last_seq","error"?}]}   each source's part, and why its feed fails
+//! ```
+//!
+//!   Every source failing is a 502 `{"error":..}`.
+//! - a `POST` goes to the source `console call` would send it to: the target and the action
+//!   are looked up in the merged tree ([`super::call::plan`]), then the first source that
+//!   can reach them is chosen ([`super::call::choose_api`]); the body and the answer pass as
+//!   they are. A VM or hypervisor no source knows, or an action no source can reach, is a 404
+//!   `{"error":..}`.
+//!
+//! `GET /domain-control.json` and `GET /hypervisor.json` describe the DomainControl actions
+//! the page offers for a placed VM and the Hypervisor actions it offers for a hypervisor
+//! (arguments and their types, from the SCPDs xenplug's hypervisor role publishes).
+//!
+//! There is no login: whoever reaches the listener controls every VM its sources relay to.
+//! Hence the listen address is always given, and cross-site requests are refused: a `POST`
+//! must carry an `Origin` (browsers always send one on a POST) naming the address the request
+//! reached, and a `Host` naming it too (the HTTP server already refuses any `Host` that is not
+//! that IP address, so DNS rebinding cannot reach the API either).
+
+mod feed;
+mod routes;
+
+pub use feed::{choose_source, events_answer, tree_with_cursor, Feed};
+pub use routes::{cursor_text, parse_cursor, route, same_origin, service_json, Route};
+
+use super::{Api, Document, Failure, Tracker};
+use crate::cli::ConsoleServeArgs;
+use crate::consts::{
+    API_EVENTS_PATH, API_TREE_PATH, CONSOLE_ACTION_TIMEOUT, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY,
+    CONSOLE_WATCH_TIMEOUT, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
+};
+use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
+use crate::wire::http::RequestHead;
+use crate::wire::json::JsonWriter;
+use smol::stream::StreamExt as _;
+use smol::{Async, LocalExecutor, Timer};
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// Content-Security-Policy of every answer of the console's page: nothing but its own files.
+const CONSOLE_WEB_CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Adds the headers every answer carries: nothing loaded from elsewhere, no framing, no
+/// sniffing, no caching, no referrer.
+fn secured(mut response: Response) -> Response {
+    response.headers.extend([
+        ("Content-Security-Policy", CONSOLE_WEB_CSP.to_string()),
+        ("X-Content-Type-Options", "nosniff".to_string()),
+        ("X-Frame-Options", "DENY".to_string()),
+        ("Referrer-Policy", "no-referrer".to_string()),
+        ("Cache-Control", "no-store".to_string()),
+    ]);
+    response
+}
+
+fn json_error(status: u16, reason: &str) -> Response {
+    let mut json = JsonWriter::new();
+    json.begin_object().key("error").string(reason).end_object();
+    let body = json.finish().unwrap_or_default();
+    secured(Response::with_body(status, "application/json", body))
+}
+
+/// The console's HTTP handler.
+struct ConsoleHttp {
+    /// The sources' APIs, `--tracker`'s first.
+    apis: Rc<[Api]>,
+    /// Their event feeds, as [`follow`] reads them (several sources only).
+    feeds: Rc<RefCell<Vec<Feed>>>,
+    domain_control: Arc<[u8]>,
+    hypervisor: Arc<[u8]>,
+}
+
+/// A JSON (or, when the source did not say JSON, plain text) answer of a source, passed back.
+fn passed_back(answer: crate::net::http_client::ClientResponse) -> Response {
+    let content_type = match answer.header("content-type") {
+        Some(t) if t.starts_with("application/json") => "application/json",
+        _ => "text/plain; charset=utf-8",
+    };
+    secured(Response::with_body(
+        answer.status,
+        content_type,
+        answer.body,
+    ))
+}
+
+/// One request to a source's API, its answer passed back (a 502 when it does not answer).
+async fn forward(
+    tracker: Tracker,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Response {
+    match tracker.request_async(method, target, body, timeout).await {
+        Ok(answer) => passed_back(answer),
+        Err(failure) => {
+            log::warn!("console serve: {}", failure.message);
+            json_error(502, &failure.message)
+        }
+    }
+}
+
+/// Runs `futures` together and gives their outputs in their order.
+async fn join_all<'a, T>(futures: Vec<Pin<Box<dyn Future<Output = T> + 'a>>>) -> Vec<T> {
+    let mut pending: Vec<Option<Pin<Box<dyn Future<Output = T> + 'a>>>> =
+        futures.into_iter().map(Some).collect();
+    let mut done: Vec<Option<T>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        for (slot, output) in pending.iter_mut().zip(done.iter_mut()) {
+            if let Some(future) = slot {
+                if let Poll::Ready(value) = future.as_mut().poll(context) {
+                    *output = Some(value);
+                    *slot = None;
+                }
+            }
+        }
+        if pending.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+/// Every source's `GET /api/tree`, asked together, in their order.
+async fn trees(apis: &[Api]) -> Result<Vec<Document>, Failure> {
+    let fetches = apis
+        .iter()
+        .map(|api| {
+            Box::pin(api.tracker.get_json_async(API_TREE_PATH, CONSOLE_TIMEOUT))
+                as Pin<Box<dyn Future<Output = Result<Document, Failure>> + '_>>
+        })
+        .collect();
+    join_all(fetches).await.into_iter().collect()
+}
+
+/// `GET /api/tree` of several sources.
+async fn merged_tree(apis: Rc<[Api]>) -> Response {
+    let merged = trees(&apis).await.and_then(|trees| {
+        let merged = super::merged(&apis, &trees)?;
+        Ok(tree_with_cursor(&merged, &trees))
+    });
+    match merged {
+        Ok(body) => secured(Response::with_body(200, "application/json", body)),
+        Err(failure) => {
+            log::warn!("console serve: {}", failure.message);
+            json_error(502, &failure.message)
+        }
+    }
+}
+
+/// `GET /api/events?since=` of several sources: waits, at most [`TRACK_API_LONG_POLL`], for a
+/// source past its part of `since`.
+async fn merged_events(feeds: Rc<RefCell<Vec<Feed>>>, since: Vec<u64>) -> Response {
+    let deadline = Instant::now() + TRACK_API_LONG_POLL;
+    loop {
+        let answer = events_answer(&feeds.borrow(), &since, Instant::now() >= deadline);
+        match answer {
+            Some(Ok(body)) => return secured(Response::with_body(200, "application/json", body)),
+            Some(Err(why)) => return json_error(502, &why),
+            None => {
+                Timer::after(TRACK_API_POLL_STEP).await;
+            }
+        }
+    }
+}
+
+/// A `POST` of several sources: to the one [`choose_source`] names.
+async fn routed(
+    apis: Rc<[Api]>,
+    target: String,
+    hypervisor: bool,
+    uuid: String,
+    body: Vec<u8>,
+) -> Response {
+    let trees = match trees(&apis).await {
+        Ok(trees) => trees,
+        Err(failure) => return json_error(502, &failure.message),
+    };
+    let chosen = super::merged(&apis, &trees)
+        .map_err(|failure| (502, failure.message))
+        .and_then(|merged| choose_source(&trees, &merged, hypervisor, &uuid, &body));
+    let api = match chosen.map(|index| apis.get(index)) {
+        Ok(Some(api)) => api,
+        Ok(None) => return json_error(502, "no such source"),
+        Err((status, why)) => {
+            log::debug!("console serve: POST {target}: {status} {why}");
+            return json_error(status, &why);
+        }
+    };
+    log::debug!("console serve: POST {target} to {}", api.name);
+    forward(api.tracker, "POST", &target, &body, CONSOLE_ACTION_TIMEOUT).await
+}
+
+/// Follows the event feed of source `index` into `feeds` for as long as the server runs: one
+/// long poll at a time, retried after [`CONSOLE_WATCH_RETRY`] when it fails.
+async fn follow(feeds: Rc<RefCell<Vec<Feed>>>, index: usize, tracker: Tracker) {
+    loop {
+        let since = feeds
+            .borrow()
+            .get(index)
+            .and_then(|feed| feed.next)
+            .unwrap_or(0);
+        let target = format!("{API_EVENTS_PATH}?since={since}");
+        let result = tracker.get_json_async(&target, CONSOLE_WATCH_TIMEOUT).await;
+        let failed = {
+            let mut feeds = feeds.borrow_mut();
+            let Some(feed) = feeds.get_mut(index) else {
+                return;
+            };
+            match result {
+                Ok(page) => {
+                    feed.apply(&page.value);
+                    false
+                }
+                Err(failure) => {
+                    if feed.error.is_none() {
+                        log::warn!("console serve: {} (trying again)", failure.message);
+                    }
+                    feed.error = Some(failure.message);
+                    true
+                }
+            }
+        };
+        if failed {
+            Timer::after(CONSOLE_WATCH_RETRY).await;
+        }
+    }
+}
+
+impl Handler for ConsoleHttp {
+    fn lookup(&self, _head: &RequestHead<'_>) -> Option<(&'static str, Arc<[u8]>)> {
+        // Every answer needs the security headers, which only `answer` can add.
+        None
+    }
+
+    fn answer(&self, request: Request) -> Answer {
+        match route(&request, self.apis.len()) {
+            Route::Asset { content_type, body } => Answer::Now(secured(Response::with_body(
+                200,
+                content_type,
+                body.to_vec(),
+            ))),
+            Route::DomainControl => Answer::Now(secured(Response::with_body(
+                200,
+                "application/json",
+                self.domain_control.to_vec(),
+            ))),
+            Route::Hypervisor => Answer::Now(secured(Response::with_body(
+                200,
+                "application/json",
+                self.hypervisor.to_vec(),
+            ))),
+            Route::Refuse { status, reason } => {
+                log::debug!(
+                    "console serve: {} {} from {}: {status} {reason}",
+                    request.method,
+                    request.path,
+                    request.peer
+                );
+                Answer::Now(json_error(status, reason))
+            }
+            Route::Proxy {
+                method,
+                target,
+                body,
+                timeout,
+            } => {
+                let Some(tracker) = self.apis.first().map(|api| api.tracker) else {
+                    return Answer::Now(json_error(502, "no source"));
+                };
+                Answer::Later(Box::pin(async move {
+                    forward(tracker, method, &target, &body, timeout).await
+                }))
+            }
+            Route::MergedTree => Answer::Later(Box::pin(merged_tree(self.apis.clone()))),
+            Route::MergedEvents { since } => {
+                Answer::Later(Box::pin(merged_events(self.feeds.clone(), since)))
+            }
+            Route::Routed {
+                target,
+                hypervisor,
+                uuid,
+                body,
+            } => Answer::Later(Box::pin(routed(
+                self.apis.clone(),
+                target,
+                hypervisor,
+                uuid,
+                body,
+            ))),
+        }
+    }
+}
+
+/// Binds the listener, with a clear message when the port is taken.
+pub fn bind(listen: SocketAddr) -> Result<TcpListener, Failure> {
+    crate::net::iface::listen_tcp(listen, None).map_err(|error| {
+        let why = match error.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "that port is in use (is another console or program listening there?)".to_string()
+            }
+            std::io::ErrorKind::AddrNotAvailable => "no interface has that address".to_string(),
+            _ => error.to_string(),
+        };
+        Failure::failed(format!("cannot listen on {listen}: {why}"))
+    })
+}
+
+/// `xenplug console serve`: serves the page until SIGINT or SIGTERM, reading a tracker
+/// (`--tracker`), the console's own discovery (`--iface`), or both merged.
+pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
+    let mut signals = crate::net::event_loop::stop_signals()
+        .map_err(|error| Failure::failed(format!("cannot install signal handlers: {error}")))?;
+    let listener = bind(args.listen)?;
+    // Kept until the end: dropping it stops the console's own tracker (with --iface).
+    let source = super::open_source(&super::SourceOptions {
+        tracker: args.tracker.clone(),
+        ifaces: args.iface.clone(),
+        settle: None,
+    })?;
+    let apis: Rc<[Api]> = source.apis().into();
+    let local = listener.local_addr().unwrap_or(args.listen);
+    let listener = Async::new(listener)
+        .map_err(|error| Failure::failed(format!("listener on {local}: {error}")))?;
+    if !local.ip().is_loopback() {
+        log::warn!(
+            "console serve: no login: anyone who can reach {local} can control every VM its \
+             sources relay to"
+        );
+    }
+    let feeds = Rc::new(RefCell::new(
+        apis.iter()
+            .map(|api| Feed::new(&api.name))
+            .collect::<Vec<_>>(),
+    ));
+    let handler: Rc<dyn Handler> = Rc::new(ConsoleHttp {
+        apis: apis.clone(),
+        feeds: feeds.clone(),
+        domain_control: service_json(&crate::control::DOMAIN_CONTROL_SERVICE).into(),
+        hypervisor: service_json(&crate::control::HYPERVISOR_SERVICE).into(),
+    });
+    let mut stdout = std::io::stdout();
+    // A closed stdout does not stop the console.
+    let _ = writeln!(
+        stdout,
+        "console at http://{local}/ (source {})",
+        apis.iter()
+            .map(|api| api.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = stdout.flush();
+    let executor = Rc::new(LocalExecutor::new());
+    // With several sources the server follows their feeds itself, whatever the number of
+    // pages open; with one, each page's long poll is passed on.
+    let followers: Vec<_> = if apis.len() > 1 {
+        apis.iter()
+            .enumerate()
+            .map(|(index, api)| executor.spawn(follow(feeds.clone(), index, api.tracker)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let serving = http::serve(
+        listener,
+        handler,
+        ServerConfig::new(crate::state::server_string()),
+        executor.clone(),
+    );
+    let served = smol::block_on(executor.run(smol::future::or(
+        async {
+            serving
+                .await
+                .map_err(|error| Failure::failed(format!("the listener on {local}: {error}")))
+        },
+        async {
+            signals.next().await;
+            log::info!("console serve: stopping");
+            Ok(())
+        },
+    )));
+    drop(followers);
+    drop(source);
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Fixtures: the `pub(super)` ones serve the tests of `routes.rs` and `feed.rs` too.
+    const US: &str = "127.0.0.1:8780";
+    pub(super) const VM: &str = "acac0001-1111-4a6b-8c9d-0000000000a1";
+
+    pub(super) fn request(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Request {
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query.to_string())),
+            None => (target, None),
+        };
+        Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            query,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_vec(),
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            local: US.parse().unwrap(),
+        }
+    }
+
+    pub(super) const HOST: (&str, &str) = ("Host", US);
+
+    #[test]
+    fn answers_carry_the_security_headers() {
+        let handler = ConsoleHttp {
+            apis: vec![Api {
+                name: "http://127.0.0.1:9".to_string(),
+                tracker: Tracker::parse("http://127.0.0.1:9").unwrap(),
+            }]
+            .into(),
+            feeds: Rc::new(RefCell::new(Vec::new())),
+            domain_control: Arc::from(&b"{}"[..]),
+            hypervisor: Arc::from(&b"{}"[..]),
+        };
+        for (target, want) in [("/", 200), ("/nowhere", 404)] {
+            let Answer::Now(response) = handler.answer(request("GET", target, &[HOST], b"")) else {
+                panic!("{target}: not answered at once");
+            };
+            assert_eq!(response.status, want, "{target}");
+            let csp = response
+                .headers
+                .iter()
+                .find(|(n, _)| *n == "Content-Security-Policy")
+                .map(|(_, v)| v.as_str());
+            assert_eq!(csp, Some(CONSOLE_WEB_CSP), "{target}");
+            assert!(CONSOLE_WEB_CSP.starts_with("default-src 'self'"));
+        }
+    }
+
+    #[test]
+    fn a_port_in_use_is_a_clear_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let failure = bind(address).unwrap_err();
+        assert!(failure.message.contains("in use"), "{}", failure.message);
+        assert!(
+            failure.message.contains(&address.to_string()),
+            "{}",
+            failure.message
+        );
+        drop(taken);
+        assert!(bind(address).is_ok(), "free again");
+    }
+
+    #[test]
+    fn join_all_keeps_the_order() {
+        let futures: Vec<Pin<Box<dyn Future<Output = u32>>>> = vec![
+            Box::pin(async {
+                Timer::after(Duration::from_millis(20)).await;
+                1
+            }),
+            Box::pin(async { 2 }),
+        ];
+        assert_eq!(smol::block_on(join_all(futures)), [1, 2]);
+        assert_eq!(
+            smol::block_on(join_all::<u32>(Vec::new())),
+            Vec::<u32>::new()
+        );
+    }
+}

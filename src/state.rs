@@ -119,12 +119,15 @@ fn next_wrapping(current: u32, max: u32) -> u32 {
     }
 }
 
-/// Fills `bytes` from the kernel's random source.
+/// Fills `bytes` from the kernel's random source (getrandom(2), so it works without /dev in a
+/// sandbox): SIDs, UUIDs, seeds, tokens, control keys and signature nonces all come from here.
 pub fn random_bytes(bytes: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(bytes))
-        .map_err(|e| Error::io("reading /dev/urandom", e))
+    getrandom::fill(bytes).map_err(|error| {
+        Error::io(
+            "reading the OS's random source",
+            std::io::Error::other(error.to_string()),
+        )
+    })
 }
 
 /// A random (version 4) UUID.

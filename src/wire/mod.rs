@@ -9,6 +9,7 @@ pub mod gena;
 pub mod http;
 pub mod json;
 pub mod scpd;
+pub mod signature;
 pub mod soap;
 pub mod ssdp;
 pub mod xml;

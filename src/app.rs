@@ -7,7 +7,6 @@ use crate::engine::call::ControlCall;
 use crate::model::{Device, EventedValues};
 use crate::wire::soap::UpnpError;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -27,9 +26,4 @@ pub trait App {
     fn invoke(&self, call: ControlCall) -> LocalFuture<Result<Outputs, UpnpError>>;
     /// How often to take a new snapshot.
     fn poll_interval(&self) -> Duration;
-    /// Whether `peer` may make `call`; `Err` is answered as it is and logged with the peer.
-    /// Everything is allowed unless the app says otherwise.
-    fn authorize(&self, _peer: IpAddr, _call: &ControlCall) -> Result<(), UpnpError> {
-        Ok(())
-    }
 }

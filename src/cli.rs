@@ -67,9 +67,15 @@ pub struct HypervisorArgs {
     /// who may call mutating actions (Shutdown, Reboot, Pause, Resume, Suspend, Destroy,
     /// StartVirtualMachine): an IPv4 address or ADDRESS/PREFIX, repeatable (typically the
     /// tracker's address); `any` for every host of the interfaces' subnets. Default: this
-    /// host only (loopback and its own interface addresses). Reads stay open.
+    /// host only (loopback and its own interface addresses), unless --control-key is given.
+    /// Reads stay open.
     #[argh(option)]
     pub allow_control: Vec<String>,
+    /// file holding the control key (64 hex digits, mode 0600; `xenplug access new-key FILE`
+    /// makes one): mutating actions then need a signature made with it, as the tracker sends
+    /// them; with --allow-control too, both must pass
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
 }
 
 /// Run the whole system on loopback: two simulated Xen hosts with their VMs, VM advertisers
@@ -116,6 +122,10 @@ pub struct VmArgs {
     /// SSDP max-age in seconds (default 1800)
     #[argh(option, default = "SSDP_DEFAULT_MAX_AGE")]
     pub max_age: u32,
+    /// file holding a control key (64 hex digits, mode 0600): every action of the owner's
+    /// services then needs a signature made with it (the provider must prove itself)
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
 }
 
 /// Listen on labelled networks and keep the configuration repositories and the event journal

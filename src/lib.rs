@@ -7,17 +7,16 @@
 //! - [`net`]: sockets, tasks and the clock; the only layer that does I/O.
 //! - [`model`], [`backend`], [`control`]: the device tree, where VMs come from, and what SOAP
 //!   actions do to them.
-//! - [`access`]: who may call a hypervisor's mutating actions (`--allow-control`).
 //! - [`console`]: the operator's client of the tracker's read API.
 //! - [`role`]: the subcommands that put the layers together.
 
-pub mod access;
 pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod console;
 pub mod consts;
 pub mod control;
+pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod files;

@@ -151,7 +151,7 @@ impl ServiceSpec {
 
     /// Adds an action that may change something: `arguments` as (name, direction, related
     /// state variable). On a hypervisor only an authorized caller may call it (see
-    /// [`crate::access`]).
+    /// [`crate::engine::access`]).
     pub fn action(
         self,
         name: &str,

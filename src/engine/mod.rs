@@ -5,10 +5,12 @@
 //! returns the work items to perform (GENA deliveries, the tracker's SUBSCRIBEs, the
 //! inventory's timed decisions). Expiries happen inside those calls.
 
+pub mod access;
 pub mod call;
 pub mod discovery;
 pub mod gena;
 pub mod inventory;
+pub mod nonces;
 pub mod publication;
 pub mod ssdp;
 pub mod subscriber;

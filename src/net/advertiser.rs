@@ -10,13 +10,16 @@ use super::iface::LocalInterface;
 use super::ssdp::SsdpSocket;
 use crate::app::App;
 use crate::consts::CONTENT_TYPE_XML;
+use crate::engine::access::{authorize_control, ControlRules, SignatureCheck};
 use crate::engine::call;
 use crate::engine::gena::Subscriptions;
+use crate::engine::nonces::Nonces;
 use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
 use crate::state::{random_seed, StateDir};
+use crate::wire::signature::{self, ControlKey, SignedParts, SIGNATURE_HEADER};
 use crate::wire::soap::{self, UpnpError};
 use smol::channel::Sender;
 use smol::{Async, LocalExecutor};
@@ -36,6 +39,10 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// How to run the device.
 pub struct Options {
+    /// Who may make which control calls.
+    pub control: ControlRules,
+    /// The control key signatures are checked with, if the device has one.
+    pub key: Option<ControlKey>,
     /// Interfaces to advertise on (at least one).
     pub interfaces: Vec<LocalInterface>,
     /// Fixed HTTP port, or 0 for an ephemeral one per interface.
@@ -61,11 +68,43 @@ struct Core {
     last_error: Option<String>,
     /// SERVER / USER-AGENT value.
     server: String,
+    /// Who may make which control calls.
+    control: ControlRules,
+    /// The control key, if any.
+    key: Option<ControlKey>,
+    /// Nonces of the valid signatures seen within their window.
+    nonces: Nonces,
 }
 
 type Shared = Rc<RefCell<Core>>;
 
 impl Core {
+    /// What the signature of a control request shows, when the device holds a key: checked
+    /// against the request as sent, then its nonce against those seen (a replay is refused).
+    fn check_signature(&mut self, request: &Request) -> SignatureCheck {
+        let Some(key) = &self.key else {
+            return SignatureCheck::NoKey;
+        };
+        let target = match &request.query {
+            Some(query) => format!("{}?{query}", request.path),
+            None => request.path.clone(),
+        };
+        let parts = SignedParts {
+            method: &request.method,
+            target: &target,
+            host: request.header("HOST").unwrap_or_default(),
+            soap_action: request.header("SOAPACTION").unwrap_or_default(),
+            body: &request.body,
+        };
+        let now = super::unix_now();
+        let checked = signature::verify(key, &parts, request.header(SIGNATURE_HEADER), now)
+            .and_then(|signed| self.nonces.check(now, &signed).map(|()| signed.identity));
+        match checked {
+            Ok(identity) => SignatureCheck::Valid(identity),
+            Err(reason) => SignatureCheck::Invalid(reason),
+        }
+    }
+
     /// Sends every SSDP message due now (non-blocking; a full socket buffer drops and logs).
     fn dispatch_ssdp(&mut self, now: Instant) {
         let sockets = &self.sockets;
@@ -135,6 +174,8 @@ async fn run_on(
     let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let Options {
+        control,
+        key,
         interfaces,
         http_port,
         max_age,
@@ -187,6 +228,9 @@ async fn run_on(
         polling: false,
         last_error: None,
         server: server.clone(),
+        control,
+        key,
+        nonces: Nonces::new(),
     }));
     let (wake, woken) = smol::channel::bounded::<()>(1);
 
@@ -392,7 +436,11 @@ impl DeviceHttp {
             Some(Err(error)) => return Answer::Now(fault(&error)),
             Some(Ok(call)) => call,
         };
-        if let Err(error) = self.app.authorize(request.peer.ip(), &call) {
+        let signature = self.core.borrow_mut().check_signature(&request);
+        let core = self.core.borrow();
+        if let Err(error) =
+            authorize_control(&core.control, request.peer.ip(), &signature, &call.action)
+        {
             log::warn!(
                 "{}: {} on {key} refused: {error}",
                 request.peer,
@@ -400,19 +448,23 @@ impl DeviceHttp {
             );
             return Answer::Now(fault(&error));
         }
+        drop(core);
+        let caller = match &signature {
+            SignatureCheck::Valid(identity) => format!("{} ({identity})", request.peer),
+            _ => request.peer.to_string(),
+        };
         let service_type = call.service.spec.service_type.clone();
         let action_name = call.action.name.clone();
         let invoked = self.app.invoke(call);
         let core = self.core.clone();
         let wake = self.wake.clone();
 
-        let peer = request.peer;
         let key_text = key.to_string();
         Answer::Later(Box::pin(async move {
             let result = invoked.await;
             match &result {
-                Ok(_) => log::info!("{peer}: {action_name} on {key_text}: done"),
-                Err(error) => log::info!("{peer}: {action_name} on {key_text}: {error}"),
+                Ok(_) => log::info!("{caller}: {action_name} on {key_text}: done"),
+                Err(error) => log::info!("{caller}: {action_name} on {key_text}: {error}"),
             }
             // An action may have changed the model: look at it now rather than at the next poll.
             core.borrow_mut().poll_due = Instant::now();

@@ -1,25 +1,26 @@
 //! Role `advertise hypervisor`: a Xen host and its domains as one UPnP root device.
 //!
-//! Mutating actions are answered only for callers `--allow-control` admits ([`crate::access`]);
-//! read-only actions, descriptions and eventing are open to every peer the device answers.
+//! Mutating actions are answered only for callers `--allow-control` admits and, with
+//! `--control-key`, whose signature is valid ([`crate::engine::access`]); read-only actions,
+//! descriptions and eventing are open to every peer the device answers.
 
-use crate::access::{self, ControlPolicy};
 use crate::app::{App, LocalFuture, Outputs};
 use crate::backend::sim::SimBackend;
 use crate::backend::{Backend, BackendError};
 use crate::cli::HypervisorArgs;
-use crate::consts::{ALLOW_CONTROL_ANY, BACKEND_MAX_CALLS};
+use crate::consts::BACKEND_MAX_CALLS;
 use crate::control::{self, HostView};
+use crate::engine::access::{ControlPolicy, ControlRules, Guarded};
 use crate::engine::call::ControlCall;
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
 use crate::net::advertiser::{self, Options};
 use crate::net::iface::LocalInterface;
 use crate::state::StateDir;
+use crate::wire::signature::ControlKey;
 use crate::wire::soap::{self, UpnpError};
 use smol::lock::Semaphore;
 use std::cell::RefCell;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,24 +34,16 @@ pub struct HypervisorApp {
     calls: Arc<Semaphore>,
     /// The last snapshot, the input of read-only actions.
     view: Rc<RefCell<Option<HostView>>>,
-    /// Who may call mutating actions.
-    control: ControlPolicy,
 }
 
 impl HypervisorApp {
-    /// A device for `backend`, advertised under `host_uuid`, whose mutating actions only
-    /// callers `control` admits may call.
-    pub fn new(
-        backend: Arc<dyn Backend>,
-        host_uuid: Uuid,
-        control: ControlPolicy,
-    ) -> HypervisorApp {
+    /// A device for `backend`, advertised under `host_uuid`.
+    pub fn new(backend: Arc<dyn Backend>, host_uuid: Uuid) -> HypervisorApp {
         HypervisorApp {
             backend,
             host_uuid,
             calls: Arc::new(Semaphore::new(BACKEND_MAX_CALLS)),
             view: Rc::new(RefCell::new(None)),
-            control,
         }
     }
 }
@@ -103,30 +96,52 @@ impl App for HypervisorApp {
     fn poll_interval(&self) -> Duration {
         self.backend.poll_interval()
     }
-
-    fn authorize(&self, peer: IpAddr, call: &ControlCall) -> std::result::Result<(), UpnpError> {
-        access::authorize(&self.control, peer, &call.action)
-    }
 }
 
-/// The `--allow-control` policy (a bad flag is refused before anything else starts).
-fn control_policy(args: &HypervisorArgs, interfaces: &[LocalInterface]) -> Result<ControlPolicy> {
+/// Who may call mutating actions, from `--allow-control` and `--control-key` (a bad flag or
+/// key is refused before anything else starts): with a key alone, a valid signature from any
+/// admitted peer; with a key and `--allow-control`, both; with neither, this host only.
+fn control_rules(
+    args: &HypervisorArgs,
+    interfaces: &[LocalInterface],
+) -> Result<(ControlRules, Option<ControlKey>)> {
+    let key = args
+        .control_key
+        .as_deref()
+        .map(crate::credentials::read_key_file)
+        .transpose()?;
     let own: Vec<_> = interfaces.iter().map(|i| i.address).collect();
-    ControlPolicy::from_flags(&args.allow_control, &own).map_err(Error::config)
+    let allow = if key.is_some() && args.allow_control.is_empty() {
+        None
+    } else {
+        Some(ControlPolicy::from_flags(&args.allow_control, &own).map_err(Error::config)?)
+    };
+    let rules = ControlRules {
+        guarded: Guarded::Mutating,
+        allow,
+        signed: key.is_some(),
+    };
+    Ok((rules, key))
 }
 
 /// Says once, when the device is about to run, who may call mutating actions.
-fn log_control_policy(args: &HypervisorArgs, policy: &ControlPolicy) {
-    match policy {
-        ControlPolicy::Any => log::warn!(
-            "--allow-control {ALLOW_CONTROL_ANY}: every host of the interfaces' subnets may \
-             call mutating actions (Destroy included)"
+fn log_control_rules(args: &HypervisorArgs, rules: &ControlRules) {
+    let signed = if rules.signed {
+        "signed with the control key"
+    } else {
+        "unsigned"
+    };
+    match &rules.allow {
+        None => log::info!("mutating actions: {signed}, from any host of the interfaces' subnets"),
+        Some(policy @ ControlPolicy::Any) => log::warn!(
+            "--allow-control {policy}: every host of the interfaces' subnets may call mutating \
+             actions (Destroy included), {signed}"
         ),
-        ControlPolicy::Only(_) if args.allow_control.is_empty() => log::info!(
+        Some(policy) if args.allow_control.is_empty() => log::info!(
             "mutating actions only from this host ({policy}); add --allow-control with the \
-             tracker's address to control it over the network"
+             tracker's address, or --control-key, to control it over the network"
         ),
-        ControlPolicy::Only(_) => log::info!("mutating actions only from {policy}"),
+        Some(policy) => log::info!("mutating actions: {signed}, only from {policy}"),
     }
 }
 
@@ -175,7 +190,7 @@ fn open_libxl(_args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
 /// Runs the role until SIGTERM or SIGINT.
 pub fn run(args: HypervisorArgs) -> Result<()> {
     let interfaces = super::interfaces(&args.iface, args.max_age)?;
-    let control = control_policy(&args, &interfaces)?;
+    let (control, key) = control_rules(&args, &interfaces)?;
     let backend = open_backend(&args)?;
     let mut state = StateDir::open(&args.state_dir)?;
     let host = backend.host().map_err(|e| Error::Backend(e.to_string()))?;
@@ -185,11 +200,13 @@ pub fn run(args: HypervisorArgs) -> Result<()> {
         host.name,
         backend.name()
     );
-    log_control_policy(&args, &control);
-    let app = Rc::new(HypervisorApp::new(backend, host_uuid, control));
+    log_control_rules(&args, &control);
+    let app = Rc::new(HypervisorApp::new(backend, host_uuid));
     advertiser::run(
         app,
         Options {
+            control,
+            key,
             interfaces,
             http_port: args.http_port,
             max_age: args.max_age,

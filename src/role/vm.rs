@@ -3,6 +3,7 @@
 use crate::app::{App, LocalFuture, Outputs};
 use crate::cli::VmArgs;
 use crate::consts::URN_DEVICE_VIRTUAL_MACHINE;
+use crate::engine::access::{ControlRules, Guarded};
 use crate::engine::call::ControlCall;
 use crate::error::Result;
 use crate::model::{Device, EventedValues, Service};
@@ -167,9 +168,24 @@ pub fn run(args: VmArgs) -> Result<()> {
         Scanner::new(args.services),
         limits,
     ));
+    let key = args
+        .control_key
+        .as_deref()
+        .map(crate::credentials::read_key_file)
+        .transpose()?;
+    if key.is_some() {
+        log::info!("every action of the owner's services needs a signature (--control-key)");
+    }
+    let control = ControlRules {
+        guarded: Guarded::Every,
+        allow: None,
+        signed: key.is_some(),
+    };
     advertiser::run(
         app,
         Options {
+            control,
+            key,
             interfaces,
             http_port: args.http_port,
             max_age: args.max_age,

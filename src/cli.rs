@@ -146,6 +146,19 @@ pub struct TrackArgs {
     /// de-virtualized (default 60)
     #[argh(option, default = "crate::consts::TRACK_DEFAULT_GRACE_SECONDS")]
     pub grace: u64,
+    /// access file of the read API: one identity per line, NAME ROLE sha256:HEX (`xenplug
+    /// access new` adds one); every request then needs a bearer token. Without it the API
+    /// serves reads and refuses every action
+    #[argh(option)]
+    pub access: Option<PathBuf>,
+    /// control key file: relayed calls are signed with it on behalf of the caller (64 hex
+    /// digits, mode 0600; `xenplug access new-key FILE`)
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
+    /// lifecycle actions a tenant may call on its own VMs, comma-separated (e.g.
+    /// Shutdown,Reboot); default none
+    #[argh(option, default = "String::new()")]
+    pub tenant_control: String,
 }
 
 /// Show and control hypervisors and VMs through a tracker's read API, or by discovering them
@@ -187,6 +200,13 @@ pub struct ConsoleTreeArgs {
     /// for a tenant network; repeat for several
     #[argh(option)]
     pub iface: Vec<String>,
+    /// file holding the bearer token for --tracker (default: the XENPLUG_TOKEN environment
+    /// variable)
+    #[argh(option)]
+    pub token_file: Option<PathBuf>,
+    /// with --iface: control key file the console's own tracker signs its calls with
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
     /// with --iface: seconds to wait at most for discovery to settle (default 8)
     #[argh(option, default = "CONSOLE_DEFAULT_WAIT_SECONDS")]
     pub wait: u64,
@@ -225,6 +245,13 @@ pub struct ConsoleCallArgs {
     /// for a tenant network; repeat for several
     #[argh(option)]
     pub iface: Vec<String>,
+    /// file holding the bearer token for --tracker (default: the XENPLUG_TOKEN environment
+    /// variable)
+    #[argh(option)]
+    pub token_file: Option<PathBuf>,
+    /// with --iface: control key file the console's own tracker signs its calls with
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
     /// with --iface: seconds to wait at most for discovery to settle (default 8)
     #[argh(option, default = "CONSOLE_DEFAULT_WAIT_SECONDS")]
     pub wait: u64,
@@ -245,11 +272,19 @@ pub struct ConsoleWatchArgs {
     /// for a tenant network; repeat for several
     #[argh(option)]
     pub iface: Vec<String>,
+    /// file holding the bearer token for --tracker (default: the XENPLUG_TOKEN environment
+    /// variable)
+    #[argh(option)]
+    pub token_file: Option<PathBuf>,
+    /// with --iface: control key file the console's own tracker signs its calls with
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
 }
 
 /// Serve the console as one web page (tree, live updates, a form per action) on ADDR:PORT,
-/// reading from a tracker, from the console's own discovery, or both merged. There is no
-/// login: listen on 127.0.0.1 or a management address only.
+/// reading from a tracker, from the console's own discovery, or both merged. Without
+/// --access there is no login (whoever reaches the page has the console's token's rights):
+/// listen on 127.0.0.1 or a management address only.
 #[derive(FromArgs, Debug, PartialEq)]
 #[argh(subcommand, name = "serve")]
 pub struct ConsoleServeArgs {
@@ -264,4 +299,76 @@ pub struct ConsoleServeArgs {
     /// IF:TENANT for a tenant network; repeat for several
     #[argh(option)]
     pub iface: Vec<String>,
+    /// file holding the bearer token for --tracker (default: the XENPLUG_TOKEN environment
+    /// variable)
+    #[argh(option)]
+    pub token_file: Option<PathBuf>,
+    /// with --iface: control key file the console's own tracker signs its calls with
+    #[argh(option)]
+    pub control_key: Option<PathBuf>,
+    /// access file of the page: it then opens on a sign-in form, every request needs one
+    /// of these identities' tokens, and each user's token is passed on to the sources, so
+    /// each has exactly its own rights there (with --iface, the console's own tracker takes
+    /// this file too)
+    #[argh(option)]
+    pub access: Option<PathBuf>,
+}
+
+/// Manage who may use the tracker's API and the web console (the access file), and the control
+/// keys devices check signatures with.
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct AccessArgs {
+    /// what to do
+    #[argh(subcommand)]
+    pub command: AccessCommand,
+}
+
+/// The access subcommands.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand)]
+pub enum AccessCommand {
+    /// `new`: add an identity.
+    New(AccessNewArgs),
+    /// `list`: list identities.
+    List(AccessListArgs),
+    /// `new-key`: write a new control key.
+    NewKey(AccessNewKeyArgs),
+}
+
+/// Add identity NAME with ROLE (viewer, operator, admin or tenant:NAME) to the access file:
+/// a random 256-bit token is made from the OS's random source, its SHA-256 appended to the
+/// file (created with mode 0600 if absent), and the token printed once on stdout. It is
+/// stored nowhere else: keep it.
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "new")]
+pub struct AccessNewArgs {
+    /// the identity's name: 1-64 of A-Z a-z 0-9 _ . @ -
+    #[argh(positional)]
+    pub name: String,
+    /// viewer, operator, admin or tenant:NAME
+    #[argh(positional)]
+    pub role: String,
+    /// the access file
+    #[argh(option)]
+    pub file: PathBuf,
+}
+
+/// List the identities of the access file: name and role (never a token or its hash).
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "list")]
+pub struct AccessListArgs {
+    /// the access file
+    #[argh(option)]
+    pub file: PathBuf,
+}
+
+/// Write a new random control key (64 hex digits) into FILE, created with mode 0600; an
+/// existing file is never overwritten. Give the same file to the tracker and to the devices
+/// (`--control-key FILE`).
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "new-key")]
+pub struct AccessNewKeyArgs {
+    /// the key file to create
+    #[argh(positional)]
+    pub file: PathBuf,
 }

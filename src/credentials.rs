@@ -224,6 +224,14 @@ impl AccessFile {
         &self.list
     }
 
+    /// The identities, re-read first if the file changed (looked at now, whenever the last
+    /// look was): for a token that just failed, which may be one added a moment ago.
+    pub fn refreshed(&mut self, now: Instant) -> &AccessList {
+        self.checked = now;
+        self.reload();
+        &self.list
+    }
+
     fn reload(&mut self) {
         let current = stamp(&self.path);
         if current == self.stamp || (current.is_some() && current == self.refused) {

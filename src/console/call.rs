@@ -423,6 +423,9 @@ pub fn read_answer(
     plan: &Plan,
 ) -> Result<Vec<(String, String)>, Failure> {
     let what = format!("{} on {}", plan.action.name, printable(&plan.name));
+    if let Some(failure) = super::refusal(response) {
+        return Err(Failure::failed(format!("{what}: {}", failure.message)));
+    }
     if response.status == 404 {
         let (kind, note) = if plan.hypervisor {
             (
@@ -515,6 +518,9 @@ pub fn run(args: &ConsoleCallArgs) -> Result<(), Failure> {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
         settle: Some(Duration::from_secs(args.wait)),
+        token: super::token_of(args.token_file.as_deref())?,
+        access: None,
+        control_key: args.control_key.clone(),
     })?;
     let documents = source.trees(CONSOLE_TIMEOUT)?;
     let tree = Tree::read(&source.merged(&documents)?.value)?;
@@ -824,7 +830,7 @@ mod tests {
             form_body("urn:x:1", "Echo", &[("Text".into(), "a b&c=d/é%".into())]),
             "service=urn%3Ax%3A1&action=Echo&Text=a%20b%26c%3Dd%2F%C3%A9%25"
         );
-        let decoded = crate::track::form::pairs(&form_body(
+        let decoded = crate::wire::form::pairs(&form_body(
             "urn:x:1",
             "Echo",
             &[("Text".into(), "x; touch /tmp/p +1".into())],
@@ -861,6 +867,30 @@ mod tests {
             upnp.message.contains("UPnP error 701: already paused"),
             "{}",
             upnp.message
+        );
+        let refused = read_answer(
+            &answer(
+                403,
+                b"{\"error\":\"this identity's role does not allow that action\"}",
+            ),
+            &plan,
+        )
+        .unwrap_err();
+        assert_eq!(refused.code, CONSOLE_EXIT_FAILED);
+        assert!(
+            refused.message.contains("refused: 403 this identity"),
+            "{}",
+            refused.message
+        );
+        let unknown = read_answer(
+            &answer(401, b"{\"error\":\"a valid bearer token is required\"}"),
+            &plan,
+        )
+        .unwrap_err();
+        assert!(
+            unknown.message.contains("--token-file"),
+            "{}",
+            unknown.message
         );
         let missing = read_answer(&answer(404, b"{\"error\":\"not found\"}"), &plan).unwrap_err();
         assert_eq!(missing.code, CONSOLE_EXIT_USAGE);

@@ -30,6 +30,11 @@ const CONSOLE_LOCAL_START: Duration = Duration::from_secs(5);
 /// Longest the console waits for its own tracker's thread to stop when it exits.
 const CONSOLE_LOCAL_STOP: Duration = Duration::from_secs(2);
 
+/// The console's own tracker's private access file, in its repository directory.
+const CONSOLE_ACCESS_FILE: &str = "console-access";
+/// The identity the console uses at its own tracker (journaled with its calls).
+const CONSOLE_IDENTITY: &str = "console";
+
 /// How many names a temporary repository directory is tried under before giving up.
 const REPO_DIR_ATTEMPTS: u32 = 16;
 
@@ -132,13 +137,34 @@ fn temporary_repo() -> Result<PathBuf, Failure> {
 }
 
 impl Local {
-    /// Starts a tracker on the `--iface` networks; returns once its read API listens.
-    pub fn start(ifaces: &[String]) -> Result<Local, Failure> {
+    /// Starts a tracker on the `--iface` networks; returns once its read API listens. With
+    /// `access`, its API takes those identities (and the console's [`Local::api`] carries no
+    /// token of its own); without, it gets a private access file in its repository directory
+    /// with one admin identity, whose token only [`Local::api`] carries. Its relayed calls
+    /// are signed with `control_key` when given.
+    pub fn start(
+        ifaces: &[String],
+        access: Option<&std::path::Path>,
+        control_key: Option<crate::wire::signature::ControlKey>,
+    ) -> Result<Local, Failure> {
         let networks = ifaces
             .iter()
             .map(|text| network_of(text))
             .collect::<Result<Vec<_>, _>>()?;
         let repo = temporary_repo()?;
+        let (access, token) = match access {
+            Some(path) => (path.to_path_buf(), None),
+            None => {
+                let path = repo.join(CONSOLE_ACCESS_FILE);
+                let token = crate::credentials::add_identity(
+                    &path,
+                    CONSOLE_IDENTITY,
+                    &crate::engine::access::Role::Admin,
+                )
+                .map_err(|error| Failure::failed(error.to_string()))?;
+                (path, Some(token))
+            }
+        };
         let (report, reported) = std::sync::mpsc::channel();
         let (stop, stopped) = smol::channel::bounded(1);
         let options = Options {
@@ -148,6 +174,9 @@ impl Local {
             grace: TRACK_DEFAULT_GRACE_SECONDS,
             report_api: Some(report),
             stop: Some(stopped),
+            access: Some(access),
+            control_key,
+            tenant_control: Vec::new(),
         };
         let started = Instant::now();
         let thread = std::thread::Builder::new()
@@ -156,6 +185,7 @@ impl Local {
         let mut local = Local {
             api: Tracker {
                 address: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+                token: token.map(std::sync::Arc::from),
             },
             started,
             stop: Some(stop),

@@ -63,6 +63,8 @@ use crate::wire::http::http_url_parts;
 use crate::wire::json::{parse_value, JsonValue};
 use std::borrow::Cow;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest API answer the console reads.
@@ -113,17 +115,22 @@ pub fn run(args: ConsoleArgs) -> i32 {
 }
 
 /// The tracker's read API, as the console reaches it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracker {
     /// Its address (never a name: nothing is resolved).
     pub address: SocketAddrV4,
+    /// The bearer token sent with every request, when the tracker needs one.
+    pub token: Option<Arc<str>>,
 }
 
 impl Tracker {
     /// `http://IPv4[:port][/]`; anything else (a host name, a path) is a usage error.
     pub fn parse(url: &str) -> Result<Tracker, Failure> {
         match http_url_parts(url, DISCOVERY_MAX_LOCATION) {
-            Some((address, "/")) => Ok(Tracker { address }),
+            Some((address, "/")) => Ok(Tracker {
+                address,
+                token: None,
+            }),
             _ => Err(Failure::usage(format!(
                 "--tracker {url:?}: expected http://IPv4:PORT (the tracker's --api address)"
             ))),
@@ -154,16 +161,19 @@ impl Tracker {
             max_head: HTTP_MAX_HEAD,
             max_body: CONSOLE_MAX_BODY,
         };
-        let headers: &[(&str, &str)] = if body.is_empty() {
-            &[]
-        } else {
-            &[("CONTENT-TYPE", "application/x-www-form-urlencoded")]
-        };
+        let authorization = self.token.as_deref().map(|token| format!("Bearer {token}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if !body.is_empty() {
+            headers.push(("CONTENT-TYPE", "application/x-www-form-urlencoded"));
+        }
+        if let Some(authorization) = &authorization {
+            headers.push(("AUTHORIZATION", authorization));
+        }
         http_client::request(
             SocketAddr::V4(self.address),
             method,
             target,
-            headers,
+            &headers,
             body,
             &limits,
         )
@@ -174,6 +184,14 @@ impl Tracker {
                 self.address
             ))
         })
+    }
+
+    /// The same API asked with `token` instead (a page user's, in `console serve --access`).
+    pub fn with_token(&self, token: Option<&str>) -> Tracker {
+        Tracker {
+            address: self.address,
+            token: token.map(Arc::from),
+        }
     }
 
     /// `GET target`, which must answer 200 with a JSON document.
@@ -203,7 +221,32 @@ pub struct SourceOptions {
     /// How long to wait at most for discovery on `ifaces` to settle before returning (one-shot
     /// commands); `None` returns as soon as the console's own tracker listens.
     pub settle: Option<Duration>,
+    /// The bearer token for `--tracker` (`--token-file`, or `XENPLUG_TOKEN`).
+    pub token: Option<String>,
+    /// The console's own tracker's access file (`console serve --access`): its identities
+    /// then reach it with their own tokens. Without one, the console's own tracker gets a
+    /// private access file with one admin identity whose token only this process holds.
+    pub access: Option<PathBuf>,
+    /// The control key the console's own tracker signs its calls with (`--control-key`).
+    pub control_key: Option<PathBuf>,
 }
+
+/// The bearer token for a tracker: the file `--token-file` names, else `XENPLUG_TOKEN`, else
+/// none.
+pub fn token_of(file: Option<&Path>) -> Result<Option<String>, Failure> {
+    if let Some(path) = file {
+        return crate::credentials::read_token_file(path)
+            .map(Some)
+            .map_err(|error| Failure::usage(error.to_string()));
+    }
+    Ok(std::env::var(TOKEN_ENV)
+        .ok()
+        .map(|token| token.trim().to_string())
+        .filter(|token| !token.is_empty()))
+}
+
+/// The environment variable a tracker's bearer token may come from.
+pub const TOKEN_ENV: &str = "XENPLUG_TOKEN";
 
 /// One read API a [`Source`] asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +279,7 @@ pub fn open_source(options: &SourceOptions) -> Result<Source, Failure> {
         (None, false) => None,
     };
     if let Some(url) = remote {
-        let tracker = Tracker::parse(url)?;
+        let tracker = Tracker::parse(url)?.with_token(options.token.as_deref());
         apis.push(Api {
             name: format!("http://{}", tracker.address),
             tracker,
@@ -255,10 +298,16 @@ pub fn open_source(options: &SourceOptions) -> Result<Source, Failure> {
         if level.is_none() {
             log::set_max_level(log::LevelFilter::Error);
         }
-        let local = local::Local::start(&options.ifaces)?;
+        let control_key = options
+            .control_key
+            .as_deref()
+            .map(crate::credentials::read_key_file)
+            .transpose()
+            .map_err(|error| Failure::usage(error.to_string()))?;
+        let local = local::Local::start(&options.ifaces, options.access.as_deref(), control_key)?;
         apis.push(Api {
             name: "local".to_string(),
-            tracker: local.api,
+            tracker: local.api.clone(),
         });
         if let Some(max) = options.settle {
             let (after, settled) = local.settle(max)?;
@@ -337,6 +386,9 @@ pub struct Document {
 impl Document {
     /// Checks a `GET` answer: status 200 and a JSON body.
     pub fn from_response(response: ClientResponse, target: &str) -> Result<Document, Failure> {
+        if let Some(failure) = refusal(&response) {
+            return Err(failure);
+        }
         if response.status != 200 {
             return Err(Failure::failed(format!(
                 "the tracker answered {target} with HTTP status {}",
@@ -353,6 +405,28 @@ impl Document {
             value,
         })
     }
+}
+
+/// What a tracker's 401, 403 or 429 says, plainly (exit status 1); `None` for other answers.
+pub fn refusal(response: &ClientResponse) -> Option<Failure> {
+    let hint = match response.status {
+        401 => " (give a token: --token-file FILE or XENPLUG_TOKEN)",
+        403 | 429 => "",
+        _ => return None,
+    };
+    let reason = parse_value(&response.body)
+        .ok()
+        .and_then(|body| {
+            body.get("error")
+                .and_then(JsonValue::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    Some(Failure::failed(format!(
+        "the tracker refused: {} {}{hint}",
+        response.status,
+        printable(&reason)
+    )))
 }
 
 /// Whether file descriptor `fd` is a terminal.

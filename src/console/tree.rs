@@ -434,6 +434,9 @@ pub fn run(args: &ConsoleTreeArgs) -> Result<(), Failure> {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
         settle: Some(Duration::from_secs(args.wait)),
+        token: super::token_of(args.token_file.as_deref())?,
+        access: None,
+        control_key: args.control_key.clone(),
     })?;
     let document = source.tree(CONSOLE_TIMEOUT)?;
     let tree = Tree::read(&document.value)?;

@@ -74,6 +74,9 @@ pub fn run(args: &ConsoleWatchArgs) -> Result<(), Failure> {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
         settle: None,
+        token: super::token_of(args.token_file.as_deref())?,
+        access: None,
+        control_key: args.control_key.clone(),
     })?;
     let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|error| Failure::failed(format!("installing signal handlers: {error}")))?;

@@ -448,6 +448,12 @@ impl Refusal {
     }
 }
 
+/// A target that is not there, or not for this caller: the same answer either way.
+pub const NOT_FOUND: Refusal = Refusal {
+    status: 404,
+    reason: "no such target",
+};
+
 /// What a caller may read at `listener`: its view, or the refusal.
 ///
 /// Without an access file ([`Caller::Open`]) the listener decides, as it always has: a tenant
@@ -520,14 +526,7 @@ pub fn may_act(
     action: ActionAsk<'_>,
     tenant_control: &[String],
 ) -> Result<(), Refusal> {
-    let seen = view(caller, listener)?;
-    let not_found = Refusal::new(404, "no such target");
-    match (target, seen) {
-        (Target::Vm(None), _) | (Target::Hypervisor(false), _) => return Err(not_found),
-        (Target::Hypervisor(true), View::Tenant(_)) => return Err(not_found),
-        (Target::Vm(Some(tenant)), view) if !view.sees_tenant(tenant) => return Err(not_found),
-        _ => {}
-    }
+    visible(caller, listener, target)?;
     let identity = match caller {
         Caller::Identified(identity) => identity,
         Caller::Open => {
@@ -556,6 +555,23 @@ pub fn may_act(
             403,
             "this identity's role does not allow that action",
         ))
+    }
+}
+
+/// Whether `target` is in what the caller may see at `listener` (its view, else 401/403), and
+/// there: a VM outside the caller's view, an unknown VM or hypervisor, a hypervisor to a
+/// tenant, are all [`NOT_FOUND`] alike.
+pub fn visible<'a>(
+    caller: Caller<'a>,
+    listener: Listener<'a>,
+    target: Target<'_>,
+) -> Result<View<'a>, Refusal> {
+    let seen = view(caller, listener)?;
+    match (target, seen) {
+        (Target::Vm(None), _) | (Target::Hypervisor(false), _) => Err(NOT_FOUND),
+        (Target::Hypervisor(true), View::Tenant(_)) => Err(NOT_FOUND),
+        (Target::Vm(Some(tenant)), view) if !view.sees_tenant(tenant) => Err(NOT_FOUND),
+        _ => Ok(seen),
     }
 }
 

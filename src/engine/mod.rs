@@ -12,6 +12,7 @@ pub mod gena;
 pub mod inventory;
 pub mod nonces;
 pub mod publication;
+pub mod relay;
 pub mod ssdp;
 pub mod subscriber;
 

@@ -81,6 +81,49 @@ impl Request {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// Whether the origin a browser writes for a page of this server names the address the
+    /// request reached (`http://IP:PORT`, or without the port when it is 80; IPv6 in brackets).
+    fn names_us(&self, value: &str) -> bool {
+        let full = self.local.to_string();
+        let short = match self.local {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
+        value == full || (self.local.port() == 80 && value == short)
+    }
+
+    /// Whether a state-changing request comes from a page of this server itself: an `Origin`
+    /// naming the address the request reached, a `Host` naming it too, and no
+    /// `Sec-Fetch-Site` other than `same-origin`. A request without `Origin` (not a browser's,
+    /// or an old one) is refused too: what a page server asks of its own page's POSTs.
+    pub fn same_origin(&self) -> bool {
+        let origin_ok = self
+            .header("origin")
+            .and_then(|origin| origin.strip_prefix("http://"))
+            .is_some_and(|origin| self.names_us(origin));
+        let host_ok = self.header("host").is_some_and(|host| self.names_us(host));
+        let fetch_site_ok = self
+            .header("sec-fetch-site")
+            .is_none_or(|site| site.eq_ignore_ascii_case("same-origin"));
+        origin_ok && host_ok && fetch_site_ok
+    }
+
+    /// Whether a browser sent this request for a page of another origin: an `Origin` that does
+    /// not name this server, or a `Sec-Fetch-Site` other than `same-origin` or `none`. A
+    /// request without either (a command-line client) is not. What an API asks: no page
+    /// elsewhere may make a browser act on it.
+    pub fn from_foreign_origin(&self) -> bool {
+        let foreign_origin = self.header("origin").is_some_and(|origin| {
+            !origin
+                .strip_prefix("http://")
+                .is_some_and(|origin| self.names_us(origin))
+        });
+        let foreign_fetch = self.header("sec-fetch-site").is_some_and(|site| {
+            !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none")
+        });
+        foreign_origin || foreign_fetch
+    }
 }
 
 /// An answer built for one request.

@@ -150,6 +150,33 @@ pub async fn request_to(
     future::or(exchange, timeout).await
 }
 
+/// The `X-Xenplug-Signature` value for a `method` request to `address` at `target` with
+/// `soap_action` and `body`, as [`request`] will send it (same Host), signed now with `key` on
+/// behalf of `identity` ([`crate::wire::signature`]). `None` when the identity cannot be
+/// signed for (see [`crate::wire::signature::is_identity`]) or the OS gives no random nonce.
+pub fn signature_header(
+    key: &crate::wire::signature::ControlKey,
+    identity: &str,
+    address: SocketAddr,
+    method: &str,
+    target: &str,
+    soap_action: &str,
+    body: &[u8],
+) -> Option<String> {
+    use crate::wire::signature::{sign, SignedParts, NONCE_BYTES};
+    let mut nonce = [0u8; NONCE_BYTES];
+    crate::state::random_bytes(&mut nonce).ok()?;
+    let host = host_field(address);
+    let parts = SignedParts {
+        method,
+        target,
+        host: &host,
+        soap_action,
+        body,
+    };
+    sign(key, &parts, crate::net::unix_now(), &nonce, identity)
+}
+
 /// The `Host` field for a TCP address.
 fn host_field(address: SocketAddr) -> String {
     match address {

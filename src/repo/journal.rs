@@ -53,10 +53,14 @@ pub enum EventKind {
     /// A claim was refused, such as a hypervisor advertised in a tenant network
     /// (`spoof-refused`).
     SpoofRefused,
+    /// An action relayed or refused, with who asked and how it ended (`action`): details
+    /// `identity`, `role`, `source`, `service`, `action`, `arguments` (their names, not their
+    /// values), `outcome` (`ok`, `upnp-<code>`, `failed`, `refused-<status>`), `duration_ms`.
+    Action,
 }
 
 /// Every kind with its wire name.
-const EVENT_KINDS: [(EventKind, &str); 12] = [
+const EVENT_KINDS: [(EventKind, &str); 13] = [
     (EventKind::HypervisorAdded, "hypervisor-added"),
     (EventKind::HypervisorRemoved, "hypervisor-removed"),
     (EventKind::HypervisorRebooted, "hypervisor-rebooted"),
@@ -69,6 +73,7 @@ const EVENT_KINDS: [(EventKind, &str); 12] = [
     (EventKind::VmRevirtualized, "vm-revirtualized"),
     (EventKind::VmRenamed, "vm-renamed"),
     (EventKind::SpoofRefused, "spoof-refused"),
+    (EventKind::Action, "action"),
 ];
 
 impl EventKind {

@@ -78,6 +78,7 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -287,6 +288,57 @@ impl Layout {
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
     }
+
+    /// The access file of the tracker and the web console (made anew at each start).
+    pub fn access(&self) -> PathBuf {
+        self.root.join("access")
+    }
+
+    /// The control key the tracker signs with and the hypervisors check.
+    pub fn control_key(&self) -> PathBuf {
+        self.root.join("control.key")
+    }
+
+    /// The file holding the bearer token of the demo identity `name` (mode 0600).
+    pub fn token(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.token"))
+    }
+}
+
+/// The demo's identities: an administrator, and the tenant whose network the demo's VMs
+/// advertise in.
+pub const DEMO_IDENTITIES: [(&str, &str); 2] = [("admin", "admin"), ("acme", "tenant:acme")];
+
+/// Makes the access file anew with the demo's identities (fresh tokens, each also written to
+/// its token file, mode 0600), and the control key when there is none; returns the tokens in
+/// [`DEMO_IDENTITIES`] order.
+pub fn credentials(layout: &Layout) -> Result<Vec<String>> {
+    let access = layout.access();
+    match fs::remove_file(&access) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error("removing", &access, error)),
+    }
+    let mut tokens = Vec::new();
+    for (name, role) in DEMO_IDENTITIES {
+        let role = crate::engine::access::Role::parse(role).map_err(Error::config)?;
+        let token = crate::credentials::add_identity(&access, name, &role)?;
+        let path = layout.token(name);
+        let _ = fs::remove_file(&path);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_error("creating", &path, e))?;
+        file.write_all(format!("{token}\n").as_bytes())
+            .map_err(|e| io_error("writing", &path, e))?;
+        tokens.push(token);
+    }
+    if !layout.control_key().exists() {
+        crate::credentials::write_new_key(&layout.control_key())?;
+    }
+    Ok(tokens)
 }
 
 /// One child process of the demo.
@@ -332,6 +384,10 @@ pub fn tracker_spec(layout: &Layout, api: u16) -> ChildSpec {
         layout.repo().into(),
         os("--api"),
         os(loopback(api).to_string()),
+        os("--access"),
+        layout.access().into(),
+        os("--control-key"),
+        layout.control_key().into(),
     ];
     ChildSpec::new(layout, "tracker", args)
 }
@@ -352,6 +408,8 @@ pub fn hypervisor_specs(layout: &Layout) -> Vec<ChildSpec> {
                 layout.sim(host).into(),
                 os("--state-dir"),
                 layout.state(host.name).into(),
+                os("--control-key"),
+                layout.control_key().into(),
             ];
             ChildSpec::new(layout, &format!("hypervisor {}", host.name), args)
         })
@@ -377,7 +435,8 @@ pub fn vm_spec(layout: &Layout, name: &str, uuid: Uuid) -> ChildSpec {
     ChildSpec::new(layout, &format!("vm {name}"), args)
 }
 
-/// The web console on 127.0.0.1:`web`, reading the tracker on 127.0.0.1:`api`.
+/// The web console on 127.0.0.1:`web`, reading the tracker on 127.0.0.1:`api`, with the
+/// sign-in of the demo's identities.
 pub fn web_console_spec(layout: &Layout, web: u16, api: u16) -> ChildSpec {
     let args = vec![
         os("console"),
@@ -386,6 +445,8 @@ pub fn web_console_spec(layout: &Layout, web: u16, api: u16) -> ChildSpec {
         os(loopback(web).to_string()),
         os("--tracker"),
         os(format!("http://{}", loopback(api))),
+        os("--access"),
+        layout.access().into(),
     ];
     ChildSpec::new(layout, "web console", args)
 }
@@ -850,6 +911,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let layout = Layout::new(root);
     let mut supervisor = Supervisor::new(program.clone());
     let end = seed(&layout).and_then(|()| {
+        let tokens = credentials(&layout)?;
         let [api, web] = ports_or_free([args.api_port, args.web_port])?;
         let ports = (api, web);
         let mut follower = Follower::open(&layout)?;
@@ -859,6 +921,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             begun,
             ports,
             temporary,
+            tokens,
         };
         supervise(&mut supervisor, &mut pacer, &mut follower, &context)
     });
@@ -903,6 +966,8 @@ struct Context<'a> {
     /// The tracker API's and the web console's ports.
     ports: (u16, u16),
     temporary: bool,
+    /// The demo identities' tokens, in [`DEMO_IDENTITIES`] order.
+    tokens: Vec<String>,
 }
 
 /// Starts everything, prints the tree and waits; returns why it ended.
@@ -941,7 +1006,9 @@ fn supervise(
     };
     let tracker = Tracker {
         address: std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, api),
-    };
+        token: None,
+    }
+    .with_token(context.tokens.first().map(String::as_str));
     let deadline = Instant::now() + DEMO_READY_TIMEOUT;
     let mut tree = None;
     let mut lacking;
@@ -971,6 +1038,7 @@ fn supervise(
         tree.as_ref(),
         &lacking,
         context.begun.elapsed(),
+        &context.tokens,
     );
     loop {
         if let Some(end) = pacer.turn(supervisor) {
@@ -987,6 +1055,7 @@ fn print_summary(
     tree: Option<&Tree>,
     lacking: &[String],
     elapsed: Duration,
+    tokens: &[String],
 ) {
     let domains: usize = DEMO_HOSTS.iter().map(|host| host.domains.len()).sum();
     let advertising = DEMO_HOSTS
@@ -1017,6 +1086,13 @@ fn print_summary(
     let root = layout.root().display();
     out.push_str(&format!("  web console   {}\n", started.web));
     out.push_str(&format!("  tracker API   {tracker}{API_TREE_PATH}\n"));
+    out.push_str("  sign in with one of these tokens (the page asks for one; so does the API):\n");
+    for ((name, role), token) in DEMO_IDENTITIES.iter().zip(tokens) {
+        out.push_str(&format!(
+            "    {name:<6} {token}  {role}, also in {}\n",
+            layout.token(name).display()
+        ));
+    }
     out.push_str(&format!("  directory     {root}\n"));
     out.push_str(
         "                  sim/<host>/*.domain   the simulated hosts' domains (edit them)\n",
@@ -1024,23 +1100,33 @@ fn print_summary(
     out.push_str(
         "                  repo/                 the tracker's repositories and events.log\n",
     );
+    out.push_str(
+        "                  access, control.key   who may act (the tracker and the page), the \
+         hypervisors' key\n",
+    );
     out.push_str("                  logs/                 one log per process\n\n");
     let xenplug = program.display();
+    let admin = format!("--token-file {}", layout.token("admin").display());
+    let acme = format!("--token-file {}", layout.token("acme").display());
     out.push_str("Try, in another terminal:\n");
-    out.push_str(&format!("  {xenplug} console watch --tracker {tracker}\n"));
     out.push_str(&format!(
-        "  {xenplug} console call web Pause --tracker {tracker}\n"
+        "  {xenplug} console watch --tracker {tracker} {admin}\n"
     ));
     out.push_str(&format!(
-        "  {xenplug} console call mail GetLoad --tracker {tracker}\n"
+        "  {xenplug} console call web Pause --tracker {tracker} {admin}\n"
     ));
     out.push_str(&format!(
-        "  {xenplug} console call db RestartApplication Application=postgresql --yes --tracker {tracker}\n"
+        "  {xenplug} console call mail GetLoad --tracker {tracker} {acme}\n"
+    ));
+    out.push_str(&format!(
+        "  {xenplug} console call db RestartApplication Application=postgresql --yes --tracker {tracker} {admin}\n"
     ));
     out.push_str(&format!(
         "  sed -i s/state=paused/state=running/ {root}/sim/xen-b/cache.domain\n"
     ));
-    out.push_str(&format!("  {xenplug} console tree --tracker {tracker}\n\n"));
+    out.push_str(&format!(
+        "  {xenplug} console tree --tracker {tracker} {acme}\n\n"
+    ));
     out.push_str("Ctrl-C stops everything");
     out.push_str(if started.temporary {
         " (and removes the directory).\n"

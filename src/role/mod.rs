@@ -40,10 +40,12 @@ pub enum Role {
     Console,
     /// `demo`: every role on loopback with the simulated backend, supervised.
     Demo,
+    /// `access`: the access file's identities and control keys.
+    Access,
 }
 
 /// Every role: its command words, the symlink name that runs it, and a summary.
-pub const ROLES: [(Role, &str, Option<&str>, &str); 5] = [
+pub const ROLES: [(Role, &str, Option<&str>, &str); 6] = [
     (
         Role::AdvertiseHypervisor,
         "advertise hypervisor",
@@ -73,6 +75,12 @@ pub const ROLES: [(Role, &str, Option<&str>, &str); 5] = [
         "demo",
         None,
         "run the whole system on loopback, simulated",
+    ),
+    (
+        Role::Access,
+        "access",
+        None,
+        "add identities to an access file, list them, make control keys",
     ),
 ];
 
@@ -194,6 +202,12 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         .iter()
         .map(|text| crate::track::run::NetSpec::parse(text))
         .collect::<Result<Vec<_>>>()?;
+    let control_key = args
+        .control_key
+        .as_deref()
+        .map(crate::credentials::read_key_file)
+        .transpose()?;
+    let tenant_control = tenant_control(&args.tenant_control)?;
     crate::track::run::run(crate::track::run::Options {
         networks,
         repo: args.repo,
@@ -201,7 +215,68 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         grace: args.grace,
         report_api: None,
         stop: None,
+        access: args.access,
+        control_key,
+        tenant_control,
     })
+}
+
+/// `xenplug access new | list | new-key`.
+fn access(args: crate::cli::AccessArgs) -> Result<()> {
+    use crate::cli::AccessCommand;
+    match args.command {
+        AccessCommand::New(args) => {
+            let role = crate::engine::access::Role::parse(&args.role).map_err(Error::config)?;
+            let token = crate::credentials::add_identity(&args.file, &args.name, &role)?;
+            println!("{token}");
+            eprintln!(
+                "{} {role} added to {}; the token above is printed once and stored nowhere",
+                args.name,
+                args.file.display()
+            );
+            Ok(())
+        }
+        AccessCommand::List(args) => {
+            let list = crate::credentials::read_access_file(&args.file)?;
+            for identity in list.identities() {
+                println!("{} {}", identity.name, identity.role);
+            }
+            Ok(())
+        }
+        AccessCommand::NewKey(args) => {
+            crate::credentials::write_new_key(&args.file)?;
+            eprintln!(
+                "control key written to {} (mode 0600): give it to the tracker and the devices \
+                 with --control-key",
+                args.file.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The lifecycle actions `--tenant-control` names: each one of DomainControl's, none twice.
+fn tenant_control(text: &str) -> Result<Vec<String>> {
+    let mut actions: Vec<String> = Vec::new();
+    for name in text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let known = crate::control::DOMAIN_CONTROL_SERVICE
+            .find_action(name)
+            .is_some();
+        if !known {
+            return Err(Error::config(format!(
+                "--tenant-control {name:?}: not a DomainControl action (Shutdown, Reboot, Pause, \
+                 Resume, Suspend, Destroy, GetState, GetInfo)"
+            )));
+        }
+        if !actions.iter().any(|known| known == name) {
+            actions.push(name.to_string());
+        }
+    }
+    Ok(actions)
 }
 
 fn run(role: Role, arguments: &[String]) -> i32 {
@@ -229,6 +304,10 @@ fn run(role: Role, arguments: &[String]) -> i32 {
                 Err(code) => code,
             }
         }
+        Role::Access => match parse::<crate::cli::AccessArgs>(role, arguments) {
+            Ok(args) => access(args),
+            Err(code) => return code,
+        },
     };
     match result {
         Ok(()) => 0,

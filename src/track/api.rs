@@ -27,6 +27,7 @@
 use crate::consts::{
     API_ACTIONS_SUFFIX, API_EVENTS_PATH, API_HYPERVISORS_PREFIX, API_TREE_PATH, API_VMS_PREFIX,
 };
+use crate::engine::access::View;
 use crate::engine::inventory::UndescribedView;
 use crate::repo::{Event, EventKind, HardwareRecord, VirtualRecord};
 use crate::wire::json::JsonWriter;
@@ -61,7 +62,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Route {
     match method {
         "GET" if path == API_TREE_PATH => Route::Tree,
         "GET" if path == API_EVENTS_PATH => Route::Events {
-            since: super::form::value(query, "since")
+            since: crate::wire::form::value(query, "since")
                 .and_then(|value| value.parse().ok())
                 .unwrap_or(0),
         },
@@ -85,26 +86,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Route {
     }
 }
 
-/// Who is asking: the provider sees everything, a tenant only its own VMs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Viewer<'a> {
-    /// The provider (the API reached from a provider network or the API address).
-    Provider,
-    /// A tenant, by name.
-    Tenant(&'a str),
-}
-
-impl Viewer<'_> {
-    /// Whether this viewer may see `vm`.
-    pub fn sees(&self, vm: &VirtualRecord) -> bool {
-        match self {
-            Viewer::Provider => true,
-            Viewer::Tenant(tenant) => vm.tenant.as_deref() == Some(*tenant),
-        }
-    }
-}
-
-fn write_vm(json: &mut JsonWriter, vm: &VirtualRecord, viewer: Viewer<'_>) {
+fn write_vm(json: &mut JsonWriter, vm: &VirtualRecord, viewer: View<'_>) {
     json.begin_object();
     json.key("uuid").string(&vm.vm_uuid.to_string());
     json.key("name").string(&vm.name);
@@ -112,7 +94,7 @@ fn write_vm(json: &mut JsonWriter, vm: &VirtualRecord, viewer: Viewer<'_>) {
     if let Some(tenant) = &vm.tenant {
         json.key("tenant").string(tenant);
     }
-    if viewer == Viewer::Provider {
+    if viewer == View::Provider {
         if let Some(host) = vm.hypervisor {
             json.key("hypervisor").string(&host.to_string());
         }
@@ -157,7 +139,7 @@ fn write_host(json: &mut JsonWriter, host: &HardwareRecord, vms: &[&VirtualRecor
     json.key("last_seen").number(host.last_seen);
     json.key("vms").begin_array();
     for vm in vms {
-        write_vm(json, vm, Viewer::Provider);
+        write_vm(json, vm, View::Provider);
     }
     json.end_array();
     json.end_object();
@@ -185,7 +167,7 @@ pub struct TreeSources<'a> {
 }
 
 /// `GET /api/tree`.
-pub fn tree(sources: &TreeSources<'_>, viewer: Viewer<'_>) -> Vec<u8> {
+pub fn tree(sources: &TreeSources<'_>, viewer: View<'_>) -> Vec<u8> {
     let TreeSources {
         hardware,
         vms,
@@ -195,7 +177,7 @@ pub fn tree(sources: &TreeSources<'_>, viewer: Viewer<'_>) -> Vec<u8> {
     let mut json = JsonWriter::new();
     json.begin_object();
     match viewer {
-        Viewer::Provider => {
+        View::Provider => {
             json.key("hypervisors").begin_array();
             for host in hardware.values() {
                 let placed: Vec<&VirtualRecord> = vms
@@ -223,9 +205,12 @@ pub fn tree(sources: &TreeSources<'_>, viewer: Viewer<'_>) -> Vec<u8> {
             }
             json.end_array();
         }
-        Viewer::Tenant(_) => {
+        View::Tenant(_) => {
             json.key("vms").begin_array();
-            for vm in vms.values().filter(|vm| viewer.sees(vm)) {
+            for vm in vms
+                .values()
+                .filter(|vm| viewer.sees_tenant(vm.tenant.as_deref()))
+            {
                 write_vm(&mut json, vm, viewer);
             }
             json.end_array();
@@ -237,15 +222,15 @@ pub fn tree(sources: &TreeSources<'_>, viewer: Viewer<'_>) -> Vec<u8> {
 }
 
 /// `GET /api/vms/<uuid>`, or `None` when the viewer has no such VM.
-pub fn vm(vm: Option<&VirtualRecord>, viewer: Viewer<'_>) -> Option<Vec<u8>> {
-    let vm = vm.filter(|vm| viewer.sees(vm))?;
+pub fn vm(vm: Option<&VirtualRecord>, viewer: View<'_>) -> Option<Vec<u8>> {
+    let vm = vm.filter(|vm| viewer.sees_tenant(vm.tenant.as_deref()))?;
     let mut json = JsonWriter::new();
     write_vm(&mut json, vm, viewer);
     Some(finish(json))
 }
 
 /// Whether a tenant may see `event`: only events about its own VMs, and not the ones that
-/// reveal the provider's placement.
+/// reveal the provider's placement; the actions called on them, by anyone, included.
 fn tenant_sees(event: &Event, own: &dyn Fn(&str) -> bool) -> bool {
     let about_vm = matches!(
         event.kind,
@@ -256,23 +241,36 @@ fn tenant_sees(event: &Event, own: &dyn Fn(&str) -> bool) -> bool {
             | EventKind::VmDevirtualized
             | EventKind::VmRevirtualized
             | EventKind::VmRenamed
+            | EventKind::Action
     );
     about_vm && own(&event.subject)
 }
+
+/// The detail keys of an `action` event a tenant sees: who, what and how it ended; not the
+/// provider-side address it came from.
+const TENANT_ACTION_DETAILS: [&str; 7] = [
+    "identity",
+    "role",
+    "service",
+    "action",
+    "arguments",
+    "outcome",
+    "duration_ms",
+];
 
 /// `GET /api/events?since=N`. For a tenant, `own` says which subjects are its VMs; details
 /// are left out for tenants (they may name hypervisors).
 pub fn events(
     events: &[Event],
     last_seq: u64,
-    viewer: Viewer<'_>,
+    viewer: View<'_>,
     own: &dyn Fn(&str) -> bool,
 ) -> Vec<u8> {
     let mut json = JsonWriter::new();
     json.begin_object();
     json.key("events").begin_array();
     for event in events {
-        if matches!(viewer, Viewer::Tenant(_)) && !tenant_sees(event, own) {
+        if matches!(viewer, View::Tenant(_)) && !tenant_sees(event, own) {
             continue;
         }
         json.begin_object();
@@ -280,12 +278,20 @@ pub fn events(
         json.key("time").number(event.time);
         json.key("kind").string(event.kind.as_str());
         json.key("subject").string(&event.subject);
-        if viewer == Viewer::Provider {
+        let shown = |key: &str| match viewer {
+            View::Provider => true,
+            View::Tenant(_) => {
+                event.kind == EventKind::Action && TENANT_ACTION_DETAILS.contains(&key)
+            }
+        };
+        if viewer == View::Provider {
             if let Some(network) = &event.network {
                 json.key("network").string(network);
             }
+        }
+        if viewer == View::Provider || event.kind == EventKind::Action {
             json.key("details").begin_object();
-            for (key, value) in &event.details {
+            for (key, value) in event.details.iter().filter(|(key, _)| shown(key)) {
                 json.key(key).string(value);
             }
             json.end_object();
@@ -416,9 +422,9 @@ mod tests {
             undescribed: &undescribed,
             last_seq: 9,
         };
-        let text = String::from_utf8(tree(&sources, Viewer::Provider)).unwrap();
+        let text = String::from_utf8(tree(&sources, View::Provider)).unwrap();
         assert!(text.contains("\"undescribed\":[{\"network\":\"mgmt\",\"udn\":\"uuid:broken\",\"address\":\"10.0.0.9\""), "{text}");
-        let tenant = String::from_utf8(tree(&sources, Viewer::Tenant("acme"))).unwrap();
+        let tenant = String::from_utf8(tree(&sources, View::Tenant("acme"))).unwrap();
         assert!(!tenant.contains("undescribed"), "{tenant}");
         assert!(
             text.starts_with(
@@ -453,7 +459,7 @@ mod tests {
             undescribed: &[],
             last_seq: 9,
         };
-        let text = String::from_utf8(tree(&sources, Viewer::Tenant("acme"))).unwrap();
+        let text = String::from_utf8(tree(&sources, View::Tenant("acme"))).unwrap();
         assert!(!text.contains("hypervisor"), "{text}");
         assert!(
             !text.contains("beta") && !text.contains("-00000000000b\""),
@@ -467,10 +473,10 @@ mod tests {
             .tenant
             .is_some());
         assert_eq!(
-            super::vm(vms.get(&Uuid::from_u128(11)), Viewer::Tenant("acme")),
+            super::vm(vms.get(&Uuid::from_u128(11)), View::Tenant("acme")),
             None
         );
-        assert!(super::vm(vms.get(&Uuid::from_u128(10)), Viewer::Tenant("acme")).is_some());
+        assert!(super::vm(vms.get(&Uuid::from_u128(10)), View::Tenant("acme")).is_some());
     }
 
     #[test]
@@ -501,7 +507,7 @@ mod tests {
         let all = [migrated, state, other, renamed];
         let acme = Uuid::from_u128(10).to_string();
         let own = |subject: &str| subject == acme;
-        let text = String::from_utf8(events(&all, 4, Viewer::Tenant("acme"), &own)).unwrap();
+        let text = String::from_utf8(events(&all, 4, View::Tenant("acme"), &own)).unwrap();
         assert!(
             text.contains("\"seq\":2")
                 && text.contains("\"seq\":4")
@@ -513,7 +519,7 @@ mod tests {
             !text.contains("details") && !text.contains("mgmt"),
             "{text}"
         );
-        let provider = String::from_utf8(events(&all, 4, Viewer::Provider, &own)).unwrap();
+        let provider = String::from_utf8(events(&all, 4, View::Provider, &own)).unwrap();
         assert!(
             provider.contains("\"details\":{\"from\":\"a\",\"to\":\"b\"}"),
             "{provider}"

@@ -3,11 +3,9 @@
 //!
 //! - [`run`]: the net layer (sockets, fetches, GENA subscriptions, the API server);
 //! - [`api`]: the API's JSON documents, from the repositories;
-//! - [`form`]: form-encoded query strings and bodies.
 //!
 //! The decisions are the engines': [`crate::engine::discovery`] (what SSDP says is where) and
 //! [`crate::engine::inventory`] (what that means for the repositories).
 
 pub mod api;
-pub mod form;
 pub mod run;

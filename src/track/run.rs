@@ -3,7 +3,7 @@
 //! single-threaded smol executor. What a message means is decided by the engines
 //! ([`crate::engine::discovery`], [`crate::engine::inventory`]); this file moves bytes.
 
-use super::api::{self, Route, Viewer};
+use super::api::{self, Route};
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::consts::{
     CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
@@ -11,8 +11,12 @@ use crate::consts::{
     TRACK_API_POLL_STEP, TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
+use crate::credentials::AccessFile;
+use crate::engine::access::View;
+use crate::engine::access::{self, Caller, Failures, Identity, Listener, Refusal};
 use crate::engine::discovery::{self, Change, Discovery};
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
+use crate::engine::relay::{self, Control, DomainControl, RelayCall, VmControls};
 use crate::engine::subscriber::{self, Subscriber, Wanted};
 use crate::error::{Error, Result};
 use crate::net::event_loop::spawn_http;
@@ -21,9 +25,11 @@ use crate::net::http_client::{self, Limits};
 use crate::net::iface::{self, LocalInterface};
 use crate::net::ssdp::SsdpSocket;
 use crate::net::unix_now;
+use crate::repo::EventKind;
 use crate::repo::{ActionRecord, EventDraft, Repository};
 use crate::wire::description::{parse_description, udn_uuid, Described, DescribedDevice};
 use crate::wire::http::http_url_parts;
+use crate::wire::signature::{ControlKey, SIGNATURE_HEADER};
 use crate::wire::{gena, scpd, soap};
 use smol::channel::Sender;
 use smol::lock::Semaphore;
@@ -119,6 +125,13 @@ pub struct Options {
     /// Stops the tracker when a message arrives or every sender is gone, instead of SIGTERM
     /// and SIGINT (no signal handler is installed then); `None` for `xenplug track`.
     pub stop: Option<smol::channel::Receiver<()>>,
+    /// The access file (`--access`): identities and roles; without one, the API serves reads
+    /// as the listener allows and refuses every action.
+    pub access: Option<PathBuf>,
+    /// The control key relayed calls are signed with (`--control-key`).
+    pub control_key: Option<ControlKey>,
+    /// Lifecycle actions a tenant may call on its own VMs (`--tenant-control`).
+    pub tenant_control: Vec<String>,
 }
 
 /// One network at run time.
@@ -127,25 +140,6 @@ struct Network {
     interface: LocalInterface,
     /// Port of this network's GENA callback server.
     callback_port: u16,
-}
-
-/// What an advertised VM service is reached at, for the relay.
-#[derive(Clone)]
-struct Control {
-    service_type: String,
-    address: SocketAddrV4,
-    path: String,
-}
-
-/// Where the provider reaches a VM's DomainControl: on the hypervisor whose description
-/// listed its Domain device.
-struct DomainControl {
-    network: u32,
-    /// The hypervisor's root UDN, to forget it when the hypervisor leaves.
-    root: String,
-    /// The hypervisor's host UUID (its UDN), checked against the VM's current placement.
-    host: Option<Uuid>,
-    control: Control,
 }
 
 /// Where the provider reaches a hypervisor's Hypervisor service.
@@ -175,6 +169,14 @@ struct Tracker {
     search_sockets: Vec<Rc<SsdpSocket>>,
     /// Interfaces that were down (missing or without address) at the last look.
     down: Vec<bool>,
+    /// Identities and roles, if an access file is configured.
+    access: Option<AccessFile>,
+    /// Failed authentications per source.
+    failures: Failures,
+    /// The key relayed calls are signed with.
+    control_key: Option<ControlKey>,
+    /// Lifecycle actions a tenant may call on its own VMs.
+    tenant_control: Vec<String>,
 }
 
 type Shared = Rc<RefCell<Tracker>>;
@@ -265,6 +267,14 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             "name at least one network with --net NAME=IFACE[:provider]",
         ));
     }
+    let access = options
+        .access
+        .as_deref()
+        .map(AccessFile::open)
+        .transpose()?;
+    if access.is_none() && options.api.is_some() {
+        log::info!("no --access file: the read API serves reads and refuses every action");
+    }
     let repo = Repository::open(&options.repo, unix_now()).map_err(|e| {
         Error::io(
             format!("opening the repository {}", options.repo.display()),
@@ -352,6 +362,10 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         hypervisor_controls: BTreeMap::new(),
         search_sockets: search_sockets.clone(),
         down: vec![false; count],
+        access,
+        failures: Failures::new(),
+        control_key: options.control_key.clone(),
+        tenant_control: options.tenant_control.clone(),
     }));
     let (wake, woken) = smol::channel::bounded::<()>(1);
     let fetches = Rc::new(Semaphore::new(TRACK_MAX_FETCHES));
@@ -1084,7 +1098,7 @@ impl Handler for CallbackHttp {
 /// The read API, as served by one listener.
 struct ApiHttp {
     shared: Shared,
-    /// The tenant whose slice this listener serves, or `None` for the provider.
+    /// The tenant whose network this listener is on, or `None` for the provider's.
     tenant: Option<String>,
 }
 
@@ -1096,6 +1110,123 @@ fn not_found() -> Answer {
     Answer::Now(json(404, b"{\"error\":\"not found\"}".to_vec()))
 }
 
+/// The JSON answer to a refused request; a 401 says how to authenticate (RFC 6750).
+fn refused(refusal: &Refusal) -> Response {
+    let mut writer = crate::wire::json::JsonWriter::new();
+    writer
+        .begin_object()
+        .key("error")
+        .string(refusal.reason)
+        .end_object();
+    let mut response = json(refusal.status, writer.finish().unwrap_or_default());
+    if refusal.status == 401 {
+        response
+            .headers
+            .push(("WWW-Authenticate", "Bearer realm=\"xenplug\"".to_string()));
+    }
+    response
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if the request has one.
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.header("Authorization")?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+impl Tracker {
+    /// Who sent `request`: no one in particular without an access file (`Ok(None)`), else the
+    /// identity its token names; `Err` is the 401 (no token, or an unknown one) or the 429
+    /// (this source failed too often) to answer.
+    fn authenticate(
+        &mut self,
+        request: &Request,
+    ) -> std::result::Result<Option<Identity>, Refusal> {
+        let Some(access) = &mut self.access else {
+            return Ok(None);
+        };
+        let source = request.peer.ip();
+        let now = unix_now();
+        let too_many = Refusal {
+            status: 429,
+            reason: "too many failed authentications from this address; try again later",
+        };
+        if self.failures.blocked(now, source) {
+            return Err(too_many);
+        }
+        // A token that fails is tried once more against the file as it is now: it may have
+        // been added a moment ago.
+        let found = bearer(request).and_then(|token| {
+            let now = Instant::now();
+            access
+                .current(now)
+                .authenticate(token)
+                .cloned()
+                .or_else(|| access.refreshed(now).authenticate(token).cloned())
+        });
+        if let Some(identity) = found {
+            return Ok(Some(identity));
+        }
+        let (limited, crossed) = self.failures.fail(now, source);
+        if crossed {
+            log::warn!(
+                "read API: {source} failed to authenticate {} times within a minute; \
+                 answering 429 until the minute is over",
+                crate::engine::access::FAILURES_PER_SOURCE
+            );
+        } else {
+            log::debug!("read API: {source}: no valid token for {}", request.path);
+        }
+        if limited {
+            Err(too_many)
+        } else {
+            Err(Refusal {
+                status: 401,
+                reason: "a valid bearer token is required",
+            })
+        }
+    }
+
+    /// Journals an action called or refused through the API, with who asked and how it ended.
+    fn audit(&mut self, entry: Audit<'_>) {
+        let (identity, role) = match entry.identity {
+            Some(identity) => (identity.name.clone(), identity.role.to_string()),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let draft = EventDraft::new(EventKind::Action, entry.target.to_string())
+            .detail("identity", identity)
+            .detail("role", role)
+            .detail("source", entry.source.to_string())
+            .detail("service", entry.call.service_type.clone())
+            .detail("action", entry.call.action.clone())
+            .detail("arguments", entry.call.argument_names())
+            .detail("outcome", entry.outcome)
+            .detail("duration_ms", entry.duration.as_millis().to_string());
+        self.apply(vec![Output::Event(draft)]);
+    }
+}
+
+/// One action for the audit: who, from where, what, on what, and how it ended.
+struct Audit<'a> {
+    identity: Option<&'a Identity>,
+    source: IpAddr,
+    target: Uuid,
+    call: &'a RelayCall,
+    outcome: String,
+    duration: Duration,
+}
+
+impl ApiHttp {
+    fn listener(&self) -> Listener<'_> {
+        self.tenant
+            .as_deref()
+            .map_or(Listener::Provider, Listener::Tenant)
+    }
+}
+
 impl Handler for ApiHttp {
     fn lookup(
         &self,
@@ -1105,45 +1236,189 @@ impl Handler for ApiHttp {
     }
 
     fn answer(&self, request: Request) -> Answer {
-        let viewer = self
-            .tenant
-            .as_deref()
-            .map_or(Viewer::Provider, Viewer::Tenant);
-        match api::route(&request.method, &request.path, request.query.as_deref()) {
-            Route::Tree => {
-                let tracker = self.shared.borrow();
-                Answer::Now(json(
-                    200,
-                    api::tree(
-                        &api::TreeSources {
-                            hardware: tracker.repo.hardware(),
-                            vms: tracker.repo.virtual_machines(),
-                            undescribed: &tracker.inventory.undescribed(),
-                            last_seq: tracker.repo.last_seq(),
-                        },
-                        viewer,
-                    ),
-                ))
+        // A request a page of another origin made a browser send is refused whatever it
+        // asks; the API never sends CORS headers, so no other origin can read an answer.
+        if request.from_foreign_origin() {
+            log::debug!(
+                "read API: {} request from origin {:?} refused",
+                request.peer,
+                request.header("Origin")
+            );
+            return Answer::Now(refused(&Refusal {
+                status: 403,
+                reason: "cross-origin requests are refused",
+            }));
+        }
+        let route = api::route(&request.method, &request.path, request.query.as_deref());
+        match route {
+            Route::NotFound => return not_found(),
+            Route::MethodNotAllowed => {
+                return Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec()))
             }
+            _ => {}
+        }
+        let authenticated = self.shared.borrow_mut().authenticate(&request);
+        let identity = match authenticated {
+            Ok(identity) => identity,
+            Err(refusal) => {
+                if let (Route::VmAction(target) | Route::HypervisorAction(target), 401) =
+                    (route, refusal.status)
+                {
+                    if let Ok(call) = RelayCall::from_form(&request.body) {
+                        self.shared.borrow_mut().audit(Audit {
+                            identity: None,
+                            source: request.peer.ip(),
+                            target,
+                            call: &call,
+                            outcome: format!("refused-{}", refusal.status),
+                            duration: Duration::ZERO,
+                        });
+                    }
+                }
+                return Answer::Now(refused(&refusal));
+            }
+        };
+        let caller = identity.as_ref().map_or(Caller::Open, Caller::Identified);
+        let listener = self.listener();
+        match route {
+            Route::Tree | Route::Events { .. } | Route::Vm(_) => {
+                let view = match access::view(caller, listener) {
+                    Ok(view) => view,
+                    Err(refusal) => return Answer::Now(refused(&refusal)),
+                };
+                self.read(route, view)
+            }
+            Route::VmAction(vm) => self.relay(&request, identity.as_ref(), vm, false),
+            Route::HypervisorAction(host) => self.relay(&request, identity.as_ref(), host, true),
+            Route::NotFound | Route::MethodNotAllowed => not_found(),
+        }
+    }
+}
+
+impl ApiHttp {
+    /// A read in `view`.
+    fn read(&self, route: Route, view: View<'_>) -> Answer {
+        let tracker = self.shared.borrow();
+        match route {
+            Route::Tree => Answer::Now(json(
+                200,
+                api::tree(
+                    &api::TreeSources {
+                        hardware: tracker.repo.hardware(),
+                        vms: tracker.repo.virtual_machines(),
+                        undescribed: &tracker.inventory.undescribed(),
+                        last_seq: tracker.repo.last_seq(),
+                    },
+                    view,
+                ),
+            )),
             Route::Events { since } => Answer::Later(Box::pin(events_long_poll(
                 self.shared.clone(),
                 since,
-                self.tenant.clone(),
+                view.tenant().map(str::to_string),
             ))),
-            Route::Vm(vm) => {
-                let tracker = self.shared.borrow();
-                match api::vm(tracker.repo.virtual_machines().get(&vm), viewer) {
-                    Some(body) => Answer::Now(json(200, body)),
-                    None => not_found(),
-                }
-            }
-            Route::VmAction(vm) => self.relay(vm, self.tenant.clone(), &request.body),
-            Route::HypervisorAction(host) => self.relay_hypervisor(host, &request.body),
-            Route::NotFound => not_found(),
-            Route::MethodNotAllowed => {
-                Answer::Now(json(405, b"{\"error\":\"method not allowed\"}".to_vec()))
-            }
+            Route::Vm(vm) => match api::vm(tracker.repo.virtual_machines().get(&vm), view) {
+                Some(body) => Answer::Now(json(200, body)),
+                None => not_found(),
+            },
+            _ => not_found(),
         }
+    }
+
+    /// `POST /api/vms/<uuid>/actions` and `POST /api/hypervisors/<uuid>/actions` with a form
+    /// body `service=<type>&action=<name>&<Arg>=<value>...`: decided by
+    /// [`crate::engine::relay`], called on the control URL it names (signed with the control
+    /// key, on behalf of the caller, when the tracker has one), and journaled either way.
+    /// Answers `{"outputs":{..}}` or `{"error":{"code","description"}}` (a UPnP error, status
+    /// 200), `{"error":{"description"}}` (status 502: the device did not answer sensibly), or
+    /// the refusal.
+    fn relay(
+        &self,
+        request: &Request,
+        identity: Option<&Identity>,
+        target: Uuid,
+        hypervisor: bool,
+    ) -> Answer {
+        let call = match RelayCall::from_form(&request.body) {
+            Ok(call) => call,
+            Err(reason) => {
+                return Answer::Now(refused(&Refusal {
+                    status: 400,
+                    reason,
+                }))
+            }
+        };
+        let caller = identity.map_or(Caller::Open, Caller::Identified);
+        let mut tracker = self.shared.borrow_mut();
+        let decided = if hypervisor {
+            let known = tracker.repo.hardware().contains_key(&target);
+            let control = tracker.hypervisor_controls.get(&target).map(|h| &h.control);
+            relay::decide_host_call(
+                caller,
+                self.listener(),
+                known,
+                &call,
+                control,
+                &crate::control::HYPERVISOR_SERVICE,
+                &tracker.tenant_control,
+            )
+        } else {
+            let controls = VmControls {
+                own: tracker.controls.get(&target).map(Vec::as_slice),
+                domain: tracker.domain_controls.get(&target),
+            };
+            relay::decide_vm_call(
+                caller,
+                self.listener(),
+                tracker.repo.virtual_machines().get(&target),
+                &call,
+                controls,
+                &crate::control::DOMAIN_CONTROL_SERVICE,
+                &tracker.tenant_control,
+            )
+        };
+        let source = request.peer.ip();
+        let plan = match decided {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                log::info!(
+                    "read API: {source} ({}): {} on {target} refused: {} ({})",
+                    identity.map_or("-", |i| i.name.as_str()),
+                    call.action,
+                    refusal.status,
+                    refusal.reason
+                );
+                tracker.audit(Audit {
+                    identity,
+                    source,
+                    target,
+                    call: &call,
+                    outcome: format!("refused-{}", refusal.status),
+                    duration: Duration::ZERO,
+                });
+                return Answer::Now(refused(&refusal));
+            }
+        };
+        let signer = tracker
+            .control_key
+            .clone()
+            .zip(identity.map(|identity| identity.name.clone()));
+        drop(tracker);
+        let shared = self.shared.clone();
+        let identity = identity.cloned();
+        Answer::Later(Box::pin(async move {
+            let started = Instant::now();
+            let (response, outcome) = forward(&plan.control, &call, signer).await;
+            shared.borrow_mut().audit(Audit {
+                identity: identity.as_ref(),
+                source,
+                target,
+                call: &call,
+                outcome,
+                duration: started.elapsed(),
+            });
+            response
+        }))
     }
 }
 
@@ -1170,212 +1445,96 @@ async fn events_long_poll(shared: Shared, since: u64, tenant: Option<String>) ->
                         .and_then(|vm| vms.get(&vm))
                         .is_some_and(|vm| vm.tenant.is_some() && vm.tenant == tenant)
                 };
-                let viewer = tenant.as_deref().map_or(Viewer::Provider, Viewer::Tenant);
-                return json(200, api::events(&events, last, viewer, &own));
+                let view = tenant.as_deref().map_or(View::Provider, View::Tenant);
+                return json(200, api::events(&events, last, view, &own));
             }
         }
         Timer::after(TRACK_API_POLL_STEP).await;
     }
 }
 
-impl ApiHttp {
-    /// `POST /api/vms/<uuid>/actions` with a form body `service=<type>&action=<name>&<Arg>=<value>...`:
-    /// calls the action on the VM's own advertised control URL, only for an action that VM
-    /// advertises, and answers `{"outputs":{..}}` or `{"error":{"code","description"}}`.
-    ///
-    /// For the provider only (a tenant listener never), `service=` DomainControl calls one of
-    /// its actions on the VM's Domain device, on the hypervisor that places the VM now (its
-    /// control URL as that hypervisor's description gave it on a provider network). For a
-    /// tenant it is a 404 like any action its VM does not advertise.
-    fn relay(&self, vm: Uuid, tenant: Option<String>, body: &[u8]) -> Answer {
-        let (service_type, action, fields) = match read_call(body) {
-            Ok(call) => call,
-            Err(answer) => return answer,
-        };
-        let tracker = self.shared.borrow();
-        let Some(record) = tracker
-            .repo
-            .virtual_machines()
-            .get(&vm)
-            .filter(|r| tenant.is_none() || r.tenant == tenant)
-        else {
-            return not_found();
-        };
-        let lifecycle = tenant.is_none() && service_type == URN_SERVICE_DOMAIN_CONTROL;
-        let (advertised, control) = if lifecycle {
-            let known = crate::control::DOMAIN_CONTROL_SERVICE
-                .actions
-                .iter()
-                .any(|a| a.name == action);
-            let control = tracker
-                .domain_controls
-                .get(&vm)
-                .filter(|d| d.host.is_some() && d.host == record.hypervisor)
-                .map(|d| d.control.clone());
-            (known, control)
-        } else {
-            let advertised = record.services.iter().any(|s| {
-                s.service_type == service_type && s.actions.iter().any(|a| a.name == action)
-            });
-            let control = tracker.controls.get(&vm).and_then(|controls| {
-                controls
-                    .iter()
-                    .find(|c| c.service_type == service_type)
-                    .cloned()
-            });
-            (advertised, control)
-        };
-        let (true, Some(control)) = (advertised, control) else {
-            return Answer::Now(json(
-                404,
-                b"{\"error\":\"that VM advertises no such action\"}".to_vec(),
-            ));
-        };
-        drop(tracker);
-        forward(control, service_type, action, fields)
-    }
-
-    /// `POST /api/hypervisors/<host uuid>/actions` with the same form body as
-    /// [`ApiHttp::relay`]: for the provider only (a tenant listener answers 404, like for a
-    /// host it does not know), calls one of the Hypervisor service's actions on the control
-    /// URL the hypervisor's description gave on the provider network it was filed from.
-    fn relay_hypervisor(&self, host: Uuid, body: &[u8]) -> Answer {
-        if self.tenant.is_some() {
-            return not_found();
-        }
-        let (service_type, action, fields) = match read_call(body) {
-            Ok(call) => call,
-            Err(answer) => return answer,
-        };
-        let tracker = self.shared.borrow();
-        if !tracker.repo.hardware().contains_key(&host) {
-            return not_found();
-        }
-        let known = service_type == URN_SERVICE_HYPERVISOR
-            && crate::control::HYPERVISOR_SERVICE
-                .actions
-                .iter()
-                .any(|a| a.name == action);
-        let control = tracker
-            .hypervisor_controls
-            .get(&host)
-            .map(|h| h.control.clone());
-        let (true, Some(control)) = (known, control) else {
-            return Answer::Now(json(
-                404,
-                b"{\"error\":\"that hypervisor offers no such action\"}".to_vec(),
-            ));
-        };
-        drop(tracker);
-        forward(control, service_type, action, fields)
-    }
-}
-
-/// A relay's call: service type, action name, in-arguments.
-type Call = (String, String, Vec<(String, String)>);
-
-/// Reads a relay's form body: `service`, `action`, and the in-arguments; a 400 answer when
-/// it is not UTF-8 or lacks `service` or `action`.
-fn read_call(body: &[u8]) -> std::result::Result<Call, Answer> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return Err(Answer::Now(json(
-            400,
-            b"{\"error\":\"body is not UTF-8\"}".to_vec(),
-        )));
-    };
-    let mut fields = super::form::pairs(text);
-    let take = |fields: &mut Vec<(String, String)>, key: &str| {
-        fields
-            .iter()
-            .position(|(k, _)| k == key)
-            .map(|i| fields.remove(i).1)
-    };
-    match (take(&mut fields, "service"), take(&mut fields, "action")) {
-        (Some(service_type), Some(action)) => Ok((service_type, action, fields)),
-        _ => Err(Answer::Now(json(
-            400,
-            b"{\"error\":\"service and action are required\"}".to_vec(),
-        ))),
-    }
-}
-
-/// Calls `action` at `control` with the in-arguments `fields` and answers
-/// `{"outputs":{..}}`, `{"error":{"code","description"}}` (a UPnP error, status 200) or
-/// `{"error":{"description"}}` (status 502: the device did not answer sensibly).
-fn forward(
-    control: Control,
-    service_type: String,
-    action: String,
-    fields: Vec<(String, String)>,
-) -> Answer {
-    Answer::Later(Box::pin(async move {
-        let arguments: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut envelope = Vec::new();
-        soap::write_call(&service_type, &action, &arguments, &mut envelope);
-        let soap_action = soap::soap_action_header(&service_type, &action);
-        let headers = [
-            ("CONTENT-TYPE", CONTENT_TYPE_XML),
-            ("SOAPACTION", soap_action.as_str()),
-        ];
-        // A control action may run a long backend operation (`xl save` of a big guest): wait
-        // as long as the longest one, not a read's timeout.
-        let limits = Limits {
-            timeout: TRACK_RELAY_TIMEOUT,
-            max_head: HTTP_MAX_HEAD,
-            max_body: crate::consts::HTTP_MAX_BODY,
-        };
-        let result = http_client::request(
-            SocketAddr::V4(control.address),
+/// Calls the action of `call` at `control`, signed with the key on behalf of the identity
+/// when `signer` is given; answers the relay's JSON and the outcome for the audit.
+async fn forward(
+    control: &Control,
+    call: &RelayCall,
+    signer: Option<(ControlKey, String)>,
+) -> (Response, String) {
+    let arguments: Vec<(&str, &str)> = call
+        .arguments
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut envelope = Vec::new();
+    soap::write_call(&call.service_type, &call.action, &arguments, &mut envelope);
+    let soap_action = soap::soap_action_header(&call.service_type, &call.action);
+    let address = SocketAddr::V4(control.address);
+    let signature = signer.and_then(|(key, identity)| {
+        http_client::signature_header(
+            &key,
+            &identity,
+            address,
             "POST",
             &control.path,
-            &headers,
+            &soap_action,
             &envelope,
-            &limits,
         )
-        .await;
-        let mut writer = crate::wire::json::JsonWriter::new();
-        writer.begin_object();
-        let status = match result
-            .map(|response| soap::parse_response(&response.body, &service_type, &action))
-        {
-            Ok(Ok(outputs)) => {
-                writer.key("outputs").begin_object();
-                for (name, value) in &outputs {
-                    writer.key(name).string(value);
-                }
-                writer.end_object();
-                200
+    });
+    let mut headers = vec![
+        ("CONTENT-TYPE", CONTENT_TYPE_XML),
+        ("SOAPACTION", soap_action.as_str()),
+    ];
+    if let Some(signature) = &signature {
+        headers.push((SIGNATURE_HEADER, signature.as_str()));
+    }
+    // A control action may run a long backend operation (`xl save` of a big guest): wait
+    // as long as the longest one, not a read's timeout.
+    let limits = Limits {
+        timeout: TRACK_RELAY_TIMEOUT,
+        max_head: HTTP_MAX_HEAD,
+        max_body: crate::consts::HTTP_MAX_BODY,
+    };
+    let result =
+        http_client::request(address, "POST", &control.path, &headers, &envelope, &limits).await;
+    let mut writer = crate::wire::json::JsonWriter::new();
+    writer.begin_object();
+    let (status, outcome) = match result
+        .map(|response| soap::parse_response(&response.body, &call.service_type, &call.action))
+    {
+        Ok(Ok(outputs)) => {
+            writer.key("outputs").begin_object();
+            for (name, value) in &outputs {
+                writer.key(name).string(value);
             }
-            Ok(Err(soap::ResponseError::Fault(error))) => {
-                writer.key("error").begin_object();
-                writer.key("code").number(u64::from(error.code));
-                writer.key("description").string(&error.description);
-                writer.end_object();
-                200
-            }
-            Ok(Err(soap::ResponseError::Malformed(reason))) => {
-                writer
-                    .key("error")
-                    .begin_object()
-                    .key("description")
-                    .string(&reason)
-                    .end_object();
-                502
-            }
-            Err(error) => {
-                writer
-                    .key("error")
-                    .begin_object()
-                    .key("description")
-                    .string(&error.to_string())
-                    .end_object();
-                502
-            }
-        };
-        writer.end_object();
-        json(status, writer.finish().unwrap_or_default())
-    }))
+            writer.end_object();
+            (200, "ok".to_string())
+        }
+        Ok(Err(soap::ResponseError::Fault(error))) => {
+            writer.key("error").begin_object();
+            writer.key("code").number(u64::from(error.code));
+            writer.key("description").string(&error.description);
+            writer.end_object();
+            (200, format!("upnp-{}", error.code))
+        }
+        Ok(Err(soap::ResponseError::Malformed(reason))) => {
+            writer
+                .key("error")
+                .begin_object()
+                .key("description")
+                .string(&reason)
+                .end_object();
+            (502, "failed".to_string())
+        }
+        Err(error) => {
+            writer
+                .key("error")
+                .begin_object()
+                .key("description")
+                .string(&error.to_string())
+                .end_object();
+            (502, "failed".to_string())
+        }
+    };
+    writer.end_object();
+    (json(status, writer.finish().unwrap_or_default()), outcome)
 }

@@ -413,7 +413,7 @@ SEEDS = {
         b"18446744073709551616,true,false,null]",
     },
     "form": {
-        # src/track/form.rs tests
+        # src/wire/form.rs tests
         "pairs": b"service=urn%3Ax%3A1&action=Echo&Text=x%3B+touch+%2Ftmp%2Fp&flag&&",
         "malformed": b"100%&%zz%4=%ff&euro=%E2%82%AC",
     },

@@ -180,7 +180,7 @@ pub fn choose_source(
     body: &[u8],
 ) -> Result<usize, (u16, String)> {
     let form = std::str::from_utf8(body)
-        .map(crate::track::form::pairs)
+        .map(crate::wire::form::pairs)
         .map_err(|_| (400, "the form is not UTF-8".to_string()))?;
     let field = |name: &str| {
         form.iter()

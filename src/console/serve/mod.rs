@@ -51,17 +51,25 @@
 //! the page offers for a placed VM and the Hypervisor actions it offers for a hypervisor
 //! (arguments and their types, from the SCPDs xenplug's hypervisor role publishes).
 //!
-//! There is no login: whoever reaches the listener controls every VM its sources relay to.
-//! Hence the listen address is always given, and cross-site requests are refused: a `POST`
-//! must carry an `Origin` (browsers always send one on a POST) naming the address the request
-//! reached, and a `Host` naming it too (the HTTP server already refuses any `Host` that is not
-//! that IP address, so DNS rebinding cannot reach the API either).
+//! # Sign-in
+//!
+//! With `--access FILE` every `/api/` request needs a token of that file (401, then 429 after
+//! too many failures from one address: [`crate::engine::access::Failures`]); the page keeps the
+//! token in `sessionStorage` and `GET /api/whoami` says who it is. Each source is then asked
+//! with the user's own token, never the server's, so the trackers apply each identity's rights
+//! (and, with several sources, each signed-in user's feeds are followed apart). Without
+//! `--access` there is no login: whoever reaches the listener has the rights of the console's
+//! own token (`--token-file`) at its sources. Either way the listen address is always given,
+//! and cross-site requests are refused: a `POST` must carry an `Origin` (browsers always send
+//! one on a POST) naming the address the request reached, and a `Host` naming it too (the HTTP
+//! server already refuses any `Host` that is not that IP address, so DNS rebinding cannot
+//! reach the API either).
 
 mod feed;
 mod routes;
 
 pub use feed::{choose_source, events_answer, tree_with_cursor, Feed};
-pub use routes::{cursor_text, parse_cursor, route, same_origin, service_json, Route};
+pub use routes::{cursor_text, parse_cursor, route, service_json, Route};
 
 use super::{Api, Document, Failure, Tracker};
 use crate::cli::ConsoleServeArgs;
@@ -69,12 +77,15 @@ use crate::consts::{
     API_EVENTS_PATH, API_TREE_PATH, CONSOLE_ACTION_TIMEOUT, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY,
     CONSOLE_WATCH_TIMEOUT, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
 };
+use crate::credentials::AccessFile;
+use crate::engine::access::{Failures, Identity};
 use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
 use crate::wire::http::RequestHead;
 use crate::wire::json::JsonWriter;
 use smol::stream::StreamExt as _;
 use smol::{Async, LocalExecutor, Timer};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -83,6 +94,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+/// How long a signed-in user's feeds are kept with no page asking for them: a page asks again
+/// as soon as its long poll ends, so a few long polls' time means the page is gone.
+const USER_FEEDS_IDLE: Duration = Duration::from_secs(3 * 20);
 
 /// Content-Security-Policy of every answer of the console's page: nothing but its own files.
 const CONSOLE_WEB_CSP: &str =
@@ -112,8 +127,17 @@ fn json_error(status: u16, reason: &str) -> Response {
 struct ConsoleHttp {
     /// The sources' APIs, `--tracker`'s first.
     apis: Rc<[Api]>,
-    /// Their event feeds, as [`follow`] reads them (several sources only).
+    /// The page's identities (`--access`), if it needs a sign-in.
+    access: Option<RefCell<AccessFile>>,
+    /// Failed sign-ins per source.
+    failures: RefCell<Failures>,
+    /// Their event feeds, as [`follow`] reads them (several sources only, no `--access`).
     feeds: Rc<RefCell<Vec<Feed>>>,
+    /// With `--access` and several sources: each signed-in user's own feeds, followed with
+    /// that user's token (so that each sees what that identity may), by token.
+    user_feeds: RefCell<HashMap<String, UserFeeds>>,
+    /// Where the followers of the users' feeds run.
+    executor: Rc<LocalExecutor<'static>>,
     domain_control: Arc<[u8]>,
     hypervisor: Arc<[u8]>,
 }
@@ -239,7 +263,14 @@ async fn routed(
         }
     };
     log::debug!("console serve: POST {target} to {}", api.name);
-    forward(api.tracker, "POST", &target, &body, CONSOLE_ACTION_TIMEOUT).await
+    forward(
+        api.tracker.clone(),
+        "POST",
+        &target,
+        &body,
+        CONSOLE_ACTION_TIMEOUT,
+    )
+    .await
 }
 
 /// Follows the event feed of source `index` into `feeds` for as long as the server runs: one
@@ -285,7 +316,44 @@ impl Handler for ConsoleHttp {
     }
 
     fn answer(&self, request: Request) -> Answer {
-        match route(&request, self.apis.len()) {
+        let route = route(&request, self.apis.len());
+        // Everything under /api/ asks the sources: with --access, as the signed-in identity.
+        let needs_identity = matches!(
+            route,
+            Route::Whoami
+                | Route::Proxy { .. }
+                | Route::MergedTree
+                | Route::MergedEvents { .. }
+                | Route::Routed { .. }
+        );
+        let identity = match (needs_identity, &self.access) {
+            (true, Some(_)) => match self.authenticate(&request) {
+                Ok(identity) => Some(identity),
+                Err((status, reason)) => {
+                    let mut response = json_error(status, reason);
+                    if status == 401 {
+                        response
+                            .headers
+                            .push(("WWW-Authenticate", "Bearer realm=\"xenplug\"".to_string()));
+                    }
+                    return Answer::Now(response);
+                }
+            },
+            _ => None,
+        };
+        // With --access, each source is asked with the user's own token (never the server's).
+        let apis: Rc<[Api]> = match &identity {
+            Some((_, token)) => self
+                .apis
+                .iter()
+                .map(|api| Api {
+                    name: api.name.clone(),
+                    tracker: api.tracker.with_token(Some(token)),
+                })
+                .collect(),
+            None => self.apis.clone(),
+        };
+        match route {
             Route::Asset { content_type, body } => Answer::Now(secured(Response::with_body(
                 200,
                 content_type,
@@ -301,6 +369,22 @@ impl Handler for ConsoleHttp {
                 "application/json",
                 self.hypervisor.to_vec(),
             ))),
+            Route::Whoami => {
+                let mut json = JsonWriter::new();
+                json.begin_object();
+                match &identity {
+                    Some((identity, _)) => {
+                        json.key("name").string(&identity.name);
+                        json.key("role").string(&identity.role.to_string());
+                    }
+                    None => {
+                        json.key("name").null();
+                    }
+                }
+                json.end_object();
+                let body = json.finish().unwrap_or_default();
+                Answer::Now(secured(Response::with_body(200, "application/json", body)))
+            }
             Route::Refuse { status, reason } => {
                 log::debug!(
                     "console serve: {} {} from {}: {status} {reason}",
@@ -316,29 +400,121 @@ impl Handler for ConsoleHttp {
                 body,
                 timeout,
             } => {
-                let Some(tracker) = self.apis.first().map(|api| api.tracker) else {
+                let Some(tracker) = apis.first().map(|api| api.tracker.clone()) else {
                     return Answer::Now(json_error(502, "no source"));
                 };
                 Answer::Later(Box::pin(async move {
                     forward(tracker, method, &target, &body, timeout).await
                 }))
             }
-            Route::MergedTree => Answer::Later(Box::pin(merged_tree(self.apis.clone()))),
+            Route::MergedTree => Answer::Later(Box::pin(merged_tree(apis))),
             Route::MergedEvents { since } => {
-                Answer::Later(Box::pin(merged_events(self.feeds.clone(), since)))
+                let feeds = match &identity {
+                    Some((_, token)) => self.feeds_of(token, &apis),
+                    None => self.feeds.clone(),
+                };
+                Answer::Later(Box::pin(merged_events(feeds, since)))
             }
             Route::Routed {
                 target,
                 hypervisor,
                 uuid,
                 body,
-            } => Answer::Later(Box::pin(routed(
-                self.apis.clone(),
-                target,
-                hypervisor,
-                uuid,
-                body,
-            ))),
+            } => Answer::Later(Box::pin(routed(apis, target, hypervisor, uuid, body))),
+        }
+    }
+}
+
+/// One signed-in user's feeds of several sources, and the tasks following them.
+struct UserFeeds {
+    feeds: Rc<RefCell<Vec<Feed>>>,
+    _followers: Vec<smol::Task<()>>,
+    last_used: Instant,
+}
+
+impl ConsoleHttp {
+    /// The feeds of the user with `token` (followed as that user, at `apis`), started on first
+    /// use; feeds no page asked for in [`USER_FEEDS_IDLE`] are dropped (their followers stop).
+    fn feeds_of(&self, token: &str, apis: &[Api]) -> Rc<RefCell<Vec<Feed>>> {
+        let now = Instant::now();
+        let mut users = self.user_feeds.borrow_mut();
+        users.retain(|_, user| now.saturating_duration_since(user.last_used) < USER_FEEDS_IDLE);
+        let user = users.entry(token.to_string()).or_insert_with(|| {
+            let feeds = Rc::new(RefCell::new(
+                apis.iter()
+                    .map(|api| Feed::new(&api.name))
+                    .collect::<Vec<_>>(),
+            ));
+            let followers = apis
+                .iter()
+                .enumerate()
+                .map(|(index, api)| {
+                    self.executor
+                        .spawn(follow(feeds.clone(), index, api.tracker.clone()))
+                })
+                .collect();
+            UserFeeds {
+                feeds,
+                _followers: followers,
+                last_used: now,
+            }
+        });
+        user.last_used = now;
+        user.feeds.clone()
+    }
+
+    /// The identity whose token the request carries (and the token), or the status and
+    /// reason to answer: 401 without a valid one, 429 once a source failed too often.
+    fn authenticate(&self, request: &Request) -> Result<(Identity, String), (u16, &'static str)> {
+        let Some(access) = &self.access else {
+            return Err((401, "no access file"));
+        };
+        let now = crate::net::unix_now();
+        let source = request.peer.ip();
+        let mut failures = self.failures.borrow_mut();
+        let too_many = (
+            429,
+            "too many failed sign-ins from this address; try again later",
+        );
+        if failures.blocked(now, source) {
+            return Err(too_many);
+        }
+        let token = request
+            .header("Authorization")
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, token)| token.trim().to_string());
+        let found = token.as_deref().and_then(|token| {
+            let mut access = access.borrow_mut();
+            let now = Instant::now();
+            access
+                .current(now)
+                .authenticate(token)
+                .cloned()
+                .or_else(|| access.refreshed(now).authenticate(token).cloned())
+        });
+        match (found, token) {
+            (Some(identity), Some(token)) => Ok((identity, token)),
+            _ => {
+                let (limited, crossed) = failures.fail(now, source);
+                if crossed {
+                    log::warn!(
+                        "console serve: {source} failed to sign in {} times within a minute; \
+                         answering 429 until the minute is over",
+                        crate::engine::access::FAILURES_PER_SOURCE
+                    );
+                } else {
+                    log::info!(
+                        "console serve: {source}: no valid token for {}",
+                        request.path
+                    );
+                }
+                Err(if limited {
+                    too_many
+                } else {
+                    (401, "sign in: a valid token is required")
+                })
+            }
         }
     }
 }
@@ -368,15 +544,18 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
         settle: None,
+        token: super::token_of(args.token_file.as_deref())?,
+        access: args.access.clone(),
+        control_key: args.control_key.clone(),
     })?;
     let apis: Rc<[Api]> = source.apis().into();
     let local = listener.local_addr().unwrap_or(args.listen);
     let listener = Async::new(listener)
         .map_err(|error| Failure::failed(format!("listener on {local}: {error}")))?;
-    if !local.ip().is_loopback() {
+    if !local.ip().is_loopback() && args.access.is_none() {
         log::warn!(
-            "console serve: no login: anyone who can reach {local} can control every VM its \
-             sources relay to"
+            "console serve: no login (no --access): anyone who can reach {local} has the \
+             console's own rights at its sources"
         );
     }
     let feeds = Rc::new(RefCell::new(
@@ -384,9 +563,20 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
             .map(|api| Feed::new(&api.name))
             .collect::<Vec<_>>(),
     ));
+    let access = args
+        .access
+        .as_deref()
+        .map(crate::credentials::AccessFile::open)
+        .transpose()
+        .map_err(|error| Failure::failed(error.to_string()))?;
+    let executor = Rc::new(LocalExecutor::new());
     let handler: Rc<dyn Handler> = Rc::new(ConsoleHttp {
         apis: apis.clone(),
+        access: access.map(RefCell::new),
+        failures: RefCell::new(Failures::new()),
         feeds: feeds.clone(),
+        user_feeds: RefCell::new(HashMap::new()),
+        executor: executor.clone(),
         domain_control: service_json(&crate::control::DOMAIN_CONTROL_SERVICE).into(),
         hypervisor: service_json(&crate::control::HYPERVISOR_SERVICE).into(),
     });
@@ -401,13 +591,13 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
             .join(", ")
     );
     let _ = stdout.flush();
-    let executor = Rc::new(LocalExecutor::new());
     // With several sources the server follows their feeds itself, whatever the number of
-    // pages open; with one, each page's long poll is passed on.
-    let followers: Vec<_> = if apis.len() > 1 {
+    // pages open (with --access, per signed-in user, as it asks); with one, each page's long
+    // poll is passed on.
+    let followers: Vec<_> = if apis.len() > 1 && args.access.is_none() {
         apis.iter()
             .enumerate()
-            .map(|(index, api)| executor.spawn(follow(feeds.clone(), index, api.tracker)))
+            .map(|(index, api)| executor.spawn(follow(feeds.clone(), index, api.tracker.clone())))
             .collect()
     } else {
         Vec::new()
@@ -478,6 +668,10 @@ mod tests {
             }]
             .into(),
             feeds: Rc::new(RefCell::new(Vec::new())),
+            user_feeds: RefCell::new(HashMap::new()),
+            executor: Rc::new(LocalExecutor::new()),
+            access: None,
+            failures: RefCell::new(Failures::new()),
             domain_control: Arc::from(&b"{}"[..]),
             hypervisor: Arc::from(&b"{}"[..]),
         };

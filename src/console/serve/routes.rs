@@ -1,6 +1,6 @@
 //! Pure: what the console's web server does with one request ([`route`]), decided from the
 //! request alone, with the events cursor ([`parse_cursor`], [`cursor_text`]) and the
-//! same-origin check ([`same_origin`]); and what it serves of its own: the page's files,
+//! same-origin check ([`Request::same_origin`]); and what it serves of its own: the page's files,
 //! compiled into the binary, and the actions the page offers ([`service_json`]). No I/O, no
 //! clock; never panics on what a browser sends.
 
@@ -12,11 +12,12 @@ use crate::consts::{
 use crate::model::{Direction, ServiceSpec};
 use crate::net::http::Request;
 use crate::wire::json::JsonWriter;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Largest form body the console's page may POST (one action's arguments).
 const CONSOLE_WEB_MAX_FORM: usize = 16 * 1024;
+/// Who the page is signed in as.
+const CONSOLE_WEB_WHOAMI_PATH: &str = "/api/whoami";
 /// Separator of the per-source sequence numbers in the page's events cursor (`12.7`).
 const CONSOLE_WEB_CURSOR_SEPARATOR: char = '.';
 
@@ -82,6 +83,9 @@ pub enum Route {
         /// Form body.
         body: Vec<u8>,
     },
+    /// `GET /api/whoami`: the signed-in identity's name and role (`{"name","role"}`), or
+    /// `{"name":null}` when the page needs no sign-in.
+    Whoami,
     /// Refused: status and why (sent as `{"error":"..."}`).
     Refuse {
         /// HTTP status.
@@ -93,38 +97,6 @@ pub enum Route {
 
 fn refuse(status: u16, reason: &'static str) -> Route {
     Route::Refuse { status, reason }
-}
-
-/// The origin a browser writes for a page loaded from `local` (`http://IP:PORT`, the port left
-/// out when it is 80; IPv6 in brackets).
-fn origin_of(local: SocketAddr) -> (String, String) {
-    let authority = local.to_string();
-    let short = match local {
-        SocketAddr::V4(v4) => v4.ip().to_string(),
-        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
-    };
-    if local.port() == 80 {
-        (authority, short)
-    } else {
-        (authority.clone(), authority)
-    }
-}
-
-/// Whether a state-changing request comes from the page itself: an `Origin` naming the
-/// address the request reached, a `Host` naming it too, and no `Sec-Fetch-Site` other than
-/// `same-origin`. A request without `Origin` (not a browser's, or an old one) is refused too.
-pub fn same_origin(request: &Request) -> bool {
-    let (full, short) = origin_of(request.local);
-    let names_us = |value: &str| value == full || value == short;
-    let origin_ok = request
-        .header("origin")
-        .and_then(|origin| origin.strip_prefix("http://"))
-        .is_some_and(names_us);
-    let host_ok = request.header("host").is_some_and(names_us);
-    let fetch_site_ok = request
-        .header("sec-fetch-site")
-        .is_none_or(|site| site.eq_ignore_ascii_case("same-origin"));
-    origin_ok && host_ok && fetch_site_ok
 }
 
 /// An events cursor of `sources` sources (one sequence number per source, digits only, joined
@@ -152,7 +124,7 @@ pub fn cursor_text(parts: &[u64]) -> String {
 
 /// The `since` of an events query for `sources` sources: every source from 0 when absent.
 fn since_of(query: Option<&str>, sources: usize) -> Option<Vec<u64>> {
-    match crate::track::form::value(query, "since") {
+    match crate::wire::form::value(query, "since") {
         Some(cursor) => parse_cursor(&cursor, sources),
         None => Some(vec![0; sources]),
     }
@@ -205,6 +177,12 @@ pub fn route(request: &Request, sources: usize) -> Route {
             };
         }
     }
+    if path == CONSOLE_WEB_WHOAMI_PATH {
+        return match method {
+            "GET" => Route::Whoami,
+            _ => refuse(405, "method not allowed"),
+        };
+    }
     if path == API_TREE_PATH {
         return match method {
             "GET" if several => Route::MergedTree,
@@ -242,7 +220,7 @@ pub fn route(request: &Request, sources: usize) -> Route {
     if method != "POST" {
         return refuse(405, "method not allowed");
     }
-    if !same_origin(request) {
+    if !request.same_origin() {
         return refuse(403, "cross-origin request refused");
     }
     let Ok((hypervisor, uuid)) = target else {

@@ -1,4 +1,4 @@
-//! Fuzz target: `track::form::pairs` and `decode`, the tracker's reader of query strings and
+//! Fuzz target: `wire::form::pairs` and `decode`, the tracker's reader of query strings and
 //! form bodies.
 //!
 //! Input: the text (invalid UTF-8 replaced). Invariants: no panic; `decode` of a string with
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xenplug::track::form::{decode, pairs};
+use xenplug::wire::form::{decode, pairs};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -1,5 +1,5 @@
-//! `application/x-www-form-urlencoded` pairs (query strings and the relay's form body).
-//! Pure; never panics; malformed escapes are kept as written.
+//! Wire layer: `application/x-www-form-urlencoded` pairs (query strings and the relay's form
+//! body). No I/O; never panics; malformed escapes are kept as written.
 
 /// The `key=value` pairs of `text` (`a=1&b=x%20y+z`), percent- and plus-decoded, in order. A
 /// pair without `=` has an empty value; empty pairs are skipped.

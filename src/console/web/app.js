@@ -8,9 +8,16 @@
 // `since` is the opaque `cursor` the server hands out with the tree and each batch. Every
 // string that came from a device is inserted as text (textContent / text nodes), never as
 // markup: a VM's name cannot become HTML.
+//
+// When the server has an access file (`console serve --access`), the page opens on a sign-in
+// form: the token is kept in this tab's sessionStorage (never a cookie, so no other site can
+// make the browser send it) and sent as `Authorization: Bearer` with every request. Actions the
+// signed-in role may not call are shown disabled; the server still decides, and its 401 or 403
+// is shown inline.
 'use strict';
 
 const EVENTS_KEPT = 60;
+const TOKEN_KEY = 'xenplug-token';
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 10000;
 
@@ -28,6 +35,7 @@ const state = {
   loaded: false,
   refreshing: null,
   refreshAgain: false,
+  identity: null, // {name, role} when signed in; null when the server needs no sign-in
 };
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -36,6 +44,23 @@ const $ = (selector) => document.querySelector(selector);
 const str = (value) => (typeof value === 'string' ? value : '');
 const arr = (value) => (Array.isArray(value) ? value : []);
 const num = (value) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/** The headers of a request to the server: the token, when signed in, and `extra`. */
+function headers(extra) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return Object.assign(token ? { Authorization: 'Bearer ' + token } : {}, extra || {});
+}
+
+/** Whether the signed-in role may call an action with these semantics, of this kind
+ * ('lifecycle', 'hypervisor' or 'owner'); the server decides in the end. */
+function allowed(semantics, kind) {
+  if (!state.identity) return true;
+  const role = str(state.identity.role);
+  if (role === 'admin') return true;
+  if (role === 'operator') return !semantics.includes('destructive');
+  if (role.startsWith('tenant:')) return kind !== 'hypervisor';
+  return false;
+}
 
 /** An element with attributes, listeners and children; strings become text nodes. */
 function el(tag, props, ...children) {
@@ -154,7 +179,7 @@ function makeHost(uuid) {
   entry.target = { kind: 'hypervisors', uuid, name: '' };
   if (state.hypervisor) {
     entry.children.append(el('div', { class: 'host-service' },
-      serviceBlock(entry.target, state.hypervisor, 'Hypervisor')));
+      serviceBlock(entry.target, state.hypervisor, 'Hypervisor', 'hypervisor')));
   }
   entry.children.append(entry.list, entry.empty);
   setExpanded(entry, state.expanded.has(entry.key));
@@ -210,10 +235,10 @@ function updateVm(entry, vm, placed) {
     entry.signature = signature;
     const blocks = [];
     if (placed && state.lifecycle) {
-      blocks.push(serviceBlock({ kind: 'vms', uuid, name }, state.lifecycle, 'Lifecycle'));
+      blocks.push(serviceBlock({ kind: 'vms', uuid, name }, state.lifecycle, 'Lifecycle', 'lifecycle'));
     }
     for (const service of arr(vm.services)) {
-      blocks.push(serviceBlock({ kind: 'vms', uuid, name }, service, null));
+      blocks.push(serviceBlock({ kind: 'vms', uuid, name }, service, null, 'owner'));
     }
     if (blocks.length === 0) blocks.push(el('p', { class: 'empty', text: 'No services advertised.' }));
     entry.children.replaceChildren(...blocks);
@@ -311,7 +336,7 @@ function freePairs() {
 
 /** A service's actions: those without inputs as one row of buttons sharing a result line,
  * those with inputs (or with arguments unknown) as one form each. */
-function serviceBlock(target, service, title) {
+function serviceBlock(target, service, title, kind) {
   const type = str(service.type);
   const actions = arr(service.actions).filter((a) => str(a && a.name));
   const bare = (a) => {
@@ -327,11 +352,11 @@ function serviceBlock(target, service, title) {
   if (buttons.length > 0) {
     const shared = resultBox(target.uuid + '|' + type);
     block.append(el('div', { class: 'actions compact' },
-      buttons.map((action) => actionForm(target, type, action, shared))), shared.node);
+      buttons.map((action) => actionForm(target, type, action, shared, kind))), shared.node);
   }
   if (forms.length > 0) {
     block.append(el('div', { class: 'actions' },
-      forms.map((action) => actionForm(target, type, action, null))));
+      forms.map((action) => actionForm(target, type, action, null, kind))));
   }
   if (actions.length === 0) block.append(el('p', { class: 'empty', text: 'No actions.' }));
   return block;
@@ -352,7 +377,7 @@ function resultBox(key) {
   };
 }
 
-function actionForm(target, type, action, shared) {
+function actionForm(target, type, action, shared, kind) {
   const name = str(action.name);
   const semantics = arr(action.semantics).map(str);
   const destructive = semantics.includes('destructive');
@@ -361,12 +386,17 @@ function actionForm(target, type, action, shared) {
   const inputs = args === null ? null : args.filter((a) => a.direction !== 'out');
   const fields = inputs === null ? [freePairs()] : inputs.map(field);
   const result = shared || resultBox(target.uuid + '|' + type + '|' + name);
+  const permitted = allowed(semantics, kind || 'owner');
   const button = el('button', {
     type: 'submit',
     class: destructive ? 'call danger' : 'call',
-    title: semantics.length ? semantics.join(', ') : null,
+    title: permitted
+      ? (semantics.length ? semantics.join(', ') : null)
+      : 'the role ' + str(state.identity && state.identity.role) + ' may not call ' + name,
     text: fields.length === 0 ? name : 'Call',
   });
+  button.disabled = !permitted;
+  if (!permitted) button.setAttribute('data-not-allowed', '');
   const form = el('form', { class: 'action', 'data-action': name, autocomplete: 'off' });
   if (fields.length > 0) form.append(el('span', { class: 'name', text: name }));
   for (const f of fields) form.append(f.label);
@@ -430,7 +460,7 @@ async function call(target, name, pairs, button, result) {
   try {
     const response = await fetch('/api/' + target.kind + '/' + encodeURIComponent(target.uuid) + '/actions', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: headers({ 'Content-Type': 'application/x-www-form-urlencoded' }),
       body: encodeForm(pairs),
       cache: 'no-store',
     });
@@ -445,7 +475,7 @@ async function call(target, name, pairs, button, result) {
   } catch (error) {
     outcome = { ok: false, title: name + ': the console server did not answer (' + error.message + ')' };
   } finally {
-    button.disabled = false;
+    button.disabled = button.hasAttribute('data-not-allowed');
   }
   const took = Math.round(performance.now() - started);
   const node = el('div', { class: 'outcome ' + (outcome.ok ? 'ok' : 'error'), 'data-outcome': outcome.ok ? 'ok' : 'error' },
@@ -525,7 +555,11 @@ function renderTree(doc) {
 }
 
 async function fetchJson(path) {
-  const response = await fetch(path, { cache: 'no-store' });
+  const response = await fetch(path, { cache: 'no-store', headers: headers() });
+  if (response.status === 401 && state.identity) {
+    // The token was withdrawn (or the server restarted with another access file).
+    signOut();
+  }
   const text = await response.text();
   let doc;
   try {
@@ -653,9 +687,66 @@ function expandAll(open) {
   for (const entry of [...state.hosts.values(), ...state.vms.values()]) setExpanded(entry, open);
 }
 
+/** Forgets the token and shows the sign-in form again. */
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  window.location.reload();
+}
+
+/** Who the server says the page is signed in as: {name, role}, {name: null} when it needs no
+ * sign-in, or null when it asks for one (401, 429). */
+async function whoami() {
+  const response = await fetch('/api/whoami', { cache: 'no-store', headers: headers() });
+  let doc = null;
+  try {
+    doc = JSON.parse(await response.text());
+  } catch (_) {
+    doc = null;
+  }
+  if (response.ok && doc) return doc;
+  if (response.status === 401 || response.status === 429) {
+    return { refused: str(doc && doc.error) || 'HTTP ' + response.status };
+  }
+  throw new Error('/api/whoami: HTTP ' + response.status);
+}
+
+/** Resolves once the page may read: at once without an access file, else after a sign-in. */
+async function signIn() {
+  let who = await whoami();
+  while (who.refused !== undefined) {
+    const had = sessionStorage.getItem(TOKEN_KEY);
+    sessionStorage.removeItem(TOKEN_KEY);
+    $('#sign-in').hidden = false;
+    setStatus('down', 'signed out');
+    const problem = $('#sign-in-problem');
+    problem.hidden = !had;
+    setText(problem, had ? 'Refused: ' + who.refused : '');
+    $('#token').focus();
+    await new Promise((resolve) => {
+      $('#sign-in-form').addEventListener('submit', (event) => {
+        event.preventDefault();
+        sessionStorage.setItem(TOKEN_KEY, $('#token').value.trim());
+        resolve();
+      }, { once: true });
+    });
+    who = await whoami();
+  }
+  $('#sign-in').hidden = true;
+  if (who.name) {
+    state.identity = { name: str(who.name), role: str(who.role) };
+    const badge = $('#who');
+    setText(badge, state.identity.name + ' · ' + state.identity.role);
+    badge.setAttribute('data-role', state.identity.role);
+    badge.hidden = false;
+    $('#sign-out').hidden = false;
+  }
+}
+
 async function start() {
   $('#expand-all').addEventListener('click', () => expandAll(true));
   $('#collapse-all').addEventListener('click', () => expandAll(false));
+  $('#sign-out').addEventListener('click', signOut);
+  await signIn();
   // Without them the owners' services are still offered.
   [state.lifecycle, state.hypervisor] = await Promise.all(['/domain-control.json', '/hypervisor.json']
     .map((path) => fetchJson(path).catch(() => null)));

@@ -199,11 +199,9 @@ fn a_refusal_behind_the_tracker_reaches_the_console_with_its_code() {
         full.extend_from_slice(args);
         let api = world.api();
         full.extend_from_slice(&["--tracker", &api]);
-        run_bounded(
-            ns.command(xenplug_bin(), &full),
-            COMMAND,
-            &format!("xenplug {}", full.join(" ")),
-        )
+        let mut command = ns.command(xenplug_bin(), &full);
+        command.env("XENPLUG_TOKEN", world.access.token("admin"));
+        run_bounded(command, COMMAND, &format!("xenplug {}", full.join(" ")))
     };
 
     let output = console(&["call", "acme-1", "Pause", "--yes"]);
@@ -253,20 +251,20 @@ fn a_refusal_behind_the_tracker_reaches_the_console_with_its_code() {
 
     // The web console's API answers the same error object the page shows inline.
     let listen = format!("127.0.0.1:{WEB_PORT}");
-    let mut serve = ns.spawn(
-        "console-serve",
-        ns.command(
-            xenplug_bin(),
-            &[
-                "console",
-                "serve",
-                "--listen",
-                &listen,
-                "--tracker",
-                &world.api(),
-            ],
-        ),
+    // No --access: the page has no sign-in and the server asks with its own token.
+    let mut serve_command = ns.command(
+        xenplug_bin(),
+        &[
+            "console",
+            "serve",
+            "--listen",
+            &listen,
+            "--tracker",
+            &world.api(),
+        ],
     );
+    serve_command.env("XENPLUG_TOKEN", world.access.token("admin"));
+    let mut serve = ns.spawn("console-serve", serve_command);
     let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
     assert!(ready.is_some(), "console serve\n{}", serve.report());
     let origin = format!("Origin: http://{listen}");

@@ -30,16 +30,15 @@ fn world_with_tracker(tag: &str, setup: TrackSetup) -> TrackWorld {
     world
 }
 
-/// `xenplug console ARGS --tracker URL` in `ns`, stdin and stdout not terminals.
-fn console(ns: &Netns, url: &str, args: &[&str]) -> Output {
+/// `xenplug console ARGS --tracker URL` in `ns` with `token` (`XENPLUG_TOKEN`), stdin and
+/// stdout not terminals.
+fn console(ns: &Netns, url: &str, token: &str, args: &[&str]) -> Output {
     let mut full = vec!["console"];
     full.extend_from_slice(args);
     full.extend_from_slice(&["--tracker", url]);
-    run_bounded(
-        ns.command(xenplug_bin(), &full),
-        COMMAND,
-        &format!("xenplug {}", full.join(" ")),
-    )
+    let mut command = ns.command(xenplug_bin(), &full);
+    command.env("XENPLUG_TOKEN", token);
+    run_bounded(command, COMMAND, &format!("xenplug {}", full.join(" ")))
 }
 
 /// The tracker namespace's legs as the console's own networks: mgmt a provider network, acme
@@ -53,17 +52,23 @@ const ALL_LEGS: [&str; 6] = [
     "eth2:beta",
 ];
 
-/// `xenplug console ARGS` in `ns` as given (no `--tracker` added), and how long it took.
-fn console_as_is(ns: &Netns, args: &[&str]) -> (Output, Duration) {
+/// `xenplug console ARGS` in `ns` as given (no `--tracker` added), and how long it took; with
+/// `token` in `XENPLUG_TOKEN` when there is one.
+fn console_with(ns: &Netns, token: Option<&str>, args: &[&str]) -> (Output, Duration) {
     let mut full = vec!["console"];
     full.extend_from_slice(args);
     let started = Instant::now();
-    let output = run_bounded(
-        ns.command(xenplug_bin(), &full),
-        COMMAND,
-        &format!("xenplug {}", full.join(" ")),
-    );
+    let mut command = ns.command(xenplug_bin(), &full);
+    if let Some(token) = token {
+        command.env("XENPLUG_TOKEN", token);
+    }
+    let output = run_bounded(command, COMMAND, &format!("xenplug {}", full.join(" ")));
     (output, started.elapsed())
+}
+
+/// `xenplug console ARGS` in `ns` as given, without a token.
+fn console_as_is(ns: &Netns, args: &[&str]) -> (Output, Duration) {
+    console_with(ns, None, args)
 }
 
 /// `xenplug console ARGS --iface eth0 --iface eth1:acme --iface eth2:beta` in the tracker's
@@ -89,7 +94,12 @@ fn show(output: &Output) -> String {
 
 /// The provider's console in the tracker's namespace.
 fn provider(world: &TrackWorld, args: &[&str]) -> Output {
-    console(&world.tracker_ns, &world.api(), args)
+    console(
+        &world.tracker_ns,
+        &world.api(),
+        world.access.token("admin"),
+        args,
+    )
 }
 
 fn sim_state(world: &TrackWorld, host: usize, name: &str) -> Option<String> {
@@ -176,10 +186,11 @@ fn console_tree_shows_what_was_started() {
 #[test]
 fn console_calls_lifecycle_and_owner_actions() {
     let world = world_with_tracker("con-call", TrackSetup::default());
-    let watch_command = world.tracker_ns.command(
+    let mut watch_command = world.tracker_ns.command(
         xenplug_bin(),
         &["console", "watch", "--tracker", &world.api()],
     );
+    watch_command.env("XENPLUG_TOKEN", world.access.token("admin"));
     let mut watch = world.tracker_ns.spawn("console-watch", watch_command);
 
     // Lifecycle: Pause and Resume through the relay to the Domain device on hypervisor A.
@@ -276,8 +287,10 @@ fn console_waits_for_a_slow_relayed_action() {
         "--tracker",
         &world.api(),
     ];
+    let mut command = world.tracker_ns.command(xenplug_bin(), &args);
+    command.env("XENPLUG_TOKEN", world.access.token("admin"));
     let output = run_bounded(
-        world.tracker_ns.command(xenplug_bin(), &args),
+        command,
         SLOW_COMMAND,
         "xenplug console call acme-1 Pause (slow)",
     );
@@ -314,13 +327,17 @@ fn console_tenant_listener_refuses_domain_control() {
     let ns = &world.vm_host(TRACK_VM_A1).ns;
     let base = format!("http://{}:{TRACK_API_PORT}", track_leg_addr(2));
 
-    // The relay itself: 404, like any action the VM does not advertise.
+    // The relay itself: its own VM, but a lifecycle action the tracker's --tenant-control does
+    // not list: 403.
+    let acme = world.access.header("acme");
     let response = curl(
         ns,
         &format!("{base}/api/vms/{TRACK_VM_A1}/actions"),
         &[
             "-X",
             "POST",
+            "-H",
+            &acme,
             "--data-binary",
             &format!(
                 "service={}&action=Pause",
@@ -328,22 +345,25 @@ fn console_tenant_listener_refuses_domain_control() {
             ),
         ],
     );
-    assert_eq!(response.status, 404, "{response:?}\n{}", world.report());
-    // The hypervisor relay likewise: a tenant listener knows no hypervisor.
+    assert_eq!(response.status, 403, "{response:?}\n{}", world.report());
+    // The hypervisor relay: a tenant listener knows no hypervisor.
     let response = curl(
         ns,
         &format!("{base}/api/hypervisors/{TRACK_HOST_A}/actions"),
         &[
             "-X",
             "POST",
+            "-H",
+            &acme,
             "--data-binary",
             "service=urn%3Axenplug-org%3Aservice%3AHypervisor%3A1&action=GetHostInfo",
         ],
     );
     assert_eq!(response.status, 404, "{response:?}\n{}", world.report());
 
-    // The console in the tenant's network: its own VMs, and Pause refused with exit 2.
-    let output = console(ns, &base, &["tree"]);
+    // The console in the tenant's network: its own VMs, and Pause refused (403, exit 1).
+    let token = world.access.token("acme");
+    let output = console(ns, &base, token, &["tree"]);
     assert!(output.status.success(), "{}", show(&output));
     let plain = text(&output.stdout);
     assert!(
@@ -354,10 +374,15 @@ fn console_tenant_listener_refuses_domain_control() {
         !plain.contains("dom0-a"),
         "no hypervisor in a tenant view: {plain}"
     );
-    let output = console(ns, &base, &["call", "acme-1", "Pause", "--yes"]);
-    assert_eq!(output.status.code(), Some(2), "{}", show(&output));
+    let output = console(ns, &base, token, &["call", "acme-1", "Pause", "--yes"]);
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    assert!(
+        text(&output.stderr).contains("refused: 403"),
+        "{}",
+        show(&output)
+    );
     // Its own action still works from there.
-    let output = console(ns, &base, &["call", "acme-1", "Echo", "Text=own"]);
+    let output = console(ns, &base, token, &["call", "acme-1", "Echo", "Text=own"]);
     assert!(output.status.success(), "{}", show(&output));
     assert!(
         text(&output.stdout).contains("Reply=own"),
@@ -542,8 +567,9 @@ fn console_merges_its_own_discovery_with_a_tracker() {
     let api = world.api();
     // The console itself hears only the provider network (hypervisors and placement); the
     // tracker knows the tenants' VMs and their services.
-    let (output, took) = console_as_is(
+    let (output, took) = console_with(
         &world.tracker_ns,
+        Some(world.access.token("admin")),
         &["tree", "--json", "--tracker", &api, "--iface", "eth0"],
     );
     assert!(output.status.success(), "{}", show(&output));
@@ -555,8 +581,9 @@ fn console_merges_its_own_discovery_with_a_tracker() {
     assert_eq!(sources, [api.as_str(), "local"], "{}", show(&output));
 
     // The owner's action goes to the tracker, the only source knowing the service.
-    let (output, _) = console_as_is(
+    let (output, _) = console_with(
         &world.tracker_ns,
+        Some(world.access.token("admin")),
         &[
             "call",
             "acme-2",

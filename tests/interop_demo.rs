@@ -94,9 +94,11 @@ impl Demo {
     /// `xenplug console ARGS --tracker URL` in the namespace; (status code, stdout, stderr).
     fn console(&self, args: &[&str]) -> (Option<i32>, String, String) {
         let tracker = self.tracker();
+        let token_file = self.directory().join("admin.token");
+        let token_file = token_file.to_str().expect("UTF-8 path");
         let mut full = vec!["console"];
         full.extend_from_slice(args);
-        full.extend(["--tracker", tracker.as_str()]);
+        full.extend(["--tracker", tracker.as_str(), "--token-file", token_file]);
         let output = self.ns.run(
             xenplug_bin().to_str().expect("UTF-8 path"),
             &full,

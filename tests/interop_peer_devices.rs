@@ -215,6 +215,9 @@ struct World {
     _hypervisor: Xenplug,
     repo: TempDir,
     tracker: Option<Tracker>,
+    /// The tracker's access file: one admin, whose token the world's requests carry.
+    access: Access,
+    _access_dir: TempDir,
 }
 
 impl World {
@@ -226,6 +229,8 @@ impl World {
         let tracker_ns = Netns::bare(&format!("{tag}-trk"));
         mgmt.attach(&tracker_ns, "eth0", track_leg_addr(1));
         acme.attach(&tracker_ns, "eth1", track_leg_addr(2));
+        let access_dir = TempDir::new(&format!("{tag}-access"));
+        let access = Access::new(access_dir.path(), &[("admin", "admin")]);
         let sim = SimDir::new(&format!("{tag}-sim"));
         sim.write_host(TRACK_HOST_A, TRACK_HOST_NAMES[0]);
         for vm in placed {
@@ -242,6 +247,8 @@ impl World {
             acme,
             sim,
             _hypervisor: hypervisor,
+            access,
+            _access_dir: access_dir,
             repo: TempDir::new(&format!("{tag}-repo")),
             tracker: None,
         }
@@ -262,6 +269,8 @@ impl World {
             &api,
             "--grace",
             &grace,
+            "--access",
+            &self.access.path.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -288,7 +297,11 @@ impl World {
     }
 
     fn tree(&self) -> Option<Json> {
-        let response = http_get(&self.tracker_ns, &format!("{}/api/tree", self.api()));
+        let response = curl(
+            &self.tracker_ns,
+            &format!("{}/api/tree", self.api()),
+            &["-H", &self.access.header("admin")],
+        );
         (response.status == 200)
             .then(|| Json::parse(&response.body).ok())
             .flatten()
@@ -322,15 +335,13 @@ impl World {
         Some(parse_repo_record(&text).unwrap_or_else(|e| panic!("{relative}: {e}\n{text}")))
     }
 
-    /// `xenplug console ARGS` in the tracker's namespace.
+    /// `xenplug console ARGS` in the tracker's namespace, with the admin's token.
     fn console(&self, args: &[&str]) -> Output {
         let mut full = vec!["console"];
         full.extend_from_slice(args);
-        run_bounded(
-            self.tracker_ns.command(xenplug_bin(), &full),
-            COMMAND,
-            &format!("xenplug {}", full.join(" ")),
-        )
+        let mut command = self.tracker_ns.command(xenplug_bin(), &full);
+        command.env("XENPLUG_TOKEN", self.access.token("admin"));
+        run_bounded(command, COMMAND, &format!("xenplug {}", full.join(" ")))
     }
 }
 

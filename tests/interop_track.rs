@@ -1130,10 +1130,16 @@ fn track_refuses_a_hypervisor_advertised_in_a_tenant_network() {
 
 // ---- 6. tenant slice -----------------------------------------------------------------------------
 
-/// The tenant tree as seen from `ns`, checked to hold exactly `tenant`'s VMs and nothing of
-/// the provider's.
+/// GET `url` from `ns` with `tenant`'s token (the test's access file names each tenant's
+/// identity after it).
+fn tenant_get(world: &TrackWorld, ns: &Netns, url: &str, tenant: &str) -> HttpResponse {
+    curl(ns, url, &["-H", &world.access.header(tenant)])
+}
+
+/// The tenant tree as seen from `ns` with `tenant`'s token, checked to hold exactly `tenant`'s
+/// VMs and nothing of the provider's.
 fn check_tenant_tree(world: &TrackWorld, ns: &Netns, url: &str, tenant: &str) {
-    let response = http_get(ns, url);
+    let response = tenant_get(world, ns, url, tenant);
     assert_eq!(
         response.status, 200,
         "GET {url} from {tenant}: {response:?}"
@@ -1213,11 +1219,16 @@ fn track_tenant_sees_only_its_own_slice() {
         check_tenant_tree(&world, ns, &format!("{base}/api/tree"), tenant);
 
         // One VM: own yes (without placement), another tenant's no.
-        let own = http_get(ns, &format!("{base}/api/vms/{vm}"));
+        let own = tenant_get(&world, ns, &format!("{base}/api/vms/{vm}"), tenant);
         assert_eq!(own.status, 200, "{tenant} GET its own VM: {own:?}");
         assert!(!own.body.contains("hypervisor"), "{}", own.body);
         for other in TRACK_VMS.iter().filter(|v| v.tenant != tenant) {
-            let theirs = http_get(ns, &format!("{base}/api/vms/{}", other.uuid));
+            let theirs = tenant_get(
+                &world,
+                ns,
+                &format!("{base}/api/vms/{}", other.uuid),
+                tenant,
+            );
             assert_eq!(
                 theirs.status, 404,
                 "{tenant} GET {}'s VM: {theirs:?}",
@@ -1226,7 +1237,7 @@ fn track_tenant_sees_only_its_own_slice() {
         }
 
         // Events: only its own VMs, no hypervisor.
-        let feed = http_get(ns, &format!("{base}/api/events?since=0"));
+        let feed = tenant_get(&world, ns, &format!("{base}/api/events?since=0"), tenant);
         assert_eq!(feed.status, 200, "{feed:?}");
         let feed = Json::parse(&feed.body).expect("events JSON");
         let own_vms: BTreeSet<&str> = TRACK_VMS
@@ -1251,9 +1262,10 @@ fn track_tenant_sees_only_its_own_slice() {
     // The provider side still sees everything, through loopback and through its own leg.
     let tree = world.tree();
     assert_eq!(tree.list("hypervisors").len(), 2, "{tree:?}");
-    let from_mgmt = http_get(
+    let from_mgmt = curl(
         &world.mgmt.host(0).ns,
         &format!("http://{}:{port}/api/tree", track_leg_addr(1)),
+        &["-H", &world.access.header("admin")],
     );
     assert_eq!(from_mgmt.status, 200, "{from_mgmt:?}");
     let from_mgmt = Json::parse(&from_mgmt.body).expect("JSON");
@@ -1300,6 +1312,8 @@ fn track_tenant_addressing_the_provider_leg_still_gets_its_slice() {
         &[
             "-X",
             "POST",
+            "-H",
+            &world.access.header("acme"),
             "--data-binary",
             &format!(
                 "service={}&action=Echo&Text=from-acme",

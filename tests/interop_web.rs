@@ -120,6 +120,7 @@ fn browse(
     url: &str,
     name: &str,
     sources: &[&str],
+    extra: &[(&str, String)],
 ) -> Duration {
     let ns = &world.tracker_ns;
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
@@ -144,6 +145,7 @@ fn browse(
         ("late", LATE_UUID.to_string()),
         ("lateName", LATE_NAME.to_string()),
         ("sources", sources),
+        ("token", world.access.token("admin").to_string()),
         ("screenshot", screenshot.display().to_string()),
         ("profile", profile.path().display().to_string()),
         ("chromium", tools.chromium.display().to_string()),
@@ -153,6 +155,7 @@ fn browse(
         ),
     ]
     .iter()
+    .chain(extra)
     .map(|(key, value)| format!("{}:{}", quote(key), quote(value)))
     .collect::<Vec<_>>()
     .join(",");
@@ -214,6 +217,7 @@ fn web_console_in_a_browser() {
     let ns = &world.tracker_ns;
     let listen = format!("127.0.0.1:{WEB_PORT}");
     let url = format!("http://{listen}/");
+    let access = world.access.path.display().to_string();
     let serve_args = [
         "console",
         "serve",
@@ -221,6 +225,8 @@ fn web_console_in_a_browser() {
         &listen,
         "--tracker",
         &world.api(),
+        "--access",
+        &access,
     ];
     let mut serve_command = ns.command(xenplug_bin(), &serve_args);
     serve_command.env("XENPLUG_LOG", "debug");
@@ -230,6 +236,42 @@ fn web_console_in_a_browser() {
         ready.is_some(),
         "console serve never said where it listens\n{}",
         serve.report()
+    );
+    // A page of another origin (another port) that posts a Destroy form to the console as it
+    // loads: what a malicious site could make an operator's browser do.
+    let foreign_dir = TempDir::new("web-foreign");
+    std::fs::write(
+        foreign_dir.path().join("index.html"),
+        format!(
+            "<!doctype html><form id=f method=POST action=\"{url}api/vms/{TRACK_VM_A1}/actions\">\
+             <input name=service value=\"{SERVICE_DOMAIN_CONTROL}\">\
+             <input name=action value=Destroy></form>\
+             <script>document.getElementById('f').submit()</script>"
+        ),
+    )
+    .expect("write the foreign page");
+    let foreign_port = (WEB_PORT + 10).to_string();
+    let foreign_root = foreign_dir.path().display().to_string();
+    let mut foreign = ns.spawn(
+        "foreign-page",
+        ns.command(
+            "/usr/bin/python3",
+            &[
+                "-m",
+                "http.server",
+                &foreign_port,
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                &foreign_root,
+            ],
+        ),
+    );
+    let foreign_url = format!("http://127.0.0.1:{foreign_port}/");
+    assert!(
+        poll_until(WAIT, || curl_reaches(ns, &foreign_url).then_some(())).is_some(),
+        "the other origin's page server\n{}",
+        foreign.report()
     );
     let setup = t0.elapsed();
 
@@ -267,7 +309,43 @@ fn web_console_in_a_browser() {
         "{second:?}"
     );
 
-    let browser_time = browse(&tools, &world, &mut serve, &url, "console-web", &[]);
+    let mark = world.last_seq();
+    let browser_time = browse(
+        &tools,
+        &world,
+        &mut serve,
+        &url,
+        "console-web",
+        &[],
+        &[
+            ("viewerToken", world.access.token("eve").to_string()),
+            ("foreign", foreign_url),
+        ],
+    );
+    foreign.kill();
+
+    // Who did what is journaled: the admin's Pause done, the viewer's forced Pause refused;
+    // the other origin's Destroy never reached the tracker.
+    let actions: Vec<JournalEntry> = world
+        .journal()
+        .into_iter()
+        .filter(|e| e.seq > mark && e.kind == "action")
+        .collect();
+    let audited = |identity: &str, action: &str, outcome: &str| {
+        actions.iter().any(|e| {
+            e.details.get("identity").map(String::as_str) == Some(identity)
+                && e.details.get("action").map(String::as_str) == Some(action)
+                && e.details.get("outcome").map(String::as_str) == Some(outcome)
+        })
+    };
+    assert!(audited("admin", "Pause", "ok"), "{actions:?}");
+    assert!(audited("eve", "Pause", "refused-403"), "{actions:?}");
+    assert!(
+        !actions
+            .iter()
+            .any(|e| e.details.get("action").map(String::as_str) == Some("Destroy")),
+        "{actions:?}"
+    );
 
     // What the page did reached the hypervisor: paused, resumed, never destroyed.
     assert_eq!(
@@ -299,8 +377,9 @@ fn call_form(service: &str, action: &str) -> String {
     format!("service={}&action={action}", service.replace(':', "%3A"))
 }
 
-/// POSTs a form to `url` from inside `ns` the way the page does (its own Origin).
-fn post_form(ns: &Netns, url: &str, origin: &str, form: &str) -> HttpResponse {
+/// POSTs a form to `url` from inside `ns` the way the page does (its own Origin, the token
+/// `authorization` names).
+fn post_form(ns: &Netns, url: &str, origin: &str, authorization: &str, form: &str) -> HttpResponse {
     curl(
         ns,
         url,
@@ -309,6 +388,8 @@ fn post_form(ns: &Netns, url: &str, origin: &str, form: &str) -> HttpResponse {
             "POST",
             "-H",
             &format!("Origin: {origin}"),
+            "-H",
+            authorization,
             "-H",
             "Content-Type: application/x-www-form-urlencoded",
             "--data-binary",
@@ -361,6 +442,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
     // placement. The console discovers the provider network itself: hypervisors and
     // placement, no service of a VM.
     let repo = world.repo.path().display().to_string();
+    let access = world.access.path.display().to_string();
     let api_listen = format!("127.0.0.1:{TRACK_API_PORT}");
     let grace = TRACK_GRACE.to_string();
     let tracker_args: Vec<String> = [
@@ -374,11 +456,14 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         &api_listen,
         "--grace",
         &grace,
+        "--access",
+        &access,
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     let tracker = Tracker::start(ns, &tracker_args);
+    let admin = world.access.header("admin");
     let api = world.api();
     let listen = format!("127.0.0.1:{WEB_PORT}");
     let url = format!("http://{listen}/");
@@ -392,6 +477,8 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         &api,
         "--iface",
         "eth0",
+        "--access",
+        &access,
     ];
     let mut serve_command = ns.command(xenplug_bin(), &serve_args);
     serve_command.env("XENPLUG_LOG", "debug");
@@ -414,7 +501,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
     // The merged tree: each source alone lacks half of it.
     let mut last = String::new();
     let tree = poll_until(SETTLE, || {
-        let response = curl(ns, &format!("{url}api/tree"), &[]);
+        let response = curl(ns, &format!("{url}api/tree"), &["-H", &admin]);
         last = format!("{response:?}");
         let tree = Json::parse(&response.body).ok()?;
         merged_lacks(&tree).is_empty().then_some(tree)
@@ -430,14 +517,15 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
     assert_eq!(sources, [api.as_str(), "local"], "{last}");
     let cursor = tree.s("cursor").to_string();
     assert_eq!(cursor.split('.').count(), 2, "{last}");
-    let alone = Json::parse(&curl(ns, &format!("{api}/api/tree"), &[]).body).expect("JSON");
+    let alone =
+        Json::parse(&curl(ns, &format!("{api}/api/tree"), &["-H", &admin]).body).expect("JSON");
     assert!(
         alone.list("hypervisors").is_empty(),
         "the tracker alone knows no hypervisor"
     );
 
     // The events of both sources, tagged; a one-source `since` is refused.
-    let events = curl(ns, &format!("{url}api/events?since=0.0"), &[]);
+    let events = curl(ns, &format!("{url}api/events?since=0.0"), &["-H", &admin]);
     assert_eq!(events.status, 200, "{events:?}");
     let page = Json::parse(&events.body).expect("JSON");
     let tags: std::collections::BTreeSet<&str> =
@@ -448,7 +536,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         "{events:?}"
     );
     assert_eq!(page.s("cursor").split('.').count(), 2, "{events:?}");
-    let bad = curl(ns, &format!("{url}api/events?since=3"), &[]);
+    let bad = curl(ns, &format!("{url}api/events?since=3"), &["-H", &admin]);
     assert_eq!(bad.status, 400, "{bad:?}");
 
     // Actions through the console, each to the one source that can reach it.
@@ -457,6 +545,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         ns,
         &format!("{vms}/{TRACK_VM_A2}/actions"),
         &origin,
+        &admin,
         &format!(
             "{}&Text=merged",
             call_form(&vm_service_type("Echo"), "Echo")
@@ -469,6 +558,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         ns,
         &format!("{vms}/{TRACK_VM_B1}/actions"),
         &origin,
+        &admin,
         &get_state,
     );
     assert_eq!(state.status, 200, "{state:?}\n{}", report(&serve));
@@ -476,18 +566,26 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
     let direct = post_form(
         ns,
         &format!("{api}/api/vms/{TRACK_VM_B1}/actions"),
-        &origin,
+        &format!("http://127.0.0.1:{TRACK_API_PORT}"),
+        &admin,
         &get_state,
     );
     assert_eq!(direct.status, 404, "the tracker alone cannot: {direct:?}");
     let nobody = "0000dead-0000-4000-8000-000000000000";
-    let unknown = post_form(ns, &format!("{vms}/{nobody}/actions"), &origin, &get_state);
+    let unknown = post_form(
+        ns,
+        &format!("{vms}/{nobody}/actions"),
+        &origin,
+        &admin,
+        &get_state,
+    );
     assert_eq!(unknown.status, 404, "{unknown:?}");
     assert!(unknown.body.contains("\"error\""), "{unknown:?}");
     let host = post_form(
         ns,
         &format!("{url}api/hypervisors/{nobody}/actions"),
         &origin,
+        &admin,
         &call_form(SERVICE_HYPERVISOR, "GetHostInfo"),
     );
     assert_eq!(host.status, 404, "{host:?}");
@@ -500,6 +598,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         &url,
         "console-web-merged",
         &[api.as_str(), "local"],
+        &[],
     );
     assert_eq!(
         world.sims[0]

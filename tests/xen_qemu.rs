@@ -51,6 +51,8 @@ const REQUIRED: &[&str] = &[
     "tracker found g1 over SSDP",
     "inside g1: /sys/hypervisor/uuid, xenplug advertise vm's UDN and vmUuid all",
     "Pause through SOAP",
+    "the Pause was signed for identity root and checked by the hypervisor",
+    "the Pause is journaled with its identity",
     "GENA State event for Pause",
     "SOAP GetState after Pause: paused",
     "a state change leaves CONFIGID alone",

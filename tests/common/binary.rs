@@ -30,6 +30,8 @@ pub struct Options {
     /// `--allow-control` values, in order (none: the default, only the host itself may call
     /// mutating actions). A test that calls Pause & co. from another namespace names it here.
     pub allow_control: Vec<String>,
+    /// `--control-key FILE`, if set: mutating actions then need a signature made with it.
+    pub control_key: Option<PathBuf>,
 }
 
 impl Options {
@@ -86,6 +88,9 @@ impl Xenplug {
         }
         for allowed in &options.allow_control {
             args.extend(["--allow-control".to_string(), allowed.clone()]);
+        }
+        if let Some(key) = &options.control_key {
+            args.extend(["--control-key".to_string(), key.display().to_string()]);
         }
         Xenplug::launch(ns, &program, &args, state)
     }

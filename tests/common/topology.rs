@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::binary::{Options, Xenplug};
-use super::http::{curl, http_get, HttpResponse};
+use super::http::{curl, HttpResponse};
 use super::json::Json;
 use super::lan::{Host, Lan};
 use super::netns::Netns;
@@ -20,8 +20,8 @@ use super::repo_files::{parse_journal, parse_repo_record, JournalEntry};
 use super::services_dir::ServicesDir;
 use super::sim::{Domain, SimDir};
 use super::tracker::{
-    track_echo_service, track_vm, TrackVmSpec, Tracker, TRACK_API_PORT, TRACK_GRACE, TRACK_HOSTS,
-    TRACK_HOST_NAMES, TRACK_MAX_AGE, TRACK_VMS,
+    track_echo_service, track_vm, Access, TrackVmSpec, Tracker, TRACK_API_PORT, TRACK_GRACE,
+    TRACK_HOSTS, TRACK_HOST_NAMES, TRACK_IDENTITIES, TRACK_MAX_AGE, TRACK_VMS,
 };
 use super::vm::{vm_service_type, VmOptions};
 
@@ -49,6 +49,13 @@ pub struct TrackSetup {
     /// mutating actions, so the tracker's relays of those get 606. Otherwise the tracker's
     /// provider leg ([`track_leg_addr`] 1, where the console runs too) is allowed.
     pub control_closed: bool,
+    /// Give the hypervisors and the tracker one control key (`--control-key`): the tracker
+    /// signs what it relays, the hypervisors need the signature (and no `--allow-control`).
+    pub signed: bool,
+    /// The tracker's `--tenant-control` (none when `None`).
+    pub tenant_control: Option<&'static str>,
+    /// Start the tracker without an access file: reads open, every action refused.
+    pub open: bool,
 }
 
 /// Provider LAN with two simulated hypervisors, two tenant LANs with the VM advertisers, and a
@@ -72,6 +79,13 @@ pub struct TrackWorld {
     pub beta: Lan,
     /// The repository directory.
     pub repo: TempDir,
+    /// The tracker's access file ([`TRACK_IDENTITIES`]); the world's API helpers send the
+    /// admin's token unless told otherwise.
+    pub access: Access,
+    /// Where the access file (and the control key) live.
+    access_dir: TempDir,
+    /// The control key of the hypervisors and the tracker, with [`TrackSetup::signed`].
+    pub control_key: Option<PathBuf>,
     /// How it was built.
     pub setup: TrackSetup,
 }
@@ -117,9 +131,12 @@ impl TrackWorld {
                 sim
             })
             .collect();
+        let access_dir = TempDir::new(&format!("{tag}-access"));
+        let access = Access::new(access_dir.path(), TRACK_IDENTITIES);
+        let control_key = setup.signed.then(|| access.new_key("control.key"));
         let hypervisors: Vec<Xenplug> = (0..2)
             .map(|h| {
-                let allow_control = if setup.control_closed {
+                let allow_control = if setup.control_closed || setup.signed {
                     Vec::new()
                 } else {
                     vec![track_leg_addr(1).to_string()]
@@ -127,6 +144,7 @@ impl TrackWorld {
                 let options = Options {
                     max_age: Some(setup.hypervisor_max_age.unwrap_or(TRACK_MAX_AGE)),
                     allow_control,
+                    control_key: control_key.clone(),
                     ..Options::ifaces(&["eth0"])
                 };
                 Xenplug::start_with(&mgmt.host(h).ns, &sims[h], &options)
@@ -169,6 +187,9 @@ impl TrackWorld {
             acme,
             beta,
             repo: TempDir::new(&format!("{tag}-repo")),
+            access,
+            access_dir,
+            control_key,
             setup,
         }
     }
@@ -230,6 +251,28 @@ impl TrackWorld {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(
+            (!self.setup.open)
+                .then(|| {
+                    [
+                        "--access".to_string(),
+                        self.access.path.display().to_string(),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .chain(
+            self.control_key
+                .iter()
+                .flat_map(|key| ["--control-key".to_string(), key.display().to_string()]),
+        )
+        .chain(
+            self.setup
+                .tenant_control
+                .iter()
+                .flat_map(|actions| ["--tenant-control".to_string(), actions.to_string()]),
+        )
         .collect()
     }
 
@@ -323,9 +366,18 @@ impl TrackWorld {
         .map(|e| (e, t0.elapsed()))
     }
 
-    /// GET a path of the API from the tracker's namespace.
+    /// GET a path of the API from the tracker's namespace, as the admin.
     pub fn api_get(&self, path: &str) -> HttpResponse {
-        http_get(&self.tracker_ns, &format!("{}{path}", self.api()))
+        self.api_get_as("admin", path)
+    }
+
+    /// GET a path of the API from the tracker's namespace as identity `name`.
+    pub fn api_get_as(&self, name: &str, path: &str) -> HttpResponse {
+        curl(
+            &self.tracker_ns,
+            &format!("{}{path}", self.api()),
+            &["-H", &self.access.header(name)],
+        )
     }
 
     /// GET a path of the API that must answer 200 with JSON.
@@ -351,8 +403,13 @@ impl TrackWorld {
         self.api_json("/api/tree")
     }
 
-    /// POST a form body to a path of the API from the tracker's namespace.
+    /// POST a form body to a path of the API from the tracker's namespace, as the admin.
     pub fn api_post_form(&self, path: &str, body: &str) -> HttpResponse {
+        self.api_post_form_as("admin", path, body)
+    }
+
+    /// POST a form body to a path of the API from the tracker's namespace as identity `name`.
+    pub fn api_post_form_as(&self, name: &str, path: &str, body: &str) -> HttpResponse {
         curl(
             &self.tracker_ns,
             &format!("{}{path}", self.api()),
@@ -361,6 +418,8 @@ impl TrackWorld {
                 "POST",
                 "-H",
                 "Content-Type: application/x-www-form-urlencoded",
+                "-H",
+                &self.access.header(name),
                 "--data-binary",
                 body,
                 "--max-time",

@@ -1,6 +1,8 @@
 //! The tracker (`xenplug track`): the fixed identities and VMs of its test topology, and the
 //! running tracker process.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,81 @@ pub const TRACK_EVENT_KINDS: &[&str] = &[
     "vm-revirtualized",
     "vm-renamed",
     "spoof-refused",
+    "action",
 ];
+
+/// The identities of a test's access file: name and role.
+pub const TRACK_IDENTITIES: &[(&str, &str)] = &[
+    ("admin", "admin"),
+    ("ops", "operator"),
+    ("eve", "viewer"),
+    ("acme", "tenant:acme"),
+    ("beta", "tenant:beta"),
+];
+
+/// An access file made with `xenplug access new` (the binary under test; no network), with the
+/// tokens it printed, by identity name.
+pub struct Access {
+    /// The access file.
+    pub path: PathBuf,
+    tokens: BTreeMap<String, String>,
+}
+
+impl Access {
+    /// An access file in `dir` holding `identities` (name, role).
+    pub fn new(dir: &Path, identities: &[(&str, &str)]) -> Access {
+        let path = dir.join("access");
+        let mut tokens = BTreeMap::new();
+        for (name, role) in identities {
+            let output = std::process::Command::new(xenplug_bin())
+                .args(["access", "new", name, role, "--file"])
+                .arg(&path)
+                .output()
+                .expect("run xenplug access new");
+            assert!(
+                output.status.success(),
+                "xenplug access new {name} {role}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            assert_eq!(token.len(), 64, "a token: {token:?}");
+            tokens.insert(name.to_string(), token);
+        }
+        Access { path, tokens }
+    }
+
+    /// The token of identity `name`.
+    pub fn token(&self, name: &str) -> &str {
+        self.tokens
+            .get(name)
+            .unwrap_or_else(|| panic!("no identity {name} in the test's access file"))
+    }
+
+    /// A new control key file `name` beside the access file (`xenplug access new-key`).
+    pub fn new_key(&self, name: &str) -> PathBuf {
+        let path = self
+            .path
+            .parent()
+            .expect("the access file is in a directory")
+            .join(name);
+        let output = std::process::Command::new(xenplug_bin())
+            .args(["access", "new-key"])
+            .arg(&path)
+            .output()
+            .expect("run xenplug access new-key");
+        assert!(
+            output.status.success(),
+            "xenplug access new-key: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        path
+    }
+
+    /// `Authorization: Bearer <token of name>`, as a curl `-H` value.
+    pub fn header(&self, name: &str) -> String {
+        format!("Authorization: Bearer {}", self.token(name))
+    }
+}
 
 /// One VM of the topology.
 #[derive(Clone, Copy, Debug)]

@@ -38,6 +38,8 @@ pub struct VmOptions {
     pub name: Option<String>,
     /// `--max-age`, if set.
     pub max_age: Option<u32>,
+    /// `--control-key FILE`, if set: every owner action then needs a signature made with it.
+    pub control_key: Option<PathBuf>,
 }
 
 impl VmOptions {
@@ -50,6 +52,7 @@ impl VmOptions {
             handler_timeout: None,
             name: None,
             max_age: None,
+            control_key: None,
         }
     }
 
@@ -72,6 +75,9 @@ impl VmOptions {
         }
         if let Some(name) = &self.name {
             args.extend(["--name".to_string(), name.clone()]);
+        }
+        if let Some(key) = &self.control_key {
+            args.extend(["--control-key".to_string(), key.display().to_string()]);
         }
         if let Some(max_age) = self.max_age {
             args.extend(["--max-age".to_string(), max_age.to_string()]);

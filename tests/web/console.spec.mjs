@@ -4,7 +4,10 @@
 //   url, host, hostName, vm, vmName, echo, domainControl, text, late, lateName, screenshot, profile,
 //   chromium, playwright (optional: where playwright-core is, else the one next to this file),
 //   sources (optional: the API names the header lists, space-separated, when the console merges
-//   several sources; empty or absent for one source).
+//   several sources; empty or absent for one source), token (the admin's token: the page opens
+//   on its sign-in form), viewerToken and foreign (optional: then, at the end, a viewer sees no
+//   enabled action and a forced call is refused inline, and a page of another origin posts a
+//   form to the console, which must change nothing).
 // It prints `STEP <name> <ms>` as it goes, `ADD-VM` when the test should add a VM, and `PASS`
 // at the end; any failed check throws (exit status 1). Every wait is bounded.
 import process from 'node:process';
@@ -66,11 +69,14 @@ async function run(page) {
     if (request.method() === 'POST') posts += 1;
   });
   page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(message.text());
+    // Chromium logs every 401 and 403 answer; the sign-in and a refused call expect them.
+    const refused = /status of 40[13]/.test(message.text());
+    if (message.type() === 'error' && !refused) problems.push(message.text());
   });
   page.on('pageerror', (error) => problems.push(String(error)));
 
   await page.goto(plan.url, { waitUntil: 'load' });
+  await signIn(page, plan.token, 'admin');
   await page.evaluate(() => {
     window.notReloaded = true;
   });
@@ -188,4 +194,57 @@ async function run(page) {
   step('screenshot');
   check(foreign.length === 0, `requests outside the console: ${foreign.join(', ')}`);
   check(problems.length === 0, `browser console errors: ${problems.join(' | ')}`);
+  if (plan.viewerToken) await asViewer(page);
+  if (plan.foreign) await fromAnotherOrigin(page);
+}
+
+/** Signs in with `token` when the page asks for one, and checks the role it shows. */
+async function signIn(page, token, role) {
+  if (!token) return;
+  const form = page.locator('#sign-in');
+  await form.waitFor({ state: 'visible' });
+  await page.locator('#token').fill(token);
+  await page.locator('#sign-in-form button[type="submit"]').click();
+  const who = page.locator('#who');
+  await who.waitFor({ state: 'visible' });
+  check((await who.getAttribute('data-role')) === role, `signed in as ${role}: ${await who.textContent()}`);
+  check(await form.isHidden(), 'the sign-in form is gone');
+  step(`signed-in-${role}`);
+}
+
+/** A viewer: every action shown disabled; one forced anyway is refused by the server, inline. */
+async function asViewer(page) {
+  await page.locator('#sign-out').click();
+  await page.waitForLoadState('load');
+  await signIn(page, plan.viewerToken, 'viewer');
+  const host = page.locator(`[data-host="${plan.host}"]`);
+  await host.waitFor();
+  await host.locator('.row').first().locator('.toggle').click();
+  const vm = page.locator(`[data-vm="${plan.vm}"]`);
+  await vm.waitFor({ state: 'visible' });
+  await vm.locator('.row').first().locator('.toggle').click();
+  const life = vm.locator(`[data-service="${plan.domainControl}"]`);
+  await life.waitFor({ state: 'visible' });
+  const calls = page.locator('#hosts button.call, #vms button.call');
+  const states = await calls.evaluateAll((nodes) => nodes.map((n) => n.disabled));
+  check(states.length > 0 && states.every(Boolean), `a viewer sees no enabled action: ${states}`);
+  step('viewer-disabled');
+  const pause = life.locator('form[data-action="Pause"] button');
+  await pause.evaluate((button) => {
+    button.disabled = false;
+  });
+  await pause.click();
+  const refused = life.locator('[data-outcome="error"]', { hasText: 'HTTP 403' });
+  await refused.waitFor();
+  step('viewer-forced-403');
+}
+
+/** A page of another origin auto-posts a form to the console's API: refused, nothing done. */
+async function fromAnotherOrigin(page) {
+  const answer = await page.goto(plan.foreign, { waitUntil: 'load' });
+  check(answer !== null, 'the other origin\'s page loaded');
+  await page.waitForURL((url) => url.href.startsWith(plan.url), { timeout: WAIT });
+  const status = await page.evaluate(() => document.body.innerText);
+  check(/cross-origin|sign in|token/i.test(status), `the console refused the form: ${status}`);
+  step('foreign-form-refused');
 }

@@ -147,10 +147,17 @@ else
     exit "$failures"
 fi
 
+# Access control as a provider sets it up: an access file with an admin whose token the
+# console uses, and a control key the tracker signs relayed calls with and the hypervisor checks.
+mkdir -p /etc/xenplug
+xenplug access new-key /etc/xenplug/control.key 2>/dev/null
+XENPLUG_TOKEN=$(xenplug access new root admin --file /etc/xenplug/access 2>/dev/null)
+export XENPLUG_TOKEN
 XENPLUG_LOG=debug xenplug advertise hypervisor --backend libxl --iface lo \
-    --state-dir /var/lib/xenplug --http-port "$HV_PORT" 2>"$LOGS/hypervisor.log" &
+    --state-dir /var/lib/xenplug --http-port "$HV_PORT" \
+    --control-key /etc/xenplug/control.key 2>"$LOGS/hypervisor.log" &
 XENPLUG_LOG=debug xenplug track --net mgmt=lo:provider --repo "$REPO" --api 127.0.0.1:8700 \
-    2>"$LOGS/track.log" &
+    --access /etc/xenplug/access --control-key /etc/xenplug/control.key 2>"$LOGS/track.log" &
 if wait_for 20 has_description; then
     pass "hypervisor advertiser serves $HV/description.xml (configId $(config_id))"
 else
@@ -160,7 +167,8 @@ else
     dump_logs
     exit "$failures"
 fi
-if wait_for 20 timeout 2 wget -q -O /dev/null "$API/api/tree"; then
+if wait_for 20 timeout 2 wget -q -O /dev/null --header "Authorization: Bearer $XENPLUG_TOKEN" \
+    "$API/api/tree"; then
     xenplug console watch --since 0 --tracker "$API" >"$LOGS/watch.log" 2>&1 &
 fi
 
@@ -212,6 +220,17 @@ if call "$uuid1" Pause && wait_for 10 xl_paused g1; then
     pass "Pause through SOAP: xl says $(xl_state g1)"
 else
     fail "Pause through SOAP: xl says $(xl_state g1)"
+fi
+# The tracker signed it on behalf of the console's identity; the hypervisor checked the key.
+if grep -q "(root): Pause on domain/$uuid1: done" "$LOGS/hypervisor.log"; then
+    pass "the Pause was signed for identity root and checked by the hypervisor"
+else
+    fail "the hypervisor did not log a signed Pause from root: $(grep Pause "$LOGS/hypervisor.log" | tail -n 2 | tr '\n' ' ')"
+fi
+if journal_has "kind=action subject=$uuid1 identity=root role=admin .*action=Pause .*outcome=ok"; then
+    pass "the Pause is journaled with its identity: $(journal_line "kind=action subject=$uuid1 .*action=Pause")"
+else
+    fail "no action line for the Pause in the journal"
 fi
 if wait_for 15 journal_has "kind=vm-state-changed subject=$uuid1 .*to=paused"; then
     pass "GENA State event for Pause: journal: $(journal_line "subject=$uuid1 .*to=paused")"

@@ -21,14 +21,14 @@ const ACCESS_RECHECK: Duration = Duration::from_secs(1);
 /// A new bearer token: 32 random bytes as 64 lowercase hexadecimal digits.
 pub fn new_token() -> Result<String> {
     let mut bytes = [0u8; TOKEN_BYTES];
-    crate::state::random_bytes(&mut bytes)?;
+    crate::state::secret_bytes(&mut bytes)?;
     Ok(hex(&bytes))
 }
 
 /// A new random control key.
 pub fn new_key() -> Result<ControlKey> {
     let mut bytes = [0u8; KEY_BYTES];
-    crate::state::random_bytes(&mut bytes)?;
+    crate::state::secret_bytes(&mut bytes)?;
     Ok(ControlKey::from_bytes(bytes))
 }
 

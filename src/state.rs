@@ -119,9 +119,20 @@ fn next_wrapping(current: u32, max: u32) -> u32 {
     }
 }
 
-/// Fills `bytes` from the kernel's random source (getrandom(2), so it works without /dev in a
-/// sandbox): SIDs, UUIDs, seeds, tokens, control keys and signature nonces all come from here.
+/// Fills `bytes` from the kernel's random source without ever waiting (`/dev/urandom`): seeds,
+/// SIDs and generated UUIDs, which a device needs at once, even in a guest whose kernel has
+/// not gathered entropy yet (under emulation that can take minutes).
 pub fn random_bytes(bytes: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(bytes))
+        .map_err(|e| Error::io("reading /dev/urandom", e))
+}
+
+/// Fills `bytes` for a secret (a token, a control key, a signature's nonce) from getrandom(2),
+/// which waits until the kernel's generator is seeded rather than answer before, and works
+/// without /dev in a sandbox.
+pub fn secret_bytes(bytes: &mut [u8]) -> Result<()> {
     getrandom::fill(bytes).map_err(|error| {
         Error::io(
             "reading the OS's random source",

@@ -165,7 +165,7 @@ pub fn signature_header(
 ) -> Option<String> {
     use crate::wire::signature::{sign, SignedParts, NONCE_BYTES};
     let mut nonce = [0u8; NONCE_BYTES];
-    crate::state::random_bytes(&mut nonce).ok()?;
+    crate::state::secret_bytes(&mut nonce).ok()?;
     let host = host_field(address);
     let parts = SignedParts {
         method,

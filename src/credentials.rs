@@ -2,8 +2,9 @@
 //! bearer token files, and making new tokens and keys. Blocking file I/O only; what the
 //! credentials allow is decided in [`crate::engine::access`].
 
-use crate::engine::access::{AccessList, Role};
+use crate::engine::access::{AccessList, Failures, Identity, Refusal, Role, FAILURES_PER_SOURCE};
 use crate::error::{Error, Result};
+use crate::net::http::Request;
 use crate::wire::signature::{hex, ControlKey, KEY_BYTES};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -258,6 +259,89 @@ impl AccessFile {
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, if the request has one.
+pub fn bearer(request: &Request) -> Option<&str> {
+    let value = request.header("Authorization")?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// The door of an API that takes bearer tokens: the access file and the failed attempts per
+/// source. `server` names the API in the log (`read API`, `console serve`).
+#[derive(Debug)]
+pub struct Gate {
+    access: AccessFile,
+    failures: Failures,
+    server: &'static str,
+}
+
+impl Gate {
+    /// A gate for `server` with `access`'s identities.
+    pub fn new(access: AccessFile, server: &'static str) -> Gate {
+        Gate {
+            access,
+            failures: Failures::new(),
+            server,
+        }
+    }
+
+    /// The identity whose token `request` carries, with the token; else the refusal: 401 for
+    /// no token or an unknown one, 429 once its source failed too often (logged once as it
+    /// crosses the limit). A token that fails is tried once more against the file as it is
+    /// now: it may have been added a moment ago.
+    pub fn authenticate(
+        &mut self,
+        request: &Request,
+    ) -> std::result::Result<(Identity, String), Refusal> {
+        let source = request.peer.ip();
+        let now = crate::net::unix_now();
+        let too_many = Refusal {
+            status: 429,
+            reason: "too many failed authentications from this address; try again later",
+        };
+        if self.failures.blocked(now, source) {
+            return Err(too_many);
+        }
+        let token = bearer(request);
+        let found = token.and_then(|token| {
+            let checked = Instant::now();
+            self.access
+                .current(checked)
+                .authenticate(token)
+                .cloned()
+                .or_else(|| self.access.refreshed(checked).authenticate(token).cloned())
+        });
+        if let (Some(identity), Some(token)) = (found, token) {
+            return Ok((identity, token.to_string()));
+        }
+        let (limited, crossed) = self.failures.fail(now, source);
+        if crossed {
+            log::warn!(
+                "{}: {source} failed to authenticate {FAILURES_PER_SOURCE} times within a \
+                 minute; answering 429 until the minute is over",
+                self.server
+            );
+        } else {
+            log::debug!(
+                "{}: {source}: no valid token for {}",
+                self.server,
+                request.path
+            );
+        }
+        if limited {
+            Err(too_many)
+        } else {
+            Err(Refusal {
+                status: 401,
+                reason: "a valid bearer token is required",
+            })
+        }
     }
 }
 

@@ -11,9 +11,9 @@ use crate::consts::{
     TRACK_API_POLL_STEP, TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
-use crate::credentials::AccessFile;
+use crate::credentials::{AccessFile, Gate};
 use crate::engine::access::View;
-use crate::engine::access::{self, Caller, Failures, Identity, Listener, Refusal};
+use crate::engine::access::{self, Caller, Identity, Listener, Refusal};
 use crate::engine::discovery::{self, Change, Discovery};
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
 use crate::engine::relay::{self, Control, DomainControl, RelayCall, VmControls};
@@ -169,10 +169,8 @@ struct Tracker {
     search_sockets: Vec<Rc<SsdpSocket>>,
     /// Interfaces that were down (missing or without address) at the last look.
     down: Vec<bool>,
-    /// Identities and roles, if an access file is configured.
-    access: Option<AccessFile>,
-    /// Failed authentications per source.
-    failures: Failures,
+    /// Identities and roles, and failed attempts, if an access file is configured.
+    gate: Option<Gate>,
     /// The key relayed calls are signed with.
     control_key: Option<ControlKey>,
     /// Lifecycle actions a tenant may call on its own VMs.
@@ -362,8 +360,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         hypervisor_controls: BTreeMap::new(),
         search_sockets: search_sockets.clone(),
         down: vec![false; count],
-        access,
-        failures: Failures::new(),
+        gate: access.map(|access| Gate::new(access, "read API")),
         control_key: options.control_key.clone(),
         tenant_control: options.tenant_control.clone(),
     }));
@@ -1127,66 +1124,18 @@ fn refused(refusal: &Refusal) -> Response {
     response
 }
 
-/// The token of an `Authorization: Bearer TOKEN` header, if the request has one.
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request.header("Authorization")?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("Bearer")
-        .then(|| token.trim())
-        .filter(|token| !token.is_empty())
-}
-
 impl Tracker {
     /// Who sent `request`: no one in particular without an access file (`Ok(None)`), else the
-    /// identity its token names; `Err` is the 401 (no token, or an unknown one) or the 429
-    /// (this source failed too often) to answer.
+    /// identity its token names; `Err` is the 401 or 429 to answer.
     fn authenticate(
         &mut self,
         request: &Request,
     ) -> std::result::Result<Option<Identity>, Refusal> {
-        let Some(access) = &mut self.access else {
-            return Ok(None);
-        };
-        let source = request.peer.ip();
-        let now = unix_now();
-        let too_many = Refusal {
-            status: 429,
-            reason: "too many failed authentications from this address; try again later",
-        };
-        if self.failures.blocked(now, source) {
-            return Err(too_many);
-        }
-        // A token that fails is tried once more against the file as it is now: it may have
-        // been added a moment ago.
-        let found = bearer(request).and_then(|token| {
-            let now = Instant::now();
-            access
-                .current(now)
-                .authenticate(token)
-                .cloned()
-                .or_else(|| access.refreshed(now).authenticate(token).cloned())
-        });
-        if let Some(identity) = found {
-            return Ok(Some(identity));
-        }
-        let (limited, crossed) = self.failures.fail(now, source);
-        if crossed {
-            log::warn!(
-                "read API: {source} failed to authenticate {} times within a minute; \
-                 answering 429 until the minute is over",
-                crate::engine::access::FAILURES_PER_SOURCE
-            );
-        } else {
-            log::debug!("read API: {source}: no valid token for {}", request.path);
-        }
-        if limited {
-            Err(too_many)
-        } else {
-            Err(Refusal {
-                status: 401,
-                reason: "a valid bearer token is required",
-            })
+        match &mut self.gate {
+            None => Ok(None),
+            Some(gate) => gate
+                .authenticate(request)
+                .map(|(identity, _)| Some(identity)),
         }
     }
 

@@ -77,8 +77,8 @@ use crate::consts::{
     API_EVENTS_PATH, API_TREE_PATH, CONSOLE_ACTION_TIMEOUT, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY,
     CONSOLE_WATCH_TIMEOUT, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
 };
-use crate::credentials::AccessFile;
-use crate::engine::access::{Failures, Identity};
+use crate::credentials::Gate;
+use crate::engine::access::{Identity, Refusal};
 use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
 use crate::wire::http::RequestHead;
 use crate::wire::json::JsonWriter;
@@ -127,10 +127,8 @@ fn json_error(status: u16, reason: &str) -> Response {
 struct ConsoleHttp {
     /// The sources' APIs, `--tracker`'s first.
     apis: Rc<[Api]>,
-    /// The page's identities (`--access`), if it needs a sign-in.
-    access: Option<RefCell<AccessFile>>,
-    /// Failed sign-ins per source.
-    failures: RefCell<Failures>,
+    /// The page's identities and failed sign-ins (`--access`), if it needs a sign-in.
+    gate: Option<RefCell<Gate>>,
     /// Their event feeds, as [`follow`] reads them (several sources only, no `--access`).
     feeds: Rc<RefCell<Vec<Feed>>>,
     /// With `--access` and several sources: each signed-in user's own feeds, followed with
@@ -326,10 +324,10 @@ impl Handler for ConsoleHttp {
                 | Route::MergedEvents { .. }
                 | Route::Routed { .. }
         );
-        let identity = match (needs_identity, &self.access) {
+        let identity = match (needs_identity, &self.gate) {
             (true, Some(_)) => match self.authenticate(&request) {
                 Ok(identity) => Some(identity),
-                Err((status, reason)) => {
+                Err(Refusal { status, reason }) => {
                     let mut response = json_error(status, reason);
                     if status == 401 {
                         response
@@ -463,58 +461,14 @@ impl ConsoleHttp {
         user.feeds.clone()
     }
 
-    /// The identity whose token the request carries (and the token), or the status and
-    /// reason to answer: 401 without a valid one, 429 once a source failed too often.
-    fn authenticate(&self, request: &Request) -> Result<(Identity, String), (u16, &'static str)> {
-        let Some(access) = &self.access else {
-            return Err((401, "no access file"));
-        };
-        let now = crate::net::unix_now();
-        let source = request.peer.ip();
-        let mut failures = self.failures.borrow_mut();
-        let too_many = (
-            429,
-            "too many failed sign-ins from this address; try again later",
-        );
-        if failures.blocked(now, source) {
-            return Err(too_many);
-        }
-        let token = request
-            .header("Authorization")
-            .and_then(|value| value.trim().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
-            .map(|(_, token)| token.trim().to_string());
-        let found = token.as_deref().and_then(|token| {
-            let mut access = access.borrow_mut();
-            let now = Instant::now();
-            access
-                .current(now)
-                .authenticate(token)
-                .cloned()
-                .or_else(|| access.refreshed(now).authenticate(token).cloned())
-        });
-        match (found, token) {
-            (Some(identity), Some(token)) => Ok((identity, token)),
-            _ => {
-                let (limited, crossed) = failures.fail(now, source);
-                if crossed {
-                    log::warn!(
-                        "console serve: {source} failed to sign in {} times within a minute; \
-                         answering 429 until the minute is over",
-                        crate::engine::access::FAILURES_PER_SOURCE
-                    );
-                } else {
-                    log::info!(
-                        "console serve: {source}: no valid token for {}",
-                        request.path
-                    );
-                }
-                Err(if limited {
-                    too_many
-                } else {
-                    (401, "sign in: a valid token is required")
-                })
-            }
+    /// The identity whose token the request carries (and the token), or the refusal.
+    fn authenticate(&self, request: &Request) -> Result<(Identity, String), Refusal> {
+        match &self.gate {
+            Some(gate) => gate.borrow_mut().authenticate(request),
+            None => Err(Refusal {
+                status: 401,
+                reason: "no access file",
+            }),
         }
     }
 }
@@ -572,8 +526,7 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
     let executor = Rc::new(LocalExecutor::new());
     let handler: Rc<dyn Handler> = Rc::new(ConsoleHttp {
         apis: apis.clone(),
-        access: access.map(RefCell::new),
-        failures: RefCell::new(Failures::new()),
+        gate: access.map(|access| RefCell::new(Gate::new(access, "console serve"))),
         feeds: feeds.clone(),
         user_feeds: RefCell::new(HashMap::new()),
         executor: executor.clone(),
@@ -670,8 +623,7 @@ mod tests {
             feeds: Rc::new(RefCell::new(Vec::new())),
             user_feeds: RefCell::new(HashMap::new()),
             executor: Rc::new(LocalExecutor::new()),
-            access: None,
-            failures: RefCell::new(Failures::new()),
+            gate: None,
             domain_control: Arc::from(&b"{}"[..]),
             hypervisor: Arc::from(&b"{}"[..]),
         };

@@ -521,8 +521,10 @@ impl DeviceHttp {
                 }
                 Err(refusal) => {
                     log::debug!(
-                        "gena: {} UNSUBSCRIBE {sid} from {key}: {refusal}",
-                        request.peer
+                        "gena: {} UNSUBSCRIBE {} from {}: {refusal}",
+                        request.peer,
+                        soap::capped(sid),
+                        soap::capped(key)
                     );
                     status(refusal.status())
                 }

@@ -11,13 +11,14 @@ use super::ssdp::SsdpSocket;
 use crate::app::App;
 use crate::consts::CONTENT_TYPE_XML;
 use crate::engine::call;
-use crate::engine::gena::Subscriptions;
+use crate::engine::gena::{GenaRefusal, Notice, Subscriptions};
 use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
 use crate::state::{random_seed, StateDir};
 use crate::wire::soap::{self, UpnpError};
+use log::Level;
 use smol::channel::Sender;
 use smol::{Async, LocalExecutor};
 use std::cell::RefCell;
@@ -453,13 +454,26 @@ impl DeviceHttp {
             request.header("TIMEOUT"),
         );
         let now = Instant::now();
+        let subscriber = request.peer.ip();
         let result = match parsed {
             Err(error) => return status(error.status()),
             Ok(SubscribeRequest::New { callbacks, timeout }) => {
                 let callbacks = callbacks.iter().map(Into::into).collect();
                 core.gena
-                    .subscribe(now, key, callbacks, timeout, request.peer.ip())
-                    .map(|(sid, granted)| (sid.into(), granted, true))
+                    .subscribe(now, key, callbacks, timeout, subscriber)
+                    .map(|subscribed| {
+                        if let Some(replaced) = &subscribed.replaced {
+                            let first = core.gena.first_notice(subscriber, Notice::Replaced);
+                            let level = if first { Level::Info } else { Level::Debug };
+                            log::log!(
+                                level,
+                                "gena: {} holds the most subscriptions to {key} one address \
+                                 may; its oldest, {replaced}, is replaced",
+                                request.peer
+                            );
+                        }
+                        (subscribed.sid.into(), subscribed.granted, true)
+                    })
             }
             Ok(SubscribeRequest::Renew { sid, timeout }) => core
                 .gena
@@ -468,7 +482,11 @@ impl DeviceHttp {
         };
         match result {
             Err(refusal) => {
-                log::debug!(
+                let first = refusal == GenaRefusal::Unavailable
+                    && core.gena.first_notice(subscriber, Notice::Refused);
+                let level = if first { Level::Warn } else { Level::Debug };
+                log::log!(
+                    level,
                     "gena: {} SUBSCRIBE to {key} refused: {refusal}",
                     request.peer
                 );

@@ -380,13 +380,21 @@ fn fault(error: &UpnpError) -> Response {
 
 impl DeviceHttp {
     fn control(&self, key: &str, request: Request) -> Answer {
+        let admitted = call::admit(request.header("CONTENT-TYPE"), request.header("SOAPACTION"));
+        let soap_action = match admitted {
+            Ok(soap_action) => soap_action,
+            Err(refusal) => {
+                log::debug!(
+                    "{}: POST to control {} refused ({}): {refusal}",
+                    request.peer,
+                    soap::capped(key),
+                    refusal.status()
+                );
+                return Answer::Now(status(refusal.status()));
+            }
+        };
         let core = self.core.borrow();
-        let resolved = call::resolve(
-            &core.published.root,
-            key,
-            request.header("SOAPACTION"),
-            &request.body,
-        );
+        let resolved = call::resolve(&core.published.root, key, Some(soap_action), &request.body);
         drop(core);
         let call = match resolved {
             None => return Answer::Now(status(404)),

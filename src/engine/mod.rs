@@ -11,6 +11,7 @@ pub mod gena;
 pub mod inventory;
 pub mod publication;
 pub mod ssdp;
+pub mod ssdp_budget;
 pub mod subscriber;
 
 use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};

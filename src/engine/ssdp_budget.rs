@@ -50,9 +50,10 @@ pub const SSDP_RATE_SOURCE_IDLE: Duration = Duration::from_secs(10);
 /// [`SSDP_REPLY_MAX_WAIT`] (2.25 MiB admitted ahead of the pace), two control points searching
 /// at the same instant are answered in full within about 2 s, and a third searching two seconds
 /// later too, within about 4 s. That is 6 Mbit/s, negligible on a management network, and it bounds
-/// a flood's amplification whatever its search targets: searches arriving at n bytes a second
-/// for t seconds get at most 768 KiB × (t + 3 s) back, under 7 times what a 5 s flood of 2,000
-/// searches a second (about 100 bytes each) sent.
+/// a flood's answer whatever its search targets and source addresses: a flood of t seconds
+/// gets at most 768 KiB × (t + 3 s) back (the burst and the longest wait), 6 MiB for 5 s,
+/// which is 6.3 times what 2,000 searches a second of 100 bytes send in that time
+/// (`tests/benches/hostile.sh` measures 5.1 for `ssdp:all` from 1,000 sources).
 ///
 /// How many replies may wait at once is [`SSDP_MAX_PENDING_REPLIES`]; with many domains it,
 /// not this budget, is what limits simultaneous answers, and it must grow with the device

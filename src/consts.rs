@@ -113,8 +113,10 @@ pub const HTTP_RESPONSE_HEAD_BUFFER: usize = 1024;
 
 /// Subscription duration granted when the subscriber asks for none or for infinite.
 pub const GENA_DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
-/// Longest subscription granted.
-pub const GENA_MAX_TIMEOUT: Duration = Duration::from_secs(86400);
+/// Longest subscription granted (UDA 1.1 section 4.1.2: the publisher chooses and answers what
+/// it granted), and longest a publisher's grant is trusted: a subscription whose subscriber
+/// went away holds a slot for at most this long.
+pub const GENA_MAX_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Callback URLs per SUBSCRIBE, at most (CallStranger hardening).
 pub const GENA_MAX_CALLBACKS: usize = 6;
 /// Length of one callback URL, at most.

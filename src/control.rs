@@ -300,7 +300,7 @@ fn perform(
             let vm = Uuid::parse_str(text.trim()).map_err(|_| {
                 UpnpError::new(
                     soap::ARGUMENT_VALUE_INVALID,
-                    format!("{text:?} is not a UUID"),
+                    format!("not a UUID: {text:?}"),
                 )
             })?;
             if !view.domains.iter().any(|d| d.uuid == vm) {

@@ -1,14 +1,78 @@
 //! Engine layer: a control request resolved once against the device's own tables.
 //!
-//! [`resolve`] takes what a control point sent (the control URL's service key, the SOAPACTION
-//! header, the SOAP body) and the published device tree, and answers either a [`ControlCall`]
-//! (the service, the action, the input arguments read as their state variables' types) or the
-//! UPnP error to send back. Apps perform calls without looking anything up again. No I/O, no
-//! clock.
+//! [`admit`] first decides from the request's headers alone whether it is a control request at
+//! all (CONTENT-TYPE and SOAPACTION, UDA 1.1 section 3.2.1); [`resolve`] then takes what the
+//! control point sent (the control URL's service key, the SOAPACTION header, the SOAP body)
+//! and the published device tree, and answers either a [`ControlCall`] (the service, the
+//! action, the input arguments read as their state variables' types) or the UPnP error to
+//! send back. Apps perform calls without looking anything up again. No I/O, no clock.
+
+use std::fmt;
 
 use crate::model::{ActionSpec, Device, Direction, Service, VariableSpec};
 use crate::wire::soap::{self, UpnpError};
 use uuid::Uuid;
+
+/// Media types a control request's body may be declared as (CONTENT-TYPE without its
+/// parameters, compared case-insensitively): UDA 1.1 section 3.2.1 sends `text/xml`; SOAP 1.2
+/// names `application/soap+xml`.
+const CONTROL_MEDIA_TYPES: [&str; 2] = ["text/xml", "application/soap+xml"];
+
+/// Why a POST to a control URL is refused before its body is read: an HTTP status, not a UPnP
+/// error, since the request is not a control request at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 415 Unsupported Media Type: CONTENT-TYPE missing, or not one of `text/xml` and
+    /// `application/soap+xml`.
+    MediaType,
+    /// 400 Bad Request: no SOAPACTION header (UDA 1.1 section 3.2.1 requires it).
+    NoSoapAction,
+}
+
+impl Refusal {
+    /// The HTTP status to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::MediaType => 415,
+            Refusal::NoSoapAction => 400,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::MediaType => "CONTENT-TYPE is not text/xml or application/soap+xml",
+            Refusal::NoSoapAction => "no SOAPACTION header",
+        })
+    }
+}
+
+/// Whether a POST to a control URL with these CONTENT-TYPE and SOAPACTION headers is a control
+/// request; the SOAPACTION value when it is.
+///
+/// UDA 1.1 section 3.2.1 gives every control request both headers. Requiring them is also
+/// what keeps a web page from acting on a device: a browser sends a cross-site POST without
+/// asking the server first (a CORS preflight) only with a CORS-safelisted content type
+/// (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`) and no header
+/// of the page's own, and a device answers no preflight. A page on any host the allow-list
+/// admits could otherwise POST an envelope as `text/plain` and pause a VM.
+pub fn admit<'a>(
+    content_type: Option<&str>,
+    soap_action: Option<&'a str>,
+) -> Result<&'a str, Refusal> {
+    let media_type = content_type
+        .and_then(|value| value.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default();
+    if !CONTROL_MEDIA_TYPES
+        .iter()
+        .any(|allowed| media_type.eq_ignore_ascii_case(allowed))
+    {
+        return Err(Refusal::MediaType);
+    }
+    soap_action.ok_or(Refusal::NoSoapAction)
+}
 
 /// A control request that names a service and an action of this device, with input arguments
 /// that match the action's table and their state variables' types.
@@ -294,6 +358,60 @@ mod tests {
             Some(Err(error)) => error.code,
             other => panic!("expected a UPnP error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn control_requests_need_an_xml_content_type_and_soapaction() {
+        let action = Some("\"urn:x#Set\"");
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Result<&'a str, Refusal>);
+        let cases: [Case<'_>; 14] = [
+            // What GUPnP, async-upnp-client and xenplug's own relay send.
+            (
+                Some("text/xml; charset=\"utf-8\""),
+                action,
+                Ok("\"urn:x#Set\""),
+            ),
+            (Some("text/xml"), action, Ok("\"urn:x#Set\"")),
+            (
+                Some(" TEXT/XML ;charset=utf-8"),
+                action,
+                Ok("\"urn:x#Set\""),
+            ),
+            (
+                Some("application/soap+xml; charset=utf-8"),
+                action,
+                Ok("\"urn:x#Set\""),
+            ),
+            // A present but malformed SOAPACTION is the resolver's 401, not a refusal here.
+            (Some("text/xml"), Some(""), Ok("")),
+            (Some("text/xml"), None, Err(Refusal::NoSoapAction)),
+            // What a browser may send cross-site without a preflight.
+            (Some("text/plain"), None, Err(Refusal::MediaType)),
+            (Some("text/plain"), action, Err(Refusal::MediaType)),
+            (
+                Some("application/x-www-form-urlencoded"),
+                action,
+                Err(Refusal::MediaType),
+            ),
+            (
+                Some("multipart/form-data; boundary=x"),
+                action,
+                Err(Refusal::MediaType),
+            ),
+            (None, action, Err(Refusal::MediaType)),
+            (Some(""), action, Err(Refusal::MediaType)),
+            (Some("text/xmlx"), action, Err(Refusal::MediaType)),
+            (Some("application/xml"), action, Err(Refusal::MediaType)),
+        ];
+        for (content_type, soap_action, expected) in cases {
+            assert_eq!(
+                admit(content_type, soap_action),
+                expected,
+                "{content_type:?} {soap_action:?}"
+            );
+        }
+        assert_eq!(Refusal::MediaType.status(), 415);
+        assert_eq!(Refusal::NoSoapAction.status(), 400);
     }
 
     #[test]

@@ -21,8 +21,16 @@ use crate::wire::gena::{write_propertyset, Callback};
 
 /// Shortest subscription granted.
 const GENA_MIN_TIMEOUT: Duration = Duration::from_secs(60);
-/// Subscriptions per service, at most.
+/// Subscriptions per service, at most, all subscribers together.
 const GENA_MAX_SUBSCRIPTIONS: usize = 64;
+/// Subscriptions per subscriber address and service, at most: a new one past this replaces
+/// that subscriber's oldest. Well below [`GENA_MAX_SUBSCRIPTIONS`], so one address cannot
+/// fill a service's table; room for a few control points on one host (a tracker and a
+/// console) and for one that restarted without unsubscribing.
+const GENA_MAX_PER_SUBSCRIBER: usize = 4;
+/// Subscriber addresses remembered as already told about in a log line (see
+/// [`Subscriptions::first_notice`]); the oldest is forgotten first.
+const GENA_NOTICED_SOURCES: usize = 64;
 /// Events queued per subscription before the oldest unsent ones are merged away.
 const GENA_MAX_QUEUED_EVENTS: usize = 32;
 
@@ -166,6 +174,10 @@ type Variables = Vec<(String, String)>;
 #[derive(Debug)]
 struct Subscription {
     service: String,
+    /// The address it was made from (the TCP peer, IPv4 as itself).
+    subscriber: IpAddr,
+    /// Order of creation: the oldest of a subscriber's has the smallest.
+    serial: u64,
     callbacks: Vec<CallbackUrl>,
     expires: Instant,
     /// SEQ of the next event taken for delivery.
@@ -241,6 +253,27 @@ fn merge(older: &mut Variables, newer: Variables) {
 /// 122-bit values means a broken seed, not bad luck).
 const SID_ATTEMPTS: usize = 4;
 
+/// A subscription granted by [`Subscriptions::subscribe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    /// Its SID.
+    pub sid: Sid,
+    /// The duration granted (the TIMEOUT header of the answer).
+    pub granted: Duration,
+    /// The subscriber's oldest subscription to the service, ended to make room, if any (the
+    /// subscriber had `GENA_MAX_PER_SUBSCRIBER` already).
+    pub replaced: Option<Sid>,
+}
+
+/// What a log line tells about a subscriber, for [`Subscriptions::first_notice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// It reached its share of a service and its oldest subscription was replaced.
+    Replaced,
+    /// A service had no room for it: 503.
+    Refused,
+}
+
 /// The subscriptions of one device, all services in one table keyed by a service key such as
 /// `hypervisor` or `domain/<uuid>`.
 #[derive(Debug)]
@@ -248,6 +281,10 @@ pub struct Subscriptions {
     rng: fastrand::Rng,
     /// Keyed by SID, so iteration (and the order of deliveries) is deterministic.
     table: BTreeMap<String, Subscription>,
+    /// Serial of the next subscription.
+    next_serial: u64,
+    /// Subscribers already told about in a log line, oldest first.
+    noticed: VecDeque<(IpAddr, Notice)>,
 }
 
 impl Subscriptions {
@@ -261,6 +298,8 @@ impl Subscriptions {
         Subscriptions {
             rng: fastrand::Rng::with_seed(seed),
             table: BTreeMap::new(),
+            next_serial: 0,
+            noticed: VecDeque::new(),
         }
     }
 
@@ -269,8 +308,15 @@ impl Subscriptions {
     /// Every callback must point at the subscriber's own address (CallStranger mitigation),
     /// else 412. The duration granted is `requested` clamped into
     /// `GENA_MIN_TIMEOUT`..=[`consts::GENA_MAX_TIMEOUT`], or
-    /// [`consts::GENA_DEFAULT_TIMEOUT`] when none (or infinite) was asked for. At most
-    /// `GENA_MAX_SUBSCRIPTIONS` live subscriptions per service, else 503.
+    /// [`consts::GENA_DEFAULT_TIMEOUT`] when none (or infinite) was asked for: UDA 1.1
+    /// section 4.1.2 leaves the duration to the publisher, who answers what it granted, so a
+    /// subscription left behind by a control point that went away ends within 30 minutes.
+    ///
+    /// A subscriber has at most `GENA_MAX_PER_SUBSCRIBER` live subscriptions to a service: a
+    /// new one past that replaces its own oldest ([`Subscribed::replaced`]), which a control
+    /// point that restarted without unsubscribing needs, and which leaves other subscribers
+    /// untouched. A service has at most `GENA_MAX_SUBSCRIPTIONS` in all, else 503; one address
+    /// alone never gets there.
     ///
     /// Nothing is sent until [`Subscriptions::send_initial`].
     pub fn subscribe(
@@ -280,7 +326,7 @@ impl Subscriptions {
         callbacks: Vec<CallbackUrl>,
         requested: Option<Duration>,
         subscriber: IpAddr,
-    ) -> Result<(Sid, Duration), GenaRefusal> {
+    ) -> Result<Subscribed, GenaRefusal> {
         if callbacks.is_empty() {
             return Err(GenaRefusal::NoCallback);
         }
@@ -292,21 +338,40 @@ impl Subscriptions {
         {
             return Err(GenaRefusal::CallbackNotSubscriber);
         }
-        let live = self
-            .table
-            .values()
-            .filter(|subscription| subscription.service == service && subscription.expires > now)
-            .count();
-        if live >= GENA_MAX_SUBSCRIPTIONS {
-            return Err(GenaRefusal::Unavailable);
-        }
         let granted = grant(requested);
         let expires = now.checked_add(granted).ok_or(GenaRefusal::Unavailable)?;
+        let live = |subscription: &Subscription| {
+            subscription.service == service && subscription.expires > now
+        };
+        let own: Vec<(&String, u64)> = self
+            .table
+            .iter()
+            .filter(|(_, subscription)| live(subscription) && subscription.subscriber == subscriber)
+            .map(|(sid, subscription)| (sid, subscription.serial))
+            .collect();
+        let oldest = if own.len() >= GENA_MAX_PER_SUBSCRIBER {
+            own.iter()
+                .min_by_key(|(_, serial)| *serial)
+                .map(|(sid, _)| (*sid).clone())
+        } else {
+            None
+        };
+        if oldest.is_none()
+            && self.table.values().filter(|s| live(s)).count() >= GENA_MAX_SUBSCRIPTIONS
+        {
+            return Err(GenaRefusal::Unavailable);
+        }
         let sid = self.fresh_sid().ok_or(GenaRefusal::Unavailable)?;
+        let replaced =
+            oldest.and_then(|old| self.table.remove_entry(&old).map(|(sid, _)| Sid(sid)));
+        let serial = self.next_serial;
+        self.next_serial += 1;
         self.table.insert(
             sid.clone(),
             Subscription {
                 service: service.to_owned(),
+                subscriber,
+                serial,
                 callbacks,
                 expires,
                 next_seq: 0,
@@ -316,7 +381,27 @@ impl Subscriptions {
                 in_flight: None,
             },
         );
-        Ok((Sid(sid), granted))
+        Ok(Subscribed {
+            sid: Sid(sid),
+            granted,
+            replaced,
+        })
+    }
+
+    /// Whether a log line should tell about `notice` for `subscriber`: true the first time
+    /// (then remembered), false after, so a subscriber repeating what got it refused or
+    /// replaced is logged once, not once per request. The oldest of
+    /// `GENA_NOTICED_SOURCES` remembered subscribers is forgotten first.
+    pub fn first_notice(&mut self, subscriber: IpAddr, notice: Notice) -> bool {
+        let key = (subscriber.to_canonical(), notice);
+        if self.noticed.contains(&key) {
+            return false;
+        }
+        if self.noticed.len() >= GENA_NOTICED_SOURCES {
+            self.noticed.pop_front();
+        }
+        self.noticed.push_back(key);
+        true
     }
 
     /// Renews subscription `sid` of `service` for `requested` (clamped as in
@@ -544,10 +629,20 @@ mod tests {
     }
 
     fn subscribed(table: &mut Subscriptions, now: Instant, service: &str) -> String {
-        let (sid, _) = table
-            .subscribe(now, service, callback(CP), None, IpAddr::V4(CP))
+        subscribed_from(table, now, service, CP)
+    }
+
+    fn subscribed_from(
+        table: &mut Subscriptions,
+        now: Instant,
+        service: &str,
+        from: Ipv4Addr,
+    ) -> String {
+        let subscribed = table
+            .subscribe(now, service, callback(from), None, IpAddr::V4(from))
             .unwrap();
-        sid.into()
+        assert_eq!(subscribed.replaced, None);
+        subscribed.sid.into()
     }
 
     #[test]
@@ -568,14 +663,17 @@ mod tests {
             (None, consts::GENA_DEFAULT_TIMEOUT),
             (Some(Duration::from_secs(0)), GENA_MIN_TIMEOUT),
             (Some(Duration::from_secs(300)), Duration::from_secs(300)),
-            (
-                Some(Duration::from_secs(u64::MAX)),
-                consts::GENA_MAX_TIMEOUT,
-            ),
+            // UDA 1.1 section 4.1.2: the publisher chooses; what it grants is answered.
+            (Some(Duration::from_secs(86400)), Duration::from_secs(1800)),
         ];
+        assert_eq!(consts::GENA_MAX_TIMEOUT, Duration::from_secs(1800));
+        assert_eq!(
+            grant(Some(Duration::from_secs(u64::MAX))),
+            consts::GENA_MAX_TIMEOUT
+        );
         let mut sids = Vec::new();
         for (requested, expected) in asks {
-            let (sid, granted) = table
+            let Subscribed { sid, granted, .. } = table
                 .subscribe(now, HV, callback(CP), requested, subscriber)
                 .unwrap();
             assert_eq!(granted, expected);
@@ -618,22 +716,89 @@ mod tests {
         assert_eq!(table.count(now, HV), 1);
     }
 
+    /// Subscriber `n` of a crowd: 10.1.x.y.
+    fn host(n: usize) -> Ipv4Addr {
+        let n = u16::try_from(n).unwrap();
+        let [high, low] = n.to_be_bytes();
+        Ipv4Addr::new(10, 1, high, low)
+    }
+
     #[test]
     fn subscriptions_per_service_are_bounded() {
         let now = Instant::now();
         let mut table = Subscriptions::new(2);
-        for _ in 0..GENA_MAX_SUBSCRIPTIONS {
-            subscribed(&mut table, now, HV);
+        // Many subscribers, each within its share, fill the service.
+        for n in 0..GENA_MAX_SUBSCRIPTIONS {
+            subscribed_from(&mut table, now, HV, host(n / GENA_MAX_PER_SUBSCRIBER));
         }
-        let refused = table.subscribe(now, HV, callback(CP), None, IpAddr::V4(CP));
+        let newcomer = host(1000);
+        let refused = table.subscribe(now, HV, callback(newcomer), None, IpAddr::V4(newcomer));
         assert_eq!(refused, Err(GenaRefusal::Unavailable));
         assert_eq!(GenaRefusal::Unavailable.status(), 503);
+        // A subscriber at its share still gets a new one, in place of its oldest.
+        let full = host(0);
+        let again = table
+            .subscribe(now, HV, callback(full), None, IpAddr::V4(full))
+            .unwrap();
+        assert!(again.replaced.is_some());
+        assert_eq!(table.count(now, HV), GENA_MAX_SUBSCRIPTIONS);
         // Other services are not affected, and expired ones do not count.
         subscribed(&mut table, now, DOM);
         let later = now + consts::GENA_DEFAULT_TIMEOUT;
         assert!(table
-            .subscribe(later, HV, callback(CP), None, IpAddr::V4(CP))
+            .subscribe(later, HV, callback(newcomer), None, IpAddr::V4(newcomer))
             .is_ok());
+    }
+
+    #[test]
+    fn one_address_never_locks_out_another() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(12);
+        let attacker = IpAddr::V4(CP);
+        let long = Some(Duration::from_secs(86400));
+        let mut granted: Vec<Sid> = Vec::new();
+        for n in 0..64 {
+            let subscribed = table
+                .subscribe(now, HV, callback(CP), long, attacker)
+                .unwrap();
+            assert_eq!(subscribed.granted, consts::GENA_MAX_TIMEOUT);
+            // Past its share, each new one replaces the oldest of its own.
+            let expected = (n >= GENA_MAX_PER_SUBSCRIBER)
+                .then(|| granted[n - GENA_MAX_PER_SUBSCRIBER].clone());
+            assert_eq!(subscribed.replaced, expected, "{n}");
+            granted.push(subscribed.sid);
+        }
+        assert_eq!(table.count(now, HV), GENA_MAX_PER_SUBSCRIBER);
+        let replaced = &granted[0];
+        assert_eq!(
+            table.renew(now, HV, replaced.as_str(), None),
+            Err(GenaRefusal::UnknownSubscription)
+        );
+        // Another subscriber, and the attacker's share of another service, are untouched.
+        let other = Ipv4Addr::new(192, 168, 1, 30);
+        subscribed_from(&mut table, now, HV, other);
+        subscribed_from(&mut table, now, DOM, CP);
+        assert_eq!(table.count(now, HV), GENA_MAX_PER_SUBSCRIBER + 1);
+    }
+
+    #[test]
+    fn notices_are_given_once_per_subscriber() {
+        let mut table = Subscriptions::new(13);
+        let one = IpAddr::V4(CP);
+        let mapped = IpAddr::V6(CP.to_ipv6_mapped());
+        assert!(table.first_notice(one, Notice::Refused));
+        assert!(!table.first_notice(one, Notice::Refused));
+        assert!(
+            !table.first_notice(mapped, Notice::Refused),
+            "same subscriber"
+        );
+        assert!(table.first_notice(one, Notice::Replaced), "another notice");
+        // The memory is bounded: the oldest is forgotten first.
+        for n in 0..GENA_NOTICED_SOURCES {
+            table.first_notice(IpAddr::V4(host(n)), Notice::Refused);
+        }
+        assert!(table.first_notice(one, Notice::Refused));
+        assert!(table.noticed.len() <= GENA_NOTICED_SOURCES);
     }
 
     #[test]
@@ -643,10 +808,14 @@ mod tests {
         let sid = subscribed(&mut table, now, HV);
         let half = now + consts::GENA_DEFAULT_TIMEOUT / 2;
         assert_eq!(
-            table.renew(half, HV, &sid, Some(Duration::from_secs(3600))),
-            Ok(Duration::from_secs(3600))
+            table.renew(half, HV, &sid, Some(Duration::from_secs(86400))),
+            Ok(consts::GENA_MAX_TIMEOUT)
         );
-        assert_eq!(table.poll_at(), Some(half + Duration::from_secs(3600)));
+        assert_eq!(
+            table.renew(half, HV, &sid, Some(Duration::from_secs(1200))),
+            Ok(Duration::from_secs(1200))
+        );
+        assert_eq!(table.poll_at(), Some(half + Duration::from_secs(1200)));
         // The old expiry has no effect any more.
         table.expire(now + consts::GENA_DEFAULT_TIMEOUT - Duration::from_secs(1));
         assert_eq!(table.count(half, HV), 1);
@@ -658,7 +827,7 @@ mod tests {
             table.renew(half, HV, "uuid:nope", None),
             Err(GenaRefusal::UnknownSubscription)
         );
-        let end = half + Duration::from_secs(3600);
+        let end = half + Duration::from_secs(1200);
         table.expire(end - Duration::from_secs(1));
         assert_eq!(table.count(half, HV), 1);
         table.expire(end);

@@ -14,6 +14,7 @@ pub mod nonces;
 pub mod publication;
 pub mod relay;
 pub mod ssdp;
+pub mod ssdp_budget;
 pub mod subscriber;
 
 use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};

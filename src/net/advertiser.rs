@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::consts::CONTENT_TYPE_XML;
 use crate::engine::access::{authorize_control, ControlRules, SignatureCheck};
 use crate::engine::call;
-use crate::engine::gena::Subscriptions;
+use crate::engine::gena::{GenaRefusal, Notice, Subscriptions};
 use crate::engine::nonces::Nonces;
 use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
@@ -21,6 +21,7 @@ use crate::model::{Device, EventedValues};
 use crate::state::{random_seed, StateDir};
 use crate::wire::signature::{self, ControlKey, SignedParts, SIGNATURE_HEADER};
 use crate::wire::soap::{self, UpnpError};
+use log::Level;
 use smol::channel::Sender;
 use smol::{Async, LocalExecutor};
 use std::cell::RefCell;
@@ -423,13 +424,21 @@ fn fault(error: &UpnpError) -> Response {
 
 impl DeviceHttp {
     fn control(&self, key: &str, request: Request) -> Answer {
+        let admitted = call::admit(request.header("CONTENT-TYPE"), request.header("SOAPACTION"));
+        let soap_action = match admitted {
+            Ok(soap_action) => soap_action,
+            Err(refusal) => {
+                log::debug!(
+                    "{}: POST to control {} refused ({}): {refusal}",
+                    request.peer,
+                    soap::capped(key),
+                    refusal.status()
+                );
+                return Answer::Now(status(refusal.status()));
+            }
+        };
         let core = self.core.borrow();
-        let resolved = call::resolve(
-            &core.published.root,
-            key,
-            request.header("SOAPACTION"),
-            &request.body,
-        );
+        let resolved = call::resolve(&core.published.root, key, Some(soap_action), &request.body);
         drop(core);
         let call = match resolved {
             None => return Answer::Now(status(404)),
@@ -505,13 +514,26 @@ impl DeviceHttp {
             request.header("TIMEOUT"),
         );
         let now = Instant::now();
+        let subscriber = request.peer.ip();
         let result = match parsed {
             Err(error) => return status(error.status()),
             Ok(SubscribeRequest::New { callbacks, timeout }) => {
                 let callbacks = callbacks.iter().map(Into::into).collect();
                 core.gena
-                    .subscribe(now, key, callbacks, timeout, request.peer.ip())
-                    .map(|(sid, granted)| (sid.into(), granted, true))
+                    .subscribe(now, key, callbacks, timeout, subscriber)
+                    .map(|subscribed| {
+                        if let Some(replaced) = &subscribed.replaced {
+                            let first = core.gena.first_notice(subscriber, Notice::Replaced);
+                            let level = if first { Level::Info } else { Level::Debug };
+                            log::log!(
+                                level,
+                                "gena: {} holds the most subscriptions to {key} one address \
+                                 may; its oldest, {replaced}, is replaced",
+                                request.peer
+                            );
+                        }
+                        (subscribed.sid.into(), subscribed.granted, true)
+                    })
             }
             Ok(SubscribeRequest::Renew { sid, timeout }) => core
                 .gena
@@ -520,7 +542,11 @@ impl DeviceHttp {
         };
         match result {
             Err(refusal) => {
-                log::debug!(
+                let first = refusal == GenaRefusal::Unavailable
+                    && core.gena.first_notice(subscriber, Notice::Refused);
+                let level = if first { Level::Warn } else { Level::Debug };
+                log::log!(
+                    level,
                     "gena: {} SUBSCRIBE to {key} refused: {refusal}",
                     request.peer
                 );
@@ -573,8 +599,10 @@ impl DeviceHttp {
                 }
                 Err(refusal) => {
                     log::debug!(
-                        "gena: {} UNSUBSCRIBE {sid} from {key}: {refusal}",
-                        request.peer
+                        "gena: {} UNSUBSCRIBE {} from {}: {refusal}",
+                        request.peer,
+                        soap::capped(sid),
+                        soap::capped(key)
                     );
                     status(refusal.status())
                 }

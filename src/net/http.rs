@@ -471,8 +471,8 @@ impl Connection<'_> {
             log::debug!(
                 "http {}: refused {} {}: {status}",
                 self.peer,
-                head.method,
-                head.target
+                crate::wire::soap::capped(head.method),
+                crate::wire::soap::capped(head.target)
             );
             return self.refuse(status).await;
         }

@@ -26,7 +26,8 @@
 //!   ignored. The answer lists the out-arguments in SCPD order, whatever order they were
 //!   printed in. Stdout must be UTF-8 (else 501).
 //! - **Failure.** A non-zero exit status, or death by a signal, answers 501 Action Failed
-//!   with the first non-empty line of stderr as the description (at most 256 characters), or
+//!   with the first non-empty line of stderr as the description (at most 256 bytes, cut with
+//!   `...`), or
 //!   "handler failed with exit status N" ("handler was killed by signal N") when stderr is
 //!   empty. To choose the UPnP error code, print `UPnPError=<code> <description>` on stdout
 //!   and exit non-zero: codes 600-899 are answered as given (UDA 1.1 section 3.2.2: 600-699
@@ -78,8 +79,6 @@ const HANDLER_MAX_OUTPUT: usize = 64 * 1024;
 const HANDLER_MAX_ERROR: usize = 4 * 1024;
 /// Handler calls running at once, at most; more wait for a slot.
 const HANDLER_MAX_CALLS: usize = 8;
-/// Characters of an error description taken from a handler, at most.
-const HANDLER_MAX_DESCRIPTION: usize = 256;
 /// After a handler has exited (and its process group has been killed), its pipes are read
 /// for at most this long: only a process that left the group (setsid) can still hold them.
 const HANDLER_DRAIN_GRACE: Duration = Duration::from_millis(200);
@@ -508,8 +507,8 @@ fn parse_outputs(stdout: &[u8], outputs: &[&str]) -> Result<Vec<(String, String)
             .and_then(|index| values.get_mut(index));
         match slot {
             Some(slot @ None) => *slot = Some(value),
-            Some(Some(_)) => log::debug!("handler repeated output {}", bounded(name)),
-            None => log::debug!("handler returned unknown output {}", bounded(name)),
+            Some(Some(_)) => log::debug!("handler repeated output {}", soap::capped(name)),
+            None => log::debug!("handler returned unknown output {}", soap::capped(name)),
         }
     }
     outputs
@@ -532,7 +531,7 @@ fn failure(status: ExitStatus, stdout: &[u8], stderr: &[u8]) -> UpnpError {
     }
     let errors = String::from_utf8_lossy(stderr);
     if let Some(line) = errors.lines().map(str::trim).find(|line| !line.is_empty()) {
-        return UpnpError::action_failed(bounded(line).to_owned());
+        return UpnpError::action_failed(line.to_owned());
     }
     match (status.code(), status.signal()) {
         (Some(code), _) => {
@@ -562,21 +561,13 @@ fn chosen_error(value: &str) -> UpnpError {
             if description.is_empty() {
                 UpnpError::from_code(code)
             } else {
-                UpnpError::new(code, bounded(description).to_owned())
+                UpnpError::new(code, description.to_owned())
             }
         }
         Some(code) => {
             UpnpError::action_failed(format!("handler chose error code {code}, outside 600-899"))
         }
         None => UpnpError::action_failed("handler printed a malformed UPnPError line"),
-    }
-}
-
-/// `text` cut to [`HANDLER_MAX_DESCRIPTION`] characters.
-fn bounded(text: &str) -> &str {
-    match text.char_indices().nth(HANDLER_MAX_DESCRIPTION) {
-        Some((end, _)) => text.get(..end).unwrap_or(text),
-        None => text,
     }
 }
 
@@ -1002,7 +993,8 @@ mod tests {
         );
         let error = run_default(call(&path, &[], &[])).unwrap_err();
         assert_eq!(error.code, soap::ACTION_FAILED);
-        assert_eq!(error.description, "e".repeat(HANDLER_MAX_DESCRIPTION));
+        assert_eq!(error.description.len(), soap::DESCRIPTION_MAX_BYTES);
+        assert!(error.description.starts_with("eee") && error.description.ends_with("..."));
     }
 
     #[test]
@@ -1127,12 +1119,13 @@ mod tests {
 
     #[test]
     fn descriptions_are_bounded_on_character_boundaries() {
-        let long = "é".repeat(HANDLER_MAX_DESCRIPTION + 10);
-        assert_eq!(bounded(&long).chars().count(), HANDLER_MAX_DESCRIPTION);
-        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(soap::DESCRIPTION_MAX_BYTES);
         let status = ExitStatus::from_raw(1 << 8);
         let error = failure(status, b"", long.as_bytes());
-        assert_eq!(error.description.chars().count(), HANDLER_MAX_DESCRIPTION);
+        assert!(error.description.len() <= soap::DESCRIPTION_MAX_BYTES);
+        assert!(error.description.starts_with("éé") && error.description.ends_with("..."));
+        let chosen = chosen_error(&format!("712 {long}"));
+        assert_eq!((chosen.code, chosen.description), (712, error.description));
     }
 
     #[test]

@@ -94,22 +94,50 @@ pub fn standard_description(code: u16) -> Option<&'static str> {
     })
 }
 
+/// Longest errorDescription written or read, in bytes. UDA 1.1 section 3.2.2 recommends an
+/// errorDescription under 256 characters; a description that quotes what a peer sent (an
+/// argument, a handler's error line, a backend's message) would otherwise be as long as that
+/// input, in the fault and in every log line that repeats it.
+pub const DESCRIPTION_MAX_BYTES: usize = 256;
+/// What ends a text [`capped`] cut short.
+const ELLIPSIS: &str = "...";
+
+/// `text` if it has at most [`DESCRIPTION_MAX_BYTES`] bytes, else its longest prefix that ends
+/// on a char boundary and leaves room for `...`, followed by `...` (so at most
+/// [`DESCRIPTION_MAX_BYTES`] bytes in all). The one bound of errorDescriptions
+/// ([`UpnpError::new`] applies it) and of log lines that quote peer input. Never panics.
+pub fn capped(text: &str) -> Cow<'_, str> {
+    if text.len() <= DESCRIPTION_MAX_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut end = DESCRIPTION_MAX_BYTES - ELLIPSIS.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(end + ELLIPSIS.len());
+    cut.push_str(text.get(..end).unwrap_or_default());
+    cut.push_str(ELLIPSIS);
+    Cow::Owned(cut)
+}
+
 /// A UPnP error: the `errorCode` and `errorDescription` of a SOAP fault's `UPnPError`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpnpError {
     /// errorCode (see [`INVALID_ACTION`] for the table).
     pub code: u16,
-    /// errorDescription: short, human-readable, never echoing peer input.
+    /// errorDescription: short and human-readable, at most [`DESCRIPTION_MAX_BYTES`] bytes.
     pub description: Cow<'static, str>,
 }
 
 impl UpnpError {
-    /// An error with its own description.
+    /// An error with its own description, [`capped`] to [`DESCRIPTION_MAX_BYTES`] bytes.
     pub fn new(code: u16, description: impl Into<Cow<'static, str>>) -> Self {
-        UpnpError {
-            code,
-            description: description.into(),
-        }
+        let description = description.into();
+        let description = match capped(&description) {
+            Cow::Borrowed(_) => description,
+            Cow::Owned(cut) => Cow::Owned(cut),
+        };
+        UpnpError { code, description }
     }
 
     /// An error with the standard description of `code` ("Error" for codes without one).
@@ -791,6 +819,63 @@ mod tests {
             UpnpError::action_failed("domain is paused").to_string(),
             "UPnP error 501: domain is paused"
         );
+    }
+
+    #[test]
+    fn descriptions_are_capped_at_a_char_boundary() {
+        assert!(matches!(capped("short"), Cow::Borrowed("short")));
+        let exact = "a".repeat(DESCRIPTION_MAX_BYTES);
+        assert_eq!(capped(&exact), exact.as_str());
+        let long = "a".repeat(DESCRIPTION_MAX_BYTES + 1);
+        let cut = capped(&long);
+        assert_eq!(cut.len(), DESCRIPTION_MAX_BYTES);
+        assert!(cut.ends_with("..."));
+        // Every length of text mixing 1-, 2-, 3- and 4-byte characters: valid UTF-8 (it is a
+        // str), never longer than the bound, the longest prefix that fits.
+        let mixed: String = "aé€😀".repeat(200);
+        for end in (0..=mixed.len()).filter(|&end| mixed.is_char_boundary(end)) {
+            let text = &mixed[..end];
+            let cut = capped(text);
+            assert!(cut.len() <= DESCRIPTION_MAX_BYTES, "{end}: {}", cut.len());
+            if text.len() <= DESCRIPTION_MAX_BYTES {
+                assert_eq!(cut, text);
+            } else {
+                let kept = cut.strip_suffix("...").expect("ellipsis");
+                assert!(text.starts_with(kept));
+                assert!(
+                    kept.len() + 3 + 4 > DESCRIPTION_MAX_BYTES,
+                    "{end}: {}",
+                    kept.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_descriptions_are_capped_in_errors_and_faults() {
+        let argument = "x".repeat(61_466);
+        let error = UpnpError::new(ARGUMENT_VALUE_INVALID, format!("not a UUID: {argument:?}"));
+        assert_eq!(error.description.len(), DESCRIPTION_MAX_BYTES);
+        assert!(error.description.starts_with("not a UUID: \"xxx"));
+        let mut fault = Vec::new();
+        write_fault(&error, &mut fault);
+        let Err(ResponseError::Fault(read)) = parse_response(&fault, DOMAIN, "Pause") else {
+            panic!("a fault");
+        };
+        assert_eq!(read, error);
+        // A device's long description is capped on the way in too.
+        let mut long_fault = Vec::new();
+        write_fault(
+            &UpnpError {
+                code: 501,
+                description: Cow::Owned("y".repeat(10_000)),
+            },
+            &mut long_fault,
+        );
+        let Err(ResponseError::Fault(read)) = parse_response(&long_fault, DOMAIN, "Pause") else {
+            panic!("a fault");
+        };
+        assert_eq!(read.description.len(), DESCRIPTION_MAX_BYTES);
     }
 
     #[test]

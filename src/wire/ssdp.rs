@@ -241,6 +241,30 @@ impl Response<'_> {
         header_number(cursor, SEARCHPORT, self.search_port.map(u32::from))?;
         cursor.put_str("\r\n")
     }
+
+    /// Bytes [`Response::emit`] writes for this response (when it succeeds): what a device
+    /// counts against a reply budget before rendering anything.
+    pub fn buffer_len(&self) -> usize {
+        let max_age = "CACHE-CONTROL: max-age=".len()
+            + decimal_len(u64::from(self.max_age.unwrap_or_default()))
+            + 2;
+        "HTTP/1.1 200 OK\r\n".len()
+            + max_age
+            + self.date.map_or(0, |date| header_len("DATE", date))
+            + if self.extension_confirmed {
+                header_len("EXT", "")
+            } else {
+                0
+            }
+            + header_len("LOCATION", self.location)
+            + header_len("SERVER", self.server.unwrap_or_default())
+            + header_len("ST", self.search_target)
+            + header_len("USN", self.unique_service_name)
+            + number_len(BOOTID, self.boot_id)
+            + number_len(CONFIGID, self.config_id)
+            + number_len(SEARCHPORT, self.search_port.map(u32::from))
+            + 2
+    }
 }
 
 // ---- emitting ----------------------------------------------------------------------------------
@@ -260,6 +284,23 @@ fn header(cursor: &mut Cursor, name: &str, value: &str) -> Result<()> {
     cursor.put_str(if value.is_empty() { ":" } else { ": " })?;
     cursor.put_str(value)?;
     cursor.put_str("\r\n")
+}
+
+/// Bytes [`header`] writes.
+fn header_len(name: &str, value: &str) -> usize {
+    name.len() + if value.is_empty() { 1 } else { 2 } + value.len() + 2
+}
+
+/// Bytes [`header_number`] writes.
+fn number_len(name: &str, value: Option<u32>) -> usize {
+    value.map_or(0, |value| {
+        name.len() + 2 + decimal_len(u64::from(value)) + 2
+    })
+}
+
+/// Digits of `value` in decimal.
+fn decimal_len(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 fn header_number(cursor: &mut Cursor, name: &str, value: Option<u32>) -> Result<()> {
@@ -683,6 +724,43 @@ SEARCHPORT.UPNP.ORG: 49200\r\n\
         assert_eq!(update.notification_subtype, NotifyKind::Update);
         assert_eq!(update.next_boot_id, Some(8));
         assert_eq!(update.search_port, Some(49200));
+    }
+
+    #[test]
+    fn response_buffer_len_is_what_emit_writes() {
+        let mut responses = Vec::new();
+        for fixture in FIXTURES {
+            if let Ok(Message::Response(response)) = parse(fixture) {
+                responses.push(response);
+            }
+        }
+        let base = responses[0];
+        responses.extend([
+            Response {
+                date: None,
+                extension_confirmed: false,
+                boot_id: Some(0),
+                config_id: Some(u32::MAX),
+                search_port: Some(49152),
+                max_age: Some(9),
+                server: Some("x"),
+                ..base
+            },
+            Response {
+                boot_id: Some(10),
+                config_id: Some(99),
+                max_age: Some(1800),
+                date: Some("Tue, 24 Nov 2026 00:00:00 GMT"),
+                ..base
+            },
+        ]);
+        for response in responses {
+            let written = emit_to_vec(|cursor| response.emit(cursor));
+            assert_eq!(response.buffer_len(), written.len(), "{response:?}");
+        }
+        for value in [0, 9, 10, 99, 100, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(decimal_len(value), value.to_string().len());
+        }
     }
 
     #[test]

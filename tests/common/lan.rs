@@ -24,6 +24,8 @@ pub struct Lan {
     bridge: Netns,
     /// N of 10.99.N.0/24.
     subnet: u8,
+    /// Prefix length of the hosts' addresses.
+    prefix: u8,
 }
 
 impl Lan {
@@ -34,7 +36,14 @@ impl Lan {
 
     /// Build a LAN of `count` hosts (1..=9) on 10.99.`subnet`.0/24 (hosts .11, .12, ...).
     pub fn with_subnet(tag: &str, count: usize, subnet: u8) -> Lan {
+        Lan::with_prefix(tag, count, subnet, 24)
+    }
+
+    /// Build a LAN of `count` hosts (1..=9) at 10.99.`subnet`.11, .12, ... with prefix length
+    /// `prefix` (16: the network is 10.99.0.0/16, room for many more addresses).
+    pub fn with_prefix(tag: &str, count: usize, subnet: u8, prefix: u8) -> Lan {
         assert!((1..=9).contains(&count), "a LAN has 1..=9 hosts");
+        assert!((16..=24).contains(&prefix), "a LAN's prefix is 16..=24");
         let bridge = Netns::bare(&format!("{tag}-br"));
         bridge.ip(&[
             "link",
@@ -65,7 +74,7 @@ impl Lan {
             bridge.ip(&["link", "set", &port, "master", "br0"]);
             bridge.ip(&["link", "set", &port, "up"]);
             let addr = Ipv4Addr::new(10, 99, subnet, 10 + u8::try_from(i).expect("small"));
-            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ns.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", "eth0"]);
             ns.ip(&["link", "set", "eth0", "multicast", "on"]);
             ns.ip(&["link", "set", "eth0", "up"]);
             ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"]);
@@ -79,6 +88,7 @@ impl Lan {
             hosts,
             bridge,
             subnet,
+            prefix,
         };
         lan.wait_links_up();
         lan
@@ -86,7 +96,9 @@ impl Lan {
 
     /// The LAN's network, `10.99.N.0/24` (what `--allow-control` takes).
     pub fn network(&self) -> String {
-        format!("10.99.{}.0/24", self.subnet)
+        let mask = u32::MAX << (32 - u32::from(self.prefix));
+        let base = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 99, self.subnet, 0)) & mask);
+        format!("{base}/{}", self.prefix)
     }
 
     /// Host `i` (0-based).
@@ -94,7 +106,8 @@ impl Lan {
         &self.hosts[i]
     }
 
-    /// Give `ns` a leg `iface` with address `addr`/24 in this LAN (no multicast route added).
+    /// Give `ns` a leg `iface` with address `addr` (the LAN's prefix) in this LAN (no multicast
+    /// route added).
     pub fn attach(&self, ns: &Netns, iface: &str, addr: Ipv4Addr) {
         let port = format!("leg{}", unique());
         self.bridge.ip(&[
@@ -111,7 +124,13 @@ impl Lan {
         ]);
         self.bridge.ip(&["link", "set", &port, "master", "br0"]);
         self.bridge.ip(&["link", "set", &port, "up"]);
-        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", iface]);
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{addr}/{}", self.prefix),
+            "dev",
+            iface,
+        ]);
         ns.ip(&["link", "set", iface, "multicast", "on"]);
         ns.ip(&["link", "set", iface, "up"]);
         let up = poll_until(WAIT, || {

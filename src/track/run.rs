@@ -1125,7 +1125,7 @@ impl Handler for ApiHttp {
                     ),
                 ))
             }
-            Route::Events { since } => Answer::Later(Box::pin(events_long_poll(
+            Route::Events { since } => Answer::LongPoll(Box::pin(events_long_poll(
                 self.shared.clone(),
                 since,
                 self.tenant.clone(),

@@ -3,30 +3,64 @@
 //!
 //! Every resource a client can make it spend is bounded: head size
 //! ([`consts::HTTP_MAX_HEAD`], else 431), header count ([`consts::HTTP_MAX_HEADERS`], else
-//! 431), body size ([`consts::HTTP_MAX_BODY`], else 413), time to send a whole request
-//! ([`ServerConfig::read_timeout`], else 408 or a silent close), time to take an answer
-//! ([`ServerConfig::write_timeout`]), requests per connection, and connections at once.
+//! 431), body size ([`consts::HTTP_MAX_BODY`], else 413), time to send a request head
+//! ([`ServerConfig::head_timeout`], else 408), to start the next request on a kept-alive
+//! connection ([`ServerConfig::idle_timeout`], else a silent close), to send a body
+//! ([`ServerConfig::body_timeout`], else 408), to take an answer
+//! ([`ServerConfig::write_timeout`]), requests per connection, connections at once and long
+//! polls at once, each of the last two per source as well as in all.
 //!
-//! Connection limit: when [`ServerConfig::max_connections`] connections are being served,
-//! the server stops calling `accept`, so further clients wait in the kernel's listen backlog
-//! until a slot frees (rather than being answered 503). A client that gives up meanwhile
-//! costs nothing but a backlog entry.
+//! Connections: at most [`ServerConfig::max_connections`] hold a slot at once, and at most
+//! [`ServerConfig::max_connections_per_source`] (a quarter of them) from one source, an IPv4
+//! address or an IPv6 /64. The server accepts whenever it can, so that it sees who asks:
+//! - a free slot goes to a source below its own limit;
+//! - when every slot is taken, a source holding less than its fair share (the slots divided
+//!   by the number of sources holding one, itself included) takes the slot of a connection of
+//!   the source holding the most, if that one holds more than its share: a connection already
+//!   closing, else the one idle longest between requests, else the one slowest to send its
+//!   request. A connection whose request is being answered is never taken. The connection
+//!   that lost its slot is closed gracefully (as below), outside the count;
+//! - anyone else waits, unread, for a slot to free (the one waiting longest first), for at
+//!   most the head timeout: at most twice its limit of connections per source, and as many
+//!   as there are slots in all, so that a burst from one control point (a SUBSCRIBE to each
+//!   service of a host, at once) waits rather than fails;
+//! - beyond that, and when the wait ends without a slot, the connection is refused: closed
+//!   unread and unanswered.
+//!
+//! Refusals are logged once per source and kind of refusal, then at most once a minute with
+//! the number refused meanwhile: never once per connection.
+//!
+//! Long polls ([`Answer::LongPoll`]): while one waits, its connection gives its slot back and
+//! holds one of [`ServerConfig::max_long_polls`] long polls instead, at most
+//! [`ServerConfig::max_long_polls_per_source`] (a quarter) per source. Past the source's
+//! limit the request is answered 429 Too Many Requests (RFC 6585 section 4: this client sends
+//! too many), past the global one 503 Service Unavailable (the server is busy, through no
+//! fault of this client), both with `Retry-After` and a one-line JSON body, the connection
+//! kept. While the answer is awaited the server watches the socket: the client closing or
+//! resetting its connection ends the wait and drops the future at once.
+//!
+//! Closing: after an answer that closes the connection the server shuts down its sending side
+//! (FIN) and reads and drops whatever the client still sends, until the client closes or for
+//! two seconds at most, so that unread bytes do not make the kernel reset the connection and
+//! lose answers it has not delivered yet (the lingering close of RFC 9112 section 9.6). The
+//! bound is time, not bytes.
 //!
 //! DNS rebinding: a request is answered only when its `Host` is the connection's local IP
 //! address, optionally with the local port (`192.168.1.10:49152`, `[fe80::1]:49152`). A
 //! browser tricked into sending a request to us carries the attacker's host name there.
 //! HTTP/1.0 requests may omit `Host`; HTTP/1.1 ones may not (RFC 9112 section 3.2).
 
+use std::cell::{Cell, RefCell};
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use smol::future::{self, Future};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::lock::Semaphore;
 use smol::{Async, LocalExecutor, Timer};
 
 use crate::consts;
@@ -36,12 +70,23 @@ use crate::wire::http::{
     self as wire_http, ChunkedDecoder, Framing, Progress, RequestHead, Version,
 };
 
-/// Connections served at once per listener; more wait in the kernel's backlog.
+/// Connections holding a slot at once per listener (long polls apart).
 const HTTP_MAX_CONNECTIONS: usize = 64;
+/// Connections one source may hold at once: a quarter of the slots.
+const HTTP_MAX_CONNECTIONS_PER_SOURCE: usize = HTTP_MAX_CONNECTIONS / 4;
+/// Long polls waiting at once per listener.
+const HTTP_MAX_LONG_POLLS: usize = 32;
+/// Long polls one source may have waiting at once: a quarter of them.
+const HTTP_MAX_LONG_POLLS_PER_SOURCE: usize = HTTP_MAX_LONG_POLLS / 4;
 /// Requests served on one kept-alive connection before it is closed.
 const HTTP_MAX_REQUESTS_PER_CONNECTION: usize = 100;
-/// Time allowed to read one request (head and body), and to sit idle between requests.
-const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to send a request head: counted from the accept for the first request of a
+/// connection, from the request's first byte for the next ones.
+const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a kept-alive connection may wait for the first byte of its next request.
+const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to send a request body, counted from the end of its head.
+const HTTP_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to write one response.
 const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause before accepting again when `accept` fails for lack of file descriptors or memory.
@@ -50,8 +95,12 @@ const HTTP_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// drops) what the client still sends for at most this long, so that the kernel does not
 /// reset the connection before the client has read the answer.
 const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
-/// Bytes read and dropped while lingering, at most.
-const HTTP_LINGER_MAX: usize = 256 * 1024;
+/// A source's refusals of one kind are logged at most once per this interval.
+const HTTP_REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Sources whose last refusal line is remembered; past it the oldest is forgotten.
+const HTTP_REFUSAL_LOG_SOURCES: usize = 64;
+/// `Retry-After` of a refused long poll, in seconds.
+const HTTP_LONG_POLL_RETRY_AFTER: &str = "5";
 
 /// A request with its body read, for [`Handler::answer`].
 #[derive(Debug, Clone)]
@@ -187,6 +236,11 @@ pub enum Answer {
     /// An answer computed later (a backend call). The server awaits it with no timeout of
     /// its own, holding the connection's slot: the future must bound its own time.
     Later(Pin<Box<dyn Future<Output = Response>>>),
+    /// An answer that waits for something to happen (a long poll), bounding its own time.
+    /// Unless it is ready at once, it waits as one of the server's long polls, not in a
+    /// connection slot, or is refused (429 past the source's share, 503 past the server's
+    /// limit). It is dropped as soon as the client closes its connection.
+    LongPoll(Pin<Box<dyn Future<Output = Response>>>),
     /// An answer ready now.
     Now(Response),
 }
@@ -215,11 +269,22 @@ pub trait Handler {
 /// Limits and identity of one server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections holding a slot at once; long polls are counted apart.
     pub max_connections: usize,
-    /// Time a client has to send one whole request (head and body), counted from the end of
-    /// the previous response (so it also bounds idle keep-alive connections).
-    pub read_timeout: Duration,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may hold at once.
+    pub max_connections_per_source: usize,
+    /// Long polls ([`Answer::LongPoll`]) waiting at once.
+    pub max_long_polls: usize,
+    /// Long polls one source may have waiting at once.
+    pub max_long_polls_per_source: usize,
+    /// Time a client has to send a request head: from the accept for a connection's first
+    /// request, from the request's first byte for the next ones.
+    pub head_timeout: Duration,
+    /// Time a kept-alive connection may wait for the first byte of its next request, counted
+    /// from the end of the previous response.
+    pub idle_timeout: Duration,
+    /// Time a client has to send a request body, counted from the end of its head.
+    pub body_timeout: Duration,
     /// Time a client has to take one response.
     pub write_timeout: Duration,
     /// Requests on one connection; the last one is answered with `Connection: close`.
@@ -229,11 +294,16 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The limits from [`consts`], with this `Server` value.
+    /// The default limits, with this `Server` value.
     pub fn new(server_header: String) -> ServerConfig {
         ServerConfig {
             max_connections: HTTP_MAX_CONNECTIONS,
-            read_timeout: HTTP_READ_TIMEOUT,
+            max_connections_per_source: HTTP_MAX_CONNECTIONS_PER_SOURCE,
+            max_long_polls: HTTP_MAX_LONG_POLLS,
+            max_long_polls_per_source: HTTP_MAX_LONG_POLLS_PER_SOURCE,
+            head_timeout: HTTP_HEAD_TIMEOUT,
+            idle_timeout: HTTP_IDLE_TIMEOUT,
+            body_timeout: HTTP_BODY_TIMEOUT,
             write_timeout: HTTP_WRITE_TIMEOUT,
             max_requests_per_connection: HTTP_MAX_REQUESTS_PER_CONNECTION,
             server_header,
@@ -254,10 +324,15 @@ pub async fn serve(
     config: ServerConfig,
     executor: Rc<LocalExecutor<'static>>,
 ) -> io::Result<()> {
+    let shared = Rc::new(Shared {
+        table: RefCell::new(Table::new(Limits::of(&config))),
+        refusals: RefCell::new(RefusalLog::default()),
+        listener: listener.get_ref().local_addr().ok(),
+    });
     let config = Rc::new(config);
-    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     loop {
-        let slot = slots.acquire_arc().await;
+        // A flood of connections to refuse must not starve those being served.
+        future::yield_now().await;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => match accept_error(&error) {
@@ -274,12 +349,50 @@ pub async fn serve(
             log::debug!("http {peer}: connection refused by the handler");
             continue;
         }
+        // The first request's head is due this long after the accept, waiting for a slot
+        // included.
+        let head_deadline = Instant::now() + config.head_timeout;
+        let source = Source::of(peer.ip());
+        let notice = Rc::new(Notice::default());
+        let admitted = shared
+            .table
+            .borrow_mut()
+            .admit(Instant::now(), source, Rc::clone(&notice));
+        let (id, queued) = match admitted {
+            Ok(Admitted::Slot { id, evicted }) => {
+                if let Some(evicted) = evicted {
+                    log::debug!(
+                        "http {peer}: every slot taken: a connection of the source holding \
+                         the most gives its own"
+                    );
+                    evicted.raise();
+                }
+                (id, None)
+            }
+            Ok(Admitted::Queued { id, because }) => (id, Some(because)),
+            Err(refusal) => {
+                // Dropping the stream closes it, unread.
+                shared.log_refusal(source, refusal);
+                continue;
+            }
+        };
+        let slot = Slot {
+            shared: Rc::clone(&shared),
+            id,
+            source,
+            notice,
+        };
         let handler = Rc::clone(&handler);
         let config = Rc::clone(&config);
         executor
             .spawn(async move {
-                serve_connection(stream, peer, &*handler, &config).await;
-                drop(slot);
+                if let Some(because) = queued {
+                    if !slot.wait_for_slot(head_deadline).await {
+                        slot.shared.log_refusal(source, because);
+                        return;
+                    }
+                }
+                serve_connection(stream, peer, &*handler, &config, slot, head_deadline).await;
             })
             .detach();
     }
@@ -305,12 +418,579 @@ fn accept_error(error: &io::Error) -> AcceptError {
     }
 }
 
-/// Serves requests on one connection until it closes, fails or reaches its limits.
+// ---- Who holds what: the admission policy (pure: time is passed in) ----------------------
+
+/// Who a connection is counted against: an IPv4 address, or the /64 of an IPv6 address (a
+/// host is usually given a whole /64). An IPv4-mapped IPv6 address is its IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Source(IpAddr);
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(_) => Source(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Source(IpAddr::V4(v4)),
+                None => Source(IpAddr::V6(Ipv6Addr::from(
+                    u128::from(v6) & !u128::from(u64::MAX),
+                ))),
+            },
+        }
+    }
+}
+
+impl core::fmt::Display for Source {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// Where a connection is, as the admission policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepted, waiting unread for a slot.
+    Queued,
+    /// Waiting for the first byte of a request (new or kept alive).
+    Idle,
+    /// Receiving a request's head or body.
+    Receiving,
+    /// Its request is being answered: handled, then written.
+    Answering,
+    /// Waiting for a long poll's answer: holds a long poll, not a connection slot.
+    LongPoll,
+    /// Answered for the last time, closing.
+    Closing,
+}
+
+impl Phase {
+    /// Whether it holds a connection slot.
+    fn holds_slot(self) -> bool {
+        !matches!(self, Phase::Queued | Phase::LongPoll)
+    }
+
+    /// The order in which connections give their slot to a newcomer (lowest first); `None`
+    /// for never.
+    fn eviction_rank(self) -> Option<u8> {
+        match self {
+            Phase::Closing => Some(0),
+            Phase::Idle => Some(1),
+            Phase::Receiving => Some(2),
+            Phase::Queued | Phase::Answering | Phase::LongPoll => None,
+        }
+    }
+}
+
+/// The counts the policy applies, each at least 1: those of [`ServerConfig`], and the
+/// waiting room's, derived from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    connections: usize,
+    connections_per_source: usize,
+    long_polls: usize,
+    long_polls_per_source: usize,
+    /// Connections waiting for a slot, in all: as many as the slots.
+    queued: usize,
+    /// Connections of one source waiting for a slot: twice its share of slots, so that a
+    /// burst (a control point subscribing to every service of a host at once) waits rather
+    /// than fails.
+    queued_per_source: usize,
+}
+
+impl Limits {
+    fn of(config: &ServerConfig) -> Limits {
+        let connections = config.max_connections.max(1);
+        let connections_per_source = config.max_connections_per_source.max(1);
+        Limits {
+            connections,
+            connections_per_source,
+            long_polls: config.max_long_polls.max(1),
+            long_polls_per_source: config.max_long_polls_per_source.max(1),
+            queued: connections,
+            queued_per_source: 2 * connections_per_source,
+        }
+    }
+}
+
+/// Why a connection or a long poll is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The source holds as many connections as one source may.
+    SourceConnections,
+    /// Every slot is taken and none can be given to this source.
+    Connections,
+    /// The source has as many long polls waiting as one source may: 429.
+    SourceLongPolls,
+    /// The server has as many long polls waiting as it takes: 503.
+    LongPolls,
+}
+
+impl Refusal {
+    /// For the log line: what was refused and why.
+    fn describe(self) -> &'static str {
+        match self {
+            Refusal::SourceConnections => "connection refused: the source's share of connections",
+            Refusal::Connections => "connection refused: every connection slot taken",
+            Refusal::SourceLongPolls => "long poll refused (429): the source's share of long polls",
+            Refusal::LongPolls => "long poll refused (503): every long poll taken",
+        }
+    }
+}
+
+/// What [`Table::admission`] decides for a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// A free slot.
+    Admit,
+    /// The slot of the connection with this id.
+    Evict(u64),
+    /// No slot now.
+    Refuse(Refusal),
+}
+
+/// What [`Table::admit`] did with a new connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Admitted<T> {
+    /// It has a slot: a free one, or that of the connection whose payload is `evicted`
+    /// (taken out of the table).
+    Slot { id: u64, evicted: Option<T> },
+    /// It waits for one ([`Table::promote`] gives it one), refused `because` until then.
+    Queued { id: u64, because: Refusal },
+}
+
+/// One connection in the [`Table`].
+#[derive(Debug)]
+struct Entry<T> {
+    id: u64,
+    source: Source,
+    phase: Phase,
+    /// When it entered its phase.
+    since: Instant,
+    /// What the owner keeps with it (how to tell the connection it gained or lost a slot).
+    payload: T,
+}
+
+/// The connections of one listener and their phases: who holds a slot or a long poll, who
+/// waits for a slot, who gives one up.
+#[derive(Debug)]
+struct Table<T> {
+    limits: Limits,
+    entries: Vec<Entry<T>>,
+    next_id: u64,
+}
+
+impl<T: Clone> Table<T> {
+    fn new(limits: Limits) -> Table<T> {
+        Table {
+            limits,
+            entries: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    /// The connections holding a slot.
+    fn slots(&self) -> impl Iterator<Item = &Entry<T>> {
+        self.entries.iter().filter(|e| e.phase.holds_slot())
+    }
+
+    fn slots_of(&self, source: Source) -> usize {
+        self.slots().filter(|e| e.source == source).count()
+    }
+
+    fn in_phase(&self, phase: Phase) -> impl Iterator<Item = &Entry<T>> {
+        self.entries.iter().filter(move |e| e.phase == phase)
+    }
+
+    fn entry(&mut self, id: u64) -> Option<&mut Entry<T>> {
+        self.entries.iter_mut().find(|e| e.id == id)
+    }
+
+    /// The policy for a new connection from `source` (see the module documentation).
+    fn admission(&self, source: Source) -> Admission {
+        let held = self.slots_of(source);
+        if held >= self.limits.connections_per_source {
+            return Admission::Refuse(Refusal::SourceConnections);
+        }
+        if self.slots().count() < self.limits.connections {
+            return Admission::Admit;
+        }
+        let slots: Vec<&Entry<T>> = self.slots().collect();
+        let others = slots
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                e.source != source && !slots.iter().take(*i).any(|p| p.source == e.source)
+            })
+            .count();
+        let share = self.limits.connections / (others + 1);
+        if held >= share {
+            return Admission::Refuse(Refusal::Connections);
+        }
+        slots
+            .iter()
+            .filter_map(|e| {
+                let rank = e.phase.eviction_rank()?;
+                let count = self.slots_of(e.source);
+                (count > share).then_some((core::cmp::Reverse(count), rank, e.since, e.id))
+            })
+            .min()
+            .map_or(Admission::Refuse(Refusal::Connections), |(.., id)| {
+                Admission::Evict(id)
+            })
+    }
+
+    /// Takes a new connection from `source` in: in a slot, idle, or in the waiting room if
+    /// there is room there; else the refusal.
+    fn admit(&mut self, now: Instant, source: Source, payload: T) -> Result<Admitted<T>, Refusal> {
+        let (phase, admitted) = match self.admission(source) {
+            Admission::Admit => (
+                Phase::Idle,
+                Admitted::Slot {
+                    id: 0,
+                    evicted: None,
+                },
+            ),
+            Admission::Evict(victim) => {
+                let evicted = self.remove(victim);
+                (Phase::Idle, Admitted::Slot { id: 0, evicted })
+            }
+            Admission::Refuse(because) => {
+                let waiting = self.in_phase(Phase::Queued);
+                let (all, own) = waiting.fold((0, 0), |(all, own), e| {
+                    (all + 1, own + usize::from(e.source == source))
+                });
+                if all >= self.limits.queued || own >= self.limits.queued_per_source {
+                    return Err(because);
+                }
+                (Phase::Queued, Admitted::Queued { id: 0, because })
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.push(Entry {
+            id,
+            source,
+            phase,
+            since: now,
+            payload,
+        });
+        Ok(match admitted {
+            Admitted::Slot { evicted, .. } => Admitted::Slot { id, evicted },
+            Admitted::Queued { because, .. } => Admitted::Queued { id, because },
+        })
+    }
+
+    /// Gives a free slot to the connection waiting longest that may have it, idle: its
+    /// payload, or `None` when there is none. Call it until `None` after slots were freed.
+    fn promote(&mut self, now: Instant) -> Option<T> {
+        let id = self
+            .in_phase(Phase::Queued)
+            .filter(|e| self.admission(e.source) == Admission::Admit)
+            .min_by_key(|e| (e.since, e.id))?
+            .id;
+        let entry = self.entry(id)?;
+        entry.phase = Phase::Idle;
+        entry.since = now;
+        Some(entry.payload.clone())
+    }
+
+    /// Moves connection `id` to `phase` (not [`Phase::LongPoll`]: see
+    /// [`Table::start_long_poll`]); false when it is no longer in the table (it gave its slot
+    /// up). A connection counted as a long poll stays one until it is removed or
+    /// [`Table::end_long_poll`] finds it a slot.
+    fn enter(&mut self, id: u64, phase: Phase, now: Instant) -> bool {
+        let Some(entry) = self.entry(id) else {
+            return false;
+        };
+        if entry.phase != phase && entry.phase != Phase::LongPoll {
+            entry.phase = phase;
+            entry.since = now;
+        }
+        true
+    }
+
+    /// Counts connection `id`, whose request is answered by a long poll, as a long poll
+    /// rather than in a slot, if its source and the server have one left.
+    fn start_long_poll(&mut self, id: u64, now: Instant) -> Result<(), Refusal> {
+        let Some(source) = self.entry(id).map(|e| e.source) else {
+            return Err(Refusal::LongPolls);
+        };
+        let polls = self.in_phase(Phase::LongPoll);
+        let (all, own) = polls.fold((0, 0), |(all, own), e| {
+            (all + 1, own + usize::from(e.source == source))
+        });
+        if own >= self.limits.long_polls_per_source {
+            return Err(Refusal::SourceLongPolls);
+        }
+        if all >= self.limits.long_polls {
+            return Err(Refusal::LongPolls);
+        }
+        if let Some(entry) = self.entry(id) {
+            entry.phase = Phase::LongPoll;
+            entry.since = now;
+        }
+        Ok(())
+    }
+
+    /// The long poll of connection `id` is answered: back to a slot, answering, when there
+    /// is one free for its source (true); else it stays counted as a long poll until it is
+    /// closed, which its answer must say (false). Nobody is evicted for it, and it goes
+    /// before those waiting.
+    fn end_long_poll(&mut self, id: u64, now: Instant) -> bool {
+        let Some(source) = self.entry(id).map(|e| e.source) else {
+            return false;
+        };
+        let room = self.slots().count() < self.limits.connections
+            && self.slots_of(source) < self.limits.connections_per_source;
+        if let Some(entry) = self.entry(id).filter(|_| room) {
+            entry.phase = Phase::Answering;
+            entry.since = now;
+        }
+        room
+    }
+
+    /// Takes connection `id` out, giving its payload back.
+    fn remove(&mut self, id: u64) -> Option<T> {
+        let index = self.entries.iter().position(|e| e.id == id)?;
+        Some(self.entries.swap_remove(index).payload)
+    }
+}
+
+/// Which sources' refusals were logged when, so that a source's refusals of one kind are
+/// logged once and then at most once per [`HTTP_REFUSAL_LOG_INTERVAL`], with how many were
+/// not logged meanwhile: an attacker making thousands of connections makes a line a minute.
+/// Remembers [`HTTP_REFUSAL_LOG_SOURCES`] at most, forgetting the oldest line first.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    entries: Vec<Logged>,
+}
+
+#[derive(Debug)]
+struct Logged {
+    source: Source,
+    refusal: Refusal,
+    /// When its last line was written.
+    at: Instant,
+    /// Refusals since, not logged.
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// Notes a refusal at `now`: `Some(count)` when a line is due, `count` being this
+    /// source's refusals of this kind not logged before it.
+    fn note(&mut self, now: Instant, source: Source, refusal: Refusal) -> Option<u64> {
+        if let Some(entry) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.source == source && e.refusal == refusal)
+        {
+            if now.duration_since(entry.at) < HTTP_REFUSAL_LOG_INTERVAL {
+                entry.unlogged += 1;
+                return None;
+            }
+            entry.at = now;
+            return Some(core::mem::take(&mut entry.unlogged));
+        }
+        let entry = Logged {
+            source,
+            refusal,
+            at: now,
+            unlogged: 0,
+        };
+        if self.entries.len() < HTTP_REFUSAL_LOG_SOURCES {
+            self.entries.push(entry);
+        } else if let Some(oldest) = self.entries.iter_mut().min_by_key(|e| e.at) {
+            *oldest = entry;
+        }
+        Some(0)
+    }
+}
+
+// ---- The server's side of the policy ------------------------------------------------------
+
+/// What the connections of one listener share.
+struct Shared {
+    table: RefCell<Table<Rc<Notice>>>,
+    refusals: RefCell<RefusalLog>,
+    /// The listener's address, for log lines.
+    listener: Option<SocketAddr>,
+}
+
+impl Shared {
+    fn log_refusal(&self, source: Source, refusal: Refusal) {
+        let Some(unlogged) = self
+            .refusals
+            .borrow_mut()
+            .note(Instant::now(), source, refusal)
+        else {
+            return;
+        };
+        let listener = self
+            .listener
+            .map_or_else(String::new, |address| format!(" on {address}"));
+        let what = refusal.describe();
+        if unlogged == 0 {
+            log::warn!(
+                "http{listener}: {source}: {what} (further refusals of this source logged once \
+                 a minute)"
+            );
+        } else {
+            log::warn!("http{listener}: {source}: {what}, {unlogged} more since the last line");
+        }
+    }
+
+    /// Gives the slots freed to connections waiting for one.
+    fn promote(&self) {
+        loop {
+            let promoted = self.table.borrow_mut().promote(Instant::now());
+            match promoted {
+                Some(notice) => notice.raise(),
+                None => return,
+            }
+        }
+    }
+}
+
+/// How the server tells a connection's task that it gained a slot (while waiting for one)
+/// or lost it (to a newcomer).
+#[derive(Default)]
+struct Notice {
+    raised: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Notice {
+    fn raise(&self) {
+        self.raised.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.get()
+    }
+
+    /// Completes once raised, and lowers it.
+    async fn wait(&self) {
+        std::future::poll_fn(|context| {
+            if self.raised.replace(false) {
+                return Poll::Ready(());
+            }
+            let waker = match self.waker.take() {
+                Some(waker) if waker.will_wake(context.waker()) => waker,
+                _ => context.waker().clone(),
+            };
+            self.waker.set(Some(waker));
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// A connection's entry in its listener's [`Table`], taken out when dropped.
+struct Slot {
+    shared: Rc<Shared>,
+    id: u64,
+    source: Source,
+    notice: Rc<Notice>,
+}
+
+impl Slot {
+    /// Waits, unread, for a slot until `deadline`; false when none came.
+    async fn wait_for_slot(&self, deadline: Instant) -> bool {
+        future::or(
+            async {
+                self.notice.wait().await;
+                true
+            },
+            async {
+                Timer::at(deadline).await;
+                false
+            },
+        )
+        .await
+    }
+
+    /// Moves to `phase`; false when the connection has lost its slot.
+    fn enter(&self, phase: Phase) -> bool {
+        let kept = self
+            .shared
+            .table
+            .borrow_mut()
+            .enter(self.id, phase, Instant::now());
+        kept && !self.notice.is_raised()
+    }
+
+    /// Whether the connection has lost its slot to a newcomer.
+    fn is_evicted(&self) -> bool {
+        self.notice.is_raised()
+    }
+
+    /// Completes when the connection loses its slot to a newcomer.
+    async fn evicted(&self) {
+        self.notice.wait().await;
+        // Kept raised: the connection closes and [`Slot::enter`] must keep saying so.
+        self.notice.raised.set(true);
+    }
+
+    fn start_long_poll(&self) -> Result<(), Refusal> {
+        let started = self
+            .shared
+            .table
+            .borrow_mut()
+            .start_long_poll(self.id, Instant::now());
+        match started {
+            Ok(()) => self.shared.promote(),
+            Err(refusal) => self.shared.log_refusal(self.source, refusal),
+        }
+        started
+    }
+
+    fn end_long_poll(&self) -> bool {
+        self.shared
+            .table
+            .borrow_mut()
+            .end_long_poll(self.id, Instant::now())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.table.borrow_mut().remove(self.id);
+        self.shared.promote();
+    }
+}
+
+/// The answer to a long poll refused for `refusal`.
+fn long_poll_refusal(refusal: Refusal) -> Response {
+    let (status, body): (u16, &[u8]) = match refusal {
+        Refusal::SourceLongPolls => (
+            429,
+            b"{\"error\":\"too many long polls waiting from this address\"}",
+        ),
+        _ => (503, b"{\"error\":\"too many long polls waiting\"}"),
+    };
+    let mut response = Response::with_body(status, "application/json", body.to_vec());
+    response
+        .headers
+        .push(("Retry-After", HTTP_LONG_POLL_RETRY_AFTER.to_owned()));
+    response
+}
+
+// ---- One connection -----------------------------------------------------------------------
+
+/// Serves requests on one connection until it closes, fails, reaches its limits or gives its
+/// slot up. The first request's head is due by `head_deadline`.
 async fn serve_connection(
     stream: Async<TcpStream>,
     peer: SocketAddr,
     handler: &dyn Handler,
     config: &ServerConfig,
+    slot: Slot,
+    head_deadline: Instant,
 ) {
     let local = match stream.get_ref().local_addr() {
         Ok(local) => local,
@@ -326,26 +1006,21 @@ async fn serve_connection(
         stream,
         peer,
         local,
-        timer: Timer::never(),
+        timer: Timer::at(head_deadline),
         config,
+        slot,
     };
     let mut buffer = ReadBuffer::new();
     let limit = config.max_requests_per_connection.max(1);
-    for served in 1..=limit {
-        let next = match connection
-            .serve_one(handler, &mut buffer, served == limit)
-            .await
-        {
-            Ok(next) => next,
+    for turn in 1..=limit {
+        match connection.serve_one(handler, &mut buffer, turn).await {
+            Ok(Next::KeepAlive) => continue,
+            Ok(Next::Close) => break,
+            Ok(Next::Drop) => return,
             Err(error) => {
                 log::debug!("http {peer}: {error}");
                 return;
             }
-        };
-        match next {
-            Next::KeepAlive => continue,
-            Next::Close => break,
-            Next::Drop => return,
         }
     }
     connection.linger(&mut buffer).await;
@@ -356,12 +1031,35 @@ async fn serve_connection(
 enum Next {
     /// Read the next request.
     KeepAlive,
-    /// An answer said `Connection: close`: stop writing, drain, close.
+    /// An answer said `Connection: close`, or the connection gave its slot up: stop
+    /// writing, drain, close.
     Close,
     /// The client went away or never said anything: just close.
     Drop,
 }
 
+/// The outcome of one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// This many bytes, at least one.
+    Bytes(usize),
+    /// The client closed its side.
+    Closed,
+    /// The armed timer fired first.
+    TimedOut,
+    /// The connection gave its slot up.
+    Evicted,
+}
+
+/// Why a body was not read.
+enum Cut {
+    /// Refuse with this status.
+    Status(u16),
+    /// The client went away.
+    Gone,
+    /// The connection gave its slot up.
+    Evicted,
+}
 /// The per-connection read buffer: allocated once per connection, [`consts::HTTP_MAX_HEAD`]
 /// bytes, holding the head being read and whatever the client sent after it.
 struct ReadBuffer {
@@ -426,18 +1124,34 @@ struct Connection<'c> {
     /// One timer for the connection's whole life, re-armed for each read or write phase.
     timer: Timer,
     config: &'c ServerConfig,
+    slot: Slot,
 }
 
 impl Connection<'_> {
-    /// Reads, answers and writes one request.
+    /// Reads, answers and writes the `turn`th request (from 1).
     async fn serve_one(
         &mut self,
         handler: &dyn Handler,
         buffer: &mut ReadBuffer,
-        last: bool,
+        turn: usize,
     ) -> io::Result<Next> {
-        let read_deadline = Instant::now() + self.config.read_timeout;
-        self.timer.set_at(read_deadline);
+        let last = turn >= self.config.max_requests_per_connection.max(1);
+        // Nothing of this request yet: the connection is idle, and one kept alive gets the
+        // idle timeout until the first byte, then the head timeout.
+        let mut idle = buffer.filled == 0;
+        let phase = if idle { Phase::Idle } else { Phase::Receiving };
+        if !self.slot.enter(phase) {
+            return Ok(Next::Close);
+        }
+        // The first head's deadline is armed from the accept.
+        if turn > 1 {
+            let wait = if idle {
+                self.config.idle_timeout
+            } else {
+                self.config.head_timeout
+            };
+            self.timer.set_at(Instant::now() + wait);
+        }
         let end = loop {
             if let Some(end) = buffer.head_end() {
                 break end;
@@ -447,13 +1161,23 @@ impl Connection<'_> {
                 return self.refuse(431).await;
             }
             match self.read_some(buffer.spare()).await? {
-                Some(0) => return Ok(Next::Drop),
-                Some(count) => buffer.filled += count,
-                None if buffer.filled > 0 => {
+                Read::Bytes(count) => {
+                    buffer.filled += count;
+                    if idle {
+                        idle = false;
+                        self.slot.enter(Phase::Receiving);
+                        if turn > 1 {
+                            self.timer.set_at(Instant::now() + self.config.head_timeout);
+                        }
+                    }
+                }
+                Read::Closed => return Ok(Next::Drop),
+                Read::TimedOut if buffer.filled > 0 => {
                     log::debug!("http {}: request head not in within the timeout", self.peer);
                     return self.refuse(408).await;
                 }
-                None => return Ok(Next::Drop),
+                Read::TimedOut => return Ok(Next::Drop),
+                Read::Evicted => return Ok(Next::Close),
             }
         };
 
@@ -483,13 +1207,15 @@ impl Connection<'_> {
                 return self.refuse(status).await;
             }
         };
-        let keep_alive = head.keep_alive() && !last;
+        let mut keep_alive = head.keep_alive() && !last;
         let version = head.version;
         let head_only = head.method == "HEAD";
 
         if (head.method == "GET" || head_only) && framing == Framing::Length(0) {
             if let Some((content_type, body)) = handler.lookup(&head) {
                 buffer.consume(end);
+                // Evicted meanwhile: this answer is the last.
+                keep_alive &= self.slot.enter(Phase::Answering);
                 let headers = [("Content-Type", content_type)];
                 let body = (!head_only).then_some(&*body).ok_or(body.len());
                 return self
@@ -521,20 +1247,23 @@ impl Connection<'_> {
         };
         buffer.consume(end);
 
+        let body_deadline = Instant::now() + self.config.body_timeout;
         if expect_continue && framing != Framing::Length(0) {
             self.write_all(&[b"HTTP/1.1 100 Continue\r\n\r\n"]).await?;
-            self.timer.set_at(read_deadline);
         }
+        self.timer.set_at(body_deadline);
         let body = match framing {
             Framing::Length(length) => self.read_body(buffer, length).await?,
             Framing::Chunked => self.read_chunked(buffer).await?,
         };
         request.body = match body {
             Ok(body) => body,
-            Err(Some(status)) => return self.refuse(status).await,
-            Err(None) => return Ok(Next::Drop),
+            Err(Cut::Status(status)) => return self.refuse(status).await,
+            Err(Cut::Gone) => return Ok(Next::Drop),
+            Err(Cut::Evicted) => return Ok(Next::Close),
         };
 
+        keep_alive &= self.slot.enter(Phase::Answering);
         let response = match handler.answer(request) {
             Answer::Shared { content_type, body } => {
                 let headers = [("Content-Type", content_type)];
@@ -545,9 +1274,49 @@ impl Connection<'_> {
             }
             Answer::Now(response) => response,
             Answer::Later(future) => future.await,
+            Answer::LongPoll(mut future) => match future::poll_once(&mut future).await {
+                Some(response) => response,
+                None => match self.slot.start_long_poll() {
+                    Err(refusal) => long_poll_refusal(refusal),
+                    Ok(()) => match self.until_answered(future, buffer).await {
+                        Some(response) => {
+                            keep_alive &= self.slot.end_long_poll();
+                            response
+                        }
+                        None => {
+                            log::debug!("http {}: gone before its long poll ended", self.peer);
+                            return Ok(Next::Drop);
+                        }
+                    },
+                },
+            },
         };
         self.respond_owned(response, head_only, keep_alive, version)
             .await
+    }
+
+    /// Awaits a long poll's `answer` while watching the socket: `None` as soon as the client
+    /// closes or resets the connection, the answer dropped. Bytes the client sends meanwhile
+    /// (a pipelined request) are kept in `buffer`, up to its size.
+    async fn until_answered(
+        &mut self,
+        answer: Pin<Box<dyn Future<Output = Response>>>,
+        buffer: &mut ReadBuffer,
+    ) -> Option<Response> {
+        let mut reader = &self.stream;
+        future::or(async { Some(answer.await) }, async {
+            loop {
+                if buffer.is_full() {
+                    // Nothing more can be taken in: the answer's own deadline ends the wait.
+                    future::pending::<()>().await;
+                }
+                match reader.read(buffer.spare()).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(count) => buffer.filled += count,
+                }
+            }
+        })
+        .await
     }
 
     /// Writes a handler's [`Response`] and runs its `after_write`.
@@ -580,7 +1349,6 @@ impl Connection<'_> {
             .await?;
         Ok(Next::Close)
     }
-
     /// Writes a response: head (into a stack buffer) then `body`, which is `Err(length)`
     /// when only the head is sent (HEAD). A head the handler made unwritable becomes a 500.
     async fn respond(
@@ -638,13 +1406,12 @@ impl Connection<'_> {
         }
     }
 
-    /// Reads a body of `length` bytes: `Err(Some(status))` to refuse, `Err(None)` when the
-    /// client went away.
+    /// Reads a body of `length` bytes.
     async fn read_body(
         &mut self,
         buffer: &mut ReadBuffer,
         length: usize,
-    ) -> io::Result<Result<Vec<u8>, Option<u16>>> {
+    ) -> io::Result<Result<Vec<u8>, Cut>> {
         let mut body = vec![0; length];
         let mut got = length.min(buffer.filled);
         if let (Some(dst), Some(src)) = (body.get_mut(..got), buffer.data().get(..got)) {
@@ -654,19 +1421,15 @@ impl Connection<'_> {
         while got < length {
             let spare = body.get_mut(got..).unwrap_or_default();
             match self.read_some(spare).await? {
-                None => return Ok(Err(Some(408))),
-                Some(0) => return Ok(Err(None)),
-                Some(count) => got += count,
+                Read::Bytes(count) => got += count,
+                other => return Ok(Err(cut(other))),
             }
         }
         Ok(Ok(body))
     }
 
     /// Reads and decodes a chunked body, leaving what follows it in `buffer`.
-    async fn read_chunked(
-        &mut self,
-        buffer: &mut ReadBuffer,
-    ) -> io::Result<Result<Vec<u8>, Option<u16>>> {
+    async fn read_chunked(&mut self, buffer: &mut ReadBuffer) -> io::Result<Result<Vec<u8>, Cut>> {
         let mut decoder = ChunkedDecoder::new(consts::HTTP_MAX_BODY);
         let mut body = Vec::new();
         loop {
@@ -683,26 +1446,45 @@ impl Connection<'_> {
                     } else {
                         400
                     };
-                    return Ok(Err(Some(status)));
+                    return Ok(Err(Cut::Status(status)));
                 }
             }
             match self.read_some(buffer.spare()).await? {
-                None => return Ok(Err(Some(408))),
-                Some(0) => return Ok(Err(None)),
-                Some(count) => buffer.filled += count,
+                Read::Bytes(count) => buffer.filled += count,
+                other => return Ok(Err(cut(other))),
             }
         }
     }
 
-    /// One read, `None` when the armed timer fires first.
-    async fn read_some(&mut self, into: &mut [u8]) -> io::Result<Option<usize>> {
-        let Connection { stream, timer, .. } = self;
+    /// One read, unless the armed timer fires or the connection gives its slot up first.
+    async fn read_some(&mut self, into: &mut [u8]) -> io::Result<Read> {
+        let Connection {
+            stream,
+            timer,
+            slot,
+            ..
+        } = self;
+        if slot.is_evicted() {
+            return Ok(Read::Evicted);
+        }
         let mut reader = &*stream;
-        future::or(async { reader.read(into).await.map(Some) }, async {
+        let read = async {
+            let count = reader.read(into).await?;
+            Ok(if count == 0 {
+                Read::Closed
+            } else {
+                Read::Bytes(count)
+            })
+        };
+        let timed_out = async {
             timer.await;
-            Ok(None)
-        })
-        .await
+            Ok(Read::TimedOut)
+        };
+        let evicted = async {
+            slot.evicted().await;
+            Ok(Read::Evicted)
+        };
+        future::or(read, future::or(timed_out, evicted)).await
     }
 
     /// Writes `parts` in order within the write timeout.
@@ -726,22 +1508,34 @@ impl Connection<'_> {
         .await
     }
 
-    /// Closes after a final answer: no more writing, then what the client still sends is
-    /// read and dropped for a bounded time, so its unread bytes do not make our kernel reset
-    /// the connection (and lose the answer) before the client has read it.
+    /// Closes after a final answer: no more writing (FIN), then what the client still sends
+    /// is read and dropped until it closes, for [`HTTP_LINGER_TIMEOUT`] at most, so that its
+    /// unread bytes do not make our kernel reset the connection (and drop answers it has not
+    /// delivered yet) before the client has read them. Bounded by time, not bytes: past the
+    /// deadline the connection is closed whatever is still coming.
     async fn linger(&mut self, buffer: &mut ReadBuffer) {
+        self.slot.enter(Phase::Closing);
         if self.stream.get_ref().shutdown(Shutdown::Write).is_err() {
             return;
         }
         self.timer.set_at(Instant::now() + HTTP_LINGER_TIMEOUT);
-        let mut drained = 0;
-        buffer.consume(buffer.filled);
-        while drained < HTTP_LINGER_MAX {
-            match self.read_some(buffer.spare()).await {
-                Ok(Some(count)) if count > 0 => drained += count,
-                _ => break,
-            }
-        }
+        let Connection { stream, timer, .. } = self;
+        let mut reader = &*stream;
+        let sink = buffer.bytes.as_mut_slice();
+        let drained = async { while reader.read(sink).await.is_ok_and(|count| count > 0) {} };
+        future::or(drained, async {
+            timer.await;
+        })
+        .await;
+    }
+}
+
+/// Why a body read stopped, from a read that brought no bytes.
+fn cut(read: Read) -> Cut {
+    match read {
+        Read::TimedOut => Cut::Status(408),
+        Read::Evicted => Cut::Evicted,
+        Read::Bytes(_) | Read::Closed => Cut::Gone,
     }
 }
 
@@ -758,12 +1552,16 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::mem::MaybeUninit;
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     use std::thread::JoinHandle;
     use wire_http::ResponseStatus;
 
     const SHARED: &[u8] = b"<root>kept description</root>";
     const WAIT: Duration = Duration::from_secs(5);
+    /// Size of the `/big` answer.
+    const BIG: usize = 512 * 1024;
 
     /// What the test handler saw when `after_write` ran: bytes waiting on the client socket.
     type Seen = Arc<Mutex<Option<usize>>>;
@@ -773,6 +1571,17 @@ mod tests {
         shared: Arc<[u8]>,
         client: Peer,
         seen: Seen,
+        /// Long polls whose future was dropped, answered or not.
+        polls_dropped: Arc<AtomicUsize>,
+    }
+
+    /// Counts a long poll's future out when dropped.
+    struct PollGuard(Arc<AtomicUsize>);
+
+    impl Drop for PollGuard {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     impl Handler for TestHandler {
@@ -792,6 +1601,11 @@ mod tests {
                     "text/plain",
                     request.query.unwrap_or_default().into_bytes(),
                 )),
+                ("GET", "/big") => Answer::Now(Response::with_body(
+                    200,
+                    "application/octet-stream",
+                    vec![b'b'; BIG],
+                )),
                 ("GET", "/kept") => Answer::Shared {
                     content_type: "text/xml",
                     body: Arc::clone(&self.shared),
@@ -806,6 +1620,16 @@ mod tests {
                     Timer::after(Duration::from_millis(900)).await;
                     Response::with_body(200, "text/plain", b"slow".to_vec())
                 })),
+                // A long poll: answers after the milliseconds of its query, else 30 s.
+                ("GET", "/poll") => {
+                    let wait = request.query.and_then(|q| q.parse().ok()).unwrap_or(30_000);
+                    let guard = PollGuard(Arc::clone(&self.polls_dropped));
+                    Answer::LongPoll(Box::pin(async move {
+                        let _guard = guard;
+                        Timer::after(Duration::from_millis(wait)).await;
+                        Response::with_body(200, "text/plain", b"polled".to_vec())
+                    }))
+                }
                 ("GET", "/bad-header") => {
                     let mut response = Response::empty(200);
                     response
@@ -838,6 +1662,7 @@ mod tests {
         address: SocketAddr,
         client: Peer,
         seen: Seen,
+        polls_dropped: Arc<AtomicUsize>,
         stop: Option<smol::channel::Sender<()>>,
         thread: Option<JoinHandle<()>>,
     }
@@ -852,9 +1677,16 @@ mod tests {
     }
 
     fn config() -> ServerConfig {
+        // Tests open connections one after another from one address, faster than the server
+        // may notice the previous ones close: the per-source limits stay out of their way.
         ServerConfig {
             max_connections: 8,
-            read_timeout: Duration::from_secs(3),
+            max_connections_per_source: 8,
+            max_long_polls: 8,
+            max_long_polls_per_source: 8,
+            head_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(3),
+            body_timeout: Duration::from_secs(3),
             write_timeout: Duration::from_secs(3),
             max_requests_per_connection: 10,
             server_header: "test/1 UPnP/1.1 xenplug/0".to_owned(),
@@ -867,13 +1699,16 @@ mod tests {
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let client = Peer::default();
         let seen = Seen::default();
+        let polls_dropped = Arc::new(AtomicUsize::new(0));
         let (handler_client, handler_seen) = (Arc::clone(&client), Arc::clone(&seen));
+        let handler_polls = Arc::clone(&polls_dropped);
         let thread = std::thread::spawn(move || {
             let executor = Rc::new(LocalExecutor::new());
             let handler: Rc<dyn Handler> = Rc::new(TestHandler {
                 shared: Arc::from(SHARED),
                 client: handler_client,
                 seen: handler_seen,
+                polls_dropped: handler_polls,
             });
             let listener = Async::new(listener).unwrap();
             let server = serve(listener, handler, config, Rc::clone(&executor));
@@ -887,6 +1722,7 @@ mod tests {
             address,
             client,
             seen,
+            polls_dropped,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -918,7 +1754,28 @@ mod tests {
 
     impl Client {
         fn connect(address: SocketAddr) -> Client {
-            let stream = TcpStream::connect(address).unwrap();
+            Client::connect_from(address, Ipv4Addr::LOCALHOST)
+        }
+
+        /// From `source`, one of the loopback addresses: another source for the server.
+        fn connect_from(address: SocketAddr, source: Ipv4Addr) -> Client {
+            Client::connect_with(address, source, None)
+        }
+
+        /// From `source`, with a receive buffer of `receive_buffer` bytes if given.
+        fn connect_with(
+            address: SocketAddr,
+            source: Ipv4Addr,
+            receive_buffer: Option<usize>,
+        ) -> Client {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            if let Some(size) = receive_buffer {
+                socket.set_recv_buffer_size(size).unwrap();
+            }
+            socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
+            socket.connect(&address.into()).unwrap();
+            let stream = TcpStream::from(socket);
             stream.set_read_timeout(Some(WAIT)).unwrap();
             stream.set_write_timeout(Some(WAIT)).unwrap();
             Client {
@@ -1034,10 +1891,12 @@ mod tests {
     #[test]
     fn slow_answers_are_awaited() {
         // The read and write timeouts bound the client's sending and taking, not the
-        // handler: a SOAP action whose backend call outlasts both is still answered, and the
+        // handler (nor a long poll): a SOAP action whose backend call outlasts both is still answered, and the
         // connection serves the next request.
         let mut quick = config();
-        quick.read_timeout = Duration::from_millis(200);
+        quick.head_timeout = Duration::from_millis(200);
+        quick.idle_timeout = Duration::from_millis(200);
+        quick.body_timeout = Duration::from_millis(200);
         quick.write_timeout = Duration::from_millis(200);
         let server = start(quick);
         let mut client = Client::connect(server.address);
@@ -1050,6 +1909,10 @@ mod tests {
         assert_eq!((reply.status, reply.body.as_slice()), (200, &b"slow"[..]));
         client.send(get(&server, "/query?next").as_bytes());
         assert_eq!(client.response().body, b"next");
+        client.send(get(&server, "/poll?900").as_bytes());
+        assert_eq!(client.response().body, b"polled");
+        client.send(get(&server, "/query?after").as_bytes());
+        assert_eq!(client.response().body, b"after");
     }
 
     #[test]
@@ -1212,7 +2075,7 @@ mod tests {
     #[test]
     fn slow_client_is_cut_with_408() {
         let mut slow = config();
-        slow.read_timeout = Duration::from_millis(300);
+        slow.head_timeout = Duration::from_millis(300);
         let server = start(slow);
         let mut client = Client::connect(server.address);
         let request = get(&server, "/shared");
@@ -1238,7 +2101,8 @@ mod tests {
     #[test]
     fn silent_client_is_closed_without_answer() {
         let mut quick = config();
-        quick.read_timeout = Duration::from_millis(300);
+        quick.head_timeout = Duration::from_millis(300);
+        quick.idle_timeout = Duration::from_millis(300);
         let server = start(quick);
         let mut client = Client::connect(server.address);
         assert!(client.is_closed());
@@ -1248,38 +2112,250 @@ mod tests {
         assert!(client.is_closed(), "idle keep-alive connection not closed");
     }
 
-    #[test]
-    fn connections_beyond_the_limit_wait_for_a_slot() {
-        let mut two = config();
-        two.max_connections = 2;
-        let server = start(two);
-        let request = get(&server, "/shared");
-        let mut first = Client::connect(server.address);
-        let mut second = Client::connect(server.address);
-        for client in [&mut first, &mut second] {
-            client.send(request.as_bytes());
-            assert_eq!(client.response().status, 200);
+    /// Loopback addresses the tests use as distinct sources.
+    const SOURCE_A: Ipv4Addr = Ipv4Addr::LOCALHOST;
+    const SOURCE_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+    const SOURCE_C: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+
+    impl Client {
+        /// Whether the server closed the connection (or reset it) without an answer.
+        fn was_refused(&mut self) -> bool {
+            let mut byte = [0u8; 1];
+            match self.stream.read(&mut byte) {
+                Ok(0) => true,
+                Err(error) => error.kind() == io::ErrorKind::ConnectionReset,
+                Ok(_) => false,
+            }
         }
-        let mut third = Client::connect(server.address);
-        third.send(request.as_bytes());
-        third
-            .stream
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let mut byte = [0u8; 1];
-        let waited = third.stream.read(&mut byte);
+
+        /// Whether nothing comes within `wait` (the request is still being answered).
+        fn is_waiting(&mut self, wait: Duration) -> bool {
+            self.stream.set_read_timeout(Some(wait)).unwrap();
+            let mut byte = [0u8; 1];
+            let read = self.stream.read(&mut byte);
+            self.stream.set_read_timeout(Some(WAIT)).unwrap();
+            read.is_err_and(|e| {
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                )
+            })
+        }
+
+        /// A served GET of the kept document.
+        fn served(&mut self, server: &TestServer) -> bool {
+            self.send(get(server, "/shared").as_bytes());
+            self.response().status == 200
+        }
+    }
+
+    /// `count` connections from `source`, each having sent `GET target`, none answered yet.
+    fn unanswered(
+        server: &TestServer,
+        source: Ipv4Addr,
+        target: &str,
+        count: usize,
+    ) -> Vec<Client> {
+        let request = get(server, target);
+        let clients: Vec<Client> = (0..count)
+            .map(|_| {
+                let mut client = Client::connect_from(server.address, source);
+                client.send(request.as_bytes());
+                client
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        for client in &clients {
+            client.stream.set_nonblocking(true).unwrap();
+            let mut byte = [0u8; 1];
+            let read = client.stream.peek(&mut byte);
+            client.stream.set_nonblocking(false).unwrap();
+            let waiting = read
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock);
+            assert!(waiting, "{target} answered or closed: {read:?}");
+        }
+        clients
+    }
+
+    /// Polls `check` every 10 ms for at most [`WAIT`].
+    fn eventually(mut check: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn one_source_holds_at_most_its_share() {
+        let mut limited = config();
+        limited.max_connections = 4;
+        limited.max_connections_per_source = 2;
+        limited.head_timeout = Duration::from_secs(2);
+        let server = start(limited);
+        let mut held: Vec<Client> = (0..2)
+            .map(|_| Client::connect_from(server.address, SOURCE_A))
+            .collect();
+        for client in &mut held {
+            assert!(client.served(&server));
+        }
+        // Past its share, a source's connections wait unread, twice its share at most.
+        let mut waiting = unanswered(&server, SOURCE_A, "/shared", 4);
+        let mut refused = Client::connect_from(server.address, SOURCE_A);
+        assert!(refused.was_refused(), "a seventh connection of one source");
+        let mut other = Client::connect_from(server.address, SOURCE_B);
+        assert!(other.served(&server), "another source waits for nothing");
+        // A slot given back goes to the one waiting longest.
+        drop(held.pop());
+        assert_eq!(waiting[0].response().status, 200);
+        // The others are refused after the head timeout.
+        let started = Instant::now();
+        assert!(waiting[1].was_refused());
+        assert!(started.elapsed() < WAIT);
+    }
+
+    #[test]
+    fn a_newcomer_takes_the_slot_of_an_idle_connection_of_the_source_holding_most() {
+        let mut limited = config();
+        limited.max_connections = 4;
+        limited.max_connections_per_source = 4;
+        let server = start(limited);
+        let mut idle: Vec<Client> = Vec::new();
+        for _ in 0..4 {
+            let mut client = Client::connect_from(server.address, SOURCE_A);
+            assert!(client.served(&server));
+            idle.push(client);
+        }
+        // Every slot is taken by A; B, below its share (4 / 2), takes the slot of A's
+        // connection idle longest: the first.
+        let mut newcomer = Client::connect_from(server.address, SOURCE_B);
+        assert!(newcomer.served(&server));
         assert!(
-            waited.as_ref().is_err_and(|e| matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            )),
-            "third connection served beyond the limit: {waited:?}"
+            idle[0].was_refused(),
+            "the oldest idle connection was not closed"
         );
-        drop(first);
-        third.stream.set_read_timeout(Some(WAIT)).unwrap();
-        assert_eq!(third.response().status, 200);
-        second.send(request.as_bytes());
-        assert_eq!(second.response().status, 200);
+        assert!(
+            idle[1].served(&server),
+            "another connection of A was closed"
+        );
+        // A holds 3 of 4, more than its share: its new connection waits.
+        let mut more = Client::connect_from(server.address, SOURCE_A);
+        more.send(get(&server, "/shared").as_bytes());
+        assert!(more.is_waiting(Duration::from_millis(200)));
+        // C is below its share (4 / 3 = 1): A gives another.
+        let mut third = Client::connect_from(server.address, SOURCE_C);
+        assert!(third.served(&server));
+    }
+
+    #[test]
+    fn long_polls_are_counted_apart_capped_and_released_when_the_client_goes() {
+        let mut limited = config();
+        limited.max_connections = 4;
+        limited.max_connections_per_source = 2;
+        limited.max_long_polls = 3;
+        limited.max_long_polls_per_source = 2;
+        let server = start(limited);
+        let poll = get(&server, "/poll");
+        let mut polls = unanswered(&server, SOURCE_A, "/poll", 2);
+        // A's two long polls hold no connection slot: A still has its two.
+        let mut third = Client::connect_from(server.address, SOURCE_A);
+        assert!(third.served(&server));
+        third.send(poll.as_bytes());
+        let reply = third.response();
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.header("retry-after"), Some("5"));
+        assert!(reply.body.starts_with(b"{\"error\":"));
+        assert!(third.served(&server), "the refusal kept the connection");
+        let mut fourth = Client::connect_from(server.address, SOURCE_A);
+        assert!(fourth.served(&server));
+
+        let mut other = Client::connect_from(server.address, SOURCE_B);
+        other.send(poll.as_bytes());
+        assert!(other.is_waiting(Duration::from_millis(300)));
+        let mut full = Client::connect_from(server.address, SOURCE_C);
+        full.send(poll.as_bytes());
+        assert_eq!(full.response().status, 503);
+
+        // The client going away ends its long poll: the future is dropped and the place
+        // given back, long before the poll's own 30 s. (Refused ones were dropped at once.)
+        let dropped = || server.polls_dropped.load(Ordering::SeqCst);
+        assert_eq!(dropped(), 2);
+        drop(polls.pop());
+        assert!(eventually(|| dropped() == 3));
+        third.send(poll.as_bytes());
+        assert!(third.is_waiting(Duration::from_millis(300)));
+
+        // An answered long poll gets its connection slot back and keeps the connection.
+        drop(other);
+        assert!(eventually(|| dropped() == 4));
+        let mut quick = Client::connect_from(server.address, SOURCE_B);
+        quick.send(get(&server, "/poll?50").as_bytes());
+        let reply = quick.response();
+        assert_eq!((reply.status, reply.body.as_slice()), (200, &b"polled"[..]));
+        assert_eq!(reply.header("connection"), None);
+        assert!(quick.served(&server));
+    }
+
+    #[test]
+    fn a_slow_head_is_cut_by_its_own_deadline_an_idle_connection_by_another() {
+        let mut timed = config();
+        timed.head_timeout = Duration::from_millis(300);
+        timed.idle_timeout = Duration::from_secs(3);
+        let server = start(timed);
+        let mut client = Client::connect(server.address);
+        assert!(client.served(&server));
+        // Idle longer than a head may take, shorter than the idle timeout: still served.
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(client.served(&server));
+        // A head started and not finished is cut at the head timeout.
+        let started = Instant::now();
+        client.send(b"GET /shared HTTP/1.1\r\n");
+        let reply = client.response();
+        assert_eq!(reply.status, 408);
+        // Measured about 0.3 s; far from the idle timeout either way.
+        assert!(started.elapsed() < Duration::from_millis(2500));
+        assert!(client.is_closed());
+    }
+
+    #[test]
+    fn closing_drains_by_time_so_pipelined_bytes_past_any_count_cause_no_reset() {
+        let mut two = config();
+        two.max_requests_per_connection = 2;
+        let server = start(two);
+        // A client slow to take two big answers (a small window), which has sent 600 KiB
+        // more the server reads and drops while it closes: when it closes, much of the second
+        // answer is still in its kernel's queue, lost if the close were a reset.
+        let mut client = Client::connect_with(server.address, SOURCE_A, Some(4096));
+        let request = get(&server, "/big");
+        let mut pipelined = request.repeat(2).into_bytes();
+        let filler = format!(
+            "GET /shared HTTP/1.1\r\nHost: {}\r\nX: {}\r\n\r\n",
+            server.address,
+            "f".repeat(900)
+        );
+        while pipelined.len() < 600 * 1024 {
+            pipelined.extend_from_slice(filler.as_bytes());
+        }
+        let mut sender = client.stream.try_clone().unwrap();
+        let sending = std::thread::spawn(move || {
+            let sent = sender.write_all(&pipelined);
+            let _ = sender.shutdown(Shutdown::Write);
+            sent
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let first = client.response();
+        assert_eq!((first.header("connection"), first.body.len()), (None, BIG));
+        let last = client.response();
+        assert_eq!(
+            (last.header("connection"), last.body.len()),
+            (Some("close"), BIG)
+        );
+        assert!(client.is_closed(), "reset instead of a close");
+        sending.join().unwrap().expect("every pipelined byte sent");
     }
 
     #[test]
@@ -1315,5 +2391,248 @@ mod tests {
         assert_eq!(reply.status, 500);
         assert_eq!(reply.header("injected"), None);
         assert!(client.is_closed());
+    }
+
+    // ---- the admission policy, pure -----------------------------------------------------
+
+    fn source(last: u8) -> Source {
+        Source(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)))
+    }
+
+    fn limits(connections: usize, per_source: usize) -> Limits {
+        Limits {
+            connections,
+            connections_per_source: per_source,
+            long_polls: 3,
+            long_polls_per_source: 2,
+            queued: connections,
+            queued_per_source: 2 * per_source,
+        }
+    }
+
+    /// A connection of a test table: the last byte of its source, its phase, and since when
+    /// (seconds after a fixed start) it is in it.
+    type Held = (u8, Phase, u64);
+
+    /// A table holding `held`; entry `i` has id `i`.
+    fn table(limits: Limits, held: &[Held]) -> (Table<()>, Instant) {
+        let start = Instant::now();
+        let entries = held
+            .iter()
+            .enumerate()
+            .map(|(i, &(last, phase, after))| Entry {
+                id: i as u64,
+                source: source(last),
+                phase,
+                since: start + Duration::from_secs(after),
+                payload: (),
+            })
+            .collect();
+        let table = Table {
+            limits,
+            entries,
+            next_id: held.len() as u64,
+        };
+        (table, start)
+    }
+
+    #[test]
+    fn admission_policy() {
+        use Admission::{Admit, Evict, Refuse};
+        use Phase::{Answering, Closing, Idle, LongPoll, Queued, Receiving};
+        #[rustfmt::skip]
+        let cases: &[(&str, Limits, &[Held], u8, Admission)] = &[
+            ("a free slot", limits(4, 3), &[(1, Idle, 0)], 2, Admit),
+            ("the source at its own limit, slots free",
+                limits(4, 3), &[(1, Idle, 0), (1, Idle, 0), (1, Answering, 0)], 1,
+                Refuse(Refusal::SourceConnections)),
+            ("full: the newcomer below its share (4 / 3) takes the oldest idle of the biggest",
+                limits(4, 3), &[(1, Answering, 0), (1, Idle, 5), (1, Idle, 2), (2, Idle, 1)], 3,
+                Evict(2)),
+            ("a closing connection goes first",
+                limits(4, 3), &[(1, Idle, 0), (1, Closing, 9), (1, Receiving, 0), (2, Answering, 0)], 3,
+                Evict(1)),
+            ("then an idle one, before one receiving",
+                limits(4, 3), &[(1, Receiving, 0), (1, Idle, 9), (1, Answering, 0), (2, Idle, 0)], 3,
+                Evict(1)),
+            ("a slowloris head is taken when nothing else can be",
+                limits(4, 3), &[(1, Receiving, 3), (1, Receiving, 1), (1, Answering, 0), (2, Idle, 0)], 3,
+                Evict(1)),
+            ("connections being answered are never taken",
+                limits(4, 3), &[(1, Answering, 0), (1, Answering, 0), (1, Answering, 0), (2, Idle, 0)], 3,
+                Refuse(Refusal::Connections)),
+            ("the source holding the most gives first",
+                limits(6, 3), &[(1, Idle, 0), (1, Idle, 0), (2, Idle, 3), (2, Idle, 1), (2, Idle, 2), (3, Idle, 0)], 4,
+                Evict(3)),
+            ("only a source above its share (6 / 4) gives",
+                limits(6, 3), &[(1, Idle, 0), (2, Answering, 0), (2, Answering, 0), (2, Answering, 0), (3, Answering, 0), (3, Answering, 0)], 4,
+                Refuse(Refusal::Connections)),
+            ("a newcomer holding its share already is refused",
+                limits(4, 3), &[(1, Idle, 0), (1, Idle, 0), (2, Idle, 0), (2, Idle, 0)], 2,
+                Refuse(Refusal::Connections)),
+            ("below it, it takes one",
+                limits(4, 3), &[(1, Idle, 0), (1, Idle, 0), (1, Idle, 0), (2, Idle, 0)], 2,
+                Evict(0)),
+            ("long polls hold no slot",
+                limits(4, 3), &[(1, LongPoll, 0), (1, LongPoll, 0), (1, LongPoll, 0), (1, LongPoll, 0)], 1,
+                Admit),
+            ("nor do connections waiting for one",
+                limits(4, 3), &[(1, Queued, 0), (1, Queued, 0), (1, Queued, 0), (1, Queued, 0)], 1,
+                Admit),
+        ];
+        for (name, limits, held, newcomer, expected) in cases {
+            let (table, _) = table(*limits, held);
+            assert_eq!(table.admission(source(*newcomer)), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn admitting_evicts_queues_and_promotes() {
+        let idle = Phase::Idle;
+        let (mut full, start) = table(limits(2, 2), &[(1, idle, 0), (1, idle, 1)]);
+        let later = start + Duration::from_secs(5);
+        let evicting = Admitted::Slot {
+            id: 2,
+            evicted: Some(()),
+        };
+        assert_eq!(full.admit(later, source(2), ()), Ok(evicting));
+        assert!(
+            !full.enter(0, Phase::Answering, later),
+            "the evicted one is out"
+        );
+        assert!(full.enter(1, Phase::Answering, later));
+        assert!(full.enter(2, Phase::Receiving, later));
+        // Full of connections being answered or received, each source at its share: the
+        // newcomers wait, as many as there are slots.
+        for (id, newcomer) in [(3, 3), (4, 1)] {
+            let queued = Admitted::Queued {
+                id,
+                because: Refusal::Connections,
+            };
+            assert_eq!(full.admit(later, source(newcomer), ()), Ok(queued));
+        }
+        assert_eq!(full.admit(later, source(4), ()), Err(Refusal::Connections));
+        assert_eq!(full.promote(later), None);
+        // A slot freed goes to the one waiting longest that may have it.
+        assert_eq!(full.remove(1), Some(()));
+        assert_eq!(full.promote(later), Some(()));
+        assert_eq!(full.promote(later), None);
+        assert_eq!(
+            full.in_phase(Phase::Queued)
+                .map(|e| e.id)
+                .collect::<Vec<_>>(),
+            [4]
+        );
+
+        // A source at its own limit waits too, twice its share at most.
+        let (mut table, start) = table(limits(4, 1), &[(1, idle, 0)]);
+        for id in 1..=2 {
+            let queued = Admitted::Queued {
+                id,
+                because: Refusal::SourceConnections,
+            };
+            assert_eq!(table.admit(start, source(1), ()), Ok(queued));
+        }
+        assert_eq!(
+            table.admit(start, source(1), ()),
+            Err(Refusal::SourceConnections)
+        );
+        assert_eq!(table.promote(start), None, "its slot is still taken");
+        assert_eq!(table.remove(0), Some(()));
+        assert_eq!(table.promote(start), Some(()));
+        assert_eq!(table.promote(start), None);
+    }
+
+    #[test]
+    fn long_polls_have_their_own_limits() {
+        use Phase::Answering;
+        let (mut table, start) = table(
+            limits(2, 2),
+            &[
+                (1, Answering, 0),
+                (1, Answering, 0),
+                (1, Answering, 0),
+                (2, Answering, 0),
+                (3, Answering, 0),
+            ],
+        );
+        assert_eq!(table.start_long_poll(0, start), Ok(()));
+        assert_eq!(table.start_long_poll(1, start), Ok(()));
+        assert_eq!(
+            table.start_long_poll(2, start),
+            Err(Refusal::SourceLongPolls)
+        );
+        assert_eq!(table.start_long_poll(3, start), Ok(()));
+        assert_eq!(table.start_long_poll(4, start), Err(Refusal::LongPolls));
+        // A long poll stays one through the phases of its answer and closing.
+        assert!(table.enter(0, Phase::Closing, start));
+        assert_eq!(table.in_phase(Phase::LongPoll).count(), 3);
+        // Answered: back to a slot when there is one (three connections of five hold one
+        // of two here: the first gets the last free one).
+        assert_eq!(table.slots().count(), 2);
+        assert_eq!(table.remove(4), Some(()));
+        assert!(table.end_long_poll(3, start));
+        assert!(
+            !table.end_long_poll(1, start),
+            "no slot left: it closes as a long poll"
+        );
+        assert_eq!(table.in_phase(Phase::LongPoll).count(), 2);
+        assert_eq!(table.remove(0), Some(()));
+        assert_eq!(table.start_long_poll(2, start), Ok(()));
+    }
+
+    #[test]
+    fn sources_are_addresses_and_ipv6_prefixes() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("10.0.0.1", "10.0.0.1", "10.0.0.1"),
+            ("::ffff:10.0.0.1", "10.0.0.1", "10.0.0.1"),
+            (
+                "2001:db8:1:2:3:4:5:6",
+                "2001:db8:1:2::",
+                "2001:db8:1:2::/64",
+            ),
+            ("fe80::1", "fe80::", "fe80::/64"),
+        ];
+        for &(address, counted, shown) in cases {
+            let source = Source::of(address.parse().unwrap());
+            assert_eq!(source.0, counted.parse::<IpAddr>().unwrap(), "{address}");
+            assert_eq!(source.to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_source_and_kind_then_once_per_interval() {
+        let mut log = RefusalLog::default();
+        let start = Instant::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let a = source(1);
+        assert_eq!(log.note(at(0), a, Refusal::SourceConnections), Some(0));
+        for second in 1..=3 {
+            assert_eq!(log.note(at(second), a, Refusal::SourceConnections), None);
+        }
+        assert_eq!(log.note(at(4), a, Refusal::SourceLongPolls), Some(0));
+        assert_eq!(
+            log.note(at(4), source(2), Refusal::SourceConnections),
+            Some(0)
+        );
+        let next = HTTP_REFUSAL_LOG_INTERVAL.as_secs();
+        assert_eq!(log.note(at(next), a, Refusal::SourceConnections), Some(3));
+        assert_eq!(log.note(at(next + 1), a, Refusal::SourceConnections), None);
+
+        // Full, the source logged longest ago is forgotten first.
+        let mut log = RefusalLog::default();
+        for last in 0..HTTP_REFUSAL_LOG_SOURCES {
+            let last = u8::try_from(last).unwrap();
+            assert!(log
+                .note(at(u64::from(last)), source(last), Refusal::Connections)
+                .is_some());
+        }
+        assert_eq!(
+            log.note(at(100), source(200), Refusal::Connections),
+            Some(0)
+        );
+        assert_eq!(log.entries.len(), HTTP_REFUSAL_LOG_SOURCES);
+        assert_eq!(log.note(at(101), source(0), Refusal::Connections), Some(0));
+        assert_eq!(log.note(at(101), source(63), Refusal::Connections), None);
     }
 }

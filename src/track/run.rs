@@ -1261,7 +1261,7 @@ impl ApiHttp {
                     view,
                 ),
             )),
-            Route::Events { since } => Answer::Later(Box::pin(events_long_poll(
+            Route::Events { since } => Answer::LongPoll(Box::pin(events_long_poll(
                 self.shared.clone(),
                 since,
                 view.tenant().map(str::to_string),

@@ -298,6 +298,7 @@ pub fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
         421 => "Misdirected Request",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -1123,7 +1124,7 @@ Content-Length: 42\r\n\r\n"
     #[test]
     fn reasons_cover_what_we_send() {
         for status in [
-            200, 400, 403, 404, 405, 408, 411, 412, 413, 415, 421, 431, 500, 501, 503, 505,
+            200, 400, 403, 404, 405, 408, 411, 412, 413, 415, 421, 429, 431, 500, 501, 503, 505,
         ] {
             assert!(!reason(status).is_empty(), "{status}");
         }

@@ -17,7 +17,9 @@
 //! requests under its own `/api/...` to that API and its answers back (status and JSON body
 //! as they are): `GET /api/tree`, `GET /api/events?since=N` (the long poll), `POST
 //! /api/vms/<uuid>/actions` and `POST /api/hypervisors/<uuid>/actions` (form bodies of at
-//! most `CONSOLE_WEB_MAX_FORM` bytes).
+//! most `CONSOLE_WEB_MAX_FORM` bytes). Either way a page's `GET /api/events` is one of the
+//! HTTP server's long polls ([`crate::net::http::Answer::LongPoll`]): it holds no connection
+//! slot, is capped per address, and ends as soon as the page goes.
 //!
 //! With several sources the same paths answer for all of them:
 //! - `GET /api/tree`: every source's tree merged as `console tree --json` merges them
@@ -401,9 +403,15 @@ impl Handler for ConsoleHttp {
                 let Some(tracker) = apis.first().map(|api| api.tracker.clone()) else {
                     return Answer::Now(json_error(502, "no source"));
                 };
-                Answer::Later(Box::pin(async move {
-                    forward(tracker, method, &target, &body, timeout).await
-                }))
+                // The events feed waits at the source: a long poll here too.
+                let long_poll = target.split('?').next() == Some(API_EVENTS_PATH);
+                let forwarded =
+                    async move { forward(tracker, method, &target, &body, timeout).await };
+                if long_poll {
+                    Answer::LongPoll(Box::pin(forwarded))
+                } else {
+                    Answer::Later(Box::pin(forwarded))
+                }
             }
             Route::MergedTree => Answer::Later(Box::pin(merged_tree(apis))),
             Route::MergedEvents { since } => {
@@ -411,7 +419,7 @@ impl Handler for ConsoleHttp {
                     Some((_, token)) => self.feeds_of(token, &apis),
                     None => self.feeds.clone(),
                 };
-                Answer::Later(Box::pin(merged_events(feeds, since)))
+                Answer::LongPoll(Box::pin(merged_events(feeds, since)))
             }
             Route::Routed {
                 target,

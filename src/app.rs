@@ -8,7 +8,6 @@ use crate::model::{Device, EventedValues};
 use crate::wire::soap::UpnpError;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 /// A boxed future on the local executor.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -24,6 +23,8 @@ pub trait App {
     /// Performs `call`, which names one of the services of the last snapshot's tree and
     /// carries arguments checked against its table.
     fn invoke(&self, call: ControlCall) -> LocalFuture<Result<Outputs, UpnpError>>;
-    /// How often to take a new snapshot.
-    fn poll_interval(&self) -> Duration;
+    /// Resolves when the device may have changed (the app's source said so, or its longest
+    /// wait passed); the device runtime then takes a new snapshot. Each call starts a new
+    /// wait; a wait dropped before it resolves must not leave work behind for long.
+    fn changed(&self) -> LocalFuture<()>;
 }

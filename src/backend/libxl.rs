@@ -555,8 +555,8 @@ mod live {
             self.run(step)
         }
 
-        fn poll_interval(&self) -> Duration {
-            LIBXL_POLL_INTERVAL
+        fn wait_for_change(&self, limit: Duration) {
+            std::thread::sleep(LIBXL_POLL_INTERVAL.min(limit));
         }
     }
 }

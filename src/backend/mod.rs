@@ -192,6 +192,8 @@ pub trait Backend: Send + Sync {
     fn domains(&self) -> Result<Vec<Domain>, BackendError>;
     /// Applies a lifecycle operation to the domain with `uuid`.
     fn apply(&self, uuid: Uuid, operation: Operation) -> Result<(), BackendError>;
-    /// How often [`Backend::domains`] should be polled to notice changes made elsewhere.
-    fn poll_interval(&self) -> std::time::Duration;
+    /// Blocks until the host's domains may have changed, or at most `limit`. A backend that
+    /// hears of changes (a watch, an event stream) returns as soon as it does; one that
+    /// cannot waits its polling interval, so [`Backend::domains`] is read that often.
+    fn wait_for_change(&self, limit: std::time::Duration);
 }

@@ -290,8 +290,8 @@ impl Backend for SimBackend {
         Ok(())
     }
 
-    fn poll_interval(&self) -> Duration {
-        SIM_POLL_INTERVAL
+    fn wait_for_change(&self, limit: Duration) {
+        std::thread::sleep(SIM_POLL_INTERVAL.min(limit));
     }
 }
 

@@ -719,8 +719,8 @@ impl Backend for XapiBackend {
         Ok(())
     }
 
-    fn poll_interval(&self) -> Duration {
-        XAPI_POLL_INTERVAL
+    fn wait_for_change(&self, limit: Duration) {
+        std::thread::sleep(XAPI_POLL_INTERVAL.min(limit));
     }
 }
 

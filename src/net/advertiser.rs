@@ -1,7 +1,7 @@
 //! Net layer: runs one advertised root device.
 //!
-//! Owns the SSDP sockets, the HTTP listeners, GENA deliveries, the model poll and the
-//! signals, on one single-threaded smol executor. Protocol decisions are the engines'
+//! Owns the SSDP sockets, the HTTP listeners, GENA deliveries, the model's snapshots
+//! and the signals, on one single-threaded smol executor. Protocol decisions are the engines'
 //! ([`crate::engine`]); what the device is and what its actions do is the [`App`]'s.
 
 use super::http::{Answer, Handler, Request, Response};
@@ -22,8 +22,9 @@ use crate::state::{random_seed, StateDir};
 use crate::wire::signature::{self, ControlKey, SignedParts, SIGNATURE_HEADER};
 use crate::wire::soap::{self, UpnpError};
 use log::Level;
-use smol::channel::Sender;
-use smol::{Async, LocalExecutor};
+use smol::channel::{Receiver, Sender};
+use smol::future;
+use smol::{Async, LocalExecutor, Timer};
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -34,6 +35,9 @@ use std::time::{Duration, Instant};
 /// NOTIFY that arrives before it has processed the response and stored the SID; measured,
 /// about one subscription in three lost it when the event followed at once.
 const GENA_INITIAL_EVENT_DELAY: Duration = Duration::from_millis(200);
+
+/// Shortest time between two snapshots of the app.
+const SNAPSHOT_GAP: Duration = Duration::from_millis(50);
 
 /// Longest the loop sleeps when nothing is scheduled (a wake-up arrives sooner anyway).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
@@ -61,10 +65,6 @@ struct Core {
     gena: Subscriptions,
     state: StateDir,
     sockets: Vec<Rc<SsdpSocket>>,
-    /// When the next model snapshot is due.
-    poll_due: Instant,
-    /// Whether a snapshot is being taken.
-    polling: bool,
     /// Last snapshot error, logged once until it changes.
     last_error: Option<String>,
     /// SERVER / USER-AGENT value.
@@ -148,11 +148,9 @@ impl Core {
         }
     }
 
-    /// When the loop must wake next. A poll in flight wakes the loop itself when it ends, so
-    /// its due time does not count meanwhile (it would be in the past: a busy loop).
+    /// When the loop must wake next.
     fn next_deadline(&self) -> Instant {
-        let poll = (!self.polling).then_some(self.poll_due);
-        [poll, self.ssdp.poll_at(), self.gena.poll_at()]
+        [self.ssdp.poll_at(), self.gena.poll_at()]
             .into_iter()
             .flatten()
             .min()
@@ -218,15 +216,12 @@ async fn run_on(
     let mut ssdp = SsdpEngine::new(config, engine_interfaces, seed);
     let now = Instant::now();
     ssdp.set_devices(now, root.advertisements(), config_id);
-    let poll_interval = app.poll_interval();
     let core: Shared = Rc::new(RefCell::new(Core {
         published: Published::new(root, config_id, evented),
         ssdp,
         gena: Subscriptions::new(random_seed()?),
         state,
         sockets: sockets.clone(),
-        poll_due: now + poll_interval,
-        polling: false,
         last_error: None,
         server: server.clone(),
         control,
@@ -234,6 +229,15 @@ async fn run_on(
         nonces: Nonces::new(),
     }));
     let (wake, woken) = smol::channel::bounded::<()>(1);
+    let (refresh, refresh_asked) = smol::channel::bounded::<()>(1);
+    executor
+        .spawn(follow_changes(
+            core.clone(),
+            app.clone(),
+            refresh_asked,
+            wake.clone(),
+        ))
+        .detach();
 
     for socket in sockets {
         executor
@@ -246,6 +250,7 @@ async fn run_on(
             app: app.clone(),
             interface: interface.clone(),
             wake: wake.clone(),
+            refresh: refresh.clone(),
         });
         super::event_loop::spawn_http(
             &executor,
@@ -274,19 +279,12 @@ async fn run_on(
             core.dispatch_ssdp(now);
             return Ok(());
         }
-        tick(&executor, &core, &app, &wake, now, poll_interval);
+        tick(&executor, &core, &wake, now);
     }
 }
 
-/// One turn of the loop: SSDP sends, GENA expiry and deliveries, the model poll.
-fn tick(
-    executor: &Rc<LocalExecutor<'static>>,
-    shared: &Shared,
-    app: &Rc<dyn App>,
-    wake: &Sender<()>,
-    now: Instant,
-    poll_interval: Duration,
-) {
+/// One turn of the loop: SSDP sends, GENA expiry and deliveries.
+fn tick(executor: &Rc<LocalExecutor<'static>>, shared: &Shared, wake: &Sender<()>, now: Instant) {
     let mut core = shared.borrow_mut();
     core.dispatch_ssdp(now);
     for delivery in core.gena.take_due(now) {
@@ -294,32 +292,50 @@ fn tick(
             .spawn(deliver(shared.clone(), wake.clone(), delivery))
             .detach();
     }
-    if now >= core.poll_due && !core.polling {
-        core.polling = true;
-        core.poll_due = now + poll_interval;
-        let snapshot = app.snapshot();
-        let shared = shared.clone();
-        let wake = wake.clone();
-        executor
-            .spawn(async move {
-                let result = snapshot.await;
-                let mut core = shared.borrow_mut();
-                core.polling = false;
-                match result {
-                    Ok((root, evented)) => {
-                        core.last_error = None;
-                        core.apply(Instant::now(), root, evented);
-                    }
-                    Err(error) => {
-                        if core.last_error.as_deref() != Some(error.as_str()) {
-                            log::warn!("backend: {error}; keeping the last known state");
-                            core.last_error = Some(error);
-                        }
-                    }
+}
+
+/// Takes a new snapshot of the app each time it may have changed, by its own word
+/// ([`App::changed`]) or because an action was just performed here (`refresh`), and publishes
+/// it. Snapshots are at least [`SNAPSHOT_GAP`] apart, so a burst of changes is read once.
+async fn follow_changes(core: Shared, app: Rc<dyn App>, refresh: Receiver<()>, wake: Sender<()>) {
+    let mut change = app.changed();
+    let mut last = Instant::now();
+    loop {
+        // An action's refresh leaves the app's wait running: waits are not stacked up.
+        let changed = future::or(
+            async {
+                (&mut change).await;
+                true
+            },
+            async {
+                let _ = refresh.recv().await;
+                false
+            },
+        )
+        .await;
+        if changed {
+            change = app.changed();
+        }
+        let ready = last + SNAPSHOT_GAP;
+        if Instant::now() < ready {
+            Timer::at(ready).await;
+        }
+        last = Instant::now();
+        let result = app.snapshot().await;
+        let mut core = core.borrow_mut();
+        match result {
+            Ok((root, evented)) => {
+                core.last_error = None;
+                core.apply(Instant::now(), root, evented);
+            }
+            Err(error) => {
+                if core.last_error.as_deref() != Some(error.as_str()) {
+                    log::warn!("backend: {error}; keeping the last known state");
+                    core.last_error = Some(error);
                 }
-                let _ = wake.try_send(());
-            })
-            .detach();
+            }
+        }
+        let _ = wake.try_send(());
     }
 }
 
@@ -396,7 +412,10 @@ struct DeviceHttp {
     core: Shared,
     app: Rc<dyn App>,
     interface: LocalInterface,
+    /// Wakes the loop.
     wake: Sender<()>,
+    /// Asks for a snapshot now.
+    refresh: Sender<()>,
 }
 
 fn status(code: u16) -> Response {
@@ -465,8 +484,7 @@ impl DeviceHttp {
         let service_type = call.service.spec.service_type.clone();
         let action_name = call.action.name.clone();
         let invoked = self.app.invoke(call);
-        let core = self.core.clone();
-        let wake = self.wake.clone();
+        let refresh = self.refresh.clone();
 
         let key_text = key.to_string();
         Answer::Later(Box::pin(async move {
@@ -475,9 +493,8 @@ impl DeviceHttp {
                 Ok(_) => log::info!("{caller}: {action_name} on {key_text}: done"),
                 Err(error) => log::info!("{caller}: {action_name} on {key_text}: {error}"),
             }
-            // An action may have changed the model: look at it now rather than at the next poll.
-            core.borrow_mut().poll_due = Instant::now();
-            let _ = wake.try_send(());
+            // An action may have changed the model: look at it now.
+            let _ = refresh.try_send(());
             match result {
                 Ok(outputs) => {
                     let pairs: Vec<(&str, &str)> = outputs

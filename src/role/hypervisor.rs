@@ -26,6 +26,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// Longest the device goes without reading the backend, even one that tells of changes: a
+/// change it missed is seen within this.
+const LONGEST_UNREAD: Duration = Duration::from_secs(30);
+
 /// The hypervisor device: a backend plus the last view taken of it.
 pub struct HypervisorApp {
     backend: Arc<dyn Backend>,
@@ -93,8 +97,11 @@ impl App for HypervisorApp {
         })
     }
 
-    fn poll_interval(&self) -> Duration {
-        self.backend.poll_interval()
+    fn changed(&self) -> LocalFuture<()> {
+        let backend = self.backend.clone();
+        Box::pin(smol::unblock(move || {
+            backend.wait_for_change(LONGEST_UNREAD)
+        }))
     }
 }
 

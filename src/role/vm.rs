@@ -143,8 +143,10 @@ impl App for VmApp {
         })
     }
 
-    fn poll_interval(&self) -> Duration {
-        SERVICES_POLL_INTERVAL
+    fn changed(&self) -> LocalFuture<()> {
+        Box::pin(async {
+            smol::Timer::after(SERVICES_POLL_INTERVAL).await;
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::consts;
+use crate::engine::notices::Noticed;
 use crate::wire::gena::{write_propertyset, Callback};
 
 /// Shortest subscription granted.
@@ -284,7 +285,7 @@ pub struct Subscriptions {
     /// Serial of the next subscription.
     next_serial: u64,
     /// Subscribers already told about in a log line, oldest first.
-    noticed: VecDeque<(IpAddr, Notice)>,
+    noticed: Noticed<Notice>,
 }
 
 impl Subscriptions {
@@ -299,7 +300,7 @@ impl Subscriptions {
             rng: fastrand::Rng::with_seed(seed),
             table: BTreeMap::new(),
             next_serial: 0,
-            noticed: VecDeque::new(),
+            noticed: Noticed::new(GENA_NOTICED_SOURCES),
         }
     }
 
@@ -393,15 +394,7 @@ impl Subscriptions {
     /// replaced is logged once, not once per request. The oldest of
     /// `GENA_NOTICED_SOURCES` remembered subscribers is forgotten first.
     pub fn first_notice(&mut self, subscriber: IpAddr, notice: Notice) -> bool {
-        let key = (subscriber.to_canonical(), notice);
-        if self.noticed.contains(&key) {
-            return false;
-        }
-        if self.noticed.len() >= GENA_NOTICED_SOURCES {
-            self.noticed.pop_front();
-        }
-        self.noticed.push_back(key);
-        true
+        self.noticed.first(subscriber, notice)
     }
 
     /// Renews subscription `sid` of `service` for `requested` (clamped as in
@@ -785,20 +778,9 @@ mod tests {
     fn notices_are_given_once_per_subscriber() {
         let mut table = Subscriptions::new(13);
         let one = IpAddr::V4(CP);
-        let mapped = IpAddr::V6(CP.to_ipv6_mapped());
         assert!(table.first_notice(one, Notice::Refused));
         assert!(!table.first_notice(one, Notice::Refused));
-        assert!(
-            !table.first_notice(mapped, Notice::Refused),
-            "same subscriber"
-        );
         assert!(table.first_notice(one, Notice::Replaced), "another notice");
-        // The memory is bounded: the oldest is forgotten first.
-        for n in 0..GENA_NOTICED_SOURCES {
-            table.first_notice(IpAddr::V4(host(n)), Notice::Refused);
-        }
-        assert!(table.first_notice(one, Notice::Refused));
-        assert!(table.noticed.len() <= GENA_NOTICED_SOURCES);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod gena;
 pub mod inventory;
 pub mod nonces;
+pub mod notices;
 pub mod publication;
 pub mod relay;
 pub mod ssdp;

@@ -14,6 +14,7 @@ use crate::engine::access::{authorize_control, ControlRules, SignatureCheck};
 use crate::engine::call;
 use crate::engine::gena::{GenaRefusal, Notice, Subscriptions};
 use crate::engine::nonces::Nonces;
+use crate::engine::notices::Noticed;
 use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
@@ -35,6 +36,9 @@ use std::time::{Duration, Instant};
 /// NOTIFY that arrives before it has processed the response and stored the SID; measured,
 /// about one subscription in three lost it when the event followed at once.
 const GENA_INITIAL_EVENT_DELAY: Duration = Duration::from_millis(200);
+
+/// Refused control callers remembered as already logged; the oldest is forgotten first.
+const REFUSED_CALLERS_REMEMBERED: usize = 64;
 
 /// Shortest time between two snapshots of the app.
 const SNAPSHOT_GAP: Duration = Duration::from_millis(50);
@@ -75,6 +79,8 @@ struct Core {
     key: Option<ControlKey>,
     /// Nonces of the valid signatures seen within their window.
     nonces: Nonces,
+    /// Callers already logged as refused control (logged once each, then at debug level).
+    refused_callers: Noticed<()>,
 }
 
 type Shared = Rc<RefCell<Core>>;
@@ -227,6 +233,7 @@ async fn run_on(
         control,
         key,
         nonces: Nonces::new(),
+        refused_callers: Noticed::new(REFUSED_CALLERS_REMEMBERED),
     }));
     let (wake, woken) = smol::channel::bounded::<()>(1);
     let (refresh, refresh_asked) = smol::channel::bounded::<()>(1);
@@ -464,15 +471,23 @@ impl DeviceHttp {
             Some(Err(error)) => return Answer::Now(fault(&error)),
             Some(Ok(call)) => call,
         };
-        let signature = self.core.borrow_mut().check_signature(&request);
-        let core = self.core.borrow();
-        if let Err(error) =
-            authorize_control(&core.control, request.peer.ip(), &signature, &call.action)
-        {
-            log::warn!(
-                "{}: {} on {key} refused: {error}",
+        let mut core = self.core.borrow_mut();
+        let signature = core.check_signature(&request);
+        let authorized =
+            authorize_control(&core.control, request.peer.ip(), &signature, &call.action);
+        if let Err(error) = authorized {
+            let first = core.refused_callers.first(request.peer.ip(), ());
+            let level = if first { Level::Warn } else { Level::Debug };
+            log::log!(
+                level,
+                "{}: {} on {key} refused: {error}{}",
                 request.peer,
-                call.action.name
+                call.action.name,
+                if first {
+                    " (further refusals of this address at debug level)"
+                } else {
+                    ""
+                }
             );
             return Answer::Now(fault(&error));
         }

@@ -12,11 +12,11 @@ use crate::repo::record::{is_valid_name, ActionRecord, HardwareRecord, ServiceRe
 use crate::wire::description::{vm_uuid, DescribedDevice};
 
 use super::claim::same_type;
-use crate::wire::description::udn_uuid;
 use super::{
     key, Claimant, Fetch, Host, Inventory, Key, Machine, NetworkInfo, Output, DETAIL_ADDRESS,
     DETAIL_BOOT_ID, DETAIL_FROM, DETAIL_NAME, DETAIL_SERVICES, DETAIL_TENANT, DETAIL_TO,
 };
+use crate::wire::description::udn_uuid;
 
 /// `state` of a hypervisor the tracker currently sees.
 const HARDWARE_STATE_ONLINE: &str = "online";

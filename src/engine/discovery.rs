@@ -21,14 +21,10 @@
 //!   Unsolicited responses are dropped.
 //! - ssdp:byebye carries no LOCATION, so nothing ties it to an address we checked. It is
 //!   accepted only from the address the device last advertised from (the one its LOCATION
-//!   was checked against) and removes the entry at once (`Gone { ByeBye }`). Forging it needs
-//!   only a spoofed UDP source inside the subnet, weaker than forging an alive (whose
-//!   LOCATION must then also serve a description over TCP). So when a byebye removes the last
-//!   device of a LOCATION, the engine queues a search for that UDN alone (ST `uuid:...`,
-//!   sent twice like every search): a device that is still there answers and comes back as
-//!   `Appeared` within MX seconds; a device that left stays gone. A targeted search makes only
-//!   that device answer, unlike `ssdp:all` on a busy management network. At most
-//!   `DISCOVERY_MAX_PENDING_SEARCHES` such sends wait per network.
+//!   was checked against), and forging it needs only a spoofed UDP source inside the
+//!   subnet, weaker than forging an alive (whose LOCATION must then also serve a
+//!   description over TCP). So a byebye removes nothing described before it is verified
+//!   (see *Byebye* below).
 //!
 //! # The table
 //!
@@ -36,8 +32,66 @@
 //! `::`). Every message about a UDN (its `upnp:rootdevice`, `uuid:`, device type and service
 //! type targets) refreshes the same entry; the entry expires `max-age` seconds after the
 //! latest of them, max-age clamped to `[min_max_age, max_max_age]` (a message without
-//! max-age counts as `min_max_age`). At most `max_devices` entries per network; new UDNs
-//! beyond are dropped, logged once until the table has room again.
+//! max-age counts as `min_max_age`).
+//!
+//! Quotas are per source address, so no single host can fill a table and blind the tracker:
+//! - an address holds at most `max_devices_per_source` entries (a hypervisor advertises its
+//!   root and one Domain UDN per VM from one address); its further new UDNs, or UDNs moving
+//!   to it, are dropped;
+//! - a table holds at most `max_devices` entries. When it is full, a new UDN from an address
+//!   holding `n` entries makes the address holding the most give way, if that one holds at
+//!   least `2 (n + 1)`: up to `DISCOVERY_EVICT_BATCH` (64) of its entries go
+//!   (`Gone { Evicted }`), undescribed ones first (never fetched successfully: nothing in
+//!   the repositories rests on them), then embedded ones, the soonest to expire first.
+//!   Otherwise the new UDN is dropped. The factor 2 stops addresses at their quota from
+//!   evicting each other at every datagram.
+//!
+//! Each refusal and eviction is logged once per source address, never per datagram. Maps
+//! shrink as they empty, so the memory a flood took is given back once its entries expire.
+//!
+//! # Fetches
+//!
+//! Every change that needs a description (`Appeared`, `Refetch`) and every byebye that needs
+//! a check queues a fetch of that LOCATION in [`Fetches`] (one waiting per LOCATION, one
+//! running per address, a bounded number at once, backoff for devices that do not answer:
+//! see [`crate::engine::fetches`]). The net layer takes them with
+//! [`Discovery::take_fetches`], performs them, and reports each with
+//! [`Discovery::on_fetched`]: the UDNs the description lists, or that it failed. An entry a
+//! successful fetch listed is *described*.
+//!
+//! # Byebye
+//!
+//! UDA 1.1 section 1.2.3: a device leaving sends one byebye per target, and each UDN goes when
+//! its own arrives or expires. A byebye for an entry that is not described removes it at once
+//! (`Gone { ByeBye }`); when it was the last entry of its LOCATION, a search for that UDN
+//! alone is queued (ST `uuid:...`, sent twice like every search, at most
+//! `DISCOVERY_MAX_PENDING_SEARCHES` sends waiting per network), so a device that is still
+//! there comes back as `Appeared` within MX seconds.
+//!
+//! A byebye for a described entry marks it *leaving* and starts a verification of its
+//! LOCATION, unless one is running: a fetch of the description (as a verification, ahead of
+//! other fetches) and a unicast M-SEARCH for the LOCATION's owner to the source address
+//! (UDA 1.1 section 1.3.2: answered at once, no MX). Then:
+//! - the fetch fails: every leaving entry there is gone (a device shutting down stops
+//!   answering; this is the prompt path for xenplug's own devices);
+//! - the description no longer lists a leaving entry: that entry is gone (an embedded device
+//!   leaving a tree that stays);
+//! - the description lists it and the device answered the search (a search response, or an
+//!   alive from any UDN at that LOCATION, after the verification began): the device is alive
+//!   and the byebye forged; the leaving entries are kept and the byebye logged once per
+//!   LOCATION as suspicious;
+//! - no answer within `DISCOVERY_VERIFY_WAIT` (1.5 s) of the verification's start: gone (a stack
+//!   that still serves its description for a moment after its byebyes, as GUPnP does, has
+//!   stopped answering searches);
+//! - when the search could not be queued (`DISCOVERY_MAX_PROBES`, 256 sends, waiting), the
+//!   listing alone decides.
+//!
+//! Each entry that begins leaving during a verification asks for one more fetch: only a
+//! fetch that began after its byebye decides whether it is still described. After a
+//! verification found the device alive, the next one starts no earlier than
+//! `DISCOVERY_VERIFY_BACKOFF` (1 s) later, doubled for each further forged byebye up to
+//! `DISCOVERY_VERIFY_BACKOFF_MAX` (8 s): forged byebyes cost the device at most one description
+//! fetch and one search per period.
 //!
 //! # One fetch per LOCATION
 //!
@@ -61,10 +115,9 @@
 //!   net layer fetched). A missing BOOTID or CONFIGID (UDA 1.0 devices) never counts as a
 //!   difference. Any difference counts, also a smaller value: a spurious fetch costs one GET,
 //!   a missed one leaves the repository stale.
-//! - ssdp:byebye: `Gone { ByeBye }` for that UDN alone (UDA 1.1 section 1.2.3: a leaving tree
-//!   sends one byebye per target; each UDN goes when its own arrives, or expires). A byebye
-//!   whose CONFIGID differs from its remaining group's is an embedded device leaving a tree
-//!   that stays: `Refetch { Reconfigured }` for the group as well.
+//! - ssdp:byebye: `Gone { ByeBye }` for that UDN alone, at once or once verified (see
+//!   *Byebye*). A byebye whose CONFIGID differs from its group's is an embedded device
+//!   leaving a tree that stays: `Refetch { Reconfigured }` for the group as well.
 //! - ssdp:update with NEXTBOOTID (UDA 1.1 section 1.2.4): the new BOOTID is recorded without
 //!   a fetch, so the alive messages that follow with it do not look like a reboot. An update
 //!   whose BOOTID is neither the one we know nor the next one means we missed a reboot:
@@ -72,12 +125,13 @@
 //!   update refreshes no expiry (it has no max-age) and is ignored for an unknown UDN or one
 //!   it names another LOCATION for.
 //!
-//! The net layer keys its fetches by (network, LOCATION); the UDN in a change is the group's
+//! Fetches are keyed by (network, LOCATION); the UDN in a change or a fetch is the group's
 //! owner at the time, which may change from an embedded UDN to the root's.
 
-use super::{later, ssdp_repeat_delay};
+use super::fetches::{self, Fetches, Job, Outcome, Purpose, Undescribed};
+use super::{later, shrink, ssdp_repeat_delay};
 use crate::subnet::Subnet;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -98,6 +152,24 @@ const DISCOVERY_SEARCH_SENDS: usize = 2;
 /// Search sends waiting per network, at most: the confirmation searches queued after a
 /// byebye are dropped beyond it (an `ssdp:all` search asked by the caller always fits).
 const DISCOVERY_MAX_PENDING_SEARCHES: usize = 8;
+/// Unicast searches (verifying a byebye) waiting per network, at most; a verification whose
+/// search does not fit is decided by its description fetch alone.
+const DISCOVERY_MAX_PROBES: usize = 256;
+/// How long after a verification begins an answer from the device is waited for: xenplug
+/// and GUPnP answer a unicast search at once (UDA 1.1 section 1.3.2: no MX), the second send
+/// leaves 100-200 ms later, and a loaded host adds a little.
+const DISCOVERY_VERIFY_WAIT: Duration = Duration::from_millis(1500);
+/// Pause before the next verification of a LOCATION after one found the device alive.
+const DISCOVERY_VERIFY_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest such pause: a real shutdown during a flood of forged byebyes is noticed at most
+/// this much later.
+const DISCOVERY_VERIFY_BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Entries one eviction removes from the address holding the most, at most: one scan of the
+/// table makes room for several newcomers.
+const DISCOVERY_EVICT_BATCH: usize = 64;
+/// Source addresses whose refusal (table full, nothing to evict) is remembered to log it only
+/// once; beyond it, further refused addresses are not logged until the table has room.
+const DISCOVERY_MAX_REFUSED_LOGGED: usize = 256;
 /// Length in bytes of a UDN kept, at most (a `uuid:` and 36 characters is 41).
 const DISCOVERY_MAX_UDN: usize = 128;
 /// Length in bytes of a device type kept, at most.
@@ -125,10 +197,14 @@ pub struct Config {
     pub search_mx: u32,
     /// Devices (UDNs) kept per network, at most.
     pub max_devices: usize,
+    /// Devices (UDNs) kept per network for one source address, at most.
+    pub max_devices_per_source: usize,
     /// Shortest life granted to a device, in seconds: a smaller max-age is raised to it.
     pub min_max_age: u32,
     /// Longest life granted to a device, in seconds (raised to `min_max_age` if lower).
     pub max_max_age: u32,
+    /// The description fetch queue's bounds.
+    pub fetches: fetches::Config,
 }
 
 /// Why a known description must be fetched again.
@@ -149,12 +225,16 @@ pub enum GoneReason {
     ByeBye,
     /// Its max-age elapsed without a word from it.
     Expired,
+    /// It gave way to a device from another address in a full table.
+    Evicted,
 }
 
-/// What the net layer has to act on, drained by [`Discovery::take_changes`].
+/// What changed in the tables, drained by [`Discovery::take_changes`]. `Gone` is for the net
+/// layer to act on; the fetches `Appeared` and `Refetch` ask for are already queued (see
+/// [`Discovery::take_fetches`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A description not known before: fetch `location`.
+    /// A description not known before: `location` is to be fetched.
     Appeared {
         /// Network id.
         network: u32,
@@ -169,7 +249,7 @@ pub enum Change {
         /// CONFIGID.UPNP.ORG header.
         config_id: Option<u32>,
     },
-    /// A known description changed or moved: fetch `location` again.
+    /// A known description changed or moved: `location` is to be fetched again.
     Refetch {
         /// Network id.
         network: u32,
@@ -219,6 +299,44 @@ pub struct Seen {
     /// Device type of the root of its tree (its own when it is the root), when the root and
     /// its type have been heard at its LOCATION. A hint: the description is authoritative.
     pub root_device_type: Option<String>,
+    /// Whether the latest successful fetch of its LOCATION listed it.
+    pub described: bool,
+    /// Whether it said ssdp:byebye and is being verified (see the module documentation).
+    pub leaving: bool,
+}
+
+/// A description fetch to perform, from [`Discovery::take_fetches`]; report how it ended
+/// with [`Discovery::on_fetched`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchJob {
+    /// Network id.
+    pub network: u32,
+    /// The owner of the LOCATION now (see [`Change::Appeared`]).
+    pub udn: String,
+    /// LOCATION to fetch (its host is `source`).
+    pub location: String,
+    /// Address the devices there advertise from.
+    pub source: Ipv4Addr,
+    /// BOOTID.UPNP.ORG now known for the LOCATION.
+    pub boot_id: Option<u32>,
+    /// Whether the description is for the inventory (else the fetch only verifies).
+    pub describe: bool,
+    /// With `describe`: asked because the BOOTID changed.
+    pub rebooted: bool,
+    /// Whether it verifies a byebye.
+    pub verify: bool,
+    job: Job,
+    /// When it was handed out.
+    started: Instant,
+}
+
+/// How a fetch ended, for [`Discovery::on_fetched`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched<'a> {
+    /// The description was read; these are the UDNs of its devices (root and embedded).
+    Listed(&'a [&'a str]),
+    /// No answer, an error status, or no usable description.
+    Failed,
 }
 
 /// The tracker's discovery engine: one device table per network, searches to send, changes
@@ -232,11 +350,14 @@ pub struct Discovery {
     rng: fastrand::Rng,
     tables: Vec<Table>,
     changes: Vec<Change>,
+    fetches: Fetches,
 }
 
 /// The state of one network.
 struct Table {
     network: Network,
+    /// Entries kept, at most ([`Config::max_devices`]).
+    max_devices: usize,
     /// UDN -> device.
     devices: HashMap<String, Seen>,
     /// LOCATION -> the devices described there (see the module documentation).
@@ -245,8 +366,65 @@ struct Table {
     searches: Vec<PendingSearch>,
     /// Search responses are accepted until then.
     responses_until: Option<Instant>,
-    /// Whether "table full" was logged since the table last had room.
-    full_logged: bool,
+    /// Source address -> what it holds.
+    sources: HashMap<Ipv4Addr, Holding>,
+    /// Addresses whose new devices were refused in the full table, logged once each, since
+    /// the table last had room.
+    refused: HashSet<Ipv4Addr>,
+    /// No entry expires before then (a lower bound: refreshes only postpone expiries).
+    next_expiry: Option<Instant>,
+    /// Ends of running verifications: (until, LOCATION).
+    deadlines: BTreeSet<(Instant, String)>,
+    /// Fetch requests and cancellations for [`Discovery`] to pass on.
+    work: Vec<Work>,
+}
+
+/// What one source address holds in a table.
+#[derive(Debug, Default)]
+struct Holding {
+    /// Entries advertised from it.
+    devices: usize,
+    /// Whether its refusal at its quota was logged.
+    refused_logged: bool,
+    /// Whether an eviction of its entries was logged.
+    evicted_logged: bool,
+}
+
+/// What a table asks of the fetch queue.
+#[derive(Debug)]
+enum Work {
+    /// Fetch LOCATION for the inventory.
+    Describe {
+        location: String,
+        source: Ipv4Addr,
+        rebooted: bool,
+    },
+    /// Fetch LOCATION to verify a byebye, from `at` on.
+    Verify {
+        location: String,
+        source: Ipv4Addr,
+        at: Instant,
+    },
+    /// LOCATION has no entry left.
+    Cancel { location: String },
+}
+
+/// A running verification of one LOCATION (see the module documentation).
+#[derive(Debug, Clone, Copy)]
+struct Verification {
+    /// When it began (its fetch and search are due then).
+    start: Instant,
+    /// Until when an answer from the device is waited for.
+    until: Instant,
+    /// Whether the unicast search was queued.
+    searched: bool,
+    /// Whether the device answered (a search response or an alive after `start`).
+    answered: bool,
+    /// When the latest entry began leaving: only a fetch handed out since decides.
+    latest: Instant,
+    /// Whether a fetch for it has ended since the latest byebye: Some(true) read, Some(false)
+    /// failed.
+    fetched: Option<bool>,
 }
 
 /// The devices sharing one LOCATION: one description, one fetch.
@@ -264,6 +442,36 @@ struct Group {
     config_id: Option<u32>,
     /// Device type of the root, when known.
     root_device_type: Option<String>,
+    /// The byebye being verified, if any.
+    verification: Option<Verification>,
+    /// Verifications in a row that found the device alive.
+    forged: u32,
+    /// The next verification begins no earlier.
+    verify_after: Option<Instant>,
+    /// Whether a forged byebye was logged for this LOCATION.
+    suspicious_logged: bool,
+}
+
+impl Group {
+    fn new(
+        owner: &str,
+        owner_is_root: bool,
+        boot_id: Option<u32>,
+        config_id: Option<u32>,
+    ) -> Group {
+        Group {
+            owner: owner.to_owned(),
+            owner_is_root,
+            members: 1,
+            boot_id,
+            config_id,
+            root_device_type: None,
+            verification: None,
+            forged: 0,
+            verify_after: None,
+            suspicious_logged: false,
+        }
+    }
 }
 
 /// One send of a search.
@@ -272,6 +480,8 @@ struct PendingSearch {
     due: Instant,
     /// ST: `None` for `ssdp:all`, else one UDN.
     target: Option<String>,
+    /// `None`: multicast; else unicast to this address (verifying a byebye).
+    destination: Option<Ipv4Addr>,
 }
 
 /// What an alive NOTIFY and a search response both say about one target of a device,
@@ -295,22 +505,29 @@ impl Discovery {
         let config = Config {
             search_mx,
             max_max_age: config.max_max_age.max(config.min_max_age),
+            max_devices_per_source: config.max_devices_per_source.clamp(1, config.max_devices),
             ..config
         };
         let tables = networks
             .into_iter()
             .map(|network| Table {
                 network,
+                max_devices: config.max_devices,
                 devices: HashMap::new(),
                 groups: HashMap::new(),
                 searches: Vec::new(),
                 responses_until: None,
-                full_logged: false,
+                sources: HashMap::new(),
+                refused: HashSet::new(),
+                next_expiry: None,
+                deadlines: BTreeSet::new(),
+                work: Vec::new(),
             })
             .collect();
         Discovery {
             max_wait: search_mx.to_string(),
             window: Duration::from_secs(u64::from(search_mx)) + DISCOVERY_RESPONSE_GRACE,
+            fetches: Fetches::new(config.fetches),
             config,
             rng: fastrand::Rng::with_seed(seed),
             tables,
@@ -372,7 +589,9 @@ impl Discovery {
                 log::trace!("discovery: ignoring a search from {source} on network {network}")
             }
             Message::Response(response) => {
-                if table.responses_until.is_none_or(|until| now > until) {
+                let solicited = table.responses_until.is_some_and(|until| now <= until)
+                    || table.verifying(response.location, now);
+                if !solicited {
                     log::debug!(
                         "discovery: unsolicited search response from {source} on network {network} dropped"
                     );
@@ -402,15 +621,12 @@ impl Discovery {
                 match (notify.notification_subtype, notify.location) {
                     (NotifyKind::ByeBye, _) => {
                         let repeat = ssdp_repeat_delay(rng);
-                        table.byebye(
-                            now,
-                            repeat,
+                        let byebye = ByeBye {
                             udn,
-                            *source.ip(),
-                            notify.config_id,
-                            config,
-                            changes,
-                        );
+                            source: *source.ip(),
+                            config_id: notify.config_id,
+                        };
+                        table.byebye(now, repeat, &byebye, changes);
                     }
                     (NotifyKind::Alive, Some(location)) => {
                         if !location_is_source(location, source, network) {
@@ -443,27 +659,41 @@ impl Discovery {
                 }
             }
         }
+        self.pass_work(now);
     }
 
-    /// When [`Discovery::dispatch`] has a search to send or a device to forget, if ever.
+    /// When [`Discovery::dispatch`] has a search to send, a device to forget or a
+    /// verification to end, or [`Discovery::take_fetches`] a fetch to start, if ever.
     pub fn poll_at(&self) -> Option<Instant> {
         self.tables
             .iter()
             .flat_map(|table| {
                 let searches = table.searches.iter().map(|search| search.due);
-                searches.chain(table.devices.values().map(|seen| seen.expires))
+                let deadline = table.deadlines.first().map(|(until, _)| *until);
+                searches.chain(table.next_expiry).chain(deadline)
             })
+            .chain(self.fetches.poll_at())
             .min()
     }
 
     /// What is due at `now`: renders into a stack buffer and hands to `emit` (network id,
-    /// destination, bytes) every search send due, oldest first, and forgets every device whose
-    /// max-age has elapsed (a `Gone { Expired }` change each). Each send opens (or extends)
-    /// that network's response window to MX + `DISCOVERY_RESPONSE_GRACE` from `now`.
+    /// destination, bytes) every search send due, oldest first; forgets every device whose
+    /// max-age has elapsed (a `Gone { Expired }` change each), and ends the verifications
+    /// whose wait is over. Each multicast send opens (or extends) that network's response
+    /// window to MX + `DISCOVERY_RESPONSE_GRACE` from `now`.
     pub fn dispatch(&mut self, now: Instant, mut emit: impl FnMut(u32, SocketAddrV4, &[u8])) {
         self.expire(now);
+        for table in &mut self.tables {
+            while let Some((until, location)) = table.deadlines.pop_first() {
+                if until > now {
+                    table.deadlines.insert((until, location));
+                    break;
+                }
+                table.resolve(now, &location, &mut self.changes);
+            }
+        }
+        self.pass_work(now);
         let mut buffer = [0u8; SSDP_EMIT_BUFFER];
-        let destination = SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT);
         for table in &mut self.tables {
             // Stable: sends due at the same instant leave in the order they were queued.
             table.searches.sort_by_key(|search| search.due);
@@ -471,11 +701,25 @@ impl Discovery {
             if due == 0 {
                 continue;
             }
+            let mut multicast = false;
             for search in table.searches.drain(..due) {
+                let (host, destination, max_wait) = match search.destination {
+                    None => {
+                        multicast = true;
+                        let group = SocketAddrV4::new(SSDP_V4_GROUP, SSDP_PORT);
+                        (SSDP_HOST.to_owned(), group, Some(self.max_wait.as_str()))
+                    }
+                    // UDA 1.1 section 1.3.2: a unicast search names the device in HOST and
+                    // has no MX.
+                    Some(address) => {
+                        let device = SocketAddrV4::new(address, SSDP_PORT);
+                        (device.to_string(), device, None)
+                    }
+                };
                 let message = Search {
-                    host: SSDP_HOST,
+                    host: &host,
                     mandatory_extension: SSDP_MAN_DISCOVER,
-                    max_wait: Some(&self.max_wait),
+                    max_wait,
                     search_target: search.target.as_deref().unwrap_or(SSDP_ST_ALL),
                     user_agent: Some(&self.config.user_agent),
                 };
@@ -488,14 +732,22 @@ impl Discovery {
                     ),
                 }
             }
-            let until = later(now, self.window);
-            table.responses_until = Some(table.responses_until.map_or(until, |u| u.max(until)));
+            if multicast {
+                let until = later(now, self.window);
+                table.responses_until = Some(table.responses_until.map_or(until, |u| u.max(until)));
+            }
+            if table.searches.is_empty() {
+                table.searches = Vec::new();
+            }
         }
     }
 
     /// Forgets every device whose max-age has elapsed at `now`: `Gone { Expired }` for each.
     fn expire(&mut self, now: Instant) {
         for table in &mut self.tables {
+            if table.next_expiry.is_none_or(|first| first > now) {
+                continue;
+            }
             let mut expired: Vec<String> = table
                 .devices
                 .values()
@@ -505,14 +757,72 @@ impl Discovery {
             // Deterministic order of the changes.
             expired.sort();
             for udn in expired {
-                table.remove(
-                    &udn,
-                    GoneReason::Expired,
-                    self.config.max_devices,
-                    &mut self.changes,
-                );
+                table.remove(&udn, GoneReason::Expired, &mut self.changes);
             }
+            table.next_expiry = table.devices.values().map(|seen| seen.expires).min();
         }
+        self.pass_work(now);
+    }
+
+    /// The fetches to start at `now`: descriptions to read and byebyes to verify, within the
+    /// queue's bounds (see [`crate::engine::fetches`]). Each must come back through
+    /// [`Discovery::on_fetched`].
+    pub fn take_fetches(&mut self, now: Instant) -> Vec<FetchJob> {
+        let mut handed = Vec::new();
+        for job in self.fetches.take_due(now) {
+            let group = self
+                .tables
+                .iter()
+                .find(|table| table.network.id == job.network)
+                .and_then(|table| table.groups.get(&job.location));
+            let Some(group) = group else {
+                // Cancelled with its group already: cannot happen; end it at once.
+                log::debug!(
+                    "discovery: fetch of {} on network {} has no devices left",
+                    job.location,
+                    job.network
+                );
+                self.fetches.on_done(now, &job, Outcome::Failed);
+                continue;
+            };
+            handed.push(FetchJob {
+                network: job.network,
+                udn: group.owner.clone(),
+                location: job.location.clone(),
+                source: job.source,
+                boot_id: group.boot_id,
+                describe: job.purpose.describe,
+                rebooted: job.purpose.rebooted,
+                verify: job.purpose.verify,
+                job,
+                started: now,
+            });
+        }
+        handed
+    }
+
+    /// A fetch from [`Discovery::take_fetches`] ended at `now`: the entries the description
+    /// lists are described, and the byebyes waiting for it are decided. Returns a report when
+    /// the description request was dropped after its attempts (the device is undescribed).
+    pub fn on_fetched(
+        &mut self,
+        now: Instant,
+        job: &FetchJob,
+        result: Fetched<'_>,
+    ) -> Option<Undescribed> {
+        let outcome = match result {
+            Fetched::Listed(_) => Outcome::Fetched,
+            Fetched::Failed => Outcome::Failed,
+        };
+        let report = self.fetches.on_done(now, &job.job, outcome);
+        let Discovery {
+            tables, changes, ..
+        } = self;
+        if let Some(table) = tables.iter_mut().find(|t| t.network.id == job.network) {
+            table.fetched(now, job, result, changes);
+        }
+        self.pass_work(now);
+        report
     }
 
     /// The changes since the last call, oldest first.
@@ -534,6 +844,16 @@ impl Discovery {
         self.table(network)?.devices.get(udn)
     }
 
+    /// Devices known on all networks together.
+    pub fn len(&self) -> usize {
+        self.tables.iter().map(|table| table.devices.len()).sum()
+    }
+
+    /// Whether no device is known on any network.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn table(&self, network: u32) -> Option<&Table> {
         self.tables.iter().find(|table| table.network.id == network)
     }
@@ -543,6 +863,53 @@ impl Discovery {
             .iter_mut()
             .find(|table| table.network.id == network)
     }
+
+    /// Hands what the tables asked of the fetch queue to it.
+    fn pass_work(&mut self, now: Instant) {
+        for table in &mut self.tables {
+            let network = table.network.id;
+            for work in table.work.drain(..) {
+                match work {
+                    Work::Describe {
+                        location,
+                        source,
+                        rebooted,
+                    } => {
+                        let purpose = Purpose {
+                            describe: true,
+                            rebooted,
+                            verify: false,
+                        };
+                        self.fetches
+                            .request(now, network, &location, source, purpose, now);
+                    }
+                    Work::Verify {
+                        location,
+                        source,
+                        at,
+                    } => {
+                        let purpose = Purpose {
+                            verify: true,
+                            ..Purpose::default()
+                        };
+                        self.fetches
+                            .request(now, network, &location, source, purpose, at);
+                    }
+                    Work::Cancel { location } => self.fetches.cancel(network, &location),
+                }
+            }
+            if table.work.capacity() > DISCOVERY_EVICT_BATCH {
+                table.work = Vec::new();
+            }
+        }
+    }
+}
+
+/// An ssdp:byebye accepted for checking: its UDN, the address it came from, its CONFIGID.
+struct ByeBye<'a> {
+    udn: &'a str,
+    source: Ipv4Addr,
+    config_id: Option<u32>,
 }
 
 impl Table {
@@ -555,7 +922,6 @@ impl Table {
         heard: &Heard<'_>,
         changes: &mut Vec<Change>,
     ) {
-        let network = self.network.id;
         let life = heard
             .max_age
             .unwrap_or(config.min_max_age)
@@ -564,20 +930,12 @@ impl Table {
         let is_root = heard.target.eq_ignore_ascii_case(SSDP_NT_ROOT_DEVICE);
         let device_type = device_type_of(heard.target);
 
-        let is_new = !self.devices.contains_key(heard.udn);
+        let known_source = self.devices.get(heard.udn).map(|seen| seen.source);
+        let is_new = known_source.is_none();
+        if known_source != Some(heard.source) && !self.admit(heard, config, changes) {
+            return;
+        }
         if is_new {
-            if self.devices.len() >= config.max_devices {
-                if !self.full_logged {
-                    log::warn!(
-                        "discovery: network {network} holds {} devices already; {} from {} and further new ones dropped",
-                        self.devices.len(),
-                        heard.udn,
-                        heard.source
-                    );
-                    self.full_logged = true;
-                }
-                return;
-            }
             let seen = Seen {
                 udn: heard.udn.to_owned(),
                 location: heard.location.to_owned(),
@@ -588,14 +946,25 @@ impl Table {
                 device_type: None,
                 root: false,
                 root_device_type: None,
+                described: false,
+                leaving: false,
             };
             self.devices.insert(heard.udn.to_owned(), seen);
+            self.hold(heard.source);
+        } else if let Some(old) = known_source.filter(|old| *old != heard.source) {
+            self.release(old);
+            self.hold(heard.source);
         }
+        self.next_expiry = Some(self.next_expiry.map_or(expires, |first| first.min(expires)));
         let Some(seen) = self.devices.get_mut(heard.udn) else {
             return;
         };
         let moved_from = (!is_new && seen.location != heard.location)
             .then(|| std::mem::replace(&mut seen.location, heard.location.to_owned()));
+        if moved_from.is_some() {
+            seen.described = false;
+            seen.leaving = false;
+        }
         seen.source = heard.source;
         seen.expires = expires;
         seen.boot_id = heard.boot_id.or(seen.boot_id);
@@ -616,13 +985,19 @@ impl Table {
                 let reason = difference(group, heard.boot_id, heard.config_id);
                 group.boot_id = heard.boot_id.or(group.boot_id);
                 group.config_id = heard.config_id.or(group.config_id);
+                // The device speaks while a byebye of it is verified: it is alive.
+                if let Some(verification) = &mut group.verification {
+                    if now >= verification.start {
+                        verification.answered = true;
+                    }
+                }
                 reason
             }
             None => {
                 // A LOCATION not known before: fetch it, as news or as a move.
                 let reason = match &moved_from {
                     None => {
-                        push_appeared(changes, network, heard);
+                        self.appeared(heard, changes);
                         None
                     }
                     Some(old_location) => Some(
@@ -632,14 +1007,7 @@ impl Table {
                             .unwrap_or(RefetchReason::Moved),
                     ),
                 };
-                let group = Group {
-                    owner: heard.udn.to_owned(),
-                    owner_is_root: root,
-                    members: 1,
-                    boot_id: heard.boot_id,
-                    config_id: heard.config_id,
-                    root_device_type: None,
-                };
+                let group = Group::new(heard.udn, root, heard.boot_id, heard.config_id);
                 self.groups.insert(heard.location.to_owned(), group);
                 reason
             }
@@ -651,22 +1019,125 @@ impl Table {
         if let Some(reason) = reason {
             self.refetch(heard.location, heard.source, reason, changes);
         }
+        self.resolve(now, heard.location, changes);
     }
 
-    /// An ssdp:byebye accepted from the address the device advertised from.
-    #[allow(clippy::too_many_arguments)]
+    /// Whether an entry for `heard.udn` may be made (or moved) at `heard.source`: within the
+    /// address's quota, and in a table with room, made by eviction if need be (see the
+    /// module documentation). Logs each refusal and eviction once per address.
+    fn admit(&mut self, heard: &Heard<'_>, config: &Config, changes: &mut Vec<Change>) -> bool {
+        let network = self.network.id;
+        let source = heard.source;
+        let held = self
+            .sources
+            .get(&source)
+            .map_or(0, |holding| holding.devices);
+        if held >= config.max_devices_per_source {
+            if let Some(holding) = self.sources.get_mut(&source) {
+                if !std::mem::replace(&mut holding.refused_logged, true) {
+                    log::warn!(
+                        "discovery: {source} advertises {held} devices on network {network}, its share: {} and its further new devices are dropped",
+                        heard.udn
+                    );
+                }
+            }
+            return false;
+        }
+        let is_new = !self.devices.contains_key(heard.udn);
+        if !is_new || self.devices.len() < config.max_devices {
+            return true;
+        }
+        if self.evict(source, held, changes) {
+            return true;
+        }
+        if self.refused.len() < DISCOVERY_MAX_REFUSED_LOGGED && self.refused.insert(source) {
+            log::warn!(
+                "discovery: network {network} holds {} devices, its bound, and no address holds twice as many as {source}: {} and further new devices from {source} are dropped",
+                self.devices.len(),
+                heard.udn
+            );
+        }
+        false
+    }
+
+    /// Makes room in a full table for a new entry from `newcomer`, which holds `held`: the
+    /// address holding the most gives way if it holds at least twice `held + 1`. False when
+    /// nothing was evicted.
+    fn evict(&mut self, newcomer: Ipv4Addr, held: usize, changes: &mut Vec<Change>) -> bool {
+        let victim = self
+            .sources
+            .iter()
+            .filter(|(address, _)| **address != newcomer)
+            // The most entries; between equals, the highest address, whatever the map order.
+            .max_by(|a, b| a.1.devices.cmp(&b.1.devices).then(a.0.cmp(b.0)))
+            .map(|(address, holding)| (*address, holding.devices));
+        let Some((victim, count)) = victim else {
+            return false;
+        };
+        if count < 2 * (held + 1) {
+            return false;
+        }
+        let batch = ((count - (held + 1)) / 2).clamp(1, DISCOVERY_EVICT_BATCH);
+        let mut candidates: Vec<(bool, bool, Instant, &str)> = self
+            .devices
+            .values()
+            .filter(|seen| seen.source == victim)
+            .map(|seen| (seen.described, seen.root, seen.expires, seen.udn.as_str()))
+            .collect();
+        candidates.sort_unstable();
+        let evicted: Vec<String> = candidates
+            .iter()
+            .take(batch)
+            .map(|(.., udn)| (*udn).to_owned())
+            .collect();
+        if let Some(holding) = self.sources.get_mut(&victim) {
+            if !std::mem::replace(&mut holding.evicted_logged, true) {
+                log::warn!(
+                    "discovery: network {} is full ({} devices): {victim}, holding the most ({count}), gives way to {newcomer} ({} of its devices, undescribed first); its further evictions are not logged",
+                    self.network.id,
+                    self.devices.len(),
+                    evicted.len()
+                );
+            }
+        }
+        for udn in evicted {
+            self.remove(&udn, GoneReason::Evicted, changes);
+        }
+        true
+    }
+
+    /// One more entry advertised from `source`.
+    fn hold(&mut self, source: Ipv4Addr) {
+        self.sources.entry(source).or_default().devices += 1;
+    }
+
+    /// One entry fewer advertised from `source`; an address holding none is forgotten.
+    fn release(&mut self, source: Ipv4Addr) {
+        if let Some(holding) = self.sources.get_mut(&source) {
+            holding.devices = holding.devices.saturating_sub(1);
+            if holding.devices == 0 {
+                self.sources.remove(&source);
+                shrink(&mut self.sources);
+            }
+        }
+    }
+
+    /// An ssdp:byebye accepted from the address the device advertised from: removes an
+    /// undescribed entry at once, starts verifying a described one.
     fn byebye(
         &mut self,
         now: Instant,
         repeat: Duration,
-        udn: &str,
-        source: Ipv4Addr,
-        config_id: Option<u32>,
-        config: &Config,
+        byebye: &ByeBye<'_>,
         changes: &mut Vec<Change>,
     ) {
         let network = self.network.id;
-        let Some(seen) = self.devices.get(udn) else {
+        let ByeBye {
+            udn,
+            source,
+            config_id,
+        } = *byebye;
+        let Some(seen) = self.devices.get_mut(udn) else {
             log::trace!("discovery: byebye for unknown {udn} from {source} on network {network}");
             return;
         };
@@ -678,7 +1149,12 @@ impl Table {
             return;
         }
         let location = seen.location.clone();
-        self.remove(udn, GoneReason::ByeBye, config.max_devices, changes);
+        let described = seen.described;
+        // Each target of a device says byebye: only the first starts anything.
+        let newly_leaving = described && !std::mem::replace(&mut seen.leaving, true);
+        if !described {
+            self.remove(udn, GoneReason::ByeBye, changes);
+        }
         match self.groups.get_mut(&location) {
             Some(group) => {
                 // An embedded device leaving a tree that stays: its description changed.
@@ -694,6 +1170,187 @@ impl Table {
                 }
             }
         }
+        if newly_leaving {
+            self.verify(now, repeat, &location, source);
+        }
+    }
+
+    /// Starts verifying the byebyes heard at `location` (see the module documentation), or,
+    /// while one runs, asks for a fetch after this byebye: a fetch that began before it
+    /// cannot tell whether this device is still described.
+    fn verify(&mut self, now: Instant, repeat: Duration, location: &str, source: Ipv4Addr) {
+        let network = self.network.id;
+        let Some(group) = self.groups.get_mut(location) else {
+            return;
+        };
+        match &mut group.verification {
+            Some(verification) => {
+                verification.latest = now;
+                verification.fetched = None;
+                let at = verification.start.max(now);
+                self.work.push(Work::Verify {
+                    location: location.to_owned(),
+                    source,
+                    at,
+                });
+            }
+            None => {
+                let start = group.verify_after.map_or(now, |after| after.max(now));
+                let until = later(start, DISCOVERY_VERIFY_WAIT);
+                let owner = group.owner.clone();
+                log::debug!(
+                    "discovery: byebye for {owner}'s tree at {location} on network {network}: verifying"
+                );
+                let searched = self.queue_probe(start, repeat, &owner, source);
+                if let Some(group) = self.groups.get_mut(location) {
+                    group.verification = Some(Verification {
+                        start,
+                        until,
+                        searched,
+                        answered: false,
+                        latest: now,
+                        fetched: None,
+                    });
+                }
+                self.deadlines.insert((until, location.to_owned()));
+                self.work.push(Work::Verify {
+                    location: location.to_owned(),
+                    source,
+                    at: start,
+                });
+            }
+        }
+    }
+
+    /// Whether a search response naming `location` answers a verification running now.
+    fn verifying(&self, location: &str, now: Instant) -> bool {
+        self.groups
+            .get(location)
+            .and_then(|group| group.verification)
+            .is_some_and(|verification| now >= verification.start && now <= verification.until)
+    }
+
+    /// A fetch of `job.location` ended: marks what the description lists as described,
+    /// removes leaving entries it no longer lists or, when it failed, every leaving entry
+    /// there, then decides the running verification if it can be.
+    fn fetched(
+        &mut self,
+        now: Instant,
+        job: &FetchJob,
+        result: Fetched<'_>,
+        changes: &mut Vec<Change>,
+    ) {
+        let location = job.location.as_str();
+        if !self.groups.contains_key(location) {
+            return;
+        }
+        let gone: Vec<String> = match result {
+            Fetched::Listed(udns) => {
+                let listed: HashSet<String> =
+                    udns.iter().map(|udn| udn.to_ascii_lowercase()).collect();
+                let mut gone = Vec::new();
+                for seen in self.devices.values_mut() {
+                    if seen.location != location {
+                        continue;
+                    }
+                    seen.described = listed.contains(&seen.udn.to_ascii_lowercase());
+                    if seen.leaving && !seen.described {
+                        gone.push(seen.udn.clone());
+                    }
+                }
+                gone
+            }
+            Fetched::Failed => self.leaving_at(location),
+        };
+        if job.verify {
+            if let Some(verification) = self
+                .groups
+                .get_mut(location)
+                .and_then(|group| group.verification.as_mut())
+                .filter(|verification| job.started >= verification.latest)
+            {
+                verification.fetched = Some(matches!(result, Fetched::Listed(_)));
+            }
+        }
+        for udn in sorted(gone) {
+            self.remove(&udn, GoneReason::ByeBye, changes);
+        }
+        self.resolve(now, location, changes);
+    }
+
+    /// Decides the verification at `location` when it can be: the leaving entries there are
+    /// gone or kept (see the module documentation).
+    fn resolve(&mut self, now: Instant, location: &str, changes: &mut Vec<Change>) {
+        let network = self.network.id;
+        let Some(group) = self.groups.get(location) else {
+            return;
+        };
+        let Some(verification) = group.verification else {
+            return;
+        };
+        let leaving = sorted(self.leaving_at(location));
+        let over = now >= verification.until;
+        let alive = match verification.fetched {
+            _ if leaving.is_empty() => true,
+            Some(false) => false,
+            Some(true) if verification.answered || !verification.searched => true,
+            _ if verification.searched && !verification.answered && over => false,
+            _ => return,
+        };
+        self.deadlines
+            .remove(&(verification.until, location.to_owned()));
+        let owner = group.owner.clone();
+        let source = location_address(location).map(|address| *address.ip());
+        // Its search's repeat, if not sent yet, is no longer needed.
+        self.searches.retain(|search| {
+            search.destination.is_none()
+                || search.destination != source
+                || search.target.as_deref() != Some(owner.as_str())
+        });
+        let Some(group) = self.groups.get_mut(location) else {
+            return;
+        };
+        group.verification = None;
+        if !alive {
+            group.forged = 0;
+            group.verify_after = None;
+            for udn in leaving {
+                self.remove(&udn, GoneReason::ByeBye, changes);
+            }
+            return;
+        }
+        if leaving.is_empty() {
+            return;
+        }
+        group.forged = group.forged.saturating_add(1);
+        let pause = DISCOVERY_VERIFY_BACKOFF
+            .saturating_mul(1 << group.forged.saturating_sub(1).min(8))
+            .min(DISCOVERY_VERIFY_BACKOFF_MAX);
+        group.verify_after = Some(later(now, pause));
+        if !std::mem::replace(&mut group.suspicious_logged, true) {
+            let source = self
+                .devices
+                .get(&leaving[0])
+                .map_or(Ipv4Addr::UNSPECIFIED, |seen| seen.source);
+            log::warn!(
+                "discovery: suspicious ssdp:byebye for {} on network {network} from {source}: the device still answers at {location}; kept (a forged byebye?). Further ones for this LOCATION are verified, not logged",
+                leaving.join(", ")
+            );
+        }
+        for udn in &leaving {
+            if let Some(seen) = self.devices.get_mut(udn) {
+                seen.leaving = false;
+            }
+        }
+    }
+
+    /// The UDNs of the leaving entries at `location`.
+    fn leaving_at(&self, location: &str) -> Vec<String> {
+        self.devices
+            .values()
+            .filter(|seen| seen.leaving && seen.location == location)
+            .map(|seen| seen.udn.clone())
+            .collect()
     }
 
     /// An ssdp:update (UDA 1.1 section 1.2.4) whose LOCATION was checked.
@@ -744,20 +1401,16 @@ impl Table {
     }
 
     /// Removes one entry: `Gone`, and its group loses a member.
-    fn remove(
-        &mut self,
-        udn: &str,
-        reason: GoneReason,
-        max_devices: usize,
-        changes: &mut Vec<Change>,
-    ) {
+    fn remove(&mut self, udn: &str, reason: GoneReason, changes: &mut Vec<Change>) {
         let Some(seen) = self.devices.remove(udn) else {
             return;
         };
+        self.release(seen.source);
         self.leave(&seen.location);
-        if self.devices.len() < max_devices {
-            self.full_logged = false;
+        if self.devices.len() < self.max_devices && !self.refused.is_empty() {
+            self.refused = HashSet::new();
         }
+        shrink(&mut self.devices);
         changes.push(Change::Gone {
             network: self.network.id,
             udn: seen.udn,
@@ -776,7 +1429,7 @@ impl Table {
             .devices
             .get(group.owner.as_str())
             .is_none_or(|seen| seen.location != location);
-        let heir = if owner_left {
+        let heir = if owner_left && group.members > 0 {
             self.devices
                 .values()
                 .filter(|seen| seen.location == location)
@@ -786,7 +1439,15 @@ impl Table {
             None
         };
         if group.members == 0 || (owner_left && heir.is_none()) {
+            if let Some(verification) = group.verification {
+                self.deadlines
+                    .remove(&(verification.until, location.to_owned()));
+            }
             self.groups.remove(location);
+            shrink(&mut self.groups);
+            self.work.push(Work::Cancel {
+                location: location.to_owned(),
+            });
             return;
         }
         if let Some(heir) = heir {
@@ -822,9 +1483,26 @@ impl Table {
         }
     }
 
-    /// Reports that the description at `location` must be fetched again.
+    /// A LOCATION heard for the first time: `Appeared`, and its description to fetch.
+    fn appeared(&mut self, heard: &Heard<'_>, changes: &mut Vec<Change>) {
+        changes.push(Change::Appeared {
+            network: self.network.id,
+            udn: heard.udn.to_owned(),
+            location: heard.location.to_owned(),
+            source: heard.source,
+            boot_id: heard.boot_id,
+            config_id: heard.config_id,
+        });
+        self.work.push(Work::Describe {
+            location: heard.location.to_owned(),
+            source: heard.source,
+            rebooted: false,
+        });
+    }
+
+    /// Reports that the description at `location` must be fetched again, and asks for it.
     fn refetch(
-        &self,
+        &mut self,
         location: &str,
         source: Ipv4Addr,
         reason: RefetchReason,
@@ -842,47 +1520,71 @@ impl Table {
             config_id: group.config_id,
             reason,
         });
+        self.work.push(Work::Describe {
+            location: location.to_owned(),
+            source,
+            rebooted: reason == RefetchReason::Rebooted,
+        });
     }
 
-    /// Queues the sends of one search (`None`: `ssdp:all`); false when it was not queued. An
-    /// `ssdp:all` already waiting makes any new search redundant; a UDN search is queued only
-    /// while fewer than [`DISCOVERY_MAX_PENDING_SEARCHES`] sends wait.
+    /// Queues the sends of one multicast search (`None`: `ssdp:all`); false when it was not
+    /// queued. An `ssdp:all` already waiting makes any new search redundant; a UDN search is
+    /// queued only while fewer than [`DISCOVERY_MAX_PENDING_SEARCHES`] multicast sends wait.
     fn queue_search(&mut self, now: Instant, repeat: Duration, target: Option<&str>) -> bool {
-        if self.searches.iter().any(|search| search.target.is_none()) {
+        let multicast = || self.searches.iter().filter(|s| s.destination.is_none());
+        if multicast().any(|search| search.target.is_none()) {
             return false;
         }
         if let Some(udn) = target {
-            let waiting = self
-                .searches
-                .iter()
-                .any(|s| s.target.as_deref() == Some(udn));
+            let waiting = multicast().any(|s| s.target.as_deref() == Some(udn));
             if waiting
-                || self.searches.len() + DISCOVERY_SEARCH_SENDS > DISCOVERY_MAX_PENDING_SEARCHES
+                || multicast().count() + DISCOVERY_SEARCH_SENDS > DISCOVERY_MAX_PENDING_SEARCHES
             {
                 return false;
             }
         }
-        let mut due = now;
+        self.push_search(now, repeat, target, None);
+        true
+    }
+
+    /// Queues the sends of a unicast search for `udn` to `address`, from `at` on, verifying
+    /// a byebye; false when [`DISCOVERY_MAX_PROBES`] sends wait already.
+    fn queue_probe(&mut self, at: Instant, repeat: Duration, udn: &str, address: Ipv4Addr) -> bool {
+        let probes = self
+            .searches
+            .iter()
+            .filter(|search| search.destination.is_some())
+            .count();
+        if probes + DISCOVERY_SEARCH_SENDS > DISCOVERY_MAX_PROBES {
+            return false;
+        }
+        self.push_search(at, repeat, Some(udn), Some(address));
+        true
+    }
+
+    fn push_search(
+        &mut self,
+        at: Instant,
+        repeat: Duration,
+        target: Option<&str>,
+        destination: Option<Ipv4Addr>,
+    ) {
+        let mut due = at;
         for _ in 0..DISCOVERY_SEARCH_SENDS {
             self.searches.push(PendingSearch {
                 due,
                 target: target.map(str::to_owned),
+                destination,
             });
             due = later(due, repeat);
         }
-        true
     }
 }
 
-fn push_appeared(changes: &mut Vec<Change>, network: u32, heard: &Heard<'_>) {
-    changes.push(Change::Appeared {
-        network,
-        udn: heard.udn.to_owned(),
-        location: heard.location.to_owned(),
-        source: heard.source,
-        boot_id: heard.boot_id,
-        config_id: heard.config_id,
-    });
+/// `items`, sorted: changes come out in the same order whatever the map order.
+fn sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items
 }
 
 /// What a message's BOOTID and CONFIGID say about a group: a BOOTID change first, a missing
@@ -1034,13 +1736,26 @@ Content-Length: 0\r\n\
             user_agent: USER_AGENT.to_owned(),
             search_mx: 2,
             max_devices,
+            max_devices_per_source: max_devices,
             min_max_age: 60,
             max_max_age: 3600,
+            fetches: fetches::Config {
+                slots: 8,
+                retry_slots: 4,
+                attempts: 3,
+                backoff: secs(1),
+                max_backoff: secs(60),
+                min_interval: secs(1),
+            },
         }
     }
 
     fn discovery() -> Discovery {
-        Discovery::new(config(16), networks(), 0x5eed)
+        discovery_with(config(16))
+    }
+
+    fn discovery_with(config: Config) -> Discovery {
+        Discovery::new(config, networks(), 0x5eed)
     }
 
     fn from(host: Ipv4Addr) -> SocketAddrV4 {
@@ -1181,7 +1896,49 @@ Content-Length: 0\r\n\
                 assert_eq!(&owner.location, location);
                 assert_eq!(group.owner_is_root, owner.root);
             }
+            let mut held: HashMap<Ipv4Addr, usize> = HashMap::new();
+            for seen in table.devices.values() {
+                *held.entry(seen.source).or_default() += 1;
+                assert!(!seen.leaving || table.groups[&seen.location].verification.is_some());
+            }
+            assert_eq!(held.len(), table.sources.len());
+            for (address, count) in held {
+                assert_eq!(table.sources[&address].devices, count, "{address}");
+                assert!(count <= discovery.config.max_devices_per_source);
+            }
         }
+    }
+
+    /// Takes the fetches due at `now` and reports each as `result`.
+    fn fetch_all(discovery: &mut Discovery, now: Instant, result: Fetched<'_>) -> Vec<FetchJob> {
+        let jobs = discovery.take_fetches(now);
+        for job in &jobs {
+            discovery.on_fetched(now, job, result);
+        }
+        jobs
+    }
+
+    /// A hypervisor with two domains whose description was fetched, listing all three.
+    fn described_tree(now: Instant) -> Discovery {
+        let mut discovery = discovery();
+        feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..2], 7, 1));
+        discovery.take_changes();
+        let listed = [ROOT, DOMAINS[0], DOMAINS[1]];
+        assert_eq!(
+            fetch_all(&mut discovery, now, Fetched::Listed(&listed)).len(),
+            1
+        );
+        assert!(discovery.devices(MGMT).all(|seen| seen.described));
+        discovery
+    }
+
+    /// [`described_tree`] after every UDN of it said byebye.
+    fn described_tree_leaving(now: Instant) -> Discovery {
+        let mut discovery = described_tree(now);
+        for udn in [ROOT, DOMAINS[0], DOMAINS[1]] {
+            discovery.on_datagram(now, MGMT, from(HOST_A), &says(udn, None).byebye());
+        }
+        discovery
     }
 
     fn appeared(udn: &str, location: &str, source: Ipv4Addr, boot: u32, config: u32) -> Change {
@@ -1252,6 +2009,20 @@ Content-Length: 0\r\n\
         assert_eq!(discovery.devices(MGMT).count(), 1);
         assert_eq!(discovery.devices(TENANT).count(), 0);
         assert_eq!(discovery.devices(99).count(), 0);
+        // Its description is to be fetched now; then only its expiry is ahead.
+        assert_eq!(discovery.poll_at(), Some(now));
+        let jobs = discovery.take_fetches(now);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (
+                jobs[0].udn.as_str(),
+                jobs[0].location.as_str(),
+                jobs[0].source
+            ),
+            (ROOT, LOCATION_A, HOST_A)
+        );
+        assert!(jobs[0].describe && !jobs[0].verify && !jobs[0].rebooted);
+        assert_eq!(jobs[0].boot_id, Some(7));
         assert_eq!(discovery.poll_at(), Some(now + secs(1800)));
 
         // Its device type arrives: known as the tree's root type.
@@ -1333,6 +2104,7 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
         let now = Instant::now();
         feed(&mut discovery, now, HOST_A, &tree(&DOMAINS[..1], 7, 1));
         discovery.take_changes();
+        assert_eq!(discovery.take_fetches(now).len(), 1);
         let expires = now + secs(1800);
         assert_eq!(discovery.poll_at(), Some(expires));
         discovery.expire(expires - Duration::from_millis(1));
@@ -1800,7 +2572,8 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
             discovery.take_changes(),
             vec![appeared(&udns[0], LOCATION_A, HOST_A, 7, 1)]
         );
-        assert!(discovery.tables[0].full_logged);
+        // One address at its quota: refused, logged once.
+        assert!(discovery.tables[0].sources[&HOST_A].refused_logged);
         assert!(discovery.device(MGMT, &udns[3]).is_none());
         // Known ones are still refreshed.
         let again = says(&udns[2], None);
@@ -1811,7 +2584,6 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
         );
         // One leaves: room for a new one.
         discovery.on_datagram(now, MGMT, from(HOST_A), &says(&udns[1], None).byebye());
-        assert!(!discovery.tables[0].full_logged);
         let message = says(&udns[4], None);
         discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
         assert!(discovery.device(MGMT, &udns[4]).is_some());
@@ -1890,14 +2662,10 @@ USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
 
     #[test]
     fn search_mx_is_clamped() {
-        let mut discovery = Discovery::new(
-            Config {
-                search_mx: 30,
-                ..config(4)
-            },
-            networks(),
-            2,
-        );
+        let mut discovery = discovery_with(Config {
+            search_mx: 30,
+            ..config(4)
+        });
         let now = Instant::now();
         discovery.search(now, TENANT);
         let first = sent(&mut discovery, now);
@@ -1940,6 +2708,350 @@ MAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n";
         assert_eq!(device_type_of(URN_SERVICE_DOMAIN_CONTROL), None);
         assert_eq!(device_type_of("urn::device:X:1"), None);
         assert_eq!(device_type_of(SSDP_NT_ROOT_DEVICE), None);
+    }
+
+    #[test]
+    fn a_configid_flood_queues_one_fetch_and_backs_off() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        let silent = "http://192.168.10.20:9/never.xml";
+        for n in 0..5_000u32 {
+            let message = Says {
+                location: silent,
+                config_id: Some(1 + n % 2),
+                ..says(ROOT, Some(SSDP_NT_ROOT_DEVICE))
+            };
+            discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+        }
+        assert_eq!(discovery.take_changes().len(), 5_000);
+        assert_eq!(discovery.fetches.len(), 1);
+        let first = discovery.take_fetches(now);
+        assert_eq!(first.len(), 1);
+        // The flood goes on while it runs: nothing more starts.
+        for n in 0..100u32 {
+            let message = Says {
+                location: silent,
+                config_id: Some(1 + n % 2),
+                ..says(ROOT, None)
+            };
+            discovery.on_datagram(now, MGMT, from(HOST_A), &message.alive());
+        }
+        assert!(discovery.take_fetches(now + secs(5)).is_empty());
+        // It fails: the next try waits for the pause however many datagrams come.
+        let failed = now + secs(5);
+        assert_eq!(
+            discovery.on_fetched(failed, &first[0], Fetched::Failed),
+            None
+        );
+        assert_eq!(discovery.poll_at(), Some(failed + secs(1)));
+        let mut at = failed + secs(1);
+        for attempt in 2..=3 {
+            let jobs = discovery.take_fetches(at);
+            assert_eq!(jobs.len(), 1, "attempt {attempt}");
+            at += secs(5);
+            let report = discovery.on_fetched(at, &jobs[0], Fetched::Failed);
+            assert_eq!(report.is_some(), attempt == 3);
+            at = discovery.poll_at().unwrap();
+        }
+        // Undescribed: it stays in the table for its max-age, nothing to fetch.
+        assert_eq!(discovery.poll_at(), Some(now + secs(1800)));
+        assert!(!discovery.device(MGMT, ROOT).unwrap().described);
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn one_address_holds_its_share_and_the_biggest_gives_way_when_full() {
+        let mut discovery = discovery_with(Config {
+            max_devices_per_source: 40,
+            ..config(100)
+        });
+        let now = Instant::now();
+        let host = |n: u8| Ipv4Addr::new(192, 168, 10, n);
+        let flood = |discovery: &mut Discovery, address: Ipv4Addr, count: usize, tag: u8| {
+            let location = format!("http://{address}:80/d.xml");
+            for n in 0..count {
+                let udn = format!("uuid:{tag:02x}000000-0000-0000-0000-{n:012}");
+                let message = Says {
+                    location: &location,
+                    ..says(&udn, None)
+                };
+                discovery.on_datagram(now, MGMT, from(address), &message.alive());
+            }
+        };
+        // One address: its share, no more.
+        flood(&mut discovery, host(31), 50, 0x31);
+        assert_eq!(discovery.tables[0].sources[&host(31)].devices, 40);
+        assert!(discovery.tables[0].sources[&host(31)].refused_logged);
+        // Others fill the table: 40 + 40 + 20.
+        flood(&mut discovery, host(32), 40, 0x32);
+        flood(&mut discovery, host(33), 20, 0x33);
+        assert_eq!(discovery.devices(MGMT).count(), 100);
+        // .32's description lists its first 30 devices: described, they go last.
+        let listed: Vec<String> = (0..30)
+            .map(|n| format!("uuid:32000000-0000-0000-0000-{n:012}"))
+            .collect();
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        discovery.take_changes();
+        // One fetch per address runs; .32's lists its first 30 devices.
+        let jobs = discovery.take_fetches(now);
+        assert_eq!(jobs.len(), 3);
+        let job = jobs.iter().find(|job| job.source == host(32)).unwrap();
+        discovery.on_fetched(now, job, Fetched::Listed(&listed));
+        // A new VM from a fresh address: the biggest holder (.32 and .31 hold 40; the higher
+        // address) gives way, undescribed entries first.
+        flood(&mut discovery, host(40), 1, 0x40);
+        let evicted: Vec<String> = discovery
+            .take_changes()
+            .into_iter()
+            .filter_map(|change| match change {
+                Change::Gone {
+                    udn,
+                    reason: GoneReason::Evicted,
+                    ..
+                } => Some(udn),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(evicted.len(), 19);
+        assert!(evicted.iter().all(|udn| udn.starts_with("uuid:32")));
+        let undescribed = evicted
+            .iter()
+            .filter(|udn| !listed.contains(&udn.as_str()))
+            .count();
+        assert_eq!(undescribed, 10);
+        assert!(discovery.tables[0].sources[&host(32)].evicted_logged);
+        assert_eq!(discovery.tables[0].sources[&host(40)].devices, 1);
+        check_invariants(&discovery);
+        // Refill to full; an address holding 20 cannot evict from one holding less than 42.
+        flood(&mut discovery, host(41), 18, 0x41);
+        assert_eq!(discovery.devices(MGMT).count(), 100);
+        discovery.take_changes();
+        flood(&mut discovery, host(33), 21, 0x33);
+        assert!(discovery.take_changes().is_empty());
+        assert!(discovery.tables[0].refused.contains(&host(33)));
+        assert_eq!(discovery.tables[0].sources[&host(33)].devices, 20);
+        // A known device keeps being refreshed in a full table.
+        let udn = "uuid:33000000-0000-0000-0000-000000000001";
+        let again = Says {
+            location: "http://192.168.10.33:80/d.xml",
+            ..says(udn, None)
+        };
+        discovery.on_datagram(now + secs(7), MGMT, from(host(33)), &again.alive());
+        assert_eq!(
+            discovery.device(MGMT, udn).unwrap().expires,
+            now + secs(7) + secs(1800)
+        );
+        // A UDN moving to an address at its quota is refused too.
+        let moving = Says {
+            location: "http://192.168.10.31:80/d.xml",
+            ..says(udn, None)
+        };
+        discovery.on_datagram(now, MGMT, from(host(31)), &moving.alive());
+        assert_eq!(discovery.device(MGMT, udn).unwrap().source, host(33));
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn a_flood_leaves_no_memory_behind_once_expired() {
+        let mut discovery = discovery_with(Config {
+            max_devices_per_source: 4096,
+            ..config(32 * 1024)
+        });
+        let now = Instant::now();
+        for n in 0..6_000u32 {
+            let udn = format!("uuid:f1000000-0000-0000-0000-{n:012}");
+            let location = format!("http://192.168.10.99:{}/d.xml", 1 + n % 60_000);
+            let message = Says {
+                location: &location,
+                max_age: 60,
+                ..says(&udn, None)
+            };
+            discovery.on_datagram(
+                now,
+                MGMT,
+                from(Ipv4Addr::new(192, 168, 10, 99)),
+                &message.alive(),
+            );
+        }
+        assert_eq!(discovery.len(), 4096);
+        assert_eq!(discovery.fetches.len(), 4096);
+        // One address, one fetch at a time.
+        assert_eq!(discovery.take_fetches(now).len(), 1);
+        discovery.take_changes();
+        let later = now + secs(61);
+        sent(&mut discovery, later);
+        assert!(discovery.is_empty());
+        assert_eq!(discovery.take_changes().len(), 4096);
+        let table = &discovery.tables[0];
+        assert!(
+            table.devices.capacity() <= 128,
+            "{}",
+            table.devices.capacity()
+        );
+        assert!(table.groups.capacity() <= 128);
+        assert!(table.sources.capacity() <= 128);
+        assert!(discovery.fetches.is_empty());
+        assert_eq!(discovery.poll_at(), None);
+    }
+
+    #[test]
+    fn a_forged_byebye_is_verified_and_kept() {
+        let now = Instant::now();
+        let mut discovery = described_tree(now);
+        discovery.on_datagram(
+            now,
+            MGMT,
+            from(HOST_A),
+            &says(ROOT, Some(SSDP_NT_ROOT_DEVICE)).byebye(),
+        );
+        // Nothing removed yet: the root is leaving, verified by a fetch and a unicast search.
+        assert!(discovery.take_changes().is_empty());
+        assert!(discovery.device(MGMT, ROOT).unwrap().leaving);
+        let searches = sent(&mut discovery, now);
+        assert_eq!(searches.len(), 1);
+        let (network, destination, bytes) = &searches[0];
+        assert_eq!(
+            (*network, *destination),
+            (MGMT, SocketAddrV4::new(HOST_A, SSDP_PORT))
+        );
+        assert_eq!(
+            bytes.as_slice(),
+            b"M-SEARCH * HTTP/1.1\r\n\
+HOST: 192.168.10.20:1900\r\n\
+MAN: \"ssdp:discover\"\r\n\
+ST: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b\r\n\
+USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
+\r\n"
+                .as_slice()
+        );
+        let jobs = discovery.take_fetches(now);
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].verify && !jobs[0].describe);
+        // The device answers the search at once (the multicast window is closed: only a
+        // verification opens it to this LOCATION).
+        let answer = says(ROOT, None).response();
+        discovery.on_datagram(now + Duration::from_millis(5), MGMT, from(HOST_A), &answer);
+        assert!(discovery.device(MGMT, ROOT).unwrap().leaving);
+        // Its description still lists it: kept, logged once as suspicious.
+        let listed = [ROOT, DOMAINS[0], DOMAINS[1]];
+        let at = now + Duration::from_millis(10);
+        assert_eq!(
+            discovery.on_fetched(at, &jobs[0], Fetched::Listed(&listed)),
+            None
+        );
+        assert!(discovery.take_changes().is_empty());
+        assert!(!discovery.device(MGMT, ROOT).unwrap().leaving);
+        let group = &discovery.tables[0].groups[LOCATION_A];
+        assert!(group.suspicious_logged && group.verification.is_none());
+        assert_eq!(group.verify_after, Some(at + DISCOVERY_VERIFY_BACKOFF));
+        assert!(discovery.tables[0].deadlines.is_empty());
+        check_invariants(&discovery);
+
+        // Another at once: its check waits for the pause, then runs the same way.
+        discovery.on_datagram(at, MGMT, from(HOST_A), &says(ROOT, None).byebye());
+        assert!(sent(&mut discovery, at).is_empty());
+        assert!(discovery.take_fetches(at).is_empty());
+        let start = at + DISCOVERY_VERIFY_BACKOFF;
+        assert_eq!(sent(&mut discovery, start).len(), 1);
+        let jobs = discovery.take_fetches(start);
+        assert_eq!(jobs.len(), 1);
+        discovery.on_datagram(start, MGMT, from(HOST_A), &says(DOMAINS[0], None).alive());
+        discovery.on_fetched(start, &jobs[0], Fetched::Listed(&listed));
+        assert!(discovery.take_changes().is_empty());
+        assert_eq!(discovery.devices(MGMT).count(), 3);
+        assert_eq!(
+            discovery.tables[0].groups[LOCATION_A].verify_after,
+            Some(start + DISCOVERY_VERIFY_BACKOFF * 2)
+        );
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn a_real_shutdown_is_gone_as_soon_as_the_description_fails() {
+        let now = Instant::now();
+        // xenplug's shutdown: every byebye at once, then nothing answers.
+        let mut discovery = described_tree_leaving(now);
+        assert!(discovery.take_changes().is_empty());
+        let jobs = discovery.take_fetches(now);
+        assert_eq!(jobs.len(), 1);
+        discovery.on_fetched(now, &jobs[0], Fetched::Failed);
+        let mut wanted = vec![
+            gone(ROOT, GoneReason::ByeBye),
+            gone(DOMAINS[0], GoneReason::ByeBye),
+            gone(DOMAINS[1], GoneReason::ByeBye),
+        ];
+        wanted.sort_by_key(|change| format!("{change:?}"));
+        let mut changes = discovery.take_changes();
+        changes.sort_by_key(|change| format!("{change:?}"));
+        assert_eq!(changes, wanted);
+        assert!(discovery.is_empty());
+        assert!(discovery.tables[0].deadlines.is_empty());
+        assert!(discovery.fetches.is_empty());
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn a_device_that_stops_answering_searches_is_gone_after_the_wait() {
+        let now = Instant::now();
+        // GUPnP's shutdown: byebyes, its description still served for a moment, no answer to
+        // searches.
+        let mut discovery = described_tree_leaving(now);
+        sent(&mut discovery, now);
+        let jobs = discovery.take_fetches(now);
+        let listed = [ROOT, DOMAINS[0], DOMAINS[1]];
+        discovery.on_fetched(now, &jobs[0], Fetched::Listed(&listed));
+        assert!(discovery.take_changes().is_empty());
+        let until = now + DISCOVERY_VERIFY_WAIT;
+        assert_eq!(
+            discovery.poll_at(),
+            Some(now + secs(1800)).min(Some(until)).map(|_| {
+                let repeat = discovery.tables[0].searches.first().map(|s| s.due);
+                repeat.map_or(until, |r| r.min(until))
+            })
+        );
+        sent(&mut discovery, until - Duration::from_millis(1));
+        assert!(discovery.take_changes().is_empty());
+        sent(&mut discovery, until);
+        assert_eq!(discovery.take_changes().len(), 3);
+        assert!(discovery.is_empty());
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn an_embedded_device_leaving_goes_when_the_description_drops_it() {
+        let now = Instant::now();
+        let mut discovery = described_tree(now);
+        // DESIGN: a VM leaving says byebye for its Domain alone, with the new CONFIGID.
+        let leaving = Says {
+            config_id: Some(2),
+            ..says(DOMAINS[1], Some(URN_DEVICE_DOMAIN))
+        };
+        discovery.on_datagram(now, MGMT, from(HOST_A), &leaving.byebye());
+        assert_eq!(
+            discovery.take_changes(),
+            vec![refetch(ROOT, LOCATION_A, 7, 2, RefetchReason::Reconfigured)]
+        );
+        // The check now; the new description for the inventory a second after the last one.
+        let jobs = discovery.take_fetches(now);
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].verify && !jobs[0].describe);
+        let listed = [ROOT, DOMAINS[0]];
+        discovery.on_fetched(now, &jobs[0], Fetched::Listed(&listed));
+        assert_eq!(
+            discovery.take_changes(),
+            vec![gone(DOMAINS[1], GoneReason::ByeBye)]
+        );
+        let jobs = discovery.take_fetches(now + secs(1));
+        assert_eq!(jobs.len(), 1);
+        assert!(jobs[0].describe && !jobs[0].verify);
+        // The tree stays; the verification is over.
+        assert_eq!(discovery.devices(MGMT).count(), 2);
+        assert!(discovery.tables[0].groups[LOCATION_A]
+            .verification
+            .is_none());
+        sent(&mut discovery, now + secs(5));
+        assert!(discovery.take_changes().is_empty());
+        check_invariants(&discovery);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod call;
 pub mod discovery;
+pub mod fetches;
 pub mod gena;
 pub mod inventory;
 pub mod nonces;
@@ -19,7 +20,20 @@ pub mod ssdp_budget;
 pub mod subscriber;
 
 use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+/// Maps whose capacity is at most this are not shrunk by [`shrink`].
+const ENGINE_SHRINK_MIN: usize = 64;
+
+/// Gives a map's memory back once it holds less than a quarter of what it has room for, so
+/// what a flood made a table grow to is returned when its entries go.
+pub(crate) fn shrink<K: Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > ENGINE_SHRINK_MIN && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
 
 /// `now + delay`; `Instant` addition panics on overflow, so this falls back to `now` (a
 /// repeat or reply is sent at once, an expiry forgets at once rather than never).

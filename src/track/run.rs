@@ -14,7 +14,8 @@ use crate::consts::{
 use crate::credentials::{AccessFile, Gate};
 use crate::engine::access::View;
 use crate::engine::access::{self, Caller, Identity, Listener, Refusal};
-use crate::engine::discovery::{self, Change, Discovery};
+use crate::engine::discovery::{self, Change, Discovery, FetchJob, Fetched};
+use crate::engine::fetches;
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
 use crate::engine::relay::{self, Control, DomainControl, RelayCall, VmControls};
 use crate::engine::subscriber::{self, Subscriber, Wanted};
@@ -32,7 +33,6 @@ use crate::wire::http::http_url_parts;
 use crate::wire::signature::{ControlKey, SIGNATURE_HEADER};
 use crate::wire::{gena, scpd, soap};
 use smol::channel::Sender;
-use smol::lock::Semaphore;
 use smol::{Async, LocalExecutor, Timer};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -44,8 +44,14 @@ use std::time::Duration;
 use std::time::Instant;
 use uuid::Uuid;
 
-/// Devices (UDNs) tracked per network unless configured otherwise; more are dropped.
-const DISCOVERY_DEFAULT_MAX_DEVICES: usize = 1024;
+/// Devices (UDNs) tracked per network unless configured otherwise: a tenant network of
+/// 10,000 VMs (one address each) fits three times over, a provider network eight
+/// hypervisors at their quota.
+const DISCOVERY_DEFAULT_MAX_DEVICES: usize = 32 * 1024;
+/// Devices (UDNs) tracked per network for one source address: a hypervisor advertises its
+/// root and one Domain UDN per VM from its one address, so twice the 2,000 domains of a
+/// big host. A flood from one address stops there.
+const DISCOVERY_DEFAULT_MAX_DEVICES_PER_SOURCE: usize = 4096;
 /// Shortest life granted to a device: a max-age below it is raised to it, so a device
 /// announcing max-age=0 does not appear and vanish at every message. The same floor as the
 /// advertisers' `--max-age`, so a tracker honours what they announce.
@@ -59,8 +65,19 @@ const TRACK_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const TRACK_FETCH_ATTEMPTS: u32 = 3;
 /// Pause after the first failed fetch; doubled after each further failure.
 const TRACK_FETCH_BACKOFF: Duration = Duration::from_secs(1);
-/// Description fetches in flight at once, at most.
+/// Longest pause between fetches of a description that keeps failing.
+const TRACK_FETCH_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Shortest time between the starts of two description fetches of one LOCATION: a device
+/// flapping its CONFIGID gets one fetch a second, not one per datagram.
+const TRACK_FETCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Description fetches in flight at once, at most (one per source address).
 const TRACK_MAX_FETCHES: usize = 8;
+/// Of those, retries of descriptions that failed, at most: devices that never answer hold
+/// half the slots at most, and one is always left for verifying a byebye.
+const TRACK_MAX_RETRY_FETCHES: usize = 4;
+/// The device tables must have shrunk by this many entries since their peak before freed
+/// heap pages are handed back to the kernel (`malloc_trim`).
+const TRACK_TRIM_AFTER: usize = 1024;
 /// How often the inventory's grace periods are looked at.
 const TRACK_TICK: Duration = Duration::from_secs(1);
 /// How often the tracker looks whether a network's interface came (back) up.
@@ -329,8 +346,17 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         user_agent: crate::state::server_string(),
         search_mx: DISCOVERY_DEFAULT_SEARCH_MX,
         max_devices: DISCOVERY_DEFAULT_MAX_DEVICES,
+        max_devices_per_source: DISCOVERY_DEFAULT_MAX_DEVICES_PER_SOURCE,
         min_max_age: DISCOVERY_DEFAULT_MIN_MAX_AGE,
         max_max_age: DISCOVERY_DEFAULT_MAX_MAX_AGE,
+        fetches: fetches::Config {
+            slots: TRACK_MAX_FETCHES,
+            retry_slots: TRACK_MAX_RETRY_FETCHES,
+            attempts: TRACK_FETCH_ATTEMPTS,
+            backoff: TRACK_FETCH_BACKOFF,
+            max_backoff: TRACK_FETCH_MAX_BACKOFF,
+            min_interval: TRACK_FETCH_MIN_INTERVAL,
+        },
     };
     let mut discovery = Discovery::new(config, engine_networks, crate::state::random_seed()?);
     let now = Instant::now();
@@ -365,7 +391,6 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         tenant_control: options.tenant_control.clone(),
     }));
     let (wake, woken) = smol::channel::bounded::<()>(1);
-    let fetches = Rc::new(Semaphore::new(TRACK_MAX_FETCHES));
 
     let server = crate::state::server_string();
     for (id, socket) in listen_sockets {
@@ -425,6 +450,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
 
     let mut next_tick = Instant::now();
     let mut next_watch = Instant::now() + TRACK_IFACE_WATCH;
+    let mut peak_devices = 0;
     loop {
         let deadline = {
             let tracker = shared.borrow();
@@ -492,9 +518,11 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 next_tick = now + TRACK_TICK;
                 let outputs = tracker.inventory.take_due(unix_now());
                 tracker.apply(outputs);
+                give_back_memory(&mut peak_devices, tracker.discovery.len());
             }
         }
-        handle_changes(&executor, &shared, &fetches, &wake);
+        handle_changes(&shared);
+        start_fetches(&executor, &shared, now, &wake);
         renew_subscriptions(&executor, &shared, now, &wake);
     }
 }
@@ -579,50 +607,25 @@ async fn receive(shared: Shared, network: u32, socket: Rc<SsdpSocket>, wake: Sen
         .await
 }
 
-/// Turns discovery's changes into fetches and departures.
-fn handle_changes(
-    executor: &Rc<LocalExecutor<'static>>,
-    shared: &Shared,
-    fetches: &Rc<Semaphore>,
-    wake: &Sender<()>,
-) {
+/// Acts on discovery's changes: a device gone is forgotten and told to the inventory; the
+/// fetches the others need are queued in discovery already.
+fn handle_changes(shared: &Shared) {
     let changes = shared.borrow_mut().discovery.take_changes();
     for change in changes {
-        let fetch = match change {
+        match change {
             Change::Appeared {
                 network,
                 udn,
                 location,
-                source,
-                boot_id,
                 ..
-            } => Fetch {
-                network,
-                udn,
-                location,
-                source,
-                boot_id,
-                rebooted: false,
-            },
+            } => log::debug!("network {network}: {udn} appeared at {location}"),
             Change::Refetch {
                 network,
                 udn,
                 location,
-                source,
-                boot_id,
                 reason,
                 ..
-            } => {
-                let rebooted = reason == discovery::RefetchReason::Rebooted;
-                Fetch {
-                    network,
-                    udn,
-                    location,
-                    source,
-                    boot_id,
-                    rebooted,
-                }
-            }
+            } => log::trace!("network {network}: {udn} at {location} to fetch again ({reason:?})"),
             Change::Gone {
                 network,
                 udn,
@@ -633,28 +636,45 @@ fn handle_changes(
                 tracker.forget(network, &udn);
                 let outputs = tracker.inventory.on_gone(unix_now(), network, &udn);
                 tracker.apply(outputs);
-                continue;
             }
-        };
+        }
+    }
+}
+
+/// Starts the fetches discovery hands out now.
+fn start_fetches(
+    executor: &Rc<LocalExecutor<'static>>,
+    shared: &Shared,
+    now: Instant,
+    wake: &Sender<()>,
+) {
+    let jobs = shared.borrow_mut().discovery.take_fetches(now);
+    for job in jobs {
         executor
-            .spawn(describe(
-                shared.clone(),
-                fetches.clone(),
-                wake.clone(),
-                fetch,
-            ))
+            .spawn(fetch(shared.clone(), wake.clone(), job))
             .detach();
     }
 }
 
-/// A description to fetch.
-struct Fetch {
-    network: u32,
-    udn: String,
-    location: String,
-    source: Ipv4Addr,
-    boot_id: Option<u32>,
-    rebooted: bool,
+/// Hands freed heap pages back to the kernel once the device tables shrank by
+/// [`TRACK_TRIM_AFTER`] entries from their peak (a flood's entries expired, say): the engines
+/// shrink their maps, but glibc keeps freed small blocks in its heap unless asked. `peak` is
+/// the largest count since the last trim.
+fn give_back_memory(peak: &mut usize, devices: usize) {
+    if devices >= *peak {
+        *peak = devices;
+        return;
+    }
+    if *peak - devices < TRACK_TRIM_AFTER {
+        return;
+    }
+    log::debug!("memory: {devices} devices known after a peak of {peak}: freeing heap pages");
+    *peak = devices;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim(3) only hands the allocator's free pages back to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// GETs `url` (which must point at `source`), bounded; Err says why.
@@ -678,41 +698,79 @@ async fn get(url: &str, source: Ipv4Addr, max_body: usize) -> std::result::Resul
     Ok(response.body)
 }
 
-/// Fetches a description (with retries), the SCPDs of a VM's services, then tells the
-/// inventory and subscribes to a hypervisor's events.
-async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetch: Fetch) {
-    let _permit = fetches.acquire().await;
-    let mut attempt = 0;
-    let described = loop {
-        attempt += 1;
-        let result = get(&fetch.location, fetch.source, DESC_MAX_BYTES)
-            .await
-            .and_then(|body| parse_description(&body, &fetch.location).map_err(|e| e.to_string()));
-        match result {
-            Ok(described) => break described,
-            Err(reason) if attempt >= TRACK_FETCH_ATTEMPTS => {
-                log::warn!(
-                    "network {}: {} undescribed: {reason}",
-                    fetch.network,
-                    fetch.udn
-                );
-                let mut tracker = shared.borrow_mut();
-                let outputs = tracker.inventory.on_undescribed(
-                    unix_now(),
-                    fetch.network,
-                    &fetch.udn,
-                    fetch.source,
-                    &reason,
-                );
-                tracker.apply(outputs);
-                return;
+/// Performs one fetch from discovery: the description (one attempt: discovery's queue decides
+/// the retries) and, for a VM's tree, the SCPDs of its services; tells discovery how it
+/// ended; when it was for the inventory, files it there and subscribes to a hypervisor's
+/// events. A verification only tells discovery.
+async fn fetch(shared: Shared, wake: Sender<()>, job: FetchJob) {
+    let result = get(&job.location, job.source, DESC_MAX_BYTES)
+        .await
+        .and_then(|body| parse_description(&body, &job.location).map_err(|e| e.to_string()));
+    let described = match result {
+        Ok(described) => described,
+        Err(reason) => {
+            let mut tracker = shared.borrow_mut();
+            let report = tracker
+                .discovery
+                .on_fetched(Instant::now(), &job, Fetched::Failed);
+            match report.filter(|_| job.describe) {
+                Some(report) => {
+                    let line = format!(
+                        "network {}: {} at {} undescribed after {} failures: {reason}",
+                        job.network, job.udn, job.source, report.failures
+                    );
+                    if report.first_for_source {
+                        log::warn!("{line} (further ones from {} at debug)", job.source);
+                    } else {
+                        log::debug!("{line}");
+                    }
+                    let outputs = tracker.inventory.on_undescribed(
+                        unix_now(),
+                        job.network,
+                        &job.udn,
+                        job.source,
+                        &reason,
+                    );
+                    tracker.apply(outputs);
+                }
+                None => log::debug!("network {}: {reason}", job.network),
             }
-            Err(reason) => {
-                log::debug!("network {}: {reason}; trying again", fetch.network);
-                Timer::after(TRACK_FETCH_BACKOFF * (1 << (attempt - 1))).await;
-            }
+            let _ = wake.try_send(());
+            return;
         }
     };
+    let is_vm = described.root.device_type == URN_DEVICE_VIRTUAL_MACHINE;
+    let services = if is_vm && job.describe {
+        service_actions(&described, job.source).await
+    } else {
+        BTreeMap::new()
+    };
+    {
+        let mut tracker = shared.borrow_mut();
+        let udns: Vec<&str> = described
+            .root
+            .walk()
+            .into_iter()
+            .map(|device| device.udn.as_str())
+            .collect();
+        tracker
+            .discovery
+            .on_fetched(Instant::now(), &job, Fetched::Listed(&udns));
+    }
+    if job.describe {
+        describe(&shared, &job, &described, &services);
+    }
+    let _ = wake.try_send(());
+}
+
+/// A description fetched for the inventory: files it, keeps the controls the relay needs,
+/// and reconciles the subscriptions to a hypervisor's events.
+fn describe(
+    shared: &Shared,
+    fetch: &FetchJob,
+    described: &Described,
+    services: &BTreeMap<String, Vec<ActionRecord>>,
+) {
     log::debug!(
         "network {}: described {} from {}{}",
         fetch.network,
@@ -724,11 +782,6 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
         log::info!("network {}: {}: {warning}", fetch.network, fetch.location);
     }
     let is_vm = described.root.device_type == URN_DEVICE_VIRTUAL_MACHINE;
-    let services = if is_vm {
-        service_actions(&described, fetch.source).await
-    } else {
-        BTreeMap::new()
-    };
     let mut tracker = shared.borrow_mut();
     let outputs = tracker.inventory.on_described(
         unix_now(),
@@ -736,8 +789,8 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
         fetch.source,
         fetch.boot_id,
         fetch.rebooted,
-        &described,
-        &services,
+        described,
+        services,
     );
     tracker.apply(outputs);
     let provider = tracker
@@ -840,7 +893,6 @@ async fn describe(shared: Shared, fetches: Rc<Semaphore>, wake: Sender<()>, fetc
         wanted,
         fetch.rebooted,
     );
-    let _ = wake.try_send(());
 }
 
 /// The actions of every service of a VM's tree, from their SCPDs (a service whose SCPD cannot

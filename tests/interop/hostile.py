@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Hostile and well-behaved UPnP peers for tests/hostile_upnp.rs and tests/bench/hostile.sh.
+"""Hostile and well-behaved UPnP peers for tests/hostile_upnp.rs and tests/benches/hostile.sh.
 
 Standard library only. It must run inside a network namespace the test made (`ip netns exec NS
 /usr/bin/python3 hostile.py ...`), and sends only to the addresses it is given, from the

@@ -423,7 +423,11 @@ impl Inventory {
             log::debug!("inventory: undescribed {udn:?} on unknown network {network} ignored");
             return Vec::new();
         };
-        log::warn!("inventory: {udn:?} in {label} at {source} has no usable description: {reason}");
+        // The net layer logs the first of these per source address loudly; a flood of
+        // devices without descriptions must not flood the log.
+        log::debug!(
+            "inventory: {udn:?} in {label} at {source} has no usable description: {reason}"
+        );
         let entry = self
             .unfetched
             .entry(key(network, udn))

@@ -62,13 +62,14 @@
 //! # Byebye
 //!
 //! UDA 1.1 section 1.2.3: a device leaving sends one byebye per target, and each UDN goes when
-//! its own arrives or expires. A byebye for an entry that is not described removes it at once
-//! (`Gone { ByeBye }`); when it was the last entry of its LOCATION, a search for that UDN
+//! its own arrives or expires. A byebye for an entry that is not described, at a LOCATION
+//! whose description was never read, removes it at once (`Gone { ByeBye }`); when it was the last entry of its LOCATION, a search for that UDN
 //! alone is queued (ST `uuid:...`, sent twice like every search, at most
 //! `DISCOVERY_MAX_PENDING_SEARCHES` sends waiting per network), so a device that is still
 //! there comes back as `Appeared` within MX seconds.
 //!
-//! A byebye for a described entry marks it *leaving* and starts a verification of its
+//! A byebye for a described entry (or one heard at its LOCATION after a description was
+//! read there, which may list it) marks it *leaving* and starts a verification of its
 //! LOCATION, unless one is running: a fetch of the description (as a verification, ahead of
 //! other fetches) and a unicast M-SEARCH for the LOCATION's owner to the source address
 //! (UDA 1.1 section 1.3.2: answered at once, no MX). Then:
@@ -450,6 +451,9 @@ struct Group {
     verify_after: Option<Instant>,
     /// Whether a forged byebye was logged for this LOCATION.
     suspicious_logged: bool,
+    /// Whether a fetch of this LOCATION succeeded: a device heard here after it is not yet
+    /// marked described, but its byebye is verified all the same.
+    fetched: bool,
 }
 
 impl Group {
@@ -470,6 +474,7 @@ impl Group {
             forged: 0,
             verify_after: None,
             suspicious_logged: false,
+            fetched: false,
         }
     }
 }
@@ -1122,8 +1127,9 @@ impl Table {
         }
     }
 
-    /// An ssdp:byebye accepted from the address the device advertised from: removes an
-    /// undescribed entry at once, starts verifying a described one.
+    /// An ssdp:byebye accepted from the address the device advertised from: removes an entry
+    /// at once when nothing was ever read from its LOCATION, starts verifying one that is (or,
+    /// heard after the last fetch, may be) described.
     fn byebye(
         &mut self,
         now: Instant,
@@ -1149,10 +1155,12 @@ impl Table {
             return;
         }
         let location = seen.location.clone();
-        let described = seen.described;
+        // A device heard at a LOCATION after its description was read may be in it: verified
+        // like a described one, not believed.
+        let verified = seen.described || self.groups.get(&location).is_some_and(|g| g.fetched);
         // Each target of a device says byebye: only the first starts anything.
-        let newly_leaving = described && !std::mem::replace(&mut seen.leaving, true);
-        if !described {
+        let newly_leaving = verified && !std::mem::replace(&mut seen.leaving, true);
+        if !verified {
             self.remove(udn, GoneReason::ByeBye, changes);
         }
         match self.groups.get_mut(&location) {
@@ -1246,6 +1254,9 @@ impl Table {
         }
         let gone: Vec<String> = match result {
             Fetched::Listed(udns) => {
+                if let Some(group) = self.groups.get_mut(location) {
+                    group.fetched = true;
+                }
                 let listed: HashSet<String> =
                     udns.iter().map(|udn| udn.to_ascii_lowercase()).collect();
                 let mut gone = Vec::new();
@@ -2987,6 +2998,35 @@ USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
         assert!(discovery.is_empty());
         assert!(discovery.tables[0].deadlines.is_empty());
         assert!(discovery.fetches.is_empty());
+        check_invariants(&discovery);
+    }
+
+    #[test]
+    fn a_device_heard_after_its_description_was_read_is_verified_too() {
+        let now = Instant::now();
+        // The description was read before this Domain's own alive was heard (they race at a
+        // hypervisor's start): not yet marked described, but it may be.
+        let mut discovery = described_tree(now);
+        feed(
+            &mut discovery,
+            now,
+            HOST_A,
+            &[says(DOMAINS[2], None).alive()],
+        );
+        discovery.take_changes();
+        assert!(!discovery.device(MGMT, DOMAINS[2]).unwrap().described);
+        let bye = says(DOMAINS[2], None).byebye();
+        discovery.on_datagram(now, MGMT, from(HOST_A), &bye);
+        assert!(discovery.take_changes().is_empty(), "not believed at once");
+        assert!(discovery.device(MGMT, DOMAINS[2]).unwrap().leaving);
+        let jobs = discovery.take_fetches(now);
+        assert!(jobs.iter().any(|job| job.verify), "{jobs:?}");
+        for job in &jobs {
+            discovery.on_fetched(now, job, Fetched::Failed);
+        }
+        assert!(discovery
+            .take_changes()
+            .contains(&gone(DOMAINS[2], GoneReason::ByeBye)));
         check_invariants(&discovery);
     }
 

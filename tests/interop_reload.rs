@@ -25,23 +25,12 @@ fn sighup_reloads_and_keeps_every_role_running_and_present() {
     let ns = &world.tracker_ns;
     let listen = format!("127.0.0.1:{WEB_PORT}");
     let access = world.access.path.to_str().expect("UTF-8 path");
-    let mut serve_command = ns.command(
-        xenplug_bin(),
-        &[
-            "console",
-            "serve",
-            "--listen",
-            &listen,
-            "--tracker",
-            &world.api(),
-            "--access",
-            access,
-        ],
+    let command = format!(
+        "console serve --listen {listen} --tracker {} --access {access}",
+        world.api()
     );
-    serve_command.env("XENPLUG_LOG", "info");
-    let mut serve = ns.spawn("console-serve", serve_command);
-    let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
-    assert!(ready.is_some(), "console serve\n{}", serve.report());
+    let serve_args: Vec<&str> = command.split(' ').collect();
+    let mut serve = start_console_serve(ns, &serve_args, &[]);
     let mark = world.last_seq();
 
     // What SIGHUP reads again: a new identity, and a new service in a VM's directory.

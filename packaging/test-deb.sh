@@ -9,6 +9,7 @@
 #    (xenplug-track and xenplug-console at most 2.0); the system calls of those two against
 #    their units' filter (packaging/test-syscalls.sh); the sysvinit and OpenRC scripts of its
 #    roles against the installed program, in namespaces (packaging/test-init.sh);
+#  - xenplug installed again (an upgrade): still nothing runs;
 #  - xenplug-dom0 installed over it (it replaces xenplug): the same with the hypervisor's files;
 #  - dpkg --purge of both: no file of theirs is left (compared with a list made before the
 #    install), only the xenplug user and group, which Debian policy keeps.
@@ -134,6 +135,8 @@ installed() {
 ! installed xenplug && ! installed xenplug-dom0 ||
     fail "xenplug is installed already: this test installs and purges it"
 traces >"$work/before"
+# Whatever happens below, the machine is left without the packages.
+trap 'dpkg --purge xenplug-dom0 xenplug >/dev/null 2>&1 || true' EXIT
 
 step "dpkg -i xenplug"
 dpkg -i "$musl_deb"
@@ -144,6 +147,10 @@ step "xenplug: sysvinit scripts"
 packaging/test-init.sh sysvinit xenplug-vm xenplug-track xenplug-console
 step "xenplug: OpenRC scripts"
 packaging/test-init.sh openrc xenplug-vm xenplug-track xenplug-console
+
+step "dpkg -i xenplug again (postinst's upgrade path: only running roles restart)"
+dpkg -i "$musl_deb"
+! installed_program_runs || fail "the upgrade started the program"
 
 step "dpkg -i xenplug-dom0 (replaces xenplug)"
 dpkg -i "$dom0_deb"

@@ -291,6 +291,17 @@ impl Gate {
         }
     }
 
+    /// Reads the access file again now (SIGHUP) and logs how many identities are in use: the
+    /// new ones, or the previous ones when the new version is refused (logged once).
+    pub fn reload(&mut self) {
+        let count = self.access.refreshed(Instant::now()).identities().len();
+        log::info!(
+            "{}: SIGHUP: access file {} read again, {count} identities in use",
+            self.server,
+            self.access.path().display()
+        );
+    }
+
     /// The identity whose token `request` carries, with the token; else the refusal: 401 for
     /// no token or an unknown one, 429 once its source failed too often (logged once as it
     /// crosses the limit). A token that fails is tried once more against the file as it is

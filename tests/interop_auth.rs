@@ -254,8 +254,8 @@ fn a_refusal_behind_the_tracker_reaches_the_console_with_its_code() {
     // The web console's API answers the same error object the page shows inline.
     let listen = format!("127.0.0.1:{WEB_PORT}");
     // No --access: the page has no sign-in and the server asks with its own token.
-    let mut serve_command = ns.command(
-        xenplug_bin(),
+    let mut serve = start_console_serve(
+        ns,
         &[
             "console",
             "serve",
@@ -264,11 +264,8 @@ fn a_refusal_behind_the_tracker_reaches_the_console_with_its_code() {
             "--tracker",
             &world.api(),
         ],
+        &[("XENPLUG_TOKEN", world.access.token("admin"))],
     );
-    serve_command.env("XENPLUG_TOKEN", world.access.token("admin"));
-    let mut serve = ns.spawn("console-serve", serve_command);
-    let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
-    assert!(ready.is_some(), "console serve\n{}", serve.report());
     let origin = format!("Origin: http://{listen}");
     let form = format!(
         "service={}&action=Pause",

@@ -228,15 +228,7 @@ fn web_console_in_a_browser() {
         "--access",
         &access,
     ];
-    let mut serve_command = ns.command(xenplug_bin(), &serve_args);
-    serve_command.env("XENPLUG_LOG", "debug");
-    let mut serve = ns.spawn("console-serve", serve_command);
-    let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
-    assert!(
-        ready.is_some(),
-        "console serve never said where it listens\n{}",
-        serve.report()
-    );
+    let mut serve = start_console_serve(ns, &serve_args, &[]);
     // A page of another origin (another port) that posts a Destroy form to the console as it
     // loads: what a malicious site could make an operator's browser do.
     let foreign_dir = TempDir::new("web-foreign");
@@ -480,15 +472,7 @@ fn web_console_merges_a_tracker_and_its_own_discovery() {
         "--access",
         &access,
     ];
-    let mut serve_command = ns.command(xenplug_bin(), &serve_args);
-    serve_command.env("XENPLUG_LOG", "debug");
-    let mut serve = ns.spawn("console-serve", serve_command);
-    let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
-    assert!(
-        ready.is_some(),
-        "console serve never said where it listens\n{}",
-        serve.report()
-    );
+    let mut serve = start_console_serve(ns, &serve_args, &[]);
     let report = |serve: &Proc| {
         format!(
             "{}\n{}\n{}",

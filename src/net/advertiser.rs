@@ -164,7 +164,8 @@ impl Core {
     }
 }
 
-/// Runs the device until SIGTERM or SIGINT, then says byebye for everything.
+/// Runs the device until SIGTERM or SIGINT, then says byebye for everything. SIGHUP takes a
+/// new snapshot at once.
 pub fn run(app: Rc<dyn App>, options: Options) -> Result<()> {
     let executor = Rc::new(LocalExecutor::new());
     smol::block_on(executor.run(run_on(executor.clone(), app, options)))
@@ -175,8 +176,11 @@ async fn run_on(
     app: Rc<dyn App>,
     options: Options,
 ) -> Result<()> {
-    // Signals first, so a SIGTERM during start-up still ends with byebye.
+    // Signals first, so a SIGTERM during start-up still ends with byebye, and a SIGHUP does
+    // not end the process.
     let mut signals = crate::net::event_loop::stop_signals()
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let reloads = crate::net::event_loop::reload_signals()
         .map_err(|e| Error::io("installing signal handlers", e))?;
     let Options {
         control,
@@ -245,6 +249,13 @@ async fn run_on(
             wake.clone(),
         ))
         .detach();
+    // SIGHUP: a new snapshot at once (the VM's services directory, the hypervisor's backend),
+    // published like any other change; nothing else restarts and no byebye is sent.
+    let asked = refresh.clone();
+    crate::net::event_loop::spawn_reloads(&executor, reloads, move || {
+        log::info!("SIGHUP: reading the device's sources again");
+        let _ = asked.try_send(());
+    });
 
     for socket in sockets {
         executor

@@ -17,6 +17,29 @@ pub fn stop_signals() -> std::io::Result<Signals> {
     Signals::new([Signal::Term, Signal::Int])
 }
 
+/// The signal that asks a long-running role to read its files again: SIGHUP. Installing it
+/// replaces the default action, which would end the process without a byebye; install it
+/// first too. What a role reads again is its own (see [`spawn_reloads`]).
+pub fn reload_signals() -> std::io::Result<Signals> {
+    Signals::new([async_signal::Signal::Hup])
+}
+
+/// Runs `reload` on `executor` once per SIGHUP caught by `signals` (several pending signals
+/// may arrive as one). The role keeps running, sockets and presence included.
+pub fn spawn_reloads(
+    executor: &Rc<LocalExecutor<'static>>,
+    mut signals: Signals,
+    reload: impl Fn() + 'static,
+) {
+    executor
+        .spawn(async move {
+            while signals.next().await.is_some() {
+                reload();
+            }
+        })
+        .detach();
+}
+
 /// Waits until `deadline`, a wake-up on `woken`, or a stop signal; true when a signal asked
 /// the role to stop.
 pub async fn next_turn(signals: &mut Signals, deadline: Instant, woken: &Receiver<()>) -> bool {

@@ -56,6 +56,12 @@ pub fn listen_tcp(
 
 /// Looks up the interface called `name`.
 pub fn lookup(name: &str) -> Result<LocalInterface> {
+    if name.is_empty() {
+        // What `--iface ${XENPLUG_IFACE}` gives when a service's defaults file names none.
+        return Err(Error::config(
+            "the interface name is empty: name the interface to use (there is no default)",
+        ));
+    }
     let c_name =
         CString::new(name).map_err(|_| Error::config(format!("bad interface name {name:?}")))?;
     // SAFETY: c_name is a valid NUL-terminated string.
@@ -125,5 +131,7 @@ mod tests {
     fn unknown_interface_is_a_clear_error() {
         let error = lookup("xenplug-none0").unwrap_err().to_string();
         assert_eq!(error, "no interface named xenplug-none0");
+        let error = lookup("").unwrap_err().to_string();
+        assert!(error.contains("empty"), "{error}");
     }
 }

@@ -20,7 +20,7 @@ use crate::engine::inventory::{Inventory, NetworkInfo, Output};
 use crate::engine::relay::{self, Control, DomainControl, RelayCall, VmControls};
 use crate::engine::subscriber::{self, Subscriber, Wanted};
 use crate::error::{Error, Result};
-use crate::net::event_loop::spawn_http;
+use crate::net::event_loop::{spawn_http, spawn_reloads};
 use crate::net::http::{Answer, Handler, Request, Response};
 use crate::net::http_client::{self, Limits};
 use crate::net::iface::{self, LocalInterface};
@@ -263,7 +263,8 @@ enum Stopper {
     Told(smol::channel::Receiver<()>),
 }
 
-/// Runs the tracker until SIGTERM or SIGINT (or, with [`Options::stop`], until told to).
+/// Runs the tracker until SIGTERM or SIGINT (or, with [`Options::stop`], until told to). SIGHUP
+/// reads the access file again at once.
 pub fn run(options: Options) -> Result<()> {
     let executor = Rc::new(LocalExecutor::new());
     smol::block_on(executor.run(run_on(executor.clone(), options)))
@@ -276,6 +277,14 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             crate::net::event_loop::stop_signals()
                 .map_err(|e| Error::io("installing signal handlers", e))?,
         ),
+    };
+    // SIGHUP (`xenplug track` only): the access file is read again at once.
+    let reloads = match &stopper {
+        Stopper::Signals(_) => Some(
+            crate::net::event_loop::reload_signals()
+                .map_err(|e| Error::io("installing signal handlers", e))?,
+        ),
+        Stopper::Told(_) => None,
     };
     if options.networks.is_empty() {
         return Err(Error::config(
@@ -390,6 +399,15 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         control_key: options.control_key.clone(),
         tenant_control: options.tenant_control.clone(),
     }));
+    if let Some(reloads) = reloads {
+        let tracker = shared.clone();
+        spawn_reloads(&executor, reloads, move || {
+            match tracker.borrow_mut().gate.as_mut() {
+                Some(gate) => gate.reload(),
+                None => log::info!("SIGHUP: no access file to read again"),
+            }
+        });
+    }
     let (wake, woken) = smol::channel::bounded::<()>(1);
 
     let server = crate::state::server_string();

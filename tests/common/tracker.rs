@@ -255,3 +255,19 @@ impl Tracker {
         self.proc.wait_exit(timeout)
     }
 }
+
+/// Starts `xenplug ARGS` (a `console serve` command line, `console` and `serve` included) in
+/// `ns` with `XENPLUG_LOG=debug` and `env`, and waits (bounded) until it says where it listens.
+pub fn start_console_serve(ns: &Netns, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut command = ns.command(xenplug_bin(), args);
+    command.env("XENPLUG_LOG", "debug");
+    command.envs(env.iter().copied());
+    let serve = ns.spawn("console-serve", command);
+    let ready = serve.wait_stdout(WAIT, |out| out.contains("console at http://").then_some(()));
+    assert!(
+        ready.is_some(),
+        "console serve never said where it listens\n{}",
+        serve.report()
+    );
+    serve
+}

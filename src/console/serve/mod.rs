@@ -129,8 +129,9 @@ fn json_error(status: u16, reason: &str) -> Response {
 struct ConsoleHttp {
     /// The sources' APIs, `--tracker`'s first.
     apis: Rc<[Api]>,
-    /// The page's identities and failed sign-ins (`--access`), if it needs a sign-in.
-    gate: Option<RefCell<Gate>>,
+    /// The page's identities and failed sign-ins (`--access`), if it needs a sign-in; shared
+    /// with the SIGHUP task, which reads the file again.
+    gate: Option<Rc<RefCell<Gate>>>,
     /// Their event feeds, as [`follow`] reads them (several sources only, no `--access`).
     feeds: Rc<RefCell<Vec<Feed>>>,
     /// With `--access` and several sources: each signed-in user's own feeds, followed with
@@ -496,9 +497,12 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener, Failure> {
 }
 
 /// `xenplug console serve`: serves the page until SIGINT or SIGTERM, reading a tracker
-/// (`--tracker`), the console's own discovery (`--iface`), or both merged.
+/// (`--tracker`), the console's own discovery (`--iface`), or both merged. SIGHUP reads the
+/// access file again at once.
 pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
     let mut signals = crate::net::event_loop::stop_signals()
+        .map_err(|error| Failure::failed(format!("cannot install signal handlers: {error}")))?;
+    let reloads = crate::net::event_loop::reload_signals()
         .map_err(|error| Failure::failed(format!("cannot install signal handlers: {error}")))?;
     let listener = bind(args.listen)?;
     // Kept until the end: dropping it stops the console's own tracker (with --iface).
@@ -532,9 +536,15 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
         .transpose()
         .map_err(|error| Failure::failed(error.to_string()))?;
     let executor = Rc::new(LocalExecutor::new());
+    let gate = access.map(|access| Rc::new(RefCell::new(Gate::new(access, "console serve"))));
+    let reloaded = gate.clone();
+    crate::net::event_loop::spawn_reloads(&executor, reloads, move || match &reloaded {
+        Some(gate) => gate.borrow_mut().reload(),
+        None => log::info!("console serve: SIGHUP: no access file to read again"),
+    });
     let handler: Rc<dyn Handler> = Rc::new(ConsoleHttp {
         apis: apis.clone(),
-        gate: access.map(|access| RefCell::new(Gate::new(access, "console serve"))),
+        gate,
         feeds: feeds.clone(),
         user_feeds: RefCell::new(HashMap::new()),
         executor: executor.clone(),

@@ -430,6 +430,9 @@ pub fn render(tree: &Tree, colour: bool) -> String {
 
 /// `xenplug console tree [--json]`.
 pub fn run(args: &ConsoleTreeArgs) -> Result<(), Failure> {
+    if let Some(urls) = &args.etcd {
+        return run_etcd(args, urls);
+    }
     let source = super::open_source(&SourceOptions {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
@@ -447,6 +450,37 @@ pub fn run(args: &ConsoleTreeArgs) -> Result<(), Failure> {
             .and_then(|()| stdout.write_all(b"\n"))
     } else {
         stdout.write_all(render(&tree, super::colour_on_stdout()).as_bytes())
+    };
+    written
+        .and_then(|()| stdout.flush())
+        .map_err(|error| Failure::failed(format!("writing to stdout: {error}")))
+}
+
+/// `console tree --etcd`: every site's tree from etcd, merged, and a line per site.
+fn run_etcd(args: &ConsoleTreeArgs, urls: &str) -> Result<(), Failure> {
+    let options = super::cluster::EtcdOptions {
+        urls: urls.to_string(),
+        prefix: args.etcd_prefix.clone(),
+        user: args.etcd_user.clone(),
+        password_file: args.etcd_password_file.clone(),
+    };
+    let mut cluster = super::cluster::Cluster::open(&options, None)?;
+    cluster.load_blocking()?;
+    let document = cluster.merged()?;
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        stdout
+            .write_all(&document.bytes)
+            .and_then(|()| stdout.write_all(b"\n"))
+    } else {
+        let tree = Tree::read(&document.value)?;
+        let mut text = String::new();
+        for site in cluster.view().sites() {
+            text.push_str(&super::cluster::site_line(&site));
+            text.push('\n');
+        }
+        text.push_str(&render(&tree, super::colour_on_stdout()));
+        stdout.write_all(text.as_bytes())
     };
     written
         .and_then(|()| stdout.flush())

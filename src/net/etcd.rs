@@ -262,16 +262,17 @@ impl Client {
         wire::read_range(&answer).map_err(|e| EtcdError::unreadable(self.member(0), "range", e))
     }
 
-    /// Every key under `prefix`, page by page at one revision (at most
-    /// [`ETCD_MAX_RANGE_KEYS`]): the keys, in key order, and that revision.
+    /// Every key under `prefix`, page by page at one revision (`at`, or the newest when 0; at
+    /// most [`ETCD_MAX_RANGE_KEYS`] keys): the keys, in key order, and that revision.
     pub async fn range_prefix(
         &self,
         prefix: &[u8],
         keys_only: bool,
+        at: u64,
     ) -> Result<(Vec<KeyValue>, u64), EtcdError> {
         let end = wire::prefix_end(prefix);
         let mut start = prefix.to_vec();
-        let mut revision = 0;
+        let mut revision = at;
         let mut kvs: Vec<KeyValue> = Vec::new();
         loop {
             let page = self

@@ -327,7 +327,7 @@ impl<T: Tracked> Session<'_, T> {
     async fn load(&mut self) -> Result<(), Ended> {
         let site = self.publisher.config().site.clone();
         let prefix = self.publisher.layout().site(&site).into_bytes();
-        let (keys, _) = self.client.range_prefix(&prefix, true).await?;
+        let (keys, _) = self.client.range_prefix(&prefix, true, 0).await?;
         self.publisher
             .on_site_keys(keys.iter().map(|kv| kv.key.as_slice()));
         let head_key = self.publisher.layout().head(&site).into_bytes();
@@ -351,18 +351,34 @@ impl<T: Tracked> Session<'_, T> {
         }
     }
 
-    /// One transaction of `ops`, guarded by the claim.
+    /// One transaction of `ops`, guarded by the claim. When the guard fails, the tracker key
+    /// says why: gone (the lease expired) or another tracker's.
     async fn guarded(&mut self, ops: Vec<Op>) -> Result<(), Ended> {
         let guard: Vec<_> = self.publisher.guard().into_iter().collect();
-        let txn = self.client.txn(&guard, &ops, &[]).await?;
-        if !txn.succeeded {
-            return Err(Ended {
-                trouble: Trouble::Claimed,
-                message: "the site's tracker key changed under this tracker".to_string(),
-            });
+        let key = self.publisher.tracker_key().into_bytes();
+        let txn = self.client.txn(&guard, &ops, &[Op::Get { key }]).await?;
+        if txn.succeeded {
+            self.publisher.on_txn_ok();
+            return Ok(());
         }
-        self.publisher.on_txn_ok();
-        Ok(())
+        let now = txn
+            .ranges
+            .into_iter()
+            .next()
+            .and_then(|kvs| kvs.into_iter().next());
+        Err(match now {
+            None => Ended {
+                trouble: Trouble::Etcd(ErrorKind::LeaseNotFound),
+                message: "the site's tracker key is gone: its lease expired".to_string(),
+            },
+            Some(kv) => Ended {
+                trouble: Trouble::Claimed,
+                message: format!(
+                    "the site's tracker key changed under this tracker: {}",
+                    String::from_utf8_lossy(&kv.value)
+                ),
+            },
+        })
     }
 
     /// Publishes the journal's events etcd lacks (a bounded number of transactions).
@@ -436,8 +452,17 @@ impl<T: Tracked> Session<'_, T> {
         self.claim(lease).await?;
         self.load().await?;
         let ttl = Duration::from_secs(self.publisher.config().ttl);
-        let keepalive_every = (ttl / 3).max(Duration::from_millis(500));
-        let mut next_keepalive = Instant::now() + keepalive_every;
+        let client = self.client;
+        // The lease is kept alive beside the publication, so a request that hangs (a
+        // proposal lost with a leader) does not let it expire.
+        smol::future::or(self.rounds(), async {
+            Err(keep_alive(client, lease, ttl).await)
+        })
+        .await
+    }
+
+    /// Publishes every [`ETCD_ROUND`] until a failure.
+    async fn rounds(&mut self) -> Result<std::convert::Infallible, Ended> {
         let mut last_seq = None;
         let mut rounds = 0u32;
         loop {
@@ -458,17 +483,33 @@ impl<T: Tracked> Session<'_, T> {
                 );
             }
             rounds = rounds.wrapping_add(1);
-            if Instant::now() >= next_keepalive {
-                let kept = self.client.keepalive(lease).await?;
-                if kept.ttl == 0 {
-                    return Err(Ended {
-                        trouble: Trouble::Etcd(ErrorKind::LeaseNotFound),
-                        message: format!("lease {lease} expired"),
-                    });
-                }
-                next_keepalive = Instant::now() + keepalive_every;
-            }
             Timer::after(ETCD_ROUND).await;
+        }
+    }
+}
+
+/// Keeps `lease` alive every third of its TTL, each attempt bounded by that third; returns
+/// only when etcd says the lease expired. A failed attempt is tried again at the next third
+/// (lasting trouble ends the session through the publication's own requests).
+async fn keep_alive(client: &Client, lease: u64, ttl: Duration) -> Ended {
+    let every = (ttl / 3).max(Duration::from_millis(500));
+    loop {
+        Timer::after(every).await;
+        let attempt = async { Some(client.keepalive(lease).await) };
+        let timeout = async {
+            Timer::after(every).await;
+            None
+        };
+        match smol::future::or(attempt, timeout).await {
+            Some(Ok(kept)) if kept.ttl == 0 => {
+                return Ended {
+                    trouble: Trouble::Etcd(ErrorKind::LeaseNotFound),
+                    message: format!("lease {lease} expired"),
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => log::debug!("etcd: keepalive of lease {lease}: {error}"),
+            None => log::debug!("etcd: keepalive of lease {lease}: no answer within {every:?}"),
         }
     }
 }

@@ -581,6 +581,68 @@ fn etcd_two_sites_one_view_calls_routed_migration_and_expiry() {
         .sim
         .expect_state("web", "paused", Duration::from_secs(1));
 
+    // The page over every site: the merged tree, the feed, and an action routed to site a's
+    // tracker with the console's token.
+    let listen = format!("{}:8780", world.backbone.hosts[BACKBONE_CONSOLE].addr);
+    let mut serve_args: Vec<String> = ["console", "serve", "--listen", &listen, "--etcd"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    serve_args.push(world.etcd.urls());
+    serve_args.extend(world.etcd_login.iter().cloned());
+    serve_args.extend(["--token-file".to_string(), world.token_file("admin")]);
+    let refs: Vec<&str> = serve_args.iter().map(String::as_str).collect();
+    let serve = world.console_ns().spawn(
+        "console-serve",
+        world.console_ns().command(xenplug_bin(), &refs),
+    );
+    let listening = serve.wait_stdout(SLOW, |out| out.contains("console at http://").then_some(()));
+    assert!(
+        listening.is_some(),
+        "console serve never listened\n{}",
+        serve.report()
+    );
+    let base = format!("http://{listen}");
+    let page_tree = curl(world.console_ns(), &format!("{base}/api/tree"), &[]);
+    assert_eq!(page_tree.status, 200, "{}", page_tree.body);
+    let page_tree = Json::parse(&page_tree.body).expect("the page's tree is JSON");
+    assert!(placed_on(&page_tree, WEB, HOST_A) && placed_on(&page_tree, DB, HOST_B));
+    assert!(page_tree.get("cursor").and_then(Json::str).is_some());
+    let resumed = curl(
+        world.console_ns(),
+        &format!("{base}/api/vms/{WEB}/actions"),
+        &[
+            "-H",
+            &format!("Origin: {base}"),
+            "--data",
+            &format!("service={SERVICE_DOMAIN_CONTROL}&action=Resume"),
+        ],
+    );
+    assert_eq!(resumed.status, 200, "{}\n{}", resumed.body, serve.report());
+    world.sites[0].sim.expect_state("web", "running", SLOW);
+    let told = poll_until(SLOW, || {
+        let page = curl(
+            world.console_ns(),
+            &format!("{base}/api/events?since=0"),
+            &[],
+        );
+        let page = Json::parse(&page.body).ok()?;
+        page.list("events")
+            .iter()
+            .any(|e| {
+                e.s("kind") == "vm-state-changed"
+                    && e.s("subject") == WEB
+                    && e.s("source") == "site a"
+            })
+            .then_some(())
+    });
+    assert!(
+        told.is_some(),
+        "the page's feed never told web's resume\n{}",
+        serve.report()
+    );
+    drop(serve);
+
     // A VM moving from site a's hypervisor to site b's: listed by b first (as a live migration
     // does), then dropped by a; the merged feed says one vm-migrated.
     world.sites[1]
@@ -728,7 +790,9 @@ fn etcd_outages_lose_and_duplicate_nothing() {
         world.report()
     );
 
-    // One member killed (the one every client asks first): work goes on.
+    // One member killed (the one every client asks first): work goes on, for the trackers
+    // and for a console following the feed.
+    let watch = world.watch();
     world.etcd.kill(0);
     world.sites[0]
         .sim
@@ -739,6 +803,17 @@ fn etcd_outages_lose_and_duplicate_nothing() {
         "with a member down, site a never published late\n{}",
         world.report()
     );
+    let followed = watch.wait_stdout(SLOW, |out| {
+        out.lines()
+            .any(|l| l.contains(" vm-added ") && l.contains(LATE))
+            .then_some(())
+    });
+    assert!(
+        followed.is_some(),
+        "the console's feed stopped with the member\n{}",
+        watch.report()
+    );
+    drop(watch);
 
     // etcd stopped altogether: the trackers go on with their files and journals.
     world.etcd.stop_all();

@@ -18,9 +18,11 @@ use super::{merge, Api, Document, Failure, Tracker};
 use crate::engine::cluster::view::{ClusterView, SiteSummary, CLUSTER_DEFAULT_HOLD};
 use crate::engine::cluster::Layout;
 use crate::net::etcd::{Client, EtcdError, Watch};
-use crate::wire::etcd::{prefix_end, ErrorKind};
+use crate::wire::etcd::{prefix_end, ErrorKind, KeyValue};
 use crate::wire::json::{parse_value, JsonValue, JsonWriter};
+use std::cell::RefCell;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,7 +41,7 @@ pub struct EtcdOptions {
 
 /// The cluster as the console reads it.
 pub struct Cluster {
-    client: Client,
+    client: Rc<Client>,
     view: ClusterView,
     /// The token calls to the trackers carry.
     token: Option<Arc<str>>,
@@ -60,7 +62,7 @@ impl Cluster {
         .map_err(Failure::usage)?;
         let layout = Layout::new(&options.prefix).map_err(Failure::usage)?;
         Ok(Cluster {
-            client: Client::new(endpoints, credentials),
+            client: Rc::new(Client::new(endpoints, credentials)),
             view: ClusterView::new(layout, CLUSTER_DEFAULT_HOLD),
             token: token.map(Arc::from),
         })
@@ -71,25 +73,13 @@ impl Cluster {
         &self.view
     }
 
-    /// Reads every site's keys and heads (at one revision) into the view.
-    pub async fn load(&mut self) -> Result<(), EtcdError> {
+    /// Reads every site's keys and heads (at one revision) into the view, blocking, as a
+    /// console command's failure.
+    pub fn load_blocking(&mut self) -> Result<(), Failure> {
         let layout = self.view.layout().clone();
-        let (mut kvs, revision) = self
-            .client
-            .range_prefix(layout.sites().as_bytes(), false, 0)
-            .await?;
-        let (heads, _) = self
-            .client
-            .range_prefix(layout.heads().as_bytes(), false, revision)
-            .await?;
-        kvs.extend(heads);
+        let (kvs, revision) = smol::block_on(read_all(&self.client, &layout)).map_err(failed)?;
         self.view.load(&kvs, revision);
         Ok(())
-    }
-
-    /// [`Cluster::load`], blocking, as a console command's failure.
-    pub fn load_blocking(&mut self) -> Result<(), Failure> {
-        smol::block_on(self.load()).map_err(failed)
     }
 
     /// The live sites, in name order, as the APIs calls go to (`site NAME`, the first URL its
@@ -183,78 +173,117 @@ impl Cluster {
             .map_err(|error| Failure::failed(format!("the merged tree is not JSON ({error})")))?;
         Ok(Document { bytes, value })
     }
+}
 
-    /// Opens a watch of every key from the revision after the view's.
-    async fn watch(&self) -> Result<Watch, EtcdError> {
-        let everything = self.view.layout().everything().into_bytes();
-        let end = prefix_end(&everything);
-        self.client
-            .watch(&everything, &end, self.view.revision() + 1)
-            .await
-    }
+/// Every site's keys and heads, read at one revision.
+async fn read_all(client: &Client, layout: &Layout) -> Result<(Vec<KeyValue>, u64), EtcdError> {
+    let (mut kvs, revision) = client
+        .range_prefix(layout.sites().as_bytes(), false, 0)
+        .await?;
+    let (heads, _) = client
+        .range_prefix(layout.heads().as_bytes(), false, revision)
+        .await?;
+    kvs.extend(heads);
+    Ok((kvs, revision))
+}
 
-    /// Follows the cluster for as long as it can: each change into the view, `on_news` after
-    /// each (with the feed's events told meanwhile to read with
-    /// [`ClusterView::events_since`]). Returns the error that ended the watch; a compacted
-    /// revision reads everything again first (`on_news` is told with `true`).
-    pub async fn follow(&mut self, on_news: &mut dyn FnMut(&ClusterView, bool)) -> EtcdError {
-        let mut watch = match self.watch().await {
-            Ok(watch) => watch,
-            Err(error) => return error,
-        };
-        loop {
-            let next = async { Some(watch.next().await) };
-            let due = async {
-                match self.view.poll_at() {
-                    Some(at) => {
-                        smol::Timer::at(at).await;
-                        None
-                    }
-                    None => smol::future::pending().await,
+/// Reads everything again into `cluster`'s view (no borrow is held while waiting).
+pub async fn load(cluster: &RefCell<Cluster>) -> Result<(), EtcdError> {
+    let (client, layout) = {
+        let cluster = cluster.borrow();
+        (cluster.client.clone(), cluster.view.layout().clone())
+    };
+    let (kvs, revision) = read_all(&client, &layout).await?;
+    cluster.borrow_mut().view.load(&kvs, revision);
+    Ok(())
+}
+
+/// Follows `cluster` for as long as it can: each change into its view, then `on_news` (the
+/// feed's new events are read with [`ClusterView::events_since`]; `true` after the view was
+/// read again because etcd compacted the revisions the watch needed). No borrow of `cluster`
+/// is held while waiting, so others may read it meanwhile. Returns the error that ended the
+/// watch.
+pub async fn follow(
+    cluster: &RefCell<Cluster>,
+    on_news: &mut dyn FnMut(&ClusterView, bool),
+) -> EtcdError {
+    let (client, everything, start) = {
+        let cluster = cluster.borrow();
+        (
+            cluster.client.clone(),
+            cluster.view.layout().everything().into_bytes(),
+            cluster.view.revision() + 1,
+        )
+    };
+    let end = prefix_end(&everything);
+    let mut watch: Watch = match client.watch(&everything, &end, start).await {
+        Ok(watch) => watch,
+        Err(error) => return error,
+    };
+    loop {
+        let poll_at = cluster.borrow().view.poll_at();
+        let next = async { Some(watch.next().await) };
+        let due = async {
+            match poll_at {
+                Some(at) => {
+                    smol::Timer::at(at).await;
+                    None
                 }
-            };
-            match smol::future::or(next, due).await {
-                None => self.view.take_due(Instant::now()),
-                Some(Ok(Some(message))) => {
-                    if message.canceled {
-                        let error = EtcdError {
-                            kind: if message.compact_revision != 0 {
-                                ErrorKind::Compacted
-                            } else {
-                                ErrorKind::Other
-                            },
-                            message: format!(
-                                "watch ended by {} (compacted up to {})",
-                                watch.member(),
-                                message.compact_revision
-                            ),
-                        };
-                        if error.kind == ErrorKind::Compacted {
-                            if let Err(error) = self.load().await {
-                                return error;
-                            }
-                            on_news(&self.view, true);
-                        }
-                        return error;
-                    }
-                    if message.events.is_empty() {
-                        self.view.on_progress(message.revision);
-                        continue;
-                    }
-                    self.view
-                        .apply(Instant::now(), crate::net::unix_now(), &message.events);
-                    self.view.take_due(Instant::now());
-                }
-                Some(Ok(None)) => {
-                    return EtcdError {
-                        kind: ErrorKind::Unreachable,
-                        message: format!("{} ended the watch", watch.member()),
-                    }
-                }
-                Some(Err(error)) => return error,
+                None => smol::future::pending().await,
             }
-            on_news(&self.view, false);
+        };
+        match smol::future::or(next, due).await {
+            None => cluster.borrow_mut().view.take_due(Instant::now()),
+            Some(Ok(Some(message))) => {
+                if message.canceled {
+                    let compacted = message.compact_revision != 0;
+                    let error = EtcdError {
+                        kind: if compacted {
+                            ErrorKind::Compacted
+                        } else {
+                            ErrorKind::Other
+                        },
+                        message: format!(
+                            "watch ended by {} (compacted up to {})",
+                            watch.member(),
+                            message.compact_revision
+                        ),
+                    };
+                    if compacted {
+                        if let Err(error) = load(cluster).await {
+                            return error;
+                        }
+                        on_news(&cluster.borrow().view, true);
+                    }
+                    return error;
+                }
+                let mut cluster = cluster.borrow_mut();
+                if message.events.is_empty() {
+                    cluster.view.on_progress(message.revision);
+                    continue;
+                }
+                cluster
+                    .view
+                    .apply(Instant::now(), crate::net::unix_now(), &message.events);
+                cluster.view.take_due(Instant::now());
+            }
+            Some(Ok(None))
+            | Some(Err(EtcdError {
+                kind: ErrorKind::Unreachable,
+                ..
+            })) => {
+                // Ended, cut (its member stopped) or silent for long: watched again from
+                // where the view is, on whichever member answers.
+                let start = cluster.borrow().view.revision() + 1;
+                match client.watch(&everything, &end, start).await {
+                    Ok(again) => watch = again,
+                    Err(error) => return error,
+                }
+                continue;
+            }
+            Some(Err(error)) => return error,
         }
+        on_news(&cluster.borrow().view, false);
     }
 }
 

@@ -168,35 +168,33 @@ fn run_etcd(args: &ConsoleWatchArgs, urls: &str) -> Result<(), Failure> {
         let _ = stdout.flush();
     }
     let mut printed = cluster.view().last_seq();
+    let cluster = std::cell::RefCell::new(cluster);
     let follow = async {
         let mut failing = false;
         loop {
             let mut write_failed = None;
-            let error = cluster
-                .follow(&mut |view, reloaded| {
-                    let mut stdout = std::io::stdout().lock();
-                    if reloaded {
-                        let _ = writeln!(
-                            stdout,
-                            "# etcd compacted the revisions the watch needed: view read again"
-                        );
+            let error = super::cluster::follow(&cluster, &mut |view, reloaded| {
+                let mut stdout = std::io::stdout().lock();
+                if reloaded {
+                    let _ = writeln!(
+                        stdout,
+                        "# etcd compacted the revisions the watch needed: view read again"
+                    );
+                }
+                let (events, last) = view.events_since(printed, usize::MAX);
+                for event in events {
+                    if let Err(error) = writeln!(stdout, "{}", super::cluster::event_line(event)) {
+                        write_failed = Some(error);
                     }
-                    let (events, last) = view.events_since(printed, usize::MAX);
-                    for event in events {
-                        if let Err(error) =
-                            writeln!(stdout, "{}", super::cluster::event_line(event))
-                        {
-                            write_failed = Some(error);
-                        }
-                    }
-                    printed = last;
-                    let _ = stdout.flush();
-                    if failing {
-                        eprintln!("xenplug console watch: etcd answers again");
-                        failing = false;
-                    }
-                })
-                .await;
+                }
+                printed = last;
+                let _ = stdout.flush();
+                if failing {
+                    eprintln!("xenplug console watch: etcd answers again");
+                    failing = false;
+                }
+            })
+            .await;
             if let Some(error) = write_failed {
                 return Err(Failure::failed(format!("writing to stdout: {error}")));
             }

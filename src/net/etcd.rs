@@ -211,6 +211,7 @@ impl Client {
     /// asked; any other refusal is returned at once.
     async fn post(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, EtcdError> {
         let mut last = EtcdError::new(ErrorKind::Unreachable, "no member named");
+        let mut failures = Vec::new();
         let mut renewed = false;
         let mut attempt = 0;
         while attempt < self.endpoints.len() {
@@ -246,11 +247,19 @@ impl Client {
                         ErrorKind::Unreachable | ErrorKind::LeaderChanged
                     ) =>
                 {
-                    last = error;
+                    // Every member's answer is told when none works; an election under way
+                    // matters more than a member down.
+                    failures.push(error.message);
+                    if last.kind != ErrorKind::LeaderChanged {
+                        last.kind = error.kind;
+                    }
                     attempt += 1;
                 }
                 Err(error) => return Err(error),
             }
+        }
+        if !failures.is_empty() {
+            last.message = failures.join("; ");
         }
         Err(last)
     }

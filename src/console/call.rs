@@ -579,15 +579,14 @@ fn run_etcd(
     urls: &str,
     arguments: &[(String, String)],
 ) -> Result<(), Failure> {
-    let options = super::cluster::EtcdOptions {
-        urls: urls.to_string(),
-        prefix: args.etcd_prefix.clone(),
-        user: args.etcd_user.clone(),
-        password_file: args.etcd_password_file.clone(),
-    };
+    let options = super::cluster::EtcdOptions::new(
+        urls,
+        &args.etcd_prefix,
+        args.etcd_user.as_deref(),
+        args.etcd_password_file.as_deref(),
+    );
     let token = super::token_of(args.token_file.as_deref())?;
-    let mut cluster = super::cluster::Cluster::open(&options, token.as_deref())?;
-    cluster.load_blocking()?;
+    let cluster = super::cluster::Cluster::read(&options, token.as_deref())?;
     let tree = Tree::read(&cluster.merged()?.value)?;
     let plan = plan(&tree, &args.target, &args.action, args.service.as_deref())?;
     check_arguments(&plan, arguments)?;

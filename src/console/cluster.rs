@@ -39,6 +39,23 @@ pub struct EtcdOptions {
     pub password_file: Option<std::path::PathBuf>,
 }
 
+impl EtcdOptions {
+    /// The options as a subcommand's arguments give them.
+    pub fn new(
+        urls: &str,
+        prefix: &str,
+        user: Option<&str>,
+        password_file: Option<&Path>,
+    ) -> EtcdOptions {
+        EtcdOptions {
+            urls: urls.to_string(),
+            prefix: prefix.to_string(),
+            user: user.map(str::to_string),
+            password_file: password_file.map(Path::to_path_buf),
+        }
+    }
+}
+
 /// The cluster as the console reads it.
 pub struct Cluster {
     client: Rc<Client>,
@@ -66,6 +83,13 @@ impl Cluster {
             view: ClusterView::new(layout, CLUSTER_DEFAULT_HOLD),
             token: token.map(Arc::from),
         })
+    }
+
+    /// The cluster `options` name, read (a console command's first step).
+    pub fn read(options: &EtcdOptions, token: Option<&str>) -> Result<Cluster, Failure> {
+        let mut cluster = Cluster::open(options, token)?;
+        cluster.load_blocking()?;
+        Ok(cluster)
     }
 
     /// The view as read so far.

@@ -150,14 +150,13 @@ async fn follow(api: &Api, mut since: u64, tagged: bool) -> Result<(), Failure> 
 /// line per event ending with ` site=NAME`, from now on; a line for every failure of etcd and
 /// for every return, following again after [`CONSOLE_WATCH_RETRY`].
 fn run_etcd(args: &ConsoleWatchArgs, urls: &str) -> Result<(), Failure> {
-    let options = super::cluster::EtcdOptions {
-        urls: urls.to_string(),
-        prefix: args.etcd_prefix.clone(),
-        user: args.etcd_user.clone(),
-        password_file: args.etcd_password_file.clone(),
-    };
-    let mut cluster = super::cluster::Cluster::open(&options, None)?;
-    cluster.load_blocking()?;
+    let options = super::cluster::EtcdOptions::new(
+        urls,
+        &args.etcd_prefix,
+        args.etcd_user.as_deref(),
+        args.etcd_password_file.as_deref(),
+    );
+    let cluster = super::cluster::Cluster::read(&options, None)?;
     let mut signals = crate::net::event_loop::stop_signals()
         .map_err(|error| Failure::failed(format!("installing signal handlers: {error}")))?;
     {

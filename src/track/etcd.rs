@@ -6,7 +6,7 @@
 //! task catches etcd up from them.
 //!
 //! One session: keep (or get) a lease, claim the site, read what etcd holds of it (its state
-//! keys and its head), then publish every [`ETCD_ROUND`]: the journal's new events, then the
+//! keys and its head), then publish every quarter of a second: the journal's new events, then the
 //! records that changed; keep the lease alive every third of its TTL. Any failure ends the
 //! session; the next one starts after a backoff (told once per change of trouble).
 

@@ -549,14 +549,13 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
     let own_token = super::token_of(args.token_file.as_deref())?;
     let cluster = match &args.etcd {
         Some(urls) => {
-            let options = super::cluster::EtcdOptions {
-                urls: urls.clone(),
-                prefix: args.etcd_prefix.clone(),
-                user: args.etcd_user.clone(),
-                password_file: args.etcd_password_file.clone(),
-            };
-            let mut read = super::cluster::Cluster::open(&options, None)?;
-            read.load_blocking()?;
+            let options = super::cluster::EtcdOptions::new(
+                urls,
+                &args.etcd_prefix,
+                args.etcd_user.as_deref(),
+                args.etcd_password_file.as_deref(),
+            );
+            let read = super::cluster::Cluster::read(&options, None)?;
             Some(Rc::new(cluster::Shared {
                 cluster: RefCell::new(read),
                 error: RefCell::new(None),

@@ -8,7 +8,7 @@
 //! live while their tracker key exists, gone once its lease took it away but their head
 //! remains ([`ClusterView::sites`]).
 //!
-//! The feed ([`ClusterView::take_events`]) is the sites' journal events in etcd's revision
+//! The feed ([`ClusterView::events_since`]) is the sites' journal events in etcd's revision
 //! order, each with `"site"` added, and read as one view over all sites:
 //! - a VM added (or re-virtualized) at one site while the view places it on a hypervisor of
 //!   another, or while its removal elsewhere is held, is one `vm-migrated` (`from`, `to`,

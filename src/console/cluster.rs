@@ -336,3 +336,91 @@ pub fn event_line(event: &JsonValue) -> String {
     line.push_str(&format!(" site={}", super::printable(event.str_of("site"))));
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "a1a1a1a1-0000-4000-8000-00000000000a";
+    const VM: &str = "acac0001-1111-4a6b-8c9d-0000000000a1";
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            create_revision: 2,
+            mod_revision: 2,
+            lease: 0,
+        }
+    }
+
+    /// Site paris live (one hypervisor placing one VM), site lyon gone (a head only).
+    fn cluster() -> Cluster {
+        let options = EtcdOptions::new("http://10.0.9.1:2379", "/xp", None, None);
+        let mut cluster = Cluster::open(&options, Some("t0k3n")).unwrap();
+        let tracker = r#"{"owner":"o","api":["http://127.0.0.1:8700","http://10.0.9.21:8700"]}"#;
+        let host = format!(
+            r#"{{"uuid":"{HOST}","name":"dom0","network":"mgmt","addresses":[],"state":"online","first_seen":1,"last_seen":2,"vms":[]}}"#
+        );
+        let vm = format!(
+            r#"{{"uuid":"{VM}","name":"web","run_state":"running","hypervisor":"{HOST}","services":[],"first_seen":1,"last_seen":2}}"#
+        );
+        cluster.view.load(
+            &[
+                kv("/xp/sites/paris/tracker", tracker),
+                kv(&format!("/xp/sites/paris/hypervisors/{HOST}"), &host),
+                kv(&format!("/xp/sites/paris/vms/{VM}"), &vm),
+                kv("/xp/heads/paris", r#"{"last_seq":7}"#),
+                kv("/xp/heads/lyon", r#"{"last_seq":3}"#),
+            ],
+            2,
+        );
+        cluster
+    }
+
+    #[test]
+    fn the_merged_tree_lists_every_site() {
+        let cluster = cluster();
+        let merged = cluster.merged().unwrap();
+        let hosts = merged.value.list_of("hypervisors");
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0].list_of("vms")[0].str_of("uuid"), VM);
+        let sites = merged.value.list_of("sites");
+        assert_eq!(sites.len(), 2);
+        assert_eq!(sites[0].str_of("site"), "lyon");
+        assert_eq!(sites[0].get("live"), Some(&JsonValue::Bool(false)));
+        assert_eq!(sites[1].get("live"), Some(&JsonValue::Bool(true)));
+        let lines: Vec<String> = cluster.view().sites().iter().map(site_line).collect();
+        assert!(lines[0].starts_with("site lyon: gone"), "{lines:?}");
+        assert!(lines[1].contains("API http://127.0.0.1:8700 http://10.0.9.21:8700"));
+    }
+
+    #[test]
+    fn calls_go_to_a_reachable_api_with_the_token() {
+        let cluster = cluster();
+        let apis = cluster.apis();
+        assert_eq!(apis.len(), 1, "live sites only");
+        let api = apis[0].1.as_ref().unwrap();
+        assert_eq!(api.name, "site paris");
+        assert_eq!(
+            api.tracker.address.to_string(),
+            "10.0.9.21:8700",
+            "not loopback"
+        );
+        assert_eq!(api.tracker.token.as_deref(), Some("t0k3n"));
+        assert_eq!(cluster.trees().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_options_are_usage_errors() {
+        for (urls, prefix) in [("etcd:2379", "/xp"), ("http://10.0.0.1:2379", "xp")] {
+            let options = EtcdOptions::new(urls, prefix, None, None);
+            let failure = Cluster::open(&options, None).err().unwrap();
+            assert_eq!(
+                failure.code,
+                crate::consts::CONSOLE_EXIT_USAGE,
+                "{urls} {prefix}"
+            );
+        }
+    }
+}

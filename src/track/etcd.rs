@@ -12,8 +12,8 @@
 
 use crate::engine::access::View;
 use crate::engine::cluster::publish::{
-    batches, Change, ClaimPlan, Config, Entry, HeadPlan, Publisher, ETCD_EVENTS_KEPT,
-    ETCD_MAX_TXN_BYTES, ETCD_MAX_TXN_OPS,
+    Change, ClaimPlan, Config, Entry, HeadPlan, Publisher, ETCD_EVENTS_KEPT, ETCD_MAX_TXN_BYTES,
+    ETCD_MAX_TXN_OPS,
 };
 use crate::engine::cluster::{Layout, Link, Report};
 use crate::net::etcd::{Client, Credentials, EtcdError};
@@ -411,38 +411,42 @@ impl<T: Tracked> Session<'_, T> {
         Ok(())
     }
 
-    /// Publishes the records that changed since the last round.
+    /// Publishes the records that changed since the last round, each rendered when its
+    /// transaction is made up.
     async fn state(&mut self) -> Result<(), Ended> {
         let wanted = self.tracker.with_repo(desired);
         let changes = self.publisher.diff(&wanted);
-        if changes.is_empty() {
-            return Ok(());
-        }
         let site = self.publisher.config().site.clone();
+        let layout = self.publisher.layout().clone();
         let lease = self.lease.unwrap_or(0);
-        // Batches by count and by the size of the keys (values are rendered per batch).
-        let sizes: Vec<usize> = changes.iter().map(|_| 1024).collect();
-        let max_bytes = self.publisher.max_bytes();
-        for range in batches(&sizes, self.publisher.max_ops(), max_bytes) {
-            let batch = changes.get(range).unwrap_or_default();
-            let layout = self.publisher.layout().clone();
-            let ops: Vec<Op> = self.tracker.with_repo(|repo| {
-                batch
-                    .iter()
-                    .map(|change| {
-                        let key = change.entry().key(&layout, &site).into_bytes();
-                        match change {
-                            Change::Put(entry, _) => match value_of(repo, entry) {
-                                Some(value) => Op::Put { key, value, lease },
-                                None => Op::Delete { key, end: None },
-                            },
-                            Change::Delete(_) => Op::Delete { key, end: None },
-                        }
-                    })
-                    .collect()
+        let mut ops: Vec<Op> = Vec::new();
+        let mut done: Vec<Change> = Vec::new();
+        let mut bytes = 0;
+        for change in changes {
+            let op = self.tracker.with_repo(|repo| {
+                let key = change.entry().key(&layout, &site).into_bytes();
+                match &change {
+                    Change::Put(entry, _) => match value_of(repo, entry) {
+                        Some(value) => Op::Put { key, value, lease },
+                        None => Op::Delete { key, end: None },
+                    },
+                    Change::Delete(_) => Op::Delete { key, end: None },
+                }
             });
+            let size = op.size();
+            if !self.publisher.fits(ops.len(), bytes, size) {
+                self.guarded(std::mem::take(&mut ops)).await?;
+                self.publisher.on_written(&done);
+                done.clear();
+                bytes = 0;
+            }
+            bytes += size;
+            ops.push(op);
+            done.push(change);
+        }
+        if !ops.is_empty() {
             self.guarded(ops).await?;
-            self.publisher.on_written(batch);
+            self.publisher.on_written(&done);
         }
         Ok(())
     }

@@ -20,9 +20,9 @@
 //!   ends before the head (a new repository) starts the site's events over. Retention: the
 //!   newest [`Config::events_kept`] events of a site; older ones are deleted in the same
 //!   transactions, and an outage longer than that many events publishes only the newest.
-//! - Batches hold at most [`Config::max_ops`] operations (etcd refuses more than 128 per
-//!   transaction by default) and [`Config::max_bytes`] bytes; a "request too large" halves the
-//!   operations of the next ones.
+//! - Transactions hold at most [`Config::max_ops`] operations (etcd refuses more than 128 by
+//!   default) and about [`Config::max_bytes`] bytes ([`Publisher::fits`]); a "request too
+//!   large" halves the operations of the next ones.
 
 use super::Layout;
 use crate::wire::etcd::{Compare, KeyValue, Op};
@@ -397,6 +397,12 @@ impl Publisher {
         self.config.max_bytes
     }
 
+    /// Whether one more operation of `size` bytes joins a transaction that holds `count`
+    /// operations of `bytes` bytes (an operation alone always makes a transaction).
+    pub fn fits(&self, count: usize, bytes: usize, size: usize) -> bool {
+        count == 0 || (count < self.max_ops && bytes.saturating_add(size) <= self.config.max_bytes)
+    }
+
     /// etcd refused a transaction as too large: the next ones hold half as many operations.
     /// `false` when a transaction of one operation already was (it cannot be split).
     pub fn on_too_large(&mut self) -> bool {
@@ -485,29 +491,6 @@ impl Publisher {
         self.first_event = self.first_after(last);
         self.events = Some(last);
     }
-}
-
-/// Splits `sizes` (each operation's [`Op::size`], in order) into batches of at most
-/// `max_ops` operations and about `max_bytes` bytes (an operation larger than that is a batch
-/// of its own): the index ranges, in order.
-pub fn batches(sizes: &[usize], max_ops: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
-    let max_ops = max_ops.max(1);
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (index, size) in sizes.iter().enumerate() {
-        let count = index - start;
-        if count > 0 && (count >= max_ops || bytes + size > max_bytes) {
-            out.push(start..index);
-            start = index;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        out.push(start..sizes.len());
-    }
-    out
 }
 
 #[cfg(test)]
@@ -715,8 +698,9 @@ mod tests {
         assert!(!publisher.on_too_large(), "one operation cannot be split");
         publisher.on_txn_ok();
         assert_eq!(publisher.max_ops(), 2);
-        assert_eq!(batches(&[10, 10, 10, 10, 10], 2, 1000), [0..2, 2..4, 4..5]);
-        assert_eq!(batches(&[600, 600, 10, 2000], 10, 1000), [0..1, 1..3, 3..4]);
-        assert!(batches(&[], 2, 10).is_empty());
+        assert!(publisher.fits(1, 10, 10));
+        assert!(!publisher.fits(2, 10, 10), "two operations now");
+        assert!(!publisher.fits(1, 600, 600), "over the bytes");
+        assert!(publisher.fits(0, 0, 5000), "alone, whatever its size");
     }
 }

@@ -159,6 +159,29 @@ pub struct TrackArgs {
     /// Shutdown,Reboot); default none
     #[argh(option, default = "String::new()")]
     pub tenant_control: String,
+    /// publish the view into etcd v3 too, through its JSON gateway: the client URLs of its
+    /// members, http://IPv4:PORT, comma-separated
+    #[argh(option)]
+    pub etcd: Option<String>,
+    /// with --etcd: the prefix of every key (default /xenplug)
+    #[argh(
+        option,
+        default = "String::from(crate::engine::cluster::ETCD_DEFAULT_PREFIX)"
+    )]
+    pub etcd_prefix: String,
+    /// with --etcd: the etcd user to authenticate as (with --etcd-password-file)
+    #[argh(option)]
+    pub etcd_user: Option<String>,
+    /// with --etcd-user: the file holding its password (one trailing newline removed)
+    #[argh(option)]
+    pub etcd_password_file: Option<PathBuf>,
+    /// with --etcd: seconds the tracker's keys outlive it (its lease's TTL; default 10)
+    #[argh(option, default = "crate::engine::cluster::publish::ETCD_DEFAULT_TTL")]
+    pub etcd_ttl: u64,
+    /// with --etcd: the name of the site this tracker publishes (1-64 of A-Z a-z 0-9 _ -;
+    /// default: the host name); one tracker per site
+    #[argh(option)]
+    pub site: Option<String>,
 }
 
 /// Show and control hypervisors and VMs through a tracker's read API, or by discovering them
@@ -210,6 +233,23 @@ pub struct ConsoleTreeArgs {
     /// with --iface: seconds to wait at most for discovery to settle (default 8)
     #[argh(option, default = "CONSOLE_DEFAULT_WAIT_SECONDS")]
     pub wait: u64,
+    /// read the merged view of every site from etcd instead: its members' client URLs,
+    /// http://IPv4:PORT, comma-separated (calls go to the tracker of the site placing the
+    /// target, with --token-file's token)
+    #[argh(option)]
+    pub etcd: Option<String>,
+    /// with --etcd: the prefix of every key (default /xenplug)
+    #[argh(
+        option,
+        default = "String::from(crate::engine::cluster::ETCD_DEFAULT_PREFIX)"
+    )]
+    pub etcd_prefix: String,
+    /// with --etcd: the etcd user to authenticate as (with --etcd-password-file)
+    #[argh(option)]
+    pub etcd_user: Option<String>,
+    /// with --etcd-user: the file holding its password
+    #[argh(option)]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// Call ACTION on TARGET with NAME=VALUE arguments. TARGET is a VM (name, UUID or uuid:UDN)
@@ -255,6 +295,23 @@ pub struct ConsoleCallArgs {
     /// with --iface: seconds to wait at most for discovery to settle (default 8)
     #[argh(option, default = "CONSOLE_DEFAULT_WAIT_SECONDS")]
     pub wait: u64,
+    /// read the merged view of every site from etcd instead: its members' client URLs,
+    /// http://IPv4:PORT, comma-separated (calls go to the tracker of the site placing the
+    /// target, with --token-file's token)
+    #[argh(option)]
+    pub etcd: Option<String>,
+    /// with --etcd: the prefix of every key (default /xenplug)
+    #[argh(
+        option,
+        default = "String::from(crate::engine::cluster::ETCD_DEFAULT_PREFIX)"
+    )]
+    pub etcd_prefix: String,
+    /// with --etcd: the etcd user to authenticate as (with --etcd-password-file)
+    #[argh(option)]
+    pub etcd_user: Option<String>,
+    /// with --etcd-user: the file holding its password
+    #[argh(option)]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// Print one line per tracker event as it happens, until SIGINT or SIGTERM.
@@ -279,6 +336,23 @@ pub struct ConsoleWatchArgs {
     /// with --iface: control key file the console's own tracker signs its calls with
     #[argh(option)]
     pub control_key: Option<PathBuf>,
+    /// read the merged view of every site from etcd instead: its members' client URLs,
+    /// http://IPv4:PORT, comma-separated (calls go to the tracker of the site placing the
+    /// target, with --token-file's token)
+    #[argh(option)]
+    pub etcd: Option<String>,
+    /// with --etcd: the prefix of every key (default /xenplug)
+    #[argh(
+        option,
+        default = "String::from(crate::engine::cluster::ETCD_DEFAULT_PREFIX)"
+    )]
+    pub etcd_prefix: String,
+    /// with --etcd: the etcd user to authenticate as (with --etcd-password-file)
+    #[argh(option)]
+    pub etcd_user: Option<String>,
+    /// with --etcd-user: the file holding its password
+    #[argh(option)]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// Serve the console as one web page (tree, live updates, a form per action) on ADDR:PORT,
@@ -312,6 +386,23 @@ pub struct ConsoleServeArgs {
     /// this file too)
     #[argh(option)]
     pub access: Option<PathBuf>,
+    /// read the merged view of every site from etcd instead: its members' client URLs,
+    /// http://IPv4:PORT, comma-separated (calls go to the tracker of the site placing the
+    /// target, with --token-file's token)
+    #[argh(option)]
+    pub etcd: Option<String>,
+    /// with --etcd: the prefix of every key (default /xenplug)
+    #[argh(
+        option,
+        default = "String::from(crate::engine::cluster::ETCD_DEFAULT_PREFIX)"
+    )]
+    pub etcd_prefix: String,
+    /// with --etcd: the etcd user to authenticate as (with --etcd-password-file)
+    #[argh(option)]
+    pub etcd_user: Option<String>,
+    /// with --etcd-user: the file holding its password
+    #[argh(option)]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// Manage who may use the tracker's API and the web console (the access file), and the control

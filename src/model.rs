@@ -268,7 +268,7 @@ pub enum Direction {
 }
 
 /// What calling an action does, beyond its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Semantic {
     /// Calling it twice has the effect of calling it once.
     Idempotent,

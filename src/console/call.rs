@@ -514,6 +514,9 @@ fn confirm(plan: &Plan) -> Result<(), Failure> {
 /// `xenplug console call`.
 pub fn run(args: &ConsoleCallArgs) -> Result<(), Failure> {
     let arguments = parse_arguments(&args.arguments)?;
+    if let Some(urls) = &args.etcd {
+        return run_etcd(args, urls, &arguments);
+    }
     let source = super::open_source(&SourceOptions {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
@@ -539,17 +542,27 @@ pub fn run(args: &ConsoleCallArgs) -> Result<(), Failure> {
                 printable(&plan.name)
             ))
         })?;
+    send(args, &plan, &arguments, &api.tracker)
+}
+
+/// Asks before a destructive action, calls it through `tracker`'s relay, prints its outputs.
+fn send(
+    args: &ConsoleCallArgs,
+    plan: &Plan,
+    arguments: &[(String, String)],
+    tracker: &super::Tracker,
+) -> Result<(), Failure> {
     if plan.action.needs_confirmation() && !args.yes {
-        confirm(&plan)?;
+        confirm(plan)?;
     }
-    let body = form_body(&plan.service_type, &plan.action.name, &arguments);
-    let response = api.tracker.request(
+    let body = form_body(&plan.service_type, &plan.action.name, arguments);
+    let response = tracker.request(
         "POST",
         &plan.path(),
         body.as_bytes(),
         CONSOLE_ACTION_TIMEOUT,
     )?;
-    let outputs = read_answer(&response, &plan)?;
+    let outputs = read_answer(&response, plan)?;
     let mut stdout = std::io::stdout().lock();
     for (name, value) in outputs {
         let _ = writeln!(stdout, "{}={}", printable(&name), printable(&value));
@@ -557,6 +570,55 @@ pub fn run(args: &ConsoleCallArgs) -> Result<(), Failure> {
     stdout
         .flush()
         .map_err(|error| Failure::failed(format!("writing to stdout: {error}")))
+}
+
+/// `console call --etcd`: the target found in every site's tree from etcd, the call sent to
+/// the tracker of the site that can reach it, with the console's token.
+fn run_etcd(
+    args: &ConsoleCallArgs,
+    urls: &str,
+    arguments: &[(String, String)],
+) -> Result<(), Failure> {
+    let options = super::cluster::EtcdOptions::new(
+        urls,
+        &args.etcd_prefix,
+        args.etcd_user.as_deref(),
+        args.etcd_password_file.as_deref(),
+    );
+    let token = super::token_of(args.token_file.as_deref())?;
+    let cluster = super::cluster::Cluster::read(&options, token.as_deref())?;
+    let tree = Tree::read(&cluster.merged()?.value)?;
+    let plan = plan(&tree, &args.target, &args.action, args.service.as_deref())?;
+    check_arguments(&plan, arguments)?;
+    let trees = cluster
+        .trees()?
+        .iter()
+        .map(|document| Tree::read(&document.value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let apis = cluster.apis();
+    let (site, api) = choose_api(&trees, &plan)
+        .and_then(|index| apis.get(index))
+        .ok_or_else(|| {
+            Failure::failed(format!(
+                "no live site can reach {} on {}",
+                plan.action.name,
+                printable(&plan.name)
+            ))
+        })?;
+    let api = api.as_ref().ok_or_else(|| {
+        Failure::failed(format!(
+            "site {} places {} but its tracker publishes no read API address",
+            printable(&site.name),
+            printable(&plan.name)
+        ))
+    })?;
+    log::info!(
+        "console call: {} on {} through site {}",
+        plan.action.name,
+        plan.name,
+        site.name
+    );
+    send(args, &plan, arguments, &api.tracker)
 }
 
 #[cfg(test)]

@@ -177,6 +177,7 @@ impl Local {
             access: Some(access),
             control_key,
             tenant_control: Vec::new(),
+            etcd: None,
         };
         let started = Instant::now();
         let thread = std::thread::Builder::new()

@@ -56,44 +56,9 @@ fn latest<T>(items: &[T], value: impl Fn(&T) -> &JsonValue) -> Option<usize> {
     best.map(|(index, _)| index)
 }
 
-/// Writes any JSON value. Numbers are written back as integers; one that is not an integer
-/// (none is in the schema) is written as its text in a string.
+/// Writes any JSON value ([`JsonWriter::any`]).
 pub fn write_value(json: &mut JsonWriter, value: &JsonValue) {
-    match value {
-        JsonValue::Null => {
-            json.null();
-        }
-        JsonValue::Bool(b) => {
-            json.bool(*b);
-        }
-        JsonValue::Number(text) => {
-            if let Ok(n) = text.parse::<u64>() {
-                json.number(n);
-            } else if let Ok(n) = text.parse::<i64>() {
-                json.int(n);
-            } else {
-                json.string(text);
-            }
-        }
-        JsonValue::String(text) => {
-            json.string(text);
-        }
-        JsonValue::Array(items) => {
-            json.begin_array();
-            for item in items {
-                write_value(json, item);
-            }
-            json.end_array();
-        }
-        JsonValue::Object(fields) => {
-            json.begin_object();
-            for (name, item) in fields {
-                json.key(name);
-                write_value(json, item);
-            }
-            json.end_object();
-        }
-    }
+    json.any(value);
 }
 
 /// `base` with what it lacks taken from `others`, and `hypervisor` set to the placement.

@@ -47,6 +47,7 @@
 //! destructive call refused); 2 usage (unknown target or action, bad argument or URL).
 
 pub mod call;
+pub mod cluster;
 pub mod local;
 pub mod merge;
 pub mod serve;

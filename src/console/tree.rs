@@ -430,6 +430,9 @@ pub fn render(tree: &Tree, colour: bool) -> String {
 
 /// `xenplug console tree [--json]`.
 pub fn run(args: &ConsoleTreeArgs) -> Result<(), Failure> {
+    if let Some(urls) = &args.etcd {
+        return run_etcd(args, urls);
+    }
     let source = super::open_source(&SourceOptions {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
@@ -439,18 +442,42 @@ pub fn run(args: &ConsoleTreeArgs) -> Result<(), Failure> {
         control_key: args.control_key.clone(),
     })?;
     let document = source.tree(CONSOLE_TIMEOUT)?;
+    print(args.json, &document, "")
+}
+
+/// Prints `document` as JSON, or rendered after `before` (lines of its own).
+fn print(json: bool, document: &super::Document, before: &str) -> Result<(), Failure> {
     let tree = Tree::read(&document.value)?;
     let mut stdout = std::io::stdout().lock();
-    let written = if args.json {
+    let written = if json {
         stdout
             .write_all(&document.bytes)
             .and_then(|()| stdout.write_all(b"\n"))
     } else {
-        stdout.write_all(render(&tree, super::colour_on_stdout()).as_bytes())
+        let text = format!("{before}{}", render(&tree, super::colour_on_stdout()));
+        stdout.write_all(text.as_bytes())
     };
     written
         .and_then(|()| stdout.flush())
         .map_err(|error| Failure::failed(format!("writing to stdout: {error}")))
+}
+
+/// `console tree --etcd`: every site's tree from etcd, merged, after a line per site.
+fn run_etcd(args: &ConsoleTreeArgs, urls: &str) -> Result<(), Failure> {
+    let options = super::cluster::EtcdOptions::new(
+        urls,
+        &args.etcd_prefix,
+        args.etcd_user.as_deref(),
+        args.etcd_password_file.as_deref(),
+    );
+    let cluster = super::cluster::Cluster::read(&options, None)?;
+    let document = cluster.merged()?;
+    let mut sites = String::new();
+    for site in cluster.view().sites() {
+        sites.push_str(&super::cluster::site_line(&site));
+        sites.push('\n');
+    }
+    print(args.json, &document, &sites)
 }
 
 #[cfg(test)]

@@ -70,6 +70,9 @@ pub fn read_page(page: &JsonValue, since: u64) -> (Vec<String>, u64) {
 /// `xenplug console watch`: every source's events (with ` source=<api>` after each line when
 /// there are several, as sequence numbers are per source) until SIGINT or SIGTERM.
 pub fn run(args: &ConsoleWatchArgs) -> Result<(), Failure> {
+    if let Some(urls) = &args.etcd {
+        return run_etcd(args, urls);
+    }
     let source = super::open_source(&SourceOptions {
         tracker: args.tracker.clone(),
         ifaces: args.iface.clone(),
@@ -141,6 +144,73 @@ async fn follow(api: &Api, mut since: u64, tagged: bool) -> Result<(), Failure> 
             }
         }
     }
+}
+
+/// `console watch --etcd`: the feed of every site (see [`crate::engine::cluster::view`]), one
+/// line per event ending with ` site=NAME`, from now on; a line for every failure of etcd and
+/// for every return, following again after [`CONSOLE_WATCH_RETRY`].
+fn run_etcd(args: &ConsoleWatchArgs, urls: &str) -> Result<(), Failure> {
+    let options = super::cluster::EtcdOptions::new(
+        urls,
+        &args.etcd_prefix,
+        args.etcd_user.as_deref(),
+        args.etcd_password_file.as_deref(),
+    );
+    let cluster = super::cluster::Cluster::read(&options, None)?;
+    let mut signals = crate::net::event_loop::stop_signals()
+        .map_err(|error| Failure::failed(format!("installing signal handlers: {error}")))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        for site in cluster.view().sites() {
+            let _ = writeln!(stdout, "# {}", super::cluster::site_line(&site));
+        }
+        let _ = stdout.flush();
+    }
+    let mut printed = cluster.view().last_seq();
+    let cluster = std::cell::RefCell::new(cluster);
+    let follow = async {
+        let mut failing = false;
+        loop {
+            let mut write_failed = None;
+            let error = super::cluster::follow(&cluster, &mut |view, reloaded| {
+                let mut stdout = std::io::stdout().lock();
+                if reloaded {
+                    let _ = writeln!(
+                        stdout,
+                        "# etcd compacted the revisions the watch needed: view read again"
+                    );
+                }
+                let (events, last) = view.events_since(printed, usize::MAX);
+                for event in events {
+                    if let Err(error) = writeln!(stdout, "{}", super::cluster::event_line(event)) {
+                        write_failed = Some(error);
+                    }
+                }
+                printed = last;
+                let _ = stdout.flush();
+                if failing {
+                    eprintln!("xenplug console watch: etcd answers again");
+                    failing = false;
+                }
+            })
+            .await;
+            if let Some(error) = write_failed {
+                return Err(Failure::failed(format!("writing to stdout: {error}")));
+            }
+            if !failing {
+                eprintln!("xenplug console watch: etcd: {error} (following again)");
+                failing = true;
+            }
+            smol::Timer::after(CONSOLE_WATCH_RETRY).await;
+        }
+    };
+    smol::block_on(smol::future::or(
+        async {
+            next_signal(&mut signals).await;
+            Ok(())
+        },
+        follow,
+    ))
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod call;
+pub mod cluster;
 pub mod discovery;
 pub mod fetches;
 pub mod gena;

@@ -261,7 +261,38 @@ async fn exchange<C: AsyncRead + AsyncWrite + Unpin>(
 ) -> io::Result<ClientResponse> {
     connection.write_all(message).await?;
     connection.flush().await?;
+    let head = read_head(&mut connection, address, method, limits).await?;
+    let body = read_body(
+        &mut connection,
+        address,
+        head.received,
+        head.framing,
+        limits.max_body,
+    )
+    .await?;
+    Ok(ClientResponse {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
+}
 
+/// A final response head as read, and what came after it.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+    framing: Framing,
+    /// Bytes read past the head: the body's start.
+    received: Vec<u8>,
+}
+
+/// Reads the final response head (skipping a bounded number of 1xx ones).
+async fn read_head<C: AsyncRead + Unpin>(
+    connection: &mut C,
+    address: &Endpoint,
+    method: &str,
+    limits: &Limits,
+) -> io::Result<Head> {
     let mut received = Vec::with_capacity(limits.max_head.min(4096));
     let mut chunk = [0u8; 4096];
     let mut interim = 0;
@@ -320,11 +351,11 @@ async fn exchange<C: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         received.drain(..end);
-        let body = read_body(&mut connection, address, received, framing, limits.max_body).await?;
-        return Ok(ClientResponse {
+        return Ok(Head {
             status,
             headers,
-            body,
+            framing,
+            received,
         });
     }
 }
@@ -399,6 +430,195 @@ async fn read_body<C: AsyncRead + Unpin>(
                 body.extend_from_slice(chunk.get(..count).unwrap_or_default());
             }
         }
+    }
+}
+
+/// A response whose body is read as it arrives, one line at a time (a stream of
+/// newline-separated JSON messages, as etcd's watch answers): only the head is bounded by the
+/// exchange's time; each line is bounded in size by the caller, and in time by its idle bound.
+pub struct StreamingResponse {
+    connection: Async<TcpStream>,
+    endpoint: Endpoint,
+    /// Status code.
+    pub status: u16,
+    /// Header fields as sent, in order.
+    pub headers: Vec<(String, String)>,
+    framing: StreamFraming,
+    /// Body bytes received, not yet handed out.
+    decoded: Vec<u8>,
+    /// The body ended.
+    done: bool,
+}
+
+/// How a streamed body ends.
+enum StreamFraming {
+    None,
+    Length(usize),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+/// Sends one request to `address` and reads the response head within `limits.timeout`; the
+/// body is then read with [`StreamingResponse::next_line`] (for as long as the server sends
+/// it) or [`StreamingResponse::rest`]. `limits.max_body` bounds only a `Content-Length`
+/// announced. Same request rules and errors as [`request`].
+pub async fn request_stream(
+    address: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limits: &Limits,
+) -> io::Result<StreamingResponse> {
+    let endpoint = Endpoint::Tcp(address);
+    let message = encode_request(address, method, target, headers, body)?;
+    let open = async {
+        let mut connection = Async::<TcpStream>::connect(address).await?;
+        let _ = connection.get_ref().set_nodelay(true);
+        connection.write_all(&message).await?;
+        connection.flush().await?;
+        let head = read_head(&mut connection, &endpoint, method, limits).await?;
+        let framing = match head.framing {
+            Framing::None => StreamFraming::None,
+            Framing::Length(length) => StreamFraming::Length(length),
+            Framing::Chunked => StreamFraming::Chunked(ChunkedDecoder::new(usize::MAX)),
+            Framing::UntilClose => StreamFraming::UntilClose,
+        };
+        let mut response = StreamingResponse {
+            connection,
+            endpoint: endpoint.clone(),
+            status: head.status,
+            headers: head.headers,
+            framing,
+            decoded: Vec::new(),
+            done: false,
+        };
+        response.take(&head.received)?;
+        Ok(response)
+    };
+    let timeout = async {
+        Timer::after(limits.timeout).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "http {address}: no response head within {:?}",
+                limits.timeout
+            ),
+        ))
+    };
+    future::or(open, timeout).await
+}
+
+impl StreamingResponse {
+    /// The first header field called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Decodes `input` (bytes read from the connection) into the body received.
+    fn take(&mut self, input: &[u8]) -> io::Result<()> {
+        match &mut self.framing {
+            StreamFraming::None => self.done = true,
+            StreamFraming::Length(left) => {
+                let take = (*left).min(input.len());
+                self.decoded
+                    .extend_from_slice(input.get(..take).unwrap_or_default());
+                *left -= take;
+                self.done = *left == 0;
+            }
+            StreamFraming::Chunked(decoder) => match decoder.feed(input, &mut self.decoded) {
+                Ok(Progress::Done(_)) => self.done = true,
+                Ok(Progress::NeedMore) => {}
+                Err(error) => {
+                    return Err(bad_data(&self.endpoint, format!("chunked body: {error}")))
+                }
+            },
+            StreamFraming::UntilClose => self.decoded.extend_from_slice(input),
+        }
+        Ok(())
+    }
+
+    /// Reads more of the body; false once it ended.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let mut chunk = [0u8; 8192];
+        let count = self.connection.read(&mut chunk).await?;
+        if count == 0 {
+            if matches!(self.framing, StreamFraming::UntilClose) {
+                self.done = true;
+                return Ok(false);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("http {}: closed inside the body", self.endpoint),
+            ));
+        }
+        self.take(chunk.get(..count).unwrap_or_default())?;
+        Ok(true)
+    }
+
+    /// The next line of the body (without its `\n`), `None` once the body ended. A line
+    /// longer than `max_line` is `InvalidData`; no byte for `idle` is `TimedOut`.
+    pub async fn next_line(
+        &mut self,
+        max_line: usize,
+        idle: Duration,
+    ) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(at) = self.decoded.iter().position(|&b| b == b'\n') {
+                if at > max_line {
+                    return Err(bad_data(&self.endpoint, "streamed line over the limit"));
+                }
+                let mut line: Vec<u8> = self.decoded.drain(..=at).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            if self.decoded.len() > max_line {
+                return Err(bad_data(&self.endpoint, "streamed line over the limit"));
+            }
+            let endpoint = self.endpoint.clone();
+            let timeout = async move {
+                Timer::after(idle).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("http {endpoint}: nothing streamed for {idle:?}"),
+                ))
+            };
+            let more = future::or(self.fill(), timeout).await;
+            if !more? {
+                if self.decoded.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(std::mem::take(&mut self.decoded)));
+            }
+        }
+    }
+
+    /// The rest of the body at once (an error answer), at most `max_body` bytes, within
+    /// `timeout`.
+    pub async fn rest(mut self, max_body: usize, timeout: Duration) -> io::Result<Vec<u8>> {
+        let endpoint = self.endpoint.clone();
+        let read = async {
+            while self.fill().await? {
+                if self.decoded.len() > max_body {
+                    return Err(bad_data(&endpoint, "response body over the limit"));
+                }
+            }
+            Ok(std::mem::take(&mut self.decoded))
+        };
+        let limit = async {
+            Timer::after(timeout).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("http {endpoint}: body not complete within {timeout:?}"),
+            ))
+        };
+        future::or(read, limit).await
     }
 }
 
@@ -648,6 +868,73 @@ mod tests {
             let result = smol::block_on(request(address, method, target, headers, b"", &LIMITS));
             assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidInput);
         }
+    }
+
+    #[test]
+    fn streams_lines_as_they_come() {
+        let (address, _server) = answer_once(&[
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"a\":1",
+            b"}\n\r\n8\r\n{\"b\":2}\n\r\n",
+            b"3\r\nxyz\r\n0\r\nGrpc-Trailer: x\r\n\r\n",
+        ]);
+        let lines = smol::block_on(async {
+            let mut stream =
+                request_stream(address, "POST", "/v3/watch", &[], b"{}", &LIMITS).await?;
+            assert_eq!(stream.status, 200);
+            let mut lines = Vec::new();
+            while let Some(line) = stream.next_line(64, Duration::from_secs(5)).await? {
+                lines.push(String::from_utf8(line).unwrap());
+            }
+            io::Result::Ok(lines)
+        })
+        .unwrap();
+        assert_eq!(lines, ["{\"a\":1}", "{\"b\":2}", "xyz"]);
+
+        let long = [b'x'; 100];
+        let (address, _server) = answer_once(&[b"HTTP/1.1 200 OK\r\n\r\n", &long]);
+        let error = smol::block_on(async {
+            let mut stream = request_stream(address, "GET", "/", &[], b"", &LIMITS).await?;
+            stream.next_line(64, Duration::from_secs(5)).await
+        })
+        .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+
+        let (address, _server) = answer_once(&[
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\n",
+            b"{\"e\":1}",
+        ]);
+        let body = smol::block_on(async {
+            let stream = request_stream(address, "GET", "/", &[], b"", &LIMITS).await?;
+            assert_eq!(stream.status, 400);
+            stream.rest(64, Duration::from_secs(5)).await
+        })
+        .unwrap();
+        assert_eq!(body, b"{\"e\":1}");
+    }
+
+    #[test]
+    fn a_silent_stream_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let _ = read_request(&mut stream);
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap();
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+        });
+        let error = smol::block_on(async {
+            let mut stream = request_stream(address, "POST", "/", &[], b"", &LIMITS).await?;
+            stream.next_line(64, Duration::from_millis(200)).await
+        })
+        .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        server.join().unwrap();
     }
 
     struct Kept;

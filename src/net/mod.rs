@@ -1,6 +1,7 @@
 //! Net layer: sockets, tasks and the clock. The only layer that does I/O.
 
 pub mod advertiser;
+pub mod etcd;
 pub mod event_loop;
 pub mod http;
 pub mod http_client;

@@ -133,7 +133,7 @@ fn numbered<'a>(
 }
 
 /// One hypervisor in the hardware configuration repository (`hardware/<host-uuid>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HardwareRecord {
     /// The host's UUID, the hypervisor device's UDN without `uuid:` (`host_uuid`).
     pub host_uuid: Uuid,
@@ -221,7 +221,7 @@ impl HardwareRecord {
 }
 
 /// One action of a VM owner's service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ActionRecord {
     /// The action's name (`service.N.action.M.name`).
     pub name: String,
@@ -235,7 +235,7 @@ pub struct ActionRecord {
 }
 
 /// One service a VM's owner exposes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServiceRecord {
     /// serviceType (`service.N.type`).
     pub service_type: String,
@@ -244,7 +244,7 @@ pub struct ServiceRecord {
 }
 
 /// One VM in the virtual infrastructure configuration repository (`virtual/<vm-uuid>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VirtualRecord {
     /// The Xen VM UUID (`vm_uuid`).
     pub vm_uuid: Uuid,

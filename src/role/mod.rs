@@ -208,6 +208,7 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         .map(crate::credentials::read_key_file)
         .transpose()?;
     let tenant_control = tenant_control(&args.tenant_control)?;
+    let etcd = etcd_settings(&args)?;
     crate::track::run::run(crate::track::run::Options {
         networks,
         repo: args.repo,
@@ -218,7 +219,45 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         access: args.access,
         control_key,
         tenant_control,
+        etcd,
     })
+}
+
+/// `track --etcd ...` checked: `None` without `--etcd`.
+fn etcd_settings(args: &crate::cli::TrackArgs) -> Result<Option<crate::track::etcd::Settings>> {
+    let Some(urls) = &args.etcd else {
+        return Ok(None);
+    };
+    let endpoints = crate::net::etcd::parse_endpoints(urls).map_err(Error::config)?;
+    let credentials = crate::net::etcd::credentials(
+        args.etcd_user.as_deref(),
+        args.etcd_password_file.as_deref(),
+    )
+    .map_err(Error::config)?;
+    let layout = crate::engine::cluster::Layout::new(&args.etcd_prefix).map_err(Error::config)?;
+    let site = match &args.site {
+        Some(site) => site.clone(),
+        None => crate::state::host_name(),
+    };
+    if !crate::repo::is_valid_name(&site) {
+        return Err(Error::config(format!(
+            "--site {site:?}: expected 1-64 of A-Z a-z 0-9 _ - (the default is the host name)"
+        )));
+    }
+    if args.etcd_ttl < crate::track::etcd::ETCD_MIN_TTL {
+        return Err(Error::config(format!(
+            "--etcd-ttl {}: at least {} seconds",
+            args.etcd_ttl,
+            crate::track::etcd::ETCD_MIN_TTL
+        )));
+    }
+    Ok(Some(crate::track::etcd::Settings {
+        endpoints,
+        credentials,
+        layout,
+        site,
+        ttl: args.etcd_ttl,
+    }))
 }
 
 /// `xenplug access new | list | new-key`.

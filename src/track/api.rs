@@ -258,6 +258,47 @@ const TENANT_ACTION_DETAILS: [&str; 7] = [
     "duration_ms",
 ];
 
+/// One event E, as `viewer` may see it.
+fn write_event(json: &mut JsonWriter, event: &Event, viewer: View<'_>) {
+    json.begin_object();
+    json.key("seq").number(event.seq);
+    json.key("time").number(event.time);
+    json.key("kind").string(event.kind.as_str());
+    json.key("subject").string(&event.subject);
+    let shown = |key: &str| match viewer {
+        View::Provider => true,
+        View::Tenant(_) => event.kind == EventKind::Action && TENANT_ACTION_DETAILS.contains(&key),
+    };
+    if viewer == View::Provider {
+        if let Some(network) = &event.network {
+            json.key("network").string(network);
+        }
+    }
+    if viewer == View::Provider || event.kind == EventKind::Action {
+        json.key("details").begin_object();
+        for (key, value) in event.details.iter().filter(|(key, _)| shown(key)) {
+            json.key(key).string(value);
+        }
+        json.end_object();
+    }
+    json.end_object();
+}
+
+/// One event E as the provider sees it (what a tracker publishes into etcd).
+pub fn event(event: &Event) -> Vec<u8> {
+    let mut json = JsonWriter::new();
+    write_event(&mut json, event, View::Provider);
+    finish(json)
+}
+
+/// One hypervisor H, its `vms` empty (what a tracker publishes into etcd, where each VM is a
+/// key of its own).
+pub fn hypervisor(host: &HardwareRecord) -> Vec<u8> {
+    let mut json = JsonWriter::new();
+    write_host(&mut json, host, &[]);
+    finish(json)
+}
+
 /// `GET /api/events?since=N`. For a tenant, `own` says which subjects are its VMs; details
 /// are left out for tenants (they may name hypervisors).
 pub fn events(
@@ -273,30 +314,7 @@ pub fn events(
         if matches!(viewer, View::Tenant(_)) && !tenant_sees(event, own) {
             continue;
         }
-        json.begin_object();
-        json.key("seq").number(event.seq);
-        json.key("time").number(event.time);
-        json.key("kind").string(event.kind.as_str());
-        json.key("subject").string(&event.subject);
-        let shown = |key: &str| match viewer {
-            View::Provider => true,
-            View::Tenant(_) => {
-                event.kind == EventKind::Action && TENANT_ACTION_DETAILS.contains(&key)
-            }
-        };
-        if viewer == View::Provider {
-            if let Some(network) = &event.network {
-                json.key("network").string(network);
-            }
-        }
-        if viewer == View::Provider || event.kind == EventKind::Action {
-            json.key("details").begin_object();
-            for (key, value) in event.details.iter().filter(|(key, _)| shown(key)) {
-                json.key(key).string(value);
-            }
-            json.end_object();
-        }
-        json.end_object();
+        write_event(&mut json, event, viewer);
     }
     json.end_array();
     json.key("last_seq").number(last_seq);

@@ -149,6 +149,8 @@ pub struct Options {
     pub control_key: Option<ControlKey>,
     /// Lifecycle actions a tenant may call on its own VMs (`--tenant-control`).
     pub tenant_control: Vec<String>,
+    /// Where to publish the view in etcd (`--etcd`), if anywhere.
+    pub etcd: Option<super::etcd::Settings>,
 }
 
 /// One network at run time.
@@ -195,6 +197,12 @@ struct Tracker {
 }
 
 type Shared = Rc<RefCell<Tracker>>;
+
+impl super::etcd::Tracked for Shared {
+    fn with_repo<R>(&self, f: impl FnOnce(&Repository) -> R) -> R {
+        f(&self.borrow().repo)
+    }
+}
 
 impl Tracker {
     /// Writes what the inventory decided: records first, then the journal.
@@ -434,6 +442,8 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             format!("GENA callbacks on network {id}"),
         );
     }
+    // The provider's API URLs, published in etcd for consoles (reachable ones first).
+    let mut provider_api = Vec::new();
     if let Some(address) = options.api {
         let tracker = shared.borrow();
         let mut bound = Vec::new();
@@ -444,6 +454,9 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 .local_addr()
                 .map_err(|e| Error::io("read API address", e))?;
             bound.push(bind);
+            if tenant.is_none() {
+                provider_api.push((bind.ip().is_loopback(), format!("http://{bind}")));
+            }
             let listener = Async::new(listener).map_err(|e| Error::io("read API listener", e))?;
             let view = tenant
                 .as_deref()
@@ -464,6 +477,23 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         if let Some(report) = &options.report_api {
             let _ = report.send(bound);
         }
+    }
+    if let Some(settings) = options.etcd.clone() {
+        provider_api.sort();
+        let api = provider_api.into_iter().map(|(_, url)| url).collect();
+        let networks = options
+            .networks
+            .iter()
+            .map(|n| (n.label.clone(), n.provider))
+            .collect();
+        executor
+            .spawn(super::etcd::publish(
+                shared.clone(),
+                settings,
+                api,
+                networks,
+            ))
+            .detach();
     }
 
     let mut next_tick = Instant::now();

@@ -219,6 +219,40 @@ impl JsonWriter {
         self
     }
 
+    /// Writes any value as read by [`parse_value`]. Numbers are written back as integers; one
+    /// that is not an integer is written as its text in a string.
+    pub fn any(&mut self, value: &JsonValue) -> &mut Self {
+        match value {
+            JsonValue::Null => self.null(),
+            JsonValue::Bool(b) => self.bool(*b),
+            JsonValue::Number(text) => {
+                if let Ok(n) = text.parse::<u64>() {
+                    self.number(n)
+                } else if let Ok(n) = text.parse::<i64>() {
+                    self.int(n)
+                } else {
+                    self.string(text)
+                }
+            }
+            JsonValue::String(text) => self.string(text),
+            JsonValue::Array(items) => {
+                self.begin_array();
+                for item in items {
+                    self.any(item);
+                }
+                self.end_array()
+            }
+            JsonValue::Object(fields) => {
+                self.begin_object();
+                for (name, item) in fields {
+                    self.key(name);
+                    self.any(item);
+                }
+                self.end_object()
+            }
+        }
+    }
+
     /// Writes `null`.
     pub fn null(&mut self) -> &mut Self {
         if self.value() {

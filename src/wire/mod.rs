@@ -5,6 +5,7 @@
 //! truncating. Nothing here does I/O or reads a clock.
 
 pub mod description;
+pub mod etcd;
 pub mod form;
 pub mod gena;
 pub mod http;

@@ -67,6 +67,7 @@
 //! server already refuses any `Host` that is not that IP address, so DNS rebinding cannot
 //! reach the API either).
 
+mod cluster;
 mod feed;
 mod routes;
 
@@ -141,6 +142,10 @@ struct ConsoleHttp {
     executor: Rc<LocalExecutor<'static>>,
     domain_control: Arc<[u8]>,
     hypervisor: Arc<[u8]>,
+    /// With `--etcd`: every site, as followed in etcd (then `apis` is empty).
+    cluster: Option<Rc<cluster::Shared>>,
+    /// The console's own token (`--token-file`), for calls without `--access`.
+    own_token: Option<String>,
 }
 
 /// A JSON (or, when the source did not say JSON, plain text) answer of a source, passed back.
@@ -317,7 +322,11 @@ impl Handler for ConsoleHttp {
     }
 
     fn answer(&self, request: Request) -> Answer {
-        let route = route(&request, self.apis.len());
+        let route = match &self.cluster {
+            // Every site answers as several sources do, with the feed's one-number cursor.
+            Some(_) => cluster::events_route(&request).unwrap_or_else(|| route(&request, 2)),
+            None => route(&request, self.apis.len()),
+        };
         // Everything under /api/ asks the sources: with --access, as the signed-in identity.
         let needs_identity = matches!(
             route,
@@ -342,6 +351,42 @@ impl Handler for ConsoleHttp {
             },
             _ => None,
         };
+        if let Some(shared) = &self.cluster {
+            let reads = matches!(route, Route::MergedTree | Route::MergedEvents { .. });
+            if let Some(refusal) = reads
+                .then(|| cluster::refused_reader(identity.as_ref().map(|(i, _)| i)))
+                .flatten()
+            {
+                return Answer::Now(refusal);
+            }
+            match route {
+                Route::MergedTree => return Answer::Now(cluster::tree(shared)),
+                Route::MergedEvents { since } => {
+                    let since = since.first().copied().unwrap_or(0);
+                    return Answer::LongPoll(Box::pin(cluster::events(shared.clone(), since)));
+                }
+                Route::Routed {
+                    target,
+                    hypervisor,
+                    uuid,
+                    body,
+                } => {
+                    let token = identity
+                        .as_ref()
+                        .map(|(_, token)| token.clone())
+                        .or_else(|| self.own_token.clone());
+                    return Answer::Later(Box::pin(cluster::routed(
+                        shared.clone(),
+                        target,
+                        hypervisor,
+                        uuid,
+                        body,
+                        token,
+                    )));
+                }
+                _ => {}
+            }
+        }
         // With --access, each source is asked with the user's own token (never the server's).
         let apis: Rc<[Api]> = match &identity {
             Some((_, token)) => self
@@ -505,16 +550,36 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
     let reloads = crate::net::event_loop::reload_signals()
         .map_err(|error| Failure::failed(format!("cannot install signal handlers: {error}")))?;
     let listener = bind(args.listen)?;
+    let own_token = super::token_of(args.token_file.as_deref())?;
+    let cluster = match &args.etcd {
+        Some(urls) => {
+            let options = super::cluster::EtcdOptions::new(
+                urls,
+                &args.etcd_prefix,
+                args.etcd_user.as_deref(),
+                args.etcd_password_file.as_deref(),
+            );
+            let read = super::cluster::Cluster::read(&options, None)?;
+            Some(Rc::new(cluster::Shared {
+                cluster: RefCell::new(read),
+                error: RefCell::new(None),
+            }))
+        }
+        None => None,
+    };
     // Kept until the end: dropping it stops the console's own tracker (with --iface).
-    let source = super::open_source(&super::SourceOptions {
-        tracker: args.tracker.clone(),
-        ifaces: args.iface.clone(),
-        settle: None,
-        token: super::token_of(args.token_file.as_deref())?,
-        access: args.access.clone(),
-        control_key: args.control_key.clone(),
-    })?;
-    let apis: Rc<[Api]> = source.apis().into();
+    let source = match cluster {
+        Some(_) => None,
+        None => Some(super::open_source(&super::SourceOptions {
+            tracker: args.tracker.clone(),
+            ifaces: args.iface.clone(),
+            settle: None,
+            token: own_token.clone(),
+            access: args.access.clone(),
+            control_key: args.control_key.clone(),
+        })?),
+    };
+    let apis: Rc<[Api]> = source.as_ref().map_or(&[][..], |s| s.apis()).into();
     let local = listener.local_addr().unwrap_or(args.listen);
     let listener = Async::new(listener)
         .map_err(|error| Failure::failed(format!("listener on {local}: {error}")))?;
@@ -550,16 +615,22 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
         executor: executor.clone(),
         domain_control: service_json(&crate::control::DOMAIN_CONTROL_SERVICE).into(),
         hypervisor: service_json(&crate::control::HYPERVISOR_SERVICE).into(),
+        cluster: cluster.clone(),
+        own_token,
     });
     let mut stdout = std::io::stdout();
     // A closed stdout does not stop the console.
     let _ = writeln!(
         stdout,
         "console at http://{local}/ (source {})",
-        apis.iter()
-            .map(|api| api.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        match &args.etcd {
+            Some(urls) => format!("etcd {urls}"),
+            None => apis
+                .iter()
+                .map(|api| api.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     );
     let _ = stdout.flush();
     // With several sources the server follows their feeds itself, whatever the number of
@@ -573,6 +644,7 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
     } else {
         Vec::new()
     };
+    let follower = cluster.map(|shared| executor.spawn(cluster::follow(shared)));
     let serving = http::serve(
         listener,
         handler,
@@ -592,6 +664,7 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
         },
     )));
     drop(followers);
+    drop(follower);
     drop(source);
     served
 }
@@ -644,6 +717,8 @@ mod tests {
             gate: None,
             domain_control: Arc::from(&b"{}"[..]),
             hypervisor: Arc::from(&b"{}"[..]),
+            cluster: None,
+            own_token: None,
         };
         for (target, want) in [("/", 200), ("/nowhere", 404)] {
             let Answer::Now(response) = handler.answer(request("GET", target, &[HOST], b"")) else {

@@ -200,14 +200,17 @@ impl Tracker {
     /// Writes what the inventory decided: records first, then the journal.
     fn apply(&mut self, outputs: Vec<Output>) {
         let mut drafts: Vec<EventDraft> = Vec::new();
+        // One batch: a description of a thousand domains costs a few disk flushes, not two
+        // per record.
+        let mut batch = self.repo.batch();
         for output in outputs {
             let written = match output {
-                Output::PutHardware(record) => self.repo.put_hardware(record),
-                Output::RemoveHardware(host) => self.repo.remove_hardware(&host).map(|_| ()),
-                Output::PutVirtual(record) => self.repo.put_virtual(record),
+                Output::PutHardware(record) => batch.put_hardware(record),
+                Output::RemoveHardware(host) => batch.remove_hardware(&host).map(|_| ()),
+                Output::PutVirtual(record) => batch.put_virtual(record),
                 Output::RemoveVirtual(vm) => {
                     self.controls.remove(&vm);
-                    self.repo.remove_virtual(&vm).map(|_| ())
+                    batch.remove_virtual(&vm).map(|_| ())
                 }
                 Output::Event(draft) => {
                     drafts.push(draft);
@@ -217,6 +220,9 @@ impl Tracker {
             if let Err(error) = written {
                 log::error!("repository: {error}");
             }
+        }
+        if let Err(error) = batch.commit() {
+            log::error!("repository: {error}");
         }
         if drafts.is_empty() {
             return;

@@ -177,6 +177,7 @@ impl Local {
             access: Some(access),
             control_key,
             tenant_control: Vec::new(),
+            max_description: crate::consts::DESC_MAX_BYTES,
         };
         let started = Instant::now();
         let thread = std::thread::Builder::new()

@@ -208,6 +208,12 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         .map(crate::credentials::read_key_file)
         .transpose()?;
     let tenant_control = tenant_control(&args.tenant_control)?;
+    if !(TRACK_MIN_DESCRIPTION..=TRACK_MAX_DESCRIPTION).contains(&args.max_description) {
+        return Err(Error::config(format!(
+            "--max-description {}: from {TRACK_MIN_DESCRIPTION} to {TRACK_MAX_DESCRIPTION} bytes",
+            args.max_description
+        )));
+    }
     crate::track::run::run(crate::track::run::Options {
         networks,
         repo: args.repo,
@@ -218,8 +224,14 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         access: args.access,
         control_key,
         tenant_control,
+        max_description: args.max_description,
     })
 }
+
+/// Smallest `track --max-description`: a description of a few devices.
+const TRACK_MIN_DESCRIPTION: usize = 64 * 1024;
+/// Largest `track --max-description`: one parse of that size may take about ten times it.
+const TRACK_MAX_DESCRIPTION: usize = 64 * 1024 * 1024;
 
 /// `xenplug access new | list | new-key`.
 fn access(args: crate::cli::AccessArgs) -> Result<()> {

@@ -6,7 +6,7 @@
 use super::api::{self, Route};
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::consts::{
-    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
+    CONTENT_TYPE_XML, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
     GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
     TRACK_API_POLL_STEP, TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
     URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
@@ -28,7 +28,9 @@ use crate::net::ssdp::SsdpSocket;
 use crate::net::unix_now;
 use crate::repo::EventKind;
 use crate::repo::{ActionRecord, EventDraft, Repository};
-use crate::wire::description::{parse_description, udn_uuid, Described, DescribedDevice};
+use crate::wire::description::{
+    parse_description_within, udn_uuid, Described, DescribedDevice, DescriptionLimits,
+};
 use crate::wire::http::http_url_parts;
 use crate::wire::signature::{ControlKey, SIGNATURE_HEADER};
 use crate::wire::{gena, scpd, soap};
@@ -70,11 +72,13 @@ const TRACK_FETCH_MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Shortest time between the starts of two description fetches of one LOCATION: a device
 /// flapping its CONFIGID gets one fetch a second, not one per datagram.
 const TRACK_FETCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// Description fetches in flight at once, at most (one per source address).
-const TRACK_MAX_FETCHES: usize = 8;
-/// Of those, retries of descriptions that failed, at most: devices that never answer hold
-/// half the slots at most, and one is always left for verifying a byebye.
-const TRACK_MAX_RETRY_FETCHES: usize = 4;
+/// Description fetches in flight at once, at most (one per source address): on a LAN a
+/// fetch takes milliseconds, so 100 hosts are described in well under a second.
+const TRACK_MAX_FETCHES: usize = 16;
+/// Bytes the description fetches in flight may hold together, at most: each may hold the
+/// whole of `--max-description`, so fewer run at once when it is raised (16 at the default
+/// 4 MiB, at least 2). Only one is parsed at a time (the executor has one thread).
+const TRACK_FETCH_MEMORY: usize = 64 * 1024 * 1024;
 /// The device tables must have shrunk by this many entries since their peak before freed
 /// heap pages are handed back to the kernel (`malloc_trim`).
 const TRACK_TRIM_AFTER: usize = 1024;
@@ -149,6 +153,16 @@ pub struct Options {
     pub control_key: Option<ControlKey>,
     /// Lifecycle actions a tenant may call on its own VMs (`--tenant-control`).
     pub tenant_control: Vec<String>,
+    /// Size of a device description read, at most (`--max-description`); the other bounds
+    /// of a description follow from it.
+    pub max_description: usize,
+}
+
+/// The description fetches that run at once for descriptions of at most `max_description`
+/// bytes: [`TRACK_MAX_FETCHES`], fewer when they would hold more than [`TRACK_FETCH_MEMORY`]
+/// together, never fewer than 2 (one is kept for checking byebyes).
+pub fn fetch_slots(max_description: usize) -> usize {
+    (TRACK_FETCH_MEMORY / max_description.max(1)).clamp(2, TRACK_MAX_FETCHES)
 }
 
 /// One network at run time.
@@ -192,6 +206,8 @@ struct Tracker {
     control_key: Option<ControlKey>,
     /// Lifecycle actions a tenant may call on its own VMs.
     tenant_control: Vec<String>,
+    /// What a description may hold.
+    description_limits: DescriptionLimits,
 }
 
 type Shared = Rc<RefCell<Tracker>>;
@@ -356,8 +372,9 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         min_max_age: DISCOVERY_DEFAULT_MIN_MAX_AGE,
         max_max_age: DISCOVERY_DEFAULT_MAX_MAX_AGE,
         fetches: fetches::Config {
-            slots: TRACK_MAX_FETCHES,
-            retry_slots: TRACK_MAX_RETRY_FETCHES,
+            slots: fetch_slots(options.max_description),
+            // Devices that never answer hold half the slots at most.
+            retry_slots: fetch_slots(options.max_description) / 2,
             attempts: TRACK_FETCH_ATTEMPTS,
             backoff: TRACK_FETCH_BACKOFF,
             max_backoff: TRACK_FETCH_MAX_BACKOFF,
@@ -395,6 +412,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         gate: access.map(|access| Gate::new(access, "read API")),
         control_key: options.control_key.clone(),
         tenant_control: options.tenant_control.clone(),
+        description_limits: DescriptionLimits::for_size(options.max_description),
     }));
     let (wake, woken) = smol::channel::bounded::<()>(1);
 
@@ -709,9 +727,12 @@ async fn get(url: &str, source: Ipv4Addr, max_body: usize) -> std::result::Resul
 /// ended; when it was for the inventory, files it there and subscribes to a hypervisor's
 /// events. A verification only tells discovery.
 async fn fetch(shared: Shared, wake: Sender<()>, job: FetchJob) {
-    let result = get(&job.location, job.source, DESC_MAX_BYTES)
+    let limits = shared.borrow().description_limits;
+    let result = get(&job.location, job.source, limits.max_bytes)
         .await
-        .and_then(|body| parse_description(&body, &job.location).map_err(|e| e.to_string()));
+        .and_then(|body| {
+            parse_description_within(&body, &job.location, &limits).map_err(|e| e.to_string())
+        });
     let described = match result {
         Ok(described) => described,
         Err(reason) => {

@@ -16,6 +16,10 @@
 //!   devices seen whose description could not be fetched: `{"network","udn","address",
 //!   "reason","first_seen","last_seen"}`.
 //! - `/api/vms/<uuid>`: V.
+//! - `/api/status` (provider only): `{"networks":[{"name","interface","provider","devices",
+//!   "receive_buffer","dropped"}],"hypervisors","vms","undescribed","subscriptions",
+//!   "last_seq"}`: per network the devices its SSDP table holds, the receive buffer of its
+//!   SSDP sockets in bytes and the datagrams they dropped since the start for want of room.
 //! - `/api/events?since=N`: `{"events":[E...],"last_seq":N}`, E = `{"seq","time","kind",
 //!   "subject","network"?,"details":{..}}`; `kind` is a journal kind (`vm-renamed` carries
 //!   `details` `from`, possibly empty, and `to`: follow a VM's name from its `vm-added`).
@@ -34,11 +38,16 @@ use crate::wire::json::JsonWriter;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// Path of the tracker's status document.
+const API_STATUS_PATH: &str = "/api/status";
+
 /// What a request to the read API asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// `GET /api/tree`.
     Tree,
+    /// `GET /api/status`.
+    Status,
     /// `GET /api/events?since=N` (0 when absent or not a number).
     Events {
         /// Events after this sequence number.
@@ -61,6 +70,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Route {
     let uuid = |text: &str| Uuid::parse_str(text).ok();
     match method {
         "GET" if path == API_TREE_PATH => Route::Tree,
+        "GET" if path == API_STATUS_PATH => Route::Status,
         "GET" if path == API_EVENTS_PATH => Route::Events {
             since: crate::wire::form::value(query, "since")
                 .and_then(|value| value.parse().ok())
@@ -221,6 +231,65 @@ pub fn tree(sources: &TreeSources<'_>, viewer: View<'_>) -> Vec<u8> {
     finish(json)
 }
 
+/// One network in `GET /api/status`.
+pub struct NetworkStatus<'a> {
+    /// Its label.
+    pub name: &'a str,
+    /// Its interface.
+    pub interface: &'a str,
+    /// Whether it is a provider network.
+    pub provider: bool,
+    /// Devices its SSDP table holds.
+    pub devices: usize,
+    /// Receive buffer of its SSDP sockets, bytes.
+    pub receive_buffer: usize,
+    /// Datagrams its SSDP sockets dropped since the start.
+    pub dropped: u64,
+}
+
+/// What `GET /api/status` counts.
+pub struct Status<'a> {
+    /// The networks.
+    pub networks: Vec<NetworkStatus<'a>>,
+    /// Hypervisor records.
+    pub hypervisors: usize,
+    /// VM records.
+    pub vms: usize,
+    /// Devices seen and not described.
+    pub undescribed: usize,
+    /// GENA subscriptions held.
+    pub subscriptions: usize,
+    /// The journal's last sequence number.
+    pub last_seq: u64,
+}
+
+/// `GET /api/status` (the provider's only).
+pub fn status(status: &Status<'_>) -> Vec<u8> {
+    let mut json = JsonWriter::new();
+    json.begin_object();
+    json.key("networks").begin_array();
+    for network in &status.networks {
+        json.begin_object();
+        json.key("name").string(network.name);
+        json.key("interface").string(network.interface);
+        json.key("provider").bool(network.provider);
+        json.key("devices").number(network.devices as u64);
+        json.key("receive_buffer")
+            .number(network.receive_buffer as u64);
+        json.key("dropped").number(network.dropped);
+        json.end_object();
+    }
+    json.end_array();
+    json.key("hypervisors").number(status.hypervisors as u64);
+    json.key("vms").number(status.vms as u64);
+    json.key("undescribed").number(status.undescribed as u64);
+    json.key("subscriptions")
+        .number(status.subscriptions as u64);
+    json.key("last_seq").number(status.last_seq);
+    json.end_object();
+    finish(json)
+}
+
 /// `GET /api/vms/<uuid>`, or `None` when the viewer has no such VM.
 pub fn vm(vm: Option<&VirtualRecord>, viewer: View<'_>) -> Option<Vec<u8>> {
     let vm = vm.filter(|vm| viewer.sees_tenant(vm.tenant.as_deref()))?;
@@ -370,6 +439,7 @@ mod tests {
         let host_actions = format!("/api/hypervisors/{VM}/actions");
         let cases: Vec<(&str, &str, Option<&str>, Route)> = vec![
             ("GET", "/api/tree", None, Route::Tree),
+            ("GET", "/api/status", None, Route::Status),
             ("GET", "/api/tree", Some("x=1"), Route::Tree),
             (
                 "GET",
@@ -448,6 +518,32 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with(",\"last_seq\":9}"), "{text}");
+    }
+
+    #[test]
+    fn status_counts_and_drops_per_network() {
+        let text = String::from_utf8(status(&Status {
+            networks: vec![NetworkStatus {
+                name: "mgmt",
+                interface: "eth0",
+                provider: true,
+                devices: 101,
+                receive_buffer: 16 << 20,
+                dropped: 7,
+            }],
+            hypervisors: 1,
+            vms: 100,
+            undescribed: 0,
+            subscriptions: 101,
+            last_seq: 202,
+        }))
+        .unwrap();
+        assert_eq!(
+            text,
+            "{\"networks\":[{\"name\":\"mgmt\",\"interface\":\"eth0\",\"provider\":true,\
+             \"devices\":101,\"receive_buffer\":16777216,\"dropped\":7}],\"hypervisors\":1,\
+             \"vms\":100,\"undescribed\":0,\"subscriptions\":101,\"last_seq\":202}"
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@
 use super::api::{self, Route};
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::consts::{
-    CONTENT_TYPE_XML, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
-    GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
-    TRACK_API_POLL_STEP, TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
-    URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
+    CONTENT_TYPE_XML, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION, GENA_DEFAULT_TIMEOUT,
+    GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
+    TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
+    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::credentials::{AccessFile, Gate};
 use crate::engine::access::View;
@@ -82,6 +82,20 @@ const TRACK_FETCH_MEMORY: usize = 64 * 1024 * 1024;
 /// The device tables must have shrunk by this many entries since their peak before freed
 /// heap pages are handed back to the kernel (`malloc_trim`).
 const TRACK_TRIM_AFTER: usize = 1024;
+/// How long a network goes without a search before the tracker searches for root devices
+/// again: a device whose announcements were all lost (a receive buffer that overflowed
+/// unnoticed, a switch dropping multicast) is found within this time rather than at its next
+/// refresh, max-age/4 to max-age/2 (450 s or more at the usual 1800 s). One answer per root
+/// device: 100 datagrams for 100 hypervisors.
+const TRACK_SEARCH_EVERY: Duration = Duration::from_secs(300);
+/// Receive buffer asked for each of the tracker's SSDP sockets (the kernel doubles it): the
+/// answers to one `ssdp:all` on a network of 100 hypervisors of 100 domains are 30,300
+/// datagrams within MX (2 s), and the tracker's one thread may be busy for a moment (a
+/// description parsed, records flushed to disk) while they arrive: this holds about 7,000 of
+/// them. Without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max.
+const TRACK_SSDP_RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
+/// Drops on a network's SSDP sockets are logged at most this often (with their count since).
+const TRACK_DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 /// How often the inventory's grace periods are looked at.
 const TRACK_TICK: Duration = Duration::from_secs(1);
 /// How often the tracker looks whether a network's interface came (back) up.
@@ -171,6 +185,13 @@ struct Network {
     interface: LocalInterface,
     /// Port of this network's GENA callback server.
     callback_port: u16,
+    /// Receive buffer the kernel granted each of its SSDP sockets, in bytes.
+    receive_buffer: usize,
+    /// Datagrams its SSDP sockets dropped (full receive buffer) since the start.
+    dropped: u64,
+    /// Of those, the ones not logged yet, and when drops were last logged.
+    dropped_unlogged: u64,
+    dropped_logged: Option<Instant>,
 }
 
 /// Where the provider reaches a hypervisor's Hypervisor service.
@@ -338,8 +359,33 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             address: interface.address,
             subnet: interface.subnet,
         });
-        listen_sockets.push((id, Rc::new(SsdpSocket::open(&interface)?)));
-        search_sockets.push(Rc::new(SsdpSocket::open_search(&interface)?));
+        let listen = Rc::new(SsdpSocket::open(&interface)?);
+        let search = Rc::new(SsdpSocket::open_search(&interface)?);
+        let mut receive_buffer = usize::MAX;
+        for socket in [&listen, &search] {
+            let granted = socket
+                .set_receive_buffer(TRACK_SSDP_RECEIVE_BUFFER)
+                .map_err(|e| Error::io(format!("SSDP receive buffer on {}", interface.name), e))?;
+            receive_buffer = receive_buffer.min(granted);
+            if let Err(error) = socket.count_drops() {
+                log::warn!(
+                    "ssdp: drops on {} cannot be counted (SO_RXQ_OVFL: {error})",
+                    interface.name
+                );
+            }
+        }
+        if receive_buffer < TRACK_SSDP_RECEIVE_BUFFER {
+            log::warn!(
+                "network {}: SSDP receive buffers of {} KiB only (net.core.rmem_max, no \
+                 CAP_NET_ADMIN): bursts of answers from many devices may be dropped; raise \
+                 net.core.rmem_max to {}",
+                spec.label,
+                receive_buffer / 1024,
+                TRACK_SSDP_RECEIVE_BUFFER
+            );
+        }
+        listen_sockets.push((id, listen));
+        search_sockets.push(search);
         let listener = iface::listen_tcp(
             SocketAddr::from((interface.address, 0)),
             Some(&interface.name),
@@ -352,16 +398,21 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         let listener = Async::new(listener).map_err(|e| Error::io("callback listener", e))?;
         callback_listeners.push((id, listener));
         log::info!(
-            "network {} on {} ({}), {}",
+            "network {} on {} ({}), {}, SSDP receive buffers {} KiB",
             spec.label,
             interface.name,
             interface.address,
-            if spec.provider { "provider" } else { "tenant" }
+            if spec.provider { "provider" } else { "tenant" },
+            receive_buffer / 1024
         );
         networks.push(Network {
             spec: spec.clone(),
             interface,
             callback_port,
+            receive_buffer,
+            dropped: 0,
+            dropped_unlogged: 0,
+            dropped_logged: None,
         });
     }
     let config = discovery::Config {
@@ -380,6 +431,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             max_backoff: TRACK_FETCH_MAX_BACKOFF,
             min_interval: TRACK_FETCH_MIN_INTERVAL,
         },
+        search_every: TRACK_SEARCH_EVERY,
     };
     let mut discovery = Discovery::new(config, engine_networks, crate::state::random_seed()?);
     let now = Instant::now();
@@ -618,17 +670,58 @@ fn watch_interfaces(shared: &Shared, now: Instant) {
     }
 }
 
-/// Hands one socket's datagrams to discovery.
+/// Hands one socket's datagrams to discovery, and the drops each reports to
+/// [`on_dropped`].
 async fn receive(shared: Shared, network: u32, socket: Rc<SsdpSocket>, wake: Sender<()>) {
+    let mut dropped = 0;
     socket
         .each_datagram(|source, bytes| {
-            shared
-                .borrow_mut()
-                .discovery
-                .on_datagram(Instant::now(), network, source, bytes);
+            let now = Instant::now();
+            let mut tracker = shared.borrow_mut();
+            let total = socket.dropped();
+            if total != dropped {
+                on_dropped(&mut tracker, now, network, total.wrapping_sub(dropped));
+                dropped = total;
+            }
+            tracker.discovery.on_datagram(now, network, source, bytes);
             let _ = wake.try_send(());
         })
         .await
+}
+
+/// `lost` datagrams were dropped on a socket of `network` (its receive buffer was full):
+/// counted for the status, logged at most once a [`TRACK_DROP_LOG_EVERY`], and whatever
+/// they said asked for again with a search.
+fn on_dropped(tracker: &mut Tracker, now: Instant, network: u32, lost: u32) {
+    let search = tracker.discovery.on_overflow(now, network);
+    let Some(net) = tracker.networks.get_mut(network as usize) else {
+        return;
+    };
+    net.dropped += u64::from(lost);
+    net.dropped_unlogged += u64::from(lost);
+    if net
+        .dropped_logged
+        .is_some_and(|at| now.saturating_duration_since(at) < TRACK_DROP_LOG_EVERY)
+    {
+        return;
+    }
+    let again = match search {
+        Some(at) => format!(
+            "; searching for root devices again in {} ms",
+            at.saturating_duration_since(now).as_millis()
+        ),
+        None => String::new(),
+    };
+    log::warn!(
+        "network {}: {} SSDP datagrams dropped, the receive buffer ({} KiB) was full ({} since \
+         the start){again}",
+        net.spec.label,
+        net.dropped_unlogged,
+        net.receive_buffer / 1024,
+        net.dropped
+    );
+    net.dropped_unlogged = 0;
+    net.dropped_logged = Some(now);
 }
 
 /// Acts on discovery's changes: a device gone is forgotten and told to the inventory; the
@@ -1204,6 +1297,31 @@ fn refused(refusal: &Refusal) -> Response {
 }
 
 impl Tracker {
+    /// What `GET /api/status` shows.
+    fn status(&self) -> api::Status<'_> {
+        let networks = self
+            .networks
+            .iter()
+            .enumerate()
+            .map(|(id, network)| api::NetworkStatus {
+                name: &network.spec.label,
+                interface: &network.interface.name,
+                provider: network.spec.provider,
+                devices: self.discovery.devices(id as u32).count(),
+                receive_buffer: network.receive_buffer,
+                dropped: network.dropped,
+            })
+            .collect();
+        api::Status {
+            networks,
+            hypervisors: self.repo.hardware().len(),
+            vms: self.repo.virtual_machines().len(),
+            undescribed: self.inventory.undescribed().len(),
+            subscriptions: self.subscriber.len(),
+            last_seq: self.repo.last_seq(),
+        }
+    }
+
     /// Who sent `request`: no one in particular without an access file (`Ok(None)`), else the
     /// identity its token names; `Err` is the 401 or 429 to answer.
     fn authenticate(
@@ -1309,7 +1427,7 @@ impl Handler for ApiHttp {
         let caller = identity.as_ref().map_or(Caller::Open, Caller::Identified);
         let listener = self.listener();
         match route {
-            Route::Tree | Route::Events { .. } | Route::Vm(_) => {
+            Route::Tree | Route::Events { .. } | Route::Vm(_) | Route::Status => {
                 let view = match access::view(caller, listener) {
                     Ok(view) => view,
                     Err(refusal) => return Answer::Now(refused(&refusal)),
@@ -1349,6 +1467,9 @@ impl ApiHttp {
                 Some(body) => Answer::Now(json(200, body)),
                 None => not_found(),
             },
+            Route::Status if view == View::Provider => {
+                Answer::Now(json(200, api::status(&tracker.status())))
+            }
             _ => not_found(),
         }
     }

@@ -1432,7 +1432,7 @@ impl Handler for ApiHttp {
                     Ok(view) => view,
                     Err(refusal) => return Answer::Now(refused(&refusal)),
                 };
-                self.read(route, view)
+                self.read(route, view, request.query.as_deref())
             }
             Route::VmAction(vm) => self.relay(&request, identity.as_ref(), vm, false),
             Route::HypervisorAction(host) => self.relay(&request, identity.as_ref(), host, true),
@@ -1442,13 +1442,13 @@ impl Handler for ApiHttp {
 }
 
 impl ApiHttp {
-    /// A read in `view`.
-    fn read(&self, route: Route, view: View<'_>) -> Answer {
+    /// A read in `view`; `query` is the request's query string.
+    fn read(&self, route: Route, view: View<'_>, query: Option<&str>) -> Answer {
         let tracker = self.shared.borrow();
         match route {
             Route::Tree => Answer::Now(json(
                 200,
-                api::tree(
+                api::tree_of(
                     &api::TreeSources {
                         hardware: tracker.repo.hardware(),
                         vms: tracker.repo.virtual_machines(),
@@ -1456,6 +1456,7 @@ impl ApiHttp {
                         last_seq: tracker.repo.last_seq(),
                     },
                     view,
+                    &api::TreeQuery::parse(query),
                 ),
             )),
             Route::Events { since } => Answer::LongPoll(Box::pin(events_long_poll(

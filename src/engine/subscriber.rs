@@ -25,6 +25,11 @@ use crate::consts::{GENA_DEFAULT_TIMEOUT, GENA_MAX_TIMEOUT};
 
 /// Pause before subscribing again after a SUBSCRIBE failed.
 const TRACK_RESUBSCRIBE_RETRY: Duration = Duration::from_secs(10);
+/// Longest wait for a new subscription's initial event (UDA 1.1 section 4.2.1: it carries
+/// every evented variable, and the publisher does not send it twice): one that was lost (the
+/// publisher could not reach the callback in time) would leave the state unknown until it
+/// changes, so a subscription whose initial event has not come within this is made anew.
+const TRACK_INITIAL_EVENT_WAIT: Duration = Duration::from_secs(15);
 /// SUBSCRIBEs in flight to one publisher address, at most: each is one connection, and a
 /// publisher serves a source a share of its connections (xenplug: 16, then 32 waiting,
 /// then refusals), which a hypervisor's hundreds of Domain subscriptions made at once
@@ -108,6 +113,11 @@ struct Entry {
     in_flight: Option<u64>,
     /// Whether it is due but waits for its publisher to have fewer SUBSCRIBEs in flight.
     held: bool,
+    /// Whether a NOTIFY came for it since its last new SUBSCRIBE was sent.
+    heard: bool,
+    /// Granted anew and its initial event not heard yet: the renewal time to go back to
+    /// once it is (`renew_at` is then the end of the wait for it).
+    awaiting_initial: Option<Instant>,
 }
 
 /// The tracker's GENA subscriptions, all networks and devices in one table keyed by token.
@@ -204,6 +214,8 @@ impl Subscriber {
                     renew_at: now,
                     in_flight: None,
                     held: false,
+                    heard: false,
+                    awaiting_initial: None,
                 },
             );
             self.due.insert((now, token));
@@ -251,6 +263,26 @@ impl Subscriber {
                 continue;
             }
             *busy += 1;
+            if entry.awaiting_initial.take().is_some() {
+                // Its initial event never came: cancelled, and subscribed anew.
+                if let Some(sid) = entry.sid.take() {
+                    log::info!(
+                        "gena: no initial event for {sid} at {}{} within {} s; subscribing anew",
+                        entry.wanted.event,
+                        entry.wanted.path,
+                        TRACK_INITIAL_EVENT_WAIT.as_secs()
+                    );
+                    self.cancels.push(Cancel {
+                        event: entry.wanted.event,
+                        path: entry.wanted.path.clone(),
+                        sid,
+                    });
+                }
+                entry.expires = None;
+            }
+            if entry.sid.is_none() {
+                entry.heard = false;
+            }
             self.next_attempt += 1;
             entry.in_flight = Some(self.next_attempt);
             requests.push(Request {
@@ -338,6 +370,13 @@ impl Subscriber {
                 entry.sid = Some(sid);
                 entry.expires = now.checked_add(duration);
                 entry.renew_at = now + duration / 2;
+                if request.sid.is_none() && !entry.heard {
+                    let wait = now + TRACK_INITIAL_EVENT_WAIT;
+                    if wait < entry.renew_at {
+                        entry.awaiting_initial = Some(entry.renew_at);
+                        entry.renew_at = wait;
+                    }
+                }
                 None
             }
             Answer::Unknown => {
@@ -367,17 +406,31 @@ impl Subscriber {
     /// subscription, else `None` (the net layer answers 412, UDA 1.1 section 4.3.2). A NOTIFY
     /// before the SUBSCRIBE response was read (no SID known yet) is taken: the initial event
     /// may overtake it.
+    ///
+    /// The first one after a new subscription is its initial event: the subscription is then
+    /// renewed at its usual time, not made anew.
     pub fn on_notify(
-        &self,
+        &mut self,
         token: u64,
         network: u32,
         sid: Option<&str>,
         peer: IpAddr,
     ) -> Option<(&str, &str)> {
-        let entry = self.table.get(&token)?;
+        let entry = self.table.get_mut(&token)?;
         let sid_ok = entry.sid.is_none() || sid == entry.sid.as_deref();
         let peer_ok = peer.to_canonical() == IpAddr::V4(*entry.wanted.event.ip());
-        (entry.network == network && sid_ok && peer_ok).then_some((
+        if !(entry.network == network && sid_ok && peer_ok) {
+            return None;
+        }
+        entry.heard = true;
+        if let Some(renew) = entry.awaiting_initial.take() {
+            if entry.in_flight.is_none() && !entry.held {
+                self.due.remove(&(entry.renew_at, token));
+                self.due.insert((renew, token));
+            }
+            entry.renew_at = renew;
+        }
+        Some((
             entry.wanted.owner.as_str(),
             entry.wanted.service_type.as_str(),
         ))
@@ -448,7 +501,8 @@ mod tests {
         }
     }
 
-    /// Sends every due SUBSCRIBE and grants it `uuid:<prefix>-<token>`.
+    /// Sends every due SUBSCRIBE, grants it `uuid:<prefix>-<token>` and delivers its initial
+    /// event.
     fn grant_all(subscriber: &mut Subscriber, now: Instant, prefix: &str) -> Vec<Request> {
         let requests = subscriber.take_due(now);
         for request in &requests {
@@ -458,6 +512,11 @@ mod tests {
                 None,
                 "{request:?}"
             );
+            let peer = IpAddr::V4(*request.event.ip());
+            let network = request.network;
+            assert!(subscriber
+                .on_notify(request.token, network, Some(&sid), peer)
+                .is_some());
         }
         requests
     }
@@ -604,6 +663,10 @@ mod tests {
         let second = subscriber.take_due(retry);
         assert_eq!(second[0].sid, None);
         subscriber.on_answer(retry, &second[0], granted("uuid:one"));
+        let peer = IpAddr::V4(HOST);
+        assert!(subscriber
+            .on_notify(second[0].token, NET, Some("uuid:one"), peer)
+            .is_some());
 
         // A renewal that fails while the SID still lives: renewed again, same SID.
         let half = retry + Duration::from_secs(900);
@@ -702,7 +765,10 @@ mod tests {
                 .filter(|r| r.event.ip() == request.event.ip())
                 .count();
             assert!(busy < TRACK_SUBSCRIBE_PER_HOST);
-            subscriber.on_answer(now, &request, granted(&format!("uuid:{}", request.token)));
+            let sid = format!("uuid:{}", request.token);
+            subscriber.on_answer(now, &request, granted(&sid));
+            let peer = IpAddr::V4(*request.event.ip());
+            subscriber.on_notify(request.token, NET, Some(&sid), peer);
             granted_count += 1;
             in_flight.extend(subscriber.take_due(now));
             let to_host = in_flight.iter().filter(|r| r.event.ip() == &HOST).count();
@@ -714,6 +780,61 @@ mod tests {
         );
         assert_eq!(subscriber.len(), 99);
         assert!(subscriber.held.is_empty() && subscriber.busy.is_empty());
+        assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn a_subscription_whose_initial_event_never_comes_is_made_anew() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![domain(80), hypervisor(80)], false);
+        let requests = subscriber.take_due(now);
+        for request in &requests {
+            subscriber.on_answer(now, request, granted(&format!("uuid:s-{}", request.token)));
+        }
+        // The Hypervisor service's initial event arrives; the Domain's was lost.
+        let heard = requests
+            .iter()
+            .find(|r| r.path == "/event/hypervisor")
+            .unwrap();
+        let peer = IpAddr::V4(HOST);
+        let sid = format!("uuid:s-{}", heard.token);
+        assert!(subscriber
+            .on_notify(heard.token, NET, Some(&sid), peer)
+            .is_some());
+        let wait = now + TRACK_INITIAL_EVENT_WAIT;
+        assert_eq!(subscriber.poll_at(), Some(wait));
+        let again = subscriber.take_due(wait);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].path.as_str(), again[0].sid.as_ref()),
+            ("/event/domain/acac0001", None)
+        );
+        let lost = requests
+            .iter()
+            .find(|r| r.path != "/event/hypervisor")
+            .unwrap();
+        assert_eq!(
+            subscriber.take_cancels(),
+            vec![Cancel {
+                event: SocketAddrV4::new(HOST, 80),
+                path: "/event/domain/acac0001".to_string(),
+                sid: format!("uuid:s-{}", lost.token),
+            }]
+        );
+        // This time it comes: renewed at half the time granted, like the other.
+        subscriber.on_answer(wait, &again[0], granted("uuid:new"));
+        assert!(subscriber
+            .on_notify(again[0].token, NET, Some("uuid:new"), peer)
+            .is_some());
+        assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
+        // An initial event that overtakes the SUBSCRIBE answer counts too.
+        subscriber.reconcile(wait, NET, OTHER_ROOT, vec![hypervisor(81)], false);
+        let fresh = subscriber.take_due(wait);
+        assert!(subscriber
+            .on_notify(fresh[0].token, NET, Some("uuid:early"), peer)
+            .is_some());
+        subscriber.on_answer(wait, &fresh[0], granted("uuid:early"));
         assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
     }
 

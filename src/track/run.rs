@@ -229,13 +229,27 @@ struct Tracker {
     tenant_control: Vec<String>,
     /// What a description may hold.
     description_limits: DescriptionLimits,
+    /// What GENA events decided, waiting for the run loop's next turn: written together, the
+    /// initial events of a thousand Domains cost a few disk flushes rather than two each, and
+    /// each NOTIFY is answered without waiting for the disk.
+    deferred: Vec<Output>,
+    /// Wakes the run loop.
+    wake: Sender<()>,
 }
 
 type Shared = Rc<RefCell<Tracker>>;
 
 impl Tracker {
-    /// Writes what the inventory decided: records first, then the journal.
+    /// Writes what the inventory decided (after what was deferred, in order): records first,
+    /// then the journal.
     fn apply(&mut self, outputs: Vec<Output>) {
+        let outputs = if self.deferred.is_empty() {
+            outputs
+        } else {
+            let mut all = std::mem::take(&mut self.deferred);
+            all.extend(outputs);
+            all
+        };
         let mut drafts: Vec<EventDraft> = Vec::new();
         // One batch: a description of a thousand domains costs a few disk flushes, not two
         // per record.
@@ -277,6 +291,16 @@ impl Tracker {
             }
             Err(error) => log::error!("journal: {error}"),
         }
+    }
+
+    /// Queues what the inventory decided for the run loop's next turn (see
+    /// [`Tracker::deferred`]).
+    fn defer(&mut self, outputs: Vec<Output>) {
+        if outputs.is_empty() {
+            return;
+        }
+        self.deferred.extend(outputs);
+        let _ = self.wake.try_send(());
     }
 
     /// Forgets device `udn` on `network`, which left: its subscriptions (without UNSUBSCRIBE,
@@ -449,6 +473,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         repo.last_seq()
     );
     let count = networks.len();
+    let (wake, woken) = smol::channel::bounded::<()>(1);
     let shared: Shared = Rc::new(RefCell::new(Tracker {
         networks,
         discovery,
@@ -465,8 +490,9 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         control_key: options.control_key.clone(),
         tenant_control: options.tenant_control.clone(),
         description_limits: DescriptionLimits::for_size(options.max_description),
+        deferred: Vec::new(),
+        wake: wake.clone(),
     }));
-    let (wake, woken) = smol::channel::bounded::<()>(1);
 
     let server = crate::state::server_string();
     for (id, socket) in listen_sockets {
@@ -571,6 +597,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         };
         if stop {
             log::info!("stopping");
+            shared.borrow_mut().apply(Vec::new());
             return Ok(());
         }
         let now = Instant::now();
@@ -595,6 +622,8 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 let outputs = tracker.inventory.take_due(unix_now());
                 tracker.apply(outputs);
                 give_back_memory(&mut peak_devices, tracker.discovery.len());
+            } else if !tracker.deferred.is_empty() {
+                tracker.apply(Vec::new());
             }
         }
         handle_changes(&shared);
@@ -1259,7 +1288,7 @@ impl Handler for CallbackHttp {
             tracker
                 .inventory
                 .on_event(unix_now(), self.network, &owner, &service_type, &variables);
-        tracker.apply(outputs);
+        tracker.defer(outputs);
         status(200)
     }
 }

@@ -182,6 +182,11 @@ pub struct TrackArgs {
     /// default: the host name); one tracker per site
     #[argh(option)]
     pub site: Option<String>,
+    /// largest device description read, in bytes (default 4194304: a hypervisor of 4,000
+    /// domains); embedded devices at most one per 512 bytes of it. Fewer descriptions are
+    /// fetched at once when it is raised
+    #[argh(option, default = "crate::consts::DESC_MAX_BYTES")]
+    pub max_description: usize,
 }
 
 /// Show and control hypervisors and VMs through a tracker's read API, or by discovering them

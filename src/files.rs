@@ -15,17 +15,7 @@ use std::path::Path;
 /// Replaces `path` with `contents`: writes a temporary file in the same directory, fsyncs it,
 /// renames it into place and fsyncs the directory.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(name);
-    temporary_name.push(format!("{TEMPORARY_MARKER}{}", std::process::id()));
-    let temporary = directory.join(temporary_name);
+    let (directory, temporary) = temporary_path(path)?;
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -41,6 +31,22 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&temporary);
     }
     written
+}
+
+/// The folder of `path` and the temporary file [`write_atomic`] writes before renaming it to
+/// `path`: `.<name>.tmp<pid>` beside it, which [`is_temporary`] recognises.
+pub fn temporary_path(path: &Path) -> io::Result<(&Path, std::path::PathBuf)> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!("{TEMPORARY_MARKER}{}", std::process::id()));
+    Ok((directory, directory.join(temporary_name)))
 }
 
 /// What [`write_atomic`] puts between the file name and the process id in a temporary name:

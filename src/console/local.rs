@@ -178,6 +178,7 @@ impl Local {
             control_key,
             tenant_control: Vec::new(),
             etcd: None,
+            max_description: crate::consts::DESC_MAX_BYTES,
         };
         let started = Instant::now();
         let thread = std::thread::Builder::new()

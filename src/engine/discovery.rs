@@ -49,6 +49,21 @@
 //! Each refusal and eviction is logged once per source address, never per datagram. Maps
 //! shrink as they empty, so the memory a flood took is given back once its entries expire.
 //!
+//! # Searches
+//!
+//! [`Discovery::search`] sends `ssdp:all` (at start, and when an interface comes back). Then,
+//! per network:
+//! - every [`Config::search_every`] without another multicast search, a search for
+//!   `upnp:rootdevice`: one answer per root device, carrying its BOOTID and CONFIGID, so a
+//!   device whose announcements were all lost is found, and a change it announced is
+//!   noticed, within that time;
+//! - when the net layer reports datagrams dropped on the network's sockets
+//!   ([`Discovery::on_overflow`]: a full receive buffer), the same search
+//!   `DISCOVERY_OVERFLOW_DELAY` (2 s) later, once the burst is over: whatever the lost
+//!   datagrams announced is asked for again. While drops go on, such searches are spaced out,
+//!   doubling from `DISCOVERY_OVERFLOW_DELAY` up to `DISCOVERY_OVERFLOW_BACKOFF_MAX` (64 s), so
+//!   answers that themselves overflow cannot start a storm.
+//!
 //! # Fetches
 //!
 //! Every change that needs a description (`Appeared`, `Refetch`) and every byebye that needs
@@ -175,6 +190,11 @@ const DISCOVERY_MAX_REFUSED_LOGGED: usize = 256;
 const DISCOVERY_MAX_UDN: usize = 128;
 /// Length in bytes of a device type kept, at most.
 const DISCOVERY_MAX_DEVICE_TYPE: usize = 256;
+/// Delay between datagrams dropped on a network and the search that asks again: the burst
+/// that overflowed is over by then.
+const DISCOVERY_OVERFLOW_DELAY: Duration = Duration::from_secs(2);
+/// Longest pause between searches asked for by dropped datagrams while drops go on.
+const DISCOVERY_OVERFLOW_BACKOFF_MAX: Duration = Duration::from_secs(64);
 
 /// One network the tracker listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +226,9 @@ pub struct Config {
     pub max_max_age: u32,
     /// The description fetch queue's bounds.
     pub fetches: fetches::Config,
+    /// How long a network goes without a multicast search of ours before one for root
+    /// devices is sent.
+    pub search_every: Duration,
 }
 
 /// Why a known description must be fetched again.
@@ -378,6 +401,12 @@ struct Table {
     deadlines: BTreeSet<(Instant, String)>,
     /// Fetch requests and cancellations for [`Discovery`] to pass on.
     work: Vec<Work>,
+    /// When the next periodic search for root devices is due (set by the first search).
+    next_periodic: Option<Instant>,
+    /// Searches asked for by dropped datagrams: the next one is sent no earlier, and how
+    /// long the one after waits.
+    overflow_after: Option<Instant>,
+    overflow_backoff: Duration,
 }
 
 /// What one source address holds in a table.
@@ -483,7 +512,7 @@ impl Group {
 #[derive(Debug)]
 struct PendingSearch {
     due: Instant,
-    /// ST: `None` for `ssdp:all`, else one UDN.
+    /// ST: `None` for `ssdp:all`, else `upnp:rootdevice` or one UDN.
     target: Option<String>,
     /// `None`: multicast; else unicast to this address (verifying a byebye).
     destination: Option<Ipv4Addr>,
@@ -527,6 +556,9 @@ impl Discovery {
                 next_expiry: None,
                 deadlines: BTreeSet::new(),
                 work: Vec::new(),
+                next_periodic: None,
+                overflow_after: None,
+                overflow_backoff: DISCOVERY_OVERFLOW_DELAY,
             })
             .collect();
         Discovery {
@@ -545,11 +577,47 @@ impl Discovery {
     /// waiting on that network.
     pub fn search(&mut self, now: Instant, network: u32) {
         let repeat = ssdp_repeat_delay(&mut self.rng);
+        let every = self.config.search_every;
         let Some(table) = self.table_mut(network) else {
             log::debug!("discovery: search on unknown network {network} ignored");
             return;
         };
         table.queue_search(now, repeat, None);
+        table.next_periodic = Some(later(now, every));
+    }
+
+    /// Datagrams were dropped on `network`'s sockets at `now` (their receive buffer was
+    /// full): queues a search for root devices after the burst, spaced out while drops go on
+    /// (see *Searches* in the module documentation). Answers when that search will be sent,
+    /// or `None` when one is already waiting.
+    pub fn on_overflow(&mut self, now: Instant, network: u32) -> Option<Instant> {
+        let repeat = ssdp_repeat_delay(&mut self.rng);
+        let table = self.table_mut(network)?;
+        let waiting = table.searches.iter().any(|search| {
+            search.destination.is_none()
+                && search.due > now
+                && search.target.as_deref() == Some(SSDP_NT_ROOT_DEVICE)
+        });
+        if waiting {
+            return None;
+        }
+        // Quiet for a while since the last one: start again from the shortest pause.
+        if table
+            .overflow_after
+            .is_some_and(|after| now > later(after, DISCOVERY_OVERFLOW_BACKOFF_MAX))
+        {
+            table.overflow_backoff = DISCOVERY_OVERFLOW_DELAY;
+        }
+        let at = later(now, DISCOVERY_OVERFLOW_DELAY).max(table.overflow_after.unwrap_or(now));
+        if !table.queue_search(at, repeat, Some(SSDP_NT_ROOT_DEVICE)) {
+            return None;
+        }
+        table.overflow_after = Some(later(at, table.overflow_backoff));
+        table.overflow_backoff = table
+            .overflow_backoff
+            .saturating_mul(2)
+            .min(DISCOVERY_OVERFLOW_BACKOFF_MAX);
+        Some(at)
     }
 
     /// Takes one datagram heard on `network`: NOTIFY (alive, byebye, update) and search
@@ -675,7 +743,10 @@ impl Discovery {
             .flat_map(|table| {
                 let searches = table.searches.iter().map(|search| search.due);
                 let deadline = table.deadlines.first().map(|(until, _)| *until);
-                searches.chain(table.next_expiry).chain(deadline)
+                searches
+                    .chain(table.next_expiry)
+                    .chain(deadline)
+                    .chain(table.next_periodic)
             })
             .chain(self.fetches.poll_at())
             .min()
@@ -698,6 +769,14 @@ impl Discovery {
             }
         }
         self.pass_work(now);
+        let every = self.config.search_every;
+        for table in &mut self.tables {
+            if table.next_periodic.is_some_and(|due| due <= now) {
+                let repeat = ssdp_repeat_delay(&mut self.rng);
+                table.queue_search(now, repeat, Some(SSDP_NT_ROOT_DEVICE));
+                table.next_periodic = Some(later(now, every));
+            }
+        }
         let mut buffer = [0u8; SSDP_EMIT_BUFFER];
         for table in &mut self.tables {
             // Stable: sends due at the same instant leave in the order they were queued.
@@ -740,6 +819,9 @@ impl Discovery {
             if multicast {
                 let until = later(now, self.window);
                 table.responses_until = Some(table.responses_until.map_or(until, |u| u.max(until)));
+                if table.next_periodic.is_some() {
+                    table.next_periodic = Some(later(now, every));
+                }
             }
             if table.searches.is_empty() {
                 table.searches = Vec::new();
@@ -1538,9 +1620,10 @@ impl Table {
         });
     }
 
-    /// Queues the sends of one multicast search (`None`: `ssdp:all`); false when it was not
-    /// queued. An `ssdp:all` already waiting makes any new search redundant; a UDN search is
-    /// queued only while fewer than [`DISCOVERY_MAX_PENDING_SEARCHES`] multicast sends wait.
+    /// Queues the sends of one multicast search from `now` on (`None`: `ssdp:all`, else
+    /// `upnp:rootdevice` or a UDN); false when it was not queued. An `ssdp:all` already
+    /// waiting makes any new search redundant; another is queued only when the same is not
+    /// waiting and fewer than [`DISCOVERY_MAX_PENDING_SEARCHES`] multicast sends wait.
     fn queue_search(&mut self, now: Instant, repeat: Duration, target: Option<&str>) -> bool {
         let multicast = || self.searches.iter().filter(|s| s.destination.is_none());
         if multicast().any(|search| search.target.is_none()) {
@@ -1758,6 +1841,7 @@ Content-Length: 0\r\n\
                 max_backoff: secs(60),
                 min_interval: secs(1),
             },
+            search_every: secs(300),
         }
     }
 
@@ -2667,8 +2751,70 @@ USER-AGENT: Linux/6.1 UPnP/1.1 xenplug/0.1.0\r\n\
         assert!(sent(&mut discovery, repeat - Duration::from_millis(1)).is_empty());
         let second = sent(&mut discovery, repeat);
         assert_eq!(second, first);
-        assert_eq!(discovery.poll_at(), None);
+        // Next: the periodic search for root devices.
+        assert_eq!(discovery.poll_at(), Some(repeat + secs(300)));
         assert!(sent(&mut discovery, repeat + secs(60)).is_empty());
+    }
+
+    /// The search targets `discovery` sends at `now`, in order.
+    fn targets_sent(discovery: &mut Discovery, now: Instant) -> Vec<String> {
+        sent(discovery, now)
+            .iter()
+            .map(|(_, _, bytes)| match wire_ssdp::parse(bytes) {
+                Ok(Message::Search(search)) => search.search_target.to_string(),
+                _ => panic!("not a search"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn root_devices_are_searched_for_periodically_and_after_drops() {
+        let mut discovery = discovery();
+        let now = Instant::now();
+        discovery.search(now, MGMT);
+        assert_eq!(targets_sent(&mut discovery, now), [SSDP_ST_ALL]);
+        let repeat = discovery.poll_at().unwrap();
+        assert_eq!(targets_sent(&mut discovery, repeat), [SSDP_ST_ALL]);
+        // Nothing else for 300 s, then upnp:rootdevice, twice, and again 300 s later.
+        let periodic = repeat + secs(300);
+        assert_eq!(discovery.poll_at(), Some(periodic));
+        assert_eq!(
+            targets_sent(&mut discovery, periodic),
+            [SSDP_NT_ROOT_DEVICE]
+        );
+        let again = discovery.poll_at().unwrap();
+        assert!(again < periodic + SSDP_REPEAT_MAX);
+        assert_eq!(targets_sent(&mut discovery, again), [SSDP_NT_ROOT_DEVICE]);
+        assert_eq!(discovery.poll_at(), Some(again + secs(300)));
+
+        // Datagrams dropped: a search for root devices 2 s later, one for the whole burst.
+        let drop = again + secs(10);
+        assert_eq!(discovery.on_overflow(drop, MGMT), Some(drop + secs(2)));
+        assert_eq!(discovery.on_overflow(drop + secs(1), MGMT), None);
+        assert_eq!(discovery.on_overflow(drop, 99), None);
+        assert!(targets_sent(&mut discovery, drop + secs(1)).is_empty());
+        assert_eq!(
+            targets_sent(&mut discovery, drop + secs(2)),
+            [SSDP_NT_ROOT_DEVICE]
+        );
+        let repeat = discovery.poll_at().unwrap();
+        assert_eq!(targets_sent(&mut discovery, repeat), [SSDP_NT_ROOT_DEVICE]);
+        // Its answers overflow too: each search waits longer after the one before, up to 64 s.
+        let mut searched = drop + secs(2);
+        let mut at = repeat;
+        let mut pauses = Vec::new();
+        for _ in 0..8 {
+            let next = discovery.on_overflow(at, MGMT).unwrap();
+            pauses.push((next - searched).as_secs());
+            searched = next;
+            assert_eq!(targets_sent(&mut discovery, next), [SSDP_NT_ROOT_DEVICE]);
+            at = discovery.poll_at().unwrap();
+            targets_sent(&mut discovery, at);
+        }
+        assert_eq!(pauses, [2, 4, 8, 16, 32, 64, 64, 64], "{pauses:?}");
+        // Quiet for long enough: back to 2 s.
+        let quiet = at + secs(200);
+        assert_eq!(discovery.on_overflow(quiet, MGMT), Some(quiet + secs(2)));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - model changes go to [`Subscriptions::notify`];
 //! - [`Subscriptions::take_due`], at [`Subscriptions::poll_at`] and after each of the calls
 //!   above, ends the subscriptions whose time is up and hands out the NOTIFYs to send, at
-//!   most one in flight per subscription; [`Subscriptions::delivered`] reports how each went.
+//!   most one in flight per subscription and [`GENA_IN_FLIGHT_PER_SUBSCRIBER`] per subscriber
+//!   address; [`Subscriptions::delivered`] reports how each went.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -34,6 +35,12 @@ const GENA_MAX_PER_SUBSCRIBER: usize = 4;
 const GENA_NOTICED_SOURCES: usize = 64;
 /// Events queued per subscription before the oldest unsent ones are merged away.
 const GENA_MAX_QUEUED_EVENTS: usize = 32;
+/// NOTIFYs in flight to one subscriber address, at most: each is one connection, and a
+/// subscriber serves one source a share of its connections (xenplug: 16, then 32 waiting,
+/// then refusals). A tracker subscribed to every Domain of a host with a thousand of them
+/// gets a thousand initial events at once otherwise, and a refused one is lost (the next
+/// event carries the next SEQ, UDA 1.1 section 4.3.2), so its VM's state would stay unknown.
+pub const GENA_IN_FLIGHT_PER_SUBSCRIBER: usize = 8;
 
 /// A delivery URL, owned: where to connect and the request target of the NOTIFY.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +293,10 @@ pub struct Subscriptions {
     next_serial: u64,
     /// Subscribers already told about in a log line, oldest first.
     noticed: Noticed<Notice>,
+    /// The subscriber of each delivery in flight, by SID (kept until it is reported, even
+    /// when its subscription ended meanwhile), and their count per subscriber.
+    flying: BTreeMap<String, IpAddr>,
+    busy: std::collections::HashMap<IpAddr, usize>,
 }
 
 impl Subscriptions {
@@ -301,6 +312,8 @@ impl Subscriptions {
             table: BTreeMap::new(),
             next_serial: 0,
             noticed: Noticed::new(GENA_NOTICED_SOURCES),
+            flying: BTreeMap::new(),
+            busy: std::collections::HashMap::new(),
         }
     }
 
@@ -481,11 +494,17 @@ impl Subscriptions {
     /// Other deliveries do not wait on time: call [`Subscriptions::take_due`] after every
     /// `send_initial`, `notify` and `delivered`.
     pub fn poll_at(&self) -> Option<Instant> {
+        // A subscriber at its bound is woken by `delivered`, not by time.
+        let waits = |subscriber: &IpAddr| {
+            self.busy.get(subscriber).copied().unwrap_or(0) >= GENA_IN_FLIGHT_PER_SUBSCRIBER
+        };
         self.table
             .values()
             .flat_map(|subscription| {
                 let held = subscription.hold_until.filter(|_| {
-                    subscription.in_flight.is_none() && !subscription.pending.is_empty()
+                    subscription.in_flight.is_none()
+                        && !subscription.pending.is_empty()
+                        && !waits(&subscription.subscriber)
                 });
                 [Some(subscription.expires), held]
             })
@@ -509,7 +528,17 @@ impl Subscriptions {
         self.expire(now);
         let mut ready = Vec::new();
         for (sid, subscription) in &mut self.table {
+            let busy = self
+                .busy
+                .get(&subscription.subscriber)
+                .copied()
+                .unwrap_or(0);
+            if busy >= GENA_IN_FLIGHT_PER_SUBSCRIBER || self.flying.contains_key(sid) {
+                continue;
+            }
             if let Some((seq, variables)) = subscription.take(now) {
+                self.flying.insert(sid.clone(), subscription.subscriber);
+                *self.busy.entry(subscription.subscriber).or_default() += 1;
                 let borrowed: Vec<(&str, &str)> = variables
                     .iter()
                     .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -537,6 +566,14 @@ impl Subscriptions {
     ///
     /// Ignored for an unknown SID (cancelled or expired meanwhile).
     pub fn delivered(&mut self, sid: &str, outcome: Outcome) -> Option<String> {
+        if let Some(subscriber) = self.flying.remove(sid) {
+            if let Some(busy) = self.busy.get_mut(&subscriber) {
+                *busy = busy.saturating_sub(1);
+                if *busy == 0 {
+                    self.busy.remove(&subscriber);
+                }
+            }
+        }
         match outcome {
             Outcome::UnknownSid => self.table.remove(sid).map(|ended| ended.service),
             Outcome::Delivered | Outcome::Failed => {
@@ -917,6 +954,44 @@ mod tests {
         table.delivered(&other, Outcome::Delivered);
         table.delivered("uuid:unknown", Outcome::Delivered);
         assert!(table.take_due(now).is_empty());
+    }
+
+    #[test]
+    fn notifies_to_one_subscriber_are_bounded_in_flight_and_none_is_lost() {
+        let now = Instant::now();
+        let mut table = Subscriptions::new(7);
+        // A tracker subscribed to 100 Domains, and another control point to one.
+        let sids: Vec<String> = (0..100)
+            .map(|n| subscribed(&mut table, now, &format!("domain/{n}")))
+            .collect();
+        let other_cp = Ipv4Addr::new(192, 168, 1, 30);
+        let other = subscribed_from(&mut table, now, HV, other_cp);
+        for sid in sids.iter().chain([&other]) {
+            table.send_initial(sid, vars(&[("State", "running")]), now);
+        }
+        let ready = now + Duration::from_secs(1);
+        let mut flying = table.take_due(ready);
+        assert_eq!(flying.len(), GENA_IN_FLIGHT_PER_SUBSCRIBER + 1);
+        assert!(flying.iter().any(|d| d.sid == other));
+        assert!(table.take_due(ready).is_empty());
+        // Held at the bound: woken by a delivery, not by time.
+        assert!(table.poll_at().is_none_or(|at| at > ready));
+        // One ends while its event is in flight: its place is freed all the same.
+        let ending = flying
+            .iter()
+            .find_map(|d| sids.iter().position(|sid| *sid == d.sid))
+            .unwrap();
+        table.remove_service(&format!("domain/{ending}"));
+        let mut delivered = 0;
+        while let Some(delivery) = flying.pop() {
+            table.delivered(&delivery.sid, Outcome::Delivered);
+            delivered += 1;
+            flying.extend(table.take_due(ready));
+            let to_tracker = flying.iter().filter(|d| d.sid != other).count();
+            assert!(to_tracker <= GENA_IN_FLIGHT_PER_SUBSCRIBER);
+        }
+        assert_eq!(delivered, 101, "every initial event went out once");
+        assert!(table.busy.is_empty() && table.flying.is_empty());
     }
 
     #[test]

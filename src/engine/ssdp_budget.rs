@@ -29,7 +29,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::later;
-use crate::consts::{SSDP_MAX_PENDING_REPLIES, SSDP_RATE_WINDOW};
+use crate::consts::SSDP_RATE_WINDOW;
 
 /// Searches answered per source address (or by the overflow, all its sources together) within
 /// [`SSDP_RATE_WINDOW`].
@@ -55,9 +55,9 @@ pub const SSDP_RATE_SOURCE_IDLE: Duration = Duration::from_secs(10);
 /// which is 6.3 times what 2,000 searches a second of 100 bytes send in that time
 /// (`tests/benches/hostile.sh` measures 5.1 for `ssdp:all` from 1,000 sources).
 ///
-/// How many replies may wait at once is [`SSDP_MAX_PENDING_REPLIES`]; with many domains it,
-/// not this budget, is what limits simultaneous answers, and it must grow with the device
-/// count. This budget does not need to.
+/// How many replies may wait at once grows with the device's targets (see the engine's
+/// `SSDP_ANSWERS_QUEUED`), so that with many domains this budget, not the queue, is what
+/// limits simultaneous answers.
 pub const SSDP_REPLY_BYTES_PER_SECOND: u64 = 768 * 1024;
 /// Reply bytes an interface sends without pacing: this long at [`SSDP_REPLY_BYTES_PER_SECOND`].
 pub const SSDP_REPLY_BURST: Duration = Duration::from_secs(1);
@@ -102,7 +102,8 @@ impl fmt::Display for Refused {
 /// Why a search's answer stopped short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
-    /// [`SSDP_MAX_PENDING_REPLIES`] replies are already waiting.
+    /// The reply queue is full ([`SSDP_MAX_PENDING_REPLIES`](crate::consts::SSDP_MAX_PENDING_REPLIES), or more for a device with
+    /// many targets).
     Queue,
     /// The source (or the overflow) has taken its share.
     Source,
@@ -282,11 +283,13 @@ pub struct Grant<'b> {
 }
 
 impl Grant<'_> {
-    /// Whether one more reply of `bytes` bytes may be sent while `pending` replies wait, and
-    /// when at the earliest (`now` unless the interface's pace defers it). `None` once the
-    /// answer has been cut: every later reply of the search is refused too, so an answer is
-    /// always a prefix (the root device's replies come first).
-    pub fn reply(&mut self, bytes: usize, pending: usize) -> Option<Instant> {
+    /// Whether one more reply of `bytes` bytes may be sent while `pending` replies wait in a
+    /// queue that holds `max_pending` (the engine sizes it to its targets: at least
+    /// [`SSDP_MAX_PENDING_REPLIES`](crate::consts::SSDP_MAX_PENDING_REPLIES)), and when at the earliest (`now` unless the interface's
+    /// pace defers it). `None` once the answer has been cut: every later reply of the search
+    /// is refused too, so an answer is always a prefix (the root device's replies come
+    /// first).
+    pub fn reply(&mut self, bytes: usize, pending: usize, max_pending: usize) -> Option<Instant> {
         if self.cut.is_some() {
             return None;
         }
@@ -298,7 +301,7 @@ impl Grant<'_> {
         let priority = source.priority < SSDP_PRIORITY_REPLIES;
         let cut = if priority {
             None
-        } else if pending >= SSDP_MAX_PENDING_REPLIES {
+        } else if pending >= max_pending {
             Some(Cut::Queue)
         } else if own.saturating_duration_since(now) > SSDP_SOURCE_BURST {
             Some(Cut::Source)
@@ -362,6 +365,7 @@ fn transmission(bytes: u64, rate: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consts::SSDP_MAX_PENDING_REPLIES;
 
     const ONE: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 50);
     /// A reply's size in these tests, about what xenplug's are.
@@ -388,7 +392,7 @@ mod tests {
         let mut latest = now;
         let mut got = 0;
         for _ in 0..wanted {
-            let Some(at) = grant.reply(REPLY, 0) else {
+            let Some(at) = grant.reply(REPLY, 0, SSDP_MAX_PENDING_REPLIES) else {
                 break;
             };
             assert!(at >= now);
@@ -527,16 +531,19 @@ mod tests {
         }
         let mut grant = budget.search(now, ONE).unwrap();
         for _ in 0..SSDP_PRIORITY_REPLIES {
-            assert_eq!(grant.reply(REPLY, SSDP_MAX_PENDING_REPLIES), Some(now));
+            assert_eq!(
+                grant.reply(REPLY, SSDP_MAX_PENDING_REPLIES, SSDP_MAX_PENDING_REPLIES),
+                Some(now)
+            );
         }
-        assert_eq!(grant.reply(REPLY, 0), None);
+        assert_eq!(grant.reply(REPLY, 0, SSDP_MAX_PENDING_REPLIES), None);
         assert_eq!(grant.cut(), Some((Cut::Interface, true)));
         // Cut once, cut for good: an answer is a prefix of the targets.
-        assert_eq!(grant.reply(1, 0), None);
+        assert_eq!(grant.reply(1, 0, SSDP_MAX_PENDING_REPLIES), None);
         // The same in the next window, with nothing pending: priority again.
         let next = now + SSDP_RATE_WINDOW;
         let mut grant = budget.search(next, ONE).unwrap();
-        assert_eq!(grant.reply(REPLY, 0), Some(next));
+        assert_eq!(grant.reply(REPLY, 0, SSDP_MAX_PENDING_REPLIES), Some(next));
     }
 
     #[test]
@@ -546,12 +553,14 @@ mod tests {
         let mut grant = budget.search(now, ONE).unwrap();
         let full = SSDP_MAX_PENDING_REPLIES;
         for _ in 0..SSDP_PRIORITY_REPLIES {
-            assert!(grant.reply(REPLY, full).is_some());
+            assert!(grant.reply(REPLY, full, SSDP_MAX_PENDING_REPLIES).is_some());
         }
-        assert!(grant.reply(REPLY, full).is_none());
+        assert!(grant.reply(REPLY, full, SSDP_MAX_PENDING_REPLIES).is_none());
         assert_eq!(grant.cut(), Some((Cut::Queue, true)));
         let mut grant = budget.search(now, ONE).unwrap();
-        assert!(grant.reply(REPLY, full - 1).is_some());
+        assert!(grant
+            .reply(REPLY, full - 1, SSDP_MAX_PENDING_REPLIES)
+            .is_some());
         assert_eq!(grant.cut(), None);
     }
 

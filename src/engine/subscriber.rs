@@ -10,19 +10,32 @@
 //!   tree is forgotten without UNSUBSCRIBE: the device kept none of them;
 //! - when a device leaves, [`Subscriber::forget`];
 //! - [`Subscriber::take_due`] hands out the SUBSCRIBE requests (new or renewal) to send, at most
-//!   one in flight per subscription, and [`Subscriber::on_answer`] takes how each went;
+//!   one in flight per subscription and [`TRACK_SUBSCRIBE_PER_HOST`] per publisher address,
+//!   and [`Subscriber::on_answer`] takes how each went;
 //! - [`Subscriber::take_cancels`] hands out the UNSUBSCRIBEs to send (best effort: their
 //!   outcome changes nothing here);
 //! - an incoming NOTIFY is checked with [`Subscriber::on_notify`].
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddrV4};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use super::shrink;
 use crate::consts::{GENA_DEFAULT_TIMEOUT, GENA_MAX_TIMEOUT};
 
 /// Pause before subscribing again after a SUBSCRIBE failed.
 const TRACK_RESUBSCRIBE_RETRY: Duration = Duration::from_secs(10);
+/// Longest wait for a new subscription's initial event (UDA 1.1 section 4.2.1: it carries
+/// every evented variable, and the publisher does not send it twice): one that was lost (the
+/// publisher could not reach the callback in time) would leave the state unknown until it
+/// changes, so a subscription whose initial event has not come within this is made anew.
+const TRACK_INITIAL_EVENT_WAIT: Duration = Duration::from_secs(15);
+/// SUBSCRIBEs in flight to one publisher address, at most: each is one connection, and a
+/// publisher serves a source a share of its connections (xenplug: 16, then 32 waiting,
+/// then refusals), which a hypervisor's hundreds of Domain subscriptions made at once
+/// would overrun. Half of xenplug's share, so a description fetch or a relayed call to that
+/// host still finds a slot.
+pub const TRACK_SUBSCRIBE_PER_HOST: usize = 8;
 
 /// A service the tracker wants events from, as a description gave it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,12 +111,26 @@ struct Entry {
     renew_at: Instant,
     /// The attempt awaiting its answer, if any.
     in_flight: Option<u64>,
+    /// Whether it is due but waits for its publisher to have fewer SUBSCRIBEs in flight.
+    held: bool,
+    /// Whether a NOTIFY came for it since its last new SUBSCRIBE was sent.
+    heard: bool,
+    /// Granted anew and its initial event not heard yet: the renewal time to go back to
+    /// once it is (`renew_at` is then the end of the wait for it).
+    awaiting_initial: Option<Instant>,
 }
 
 /// The tracker's GENA subscriptions, all networks and devices in one table keyed by token.
 #[derive(Debug, Default)]
 pub struct Subscriber {
     table: BTreeMap<u64, Entry>,
+    /// (renew_at, token) of every entry with nothing in flight and not held.
+    due: BTreeSet<(Instant, u64)>,
+    /// SUBSCRIBEs in flight per publisher address.
+    busy: HashMap<Ipv4Addr, usize>,
+    /// Per publisher address at its bound, the tokens due, oldest first (a token whose entry
+    /// has gone since is skipped when its turn comes).
+    held: HashMap<Ipv4Addr, VecDeque<u64>>,
     next_token: u64,
     next_attempt: u64,
     cancels: Vec<Cancel>,
@@ -137,30 +164,33 @@ impl Subscriber {
         wanted: Vec<Wanted>,
         rebooted: bool,
     ) {
-        let mut wanted = wanted;
-        wanted.sort();
-        wanted.dedup();
+        let mut wanted: BTreeSet<Wanted> = wanted.into_iter().collect();
         let mut dropped = Vec::new();
+        let mut renewed = Vec::new();
         for (token, entry) in self
             .table
             .iter_mut()
             .filter(|(_, e)| e.network == network && e.root == root)
         {
-            match wanted.iter().position(|w| *w == entry.wanted) {
-                Some(index) => {
-                    wanted.swap_remove(index);
-                    if rebooted {
-                        entry.sid = None;
-                        entry.expires = None;
-                        entry.in_flight = None;
-                        entry.renew_at = now;
-                    }
-                }
-                None => dropped.push(*token),
+            if !wanted.remove(&entry.wanted) {
+                dropped.push(*token);
+            } else if rebooted {
+                renewed.push((*token, entry.renew_at));
+                entry.sid = None;
+                entry.expires = None;
+                entry.in_flight = None;
+                entry.renew_at = now;
+            }
+        }
+        for (token, before) in renewed {
+            self.due.remove(&(before, token));
+            if self.table.get(&token).is_some_and(|entry| !entry.held) {
+                self.due.insert((now, token));
             }
         }
         for token in dropped {
             if let Some(entry) = self.table.remove(&token) {
+                self.due.remove(&(entry.renew_at, token));
                 if let (Some(sid), false) = (entry.sid, rebooted) {
                     self.cancels.push(Cancel {
                         event: entry.wanted.event,
@@ -183,8 +213,12 @@ impl Subscriber {
                     expires: None,
                     renew_at: now,
                     in_flight: None,
+                    held: false,
+                    heard: false,
+                    awaiting_initial: None,
                 },
             );
+            self.due.insert((now, token));
         }
     }
 
@@ -197,23 +231,62 @@ impl Subscriber {
     /// its TIMEOUT runs out, and a NOTIFY it still sends is answered 412, on which a UDA 1.1
     /// publisher drops the subscription at once (section 4.3.2; xenplug does).
     pub fn forget(&mut self, network: u32, udn: &str) {
-        self.table.retain(|_, entry| {
-            !(entry.network == network && (entry.root == udn || entry.wanted.owner == udn))
+        let due = &mut self.due;
+        self.table.retain(|token, entry| {
+            let keep =
+                !(entry.network == network && (entry.root == udn || entry.wanted.owner == udn));
+            if !keep {
+                due.remove(&(entry.renew_at, *token));
+            }
+            keep
         });
     }
 
     /// The SUBSCRIBEs due at `now`, marked in flight: none is handed out again before
-    /// [`Subscriber::on_answer`] took its answer.
+    /// [`Subscriber::on_answer`] took its answer, and none while its publisher address has
+    /// [`TRACK_SUBSCRIBE_PER_HOST`] in flight (it waits for one of those to be answered).
     pub fn take_due(&mut self, now: Instant) -> Vec<Request> {
         let mut requests = Vec::new();
-        for (token, entry) in self.table.iter_mut() {
-            if entry.in_flight.is_some() || entry.renew_at > now {
+        while let Some(&(at, token)) = self.due.first() {
+            if at > now {
+                break;
+            }
+            self.due.pop_first();
+            let Some(entry) = self.table.get_mut(&token) else {
                 continue;
+            };
+            let host = *entry.wanted.event.ip();
+            let busy = self.busy.entry(host).or_default();
+            if *busy >= TRACK_SUBSCRIBE_PER_HOST {
+                entry.held = true;
+                self.held.entry(host).or_default().push_back(token);
+                continue;
+            }
+            *busy += 1;
+            if entry.awaiting_initial.take().is_some() {
+                // Its initial event never came: cancelled, and subscribed anew.
+                if let Some(sid) = entry.sid.take() {
+                    log::info!(
+                        "gena: no initial event for {sid} at {}{} within {} s; subscribing anew",
+                        entry.wanted.event,
+                        entry.wanted.path,
+                        TRACK_INITIAL_EVENT_WAIT.as_secs()
+                    );
+                    self.cancels.push(Cancel {
+                        event: entry.wanted.event,
+                        path: entry.wanted.path.clone(),
+                        sid,
+                    });
+                }
+                entry.expires = None;
+            }
+            if entry.sid.is_none() {
+                entry.heard = false;
             }
             self.next_attempt += 1;
             entry.in_flight = Some(self.next_attempt);
             requests.push(Request {
-                token: *token,
+                token,
                 network: entry.network,
                 event: entry.wanted.event,
                 path: entry.wanted.path.clone(),
@@ -222,6 +295,39 @@ impl Subscriber {
             });
         }
         requests
+    }
+
+    /// One SUBSCRIBE to `host` was answered: its place goes to the next one held for it.
+    fn release(&mut self, host: Ipv4Addr) {
+        let busy = match self.busy.get_mut(&host) {
+            Some(busy) => {
+                *busy = busy.saturating_sub(1);
+                *busy
+            }
+            None => 0,
+        };
+        if busy == 0 {
+            self.busy.remove(&host);
+            shrink(&mut self.busy);
+        }
+        let mut room = TRACK_SUBSCRIBE_PER_HOST.saturating_sub(busy);
+        let Some(queue) = self.held.get_mut(&host) else {
+            return;
+        };
+        while room > 0 {
+            let Some(token) = queue.pop_front() else {
+                break;
+            };
+            if let Some(entry) = self.table.get_mut(&token).filter(|entry| entry.held) {
+                entry.held = false;
+                self.due.insert((entry.renew_at, token));
+                room -= 1;
+            }
+        }
+        if queue.is_empty() {
+            self.held.remove(&host);
+            shrink(&mut self.held);
+        }
     }
 
     /// Takes the answer to `request` at `now`; returns a line for the log when it failed.
@@ -234,6 +340,7 @@ impl Subscriber {
     /// anew meanwhile) changes nothing, but a SID it grants that the table does not hold is
     /// cancelled, so no subscription is left behind at the publisher.
     pub fn on_answer(&mut self, now: Instant, request: &Request, answer: Answer) -> Option<String> {
+        self.release(*request.event.ip());
         let current = self
             .table
             .get_mut(&request.token)
@@ -255,7 +362,7 @@ impl Subscriber {
             return None;
         };
         entry.in_flight = None;
-        match answer {
+        let line = match answer {
             Answer::Granted { sid, timeout } => {
                 let duration = timeout
                     .unwrap_or(GENA_DEFAULT_TIMEOUT)
@@ -263,6 +370,13 @@ impl Subscriber {
                 entry.sid = Some(sid);
                 entry.expires = now.checked_add(duration);
                 entry.renew_at = now + duration / 2;
+                if request.sid.is_none() && !entry.heard {
+                    let wait = now + TRACK_INITIAL_EVENT_WAIT;
+                    if wait < entry.renew_at {
+                        entry.awaiting_initial = Some(entry.renew_at);
+                        entry.renew_at = wait;
+                    }
+                }
                 None
             }
             Answer::Unknown => {
@@ -280,7 +394,11 @@ impl Subscriber {
                 entry.renew_at = retry;
                 Some(reason)
             }
+        };
+        if !entry.held {
+            self.due.insert((entry.renew_at, request.token));
         }
+        line
     }
 
     /// Checks a NOTIFY that arrived on `network` from `peer` at the callback of `token` with
@@ -288,17 +406,31 @@ impl Subscriber {
     /// subscription, else `None` (the net layer answers 412, UDA 1.1 section 4.3.2). A NOTIFY
     /// before the SUBSCRIBE response was read (no SID known yet) is taken: the initial event
     /// may overtake it.
+    ///
+    /// The first one after a new subscription is its initial event: the subscription is then
+    /// renewed at its usual time, not made anew.
     pub fn on_notify(
-        &self,
+        &mut self,
         token: u64,
         network: u32,
         sid: Option<&str>,
         peer: IpAddr,
     ) -> Option<(&str, &str)> {
-        let entry = self.table.get(&token)?;
+        let entry = self.table.get_mut(&token)?;
         let sid_ok = entry.sid.is_none() || sid == entry.sid.as_deref();
         let peer_ok = peer.to_canonical() == IpAddr::V4(*entry.wanted.event.ip());
-        (entry.network == network && sid_ok && peer_ok).then_some((
+        if !(entry.network == network && sid_ok && peer_ok) {
+            return None;
+        }
+        entry.heard = true;
+        if let Some(renew) = entry.awaiting_initial.take() {
+            if entry.in_flight.is_none() && !entry.held {
+                self.due.remove(&(entry.renew_at, token));
+                self.due.insert((renew, token));
+            }
+            entry.renew_at = renew;
+        }
+        Some((
             entry.wanted.owner.as_str(),
             entry.wanted.service_type.as_str(),
         ))
@@ -311,11 +443,7 @@ impl Subscriber {
 
     /// When a SUBSCRIBE is next due (subscriptions with one in flight wait for its answer).
     pub fn poll_at(&self) -> Option<Instant> {
-        self.table
-            .values()
-            .filter(|entry| entry.in_flight.is_none())
-            .map(|entry| entry.renew_at)
-            .min()
+        self.due.first().map(|(at, _)| *at)
     }
 
     /// Subscriptions held, all networks.
@@ -373,7 +501,8 @@ mod tests {
         }
     }
 
-    /// Sends every due SUBSCRIBE and grants it `uuid:<prefix>-<token>`.
+    /// Sends every due SUBSCRIBE, grants it `uuid:<prefix>-<token>` and delivers its initial
+    /// event.
     fn grant_all(subscriber: &mut Subscriber, now: Instant, prefix: &str) -> Vec<Request> {
         let requests = subscriber.take_due(now);
         for request in &requests {
@@ -383,6 +512,11 @@ mod tests {
                 None,
                 "{request:?}"
             );
+            let peer = IpAddr::V4(*request.event.ip());
+            let network = request.network;
+            assert!(subscriber
+                .on_notify(request.token, network, Some(&sid), peer)
+                .is_some());
         }
         requests
     }
@@ -529,6 +663,10 @@ mod tests {
         let second = subscriber.take_due(retry);
         assert_eq!(second[0].sid, None);
         subscriber.on_answer(retry, &second[0], granted("uuid:one"));
+        let peer = IpAddr::V4(HOST);
+        assert!(subscriber
+            .on_notify(second[0].token, NET, Some("uuid:one"), peer)
+            .is_some());
 
         // A renewal that fails while the SID still lives: renewed again, same SID.
         let half = retry + Duration::from_secs(900);
@@ -586,6 +724,118 @@ mod tests {
         assert!(subscriber.sid_of(NET, OTHER_ROOT, &other).is_some());
         assert!(subscriber.sid_of(1, ROOT, &hypervisor(80)).is_some());
         assert!(subscriber.take_cancels().is_empty());
+    }
+
+    #[test]
+    fn subscribes_to_one_host_are_bounded_in_flight_and_none_is_lost() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        // A hypervisor with 100 Domains, and another host with one service.
+        let domains: Vec<Wanted> = (0..100)
+            .map(|n| Wanted {
+                owner: format!("uuid:acac0001-1111-4a6b-8c9d-{n:012}"),
+                ..domain(80)
+            })
+            .collect();
+        subscriber.reconcile(now, NET, ROOT, domains, false);
+        let other = Wanted {
+            owner: OTHER_ROOT.to_string(),
+            event: SocketAddrV4::new(Ipv4Addr::new(10, 99, 1, 20), 80),
+            ..hypervisor(80)
+        };
+        subscriber.reconcile(now, NET, OTHER_ROOT, vec![other.clone()], false);
+        let mut in_flight = subscriber.take_due(now);
+        assert_eq!(
+            in_flight.len(),
+            TRACK_SUBSCRIBE_PER_HOST + 1,
+            "{in_flight:?}"
+        );
+        assert!(in_flight.iter().any(|r| r.event == other.event));
+        assert!(
+            subscriber.take_due(now).is_empty(),
+            "the host is at its bound"
+        );
+        // Two Domains leave while held: their turn is skipped.
+        subscriber.forget(NET, "uuid:acac0001-1111-4a6b-8c9d-000000000050");
+        subscriber.forget(NET, "uuid:acac0001-1111-4a6b-8c9d-000000000051");
+        let mut granted_count = 0;
+        while let Some(request) = in_flight.pop() {
+            let busy = in_flight
+                .iter()
+                .filter(|r| r.event.ip() == request.event.ip())
+                .count();
+            assert!(busy < TRACK_SUBSCRIBE_PER_HOST);
+            let sid = format!("uuid:{}", request.token);
+            subscriber.on_answer(now, &request, granted(&sid));
+            let peer = IpAddr::V4(*request.event.ip());
+            subscriber.on_notify(request.token, NET, Some(&sid), peer);
+            granted_count += 1;
+            in_flight.extend(subscriber.take_due(now));
+            let to_host = in_flight.iter().filter(|r| r.event.ip() == &HOST).count();
+            assert!(to_host <= TRACK_SUBSCRIBE_PER_HOST, "{to_host} in flight");
+        }
+        assert_eq!(
+            granted_count, 99,
+            "every subscription still wanted was made once"
+        );
+        assert_eq!(subscriber.len(), 99);
+        assert!(subscriber.held.is_empty() && subscriber.busy.is_empty());
+        assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn a_subscription_whose_initial_event_never_comes_is_made_anew() {
+        let now = Instant::now();
+        let mut subscriber = Subscriber::new();
+        subscriber.reconcile(now, NET, ROOT, vec![domain(80), hypervisor(80)], false);
+        let requests = subscriber.take_due(now);
+        for request in &requests {
+            subscriber.on_answer(now, request, granted(&format!("uuid:s-{}", request.token)));
+        }
+        // The Hypervisor service's initial event arrives; the Domain's was lost.
+        let heard = requests
+            .iter()
+            .find(|r| r.path == "/event/hypervisor")
+            .unwrap();
+        let peer = IpAddr::V4(HOST);
+        let sid = format!("uuid:s-{}", heard.token);
+        assert!(subscriber
+            .on_notify(heard.token, NET, Some(&sid), peer)
+            .is_some());
+        let wait = now + TRACK_INITIAL_EVENT_WAIT;
+        assert_eq!(subscriber.poll_at(), Some(wait));
+        let again = subscriber.take_due(wait);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].path.as_str(), again[0].sid.as_ref()),
+            ("/event/domain/acac0001", None)
+        );
+        let lost = requests
+            .iter()
+            .find(|r| r.path != "/event/hypervisor")
+            .unwrap();
+        assert_eq!(
+            subscriber.take_cancels(),
+            vec![Cancel {
+                event: SocketAddrV4::new(HOST, 80),
+                path: "/event/domain/acac0001".to_string(),
+                sid: format!("uuid:s-{}", lost.token),
+            }]
+        );
+        // This time it comes: renewed at half the time granted, like the other.
+        subscriber.on_answer(wait, &again[0], granted("uuid:new"));
+        assert!(subscriber
+            .on_notify(again[0].token, NET, Some("uuid:new"), peer)
+            .is_some());
+        assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
+        // An initial event that overtakes the SUBSCRIBE answer counts too.
+        subscriber.reconcile(wait, NET, OTHER_ROOT, vec![hypervisor(81)], false);
+        let fresh = subscriber.take_due(wait);
+        assert!(subscriber
+            .on_notify(fresh[0].token, NET, Some("uuid:early"), peer)
+            .is_some());
+        subscriber.on_answer(wait, &fresh[0], granted("uuid:early"));
+        assert_eq!(subscriber.poll_at(), Some(now + Duration::from_secs(900)));
     }
 
     #[test]

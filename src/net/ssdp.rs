@@ -26,6 +26,9 @@ pub struct SsdpSocket {
     socket: Async<Socket>,
     /// The interface it serves.
     pub interface: LocalInterface,
+    /// Datagrams the kernel dropped on this socket since it was opened, as the latest
+    /// datagram reported it (SO_RXQ_OVFL; 0 until [`SsdpSocket::count_drops`]).
+    dropped: core::cell::Cell<u32>,
 }
 
 /// A received datagram.
@@ -38,6 +41,8 @@ pub struct Received {
     pub source: SocketAddrV4,
     /// LocalInterface index it arrived on (IP_PKTINFO).
     pub arrival: u32,
+    /// Datagrams dropped on the socket since it was opened (SO_RXQ_OVFL), if counted.
+    pub dropped: Option<u32>,
 }
 
 fn set_int_option(socket: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
@@ -124,7 +129,38 @@ impl SsdpSocket {
         Ok(SsdpSocket {
             socket,
             interface: interface.clone(),
+            dropped: core::cell::Cell::new(0),
         })
+    }
+
+    /// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE, which needs CAP_NET_ADMIN, else
+    /// SO_RCVBUF, which the kernel caps at net.core.rmem_max) and answers what the kernel
+    /// granted: the value it counts queued datagrams against, twice what was asked (socket(7)).
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<usize> {
+        let socket = self.socket.get_ref();
+        let asked = i32::try_from(bytes).unwrap_or(i32::MAX);
+        if set_int_option(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, asked).is_err() {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.recv_buffer_size()
+    }
+
+    /// Has every datagram report how many the kernel dropped on this socket so far
+    /// (SO_RXQ_OVFL): a full receive buffer loses a burst silently otherwise. Read the count
+    /// with [`SsdpSocket::dropped`].
+    pub fn count_drops(&self) -> io::Result<()> {
+        set_int_option(
+            self.socket.get_ref(),
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            1,
+        )
+    }
+
+    /// Datagrams dropped on this socket since it was opened, as the latest datagram received
+    /// reported it (0 unless [`SsdpSocket::count_drops`] was called).
+    pub fn dropped(&self) -> u32 {
+        self.dropped.get()
     }
 
     /// Receives datagrams until the task is dropped, handing `deliver` each one that arrived
@@ -157,9 +193,14 @@ impl SsdpSocket {
 
     /// Waits for the next datagram.
     pub async fn receive(&self, buffer: &mut [u8; SSDP_MAX_DATAGRAM + 1]) -> io::Result<Received> {
-        self.socket
+        let received = self
+            .socket
             .read_with(|socket| receive_with_pktinfo(socket, buffer))
-            .await
+            .await?;
+        if let Some(dropped) = received.dropped {
+            self.dropped.set(dropped);
+        }
+        Ok(received)
     }
 
     /// Sends `bytes` to `destination` without waiting (multicast leaves through this
@@ -196,11 +237,17 @@ fn receive_with_pktinfo(socket: &Socket, buffer: &mut [u8]) -> io::Result<Receiv
             return Err(io::Error::last_os_error());
         }
         let mut arrival = 0;
+        let mut dropped = None;
         let mut header = libc::CMSG_FIRSTHDR(&message);
         while !header.is_null() {
             if (*header).cmsg_level == libc::IPPROTO_IP && (*header).cmsg_type == libc::IP_PKTINFO {
                 let info = libc::CMSG_DATA(header) as *const libc::in_pktinfo;
                 arrival = core::ptr::read_unaligned(info).ipi_ifindex as u32;
+            }
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SO_RXQ_OVFL
+            {
+                let count = libc::CMSG_DATA(header) as *const u32;
+                dropped = Some(core::ptr::read_unaligned(count));
             }
             header = libc::CMSG_NXTHDR(&message, header);
         }
@@ -213,6 +260,7 @@ fn receive_with_pktinfo(socket: &Socket, buffer: &mut [u8]) -> io::Result<Receiv
             truncated: message.msg_flags & libc::MSG_TRUNC != 0,
             source,
             arrival,
+            dropped,
         })
     }
 }

@@ -209,6 +209,12 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         .transpose()?;
     let tenant_control = tenant_control(&args.tenant_control)?;
     let etcd = etcd_settings(&args)?;
+    if !(TRACK_MIN_DESCRIPTION..=TRACK_MAX_DESCRIPTION).contains(&args.max_description) {
+        return Err(Error::config(format!(
+            "--max-description {}: from {TRACK_MIN_DESCRIPTION} to {TRACK_MAX_DESCRIPTION} bytes",
+            args.max_description
+        )));
+    }
     crate::track::run::run(crate::track::run::Options {
         networks,
         repo: args.repo,
@@ -220,6 +226,7 @@ fn track(args: crate::cli::TrackArgs) -> Result<()> {
         control_key,
         tenant_control,
         etcd,
+        max_description: args.max_description,
     })
 }
 
@@ -259,6 +266,11 @@ fn etcd_settings(args: &crate::cli::TrackArgs) -> Result<Option<crate::track::et
         ttl: args.etcd_ttl,
     }))
 }
+
+/// Smallest `track --max-description`: a description of a few devices.
+const TRACK_MIN_DESCRIPTION: usize = 64 * 1024;
+/// Largest `track --max-description`: one parse of that size may take about ten times it.
+const TRACK_MAX_DESCRIPTION: usize = 64 * 1024 * 1024;
 
 /// `xenplug access new | list | new-key`.
 fn access(args: crate::cli::AccessArgs) -> Result<()> {

@@ -15,7 +15,20 @@
 //!   `devirtualized` lists the VMs no hypervisor places; `undescribed` (provider only) the
 //!   devices seen whose description could not be fetched: `{"network","udn","address",
 //!   "reason","first_seen","last_seen"}`.
+//!   Filters and paging (each optional, combined; a tenant's view takes them too):
+//!   `?tenant=NAME` the VMs filed under that tenant; `?host=X` the hypervisors whose UUID or
+//!   name is X and their VMs (no de-virtualized VMs); `?q=TEXT` the VMs whose name or UUID
+//!   contains TEXT, ignoring ASCII case, with the hypervisors holding them (a hypervisor whose
+//!   own name or UUID contains it is listed with all its VMs); `?limit=N&offset=M` the VMs
+//!   M to M+N-1 of the filtered tree in document order (hypervisors by UUID, their VMs by
+//!   UUID, then the de-virtualized), each with its hypervisor (a hypervisor holding no VM
+//!   is on the first page). The document then also has `"total"` (VMs after the filters),
+//!   `"offset"` and `"limit"`; `undescribed` is given only without filters.
 //! - `/api/vms/<uuid>`: V.
+//! - `/api/status` (provider only): `{"networks":[{"name","interface","provider","devices",
+//!   "receive_buffer","dropped"}],"hypervisors","vms","undescribed","subscriptions",
+//!   "last_seq"}`: per network the devices its SSDP table holds, the receive buffer of its
+//!   SSDP sockets in bytes and the datagrams they dropped since the start for want of room.
 //! - `/api/events?since=N`: `{"events":[E...],"last_seq":N}`, E = `{"seq","time","kind",
 //!   "subject","network"?,"details":{..}}`; `kind` is a journal kind (`vm-renamed` carries
 //!   `details` `from`, possibly empty, and `to`: follow a VM's name from its `vm-added`).
@@ -34,11 +47,16 @@ use crate::wire::json::JsonWriter;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// Path of the tracker's status document.
+const API_STATUS_PATH: &str = "/api/status";
+
 /// What a request to the read API asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// `GET /api/tree`.
     Tree,
+    /// `GET /api/status`.
+    Status,
     /// `GET /api/events?since=N` (0 when absent or not a number).
     Events {
         /// Events after this sequence number.
@@ -61,6 +79,7 @@ pub fn route(method: &str, path: &str, query: Option<&str>) -> Route {
     let uuid = |text: &str| Uuid::parse_str(text).ok();
     match method {
         "GET" if path == API_TREE_PATH => Route::Tree,
+        "GET" if path == API_STATUS_PATH => Route::Status,
         "GET" if path == API_EVENTS_PATH => Route::Events {
             since: crate::wire::form::value(query, "since")
                 .and_then(|value| value.parse().ok())
@@ -166,44 +185,168 @@ pub struct TreeSources<'a> {
     pub last_seq: u64,
 }
 
-/// `GET /api/tree`.
-pub fn tree(sources: &TreeSources<'_>, viewer: View<'_>) -> Vec<u8> {
+/// The filters and page of a `GET /api/tree` (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeQuery {
+    /// `tenant=`: only the VMs filed under it.
+    pub tenant: Option<String>,
+    /// `host=`: only the hypervisors with this UUID or name.
+    pub host: Option<String>,
+    /// `q=`: only the VMs whose name or UUID contains it, ASCII case ignored (stored in
+    /// lower case).
+    pub text: Option<String>,
+    /// `offset=`: VMs skipped.
+    pub offset: usize,
+    /// `limit=`: VMs listed, at most.
+    pub limit: Option<usize>,
+}
+
+impl TreeQuery {
+    /// Reads the query string of a `GET /api/tree`; empty and unreadable values are ignored.
+    pub fn parse(query: Option<&str>) -> TreeQuery {
+        let text = |key: &str| {
+            crate::wire::form::value(query, key)
+                .map(|value| value.trim().to_string())
+                .filter(|value| !value.is_empty())
+        };
+        let number = |key: &str| text(key).and_then(|value| value.parse::<usize>().ok());
+        TreeQuery {
+            tenant: text("tenant"),
+            host: text("host"),
+            text: text("q").map(|value| value.to_ascii_lowercase()),
+            offset: number("offset").unwrap_or(0),
+            limit: number("limit"),
+        }
+    }
+
+    /// Whether any filter or a page is asked for.
+    fn narrows(&self) -> bool {
+        self.tenant.is_some() || self.host.is_some() || self.text.is_some() || self.paged()
+    }
+
+    fn paged(&self) -> bool {
+        self.limit.is_some() || self.offset > 0
+    }
+
+    /// Whether `vm` passes the tenant filter and, unless its hypervisor matched already, the
+    /// text filter.
+    fn keeps(&self, vm: &VirtualRecord, host_matched: bool) -> bool {
+        if self.tenant.is_some() && vm.tenant != self.tenant {
+            return false;
+        }
+        host_matched
+            || self.text.as_deref().is_none_or(|text| {
+                contains_folded(&vm.name, text) || contains_folded(&vm.vm_uuid.to_string(), text)
+            })
+    }
+
+    /// Whether `host` passes the host filter.
+    fn keeps_host(&self, host: &HardwareRecord) -> bool {
+        self.host
+            .as_deref()
+            .is_none_or(|wanted| host.name == wanted || host.host_uuid.to_string() == wanted)
+    }
+
+    /// Whether `host`'s own name or UUID contains the text asked for.
+    fn names_host(&self, host: &HardwareRecord) -> bool {
+        self.text.as_deref().is_some_and(|text| {
+            contains_folded(&host.name, text) || contains_folded(&host.host_uuid.to_string(), text)
+        })
+    }
+}
+
+/// Whether `haystack` contains `needle` (lower case), ASCII case ignored.
+fn contains_folded(haystack: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The VMs of one page: the ones at `offset..offset + limit` of those counted.
+struct Page {
+    offset: usize,
+    limit: usize,
+    seen: usize,
+}
+
+impl Page {
+    /// `"total"`, `"offset"` and, when asked for, `"limit"`.
+    fn write(&self, json: &mut JsonWriter, query: &TreeQuery) {
+        json.key("total").number(self.seen as u64);
+        json.key("offset").number(self.offset as u64);
+        if let Some(limit) = query.limit {
+            json.key("limit").number(limit as u64);
+        }
+    }
+
+    /// Counts one VM; whether it is on the page.
+    fn take(&mut self) -> bool {
+        let at = self.seen;
+        self.seen += 1;
+        at >= self.offset && at - self.offset < self.limit
+    }
+}
+
+/// `GET /api/tree` with the filters and page of `query`. One pass over the VMs, whatever
+/// the number of hypervisors.
+pub fn tree_of(sources: &TreeSources<'_>, viewer: View<'_>, query: &TreeQuery) -> Vec<u8> {
     let TreeSources {
         hardware,
         vms,
         undescribed,
         last_seq,
     } = *sources;
+    let mut page = Page {
+        offset: query.offset,
+        limit: query.limit.unwrap_or(usize::MAX),
+        seen: 0,
+    };
     let mut json = JsonWriter::new();
     json.begin_object();
     match viewer {
         View::Provider => {
+            let mut placed: BTreeMap<Uuid, Vec<&VirtualRecord>> = BTreeMap::new();
+            for vm in vms.values() {
+                if let Some(host) = vm.hypervisor {
+                    placed.entry(host).or_default().push(vm);
+                }
+            }
             json.key("hypervisors").begin_array();
-            for host in hardware.values() {
-                let placed: Vec<&VirtualRecord> = vms
-                    .values()
-                    .filter(|vm| vm.hypervisor == Some(host.host_uuid))
+            for host in hardware.values().filter(|host| query.keeps_host(host)) {
+                let named = query.names_host(host);
+                let all = placed.get(&host.host_uuid).map_or(&[][..], Vec::as_slice);
+                let kept: Vec<&VirtualRecord> = all
+                    .iter()
+                    .copied()
+                    .filter(|vm| query.keeps(vm, named))
                     .collect();
-                write_host(&mut json, host, &placed);
+                if kept.is_empty() && query.text.is_some() && !named {
+                    continue;
+                }
+                let shown: Vec<&VirtualRecord> = kept.into_iter().filter(|_| page.take()).collect();
+                // A hypervisor holding no VM is on the first page.
+                if shown.is_empty() && !(all.is_empty() && page.offset == 0) {
+                    continue;
+                }
+                write_host(&mut json, host, &shown);
             }
             json.end_array();
             json.key("devirtualized").begin_array();
-            for vm in vms.values().filter(|vm| vm.hypervisor.is_none()) {
-                write_vm(&mut json, vm, viewer);
+            if query.host.is_none() {
+                for vm in vms.values().filter(|vm| vm.hypervisor.is_none()) {
+                    if query.keeps(vm, false) && page.take() {
+                        write_vm(&mut json, vm, viewer);
+                    }
+                }
             }
             json.end_array();
-            json.key("undescribed").begin_array();
-            for device in undescribed {
-                json.begin_object();
-                json.key("network").string(device.network);
-                json.key("udn").string(device.udn);
-                json.key("address").string(&device.source.to_string());
-                json.key("reason").string(device.reason);
-                json.key("first_seen").number(device.first_seen);
-                json.key("last_seen").number(device.last_seen);
-                json.end_object();
+            if query.narrows() {
+                page.write(&mut json, query);
+            } else {
+                write_undescribed(&mut json, undescribed);
             }
-            json.end_array();
         }
         View::Tenant(_) => {
             json.key("vms").begin_array();
@@ -211,12 +354,92 @@ pub fn tree(sources: &TreeSources<'_>, viewer: View<'_>) -> Vec<u8> {
                 .values()
                 .filter(|vm| viewer.sees_tenant(vm.tenant.as_deref()))
             {
-                write_vm(&mut json, vm, viewer);
+                if query.keeps(vm, false) && page.take() {
+                    write_vm(&mut json, vm, viewer);
+                }
             }
             json.end_array();
+            if query.narrows() {
+                page.write(&mut json, query);
+            }
         }
     }
     json.key("last_seq").number(last_seq);
+    json.end_object();
+    finish(json)
+}
+
+/// The provider's `undescribed` array.
+fn write_undescribed(json: &mut JsonWriter, undescribed: &[UndescribedView<'_>]) {
+    json.key("undescribed").begin_array();
+    for device in undescribed {
+        json.begin_object();
+        json.key("network").string(device.network);
+        json.key("udn").string(device.udn);
+        json.key("address").string(&device.source.to_string());
+        json.key("reason").string(device.reason);
+        json.key("first_seen").number(device.first_seen);
+        json.key("last_seen").number(device.last_seen);
+        json.end_object();
+    }
+    json.end_array();
+}
+
+/// One network in `GET /api/status`.
+pub struct NetworkStatus<'a> {
+    /// Its label.
+    pub name: &'a str,
+    /// Its interface.
+    pub interface: &'a str,
+    /// Whether it is a provider network.
+    pub provider: bool,
+    /// Devices its SSDP table holds.
+    pub devices: usize,
+    /// Receive buffer of its SSDP sockets, bytes.
+    pub receive_buffer: usize,
+    /// Datagrams its SSDP sockets dropped since the start.
+    pub dropped: u64,
+}
+
+/// What `GET /api/status` counts.
+pub struct Status<'a> {
+    /// The networks.
+    pub networks: Vec<NetworkStatus<'a>>,
+    /// Hypervisor records.
+    pub hypervisors: usize,
+    /// VM records.
+    pub vms: usize,
+    /// Devices seen and not described.
+    pub undescribed: usize,
+    /// GENA subscriptions held.
+    pub subscriptions: usize,
+    /// The journal's last sequence number.
+    pub last_seq: u64,
+}
+
+/// `GET /api/status` (the provider's only).
+pub fn status(status: &Status<'_>) -> Vec<u8> {
+    let mut json = JsonWriter::new();
+    json.begin_object();
+    json.key("networks").begin_array();
+    for network in &status.networks {
+        json.begin_object();
+        json.key("name").string(network.name);
+        json.key("interface").string(network.interface);
+        json.key("provider").bool(network.provider);
+        json.key("devices").number(network.devices as u64);
+        json.key("receive_buffer")
+            .number(network.receive_buffer as u64);
+        json.key("dropped").number(network.dropped);
+        json.end_object();
+    }
+    json.end_array();
+    json.key("hypervisors").number(status.hypervisors as u64);
+    json.key("vms").number(status.vms as u64);
+    json.key("undescribed").number(status.undescribed as u64);
+    json.key("subscriptions")
+        .number(status.subscriptions as u64);
+    json.key("last_seq").number(status.last_seq);
     json.end_object();
     finish(json)
 }
@@ -388,6 +611,7 @@ mod tests {
         let host_actions = format!("/api/hypervisors/{VM}/actions");
         let cases: Vec<(&str, &str, Option<&str>, Route)> = vec![
             ("GET", "/api/tree", None, Route::Tree),
+            ("GET", "/api/status", None, Route::Status),
             ("GET", "/api/tree", Some("x=1"), Route::Tree),
             (
                 "GET",
@@ -440,9 +664,15 @@ mod tests {
             undescribed: &undescribed,
             last_seq: 9,
         };
-        let text = String::from_utf8(tree(&sources, View::Provider)).unwrap();
+        let text =
+            String::from_utf8(tree_of(&sources, View::Provider, &TreeQuery::default())).unwrap();
         assert!(text.contains("\"undescribed\":[{\"network\":\"mgmt\",\"udn\":\"uuid:broken\",\"address\":\"10.0.0.9\""), "{text}");
-        let tenant = String::from_utf8(tree(&sources, View::Tenant("acme"))).unwrap();
+        let tenant = String::from_utf8(tree_of(
+            &sources,
+            View::Tenant("acme"),
+            &TreeQuery::default(),
+        ))
+        .unwrap();
         assert!(!tenant.contains("undescribed"), "{tenant}");
         assert!(
             text.starts_with(
@@ -468,6 +698,123 @@ mod tests {
         assert!(text.ends_with(",\"last_seq\":9}"), "{text}");
     }
 
+    /// The VM UUIDs (last two hex digits) and host names in a tree document, in order.
+    fn listed(text: &str) -> (Vec<String>, Vec<String>) {
+        let vms = text
+            .match_indices("\"run_state\"")
+            .map(|(at, _)| {
+                let uuid = text[..at].rfind("\"uuid\":\"").unwrap() + 8;
+                text[uuid + 34..uuid + 36].to_string()
+            })
+            .collect();
+        let hosts = text
+            .match_indices("\"name\":\"host")
+            .map(|(at, _)| text[at + 8..at + 13].to_string())
+            .collect();
+        (vms, hosts)
+    }
+
+    #[test]
+    fn tree_filters_and_pages() {
+        let (mut hardware, mut vms) = maps();
+        hardware.insert(Uuid::from_u128(2), host(2));
+        for n in 0..5 {
+            let record = vm(0x20 + n, Some(2), if n % 2 == 0 { "acme" } else { "beta" });
+            vms.insert(record.vm_uuid, record);
+        }
+        let sources = TreeSources {
+            hardware: &hardware,
+            vms: &vms,
+            undescribed: &[],
+            last_seq: 9,
+        };
+        let ask = |view: View<'_>, query: &str| {
+            let text =
+                String::from_utf8(tree_of(&sources, view, &TreeQuery::parse(Some(query)))).unwrap();
+            let (vms, hosts) = listed(&text);
+            (vms, hosts, text)
+        };
+        // Everything: no total, the undescribed array.
+        let (all, hosts, text) = ask(View::Provider, "");
+        assert_eq!(all, ["0a", "0b", "20", "21", "22", "23", "24", "0c"]);
+        assert_eq!(hosts, ["host1", "host2"]);
+        assert!(text.contains("\"undescribed\":[]") && !text.contains("total"));
+        // Pages of three, in document order, each host with its VMs on the page.
+        let (page, hosts, text) = ask(View::Provider, "limit=3");
+        assert_eq!(page, ["0a", "0b", "20"]);
+        assert_eq!(hosts, ["host1", "host2"]);
+        assert!(
+            text.contains("\"total\":8,\"offset\":0,\"limit\":3"),
+            "{text}"
+        );
+        assert!(!text.contains("undescribed"));
+        let (page, hosts, _) = ask(View::Provider, "limit=3&offset=3");
+        assert_eq!(page, ["21", "22", "23"]);
+        assert_eq!(hosts, ["host2"]);
+        let (page, hosts, _) = ask(View::Provider, "limit=3&offset=6");
+        assert_eq!(page, ["24", "0c"]);
+        assert_eq!(hosts, ["host2"]);
+        // A tenant's VMs.
+        let (acme, _, text) = ask(View::Provider, "tenant=acme");
+        assert_eq!(acme, ["0a", "20", "22", "24", "0c"]);
+        assert!(text.contains("\"total\":5"));
+        // One host, by name or UUID: no de-virtualized VMs.
+        let (on_two, hosts, _) = ask(View::Provider, "host=host2");
+        assert_eq!(on_two.len(), 5);
+        assert_eq!(hosts, ["host2"]);
+        let (by_uuid, _, _) = ask(View::Provider, "host=00000000-0000-0000-0000-000000000001");
+        assert_eq!(by_uuid, ["0a", "0b"]);
+        // Text in names and UUIDs, any case; a host named by it comes with all its VMs.
+        let (found, hosts, _) = ask(View::Provider, "q=VM+%2210");
+        assert_eq!(found, ["0a"]);
+        assert_eq!(hosts, ["host1"]);
+        let (found, _, _) = ask(View::Provider, "q=00000000000C");
+        assert_eq!(found, ["0c"]);
+        let (found, hosts, _) = ask(View::Provider, "q=HOST2&tenant=beta");
+        assert_eq!(found, ["21", "23"]);
+        assert_eq!(hosts, ["host2"]);
+        // A tenant's view stays its own whatever it asks.
+        let (own, hosts, text) = ask(View::Tenant("acme"), "tenant=beta");
+        assert!(own.is_empty() && hosts.is_empty(), "{text}");
+        let (own, _, text) = ask(View::Tenant("acme"), "limit=2&offset=1");
+        assert_eq!(own, ["0c", "20"]);
+        assert!(
+            !text.contains("hypervisor") && text.contains("\"total\":5"),
+            "{text}"
+        );
+        let (own, _, _) = ask(View::Tenant("acme"), "q=host2");
+        assert!(
+            own.is_empty(),
+            "a tenant never matches by its VMs' hypervisor"
+        );
+    }
+
+    #[test]
+    fn status_counts_and_drops_per_network() {
+        let text = String::from_utf8(status(&Status {
+            networks: vec![NetworkStatus {
+                name: "mgmt",
+                interface: "eth0",
+                provider: true,
+                devices: 101,
+                receive_buffer: 16 << 20,
+                dropped: 7,
+            }],
+            hypervisors: 1,
+            vms: 100,
+            undescribed: 0,
+            subscriptions: 101,
+            last_seq: 202,
+        }))
+        .unwrap();
+        assert_eq!(
+            text,
+            "{\"networks\":[{\"name\":\"mgmt\",\"interface\":\"eth0\",\"provider\":true,\
+             \"devices\":101,\"receive_buffer\":16777216,\"dropped\":7}],\"hypervisors\":1,\
+             \"vms\":100,\"undescribed\":0,\"subscriptions\":101,\"last_seq\":202}"
+        );
+    }
+
     #[test]
     fn tenant_tree_holds_only_its_vms_and_no_placement() {
         let (hardware, vms) = maps();
@@ -477,7 +824,12 @@ mod tests {
             undescribed: &[],
             last_seq: 9,
         };
-        let text = String::from_utf8(tree(&sources, View::Tenant("acme"))).unwrap();
+        let text = String::from_utf8(tree_of(
+            &sources,
+            View::Tenant("acme"),
+            &TreeQuery::default(),
+        ))
+        .unwrap();
         assert!(!text.contains("hypervisor"), "{text}");
         assert!(
             !text.contains("beta") && !text.contains("-00000000000b\""),

@@ -6,10 +6,10 @@
 use super::api::{self, Route};
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::consts::{
-    CONTENT_TYPE_XML, DESC_MAX_BYTES, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION,
-    GENA_DEFAULT_TIMEOUT, GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL,
-    TRACK_API_POLL_STEP, TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR,
-    URN_DEVICE_VIRTUAL_MACHINE, URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
+    CONTENT_TYPE_XML, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION, GENA_DEFAULT_TIMEOUT,
+    GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
+    TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
+    URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::credentials::{AccessFile, Gate};
 use crate::engine::access::View;
@@ -28,7 +28,9 @@ use crate::net::ssdp::SsdpSocket;
 use crate::net::unix_now;
 use crate::repo::EventKind;
 use crate::repo::{ActionRecord, EventDraft, Repository};
-use crate::wire::description::{parse_description, udn_uuid, Described, DescribedDevice};
+use crate::wire::description::{
+    parse_description_within, udn_uuid, Described, DescribedDevice, DescriptionLimits,
+};
 use crate::wire::http::http_url_parts;
 use crate::wire::signature::{ControlKey, SIGNATURE_HEADER};
 use crate::wire::{gena, scpd, soap};
@@ -70,14 +72,30 @@ const TRACK_FETCH_MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Shortest time between the starts of two description fetches of one LOCATION: a device
 /// flapping its CONFIGID gets one fetch a second, not one per datagram.
 const TRACK_FETCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// Description fetches in flight at once, at most (one per source address).
-const TRACK_MAX_FETCHES: usize = 8;
-/// Of those, retries of descriptions that failed, at most: devices that never answer hold
-/// half the slots at most, and one is always left for verifying a byebye.
-const TRACK_MAX_RETRY_FETCHES: usize = 4;
+/// Description fetches in flight at once, at most (one per source address): on a LAN a
+/// fetch takes milliseconds, so 100 hosts are described in well under a second.
+const TRACK_MAX_FETCHES: usize = 16;
+/// Bytes the description fetches in flight may hold together, at most: each may hold the
+/// whole of `--max-description`, so fewer run at once when it is raised (16 at the default
+/// 4 MiB, at least 2). Only one is parsed at a time (the executor has one thread).
+const TRACK_FETCH_MEMORY: usize = 64 * 1024 * 1024;
 /// The device tables must have shrunk by this many entries since their peak before freed
 /// heap pages are handed back to the kernel (`malloc_trim`).
 const TRACK_TRIM_AFTER: usize = 1024;
+/// How long a network goes without a search before the tracker searches for root devices
+/// again: a device whose announcements were all lost (a receive buffer that overflowed
+/// unnoticed, a switch dropping multicast) is found within this time rather than at its next
+/// refresh, max-age/4 to max-age/2 (450 s or more at the usual 1800 s). One answer per root
+/// device: 100 datagrams for 100 hypervisors.
+const TRACK_SEARCH_EVERY: Duration = Duration::from_secs(300);
+/// Receive buffer asked for each of the tracker's SSDP sockets (the kernel doubles it): the
+/// answers to one `ssdp:all` on a network of 100 hypervisors of 100 domains are 30,300
+/// datagrams within MX (2 s), and the tracker's one thread may be busy for a moment (a
+/// description parsed, records flushed to disk) while they arrive: this holds about 7,000 of
+/// them. Without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max.
+const TRACK_SSDP_RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
+/// Drops on a network's SSDP sockets are logged at most this often (with their count since).
+const TRACK_DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 /// How often the inventory's grace periods are looked at.
 const TRACK_TICK: Duration = Duration::from_secs(1);
 /// How often the tracker looks whether a network's interface came (back) up.
@@ -151,6 +169,16 @@ pub struct Options {
     pub tenant_control: Vec<String>,
     /// Where to publish the view in etcd (`--etcd`), if anywhere.
     pub etcd: Option<super::etcd::Settings>,
+    /// Size of a device description read, at most (`--max-description`); the other bounds
+    /// of a description follow from it.
+    pub max_description: usize,
+}
+
+/// The description fetches that run at once for descriptions of at most `max_description`
+/// bytes: [`TRACK_MAX_FETCHES`], fewer when they would hold more than [`TRACK_FETCH_MEMORY`]
+/// together, never fewer than 2 (one is kept for checking byebyes).
+pub fn fetch_slots(max_description: usize) -> usize {
+    (TRACK_FETCH_MEMORY / max_description.max(1)).clamp(2, TRACK_MAX_FETCHES)
 }
 
 /// One network at run time.
@@ -159,6 +187,13 @@ struct Network {
     interface: LocalInterface,
     /// Port of this network's GENA callback server.
     callback_port: u16,
+    /// Receive buffer the kernel granted each of its SSDP sockets, in bytes.
+    receive_buffer: usize,
+    /// Datagrams its SSDP sockets dropped (full receive buffer) since the start.
+    dropped: u64,
+    /// Of those, the ones not logged yet, and when drops were last logged.
+    dropped_unlogged: u64,
+    dropped_logged: Option<Instant>,
 }
 
 /// Where the provider reaches a hypervisor's Hypervisor service.
@@ -194,6 +229,14 @@ struct Tracker {
     control_key: Option<ControlKey>,
     /// Lifecycle actions a tenant may call on its own VMs.
     tenant_control: Vec<String>,
+    /// What a description may hold.
+    description_limits: DescriptionLimits,
+    /// What GENA events decided, waiting for the run loop's next turn: written together, the
+    /// initial events of a thousand Domains cost a few disk flushes rather than two each, and
+    /// each NOTIFY is answered without waiting for the disk.
+    deferred: Vec<Output>,
+    /// Wakes the run loop.
+    wake: Sender<()>,
 }
 
 type Shared = Rc<RefCell<Tracker>>;
@@ -205,17 +248,28 @@ impl super::etcd::Tracked for Shared {
 }
 
 impl Tracker {
-    /// Writes what the inventory decided: records first, then the journal.
+    /// Writes what the inventory decided (after what was deferred, in order): records first,
+    /// then the journal.
     fn apply(&mut self, outputs: Vec<Output>) {
+        let outputs = if self.deferred.is_empty() {
+            outputs
+        } else {
+            let mut all = std::mem::take(&mut self.deferred);
+            all.extend(outputs);
+            all
+        };
         let mut drafts: Vec<EventDraft> = Vec::new();
+        // One batch: a description of a thousand domains costs a few disk flushes, not two
+        // per record.
+        let mut batch = self.repo.batch();
         for output in outputs {
             let written = match output {
-                Output::PutHardware(record) => self.repo.put_hardware(record),
-                Output::RemoveHardware(host) => self.repo.remove_hardware(&host).map(|_| ()),
-                Output::PutVirtual(record) => self.repo.put_virtual(record),
+                Output::PutHardware(record) => batch.put_hardware(record),
+                Output::RemoveHardware(host) => batch.remove_hardware(&host).map(|_| ()),
+                Output::PutVirtual(record) => batch.put_virtual(record),
                 Output::RemoveVirtual(vm) => {
                     self.controls.remove(&vm);
-                    self.repo.remove_virtual(&vm).map(|_| ())
+                    batch.remove_virtual(&vm).map(|_| ())
                 }
                 Output::Event(draft) => {
                     drafts.push(draft);
@@ -225,6 +279,9 @@ impl Tracker {
             if let Err(error) = written {
                 log::error!("repository: {error}");
             }
+        }
+        if let Err(error) = batch.commit() {
+            log::error!("repository: {error}");
         }
         if drafts.is_empty() {
             return;
@@ -242,6 +299,16 @@ impl Tracker {
             }
             Err(error) => log::error!("journal: {error}"),
         }
+    }
+
+    /// Queues what the inventory decided for the run loop's next turn (see
+    /// [`Tracker::deferred`]).
+    fn defer(&mut self, outputs: Vec<Output>) {
+        if outputs.is_empty() {
+            return;
+        }
+        self.deferred.extend(outputs);
+        let _ = self.wake.try_send(());
     }
 
     /// Forgets device `udn` on `network`, which left: its subscriptions (without UNSUBSCRIBE,
@@ -333,8 +400,33 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             address: interface.address,
             subnet: interface.subnet,
         });
-        listen_sockets.push((id, Rc::new(SsdpSocket::open(&interface)?)));
-        search_sockets.push(Rc::new(SsdpSocket::open_search(&interface)?));
+        let listen = Rc::new(SsdpSocket::open(&interface)?);
+        let search = Rc::new(SsdpSocket::open_search(&interface)?);
+        let mut receive_buffer = usize::MAX;
+        for socket in [&listen, &search] {
+            let granted = socket
+                .set_receive_buffer(TRACK_SSDP_RECEIVE_BUFFER)
+                .map_err(|e| Error::io(format!("SSDP receive buffer on {}", interface.name), e))?;
+            receive_buffer = receive_buffer.min(granted);
+            if let Err(error) = socket.count_drops() {
+                log::warn!(
+                    "ssdp: drops on {} cannot be counted (SO_RXQ_OVFL: {error})",
+                    interface.name
+                );
+            }
+        }
+        if receive_buffer < TRACK_SSDP_RECEIVE_BUFFER {
+            log::warn!(
+                "network {}: SSDP receive buffers of {} KiB only (net.core.rmem_max, no \
+                 CAP_NET_ADMIN): bursts of answers from many devices may be dropped; raise \
+                 net.core.rmem_max to {}",
+                spec.label,
+                receive_buffer / 1024,
+                TRACK_SSDP_RECEIVE_BUFFER
+            );
+        }
+        listen_sockets.push((id, listen));
+        search_sockets.push(search);
         let listener = iface::listen_tcp(
             SocketAddr::from((interface.address, 0)),
             Some(&interface.name),
@@ -347,16 +439,21 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         let listener = Async::new(listener).map_err(|e| Error::io("callback listener", e))?;
         callback_listeners.push((id, listener));
         log::info!(
-            "network {} on {} ({}), {}",
+            "network {} on {} ({}), {}, SSDP receive buffers {} KiB",
             spec.label,
             interface.name,
             interface.address,
-            if spec.provider { "provider" } else { "tenant" }
+            if spec.provider { "provider" } else { "tenant" },
+            receive_buffer / 1024
         );
         networks.push(Network {
             spec: spec.clone(),
             interface,
             callback_port,
+            receive_buffer,
+            dropped: 0,
+            dropped_unlogged: 0,
+            dropped_logged: None,
         });
     }
     let config = discovery::Config {
@@ -367,13 +464,15 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         min_max_age: DISCOVERY_DEFAULT_MIN_MAX_AGE,
         max_max_age: DISCOVERY_DEFAULT_MAX_MAX_AGE,
         fetches: fetches::Config {
-            slots: TRACK_MAX_FETCHES,
-            retry_slots: TRACK_MAX_RETRY_FETCHES,
+            slots: fetch_slots(options.max_description),
+            // Devices that never answer hold half the slots at most.
+            retry_slots: fetch_slots(options.max_description) / 2,
             attempts: TRACK_FETCH_ATTEMPTS,
             backoff: TRACK_FETCH_BACKOFF,
             max_backoff: TRACK_FETCH_MAX_BACKOFF,
             min_interval: TRACK_FETCH_MIN_INTERVAL,
         },
+        search_every: TRACK_SEARCH_EVERY,
     };
     let mut discovery = Discovery::new(config, engine_networks, crate::state::random_seed()?);
     let now = Instant::now();
@@ -391,6 +490,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         repo.last_seq()
     );
     let count = networks.len();
+    let (wake, woken) = smol::channel::bounded::<()>(1);
     let shared: Shared = Rc::new(RefCell::new(Tracker {
         networks,
         discovery,
@@ -406,6 +506,9 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         gate: access.map(|access| Gate::new(access, "read API")),
         control_key: options.control_key.clone(),
         tenant_control: options.tenant_control.clone(),
+        description_limits: DescriptionLimits::for_size(options.max_description),
+        deferred: Vec::new(),
+        wake: wake.clone(),
     }));
     if let Some(reloads) = reloads {
         let tracker = shared.clone();
@@ -416,7 +519,6 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             }
         });
     }
-    let (wake, woken) = smol::channel::bounded::<()>(1);
 
     let server = crate::state::server_string();
     for (id, socket) in listen_sockets {
@@ -543,6 +645,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         };
         if stop {
             log::info!("stopping");
+            shared.borrow_mut().apply(Vec::new());
             return Ok(());
         }
         let now = Instant::now();
@@ -567,6 +670,8 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                 let outputs = tracker.inventory.take_due(unix_now());
                 tracker.apply(outputs);
                 give_back_memory(&mut peak_devices, tracker.discovery.len());
+            } else if !tracker.deferred.is_empty() {
+                tracker.apply(Vec::new());
             }
         }
         handle_changes(&shared);
@@ -642,17 +747,58 @@ fn watch_interfaces(shared: &Shared, now: Instant) {
     }
 }
 
-/// Hands one socket's datagrams to discovery.
+/// Hands one socket's datagrams to discovery, and the drops each reports to
+/// [`on_dropped`].
 async fn receive(shared: Shared, network: u32, socket: Rc<SsdpSocket>, wake: Sender<()>) {
+    let mut dropped = 0;
     socket
         .each_datagram(|source, bytes| {
-            shared
-                .borrow_mut()
-                .discovery
-                .on_datagram(Instant::now(), network, source, bytes);
+            let now = Instant::now();
+            let mut tracker = shared.borrow_mut();
+            let total = socket.dropped();
+            if total != dropped {
+                on_dropped(&mut tracker, now, network, total.wrapping_sub(dropped));
+                dropped = total;
+            }
+            tracker.discovery.on_datagram(now, network, source, bytes);
             let _ = wake.try_send(());
         })
         .await
+}
+
+/// `lost` datagrams were dropped on a socket of `network` (its receive buffer was full):
+/// counted for the status, logged at most once a [`TRACK_DROP_LOG_EVERY`], and whatever
+/// they said asked for again with a search.
+fn on_dropped(tracker: &mut Tracker, now: Instant, network: u32, lost: u32) {
+    let search = tracker.discovery.on_overflow(now, network);
+    let Some(net) = tracker.networks.get_mut(network as usize) else {
+        return;
+    };
+    net.dropped += u64::from(lost);
+    net.dropped_unlogged += u64::from(lost);
+    if net
+        .dropped_logged
+        .is_some_and(|at| now.saturating_duration_since(at) < TRACK_DROP_LOG_EVERY)
+    {
+        return;
+    }
+    let again = match search {
+        Some(at) => format!(
+            "; searching for root devices again in {} ms",
+            at.saturating_duration_since(now).as_millis()
+        ),
+        None => String::new(),
+    };
+    log::warn!(
+        "network {}: {} SSDP datagrams dropped, the receive buffer ({} KiB) was full ({} since \
+         the start){again}",
+        net.spec.label,
+        net.dropped_unlogged,
+        net.receive_buffer / 1024,
+        net.dropped
+    );
+    net.dropped_unlogged = 0;
+    net.dropped_logged = Some(now);
 }
 
 /// Acts on discovery's changes: a device gone is forgotten and told to the inventory; the
@@ -751,9 +897,12 @@ async fn get(url: &str, source: Ipv4Addr, max_body: usize) -> std::result::Resul
 /// ended; when it was for the inventory, files it there and subscribes to a hypervisor's
 /// events. A verification only tells discovery.
 async fn fetch(shared: Shared, wake: Sender<()>, job: FetchJob) {
-    let result = get(&job.location, job.source, DESC_MAX_BYTES)
+    let limits = shared.borrow().description_limits;
+    let result = get(&job.location, job.source, limits.max_bytes)
         .await
-        .and_then(|body| parse_description(&body, &job.location).map_err(|e| e.to_string()));
+        .and_then(|body| {
+            parse_description_within(&body, &job.location, &limits).map_err(|e| e.to_string())
+        });
     let described = match result {
         Ok(described) => described,
         Err(reason) => {
@@ -1187,7 +1336,7 @@ impl Handler for CallbackHttp {
             tracker
                 .inventory
                 .on_event(unix_now(), self.network, &owner, &service_type, &variables);
-        tracker.apply(outputs);
+        tracker.defer(outputs);
         status(200)
     }
 }
@@ -1225,6 +1374,31 @@ fn refused(refusal: &Refusal) -> Response {
 }
 
 impl Tracker {
+    /// What `GET /api/status` shows.
+    fn status(&self) -> api::Status<'_> {
+        let networks = self
+            .networks
+            .iter()
+            .enumerate()
+            .map(|(id, network)| api::NetworkStatus {
+                name: &network.spec.label,
+                interface: &network.interface.name,
+                provider: network.spec.provider,
+                devices: self.discovery.devices(id as u32).count(),
+                receive_buffer: network.receive_buffer,
+                dropped: network.dropped,
+            })
+            .collect();
+        api::Status {
+            networks,
+            hypervisors: self.repo.hardware().len(),
+            vms: self.repo.virtual_machines().len(),
+            undescribed: self.inventory.undescribed().len(),
+            subscriptions: self.subscriber.len(),
+            last_seq: self.repo.last_seq(),
+        }
+    }
+
     /// Who sent `request`: no one in particular without an access file (`Ok(None)`), else the
     /// identity its token names; `Err` is the 401 or 429 to answer.
     fn authenticate(
@@ -1330,12 +1504,12 @@ impl Handler for ApiHttp {
         let caller = identity.as_ref().map_or(Caller::Open, Caller::Identified);
         let listener = self.listener();
         match route {
-            Route::Tree | Route::Events { .. } | Route::Vm(_) => {
+            Route::Tree | Route::Events { .. } | Route::Vm(_) | Route::Status => {
                 let view = match access::view(caller, listener) {
                     Ok(view) => view,
                     Err(refusal) => return Answer::Now(refused(&refusal)),
                 };
-                self.read(route, view)
+                self.read(route, view, request.query.as_deref())
             }
             Route::VmAction(vm) => self.relay(&request, identity.as_ref(), vm, false),
             Route::HypervisorAction(host) => self.relay(&request, identity.as_ref(), host, true),
@@ -1345,13 +1519,13 @@ impl Handler for ApiHttp {
 }
 
 impl ApiHttp {
-    /// A read in `view`.
-    fn read(&self, route: Route, view: View<'_>) -> Answer {
+    /// A read in `view`; `query` is the request's query string.
+    fn read(&self, route: Route, view: View<'_>, query: Option<&str>) -> Answer {
         let tracker = self.shared.borrow();
         match route {
             Route::Tree => Answer::Now(json(
                 200,
-                api::tree(
+                api::tree_of(
                     &api::TreeSources {
                         hardware: tracker.repo.hardware(),
                         vms: tracker.repo.virtual_machines(),
@@ -1359,6 +1533,7 @@ impl ApiHttp {
                         last_seq: tracker.repo.last_seq(),
                     },
                     view,
+                    &api::TreeQuery::parse(query),
                 ),
             )),
             Route::Events { since } => Answer::LongPoll(Box::pin(events_long_poll(
@@ -1370,6 +1545,9 @@ impl ApiHttp {
                 Some(body) => Answer::Now(json(200, body)),
                 None => not_found(),
             },
+            Route::Status if view == View::Provider => {
+                Answer::Now(json(200, api::status(&tracker.status())))
+            }
             _ => not_found(),
         }
     }

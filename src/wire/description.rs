@@ -10,7 +10,7 @@ use roxmltree::Node;
 use super::xml::{self, parse_bounded, Limits, Sink};
 use super::Result;
 use crate::consts::{
-    DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEVICE_NESTING, DESC_MAX_EMBEDDED_DEVICES,
+    DESC_BYTES_PER_DEVICE, DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEVICE_NESTING,
     DESC_MAX_SERVICES, DESC_MAX_TEXT, ELEMENT_SEMANTICS, HTTP_URL_SCHEME, NS_DEVICE, NS_SERVICE,
     NS_XENPLUG, VERSION,
 };
@@ -26,9 +26,10 @@ const MANUFACTURER: &str = "xenplug";
 /// devices needs 13: root, device, then deviceList and device per level, serviceList,
 /// service, SCPDURL).
 const DESC_MAX_DEPTH: usize = 32;
-/// XML nodes (elements, text runs, comments) in one device description, at most: more than
-/// a [`DESC_MAX_BYTES`] document of real declarations can hold.
-const DESC_MAX_NODES: u32 = 64 * 1024;
+/// A description holds at most one XML node (element, text run, comment) per this many bytes
+/// of its size limit: more than real declarations need (xenplug's Domain: 46 nodes in about
+/// 800 bytes), and it bounds the parse tree's memory by the size limit.
+const DESC_BYTES_PER_NODE: usize = 8;
 
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n";
 
@@ -174,12 +175,44 @@ pub fn render_scpd(spec: &ServiceSpec, config_id: u32, out: &mut impl Sink) -> R
 
 // ---- Parsing (control-point side) ----------------------------------------------------------
 
-/// Limits a device description is parsed under.
-pub const DESCRIPTION_LIMITS: Limits = Limits {
-    max_bytes: DESC_MAX_BYTES,
-    max_depth: DESC_MAX_DEPTH,
-    max_nodes: DESC_MAX_NODES,
-};
+/// The bounds a device description is read under, all derived from the largest size read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DescriptionLimits {
+    /// Bytes, at most.
+    pub max_bytes: usize,
+    /// Embedded devices, all levels together, at most: one per [`DESC_BYTES_PER_DEVICE`].
+    pub max_embedded_devices: usize,
+    /// XML nodes, at most: one per `DESC_BYTES_PER_NODE` (8) bytes.
+    pub max_nodes: u32,
+}
+
+impl DescriptionLimits {
+    /// The bounds for descriptions of at most `max_bytes`.
+    pub const fn for_size(max_bytes: usize) -> DescriptionLimits {
+        let nodes = max_bytes / DESC_BYTES_PER_NODE;
+        DescriptionLimits {
+            max_bytes,
+            max_embedded_devices: max_bytes / DESC_BYTES_PER_DEVICE,
+            max_nodes: if nodes > u32::MAX as usize {
+                u32::MAX
+            } else {
+                nodes as u32
+            },
+        }
+    }
+
+    /// The XML parser's share of them.
+    fn xml(&self) -> Limits {
+        Limits {
+            max_bytes: self.max_bytes,
+            max_depth: DESC_MAX_DEPTH,
+            max_nodes: self.max_nodes,
+        }
+    }
+}
+
+/// Limits a device description is parsed under unless configured otherwise.
+pub const DESCRIPTION_LIMITS: DescriptionLimits = DescriptionLimits::for_size(DESC_MAX_BYTES);
 
 /// A device description as a control point read it: plain owned data, URLs resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +316,8 @@ type ParseResult<T> = core::result::Result<T, DescriptionError>;
 ///   given twice is an error.
 /// - Text fields are trimmed, hold no child element and no control character, and are at
 ///   most [`DESC_MAX_TEXT`] bytes.
-/// - At most [`DESC_MAX_EMBEDDED_DEVICES`] embedded devices in all, nested at most
+/// - At most [`DESCRIPTION_LIMITS`]' embedded devices in all (one per
+///   [`DESC_BYTES_PER_DEVICE`] bytes of the size limit), nested at most
 ///   [`DESC_MAX_DEVICE_NESTING`] levels below the root, and [`DESC_MAX_SERVICES`] services
 ///   per device.
 /// - Service URLs are resolved against URLBase if given, else against `base` (UDA 1.1
@@ -297,6 +331,15 @@ type ParseResult<T> = core::result::Result<T, DescriptionError>;
 /// `base` must be an absolute `http://` URL. The resolved URLs may name any host: a caller
 /// that fetches them applies the same host checks as for LOCATION.
 pub fn parse_description(bytes: &[u8], base: &str) -> ParseResult<Described> {
+    parse_description_within(bytes, base, &DESCRIPTION_LIMITS)
+}
+
+/// [`parse_description`] under `limits` rather than [`DESCRIPTION_LIMITS`].
+pub fn parse_description_within(
+    bytes: &[u8],
+    base: &str,
+    limits: &DescriptionLimits,
+) -> ParseResult<Described> {
     let location = BaseUrl::parse(base).ok_or_else(|| {
         DescriptionError::new(format!(
             "the description URL {} is not an absolute http URL",
@@ -305,8 +348,8 @@ pub fn parse_description(bytes: &[u8], base: &str) -> ParseResult<Described> {
     })?;
     // A UTF-8 byte order mark is legal XML; some stacks write one.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let document = parse_bounded(bytes, DESCRIPTION_LIMITS)
-        .map_err(|e| DescriptionError::new(DESCRIPTION_LIMITS.explain(e)))?;
+    let document = parse_bounded(bytes, limits.xml())
+        .map_err(|e| DescriptionError::new(limits.xml().explain(e)))?;
     let root = document.root_element();
     if !is_upnp(root, "root") {
         return Err(DescriptionError::new(format!(
@@ -347,6 +390,7 @@ pub fn parse_description(bytes: &[u8], base: &str) -> ParseResult<Described> {
     let mut reader = Reader {
         base: resolve_base,
         embedded: 0,
+        max_embedded: limits.max_embedded_devices,
         warnings,
     };
     let root_device = reader.device(device, 0, "root device")?;
@@ -364,6 +408,8 @@ pub fn parse_description(bytes: &[u8], base: &str) -> ParseResult<Described> {
 struct Reader<'a> {
     base: BaseUrl<'a>,
     embedded: usize,
+    /// Embedded devices allowed in all.
+    max_embedded: usize,
     warnings: Vec<String>,
 }
 
@@ -427,9 +473,10 @@ impl Reader<'_> {
                 )));
             }
             // Counted before any is read, so a list of thousands costs one pass.
-            if self.embedded + entries.len() > DESC_MAX_EMBEDDED_DEVICES {
+            if self.embedded + entries.len() > self.max_embedded {
                 return Err(DescriptionError::new(format!(
-                    "more than {DESC_MAX_EMBEDDED_DEVICES} embedded devices"
+                    "more than {} embedded devices",
+                    self.max_embedded
                 )));
             }
             let first = self.embedded;
@@ -553,7 +600,7 @@ fn single_child<'a, 'input>(
 /// [`DESC_MAX_TEXT`] bytes.
 fn text_field(node: Node<'_, '_>) -> ParseResult<String> {
     let name = node.tag_name().name();
-    // At most the document's size: parse_bounded has applied DESC_MAX_BYTES.
+    // At most the document's size: parse_bounded has applied its size limit.
     let text = xml::element_text(node)
         .ok_or_else(|| DescriptionError::new(format!("{name} must hold text, not elements")))?;
     let trimmed = text.as_str();
@@ -1327,12 +1374,24 @@ mod tests {
                 &format!("<deviceList>{list}</deviceList>"),
             ))
         };
-        let described = parse_description(&flat(DESC_MAX_EMBEDDED_DEVICES), LOCATION).unwrap();
-        assert_eq!(described.root.devices.len(), DESC_MAX_EMBEDDED_DEVICES);
+        let most = DESCRIPTION_LIMITS.max_embedded_devices;
+        let described = parse_description(&flat(most), LOCATION).unwrap();
+        assert_eq!(described.root.devices.len(), most);
         refused(
-            &flat(DESC_MAX_EMBEDDED_DEVICES + 1),
-            &format!("more than {DESC_MAX_EMBEDDED_DEVICES} embedded devices"),
+            &flat(most + 1),
+            &format!("more than {most} embedded devices"),
         );
+        // A smaller size limit admits fewer.
+        let small = DescriptionLimits::for_size(64 * 1024);
+        assert_eq!(small.max_embedded_devices, 128);
+        assert!(parse_description_within(&flat(128), LOCATION, &small).is_ok());
+        match parse_description_within(&flat(129), LOCATION, &small) {
+            Err(error) => assert!(
+                error.reason().contains("more than 128 embedded devices"),
+                "{error}"
+            ),
+            Ok(described) => panic!("{described:?}"),
+        }
 
         let nested = |levels: usize| {
             let mut inner = device(&format!("uuid:l{levels}"), "");
@@ -1371,15 +1430,13 @@ mod tests {
         huge.splice(6..6, vec![b' '; DESC_MAX_BYTES]);
         refused(&huge, &format!("larger than {DESC_MAX_BYTES} bytes"));
         // Two nodes in five bytes: over the node limit well within the size limit.
-        let wide: String = (0..DESC_MAX_NODES / 2 + 8).map(|_| "<a/>x").collect();
+        let nodes = DESCRIPTION_LIMITS.max_nodes;
+        let wide: String = (0..nodes / 2 + 8).map(|_| "<a/>x").collect();
         assert!(wide.len() < DESC_MAX_BYTES);
-        refused(
-            &document(&wide),
-            &format!("more than {DESC_MAX_NODES} XML nodes"),
-        );
-        // Ten thousand embedded devices: refused by size before anything is walked, and by
+        refused(&document(&wide), &format!("more than {nodes} XML nodes"));
+        // Tens of thousands of embedded devices: refused by size before anything is walked, and by
         // count when written as compactly as XML allows.
-        let many: String = (0..10_000)
+        let many: String = (0..60_000)
             .map(|i| device(&format!("uuid:{i}"), ""))
             .collect();
         refused(
@@ -1396,7 +1453,10 @@ mod tests {
                 "uuid:r",
                 &format!("<deviceList>{compact}</deviceList>"),
             )),
-            &format!("more than {DESC_MAX_EMBEDDED_DEVICES} embedded devices"),
+            &format!(
+                "more than {} embedded devices",
+                DESCRIPTION_LIMITS.max_embedded_devices
+            ),
         );
         refused(b"\xff\xfe<root/>", "not well-formed XML");
         refused(b"", "not well-formed XML");

@@ -21,6 +21,7 @@
 
 mod binary;
 mod constants;
+mod fleet;
 mod http;
 mod identity;
 mod json;
@@ -39,6 +40,6 @@ mod vm;
 // Each test crate uses only some of these.
 #[allow(unused_imports)]
 pub use self::{
-    binary::*, constants::*, http::*, identity::*, json::*, lan::*, netns::*, peers::*, procs::*,
-    repo_files::*, scenarios::*, services_dir::*, sim::*, topology::*, tracker::*, vm::*,
+    binary::*, constants::*, fleet::*, http::*, identity::*, json::*, lan::*, netns::*, peers::*,
+    procs::*, repo_files::*, scenarios::*, services_dir::*, sim::*, topology::*, tracker::*, vm::*,
 };

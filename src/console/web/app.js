@@ -9,6 +9,13 @@
 // string that came from a device is inserted as text (textContent / text nodes), never as
 // markup: a VM's name cannot become HTML.
 //
+// At fleet size (10,000 VMs) only what is open is built: a hypervisor's VMs when it is
+// expanded (or when a search finds at most VMS_SHOWN VMs in all), at most VMS_SHOWN of them with
+// a button for more,
+// and a VM's action forms when it is expanded. Hypervisors start collapsed. The search box
+// keeps the VMs whose name, UUID, tenant or run state contains every word typed; the counts
+// per run state in the header are buttons that search for that state.
+//
 // When the server has an access file (`console serve --access`), the page opens on a sign-in
 // form: the token is kept in this tab's sessionStorage (never a cookie, so no other site can
 // make the browser send it) and sent as `Authorization: Bearer` with every request. Actions the
@@ -17,6 +24,8 @@
 'use strict';
 
 const EVENTS_KEPT = 60;
+const VMS_SHOWN = 200; // VMs of one list built at once; "Show more" adds as many again
+const SEARCH_DELAY_MS = 120;
 const TOKEN_KEY = 'xenplug-token';
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 10000;
@@ -36,6 +45,10 @@ const state = {
   refreshing: null,
   refreshAgain: false,
   identity: null, // {name, role} when signed in; null when the server needs no sign-in
+  doc: null, // the last tree, rendered again when the search changes
+  words: [], // the search, lower-cased words
+  shown: new Map(), // list key ('h:<uuid>' or 'unplaced') -> VMs built in it
+  openFound: false, // the search found few enough VMs to show them all at once
 };
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -133,9 +146,12 @@ function showProblem(text) {
 function setExpanded(entry, open) {
   if (open) state.expanded.add(entry.key);
   else state.expanded.delete(entry.key);
+  const was = entry.node.getAttribute('aria-expanded') === 'true';
   entry.node.setAttribute('aria-expanded', String(open));
   entry.toggle.setAttribute('aria-expanded', String(open));
   entry.toggle.setAttribute('aria-label', (open ? 'Collapse ' : 'Expand ') + entry.label);
+  // What is built only when open is built (or dropped) now.
+  if (open !== was && entry.onToggle) entry.onToggle(open);
 }
 
 /** A header row that toggles its node when clicked (unless text is being selected). */
@@ -143,7 +159,7 @@ function toggleRow(entry, ...cells) {
   const row = el('div', { class: 'row' }, entry.toggle, ...cells);
   row.addEventListener('click', () => {
     if (String(window.getSelection ? window.getSelection() : '') !== '') return;
-    setExpanded(entry, !state.expanded.has(entry.key));
+    setExpanded(entry, entry.node.getAttribute('aria-expanded') !== 'true');
   });
   return row;
 }
@@ -165,11 +181,18 @@ function newEntry(key, kind, attributes) {
 
 function makeHost(uuid) {
   const entry = newEntry('h:' + uuid, 'host', { 'data-host': uuid });
+  entry.vms = [];
+  entry.onToggle = () => renderHostVms(entry, new Set());
   entry.name = el('span', { class: 'name' });
   entry.state = el('span', { class: 'badge' });
   entry.count = el('span', { class: 'meta' });
   entry.addresses = el('span', { class: 'meta' });
   entry.list = el('div', { class: 'tree vm-list' });
+  entry.more = el('button', { type: 'button', class: 'plain more', hidden: true });
+  entry.more.addEventListener('click', () => {
+    state.shown.set(entry.key, (state.shown.get(entry.key) || VMS_SHOWN) + VMS_SHOWN);
+    renderHostVms(entry, new Set());
+  });
   entry.empty = el('p', { class: 'empty', text: 'No VMs.' });
   entry.node.append(
     toggleRow(entry, entry.name, entry.state, entry.count, entry.addresses,
@@ -181,29 +204,44 @@ function makeHost(uuid) {
     entry.children.append(el('div', { class: 'host-service' },
       serviceBlock(entry.target, state.hypervisor, 'Hypervisor', 'hypervisor')));
   }
-  entry.children.append(entry.list, entry.empty);
+  entry.children.append(entry.list, entry.more, entry.empty);
   setExpanded(entry, state.expanded.has(entry.key));
   return entry;
 }
 
-function updateHost(entry, host, vms) {
+/** Updates a hypervisor's row; `vms` are those the search keeps, of `all`. */
+function updateHost(entry, host, vms, all) {
   const name = str(host.name) || '(no name)';
   entry.label = name;
   entry.target.name = name;
+  entry.vms = vms;
   setText(entry.name, name);
   const hostState = str(host.state) || 'unknown';
   setText(entry.state, hostState);
   entry.state.className = 'badge ' + hostState.replace(/[^a-z-]/g, '');
-  setText(entry.count, vms.length === 1 ? '1 VM' : vms.length + ' VMs');
+  const count = all.length === 1 ? '1 VM' : all.length.toLocaleString('en') + ' VMs';
+  setText(entry.count, vms.length === all.length ? count : vms.length.toLocaleString('en') + ' of ' + count);
   setText(entry.addresses, arr(host.addresses).map(str).filter(Boolean).join(', '));
   entry.empty.hidden = vms.length > 0;
-  setExpanded(entry, state.expanded.has(entry.key));
+  // A search shows what it found without a click; clearing it closes again what was closed.
+  const open = state.expanded.has(entry.key) || (state.openFound && vms.length > 0);
+  entry.node.setAttribute('aria-expanded', String(open));
+  entry.toggle.setAttribute('aria-expanded', String(open));
+  entry.toggle.setAttribute('aria-label', (open ? 'Collapse ' : 'Expand ') + name);
+}
+
+/** Builds a hypervisor's VM list when it is open, drops it when it is closed. */
+function renderHostVms(entry, seen) {
+  const open = entry.node.getAttribute('aria-expanded') === 'true';
+  const vms = open ? entry.vms : [];
+  renderVms(entry.list, entry.more, entry.key, vms, true, seen);
 }
 
 // ---- virtual machines ------------------------------------------------------------------------
 
 function makeVm(uuid) {
   const entry = newEntry('v:' + uuid, 'vm', { 'data-vm': uuid });
+  entry.onToggle = (open) => renderVmServices(entry, open);
   entry.name = el('span', { class: 'name' });
   entry.runState = el('span', { class: 'badge', 'data-field': 'run-state' });
   entry.tenant = el('span', { class: 'badge tenant' });
@@ -228,31 +266,48 @@ function updateVm(entry, vm, placed) {
   const tenant = str(vm.tenant);
   entry.tenant.hidden = !tenant;
   setText(entry.tenant, tenant ? 'tenant ' + tenant : '');
+  entry.vm = vm;
+  entry.placed = placed;
   setExpanded(entry, state.expanded.has(entry.key));
-  // The forms are rebuilt only when what they offer changed, so typing and results stay.
-  const signature = JSON.stringify([vm.services, placed, Boolean(state.lifecycle)]);
-  if (signature !== entry.signature) {
-    entry.signature = signature;
-    const blocks = [];
-    if (placed && state.lifecycle) {
-      blocks.push(serviceBlock({ kind: 'vms', uuid, name }, state.lifecycle, 'Lifecycle', 'lifecycle'));
-    }
-    for (const service of arr(vm.services)) {
-      blocks.push(serviceBlock({ kind: 'vms', uuid, name }, service, null, 'owner'));
-    }
-    if (blocks.length === 0) blocks.push(el('p', { class: 'empty', text: 'No services advertised.' }));
-    entry.children.replaceChildren(...blocks);
-  }
+  renderVmServices(entry, state.expanded.has(entry.key));
 }
 
-/** Renders `vms` into `container`, reusing (and moving) the VM entries already shown. */
-function renderVms(container, vms, placed, seen) {
+/** Builds a VM's action forms when it is open (dropped when closed), and rebuilds them only
+ * when what they offer changed, so typing and results stay. */
+function renderVmServices(entry, open) {
+  if (!open) {
+    entry.signature = null;
+    entry.children.replaceChildren();
+    return;
+  }
+  const { vm, placed } = entry;
+  if (!vm) return;
+  const uuid = str(vm.uuid);
+  const name = entry.vmName;
+  const signature = JSON.stringify([vm.services, placed, Boolean(state.lifecycle)]);
+  if (signature === entry.signature) return;
+  entry.signature = signature;
+  const blocks = [];
+  if (placed && state.lifecycle) {
+    blocks.push(serviceBlock({ kind: 'vms', uuid, name }, state.lifecycle, 'Lifecycle', 'lifecycle'));
+  }
+  for (const service of arr(vm.services)) {
+    blocks.push(serviceBlock({ kind: 'vms', uuid, name }, service, null, 'owner'));
+  }
+  if (blocks.length === 0) blocks.push(el('p', { class: 'empty', text: 'No services advertised.' }));
+  entry.children.replaceChildren(...blocks);
+}
+
+/** Renders the first of `vms` into `container` (list `key`: VMS_SHOWN, or more once asked),
+ * reusing (and moving) the VM entries already built; `more` offers the rest. */
+function renderVms(container, more, key, vms, placed, seen) {
+  const limit = state.shown.get(key) || VMS_SHOWN;
   let index = 0;
   for (const vm of vms) {
+    if (index >= limit) break;
     const uuid = str(vm.uuid);
     if (!uuid || seen.has(uuid)) continue;
     seen.add(uuid);
-    state.names.set(uuid, str(vm.name));
     let entry = state.vms.get(uuid);
     if (!entry) {
       entry = makeVm(uuid);
@@ -264,6 +319,49 @@ function renderVms(container, vms, placed, seen) {
     index += 1;
   }
   while (container.children.length > index) container.lastElementChild.remove();
+  const rest = vms.length - index;
+  more.hidden = rest <= 0;
+  setText(more, 'Show ' + Math.min(rest, VMS_SHOWN).toLocaleString('en') + ' more of '
+    + rest.toLocaleString('en'));
+}
+
+/** Whether the search keeps `vm` (every word in its name, UUID, tenant or run state). */
+function kept(vm) {
+  if (state.words.length === 0) return true;
+  const text = [vm.name, vm.uuid, vm.tenant, vm.run_state].map(str).join(' ').toLowerCase();
+  return state.words.every((word) => text.includes(word));
+}
+
+/** The VMs per run state of every VM in the tree, as buttons that search for that state. */
+function showCounts(all) {
+  const counts = new Map();
+  for (const vm of all) {
+    const runState = str(vm.run_state) || 'unknown';
+    counts.set(runState, (counts.get(runState) || 0) + 1);
+  }
+  const list = $('#counts');
+  list.replaceChildren(...[...counts.entries()].sort((a, b) => b[1] - a[1]).map(([runState, n]) => {
+    const button = el('button', {
+      type: 'button',
+      class: 'count badge ' + runState.replace(/[^a-z-]/g, ''),
+      'data-state': runState,
+      title: 'show the ' + runState + ' VMs',
+    }, runState + ' ' + n.toLocaleString('en'));
+    button.addEventListener('click', () => {
+      $('#search').value = runState;
+      search();
+    });
+    return button;
+  }));
+}
+
+/** Applies what the search box holds to the tree already fetched. */
+function search() {
+  const words = $('#search').value.toLowerCase().split(/\s+/).filter(Boolean);
+  if (JSON.stringify(words) === JSON.stringify(state.words)) return;
+  state.words = words;
+  state.shown.clear();
+  if (state.doc) renderTree(state.doc);
 }
 
 // ---- services and action forms ---------------------------------------------------------------
@@ -497,27 +595,46 @@ function renderTree(doc) {
   if (!provider && !Array.isArray(doc.vms)) {
     throw new Error('the tracker\'s tree has neither "hypervisors" nor "vms"');
   }
+  state.doc = doc;
   const hosts = arr(doc.hypervisors);
-  const unplaced = provider ? arr(doc.devirtualized) : arr(doc.vms);
+  const unplacedAll = provider ? arr(doc.devirtualized) : arr(doc.vms);
+  const unplaced = unplacedAll.filter(kept);
   const seenVms = new Set();
+  const every = [...unplacedAll];
 
   $('#hosts-section').hidden = !provider;
   const hostList = $('#hosts');
   const seenHosts = new Set();
-  let index = 0;
+  const listed = [];
+  let matched = 0;
   for (const host of hosts) {
     const uuid = str(host.uuid);
     if (!uuid || seenHosts.has(uuid)) continue;
     seenHosts.add(uuid);
     state.names.set(uuid, str(host.name));
+    const all = arr(host.vms);
+    for (const vm of all) {
+      state.names.set(str(vm.uuid), str(vm.name));
+      every.push(vm);
+    }
+    const vms = all.filter(kept);
+    matched += vms.length;
+    listed.push({ uuid, host, all, vms });
+  }
+  // A search that finds few VMs shows them at once; one that finds many lists the
+  // hypervisors holding them, to be opened.
+  state.openFound = state.words.length > 0 && matched <= VMS_SHOWN;
+  let index = 0;
+  for (const { uuid, host, all, vms } of listed) {
     let entry = state.hosts.get(uuid);
     if (!entry) {
       entry = makeHost(uuid);
       state.hosts.set(uuid, entry);
     }
-    const vms = arr(host.vms);
-    updateHost(entry, host, vms);
-    renderVms(entry.list, vms, true, seenVms);
+    updateHost(entry, host, vms, all);
+    renderHostVms(entry, seenVms);
+    // While searching, a hypervisor without a VM found is not shown.
+    entry.node.hidden = state.words.length > 0 && vms.length === 0;
     place(hostList, entry.node, index);
     index += 1;
   }
@@ -528,8 +645,9 @@ function renderTree(doc) {
     }
   }
   $('#hosts-empty').hidden = !provider || index > 0;
+  for (const vm of unplacedAll) state.names.set(str(vm.uuid), str(vm.name));
 
-  renderVms($('#vms'), unplaced, false, seenVms);
+  renderVms($('#vms'), $('#vms-more'), 'unplaced', unplaced, false, seenVms);
   for (const [uuid, entry] of state.vms) {
     if (!seenVms.has(uuid)) {
       entry.node.remove();
@@ -548,9 +666,13 @@ function renderTree(doc) {
     el('td', { text: str(d.network) }), el('td', { text: str(d.udn) }),
     el('td', { text: str(d.address) }), el('td', { text: str(d.reason) }))));
 
-  const vmCount = seenVms.size;
-  setText($('#summary'), (provider ? hosts.length + (hosts.length === 1 ? ' hypervisor · ' : ' hypervisors · ') : '')
-    + vmCount + (vmCount === 1 ? ' VM' : ' VMs') + ' · journal #' + num(doc.last_seq));
+  const vmCount = every.length;
+  setText($('#summary'), (provider ? hosts.length.toLocaleString('en') + (hosts.length === 1 ? ' hypervisor · ' : ' hypervisors · ') : '')
+    + vmCount.toLocaleString('en') + (vmCount === 1 ? ' VM' : ' VMs') + ' · journal #' + num(doc.last_seq));
+  showCounts(every);
+  const found = $('#found');
+  found.hidden = state.words.length === 0;
+  setText(found, (matched + unplaced.length).toLocaleString('en') + ' found');
   state.loaded = true;
 }
 
@@ -683,8 +805,10 @@ async function follow() {
 
 // ---- start -----------------------------------------------------------------------------------
 
+/** Opens or closes every hypervisor (closing also closes every VM). */
 function expandAll(open) {
-  for (const entry of [...state.hosts.values(), ...state.vms.values()]) setExpanded(entry, open);
+  const entries = open ? [...state.hosts.values()] : [...state.vms.values(), ...state.hosts.values()];
+  for (const entry of entries) setExpanded(entry, open);
 }
 
 /** Forgets the token and shows the sign-in form again. */
@@ -746,6 +870,16 @@ async function start() {
   $('#expand-all').addEventListener('click', () => expandAll(true));
   $('#collapse-all').addEventListener('click', () => expandAll(false));
   $('#sign-out').addEventListener('click', signOut);
+  let typing = null;
+  $('#search').addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(search, SEARCH_DELAY_MS);
+  });
+  $('#search-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    clearTimeout(typing);
+    search();
+  });
   await signIn();
   // Without them the owners' services are still offered.
   [state.lifecycle, state.hypervisor] = await Promise.all(['/domain-control.json', '/hypervisor.json']

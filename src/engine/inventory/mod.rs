@@ -324,8 +324,9 @@ pub struct Inventory {
     machines: BTreeMap<Uuid, Machine>,
     /// Root device -> what it is the current source of.
     claims: BTreeMap<Key, Claimant>,
-    /// Embedded Domain device -> (hypervisor -> VM) for every hypervisor describing it.
-    domains: BTreeMap<Key, BTreeMap<Uuid, Uuid>>,
+    /// Embedded Domain device -> (hypervisor, VM) for every hypervisor describing it (one,
+    /// nearly always: a list, not a map, which would take a node of eleven for it).
+    domains: BTreeMap<Key, Vec<(Uuid, Uuid)>>,
     /// Root device -> a description kept aside (see [`Shadow`]).
     shadows: BTreeMap<Key, Shadow>,
     /// Devices whose spoof-refused event was journalled.

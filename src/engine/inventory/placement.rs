@@ -2,7 +2,7 @@
 //! is on, from descriptions and GENA events: migration, de-virtualization, run states by
 //! Domain UDN. State only: no I/O, no clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
@@ -72,7 +72,7 @@ impl Inventory {
     pub(super) fn on_domain_event(
         &mut self,
         now: u64,
-        placements: &BTreeMap<Uuid, Uuid>,
+        placements: &[(Uuid, Uuid)],
         variables: &[(String, String)],
         out: &mut Vec<Output>,
     ) {
@@ -104,7 +104,7 @@ impl Inventory {
                 touched.insert(*vm);
             }
         }
-        for host in placements.keys() {
+        for (host, _) in placements {
             self.commit_host(now, *host, out);
         }
         self.finish(now, &touched, out);

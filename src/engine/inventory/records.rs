@@ -104,7 +104,7 @@ impl Inventory {
     /// Forgets the Domain devices of hypervisor `id`.
     fn forget_domains(&mut self, id: Uuid) {
         self.domains.retain(|_, hosts| {
-            hosts.remove(&id);
+            hosts.retain(|(host, _)| *host != id);
             !hosts.is_empty()
         });
     }
@@ -221,10 +221,13 @@ impl Inventory {
         }
         self.forget_domains(id);
         for (vm, domain, _) in &listed {
-            self.domains
+            // Forgotten above: `id` is not among them. Kept in host order.
+            let hosts = self
+                .domains
                 .entry(domain.clone())
-                .or_default()
-                .insert(id, *vm);
+                .or_insert_with(|| Vec::with_capacity(1));
+            hosts.push((id, *vm));
+            hosts.sort_unstable();
         }
         let mut touched = BTreeSet::new();
         for vm in previous {

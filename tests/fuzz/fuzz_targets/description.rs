@@ -14,10 +14,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use xenplug::consts::{
-    DESC_MAX_CONFIG_ID, DESC_MAX_DEVICE_NESTING, DESC_MAX_EMBEDDED_DEVICES, DESC_MAX_SERVICES,
-    DESC_MAX_TEXT, HTTP_URL_SCHEME,
+    DESC_MAX_CONFIG_ID, DESC_MAX_DEVICE_NESTING, DESC_MAX_SERVICES, DESC_MAX_TEXT, HTTP_URL_SCHEME,
 };
-use xenplug::wire::description::{parse_description, Described, DescribedDevice};
+use xenplug::wire::description::{
+    parse_description, Described, DescribedDevice, DESCRIPTION_LIMITS,
+};
 
 /// A second base, to check that the base only changes resolved URLs.
 const OTHER_BASE: &str = "http://10.9.8.7:4321/other/dir/desc.xml";
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     }
     check_device(&described.root, 0);
     let devices = described.root.walk();
-    assert!(devices.len() <= DESC_MAX_EMBEDDED_DEVICES + 1);
+    assert!(devices.len() <= DESCRIPTION_LIMITS.max_embedded_devices + 1);
     let mut udns: Vec<&str> = devices.iter().map(|device| device.udn.as_str()).collect();
     udns.sort_unstable();
     let count = udns.len();

@@ -14,10 +14,17 @@ fn main() {
     }
 }
 
-/// Link options for the size-optimized artifact. Only the binary gets them, not test harnesses.
+/// Link options for the size-optimized artifact. Only the binary gets them, not test harnesses
+/// (which unwind), and only musl's: the glibc dom0 build links C libraries whose thread
+/// cancellation unwinds.
 fn link_small() {
     // Relative relocations packed as bitmaps (DT_RELR: binutils >= 2.38, musl >= 1.2.4): the
     // static-pie binary keeps its address randomization, and its ~1,900 relocations take
     // 0.6 KB instead of 45 KB.
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    // No unwind tables: panic = "abort" never reads them (the script says why).
+    let dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    let script = format!("{dir}/packaging/no-unwind-tables.ld");
+    println!("cargo:rerun-if-changed={script}");
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{script}");
 }

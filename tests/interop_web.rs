@@ -267,14 +267,18 @@ fn web_console_in_a_browser() {
     );
     let setup = t0.elapsed();
 
-    // Without a browser: the page with its CSP, a cross-site POST refused, the port held.
-    let page = curl(ns, &url, &[]);
+    // Without a browser: the page (gzip-compressed) with its CSP, a cross-site POST refused,
+    // the port held.
+    let page = curl(ns, &url, &["--compressed"]);
     assert_eq!(page.status, 200, "{page:?}");
     assert!(
         page.header("content-security-policy")
             .is_some_and(|csp| csp.starts_with("default-src 'self'")),
         "{page:?}"
     );
+    assert_eq!(page.header("content-encoding"), Some("gzip"), "{page:?}");
+    assert!(page.body.contains("<!doctype html>"), "{page:?}");
+    assert_eq!(curl(ns, &url, &[]).status, 406, "asked without gzip");
     let cross = curl(
         ns,
         &format!("http://{listen}/api/vms/{TRACK_VM_A1}/actions"),

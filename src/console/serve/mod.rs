@@ -6,9 +6,10 @@
 //! of them panics on what a browser or a tracker sends.
 //!
 //! The page (`src/console/web/`: index.html, app.js, style.css, favicon.svg) is compiled into
-//! the binary: nothing is fetched from anywhere else, at build or run time, and every answer
-//! carries `Content-Security-Policy: default-src 'self'` (`CONSOLE_WEB_CSP`) so the page
-//! cannot load or send anything elsewhere either.
+//! the binary, gzip-compressed by build.rs and sent as it is with `Content-Encoding: gzip` (a
+//! 406 to a client that does not accept gzip): nothing is fetched from anywhere else, at build
+//! or run time, and every answer carries `Content-Security-Policy: default-src 'self'`
+//! (`CONSOLE_WEB_CSP`) so the page cannot load or send anything elsewhere either.
 //!
 //! # Sources
 //!
@@ -400,11 +401,14 @@ impl Handler for ConsoleHttp {
             None => self.apis.clone(),
         };
         match route {
-            Route::Asset { content_type, body } => Answer::Now(secured(Response::with_body(
-                200,
-                content_type,
-                body.to_vec(),
-            ))),
+            Route::Asset { content_type, body } => {
+                let mut response = Response::with_body(200, content_type, body.to_vec());
+                response.headers.extend([
+                    ("Content-Encoding", "gzip".to_string()),
+                    ("Vary", "Accept-Encoding".to_string()),
+                ]);
+                Answer::Now(secured(response))
+            }
             Route::DomainControl => Answer::Now(secured(Response::with_body(
                 200,
                 "application/json",
@@ -720,18 +724,29 @@ mod tests {
             cluster: None,
             own_token: None,
         };
-        for (target, want) in [("/", 200), ("/nowhere", 404)] {
-            let Answer::Now(response) = handler.answer(request("GET", target, &[HOST], b"")) else {
+        let gzip = ("Accept-Encoding", "gzip, deflate");
+        for (target, accept, want) in [
+            ("/", Some(gzip), 200),
+            ("/", None, 406),
+            ("/nowhere", Some(gzip), 404),
+        ] {
+            let headers: Vec<(&str, &str)> = [HOST].into_iter().chain(accept).collect();
+            let Answer::Now(response) = handler.answer(request("GET", target, &headers, b""))
+            else {
                 panic!("{target}: not answered at once");
             };
-            assert_eq!(response.status, want, "{target}");
-            let csp = response
-                .headers
-                .iter()
-                .find(|(n, _)| *n == "Content-Security-Policy")
-                .map(|(_, v)| v.as_str());
-            assert_eq!(csp, Some(CONSOLE_WEB_CSP), "{target}");
+            assert_eq!(response.status, want, "{target} {accept:?}");
+            let header = |name: &str| {
+                response
+                    .headers
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(header("Content-Security-Policy"), Some(CONSOLE_WEB_CSP));
             assert!(CONSOLE_WEB_CSP.starts_with("default-src 'self'"));
+            let gzipped = (want == 200).then_some("gzip");
+            assert_eq!(header("Content-Encoding"), gzipped, "{target} {accept:?}");
         }
     }
 

@@ -15,4 +15,16 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 cargo build --release --locked --target "$target" -p xenplug >&2
 artifact="target/$target/release/xenplug"
 require_static "$artifact" build-release
+# The default artifact's size budget (README, "Building"): a build that grows past it fails, so
+# growth is a decision made in a commit, not noticed later. The product's goal is 1 MiB.
+SIZE_BUDGET=1835008
+SIZE_GOAL=1048576
+if [ "$target" = x86_64-unknown-linux-musl ]; then
+    size=$(stat -c %s "$artifact")
+    echo "build-release: $size bytes; budget $SIZE_BUDGET, goal $SIZE_GOAL" >&2
+    if [ "$size" -gt "$SIZE_BUDGET" ]; then
+        echo "build-release: $artifact is $size bytes, over its budget of $SIZE_BUDGET" >&2
+        exit 1
+    fi
+fi
 echo "$artifact"

@@ -8,53 +8,9 @@
 // `usableMs` (3 s) of the navigation; that nothing is built for what is closed; that opening a
 // hypervisor shows its VMs. Prints `STEP <name> <ms>` and the figures, `PASS` at the end; any
 // failed check throws (exit status 1). Every wait is bounded.
-import process from 'node:process';
+import { plan, WAIT, step, check, drive } from './browser.mjs';
 
-const plan = JSON.parse(process.env.XENPLUG_WEB_PLAN ?? '{}');
-const { chromium } = await import(plan.playwright || 'playwright-core');
-const WAIT = 15000;
-const t0 = Date.now();
-const step = (name) => console.log(`STEP ${name} ${Date.now() - t0}ms`);
-function check(condition, what) {
-  if (!condition) throw new Error(`check failed: ${what}`);
-}
-
-const context = await chromium.launchPersistentContext(plan.profile, {
-  executablePath: plan.chromium || '/usr/bin/chromium',
-  headless: true,
-  timeout: WAIT * 2,
-  viewport: { width: 1200, height: 900 },
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-features=MediaRouter,DialMediaRouteProvider,OptimizationHints',
-  ],
-});
-context.setDefaultTimeout(WAIT);
-step('browser');
-let failed = null;
-const page = context.pages()[0] ?? (await context.newPage());
-try {
-  await run(page);
-} catch (error) {
-  failed = error;
-  await page
-    .screenshot({ path: plan.screenshot.replace(/\.png$/, '-failed.png'), fullPage: false })
-    .catch(() => {});
-} finally {
-  await context.close();
-}
-if (failed) {
-  console.error(failed.stack || String(failed));
-  process.exit(1);
-}
-console.log('PASS');
+await drive(run);
 
 async function run(page) {
   const problems = [];

@@ -3,7 +3,7 @@
 
 use super::http::{self, Handler, ServerConfig};
 use async_signal::Signals;
-use smol::channel::Receiver;
+use smol::channel::{Receiver, Sender};
 use smol::stream::StreamExt;
 use smol::{Async, LocalExecutor, Timer};
 use std::net::TcpListener;
@@ -61,4 +61,65 @@ pub fn spawn_http(
             }
         })
         .detach();
+}
+
+/// Tasks waiting for the next time something happens (a journal line appended, a feed moving
+/// on): each [`Wakeups::listen`] gets a receiver that the next [`Wakeups::wake_all`] wakes, so
+/// a waiting long poll answers at once rather than at its next look.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    waiting: Vec<Sender<()>>,
+}
+
+impl Wakeups {
+    /// A receiver woken at the next [`Wakeups::wake_all`] (dropping it unsubscribes).
+    pub fn listen(&mut self) -> Receiver<()> {
+        let (sender, receiver) = smol::channel::bounded(1);
+        // Waits that ended without being woken (a long poll's deadline) leave closed senders.
+        self.waiting.retain(|waiting| !waiting.is_closed());
+        self.waiting.push(sender);
+        receiver
+    }
+
+    /// Wakes every receiver handed out since the last call.
+    pub fn wake_all(&mut self) {
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting.try_send(());
+        }
+    }
+}
+
+/// Waits until `woken` says something happened or `deadline` passes.
+pub async fn woken_or(woken: &Receiver<()>, deadline: Instant) {
+    smol::future::or(
+        async {
+            let _ = woken.recv().await;
+        },
+        async {
+            Timer::at(deadline).await;
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakeups_wake_every_listener_once() {
+        let mut wakeups = Wakeups::default();
+        let first = wakeups.listen();
+        let second = wakeups.listen();
+        drop(wakeups.listen());
+        wakeups.wake_all();
+        assert!(first.try_recv().is_ok());
+        assert!(second.try_recv().is_ok());
+        wakeups.wake_all();
+        assert!(first.try_recv().is_err(), "woken once");
+        let third = wakeups.listen();
+        assert_eq!(wakeups.waiting.len(), 1, "closed and woken ones are gone");
+        wakeups.wake_all();
+        assert!(third.try_recv().is_ok());
+    }
 }

@@ -63,6 +63,34 @@ pub fn spawn_http(
         .detach();
 }
 
+/// Runs blocking `work` (a backend call, a directory's watch, waiting for a child) on a
+/// thread of its own, and waits for its result without blocking the loop; `None` only if the
+/// work panicked, which a release build never survives (panics abort). The thread ends with
+/// the work: unlike a pool (smol's `unblock` keeps its threads, each waking twice a second
+/// forever), nothing stays behind to wake an idle role. Callers bound how many run at once.
+/// Where no thread can be started (out of resources), the work runs on the caller's thread,
+/// said once in the log.
+pub async fn on_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (sender, receiver) = smol::channel::bounded(1);
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
+    let taken = slot.clone();
+    let started = std::thread::Builder::new()
+        .name("xenplug-work".to_string())
+        .spawn(move || {
+            let work = taken.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(work) = work {
+                let _ = sender.send_blocking(work());
+            }
+        });
+    if let Err(error) = started {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| log::warn!("cannot start a thread ({error}): working on the loop"));
+        let work = slot.lock().ok().and_then(|mut slot| slot.take());
+        return work.map(|work| work());
+    }
+    receiver.recv().await.ok()
+}
+
 /// Tasks waiting for the next time something happens (a journal line appended, a feed moving
 /// on): each [`Wakeups::listen`] gets a receiver that the next [`Wakeups::wake_all`] wakes, so
 /// a waiting long poll answers at once rather than at its next look.
@@ -105,6 +133,13 @@ pub async fn woken_or(woken: &Receiver<()>, deadline: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_on_a_thread_comes_back() {
+        let here = std::thread::current().id();
+        let there = smol::block_on(on_thread(move || std::thread::current().id() != here));
+        assert_eq!(there, Some(true));
+    }
 
     #[test]
     fn wakeups_wake_every_listener_once() {

@@ -8,6 +8,7 @@ use crate::engine::call::ControlCall;
 use crate::error::Result;
 use crate::model::{Device, EventedValues, Service};
 use crate::net::advertiser::{self, Options};
+use crate::net::event_loop::on_thread;
 use crate::state::StateDir;
 use crate::vm::handler::{Call, Limits, Runner};
 use crate::vm::identity;
@@ -108,14 +109,15 @@ impl App for VmApp {
         let vm_uuid = self.vm_uuid;
         let friendly_name = self.friendly_name.clone();
         Box::pin(async move {
-            let (catalog, values) = smol::unblock(move || {
+            let (catalog, values) = on_thread(move || {
                 let catalog = scanner.lock().unwrap_or_else(|e| e.into_inner()).scan();
                 let values: EventedValues = all_services(&catalog)
                     .map(|s| (s.key.clone(), evented_values(s)))
                     .collect();
                 (catalog, values)
             })
-            .await;
+            .await
+            .ok_or_else(|| "reading the services failed".to_string())?;
             let root = vm_device(vm_uuid, &friendly_name, &catalog);
             *kept.borrow_mut() = Arc::new(catalog);
             Ok((root, values))
@@ -152,9 +154,9 @@ impl App for VmApp {
 
     fn changed(&self) -> LocalFuture<()> {
         let watch = self.watch.clone();
-        Box::pin(smol::unblock(move || {
-            watch.wait(LONGEST_UNREAD);
-        }))
+        Box::pin(async move {
+            on_thread(move || watch.wait(LONGEST_UNREAD)).await;
+        })
     }
 }
 

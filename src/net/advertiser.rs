@@ -4,6 +4,7 @@
 //! and the signals, on one single-threaded smol executor. Protocol decisions are the engines'
 //! ([`crate::engine`]); what the device is and what its actions do is the [`App`]'s.
 
+use super::event_loop::on_thread;
 use super::http::{Answer, Handler, Request, Response};
 use super::http_client;
 use super::iface::LocalInterface;
@@ -18,7 +19,7 @@ use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
-use crate::state::{random_seed, StateDir};
+use crate::state::{random_seed, StateDir, StateWrite};
 use crate::wire::signature::{self, ControlKey, SignedParts, SIGNATURE_HEADER};
 use crate::wire::soap::{self, UpnpError};
 use log::Level;
@@ -121,16 +122,15 @@ impl Core {
             });
     }
 
-    /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events.
-    fn apply(&mut self, now: Instant, root: Device, evented: EventedValues) {
+    /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events. A new CONFIGID is announced
+    /// before it is stored: what to write comes back, for the caller to write off the loop.
+    fn apply(&mut self, now: Instant, root: Device, evented: EventedValues) -> Option<StateWrite> {
         let state = &mut self.state;
-        let current = self.published.config_id;
+        let mut write = None;
         let change = self.published.update(root, evented, |hash| {
-            state.config_id_for(hash).unwrap_or_else(|error| {
-                // The network must still see a new CONFIGID; only its persistence failed.
-                log::warn!("state: {error}");
-                crate::state::next_config_id(current)
-            })
+            let (config_id, pending) = state.config_id_unsaved(hash);
+            write = pending;
+            config_id
         });
         if change.description_changed {
             log::info!("description changed: CONFIGID {}", self.published.config_id);
@@ -146,6 +146,7 @@ impl Core {
         for (key, variables) in change.events {
             self.gena.notify(&key, variables);
         }
+        write
     }
 
     /// When the loop must wake next.
@@ -322,20 +323,30 @@ async fn follow_changes(core: Shared, app: Rc<dyn App>, refresh: Receiver<()>, w
         }
         last = Instant::now();
         let result = app.snapshot().await;
-        let mut core = core.borrow_mut();
-        match result {
-            Ok((root, evented)) => {
-                core.last_error = None;
-                core.apply(Instant::now(), root, evented);
-            }
-            Err(error) => {
-                if core.last_error.as_deref() != Some(error.as_str()) {
-                    log::warn!("backend: {error}; keeping the last known state");
-                    core.last_error = Some(error);
+        let write = {
+            let mut core = core.borrow_mut();
+            match result {
+                Ok((root, evented)) => {
+                    core.last_error = None;
+                    core.apply(Instant::now(), root, evented)
+                }
+                Err(error) => {
+                    if core.last_error.as_deref() != Some(error.as_str()) {
+                        log::warn!("backend: {error}; keeping the last known state");
+                        core.last_error = Some(error);
+                    }
+                    None
                 }
             }
-        }
+        };
+        // The loop announces the change; the new CONFIGID is stored meanwhile, in order
+        // (one snapshot at a time).
         let _ = wake.try_send(());
+        if let Some(write) = write {
+            if let Some(Err(error)) = on_thread(move || write.write()).await {
+                log::warn!("state: {error}");
+            }
+        }
     }
 }
 

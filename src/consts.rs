@@ -291,8 +291,6 @@ pub const INVENTORY_RESTORE_GRACE: u64 = SSDP_DEFAULT_MAX_AGE as u64;
 
 /// Longest a `GET /api/events` waits for a new event.
 pub const TRACK_API_LONG_POLL: Duration = Duration::from_secs(20);
-/// How often a waiting `GET /api/events` looks for a new event.
-pub const TRACK_API_POLL_STEP: Duration = Duration::from_millis(200);
 /// Default de-virtualization grace period, in seconds.
 pub const TRACK_DEFAULT_GRACE_SECONDS: u64 = 60;
 

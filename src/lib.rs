@@ -29,6 +29,7 @@ pub mod state;
 pub mod subnet;
 pub mod track;
 pub mod vm;
+pub mod watch;
 pub mod wire;
 
 pub use error::Error;

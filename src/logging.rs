@@ -29,14 +29,16 @@ impl Log for StderrLogger {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{:>4}.{:03} xenplug {} {level}: {}",
+        // Formatted first and written at once: stderr is unbuffered, and a line written in
+        // pieces costs a syscall per piece and can interleave with another thread's.
+        let line = format!(
+            "{:>4}.{:03} xenplug {} {level}: {}\n",
             elapsed.as_secs(),
             elapsed.subsec_millis(),
             self.role,
             record.args()
         );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}

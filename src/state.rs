@@ -68,15 +68,31 @@ impl StateDir {
     /// The CONFIGID for a description whose content hashes to `hash`: the stored one when
     /// the content is unchanged since it was stored, else the next one (stored).
     pub fn config_id_for(&mut self, hash: u64) -> Result<u32> {
+        let (config_id, write) = self.config_id_unsaved(hash);
+        if let Some(write) = write {
+            write.write()?;
+        }
+        Ok(config_id)
+    }
+
+    /// [`StateDir::config_id_for`] without writing the file: the CONFIGID and, when it moved,
+    /// what to write, so a device can announce the new value first and store it off its
+    /// event loop (in order: each write holds the whole state). Were it lost, the next start
+    /// moves BOOTID, after which control points read every description again anyway
+    /// (UDA 1.1 section 1.2.2).
+    pub fn config_id_unsaved(&mut self, hash: u64) -> (u32, Option<StateWrite>) {
         let current = self.number("configid");
         if self.record.get("description_hash") == Some(hash.to_string().as_str()) {
-            return Ok(current);
+            return (current, None);
         }
         let next = next_wrapping(current, CONFIG_ID_MAX);
         self.record.set("configid", next.to_string());
         self.record.set("description_hash", hash.to_string());
-        self.save()?;
-        Ok(next)
+        let write = StateWrite {
+            path: self.path.clone(),
+            text: self.record.to_text(),
+        };
+        (next, Some(write))
     }
 
     /// The host's UUID: `preferred` (from the backend) if given, else the DMI product UUID,
@@ -106,9 +122,18 @@ impl StateDir {
     }
 }
 
-/// The CONFIGID after `current`, wrapping within UDA 1.1's range.
-pub fn next_config_id(current: u32) -> u32 {
-    next_wrapping(current, CONFIG_ID_MAX)
+/// The state directory's content as it is to be written (atomically).
+pub struct StateWrite {
+    path: PathBuf,
+    text: String,
+}
+
+impl StateWrite {
+    /// Writes it (blocking: temporary file, fsync, rename, fsync of the directory).
+    pub fn write(&self) -> Result<()> {
+        write_atomic(&self.path, self.text.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+    }
 }
 
 fn next_wrapping(current: u32, max: u32) -> u32 {
@@ -204,6 +229,29 @@ mod tests {
         let b = state.config_id_for(12).unwrap();
         assert_eq!(b, a + 1);
         assert_eq!(StateDir::open(&dir).unwrap().config_id_for(12).unwrap(), b);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A CONFIGID handed out unsaved is stored by its write alone, and the write holds the
+    /// whole state.
+    #[test]
+    fn an_unsaved_config_id_is_stored_by_its_write() {
+        let dir = std::env::temp_dir().join(format!("xenplug-unsaved-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut state = StateDir::open(&dir).unwrap();
+        let boot = state.next_boot_id().unwrap();
+        let (config_id, write) = state.config_id_unsaved(21);
+        let write = write.expect("a new CONFIGID is to be stored");
+        let (again, nothing) = state.config_id_unsaved(21);
+        assert_eq!(again, config_id);
+        assert!(nothing.is_none(), "unchanged: nothing to write");
+        let stored = || fs::read_to_string(dir.join(STATE_FILE)).unwrap();
+        assert!(!stored().contains("description_hash=21"), "{}", stored());
+        write.write().unwrap();
+        assert!(stored().contains("description_hash=21"), "{}", stored());
+        let mut reopened = StateDir::open(&dir).unwrap();
+        assert_eq!(reopened.config_id_for(21).unwrap(), config_id);
+        assert_eq!(reopened.next_boot_id().unwrap(), boot + 1, "BOOTID kept");
         fs::remove_dir_all(&dir).unwrap();
     }
 

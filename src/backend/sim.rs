@@ -6,21 +6,28 @@
 //! at each operation; for tests and the demo: a Suspend that takes as long as `xl save` of a
 //! big guest). Anyone may add, edit or remove files; lifecycle operations rewrite a domain's
 //! file atomically. A malformed file is reported once (per modification) and skipped.
+//!
+//! Changes are learned from the directory's watch ([`crate::watch`]: inotify, else a look every
+//! 2 s): once a device waits for changes ([`Backend::wait_for_change`]), only the files the
+//! watch names are read again, and the host's facts (the host file; the host name, CPUs and
+//! memory of the machine) only when the host file changed, the machine's at most once a
+//! minute. A backend nobody waits on reads the whole directory at each call.
 
 use super::{Backend, BackendError, Domain, HostInfo, Operation, RunState};
 use crate::consts::BACKEND_LONGEST_CALL;
 use crate::consts::SIM_DELAY_KEY;
 use crate::files::{write_atomic, Record};
-use std::collections::HashSet;
+use crate::watch::{Change, Layout, Watch};
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
-/// How often the sim backend looks at its directory.
-const SIM_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// File name suffix of a sim domain.
 const SIM_DOMAIN_SUFFIX: &str = ".domain";
 /// Largest sim domain file read.
@@ -28,9 +35,60 @@ const SIM_MAX_FILE: u64 = 16 * 1024;
 /// Longest delay [`SIM_DELAY_KEY`] may ask for; larger values are cut to it (a simulated
 /// operation is never slower than the slowest real one).
 const SIM_MAX_DELAY: Duration = BACKEND_LONGEST_CALL;
+/// How old the machine's facts (host name, CPUs, memory) may be when the host is read again:
+/// nothing tells when they change, and they seldom do.
+const SIM_MACHINE_FACTS_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Name of the optional host file inside the sim directory.
 pub const HOST_FILE: &str = "host";
+
+/// Whether `name` is a domain file's: `<name>.domain`, not hidden (a temporary file of
+/// [`write_atomic`] starts with a dot).
+fn is_domain_file(name: &str) -> bool {
+    name.ends_with(SIM_DOMAIN_SUFFIX) && !name.starts_with('.')
+}
+
+/// The sim directory as the watch sees it: one level, domain files and the host file.
+const SIM_LAYOUT: Layout = Layout {
+    descend: |_| false,
+    relevant: |_, name| {
+        name.to_str()
+            .is_some_and(|name| is_domain_file(name) || name == HOST_FILE)
+    },
+};
+
+/// The machine's own facts, used where the host file gives none.
+#[derive(Debug, Clone)]
+struct MachineFacts {
+    name: String,
+    cpus: u32,
+    memory_mib: u64,
+    read: Instant,
+}
+
+impl MachineFacts {
+    fn read() -> MachineFacts {
+        MachineFacts {
+            name: crate::state::host_name(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            memory_mib: memory_mib(),
+            read: Instant::now(),
+        }
+    }
+}
+
+/// What the backend keeps between reads.
+#[derive(Debug, Default)]
+struct Cache {
+    /// What the watch reported since the last read of the domains (`None` before the first
+    /// read: everything).
+    pending: Option<Change>,
+    /// Every domain file as last read, by file name: its domain or why it was skipped.
+    files: BTreeMap<OsString, Result<Domain, String>>,
+    /// The host as last read; `None` when the host file changed since.
+    host: Option<HostInfo>,
+    machine: Option<MachineFacts>,
+}
 
 /// A simulated host backed by a directory.
 pub struct SimBackend {
@@ -39,6 +97,10 @@ pub struct SimBackend {
     reported: Mutex<HashSet<(PathBuf, Option<SystemTime>)>>,
     /// Serializes read-modify-write of domain files.
     writing: Mutex<()>,
+    watch: Watch,
+    /// Whether a device waits for changes: only then are the watch's reports complete.
+    watched: AtomicBool,
+    cache: Mutex<Cache>,
 }
 
 impl SimBackend {
@@ -54,7 +116,14 @@ impl SimBackend {
             directory: directory.to_path_buf(),
             reported: Mutex::new(HashSet::new()),
             writing: Mutex::new(()),
+            watch: Watch::new("sim", directory, SIM_LAYOUT, 1),
+            watched: AtomicBool::new(false),
+            cache: Mutex::new(Cache::default()),
         })
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Logs a bad file once per modification.
@@ -66,33 +135,89 @@ impl SimBackend {
         }
     }
 
-    /// Every `.domain` file with its parsed record, skipping (and reporting) bad ones.
-    fn domain_files(&self) -> Result<Vec<(PathBuf, Domain)>, BackendError> {
-        let entries = fs::read_dir(&self.directory).map_err(|e| {
-            BackendError::Failed(format!("reading {}: {e}", self.directory.display()))
-        })?;
-        let mut found: Vec<(PathBuf, Domain)> = Vec::new();
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|name| name.to_str())
-                    .is_some_and(|name| name.ends_with(SIM_DOMAIN_SUFFIX) && !name.starts_with('.'))
-            })
-            .collect();
-        paths.sort();
-        for path in paths {
-            match read_record(&path).and_then(|record| parse_domain(&record)) {
-                Ok(domain) => {
-                    if let Some((first, _)) = found.iter().find(|(_, d)| d.uuid == domain.uuid) {
-                        let reason =
-                            format!("UUID {} already used by {}", domain.uuid, first.display());
-                        self.report(&path, &reason);
-                    } else {
-                        found.push((path, domain));
+    /// Reads the domain file `name` into the cache (or drops it when it is gone).
+    fn read_file(&self, files: &mut BTreeMap<OsString, Result<Domain, String>>, name: &OsStr) {
+        let path = self.directory.join(name);
+        match read_record(&path) {
+            Ok(None) => {
+                files.remove(name);
+            }
+            Ok(Some(record)) => {
+                let parsed = parse_domain(&record);
+                if let Err(reason) = &parsed {
+                    self.report(&path, reason);
+                }
+                files.insert(name.to_os_string(), parsed);
+            }
+            Err(reason) => {
+                self.report(&path, &reason);
+                files.insert(name.to_os_string(), Err(reason));
+            }
+        }
+    }
+
+    /// Brings the cached domain files up to date: all of them when nobody waits for changes,
+    /// before the first read and when the watch says anything may have changed, else the files
+    /// it named.
+    fn refresh(&self, cache: &mut Cache) -> Result<(), BackendError> {
+        let change = if self.watched.load(Ordering::Acquire) {
+            cache
+                .pending
+                .replace(Change::Nothing)
+                .unwrap_or(Change::Anything)
+        } else {
+            Change::Anything
+        };
+        match change {
+            Change::Nothing => {}
+            Change::Entries(names) => {
+                for name in names {
+                    if name.to_str().is_some_and(is_domain_file) {
+                        self.read_file(&mut cache.files, &name);
                     }
                 }
-                Err(reason) => self.report(&path, &reason),
+            }
+            Change::Anything => {
+                let entries = match fs::read_dir(&self.directory) {
+                    Ok(entries) => entries,
+                    Err(error) => {
+                        // Read everything again next time.
+                        cache.pending = None;
+                        return Err(BackendError::Failed(format!(
+                            "reading {}: {error}",
+                            self.directory.display()
+                        )));
+                    }
+                };
+                let mut files = BTreeMap::new();
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if name.to_str().is_some_and(is_domain_file) {
+                        self.read_file(&mut files, &name);
+                    }
+                }
+                cache.files = files;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every readable domain file with its domain, sorted by file name; a domain whose UUID an
+    /// earlier file already uses is skipped (and reported).
+    fn domain_files(&self) -> Result<Vec<(PathBuf, Domain)>, BackendError> {
+        let mut cache = self.lock_cache();
+        self.refresh(&mut cache)?;
+        let mut found: Vec<(PathBuf, Domain)> = Vec::new();
+        for (name, parsed) in &cache.files {
+            let Ok(domain) = parsed else {
+                continue;
+            };
+            let path = self.directory.join(name);
+            if let Some((first, _)) = found.iter().find(|(_, d)| d.uuid == domain.uuid) {
+                let reason = format!("UUID {} already used by {}", domain.uuid, first.display());
+                self.report(&path, &reason);
+            } else {
+                found.push((path, domain.clone()));
             }
         }
         Ok(found)
@@ -104,14 +229,13 @@ impl SimBackend {
     /// [`SIM_MAX_DELAY`]; zero when absent, and when unreadable (reported).
     fn delay(&self) -> Duration {
         let path = self.directory.join(HOST_FILE);
-        if !path.exists() {
-            return Duration::ZERO;
-        }
-        let millis = read_record(&path).and_then(|record| match record.get(SIM_DELAY_KEY) {
-            None => Ok(0),
-            Some(text) => text
-                .parse::<u64>()
-                .map_err(|_| format!("{SIM_DELAY_KEY} {text:?} is not a number")),
+        let millis = read_record(&path).and_then(|record| {
+            match record.as_ref().and_then(|record| record.get(SIM_DELAY_KEY)) {
+                None => Ok(0),
+                Some(text) => text
+                    .parse::<u64>()
+                    .map_err(|_| format!("{SIM_DELAY_KEY} {text:?} is not a number")),
+            }
         });
         match millis {
             Ok(millis) => Duration::from_millis(millis).min(SIM_MAX_DELAY),
@@ -123,17 +247,23 @@ impl SimBackend {
     }
 }
 
-/// Reads a small `key=value` file.
-fn read_record(path: &Path) -> Result<Record, String> {
-    let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut text = String::new();
+/// Reads a small `key=value` file: `None` when there is none. One `read` brings a whole
+/// small file, a second one its end.
+fn read_record(path: &Path) -> Result<Option<Record>, String> {
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut bytes = Vec::with_capacity(4096);
     file.take(SIM_MAX_FILE + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
-    if text.len() as u64 > SIM_MAX_FILE {
+    if bytes.len() as u64 > SIM_MAX_FILE {
         return Err(format!("larger than {SIM_MAX_FILE} bytes"));
     }
-    Record::parse(&text)
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    Record::parse(&text).map(Some)
 }
 
 /// A domain from its record.
@@ -209,43 +339,40 @@ fn memory_mib() -> u64 {
         .map_or(0, |kib| kib / 1024)
 }
 
-impl Backend for SimBackend {
-    fn name(&self) -> &'static str {
-        "sim"
+impl SimBackend {
+    /// The host file's record (empty when there is none).
+    fn host_record(&self) -> Result<Record, BackendError> {
+        let path = self.directory.join(HOST_FILE);
+        read_record(&path)
+            .map(Option::unwrap_or_default)
+            .map_err(|reason| BackendError::Failed(format!("{}: {reason}", path.display())))
     }
 
-    fn host(&self) -> Result<HostInfo, BackendError> {
+    /// The host from the host file, the machine's facts where it gives none.
+    fn read_host(&self, machine: &MachineFacts) -> Result<HostInfo, BackendError> {
         let path = self.directory.join(HOST_FILE);
-        let record = if path.exists() {
-            read_record(&path)
-                .map_err(|reason| BackendError::Failed(format!("{}: {reason}", path.display())))?
-        } else {
-            Record::default()
+        let record = self.host_record()?;
+        let invalid = |key: &str, text: &str, what: &str| {
+            BackendError::Failed(format!("{}: {key} {text:?} is not {what}", path.display()))
         };
         let uuid = match record.get("uuid") {
-            Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
-                BackendError::Failed(format!("{}: uuid {text:?} is not a UUID", path.display()))
-            })?),
+            Some(text) => Some(Uuid::parse_str(text).map_err(|_| invalid("uuid", text, "a UUID"))?),
             None => None,
         };
         let name = record
             .get("name")
-            .map(str::to_string)
-            .unwrap_or_else(crate::state::host_name);
+            .map_or_else(|| machine.name.clone(), str::to_string);
         let cpus = match record.get("cpus") {
-            Some(text) => text.parse().map_err(|_| {
-                BackendError::Failed(format!("{}: cpus {text:?} is not a number", path.display()))
-            })?,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            Some(text) => text
+                .parse()
+                .map_err(|_| invalid("cpus", text, "a number"))?,
+            None => machine.cpus,
         };
         let memory_mib = match record.get("memory_mib") {
-            Some(text) => text.parse().map_err(|_| {
-                BackendError::Failed(format!(
-                    "{}: memory_mib {text:?} is not a number",
-                    path.display()
-                ))
-            })?,
-            None => memory_mib(),
+            Some(text) => text
+                .parse()
+                .map_err(|_| invalid("memory_mib", text, "a number"))?,
+            None => machine.memory_mib,
         };
         let hypervisor_version = record.get("version").unwrap_or("sim").to_string();
         Ok(HostInfo {
@@ -255,6 +382,28 @@ impl Backend for SimBackend {
             cpus,
             memory_mib,
         })
+    }
+}
+
+impl Backend for SimBackend {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn host(&self) -> Result<HostInfo, BackendError> {
+        let mut cache = self.lock_cache();
+        let watched = self.watched.load(Ordering::Acquire);
+        if let (true, Some(host)) = (watched, &cache.host) {
+            return Ok(host.clone());
+        }
+        let machine = match cache.machine.take() {
+            Some(machine) if machine.read.elapsed() < SIM_MACHINE_FACTS_MAX_AGE => machine,
+            _ => MachineFacts::read(),
+        };
+        let host = self.read_host(&machine);
+        cache.machine = Some(machine);
+        cache.host = host.as_ref().ok().cloned();
+        host
     }
 
     fn domains(&self) -> Result<Vec<Domain>, BackendError> {
@@ -272,26 +421,56 @@ impl Backend for SimBackend {
             std::thread::sleep(delay);
         }
         let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        let (path, domain) = self
+        let (path, _) = self
             .domain_files()?
             .into_iter()
             .find(|(_, domain)| domain.uuid == uuid)
             .ok_or(BackendError::NoSuchDomain(uuid))?;
+        // The file as it is now, whatever the watch has not told yet.
+        let failed = |reason: String| BackendError::Failed(format!("{}: {reason}", path.display()));
+        let mut record = read_record(&path)
+            .map_err(failed)?
+            .ok_or(BackendError::NoSuchDomain(uuid))?;
+        let domain = parse_domain(&record).map_err(failed)?;
+        if domain.uuid != uuid {
+            return Err(BackendError::NoSuchDomain(uuid));
+        }
         let next = transition(operation, domain.state)?;
         if next == domain.state && operation != Operation::Reboot {
             return Ok(());
         }
-        let mut record = read_record(&path)
-            .map_err(|reason| BackendError::Failed(format!("{}: {reason}", path.display())))?;
         record.set("state", next.as_str());
         write_atomic(&path, record.to_text().as_bytes())
             .map_err(|e| BackendError::Failed(format!("writing {}: {e}", path.display())))?;
+        // Seen at once by the snapshot that follows an action, before the watch tells.
+        if let Some(name) = path.file_name() {
+            let changed = Domain {
+                state: next,
+                ..domain.clone()
+            };
+            self.lock_cache()
+                .files
+                .insert(name.to_os_string(), Ok(changed));
+        }
         log::info!("sim: {} {} -> {}", domain.name, operation.name(), next);
         Ok(())
     }
 
     fn wait_for_change(&self, limit: Duration) {
-        std::thread::sleep(SIM_POLL_INTERVAL.min(limit));
+        self.watched.store(true, Ordering::Release);
+        let change = self.watch.wait(limit);
+        let mut cache = self.lock_cache();
+        let host_changed = match &change {
+            Change::Nothing => false,
+            Change::Entries(names) => names.contains(OsStr::new(HOST_FILE)),
+            Change::Anything => true,
+        };
+        if host_changed {
+            cache.host = None;
+        }
+        if let Some(pending) = cache.pending.take() {
+            cache.pending = Some(pending.merge(change));
+        }
     }
 }
 
@@ -359,6 +538,46 @@ mod tests {
             sim.apply(missing, Operation::Pause),
             Err(BackendError::NoSuchDomain(missing))
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Once a device waits for changes, what the watch names is read again, the rest kept;
+    /// the host file too.
+    #[test]
+    fn a_watched_backend_reads_what_changed() {
+        let dir = temp_dir("watched");
+        fs::write(dir.join("web.domain"), WEB).unwrap();
+        fs::write(dir.join(HOST_FILE), "name=alpha\n").unwrap();
+        let sim = SimBackend::open(&dir).unwrap();
+        let wait = Duration::from_secs(20);
+        sim.wait_for_change(wait);
+        assert_eq!(sim.domains().unwrap()[0].state, RunState::Running);
+        assert_eq!(sim.host().unwrap().name, "alpha");
+        write_atomic(
+            &dir.join("web.domain"),
+            WEB.replace("running", "paused").as_bytes(),
+        )
+        .unwrap();
+        sim.wait_for_change(wait);
+        assert_eq!(sim.domains().unwrap()[0].state, RunState::Paused);
+        assert_eq!(sim.host().unwrap().name, "alpha", "kept");
+        fs::write(dir.join(HOST_FILE), "name=beta\n").unwrap();
+        sim.wait_for_change(wait);
+        assert_eq!(sim.host().unwrap().name, "beta");
+        fs::write(
+            dir.join("db.domain"),
+            WEB.replace("name=web", "name=db")
+                .replace("6f1c1f3e", "7f1c1f3e"),
+        )
+        .unwrap();
+        fs::remove_file(dir.join("web.domain")).unwrap();
+        sim.wait_for_change(wait);
+        let names: Vec<String> = sim.domains().unwrap().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["db"]);
+        // An action is seen at once, before the watch tells.
+        let uuid = sim.domains().unwrap()[0].uuid;
+        sim.apply(uuid, Operation::Pause).unwrap();
+        assert_eq!(sim.domains().unwrap()[0].state, RunState::Paused);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -9,8 +9,11 @@
 //! strings (`OpaqueRef:...`, `OpaqueRef:NULL` for none).
 //!
 //! What it reads:
-//! - Domains: `VM.get_all_records` once, then `event.from(["vm"], token, 0)` every poll,
-//!   applied to the cache as `add`/`mod`/`del` deltas (`valid_ref_counts` is not used).
+//! - Domains: `VM.get_all_records` once, then `event.from(["vm"], token, timeout)`, applied
+//!   to the cache as `add`/`mod`/`del` deltas (`valid_ref_counts` is not used). Changes are
+//!   waited for on the server: `event.from` is a blocking call that answers as soon as a VM
+//!   changes, or with an empty batch after `timeout` seconds (30); reads
+//!   in between ask with a timeout of 0.
 //!   `EVENTS_LOST` or a new session fetches everything again. Control
 //!   domains, templates and snapshots are left out. A VM belongs to this host when its
 //!   `resident_on` is this host; a VM resident nowhere (halted, suspended) belongs to the host
@@ -42,12 +45,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How often the XenAPI backend asks for changes (`event.from`): well under a second, so a
-/// change reaches the network within one.
-const XAPI_POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// `event.from` timeout in seconds: zero, so a poll never waits on the server (the poll
-/// interval paces the calls).
-const XAPI_EVENT_TIMEOUT_SECONDS: f64 = 0.0;
+/// Longest one `event.from` waits on the server for a change: the server answers as soon as
+/// a VM changes, so this only bounds how long the call stays open.
+const XAPI_EVENT_WAIT: Duration = Duration::from_secs(30);
+/// Shortest time between two waits that came back without events and without a failure
+/// (a server answering an empty batch at once is not called in a loop), and the pause after a
+/// failed wait.
+const XAPI_EVENT_RETRY: Duration = Duration::from_secs(2);
 /// API version sent at login.
 const XAPI_LOGIN_VERSION: &str = "1.0";
 /// Originator sent at login (it names the client in the server's session records).
@@ -345,13 +349,14 @@ impl XapiBackend {
         BackendError::Failed(format!("XenAPI at {}: {error}", self.url.endpoint))
     }
 
-    /// One XML-RPC exchange: `method(params)`, its envelope opened.
-    fn rpc(&self, method: &str, params: &[Value]) -> Result<Value, XapiError> {
+    /// One XML-RPC exchange: `method(params)`, its envelope opened, answered within
+    /// `waits` (what the server may wait by design) plus [`XAPI_CALL_TIMEOUT`].
+    fn rpc(&self, method: &str, params: &[Value], waits: Duration) -> Result<Value, XapiError> {
         let mut body = Vec::with_capacity(512);
         xmlrpc::write_call(method, params, &mut body)
             .map_err(|e| XapiError::Transport(format!("cannot encode {method}: {e}")))?;
         let limits = Limits {
-            timeout: XAPI_CALL_TIMEOUT,
+            timeout: waits + XAPI_CALL_TIMEOUT,
             max_head: HTTP_MAX_HEAD,
             max_body: XMLRPC_MAX_RESPONSE,
         };
@@ -389,6 +394,7 @@ impl XapiBackend {
                 Value::string(XAPI_LOGIN_VERSION),
                 Value::string(XAPI_ORIGINATOR),
             ],
+            Duration::ZERO,
         )?;
         let reference = value
             .as_str()
@@ -414,33 +420,39 @@ impl XapiBackend {
         }
     }
 
-    /// Calls `method` with the session first and `params` built from it; on
-    /// `SESSION_INVALID`, logs in again and repeats the call once.
-    fn call_with(
+    /// Calls `method` with the session first and `params` built from it, answered within
+    /// `waits` plus the usual time; on `SESSION_INVALID`, logs in again and repeats the call
+    /// once.
+    fn call_waiting(
         &self,
         method: &str,
         params: impl Fn(&str) -> Vec<Value>,
+        waits: Duration,
     ) -> Result<Value, XapiError> {
         let (session, generation) = self.session()?;
-        match self.rpc(method, &params(&session)) {
+        match self.rpc(method, &params(&session), waits) {
             Err(error) if error.code() == Some("SESSION_INVALID") => {
                 log::info!("xapi: {method}: session no longer valid; logging in again");
                 self.drop_session(generation);
                 let (session, _) = self.session()?;
-                self.rpc(method, &params(&session))
+                self.rpc(method, &params(&session), waits)
             }
             other => other,
         }
     }
 
+    /// [`XapiBackend::call_waiting`] for a call the server answers at once.
+    fn call_with(
+        &self,
+        method: &str,
+        params: impl Fn(&str) -> Vec<Value>,
+    ) -> Result<Value, XapiError> {
+        self.call_waiting(method, params, Duration::ZERO)
+    }
+
     /// Calls `method(session, args...)`.
     fn call(&self, method: &str, args: &[Value]) -> Result<Value, XapiError> {
-        self.call_with(method, |session| {
-            let mut params = Vec::with_capacity(args.len() + 1);
-            params.push(Value::string(session));
-            params.extend_from_slice(args);
-            params
-        })
+        self.call_with(method, |session| with_session(session, args))
     }
 
     /// A call answering one reference.
@@ -499,29 +511,81 @@ impl XapiBackend {
         Ok(())
     }
 
-    /// One `event.from` from `token`, applied to the cache.
-    fn follow(&self, cache: &mut Cache, token: &str) -> Result<(), XapiError> {
-        let batch = self.call(
-            "event.from",
-            &[
-                Value::strings(["vm"]),
-                Value::string(token),
-                Value::Double(XAPI_EVENT_TIMEOUT_SECONDS),
-            ],
-        )?;
+    /// One `event.from` from `token`, waiting at most `wait` on the server: its events and
+    /// the next token.
+    fn events_from(&self, token: &str, wait: Duration) -> Result<(Vec<Value>, String), XapiError> {
+        let args = [
+            Value::strings(["vm"]),
+            Value::string(token),
+            Value::Double(wait.as_secs_f64()),
+        ];
+        let batch =
+            self.call_waiting("event.from", |session| with_session(session, &args), wait)?;
         let next = batch
             .member("token")
             .and_then(Value::as_str)
-            .ok_or_else(|| XapiError::Transport("event.from: no token".to_owned()))?;
-        for event in batch
-            .member("events")
-            .and_then(Value::as_array)
-            .unwrap_or_default()
-        {
+            .ok_or_else(|| XapiError::Transport("event.from: no token".to_owned()))?
+            .to_owned();
+        let events = match batch.member("events").and_then(Value::as_array) {
+            Some(events) => events.to_vec(),
+            None => Vec::new(),
+        };
+        Ok((events, next))
+    }
+
+    /// The events since `token`, without waiting, applied to the cache.
+    fn follow(&self, cache: &mut Cache, token: &str) -> Result<(), XapiError> {
+        let (events, next) = self.events_from(token, Duration::ZERO)?;
+        for event in &events {
             apply_event(&mut cache.vms, event);
         }
-        cache.token = Some(next.to_owned());
+        cache.token = Some(next);
         Ok(())
+    }
+
+    /// Waits on the server, at most `limit`, for a VM to change after the cache's token, and
+    /// applies what came when the cache has not moved on meanwhile (a read that did has seen
+    /// the same events). A failure pauses [`XAPI_EVENT_RETRY`].
+    fn wait_for_events(&self, limit: Duration) {
+        let (token, generation) = {
+            let cache = self.lock_cache();
+            (cache.token.clone(), cache.generation)
+        };
+        let Some(token) = token.filter(|_| generation == self.current_generation()) else {
+            // Nothing to wait from: the next read fetches everything, and a server that
+            // cannot be read is not asked again at once.
+            std::thread::sleep(XAPI_EVENT_RETRY.min(limit));
+            return;
+        };
+        let wait = limit.min(XAPI_EVENT_WAIT);
+        let asked = std::time::Instant::now();
+        match self.events_from(&token, wait) {
+            Ok((events, next)) => {
+                let mut cache = self.lock_cache();
+                let current = cache.token.as_deref() == Some(token.as_str())
+                    && cache.generation == generation
+                    && generation == self.current_generation();
+                if current {
+                    for event in &events {
+                        apply_event(&mut cache.vms, event);
+                    }
+                    cache.token = Some(next);
+                }
+                drop(cache);
+                if events.is_empty() {
+                    // An empty batch before the timeout says nothing: not asked again at once.
+                    std::thread::sleep(XAPI_EVENT_RETRY.min(wait).saturating_sub(asked.elapsed()));
+                }
+            }
+            Err(error) if error.code() == Some("EVENTS_LOST") => {
+                log::info!("xapi: events lost; reading every VM again");
+                self.lock_cache().token = None;
+            }
+            Err(error) => {
+                log::debug!("xapi: waiting for events: {error}");
+                std::thread::sleep(XAPI_EVENT_RETRY.min(limit));
+            }
+        }
     }
 
     /// Reads this host's facts.
@@ -641,6 +705,14 @@ impl XapiBackend {
     }
 }
 
+/// `session` followed by `args`: the parameters of a call on behalf of a session.
+fn with_session(session: &str, args: &[Value]) -> Vec<Value> {
+    let mut params = Vec::with_capacity(args.len() + 1);
+    params.push(Value::string(session));
+    params.extend_from_slice(args);
+    params
+}
+
 /// Applies one event record to the cache (events of other classes are ignored).
 fn apply_event(vms: &mut BTreeMap<String, VmRecord>, event: &Value) {
     let text = |name: &str| event.member_str(name);
@@ -720,7 +792,7 @@ impl Backend for XapiBackend {
     }
 
     fn wait_for_change(&self, limit: Duration) {
-        std::thread::sleep(XAPI_POLL_INTERVAL.min(limit));
+        self.wait_for_events(limit);
     }
 }
 

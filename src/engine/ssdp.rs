@@ -78,6 +78,8 @@ pub struct Engine {
     /// Targets gone from the model whose byebye has not been sent yet.
     retired: Vec<Target>,
     pending: Vec<Pending>,
+    /// The next [`Pending::seq`].
+    queued: u64,
     /// How many entries of `pending` are search replies.
     replies: usize,
     next_refresh: Option<Instant>,
@@ -135,7 +137,75 @@ enum Work {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     due: Instant,
+    /// Order of queueing: work due at the same instant leaves in this order.
+    seq: u64,
     work: Work,
+}
+
+/// What a search target asks for (UDA 1.1 section 1.3.2), resolved once per search.
+#[derive(Debug, Clone, Copy)]
+enum Wanted<'a> {
+    /// `ssdp:all`: every target.
+    All,
+    /// `upnp:rootdevice`.
+    RootDevice,
+    /// `uuid:...`: that device.
+    Device(&'a str),
+    /// A device or service type, with its base and version when it has one.
+    Type {
+        urn: &'a str,
+        versioned: Option<(&'a str, u32)>,
+    },
+    /// Anything else matches nothing.
+    Nothing,
+}
+
+impl<'a> Wanted<'a> {
+    fn of(st: &'a str) -> Wanted<'a> {
+        if st == SSDP_ST_ALL {
+            Wanted::All
+        } else if st == SSDP_NT_ROOT_DEVICE {
+            Wanted::RootDevice
+        } else if st.starts_with(UDN_PREFIX) {
+            Wanted::Device(st)
+        } else if st.starts_with(URN_PREFIX) {
+            Wanted::Type {
+                urn: st,
+                versioned: split_version(st),
+            }
+        } else {
+            Wanted::Nothing
+        }
+    }
+
+    /// Whether `target` answers, and then with which version when the search asked for an
+    /// older one than ours.
+    fn answer(self, target: &Target) -> Option<Option<u32>> {
+        match self {
+            Wanted::All => Some(None),
+            Wanted::RootDevice => (target.kind == TargetKind::RootDevice).then_some(None),
+            Wanted::Device(udn) => (target.kind == TargetKind::Device
+                && target.udn.eq_ignore_ascii_case(udn))
+            .then_some(None),
+            Wanted::Type { urn, versioned } => {
+                let TargetKind::Type(own) = target.kind else {
+                    return None;
+                };
+                match (versioned, own) {
+                    // UDA 1.1 section 1.2.2: a device MUST answer searches for any version it
+                    // supports (types are backward compatible), and (1.3.3) the response
+                    // names the version that was asked for.
+                    (Some((base, version)), Some(own)) => {
+                        let own_base = target.notification_type.get(..own.base_len)?;
+                        (own_base == base && own.version >= version)
+                            .then_some((own.version != version).then_some(version))
+                    }
+                    _ => (target.notification_type == urn).then_some(None),
+                }
+            }
+            Wanted::Nothing => None,
+        }
+    }
 }
 
 impl Engine {
@@ -167,6 +237,7 @@ impl Engine {
             targets: Vec::new(),
             retired: Vec::new(),
             pending: Vec::new(),
+            queued: 0,
             replies: 0,
             next_refresh: None,
             started: false,
@@ -349,8 +420,15 @@ impl Engine {
         } else {
             None
         };
-        let matches = self.matching(search.search_target);
-        if matches.is_empty() {
+        // Matched where they are, without a list: answering a search allocates nothing once
+        // the queue has grown to its working size.
+        let wanted = Wanted::of(search.search_target);
+        let matched = self
+            .targets
+            .iter()
+            .filter(|target| wanted.answer(target).is_some())
+            .count();
+        if matched == 0 {
             log::trace!(
                 "ssdp: search from {source} for {:?} matches nothing",
                 search.search_target
@@ -364,6 +442,7 @@ impl Engine {
             targets,
             rng,
             pending,
+            queued,
             replies,
             config,
             config_id,
@@ -391,13 +470,12 @@ impl Engine {
         let date = wire::http_date(0);
         let date = core::str::from_utf8(&date).ok();
         let mut answered = 0;
-        for &(target, version) in &matches {
-            let Some(size) = targets
-                .get(target)
-                .map(|target| reply_len(config, *config_id, target, location, date))
-            else {
-                continue;
-            };
+        let found = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(at, target)| wanted.answer(target).map(|version| (at, target, version)));
+        for (target_at, target, version) in found {
+            let size = reply_len(config, *config_id, target, location, date);
             let Some(earliest) = grant.reply(size, *replies, max_pending) else {
                 break;
             };
@@ -407,12 +485,14 @@ impl Engine {
                 Duration::from_millis(rng.u64(0..millis.max(1)))
             });
             *replies += 1;
+            *queued += 1;
             pending.push(Pending {
                 due: later(now, delay).max(earliest),
+                seq: *queued,
                 work: Work::Reply {
                     interface,
                     destination: source,
-                    target,
+                    target: target_at,
                     version,
                 },
             });
@@ -420,10 +500,9 @@ impl Engine {
         }
         if let Some((cut, true)) = grant.cut() {
             log::debug!(
-                "ssdp: search from {source} for {:?} answered with {answered} of {} replies: \
-                 {cut}",
+                "ssdp: search from {source} for {:?} answered with {answered} of {matched} \
+                 replies: {cut}",
                 search.search_target,
-                matches.len()
             );
         }
     }
@@ -474,9 +553,11 @@ impl Engine {
         if self.next_refresh.is_some_and(|at| at <= now) {
             self.announce_all(now);
         }
-        // Stable: work due at the same instant leaves in the order it was queued (a byebye
-        // before the alive of a target that came back).
-        self.pending.sort_by_key(|pending| pending.due);
+        // Work due at the same instant leaves in the order it was queued (a byebye before the
+        // alive of a target that came back). An unstable sort on (due, seq) keeps that order
+        // without the scratch buffer a stable sort allocates.
+        self.pending
+            .sort_unstable_by_key(|pending| (pending.due, pending.seq));
         let due = self.pending.partition_point(|pending| pending.due <= now);
         let date = wire::http_date(unix_seconds);
         let date = core::str::from_utf8(&date).ok();
@@ -510,7 +591,12 @@ impl Engine {
         if matches!(work, Work::Reply { .. }) {
             self.replies += 1;
         }
-        self.pending.push(Pending { due, work });
+        self.queued += 1;
+        self.pending.push(Pending {
+            due,
+            seq: self.queued,
+            work,
+        });
     }
 
     /// The full set now, again after the repeat delay, and the next refresh within
@@ -563,51 +649,6 @@ impl Engine {
             }
         });
         self.replies = self.replies.saturating_sub(dropped_replies);
-    }
-
-    /// Targets answering `st`, each with the version to answer with when the search asked
-    /// for an older one than ours.
-    fn matching(&self, st: &str) -> Vec<(usize, Option<u32>)> {
-        let found = self.targets.iter().enumerate();
-        if st == SSDP_ST_ALL {
-            return found.map(|(at, _)| (at, None)).collect();
-        }
-        if st == SSDP_NT_ROOT_DEVICE {
-            return found
-                .filter(|(_, target)| target.kind == TargetKind::RootDevice)
-                .map(|(at, _)| (at, None))
-                .collect();
-        }
-        if st.starts_with(UDN_PREFIX) {
-            return found
-                .filter(|(_, target)| {
-                    target.kind == TargetKind::Device && target.udn.eq_ignore_ascii_case(st)
-                })
-                .map(|(at, _)| (at, None))
-                .collect();
-        }
-        if !st.starts_with(URN_PREFIX) {
-            return Vec::new();
-        }
-        let asked = split_version(st);
-        found
-            .filter_map(|(at, target)| {
-                let TargetKind::Type(own) = target.kind else {
-                    return None;
-                };
-                match (asked, own) {
-                    // UDA 1.1 section 1.2.2: a device MUST answer searches for any version it
-                    // supports (types are backward compatible), and (1.3.3) the response
-                    // names the version that was asked for.
-                    (Some((base, version)), Some(own)) => {
-                        let own_base = target.notification_type.get(..own.base_len)?;
-                        (own_base == base && own.version >= version)
-                            .then_some((at, (own.version != version).then_some(version)))
-                    }
-                    _ => (target.notification_type == st).then_some((at, None)),
-                }
-            })
-            .collect()
     }
 
     fn target(&self, target: TargetRef) -> Option<&Target> {

@@ -4,6 +4,7 @@
 //! and the signals, on one single-threaded smol executor. Protocol decisions are the engines'
 //! ([`crate::engine`]); what the device is and what its actions do is the [`App`]'s.
 
+use super::event_loop::on_thread;
 use super::http::{Answer, Handler, Request, Response};
 use super::http_client;
 use super::iface::LocalInterface;
@@ -19,7 +20,7 @@ use crate::engine::publication::{content_hash, route, Published, Route};
 use crate::engine::ssdp::{self as ssdp_engine, Engine as SsdpEngine};
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
-use crate::state::{random_seed, StateDir};
+use crate::state::{random_seed, StateDir, StateWrite};
 use crate::wire::signature::{self, ControlKey, SignedParts, SIGNATURE_HEADER};
 use crate::wire::soap::{self, UpnpError};
 use log::Level;
@@ -127,16 +128,15 @@ impl Core {
             });
     }
 
-    /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events.
-    fn apply(&mut self, now: Instant, root: Device, evented: EventedValues) {
+    /// Applies a new snapshot: CONFIGID, SSDP diff, GENA events. A new CONFIGID is announced
+    /// before it is stored: what to write comes back, for the caller to write off the loop.
+    fn apply(&mut self, now: Instant, root: Device, evented: EventedValues) -> Option<StateWrite> {
         let state = &mut self.state;
-        let current = self.published.config_id;
+        let mut write = None;
         let change = self.published.update(root, evented, |hash| {
-            state.config_id_for(hash).unwrap_or_else(|error| {
-                // The network must still see a new CONFIGID; only its persistence failed.
-                log::warn!("state: {error}");
-                crate::state::next_config_id(current)
-            })
+            let (config_id, pending) = state.config_id_unsaved(hash);
+            write = pending;
+            config_id
         });
         if change.description_changed {
             log::info!("description changed: CONFIGID {}", self.published.config_id);
@@ -152,6 +152,7 @@ impl Core {
         for (key, variables) in change.events {
             self.gena.notify(&key, variables);
         }
+        write
     }
 
     /// When the loop must wake next.
@@ -340,20 +341,30 @@ async fn follow_changes(core: Shared, app: Rc<dyn App>, refresh: Receiver<()>, w
         }
         last = Instant::now();
         let result = app.snapshot().await;
-        let mut core = core.borrow_mut();
-        match result {
-            Ok((root, evented)) => {
-                core.last_error = None;
-                core.apply(Instant::now(), root, evented);
-            }
-            Err(error) => {
-                if core.last_error.as_deref() != Some(error.as_str()) {
-                    log::warn!("backend: {error}; keeping the last known state");
-                    core.last_error = Some(error);
+        let write = {
+            let mut core = core.borrow_mut();
+            match result {
+                Ok((root, evented)) => {
+                    core.last_error = None;
+                    core.apply(Instant::now(), root, evented)
+                }
+                Err(error) => {
+                    if core.last_error.as_deref() != Some(error.as_str()) {
+                        log::warn!("backend: {error}; keeping the last known state");
+                        core.last_error = Some(error);
+                    }
+                    None
                 }
             }
-        }
+        };
+        // The loop announces the change; the new CONFIGID is stored meanwhile, in order
+        // (one snapshot at a time).
         let _ = wake.try_send(());
+        if let Some(write) = write {
+            if let Some(Err(error)) = on_thread(move || write.write()).await {
+                log::warn!("state: {error}");
+            }
+        }
     }
 }
 
@@ -800,6 +811,102 @@ mod tests {
             "documents were really served ({served} bytes)"
         );
         assert_eq!(count, 0, "allocations while serving 600 requests");
+    }
+
+    /// An M-SEARCH is answered without touching the heap: parsing the datagram, matching its
+    /// target, queueing the replies against the budgets (what `receive_loop` does), then
+    /// rendering each reply into the stack buffer and handing it to the socket (what
+    /// `Core::dispatch_ssdp` does; the send itself is a `sendto` of those bytes). Counted
+    /// once the queue has grown to its working size, for every kind of search target, from
+    /// several sources, over 50 rounds.
+    #[test]
+    fn answering_searches_allocates_nothing() {
+        use crate::engine::ssdp::{AdvertisingInterface, Config, Engine, Outgoing};
+        use std::net::{Ipv4Addr, SocketAddrV4};
+        use std::time::{Duration, Instant};
+
+        let published = published(20);
+        let interface = AdvertisingInterface {
+            index: 2,
+            address: Ipv4Addr::new(10, 0, 0, 1),
+            subnet: crate::subnet::Subnet::parse("10.0.0.0/24").expect("subnet"),
+            http_port: 49152,
+        };
+        let config = Config {
+            max_age: 1800,
+            boot_id: 1,
+            server: "Linux/6.1 UPnP/1.1 xenplug/0.1.0".into(),
+        };
+        let mut engine = Engine::new(config, vec![interface], 7);
+        let start = Instant::now();
+        engine.set_devices(start, published.root.advertisements(), 3);
+        let domain_udn = published
+            .root
+            .advertisements()
+            .get(1)
+            .map(|device| device.udn.clone())
+            .expect("an embedded device");
+        let searches: Vec<Vec<u8>> = [
+            "ssdp:all",
+            "upnp:rootdevice",
+            crate::consts::URN_SERVICE_DOMAIN_CONTROL,
+            "urn:xenplug-org:device:Domain:0",
+            domain_udn.as_str(),
+            "urn:schemas-upnp-org:device:MediaRenderer:1",
+        ]
+        .iter()
+        .map(|st| {
+            format!(
+                "M-SEARCH * HTTP/1.1\r\nHost: 239.255.255.250:1900\r\nMan: \"ssdp:discover\"\r\n\
+                 ST: {st}\r\nMX: 1\r\nUser-Agent: Linux/6.8.0 UPnP/1.0 GUPnP/1.6.6\r\n\r\n"
+            )
+            .into_bytes()
+        })
+        .collect();
+        let sources: Vec<SocketAddrV4> = (10..14)
+            .map(|host| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, host), 50000))
+            .collect();
+        let mut sent = [0u8; crate::consts::SSDP_EMIT_BUFFER];
+        let mut replies = 0usize;
+        let mut round = |at: Instant, replies: &mut usize| {
+            for source in &sources {
+                for search in &searches {
+                    engine.on_datagram(at, interface.index, *source, search);
+                }
+            }
+            // Past every reply's random delay (MX 1) and pacing.
+            engine.dispatch(
+                at + Duration::from_secs(3),
+                1_795_478_400,
+                |out: Outgoing<'_>| {
+                    let length = out.bytes.len().min(sent.len());
+                    if let (Some(to), Some(from)) =
+                        (sent.get_mut(..length), out.bytes.get(..length))
+                    {
+                        to.copy_from_slice(from);
+                    }
+                    *replies += 1;
+                },
+            );
+        };
+        // The announcements and a first round grow the queue to its working size.
+        round(start + Duration::from_secs(10), &mut replies);
+        let warm = replies;
+        let count = allocations_during(|| {
+            for turn in 1..=50u64 {
+                round(start + Duration::from_secs(10 + 4 * turn), &mut replies);
+            }
+        });
+        let answered = replies - warm;
+        // 4 sources x (65 + 1 + 20 + 20 + 1 + 0) replies a round.
+        assert!(
+            answered >= 50 * 4 * 100,
+            "searches were answered ({answered} replies)"
+        );
+        assert_eq!(
+            count, 0,
+            "allocations while answering {answered} search replies"
+        );
     }
 
     /// The counter itself works: rendering a model does allocate.

@@ -3,7 +3,7 @@
 
 use super::http::{self, Handler, ServerConfig};
 use async_signal::Signals;
-use smol::channel::Receiver;
+use smol::channel::{Receiver, Sender};
 use smol::stream::StreamExt;
 use smol::{Async, LocalExecutor, Timer};
 use std::net::TcpListener;
@@ -84,4 +84,100 @@ pub fn spawn_http(
             }
         })
         .detach();
+}
+
+/// Runs blocking `work` (a backend call, a directory's watch, waiting for a child) on a
+/// thread of its own, and waits for its result without blocking the loop; `None` only if the
+/// work panicked, which a release build never survives (panics abort). The thread ends with
+/// the work: unlike a pool (smol's `unblock` keeps its threads, each waking twice a second
+/// forever), nothing stays behind to wake an idle role. Callers bound how many run at once.
+/// Where no thread can be started (out of resources), the work runs on the caller's thread,
+/// said once in the log.
+pub async fn on_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (sender, receiver) = smol::channel::bounded(1);
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
+    let taken = slot.clone();
+    let started = std::thread::Builder::new()
+        .name("xenplug-work".to_string())
+        .spawn(move || {
+            let work = taken.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(work) = work {
+                let _ = sender.send_blocking(work());
+            }
+        });
+    if let Err(error) = started {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| log::warn!("cannot start a thread ({error}): working on the loop"));
+        let work = slot.lock().ok().and_then(|mut slot| slot.take());
+        return work.map(|work| work());
+    }
+    receiver.recv().await.ok()
+}
+
+/// Tasks waiting for the next time something happens (a journal line appended, a feed moving
+/// on): each [`Wakeups::listen`] gets a receiver that the next [`Wakeups::wake_all`] wakes, so
+/// a waiting long poll answers at once rather than at its next look.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    waiting: Vec<Sender<()>>,
+}
+
+impl Wakeups {
+    /// A receiver woken at the next [`Wakeups::wake_all`] (dropping it unsubscribes).
+    pub fn listen(&mut self) -> Receiver<()> {
+        let (sender, receiver) = smol::channel::bounded(1);
+        // Waits that ended without being woken (a long poll's deadline) leave closed senders.
+        self.waiting.retain(|waiting| !waiting.is_closed());
+        self.waiting.push(sender);
+        receiver
+    }
+
+    /// Wakes every receiver handed out since the last call.
+    pub fn wake_all(&mut self) {
+        for waiting in self.waiting.drain(..) {
+            let _ = waiting.try_send(());
+        }
+    }
+}
+
+/// Waits until `woken` says something happened or `deadline` passes.
+pub async fn woken_or(woken: &Receiver<()>, deadline: Instant) {
+    smol::future::or(
+        async {
+            let _ = woken.recv().await;
+        },
+        async {
+            Timer::at(deadline).await;
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_on_a_thread_comes_back() {
+        let here = std::thread::current().id();
+        let there = smol::block_on(on_thread(move || std::thread::current().id() != here));
+        assert_eq!(there, Some(true));
+    }
+
+    #[test]
+    fn wakeups_wake_every_listener_once() {
+        let mut wakeups = Wakeups::default();
+        let first = wakeups.listen();
+        let second = wakeups.listen();
+        drop(wakeups.listen());
+        wakeups.wake_all();
+        assert!(first.try_recv().is_ok());
+        assert!(second.try_recv().is_ok());
+        wakeups.wake_all();
+        assert!(first.try_recv().is_err(), "woken once");
+        let third = wakeups.listen();
+        assert_eq!(wakeups.waiting.len(), 1, "closed and woken ones are gone");
+        wakeups.wake_all();
+        assert!(third.try_recv().is_ok());
+    }
 }

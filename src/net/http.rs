@@ -60,8 +60,8 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use smol::future::{self, Future};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, LocalExecutor, Timer};
+use std::io::{Read as _, Write as _};
 
 use crate::consts;
 use crate::net::unix_now;
@@ -329,11 +329,20 @@ pub async fn serve(
         refusals: RefCell::new(RefusalLog::default()),
         listener: listener.get_ref().local_addr().ok(),
     });
+    // Accepted connections inherit TCP_NODELAY (Linux copies it from the listener): one
+    // setsockopt here rather than one per connection.
+    if let Err(error) = socket2::SockRef::from(listener.get_ref()).set_tcp_nodelay(true) {
+        log::debug!("http: TCP_NODELAY on the listener: {error}");
+    }
+    // A listener bound to one address tells each connection's local address without asking.
+    let local = shared
+        .listener
+        .filter(|address| !address.ip().is_unspecified());
     let config = Rc::new(config);
     loop {
         // A flood of connections to refuse must not starve those being served.
         future::yield_now().await;
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match listener.read_with(accept_nonblocking).await {
             Ok(accepted) => accepted,
             Err(error) => match accept_error(&error) {
                 AcceptError::Retry => continue,
@@ -392,10 +401,22 @@ pub async fn serve(
                         return;
                     }
                 }
-                serve_connection(stream, peer, &*handler, &config, slot, head_deadline).await;
+                let addresses = (peer, local);
+                serve_connection(stream, addresses, &*handler, &config, slot, head_deadline).await;
             })
             .detach();
     }
+}
+
+/// Accepts one connection, already non-blocking and close-on-exec (`accept4`): the
+/// connection is registered with the reactor only if it ever has to wait.
+fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    let (socket, peer) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok((TcpStream::from(socket), peer))
 }
 
 enum AcceptError {
@@ -983,27 +1004,26 @@ fn long_poll_refusal(refusal: Refusal) -> Response {
 // ---- One connection -----------------------------------------------------------------------
 
 /// Serves requests on one connection until it closes, fails, reaches its limits or gives its
-/// slot up. The first request's head is due by `head_deadline`.
+/// slot up. The first request's head is due by `head_deadline`. `addresses` are the peer's
+/// and, when the listener knows it, the connection's local address.
 async fn serve_connection(
-    stream: Async<TcpStream>,
-    peer: SocketAddr,
+    stream: TcpStream,
+    addresses: (SocketAddr, Option<SocketAddr>),
     handler: &dyn Handler,
     config: &ServerConfig,
     slot: Slot,
     head_deadline: Instant,
 ) {
-    let local = match stream.get_ref().local_addr() {
+    let (peer, local) = addresses;
+    let local = match local.map_or_else(|| stream.local_addr(), Ok) {
         Ok(local) => local,
         Err(error) => {
             log::debug!("http {peer}: local address: {error}");
             return;
         }
     };
-    if let Err(error) = stream.get_ref().set_nodelay(true) {
-        log::debug!("http {peer}: TCP_NODELAY: {error}");
-    }
     let mut connection = Connection {
-        stream,
+        stream: Stream::Plain(stream),
         peer,
         local,
         timer: Timer::at(head_deadline),
@@ -1016,7 +1036,7 @@ async fn serve_connection(
         match connection.serve_one(handler, &mut buffer, turn).await {
             Ok(Next::KeepAlive) => continue,
             Ok(Next::Close) => break,
-            Ok(Next::Drop) => return,
+            Ok(Next::Drop | Next::Done) => return,
             Err(error) => {
                 log::debug!("http {peer}: {error}");
                 return;
@@ -1024,6 +1044,68 @@ async fn serve_connection(
         }
     }
     connection.linger(&mut buffer).await;
+}
+
+/// A connection's socket: used directly while it never had to wait, registered with the
+/// reactor from the first time it does. A request that arrives whole with the connection and
+/// whose answer fits the socket's buffer is served without the reactor: `accept4`, `recvfrom`,
+/// `writev`, `close`.
+enum Stream {
+    Plain(TcpStream),
+    Registered(Async<TcpStream>),
+    /// Registering failed: the connection is over.
+    Lost,
+}
+
+impl Stream {
+    fn socket(&self) -> io::Result<&TcpStream> {
+        match self {
+            Stream::Plain(stream) => Ok(stream),
+            Stream::Registered(stream) => Ok(stream.get_ref()),
+            Stream::Lost => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    /// The socket registered with the reactor (registering it the first time).
+    fn registered(&mut self) -> io::Result<&Async<TcpStream>> {
+        if let Stream::Plain(_) = self {
+            let Stream::Plain(stream) = std::mem::replace(self, Stream::Lost) else {
+                return Err(io::Error::from(io::ErrorKind::NotConnected));
+            };
+            // Accepted non-blocking: no need to set it again.
+            *self = Stream::Registered(Async::new_nonblocking(stream)?);
+        }
+        match self {
+            Stream::Registered(stream) => Ok(stream),
+            _ => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    fn is_registered(&self) -> bool {
+        matches!(self, Stream::Registered(_))
+    }
+}
+
+/// One read that does not wait: `None` when nothing is there yet.
+fn try_read(socket: &TcpStream, into: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match (&*socket).read(into) {
+            Ok(count) => return Ok(Some(count)),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Reads once, waiting until something is there (the client closing is 0).
+async fn read_ready(stream: &Async<TcpStream>, into: &mut [u8]) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        if let Some(count) = try_read(stream.get_ref(), into)? {
+            return Ok(count);
+        }
+    }
 }
 
 /// What to do with a connection after one exchange.
@@ -1036,6 +1118,11 @@ enum Next {
     Close,
     /// The client went away or never said anything: just close.
     Drop,
+    /// The last answer is written, the client said it closes too (`Connection: close`, or
+    /// HTTP/1.0 without keep-alive: RFC 9112 section 9.6, it sends no further request) and
+    /// nothing more of it was read: close at once, which sends FIN after the answer; no
+    /// lingering is needed when nothing is left unread.
+    Done,
 }
 
 /// The outcome of one read.
@@ -1118,7 +1205,7 @@ impl ReadBuffer {
 }
 
 struct Connection<'c> {
-    stream: Async<TcpStream>,
+    stream: Stream,
     peer: SocketAddr,
     local: SocketAddr,
     /// One timer for the connection's whole life, re-armed for each read or write phase.
@@ -1207,7 +1294,8 @@ impl Connection<'_> {
                 return self.refuse(status).await;
             }
         };
-        let mut keep_alive = head.keep_alive() && !last;
+        let client_closes = !head.keep_alive();
+        let mut keep_alive = !client_closes && !last;
         let version = head.version;
         let head_only = head.method == "HEAD";
 
@@ -1221,7 +1309,7 @@ impl Connection<'_> {
                 return self
                     .respond(200, &headers, body, keep_alive, version)
                     .await
-                    .map(|()| next(keep_alive));
+                    .map(|()| next(keep_alive, client_closes, buffer));
             }
         }
 
@@ -1270,7 +1358,7 @@ impl Connection<'_> {
                 let body = (!head_only).then_some(&*body).ok_or(body.len());
                 self.respond(200, &headers, body, keep_alive, version)
                     .await?;
-                return Ok(next(keep_alive));
+                return Ok(next(keep_alive, client_closes, buffer));
             }
             Answer::Now(response) => response,
             Answer::Later(future) => future.await,
@@ -1292,7 +1380,8 @@ impl Connection<'_> {
             },
         };
         self.respond_owned(response, head_only, keep_alive, version)
-            .await
+            .await?;
+        Ok(next(keep_alive, client_closes, buffer))
     }
 
     /// Awaits a long poll's `answer` while watching the socket: `None` as soon as the client
@@ -1303,14 +1392,16 @@ impl Connection<'_> {
         answer: Pin<Box<dyn Future<Output = Response>>>,
         buffer: &mut ReadBuffer,
     ) -> Option<Response> {
-        let mut reader = &self.stream;
+        let Ok(stream) = self.stream.registered() else {
+            return None;
+        };
         future::or(async { Some(answer.await) }, async {
             loop {
                 if buffer.is_full() {
                     // Nothing more can be taken in: the answer's own deadline ends the wait.
                     future::pending::<()>().await;
                 }
-                match reader.read(buffer.spare()).await {
+                match read_ready(stream, buffer.spare()).await {
                     Ok(0) | Err(_) => return None,
                     Ok(count) => buffer.filled += count,
                 }
@@ -1326,7 +1417,7 @@ impl Connection<'_> {
         head_only: bool,
         keep_alive: bool,
         version: Version,
-    ) -> io::Result<Next> {
+    ) -> io::Result<()> {
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -1340,7 +1431,7 @@ impl Connection<'_> {
         if let Some(after_write) = response.after_write.take() {
             after_write();
         }
-        Ok(next(keep_alive))
+        Ok(())
     }
 
     /// Answers `status` with no body and closes.
@@ -1467,15 +1558,23 @@ impl Connection<'_> {
         if slot.is_evicted() {
             return Ok(Read::Evicted);
         }
-        let mut reader = &*stream;
-        let read = async {
-            let count = reader.read(into).await?;
-            Ok(if count == 0 {
+        let got = |count: usize| {
+            if count == 0 {
                 Read::Closed
             } else {
                 Read::Bytes(count)
-            })
+            }
         };
+        // A connection that never waited reads at once: its first request usually came with
+        // it. Once registered, it waits for readiness first: a kept-alive client sends its
+        // next request only after reading the answer.
+        if !stream.is_registered() {
+            if let Some(count) = try_read(stream.socket()?, into)? {
+                return Ok(got(count));
+            }
+        }
+        let reader = stream.registered()?;
+        let read = async { read_ready(reader, into).await.map(got) };
         let timed_out = async {
             timer.await;
             Ok(Read::TimedOut)
@@ -1487,18 +1586,25 @@ impl Connection<'_> {
         future::or(read, future::or(timed_out, evicted)).await
     }
 
-    /// Writes `parts` in order within the write timeout.
+    /// Writes `parts` in order within the write timeout, gathered into one `writev` when the
+    /// socket takes them all at once.
     async fn write_all(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut written = write_some(self.stream.socket()?, parts, 0)?;
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        if written >= total {
+            return Ok(());
+        }
         self.timer
             .set_at(Instant::now() + self.config.write_timeout);
         let Connection { stream, timer, .. } = self;
-        let mut writer = &*stream;
+        let writer = stream.registered()?;
         future::or(
             async {
-                for part in parts {
-                    writer.write_all(part).await?;
+                while written < total {
+                    writer.writable().await?;
+                    written = write_some(writer.get_ref(), parts, written)?;
                 }
-                writer.flush().await
+                Ok(())
             },
             async {
                 timer.await;
@@ -1515,14 +1621,21 @@ impl Connection<'_> {
     /// deadline the connection is closed whatever is still coming.
     async fn linger(&mut self, buffer: &mut ReadBuffer) {
         self.slot.enter(Phase::Closing);
-        if self.stream.get_ref().shutdown(Shutdown::Write).is_err() {
+        let shut = self
+            .stream
+            .socket()
+            .and_then(|socket| socket.shutdown(Shutdown::Write));
+        if shut.is_err() {
             return;
         }
         self.timer.set_at(Instant::now() + HTTP_LINGER_TIMEOUT);
         let Connection { stream, timer, .. } = self;
-        let mut reader = &*stream;
+        let Ok(reader) = stream.registered() else {
+            return;
+        };
         let sink = buffer.bytes.as_mut_slice();
-        let drained = async { while reader.read(sink).await.is_ok_and(|count| count > 0) {} };
+        let drained =
+            async { while read_ready(reader, sink).await.is_ok_and(|count| count > 0) {} };
         future::or(drained, async {
             timer.await;
         })
@@ -1539,11 +1652,44 @@ fn cut(read: Read) -> Cut {
     }
 }
 
-fn next(keep_alive: bool) -> Next {
+/// What follows an answer: the next request, or the close; an immediate one when the client
+/// said it closes too and nothing more of it was read.
+fn next(keep_alive: bool, client_closes: bool, buffer: &ReadBuffer) -> Next {
     if keep_alive {
         Next::KeepAlive
+    } else if client_closes && buffer.filled == 0 {
+        Next::Done
     } else {
         Next::Close
+    }
+}
+
+/// Writes what is left of `parts` after the first `written` bytes, in one `writev`, without
+/// waiting; returns how many bytes are written in all.
+fn write_some(socket: &TcpStream, parts: &[&[u8]], written: usize) -> io::Result<usize> {
+    let mut skip = written;
+    let mut slices: [io::IoSlice<'_>; 4] = [io::IoSlice::new(&[]); 4];
+    let mut count = 0;
+    for part in parts {
+        if skip >= part.len() {
+            skip -= part.len();
+            continue;
+        }
+        let (Some(slot), Some(rest)) = (slices.get_mut(count), part.get(skip..)) else {
+            break;
+        };
+        *slot = io::IoSlice::new(rest);
+        skip = 0;
+        count += 1;
+    }
+    loop {
+        match (&*socket).write_vectored(slices.get(..count).unwrap_or_default()) {
+            Ok(0) if count > 0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(sent) => return Ok(written + sent),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
     }
 }
 

@@ -4,8 +4,11 @@
 
 use crate::error::{Error, Result};
 use crate::subnet::Subnet;
+use smol::Async;
 use std::ffi::{CStr, CString};
+use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Connections waiting to be accepted, per listener.
 const HTTP_LISTEN_BACKLOG: i32 = 128;
@@ -113,6 +116,81 @@ pub fn lookup(name: &str) -> Result<LocalInterface> {
     // SAFETY: list came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
     found.ok_or_else(|| Error::config(format!("interface {name} has no IPv4 address")))
+}
+
+/// Tells when this network namespace's interfaces or IPv4 addresses change: a route netlink
+/// socket joined to the link and IPv4 address groups (`RTMGRP_LINK`, `RTMGRP_IPV4_IFADDR`).
+/// Whoever waits looks the interfaces up again; the messages themselves are not read.
+pub struct InterfaceEvents {
+    socket: Async<OwnedFd>,
+}
+
+impl InterfaceEvents {
+    /// Opens the socket (an error when netlink is not available).
+    pub fn open() -> io::Result<InterfaceEvents> {
+        // SAFETY: socket(2) with constant arguments; a non-negative result is a new
+        // descriptor owned by nobody else.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: just created above and not owned elsewhere.
+        let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an all-zero sockaddr_nl is valid; the fields are set below.
+        let mut address: libc::sockaddr_nl = unsafe { core::mem::zeroed() };
+        address.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        address.nl_groups = (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR) as u32;
+        // SAFETY: binds a live sockaddr_nl of the size given.
+        let bound = unsafe {
+            libc::bind(
+                socket.as_raw_fd(),
+                (&address as *const libc::sockaddr_nl).cast(),
+                core::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if bound != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(InterfaceEvents {
+            socket: Async::new_nonblocking(socket)?,
+        })
+    }
+
+    /// Waits for the next change; the messages that came together count as one. A lost
+    /// message (the socket's buffer overflowed) counts as a change too.
+    pub async fn next(&self) -> io::Result<()> {
+        self.socket.readable().await?;
+        let mut buffer = [0u8; 4096];
+        // Bounded: a flood of changes is looked at between batches rather than drained.
+        for _ in 0..64 {
+            // SAFETY: receives into a live buffer of the length given.
+            let received = unsafe {
+                libc::recv(
+                    self.socket.get_ref().as_raw_fd(),
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if received >= 0 {
+                continue;
+            }
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::WouldBlock => return Ok(()),
+                io::ErrorKind::Interrupted => continue,
+                _ if error.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                _ => return Err(error),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::engine::call::ControlCall;
 use crate::error::{Error, Result};
 use crate::model::{Device, EventedValues};
 use crate::net::advertiser::{self, Options};
+use crate::net::event_loop::on_thread;
 use crate::net::iface::LocalInterface;
 use crate::state::StateDir;
 use crate::wire::signature::ControlKey;
@@ -73,8 +74,9 @@ impl App for HypervisorApp {
         let kept = self.view.clone();
         Box::pin(async move {
             let _permit = calls.acquire().await;
-            let view = smol::unblock(move || take_view(&*backend, host_uuid))
+            let view = on_thread(move || take_view(&*backend, host_uuid))
                 .await
+                .ok_or_else(|| "the backend call failed".to_string())?
                 .map_err(|e| e.to_string())?;
             let snapshot = (
                 control::hypervisor_device(&view),
@@ -93,15 +95,17 @@ impl App for HypervisorApp {
             let view =
                 view.ok_or_else(|| UpnpError::new(soap::ACTION_FAILED, "host not read yet"))?;
             let _permit = calls.acquire().await;
-            smol::unblock(move || control::invoke(&*backend, &view, &call)).await
+            on_thread(move || control::invoke(&*backend, &view, &call))
+                .await
+                .unwrap_or_else(|| Err(UpnpError::action_failed("the backend call failed")))
         })
     }
 
     fn changed(&self) -> LocalFuture<()> {
         let backend = self.backend.clone();
-        Box::pin(smol::unblock(move || {
-            backend.wait_for_change(LONGEST_UNREAD)
-        }))
+        Box::pin(async move {
+            on_thread(move || backend.wait_for_change(LONGEST_UNREAD)).await;
+        })
     }
 }
 

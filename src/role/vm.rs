@@ -8,37 +8,45 @@ use crate::engine::call::ControlCall;
 use crate::error::Result;
 use crate::model::{Device, EventedValues, Service};
 use crate::net::advertiser::{self, Options};
+use crate::net::event_loop::on_thread;
 use crate::state::StateDir;
 use crate::vm::handler::{Call, Limits, Runner};
 use crate::vm::identity;
-use crate::vm::services::{evented_values, Catalog, OwnerService, Scanner};
+use crate::vm::services::{self, evented_values, Catalog, OwnerService, Scanner};
+use crate::watch::Watch;
 use crate::wire::soap::UpnpError;
 use std::cell::RefCell;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How often the VM advertiser looks at its services directory and state files.
-const SERVICES_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest the device goes without reading its services directory, even while its watch
+/// tells of every change: a change it missed is seen within this.
+const LONGEST_UNREAD: Duration = Duration::from_secs(30);
 
 /// The VM device: the owner's services directory and the handlers it names.
 pub struct VmApp {
     vm_uuid: Uuid,
     friendly_name: String,
     scanner: Arc<Mutex<Scanner>>,
+    /// The services directory's watch.
+    watch: Arc<Watch>,
     /// The last catalog read, which SOAP calls are dispatched against.
     catalog: Rc<RefCell<Arc<Catalog>>>,
     runner: Rc<Runner>,
 }
 
 impl VmApp {
-    /// A VM device for `vm_uuid` named `friendly_name`, serving the services under `scanner`.
-    pub fn new(vm_uuid: Uuid, friendly_name: String, scanner: Scanner, limits: Limits) -> VmApp {
+    /// A VM device for `vm_uuid` named `friendly_name`, serving the services of directory
+    /// `services`.
+    pub fn new(vm_uuid: Uuid, friendly_name: String, services: PathBuf, limits: Limits) -> VmApp {
         VmApp {
             vm_uuid,
             friendly_name,
-            scanner: Arc::new(Mutex::new(scanner)),
+            watch: Arc::new(services::watch(&services)),
+            scanner: Arc::new(Mutex::new(Scanner::new(services))),
             catalog: Rc::new(RefCell::new(Arc::new(Catalog {
                 services: Vec::new(),
                 devices: Vec::new(),
@@ -101,14 +109,15 @@ impl App for VmApp {
         let vm_uuid = self.vm_uuid;
         let friendly_name = self.friendly_name.clone();
         Box::pin(async move {
-            let (catalog, values) = smol::unblock(move || {
+            let (catalog, values) = on_thread(move || {
                 let catalog = scanner.lock().unwrap_or_else(|e| e.into_inner()).scan();
                 let values: EventedValues = all_services(&catalog)
                     .map(|s| (s.key.clone(), evented_values(s)))
                     .collect();
                 (catalog, values)
             })
-            .await;
+            .await
+            .ok_or_else(|| "reading the services failed".to_string())?;
             let root = vm_device(vm_uuid, &friendly_name, &catalog);
             *kept.borrow_mut() = Arc::new(catalog);
             Ok((root, values))
@@ -144,8 +153,9 @@ impl App for VmApp {
     }
 
     fn changed(&self) -> LocalFuture<()> {
-        Box::pin(async {
-            smol::Timer::after(SERVICES_POLL_INTERVAL).await;
+        let watch = self.watch.clone();
+        Box::pin(async move {
+            on_thread(move || watch.wait(LONGEST_UNREAD)).await;
         })
     }
 }
@@ -164,12 +174,7 @@ pub fn run(args: VmArgs) -> Result<()> {
         timeout: Duration::from_secs(args.handler_timeout),
         ..Limits::default()
     };
-    let app = Rc::new(VmApp::new(
-        vm_uuid,
-        friendly_name,
-        Scanner::new(args.services),
-        limits,
-    ));
+    let app = Rc::new(VmApp::new(vm_uuid, friendly_name, args.services, limits));
     let key = args
         .control_key
         .as_deref()

@@ -7,8 +7,8 @@ use super::api::{self, Route};
 use crate::consts::SSDP_MIN_MAX_AGE;
 use crate::consts::{
     CONTENT_TYPE_XML, DISCOVERY_DEFAULT_SEARCH_MX, DISCOVERY_MAX_LOCATION, GENA_DEFAULT_TIMEOUT,
-    GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
-    TRACK_RELAY_TIMEOUT, URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
+    GENA_NT_EVENT, HTTP_MAX_HEAD, SCPD_MAX_BYTES, TRACK_API_LONG_POLL, TRACK_RELAY_TIMEOUT,
+    URN_DEVICE_DOMAIN, URN_DEVICE_HYPERVISOR, URN_DEVICE_VIRTUAL_MACHINE,
     URN_SERVICE_DOMAIN_CONTROL, URN_SERVICE_HYPERVISOR,
 };
 use crate::credentials::{AccessFile, Gate};
@@ -20,7 +20,7 @@ use crate::engine::inventory::{Inventory, NetworkInfo, Output};
 use crate::engine::relay::{self, Control, DomainControl, RelayCall, VmControls};
 use crate::engine::subscriber::{self, Subscriber, Wanted};
 use crate::error::{Error, Result};
-use crate::net::event_loop::{spawn_http, spawn_reloads};
+use crate::net::event_loop::{spawn_http, spawn_reloads, woken_or, Wakeups};
 use crate::net::http::{Answer, Handler, Request, Response};
 use crate::net::http_client::{self, Limits};
 use crate::net::iface::{self, LocalInterface};
@@ -96,12 +96,17 @@ const TRACK_SEARCH_EVERY: Duration = Duration::from_secs(300);
 const TRACK_SSDP_RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
 /// Drops on a network's SSDP sockets are logged at most this often (with their count since).
 const TRACK_DROP_LOG_EVERY: Duration = Duration::from_secs(60);
-/// How often the inventory's grace periods are looked at.
-const TRACK_TICK: Duration = Duration::from_secs(1);
-/// How often the tracker looks whether a network's interface came (back) up.
+/// Shortest time between two runs of the inventory's grace periods. They are run when due,
+/// a second after [`Inventory::poll_at`]: it counts whole seconds from times cut to the
+/// second, so a grace period run at that second could be up to a second short.
+const TRACK_INVENTORY_STEP: Duration = Duration::from_secs(1);
+/// How often the tracker looks whether a network's interface came (back) up when it cannot be
+/// told (no route netlink socket).
 const TRACK_IFACE_WATCH: Duration = Duration::from_secs(2);
 /// Events per `GET /api/events` answer, at most.
 const TRACK_EVENTS_PAGE: usize = 500;
+/// Longest the run loop sleeps when nothing is scheduled (a wake-up arrives sooner anyway).
+const TRACK_IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// Longest the tracker waits for the answer to an UNSUBSCRIBE of a subscription it no longer
 /// wants: best effort, the publisher ends it anyway when its TIMEOUT runs out.
 const TRACK_UNSUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -237,6 +242,8 @@ struct Tracker {
     deferred: Vec<Output>,
     /// Wakes the run loop.
     wake: Sender<()>,
+    /// Long polls waiting for the journal's next line.
+    journal_waiters: Wakeups,
 }
 
 type Shared = Rc<RefCell<Tracker>>;
@@ -288,6 +295,7 @@ impl Tracker {
         }
         match self.repo.append(unix_now(), &drafts) {
             Ok(events) => {
+                self.journal_waiters.wake_all();
                 for event in events {
                     log::info!(
                         "event {} {} {}",
@@ -509,6 +517,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         description_limits: DescriptionLimits::for_size(options.max_description),
         deferred: Vec::new(),
         wake: wake.clone(),
+        journal_waiters: Wakeups::default(),
     }));
     if let Some(reloads) = reloads {
         let tracker = shared.clone();
@@ -531,10 +540,14 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             .spawn(receive(shared.clone(), id as u32, socket, wake.clone()))
             .detach();
     }
+    executor
+        .spawn(follow_interfaces(shared.clone(), wake.clone()))
+        .detach();
     for (id, listener) in callback_listeners {
         let handler: Rc<dyn Handler> = Rc::new(CallbackHttp {
             shared: shared.clone(),
             network: id,
+            wake: wake.clone(),
         });
         spawn_http(
             &executor,
@@ -598,23 +611,28 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             .detach();
     }
 
-    let mut next_tick = Instant::now();
-    let mut next_watch = Instant::now() + TRACK_IFACE_WATCH;
     let mut peak_devices = 0;
+    // The first turn runs the inventory's grace periods (a restore's starts then).
+    let mut inventory_run: Option<Instant> = None;
     loop {
         let deadline = {
             let tracker = shared.borrow();
-            let renew = tracker.subscriber.poll_at();
+            let inventory = match inventory_run {
+                None => Some(Instant::now()),
+                Some(last) => tracker
+                    .inventory
+                    .poll_at()
+                    .map(|at| instant_of_unix(at + 1).max(last + TRACK_INVENTORY_STEP)),
+            };
             [
                 tracker.discovery.poll_at(),
-                renew,
-                Some(next_tick),
-                Some(next_watch),
+                tracker.subscriber.poll_at(),
+                inventory,
             ]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(next_tick)
+            .unwrap_or_else(|| Instant::now() + TRACK_IDLE_WAKE)
         };
         let stop = match &mut stopper {
             Stopper::Signals(signals) => {
@@ -649,10 +667,6 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
             return Ok(());
         }
         let now = Instant::now();
-        if now >= next_watch {
-            next_watch = now + TRACK_IFACE_WATCH;
-            watch_interfaces(&shared, now);
-        }
         {
             let mut tracker = shared.borrow_mut();
             let sockets = tracker.search_sockets.clone();
@@ -665,14 +679,21 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
                         }
                     }
                 });
-            if now >= next_tick {
-                next_tick = now + TRACK_TICK;
+            let due = match inventory_run {
+                None => true,
+                Some(last) => tracker
+                    .inventory
+                    .poll_at()
+                    .is_some_and(|at| unix_now() > at && now >= last + TRACK_INVENTORY_STEP),
+            };
+            if due {
+                inventory_run = Some(now);
                 let outputs = tracker.inventory.take_due(unix_now());
                 tracker.apply(outputs);
-                give_back_memory(&mut peak_devices, tracker.discovery.len());
             } else if !tracker.deferred.is_empty() {
                 tracker.apply(Vec::new());
             }
+            give_back_memory(&mut peak_devices, tracker.discovery.len());
         }
         handle_changes(&shared);
         start_fetches(&executor, &shared, now, &wake);
@@ -729,6 +750,38 @@ fn api_listeners(
 
 /// The loopback interface's name.
 const LOOPBACK: &str = "lo";
+
+/// The instant the wall clock reads `at` (unix seconds), now when it has passed.
+fn instant_of_unix(at: u64) -> Instant {
+    Instant::now() + Duration::from_secs(at.saturating_sub(unix_now()))
+}
+
+/// Looks at the networks' interfaces whenever the kernel says interfaces or addresses changed,
+/// or every [`TRACK_IFACE_WATCH`] where it cannot say (logged once).
+async fn follow_interfaces(shared: Shared, wake: Sender<()>) {
+    match iface::InterfaceEvents::open() {
+        Ok(events) => loop {
+            if let Err(error) = events.next().await {
+                log::warn!(
+                    "interfaces: no more change notifications ({error}): looking every {} s",
+                    TRACK_IFACE_WATCH.as_secs()
+                );
+                break;
+            }
+            watch_interfaces(&shared, Instant::now());
+            let _ = wake.try_send(());
+        },
+        Err(error) => log::warn!(
+            "interfaces: cannot be told of changes ({error}): looking every {} s",
+            TRACK_IFACE_WATCH.as_secs()
+        ),
+    }
+    loop {
+        Timer::after(TRACK_IFACE_WATCH).await;
+        watch_interfaces(&shared, Instant::now());
+        let _ = wake.try_send(());
+    }
+}
 
 /// Searches again on a network whose interface came (back) up.
 fn watch_interfaces(shared: &Shared, now: Instant) {
@@ -1283,6 +1336,8 @@ async fn unsubscribe(cancel: subscriber::Cancel) {
 struct CallbackHttp {
     shared: Shared,
     network: u32,
+    /// Wakes the run loop (an event may bring the inventory's next grace period closer).
+    wake: Sender<()>,
 }
 
 impl Handler for CallbackHttp {
@@ -1337,6 +1392,9 @@ impl Handler for CallbackHttp {
                 .inventory
                 .on_event(unix_now(), self.network, &owner, &service_type, &variables);
         tracker.defer(outputs);
+        // Even with nothing to write, an event may bring the inventory's next grace period
+        // closer.
+        let _ = self.wake.try_send(());
         status(200)
     }
 }
@@ -1650,12 +1708,12 @@ impl ApiHttp {
 }
 
 /// `/api/events?since=N`: answers at once when there are newer events, else waits for one
-/// for at most [`TRACK_API_LONG_POLL`].
+/// for at most [`TRACK_API_LONG_POLL`], woken by the journal's next line.
 async fn events_long_poll(shared: Shared, since: u64, tenant: Option<String>) -> Response {
     let deadline = Instant::now() + TRACK_API_LONG_POLL;
     loop {
-        {
-            let tracker = shared.borrow();
+        let appended = {
+            let mut tracker = shared.borrow_mut();
             let last = tracker.repo.last_seq();
             if last > since || Instant::now() >= deadline {
                 let events = match tracker.repo.events_since(since, TRACK_EVENTS_PAGE) {
@@ -1675,8 +1733,9 @@ async fn events_long_poll(shared: Shared, since: u64, tenant: Option<String>) ->
                 let view = tenant.as_deref().map_or(View::Provider, View::Tenant);
                 return json(200, api::events(&events, last, view, &own));
             }
-        }
-        Timer::after(TRACK_API_POLL_STEP).await;
+            tracker.journal_waiters.listen()
+        };
+        woken_or(&appended, deadline).await;
     }
 }
 

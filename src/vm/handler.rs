@@ -57,6 +57,7 @@
 //! killed; then it is reaped. If the caller drops the call midway, the group is killed and
 //! the reaping is handed to the blocking pool, so no path leaves a zombie.
 
+use crate::net::event_loop::on_thread;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -429,7 +430,9 @@ impl Group {
         let pid = self.pid();
         async move {
             match pid {
-                Some(pid) => smol::unblock(move || wait_exited(pid)).await,
+                Some(pid) => on_thread(move || wait_exited(pid))
+                    .await
+                    .unwrap_or_else(|| Err(io::Error::other("waiting for the handler failed"))),
                 None => Ok(()),
             }
         }
@@ -458,12 +461,17 @@ impl Drop for Group {
     fn drop(&mut self) {
         self.kill();
         if let Some(mut child) = self.child.take() {
-            smol::unblock(move || {
-                if let Err(error) = child.wait() {
-                    log::warn!("reaping handler: {error}");
-                }
-            })
-            .detach();
+            // Reaped off the loop; the thread ends with the child.
+            let reaping = std::thread::Builder::new()
+                .name("xenplug-reap".to_string())
+                .spawn(move || {
+                    if let Err(error) = child.wait() {
+                        log::warn!("reaping handler: {error}");
+                    }
+                });
+            if let Err(error) = reaping {
+                log::warn!("reaping handler: cannot start a thread: {error}");
+            }
         }
     }
 }

@@ -31,7 +31,9 @@ use crate::consts::{
 };
 use crate::files::Record;
 use crate::model::ServiceSpec;
+use crate::watch::{Layout, Watch};
 use crate::wire::scpd::parse_scpd;
+use std::ffi::OsStr;
 
 /// Folder of the services directory holding embedded devices (so not a service name).
 const VM_DEVICES_FOLDER: &str = "devices";
@@ -499,6 +501,68 @@ impl Pass {
     }
 }
 
+/// Directories a services directory's watch covers at most: the root, `devices`, every
+/// service folder and its `state` folder, every device folder, its service folders and their
+/// `state` folders.
+const VM_MAX_WATCHED_DIRECTORIES: usize =
+    2 + 2 * VM_MAX_SERVICES + VM_MAX_DEVICES * (1 + 2 * VM_MAX_SERVICES);
+
+/// A watch on the services directory `root` covering what [`Scanner::scan`] reads: folders
+/// with valid names, the files of a service folder it uses (a log an application writes
+/// there changes nothing), every state file.
+pub fn watch(root: &Path) -> Watch {
+    let layout = Layout {
+        descend: watched_folder,
+        relevant: watched_file,
+    };
+    Watch::new("vm services", root, layout, VM_MAX_WATCHED_DIRECTORIES)
+}
+
+/// The folder names of a path below the root, if all are valid.
+fn folder_names(path: &Path) -> Option<Vec<&str>> {
+    path.iter()
+        .map(|part| part.to_str().filter(|name| is_folder_name(name)))
+        .collect()
+}
+
+/// Whether the folder at `path` (relative to the root) is one the scanner reads:
+/// `<Service>`, `<Service>/state`, `devices`, `devices/<Device>`, `devices/<Device>/<Service>`
+/// and `devices/<Device>/<Service>/state`.
+fn watched_folder(path: &Path) -> bool {
+    let Some(names) = folder_names(path) else {
+        return false;
+    };
+    match names.as_slice() {
+        [_] => true,
+        [first, _] if *first == VM_DEVICES_FOLDER => true,
+        [_, state] => *state == VM_STATE_FOLDER,
+        [first, _, _] => *first == VM_DEVICES_FOLDER,
+        [first, _, _, state] => *first == VM_DEVICES_FOLDER && *state == VM_STATE_FOLDER,
+        _ => false,
+    }
+}
+
+/// Whether a change of `name` in the watched folder `directory` can change the catalog.
+fn watched_file(directory: &Path, name: &OsStr) -> bool {
+    let Some(names) = folder_names(directory) else {
+        return false;
+    };
+    let service_file = || {
+        [VM_SCPD_FILE, VM_HANDLER_FILE, VM_SERVICE_CONF]
+            .iter()
+            .any(|file| name == OsStr::new(file))
+    };
+    match names.as_slice() {
+        // The root and `devices`: folders come and go.
+        [] => true,
+        [first] if *first == VM_DEVICES_FOLDER => true,
+        [_] | [_, _, _] => service_file(),
+        [first, _] if *first == VM_DEVICES_FOLDER => name == OsStr::new(VM_DEVICE_CONF),
+        // A state folder: every file is a variable's value.
+        _ => true,
+    }
+}
+
 /// `[A-Za-z0-9_-]{1,64}`.
 fn is_folder_name(name: &str) -> bool {
     (1..=VM_MAX_FOLDER_NAME).contains(&name.len())
@@ -870,6 +934,40 @@ mod tests {
             .problems()
             .find(|(at, _)| *at == path)
             .map(|(_, reason)| reason)
+    }
+
+    /// The watch covers the folders and files the scanner reads, and nothing else.
+    #[test]
+    fn the_watch_follows_the_layout() {
+        for (path, watched) in [
+            ("Echo", true),
+            ("Echo/state", true),
+            ("Echo/logs", false),
+            ("Echo/state/deeper", false),
+            ("devices", true),
+            ("devices/app", true),
+            ("devices/app/Echo", true),
+            ("devices/app/Echo/state", true),
+            ("devices/app/Echo/data", false),
+            ("bad name", false),
+        ] {
+            assert_eq!(watched_folder(Path::new(path)), watched, "{path}");
+        }
+        for (directory, name, relevant) in [
+            ("", "Echo", true),
+            ("Echo", "scpd.xml", true),
+            ("Echo", "handler", true),
+            ("Echo", "service.conf", true),
+            ("Echo", "app.log", false),
+            ("Echo/state", "Value", true),
+            ("devices/app", "device.conf", true),
+            ("devices/app", "notes", false),
+            ("devices/app/Echo", "handler", true),
+            ("devices/app/Echo/state", "Anything", true),
+        ] {
+            let seen = watched_file(Path::new(directory), OsStr::new(name));
+            assert_eq!(seen, relevant, "{directory}/{name}");
+        }
     }
 
     #[test]

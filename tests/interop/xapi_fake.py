@@ -14,13 +14,20 @@ lifecycle calls (start, clean_shutdown, hard_shutdown, clean_reboot, pause, unpa
 suspend, resume) with VM_BAD_POWER_STATE on a wrong transition, and event.from with
 tokens, EVENTS_LOST and per-event snapshots.
 
+event.from is what the XenAPI reference says it is: "a blocking call which returns a new token
+and a (possibly empty) batch of events"; its timeout (seconds, a double) is how long it waits
+for an event of the classes asked after the token before answering an empty batch. Requests
+are served on threads, so calls go on while one waits. A waiting call ends early with
+EVENTS_LOST when the event stream is lost, and with SESSION_INVALID when its session is
+(xapi forgetting its sessions, as at a restart, ends the calls waiting on them).
+
     xapi_fake.py --state STATE.json --out OUT --commands DIR (--unix PATH | --tcp PORT)
 
 STATE.json (read once): {"user", "password", "host": {...}, "vms": [{...}, ...]}; a VM's
 "resident" is "this", "other" or null. OUT is rewritten (atomically) after every change as
 key=value lines: vm.<uuid>.power_state, vm.<uuid>.resident, logins, failed_logins,
 originator, version, calls.<method>. Every file DIR/*.json is a command, applied and then
-removed, between requests and at least every 50 ms:
+removed, at least every 20 ms:
     {"op": "add_vm", "vm": {...}}   {"op": "remove_vm", "uuid": U}
     {"op": "set", "uuid": U, "field": F, "value": V}
     {"op": "invalidate_sessions"}   {"op": "lose_events"}
@@ -36,6 +43,7 @@ import re
 import signal
 import socketserver
 import sys
+import threading
 import time
 import uuid as uuidlib
 import xmlrpc.client
@@ -89,6 +97,8 @@ class Xapi:
         self.events = []  # (id, operation, ref, snapshot)
         self.next_id = 1
         self.epoch = 1  # tokens are EPOCH:ID; lose_events starts a new epoch
+        # Held around every call and command; event.from waits on it for a change.
+        self.changed = threading.Condition()
         for vm in state["vms"]:
             self.add_vm(vm, record_event=False)
         self.write_out()
@@ -138,6 +148,7 @@ class Xapi:
         self.events.append((self.next_id, operation, ref, dict(self.vms.get(ref, {}))))
         self.next_id += 1
         self.events = self.events[-1000:]
+        self.changed.notify_all()
 
     def by_uuid(self, uuid):
         for ref, record in self.vms.items():
@@ -185,14 +196,20 @@ class Xapi:
                 self.event("mod", ref)
         elif op == "invalidate_sessions":
             self.sessions.clear()
+            self.changed.notify_all()
         elif op == "lose_events":
             self.epoch += 1
+            self.changed.notify_all()
         else:
             print(f"xapi_fake: unknown command {command!r}", file=sys.stderr)
 
     # ---- calls ----------------------------------------------------------------------------
 
     def dispatch(self, method, params):
+        with self.changed:
+            return self.dispatch_locked(method, params)
+
+    def dispatch_locked(self, method, params):
         self.calls[method] = self.calls.get(method, 0) + 1
         if method == "session.login_with_password":
             return self.login(*self.arity(method, params, 2, 4))
@@ -328,17 +345,28 @@ class Xapi:
         if not isinstance(timeout, float):
             raise Failure("FIELD_TYPE_ERROR", "timeout")
         wanted = {c.lower() for c in classes}
-        latest = f"{self.epoch}:{self.next_id - 1}"
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            latest = f"{self.epoch}:{self.next_id - 1}"
+            if "vm" not in wanted and "*" not in wanted:
+                batch = []
+            elif token == "":
+                batch = [(0, "add", ref, dict(record)) for ref, record in self.vms.items()]
+                break
+            else:
+                epoch, _, since = token.partition(":")
+                if epoch != str(self.epoch) or not since.isdigit():
+                    raise Failure("EVENTS_LOST")
+                since = int(since)
+                batch = [event for event in self.events if event[0] > since]
+            left = deadline - time.monotonic()
+            if batch or left <= 0:
+                break
+            self.changed.wait(left)
+            if session not in self.sessions:
+                raise Failure("SESSION_INVALID", session)
         if "vm" not in wanted and "*" not in wanted:
             return {"events": [], "valid_ref_counts": {}, "token": latest}
-        if token == "":
-            batch = [(0, "add", ref, dict(record)) for ref, record in self.vms.items()]
-        else:
-            epoch, _, since = token.partition(":")
-            if epoch != str(self.epoch) or not since.isdigit():
-                raise Failure("EVENTS_LOST")
-            since = int(since)
-            batch = [event for event in self.events if event[0] > since]
         events = [
             {
                 "id": event_id,
@@ -401,7 +429,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         answer = xmlrpc.client.dumps((value,), methodresponse=True)
         if not self.typed_strings:
             answer = UNTYPED.sub(r"<value>\1</value>", answer)
-        self.xapi.write_out()
+        with self.xapi.changed:
+            self.xapi.write_out()
         self.reply(answer)
 
     def reply(self, answer):
@@ -413,12 +442,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class UnixServer(socketserver.UnixStreamServer):
-    pass
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
 
 
-class TcpServer(socketserver.TCPServer):
+class TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
+    daemon_threads = True
 
 
 def run_commands(xapi, directory):
@@ -428,9 +458,11 @@ def run_commands(xapi, directory):
         with open(path) as file:
             command = json.load(file)
         os.remove(path)
-        xapi.command(command)
+        with xapi.changed:
+            xapi.command(command)
     if names:
-        xapi.write_out()
+        with xapi.changed:
+            xapi.write_out()
 
 
 def main():
@@ -456,14 +488,17 @@ def main():
     else:
         server = TcpServer(("127.0.0.1", args.tcp or 0), Handler)
         where = f"http://127.0.0.1:{server.server_address[1]}/"
-    server.timeout = 0.05
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.daemon = True
+    serving.start()
     print(f"listening on {where}", flush=True)
     deadline = time.monotonic() + args.max_seconds
     while not stop and time.monotonic() < deadline:
         run_commands(xapi, args.commands)
-        server.handle_request()
+        time.sleep(0.02)
+    server.shutdown()
     server.server_close()
 
 

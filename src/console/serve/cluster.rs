@@ -19,9 +19,9 @@ use super::{forward, json_error, secured, Route};
 use crate::console::cluster::{follow as follow_cluster, load, Cluster};
 use crate::consts::{
     API_EVENTS_PATH, CONSOLE_ACTION_TIMEOUT, CONSOLE_WATCH_RETRY, TRACK_API_LONG_POLL,
-    TRACK_API_POLL_STEP,
 };
 use crate::engine::access::{Identity, Role};
+use crate::net::event_loop::{woken_or, Wakeups};
 use crate::net::http::{Request, Response};
 use crate::wire::json::JsonWriter;
 use smol::Timer;
@@ -38,6 +38,8 @@ pub struct Shared {
     pub cluster: RefCell<Cluster>,
     /// Why the last watch failed, until one works.
     pub error: RefCell<Option<String>>,
+    /// Long polls waiting for the feed to move on (or the cluster's state to change).
+    pub waiting: RefCell<Wakeups>,
 }
 
 /// The route of `GET /api/events` with a one-number cursor (the feed's), `None` for any other
@@ -162,7 +164,8 @@ pub async fn events(shared: Rc<Shared>, since: u64) -> Response {
         if let Some(body) = events_now(&shared, since, Instant::now() >= deadline) {
             return secured(Response::with_body(200, "application/json", body));
         }
-        Timer::after(TRACK_API_POLL_STEP).await;
+        let moved = shared.waiting.borrow_mut().listen();
+        woken_or(&moved, deadline).await;
     }
 }
 
@@ -211,7 +214,11 @@ pub async fn follow(shared: Rc<Shared>) {
                 if shared.error.borrow_mut().take().is_some() {
                     log::info!("console serve: etcd answers again");
                 }
-                follow_cluster(&shared.cluster, &mut |_, _| {}).await
+                shared.waiting.borrow_mut().wake_all();
+                follow_cluster(&shared.cluster, &mut |_, _| {
+                    shared.waiting.borrow_mut().wake_all()
+                })
+                .await
             }
             Err(error) => error,
         };
@@ -220,6 +227,7 @@ pub async fn follow(shared: Rc<Shared>) {
             log::warn!("console serve: {message} (trying again)");
         }
         *shared.error.borrow_mut() = Some(message);
+        shared.waiting.borrow_mut().wake_all();
         Timer::after(CONSOLE_WATCH_RETRY).await;
     }
 }

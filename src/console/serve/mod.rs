@@ -79,10 +79,11 @@ use super::{Api, Document, Failure, Tracker};
 use crate::cli::ConsoleServeArgs;
 use crate::consts::{
     API_EVENTS_PATH, API_TREE_PATH, CONSOLE_ACTION_TIMEOUT, CONSOLE_TIMEOUT, CONSOLE_WATCH_RETRY,
-    CONSOLE_WATCH_TIMEOUT, TRACK_API_LONG_POLL, TRACK_API_POLL_STEP,
+    CONSOLE_WATCH_TIMEOUT, TRACK_API_LONG_POLL,
 };
 use crate::credentials::Gate;
 use crate::engine::access::{Identity, Refusal};
+use crate::net::event_loop::{woken_or, Wakeups};
 use crate::net::http::{self, Answer, Handler, Request, Response, ServerConfig};
 use crate::wire::http::RequestHead;
 use crate::wire::json::JsonWriter;
@@ -98,6 +99,24 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+/// The sources' feeds as followed, and the pages' requests waiting for one to move on.
+#[derive(Default)]
+struct Followed {
+    feeds: Vec<Feed>,
+    moved: Wakeups,
+}
+
+/// The feeds followed for one user (or for everyone, without `--access`).
+type Feeds = Rc<RefCell<Followed>>;
+
+/// The feeds of `apis`, not followed yet.
+fn new_feeds(apis: &[Api]) -> Feeds {
+    Rc::new(RefCell::new(Followed {
+        feeds: apis.iter().map(|api| Feed::new(&api.name)).collect(),
+        moved: Wakeups::default(),
+    }))
+}
 
 /// How long a signed-in user's feeds are kept with no page asking for them: a page asks again
 /// as soon as its long poll ends, so a few long polls' time means the page is gone.
@@ -135,7 +154,7 @@ struct ConsoleHttp {
     /// with the SIGHUP task, which reads the file again.
     gate: Option<Rc<RefCell<Gate>>>,
     /// Their event feeds, as [`follow`] reads them (several sources only, no `--access`).
-    feeds: Rc<RefCell<Vec<Feed>>>,
+    feeds: Feeds,
     /// With `--access` and several sources: each signed-in user's own feeds, followed with
     /// that user's token (so that each sees what that identity may), by token.
     user_feeds: RefCell<HashMap<String, UserFeeds>>,
@@ -232,17 +251,21 @@ async fn merged_tree(apis: Rc<[Api]>) -> Response {
 
 /// `GET /api/events?since=` of several sources: waits, at most [`TRACK_API_LONG_POLL`], for a
 /// source past its part of `since`.
-async fn merged_events(feeds: Rc<RefCell<Vec<Feed>>>, since: Vec<u64>) -> Response {
+async fn merged_events(feeds: Feeds, since: Vec<u64>) -> Response {
     let deadline = Instant::now() + TRACK_API_LONG_POLL;
     loop {
-        let answer = events_answer(&feeds.borrow(), &since, Instant::now() >= deadline);
-        match answer {
-            Some(Ok(body)) => return secured(Response::with_body(200, "application/json", body)),
-            Some(Err(why)) => return json_error(502, &why),
-            None => {
-                Timer::after(TRACK_API_POLL_STEP).await;
+        let moved = {
+            let mut followed = feeds.borrow_mut();
+            let answer = events_answer(&followed.feeds, &since, Instant::now() >= deadline);
+            match answer {
+                Some(Ok(body)) => {
+                    return secured(Response::with_body(200, "application/json", body))
+                }
+                Some(Err(why)) => return json_error(502, &why),
+                None => followed.moved.listen(),
             }
-        }
+        };
+        woken_or(&moved, deadline).await;
     }
 }
 
@@ -282,21 +305,22 @@ async fn routed(
 
 /// Follows the event feed of source `index` into `feeds` for as long as the server runs: one
 /// long poll at a time, retried after [`CONSOLE_WATCH_RETRY`] when it fails.
-async fn follow(feeds: Rc<RefCell<Vec<Feed>>>, index: usize, tracker: Tracker) {
+async fn follow(feeds: Feeds, index: usize, tracker: Tracker) {
     loop {
         let since = feeds
             .borrow()
+            .feeds
             .get(index)
             .and_then(|feed| feed.next)
             .unwrap_or(0);
         let target = format!("{API_EVENTS_PATH}?since={since}");
         let result = tracker.get_json_async(&target, CONSOLE_WATCH_TIMEOUT).await;
         let failed = {
-            let mut feeds = feeds.borrow_mut();
-            let Some(feed) = feeds.get_mut(index) else {
+            let mut followed = feeds.borrow_mut();
+            let Some(feed) = followed.feeds.get_mut(index) else {
                 return;
             };
-            match result {
+            let failed = match result {
                 Ok(page) => {
                     feed.apply(&page.value);
                     false
@@ -308,7 +332,9 @@ async fn follow(feeds: Rc<RefCell<Vec<Feed>>>, index: usize, tracker: Tracker) {
                     feed.error = Some(failure.message);
                     true
                 }
-            }
+            };
+            followed.moved.wake_all();
+            failed
         };
         if failed {
             Timer::after(CONSOLE_WATCH_RETRY).await;
@@ -483,7 +509,7 @@ impl Handler for ConsoleHttp {
 
 /// One signed-in user's feeds of several sources, and the tasks following them.
 struct UserFeeds {
-    feeds: Rc<RefCell<Vec<Feed>>>,
+    feeds: Feeds,
     _followers: Vec<smol::Task<()>>,
     last_used: Instant,
 }
@@ -491,16 +517,12 @@ struct UserFeeds {
 impl ConsoleHttp {
     /// The feeds of the user with `token` (followed as that user, at `apis`), started on first
     /// use; feeds no page asked for in [`USER_FEEDS_IDLE`] are dropped (their followers stop).
-    fn feeds_of(&self, token: &str, apis: &[Api]) -> Rc<RefCell<Vec<Feed>>> {
+    fn feeds_of(&self, token: &str, apis: &[Api]) -> Feeds {
         let now = Instant::now();
         let mut users = self.user_feeds.borrow_mut();
         users.retain(|_, user| now.saturating_duration_since(user.last_used) < USER_FEEDS_IDLE);
         let user = users.entry(token.to_string()).or_insert_with(|| {
-            let feeds = Rc::new(RefCell::new(
-                apis.iter()
-                    .map(|api| Feed::new(&api.name))
-                    .collect::<Vec<_>>(),
-            ));
+            let feeds = new_feeds(apis);
             let followers = apis
                 .iter()
                 .enumerate()
@@ -567,6 +589,7 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
             Some(Rc::new(cluster::Shared {
                 cluster: RefCell::new(read),
                 error: RefCell::new(None),
+                waiting: RefCell::new(Default::default()),
             }))
         }
         None => None,
@@ -593,11 +616,7 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
              console's own rights at its sources"
         );
     }
-    let feeds = Rc::new(RefCell::new(
-        apis.iter()
-            .map(|api| Feed::new(&api.name))
-            .collect::<Vec<_>>(),
-    ));
+    let feeds = new_feeds(&apis);
     let access = args
         .access
         .as_deref()
@@ -715,7 +734,7 @@ mod tests {
                 tracker: Tracker::parse("http://127.0.0.1:9").unwrap(),
             }]
             .into(),
-            feeds: Rc::new(RefCell::new(Vec::new())),
+            feeds: Feeds::default(),
             user_feeds: RefCell::new(HashMap::new()),
             executor: Rc::new(LocalExecutor::new()),
             gate: None,

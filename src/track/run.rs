@@ -182,7 +182,7 @@ pub struct Options {
 /// The description fetches that run at once for descriptions of at most `max_description`
 /// bytes: [`TRACK_MAX_FETCHES`], fewer when they would hold more than [`TRACK_FETCH_MEMORY`]
 /// together, never fewer than 2 (one is kept for checking byebyes).
-pub fn fetch_slots(max_description: usize) -> usize {
+fn fetch_slots(max_description: usize) -> usize {
     (TRACK_FETCH_MEMORY / max_description.max(1)).clamp(2, TRACK_MAX_FETCHES)
 }
 

@@ -99,18 +99,20 @@ fn refuse(status: u16, reason: &'static str) -> Route {
     Route::Refuse { status, reason }
 }
 
-/// Why a request for the page that does not accept gzip gets a 406.
+/// Why a request for the page that refuses gzip gets a 406.
 const NOT_GZIP: &str =
     "the page is sent gzip-compressed: ask with Accept-Encoding: gzip (curl --compressed)";
 
 /// Whether a request's `Accept-Encoding` lets the page be sent gzip-compressed (RFC 9110
 /// section 12.5.3): `gzip`, its alias `x-gzip`, or else `*`, with a weight other than 0.
-/// Every browser says so. Without the header a client has no preference, which would allow
-/// gzip too, but one that did not ask (curl without --compressed) is better served by the 406
-/// that says how to ask than by bytes it will not inflate.
+/// Every browser says so. Without the header any coding is acceptable (the same section), so
+/// a health check's plain `curl` gets the page too; an empty header refuses every coding.
 fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(accept_encoding) = accept_encoding else {
+        return true;
+    };
     let mut any = false;
-    for item in accept_encoding.unwrap_or_default().split(',') {
+    for item in accept_encoding.split(',') {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or_default().trim();
         let wanted = parts.all(|parameter| !is_zero_weight(parameter));
@@ -380,8 +382,20 @@ mod tests {
                 matches!(one(&request("GET", path, &[HOST, GZIP], b"")), Route::Asset { body, .. } if body.starts_with(&[0x1f, 0x8b])),
                 "{path}"
             );
+            assert!(
+                matches!(
+                    one(&request("GET", path, &[HOST], b"")),
+                    Route::Asset { .. }
+                ),
+                "{path}: no Accept-Encoding, any coding will do"
+            );
             assert_eq!(
-                status(&one(&request("GET", path, &[HOST], b""))),
+                status(&one(&request(
+                    "GET",
+                    path,
+                    &[HOST, ("Accept-Encoding", "identity")],
+                    b""
+                ))),
                 Some(406),
                 "{path}"
             );
@@ -607,7 +621,7 @@ mod tests {
         ] {
             assert!(!accepts_gzip(Some(no)), "{no}");
         }
-        assert!(!accepts_gzip(None));
+        assert!(accepts_gzip(None), "no header: any coding");
     }
 
     #[test]

@@ -2036,28 +2036,31 @@ mod tests {
 
     #[test]
     fn slow_answers_are_awaited() {
-        // The read and write timeouts bound the client's sending and taking, not the
-        // handler (nor a long poll): a SOAP action whose backend call outlasts both is still answered, and the
-        // connection serves the next request.
+        // The read and write timeouts bound the client's sending and taking, not the handler
+        // (nor a long poll): a SOAP action whose backend call (900 ms) outlasts all of them is
+        // still answered, and the connection serves the next requests. They are sent together,
+        // so no pause of this thread on a loaded machine counts as the client's idleness.
         let mut quick = config();
-        quick.head_timeout = Duration::from_millis(200);
-        quick.idle_timeout = Duration::from_millis(200);
-        quick.body_timeout = Duration::from_millis(200);
-        quick.write_timeout = Duration::from_millis(200);
+        quick.head_timeout = Duration::from_millis(400);
+        quick.idle_timeout = Duration::from_millis(400);
+        quick.body_timeout = Duration::from_millis(400);
+        quick.write_timeout = Duration::from_millis(400);
         let server = start(quick);
         let mut client = Client::connect(server.address);
-        let post = format!(
-            "POST /slow HTTP/1.1\r\nHost: {}\r\nContent-Length: 2\r\n\r\nhi",
-            server.address
-        );
-        client.send(post.as_bytes());
+        let requests = [
+            format!(
+                "POST /slow HTTP/1.1\r\nHost: {}\r\nContent-Length: 2\r\n\r\nhi",
+                server.address
+            ),
+            get(&server, "/query?next"),
+            get(&server, "/poll?900"),
+            get(&server, "/query?after"),
+        ];
+        client.send(requests.concat().as_bytes());
         let reply = client.response();
         assert_eq!((reply.status, reply.body.as_slice()), (200, &b"slow"[..]));
-        client.send(get(&server, "/query?next").as_bytes());
         assert_eq!(client.response().body, b"next");
-        client.send(get(&server, "/poll?900").as_bytes());
         assert_eq!(client.response().body, b"polled");
-        client.send(get(&server, "/query?after").as_bytes());
         assert_eq!(client.response().body, b"after");
     }
 

@@ -19,6 +19,11 @@
 //! a few times, 0.5, 1, 2, 4 and 8 s later (a new domain seen paused is seen running), and a
 //! pause made outside xenplug is seen at the device's periodic read (at most 30 s).
 //!
+//! After `@introduceDomain`, [`read_new_domains`] reads the domains the last listing lacks
+//! straight from xenstore (name, UUID, memory, vCPUs: nodes the toolstack writes and the guest
+//! cannot), on a short connection of its own, so a backend can announce a new domain without
+//! waiting for its toolstack.
+//!
 //! When no watch can be set (no xenstored reachable, a refusal) or the connection breaks, the
 //! backend falls back to reading the host every [`XENSTORE_POLL_INTERVAL`] (2 s), says so
 //! once in the log, and tries to set the watches again every [`XENSTORE_RETRY`].
@@ -31,8 +36,10 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 /// How often the host is read when no watch can be set.
 pub const XENSTORE_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -61,16 +68,43 @@ struct Link {
     file: File,
     /// Bytes read and not yet a whole message.
     pending: Vec<u8>,
-    /// Whether one of the watches fired while they were being set (xenstored fires each
-    /// once up front): the first wait then returns at once, whatever the timing was.
-    fired_early: bool,
+    /// Watch events read while waiting for a reply (xenstored fires each watch once up
+    /// front, right after setting it): the next wait returns at once, whatever the timing.
+    early: Fired,
+}
+
+/// Which of the watches fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Fired {
+    /// Any of them.
+    any: bool,
+    /// `@introduceDomain`: a domain may be new.
+    introduced: bool,
+}
+
+impl Fired {
+    /// Notes `message` when it is one of xenplug's watches firing.
+    fn note(&mut self, message: &xenstore::Message<'_>) {
+        if let Some((path, token)) = message.watch_event() {
+            if token == WATCH_TOKEN {
+                self.any = true;
+                self.introduced |= path == WATCHED[0];
+            }
+        }
+    }
+}
+
+/// A reply to one request: its type and payload.
+struct Reply {
+    kind: Kind,
+    payload: Vec<u8>,
 }
 
 /// What happened while waiting on the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Heard {
-    /// A watch fired.
-    Event,
+    /// A watch fired; `introduced` when `@introduceDomain` did.
+    Event { introduced: bool },
     /// The deadline passed.
     Nothing,
 }
@@ -91,58 +125,89 @@ pub struct DomainWatch {
     /// The backend's name, for the log.
     label: &'static str,
     state: Mutex<State>,
+    /// `@introduceDomain` fired since [`DomainWatch::take_introduced`] last looked (outside
+    /// the state's lock, which a waiting thread holds).
+    introduced: AtomicBool,
 }
 
 impl Link {
-    /// Sets the watches on `file`, waiting for xenstored's acknowledgements.
-    fn watch(file: File) -> Result<Link, String> {
-        let mut link = Link {
+    /// A connection over `file`, nothing sent yet.
+    fn new(file: File) -> Link {
+        Link {
             file,
             pending: Vec::new(),
-            fired_early: false,
-        };
+            early: Fired::default(),
+        }
+    }
+
+    /// Sets the watches on `file`, waiting for xenstored's acknowledgements.
+    fn watch(file: File) -> Result<Link, String> {
+        let mut link = Link::new(file);
         let deadline = Instant::now() + XENSTORE_SETUP_TIMEOUT;
         for (request, path) in (1u32..).zip(WATCHED) {
-            let mut buffer = [0u8; XENSTORE_MESSAGE_MAX];
-            let len = xenstore::emit(Kind::Watch, request, &[path, WATCH_TOKEN], &mut buffer)
-                .map_err(|error| format!("cannot write WATCH {path}: {error}"))?;
-            link.file
-                .write_all(&buffer[..len])
-                .map_err(|error| format!("WATCH {path}: {error}"))?;
-            loop {
-                let now = Instant::now();
-                if now >= deadline {
+            let reply = link.call(Kind::Watch, request, &[path, WATCH_TOKEN], deadline)?;
+            match reply.kind {
+                Kind::Watch => {}
+                Kind::Error => {
                     return Err(format!(
-                        "WATCH {path}: no answer within {XENSTORE_SETUP_TIMEOUT:?}"
-                    ));
+                        "xenstored refused WATCH {path}: {}",
+                        String::from_utf8_lossy(
+                            reply.payload.strip_suffix(&[0]).unwrap_or(&reply.payload)
+                        )
+                    ))
                 }
-                if !link.readable(deadline - now)? {
-                    continue;
-                }
-                link.fill()?;
-                let mut answered = None;
-                let mut fired = false;
-                link.messages(|message| {
-                    fired |= ours(message);
-                    if message.request == request && message.kind != Kind::WatchEvent {
-                        answered = Some(match message.error() {
-                            Some(errno) => Err(format!("xenstored refused WATCH {path}: {errno}")),
-                            None if message.kind == Kind::Watch => Ok(()),
-                            None => Err(format!(
-                                "xenstored answered WATCH {path} with message type {}",
-                                message.kind.code()
-                            )),
-                        });
-                    }
-                })?;
-                link.fired_early |= fired;
-                if let Some(answer) = answered {
-                    answer?;
-                    break;
+                other => {
+                    return Err(format!(
+                        "xenstored answered WATCH {path} with message type {}",
+                        other.code()
+                    ))
                 }
             }
         }
         Ok(link)
+    }
+
+    /// Sends request `request` of `kind` and waits (until `deadline`) for its reply; watch
+    /// events read meanwhile are kept for the next wait.
+    fn call(
+        &mut self,
+        kind: Kind,
+        request: u32,
+        strings: &[&str],
+        deadline: Instant,
+    ) -> Result<Reply, String> {
+        let what = format!("{kind:?} {}", strings.first().copied().unwrap_or(""));
+        let mut buffer = [0u8; XENSTORE_MESSAGE_MAX];
+        let len = xenstore::emit(kind, request, strings, &mut buffer)
+            .map_err(|error| format!("cannot write {what}: {error}"))?;
+        self.file
+            .write_all(&buffer[..len])
+            .map_err(|error| format!("{what}: {error}"))?;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!("{what}: no answer from xenstored in time"));
+            }
+            if !self.readable(deadline - now)? {
+                continue;
+            }
+            self.fill()?;
+            let mut reply = None;
+            let mut early = self.early;
+            self.messages(|message| {
+                early.note(message);
+                if message.request == request && message.kind != Kind::WatchEvent {
+                    reply = Some(Reply {
+                        kind: message.kind,
+                        payload: message.payload.to_vec(),
+                    });
+                }
+            })?;
+            self.early = early;
+            if let Some(reply) = reply {
+                return Ok(reply);
+            }
+        }
     }
 
     /// Whether the connection has something to read within `timeout`.
@@ -198,43 +263,35 @@ impl Link {
         Ok(())
     }
 
-    /// Reads and parses what arrived; whether one of the watches fired.
-    fn take(&mut self) -> Result<bool, String> {
+    /// Reads and parses what arrived, noting the watches that fired into `fired`.
+    fn take(&mut self, fired: &mut Fired) -> Result<(), String> {
         self.fill()?;
-        let mut fired = false;
-        self.messages(|message| fired |= ours(message))?;
-        Ok(fired)
+        self.messages(|message| fired.note(message))
     }
 
     /// Waits until a watch fires or `deadline`; once one fired, also takes what is already
     /// there, so a burst of events is one change.
     fn wait(&mut self, deadline: Instant) -> Result<Heard, String> {
-        if std::mem::take(&mut self.fired_early) {
-            return Ok(Heard::Event);
-        }
-        loop {
+        let mut fired = std::mem::take(&mut self.early);
+        while !fired.any {
             let now = Instant::now();
             if now >= deadline {
                 return Ok(Heard::Nothing);
             }
-            if self.readable(deadline - now)? && self.take()? {
-                for _ in 0..XENSTORE_DRAIN_READS {
-                    if !self.readable(Duration::ZERO)? {
-                        break;
-                    }
-                    self.take()?;
-                }
-                return Ok(Heard::Event);
+            if self.readable(deadline - now)? {
+                self.take(&mut fired)?;
             }
         }
+        for _ in 0..XENSTORE_DRAIN_READS {
+            if !self.readable(Duration::ZERO)? {
+                break;
+            }
+            self.take(&mut fired)?;
+        }
+        Ok(Heard::Event {
+            introduced: fired.introduced,
+        })
     }
-}
-
-/// Whether `message` is one of xenplug's watches firing.
-fn ours(message: &xenstore::Message<'_>) -> bool {
-    message
-        .watch_event()
-        .is_some_and(|(_, token)| token == WATCH_TOKEN)
 }
 
 /// The wait before the extra read that follows one made `step` after the read before it;
@@ -242,6 +299,125 @@ fn ours(message: &xenstore::Message<'_>) -> bool {
 fn next_step(step: Duration) -> Option<Duration> {
     let next = step * 2;
     (next <= XENSTORE_SETTLE_LAST).then_some(next)
+}
+
+/// Longest a read of xenstore for the domains just introduced may take.
+pub const XENSTORE_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Domains read from xenstore at once, at most (more wait for the next read through the
+/// toolstack).
+pub const XENSTORE_READ_MAX_DOMAINS: usize = 64;
+
+/// What xenstore says of a domain the toolstack introduced: written by the toolstack in dom0's
+/// part of the tree (`/local/domain/DOMID/name`, `vm` = `/vm/UUID`, `memory/target` in KiB, one
+/// `cpu/N` per vCPU), none of which the guest may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XenstoreDomain {
+    /// Its domid.
+    pub domid: u32,
+    /// `name`
+    pub name: String,
+    /// The UUID in `vm`.
+    pub uuid: Uuid,
+    /// `memory/target`, KiB (0 when absent).
+    pub memory_kib: u64,
+    /// Entries under `cpu` (1 when absent).
+    pub vcpus: u32,
+}
+
+/// The UUID of a domain's `vm` path (`/vm/UUID`, the form libxl writes).
+pub fn vm_path_uuid(path: &str) -> Option<Uuid> {
+    let uuid = path.strip_prefix("/vm/")?;
+    (uuid.len() == 36)
+        .then(|| Uuid::parse_str(uuid).ok())
+        .flatten()
+}
+
+/// What [`read_new_domains`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct XenstoreDomains {
+    /// The domids under `/local/domain`: a domain of an earlier listing that is not among them
+    /// has been released since.
+    pub present: Vec<u32>,
+    /// The domains the caller did not know, with a name and a UUID.
+    pub new: Vec<XenstoreDomain>,
+}
+
+/// The NUL-separated names of a `DIRECTORY` reply.
+fn names(payload: &[u8]) -> Vec<String> {
+    payload
+        .split(|&byte| byte == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect()
+}
+
+/// Reads, on a connection of its own, the domids in xenstore and the domains among them
+/// whose domid `known` does not know (dom0 aside), at most [`XENSTORE_READ_MAX_DOMAINS`]; a
+/// domain without a name or a UUID yet is left out. Bounded by [`XENSTORE_READ_TIMEOUT`]; an
+/// error says what failed.
+pub fn read_new_domains(known: impl Fn(u32) -> bool) -> Result<XenstoreDomains, String> {
+    let (file, _) = connect()?;
+    new_domains_over(&mut Link::new(file), known)
+}
+
+/// [`read_new_domains`] over an open connection.
+fn new_domains_over(
+    link: &mut Link,
+    known: impl Fn(u32) -> bool,
+) -> Result<XenstoreDomains, String> {
+    let deadline = Instant::now() + XENSTORE_READ_TIMEOUT;
+    let mut request = 0u32;
+    // A node's value (`Read`) or children (`Directory`); `None` when xenstore refuses (absent).
+    let mut ask = |kind: Kind, path: &str| -> Result<Option<Vec<u8>>, String> {
+        request += 1;
+        let reply = link.call(kind, request, &[path], deadline)?;
+        Ok((reply.kind != Kind::Error).then_some(reply.payload))
+    };
+    let text = |bytes: Option<Vec<u8>>| {
+        bytes.map(|b| String::from_utf8_lossy(b.strip_suffix(&[0]).unwrap_or(&b)).into_owned())
+    };
+    let domids = ask(Kind::Directory, "/local/domain")?
+        .ok_or_else(|| "xenstore has no /local/domain".to_string())?;
+    let present: Vec<u32> = names(&domids)
+        .iter()
+        .filter_map(|id| id.parse::<u32>().ok())
+        .collect();
+    let mut found = Vec::new();
+    for &domid in &present {
+        if domid == 0 || known(domid) {
+            continue;
+        }
+        if found.len() == XENSTORE_READ_MAX_DOMAINS {
+            break;
+        }
+        let base = format!("/local/domain/{domid}");
+        let name = text(ask(Kind::Read, &format!("{base}/name"))?);
+        let uuid = text(ask(Kind::Read, &format!("{base}/vm"))?)
+            .as_deref()
+            .and_then(vm_path_uuid);
+        let (Some(name), Some(uuid)) = (name.filter(|n| !n.is_empty()), uuid) else {
+            continue;
+        };
+        let memory_kib = text(ask(Kind::Read, &format!("{base}/memory/target"))?)
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or(0);
+        let vcpus = ask(Kind::Directory, &format!("{base}/cpu"))?
+            .map(|cpus| names(&cpus).len())
+            .and_then(|count| u32::try_from(count).ok())
+            .filter(|&count| count > 0)
+            .unwrap_or(1);
+        found.push(XenstoreDomain {
+            domid,
+            name,
+            uuid,
+            memory_kib,
+            vcpus,
+        });
+    }
+    Ok(XenstoreDomains {
+        present,
+        new: found,
+    })
 }
 
 /// Opens a connection to xenstored: its socket, else the xenbus device. The error lists what
@@ -295,7 +471,14 @@ impl DomainWatch {
                 settle: None,
                 polling_said: false,
             }),
+            introduced: AtomicBool::new(false),
         }
+    }
+
+    /// Whether `@introduceDomain` fired since the last call: a new domain may be in xenstore
+    /// before the next read of the host shows it.
+    pub fn take_introduced(&self) -> bool {
+        self.introduced.swap(false, Ordering::SeqCst)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -361,7 +544,10 @@ impl DomainWatch {
             return;
         };
         match link.wait(deadline) {
-            Ok(Heard::Event) => {
+            Ok(Heard::Event { introduced }) => {
+                if introduced {
+                    self.introduced.store(true, Ordering::SeqCst);
+                }
                 state.settle = Some((
                     Instant::now() + XENSTORE_SETTLE_FIRST,
                     XENSTORE_SETTLE_FIRST,
@@ -572,5 +758,103 @@ mod tests {
             waits += 1;
         }
         assert!(!watch.is_watching());
+    }
+
+    #[test]
+    fn an_introduction_is_told_from_a_release() {
+        let (mine, theirs) = pair();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<&'static str>();
+        let server = fake(theirs, move |mut stream| {
+            while let Ok(path) = go_rx.recv() {
+                stream
+                    .write_all(&message(Kind::WatchEvent, 0, &[path, WATCH_TOKEN]))
+                    .unwrap();
+            }
+        });
+        let watch = linked(mine);
+        // The up-front events: @introduceDomain among them.
+        watch.wait(Duration::from_secs(30));
+        assert!(watch.take_introduced());
+        assert!(!watch.take_introduced());
+        go_tx.send("@releaseDomain").unwrap();
+        // The first wait may be the extra read 0.5 s after the up-front events; the event
+        // ends the next one at the latest.
+        for _ in 0..2 {
+            watch.wait(Duration::from_secs(30));
+        }
+        assert!(!watch.take_introduced());
+        go_tx.send("@introduceDomain").unwrap();
+        let mut told = false;
+        for _ in 0..20 {
+            watch.wait(Duration::from_secs(5));
+            told = watch.take_introduced();
+            if told {
+                break;
+            }
+        }
+        assert!(told);
+        drop(go_tx);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn vm_paths_give_uuids() {
+        assert_eq!(
+            vm_path_uuid("/vm/0e7d2ed6-f153-11f1-bef4-7b965ee376f5"),
+            Uuid::parse_str("0e7d2ed6-f153-11f1-bef4-7b965ee376f5").ok()
+        );
+        assert_eq!(vm_path_uuid("/vm/0e7d2ed6f15311f1bef47b965ee376f5"), None);
+        assert_eq!(vm_path_uuid("/local/domain/1"), None);
+        assert_eq!(vm_path_uuid(""), None);
+        assert_eq!(names(b"0\x001\x00"), ["0", "1"]);
+        assert!(names(b"").is_empty());
+    }
+
+    #[test]
+    fn new_domains_are_read_from_xenstore() {
+        let (mine, mut theirs) = pair();
+        let uuid = "0e7d2ed6-f153-11f1-bef4-7b965ee376f5";
+        let server = thread::spawn(move || {
+            // domid 1 is known, 6 has no vm node yet, 5 is new.
+            let answers: &[(&str, Option<&[u8]>)] = &[
+                ("/local/domain", Some(b"0\x001\x005\x006\x00")),
+                ("/local/domain/5/name", Some(b"web")),
+                (
+                    "/local/domain/5/vm",
+                    Some(b"/vm/0e7d2ed6-f153-11f1-bef4-7b965ee376f5"),
+                ),
+                ("/local/domain/5/memory/target", Some(b"131072")),
+                ("/local/domain/5/cpu", Some(b"0\x001\x00")),
+                ("/local/domain/6/name", Some(b"db")),
+                ("/local/domain/6/vm", None),
+            ];
+            for (path, answer) in answers {
+                let (kind, request, strings) = request(&mut theirs);
+                assert_eq!(strings, [*path]);
+                let reply = match answer {
+                    Some(payload) => {
+                        let mut reply = message(kind, request, &[]);
+                        reply[12..16].copy_from_slice(&(payload.len() as u32).to_ne_bytes());
+                        reply.extend_from_slice(payload);
+                        reply
+                    }
+                    None => message(Kind::Error, request, &["ENOENT"]),
+                };
+                theirs.write_all(&reply).unwrap();
+            }
+        });
+        let domains = new_domains_over(&mut Link::new(mine), |domid| domid == 1).unwrap();
+        server.join().unwrap();
+        assert_eq!(domains.present, [0, 1, 5, 6]);
+        assert_eq!(
+            domains.new,
+            [XenstoreDomain {
+                domid: 5,
+                name: "web".to_string(),
+                uuid: Uuid::parse_str(uuid).unwrap(),
+                memory_kib: 131_072,
+                vcpus: 2,
+            }]
+        );
     }
 }

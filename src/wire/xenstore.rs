@@ -31,6 +31,8 @@ pub const XENSTORE_MESSAGE_MAX: usize = XENSTORE_HEADER_LEN + XENSTORE_PAYLOAD_M
 /// The message types this client sends or understands (`enum xsd_sockmsg_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `XS_DIRECTORY` (1): list a node's children.
+    Directory,
     /// `XS_READ` (2): read a node.
     Read,
     /// `XS_WATCH` (4): set a watch.
@@ -49,6 +51,7 @@ impl Kind {
     /// The type's number on the wire.
     pub const fn code(self) -> u32 {
         match self {
+            Kind::Directory => 1,
             Kind::Read => 2,
             Kind::Watch => 4,
             Kind::Unwatch => 5,
@@ -61,6 +64,7 @@ impl Kind {
     /// The type numbered `code`.
     pub const fn from_code(code: u32) -> Kind {
         match code {
+            1 => Kind::Directory,
             2 => Kind::Read,
             4 => Kind::Watch,
             5 => Kind::Unwatch,
@@ -262,6 +266,16 @@ mod tests {
         };
         assert_eq!(bad.strings(), None);
         assert_eq!(Kind::from_code(99), Kind::Other(99));
+        for kind in [
+            Kind::Directory,
+            Kind::Read,
+            Kind::Watch,
+            Kind::Unwatch,
+            Kind::WatchEvent,
+            Kind::Error,
+        ] {
+            assert_eq!(Kind::from_code(kind.code()), kind);
+        }
         assert_eq!(Kind::Other(99).code(), 99);
     }
 }

@@ -192,6 +192,26 @@ fn fields(window: &[(usize, &str)], uuids: bool) -> Option<DomainInfo> {
     })
 }
 
+/// The record of a domain just introduced, before xl lists it: paused, as xl create and xl
+/// restore leave it until they finish.
+pub fn introduced_info(domid: u32, uuid: [u8; 16], memory_kib: u64, vcpus: u32) -> DomainInfo {
+    DomainInfo {
+        uuid,
+        domid,
+        running: false,
+        blocked: false,
+        paused: true,
+        shutdown: false,
+        dying: false,
+        shutdown_reason: ShutdownReason::Unknown,
+        memory_kib,
+        max_memory_kib: memory_kib,
+        vcpus_online: vcpus,
+        vcpus_max: vcpus,
+        cpu_time_ns: 0,
+    }
+}
+
 /// Reads one row (see the module doc); `uuids` for `xl list -v`.
 pub fn parse_row(line: &str, uuids: bool) -> Option<Row> {
     let words = words(line);

@@ -545,6 +545,15 @@ impl DomainWatch {
         };
         match link.wait(deadline) {
             Ok(Heard::Event { introduced }) => {
+                log::debug!(
+                    "{}: xenstore watch fired: {}",
+                    self.label,
+                    if introduced {
+                        "@introduceDomain"
+                    } else {
+                        "@releaseDomain"
+                    }
+                );
                 if introduced {
                     self.introduced.store(true, Ordering::SeqCst);
                 }

@@ -649,6 +649,16 @@ mod tests {
         watch
     }
 
+    /// Waits (ten waits at most) until the watch has lost its link.
+    fn wait_until_unlinked(watch: &DomainWatch) {
+        let mut waits = 0;
+        while watch.is_watching() && waits < 10 {
+            watch.wait(Duration::from_secs(5));
+            waits += 1;
+        }
+        assert!(!watch.is_watching());
+    }
+
     /// Runs one wait and says how long it took.
     fn timed_wait(watch: &DomainWatch) -> Duration {
         let started = Instant::now();
@@ -730,12 +740,7 @@ mod tests {
         let watch = linked(mine);
         server.join().unwrap();
         // The up-front events, then the end of the stream.
-        let mut waits = 0;
-        while watch.is_watching() && waits < 10 {
-            watch.wait(Duration::from_secs(5));
-            waits += 1;
-        }
-        assert!(!watch.is_watching());
+        wait_until_unlinked(&watch);
         assert!(watch.state().polling_said);
         assert!(watch.state().retry_at.is_some());
         // Polling: the wait sleeps its interval, bounded by the limit.
@@ -761,12 +766,7 @@ mod tests {
         let watch = linked(mine);
         go_tx.send(()).unwrap();
         server.join().unwrap();
-        let mut waits = 0;
-        while watch.is_watching() && waits < 10 {
-            watch.wait(Duration::from_secs(5));
-            waits += 1;
-        }
-        assert!(!watch.is_watching());
+        wait_until_unlinked(&watch);
     }
 
     #[test]

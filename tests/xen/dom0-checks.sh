@@ -152,6 +152,26 @@ alive_count() { tr -d '\r' <"$CONSOLE_LOGS/guest-g1.log" 2>/dev/null | grep -c "
 # alive_since N: more than N beats.
 alive_since() { [ "$(alive_count)" -gt "$1" ]; }
 
+# gone_checks NAME UUID UDN CONFIGID_BEFORE HOW: once a guest left, the network heard it: the
+# tracker saw its Domain device's byebye, CONFIGID moved, the journal has its vm-removed.
+gone_checks() {
+    if wait_for 15 tracker_saw_byebye "$3"; then
+        pass "ssdp:byebye for $1's Domain device uuid:$3 reached the tracker"
+    else
+        fail "the tracker saw no byebye for uuid:$3"
+    fi
+    local after
+    after=$(config_id)
+    [ -n "$after" ] && [ -n "$4" ] && [ "$after" -gt "$4" ] &&
+        pass "CONFIGID moved when $1 $5: $4 -> $after" ||
+        fail "CONFIGID did not move when $1 $5: $4 -> $after"
+    if wait_for 15 journal_has "kind=vm-removed subject=$2"; then
+        pass "journal: $(journal_line "kind=vm-removed subject=$2")"
+    else
+        fail "no vm-removed for $2 in the journal"
+    fi
+}
+
 dump_logs() {
     for f in "$LOGS"/hypervisor.log "$LOGS"/track.log "$LOGS"/watch.log "$REPO"/events.log \
         "$CONSOLE_LOGS"/guest-*.log; do
@@ -391,20 +411,7 @@ g1_gone=$(up)
 grep -q "shutdown requested" "$guest_log" 2>/dev/null &&
     pass "g1's init saw the shutdown request on its console" ||
     echo "XENPLUG-INFO g1's console shows no shutdown line"
-if wait_for 15 tracker_saw_byebye "$udn1"; then
-    pass "ssdp:byebye for g1's Domain device uuid:$udn1 reached the tracker"
-else
-    fail "the tracker saw no byebye for uuid:$udn1"
-fi
-after=$(config_id)
-[ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
-    pass "CONFIGID moved when g1 left: $before -> $after" ||
-    fail "CONFIGID did not move when g1 left: $before -> $after"
-if wait_for 15 journal_has "kind=vm-removed subject=$uuid1"; then
-    pass "journal: $(journal_line "kind=vm-removed subject=$uuid1")"
-else
-    fail "no vm-removed for $uuid1 in the journal"
-fi
+gone_checks g1 "$uuid1" "$udn1" "$before" "left"
 
 # --- 7. A second guest appears (ssdp:alive, CONFIGID), then Destroy ------------------------------
 echo "XENPLUG-STEP second guest at $(up) s"
@@ -528,20 +535,7 @@ if [ -n "${uuid2:-}" ]; then
     else
         fail "Destroy through SOAP: xl still lists g2 ($(xl_state g2))"
     fi
-    if wait_for 15 tracker_saw_byebye "$udn2"; then
-        pass "ssdp:byebye for g2's Domain device uuid:$udn2 reached the tracker"
-    else
-        fail "the tracker saw no byebye for uuid:$udn2"
-    fi
-    after=$(config_id)
-    [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
-        pass "CONFIGID moved when g2 was destroyed: $before -> $after" ||
-        fail "CONFIGID did not move when g2 was destroyed: $before -> $after"
-    if wait_for 15 journal_has "kind=vm-removed subject=$uuid2"; then
-        pass "journal: $(journal_line "kind=vm-removed subject=$uuid2")"
-    else
-        fail "no vm-removed for $uuid2 in the journal"
-    fi
+    gone_checks g2 "$uuid2" "$udn2" "$before" "was destroyed"
 fi
 
 # --- 8. the console's live feed saw it all --------------------------------------------------------

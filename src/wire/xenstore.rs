@@ -151,14 +151,15 @@ pub fn emit(kind: Kind, request: u32, strings: &[&str], buffer: &mut [u8]) -> Re
 }
 
 impl<'a> Message<'a> {
-    /// The payload's NUL-terminated strings, in order (an unterminated tail counts as one);
-    /// `None` unless every one is UTF-8.
+    /// The payload's NUL-terminated strings, in order (an unterminated tail counts as one; a
+    /// lone NUL is one empty string, an empty payload none); `None` unless every one is UTF-8.
     pub fn strings(&self) -> Option<Vec<&'a str>> {
-        let payload = self.payload.strip_suffix(&[0]).unwrap_or(self.payload);
-        if payload.is_empty() {
+        if self.payload.is_empty() {
             return Some(Vec::new());
         }
-        payload
+        self.payload
+            .strip_suffix(&[0])
+            .unwrap_or(self.payload)
             .split(|&byte| byte == 0)
             .map(|part| core::str::from_utf8(part).ok())
             .collect()
@@ -265,6 +266,17 @@ mod tests {
             ..odd
         };
         assert_eq!(bad.strings(), None);
+        // A lone NUL is one empty string (it is what emit writes for [""]); nothing is none.
+        for (payload, strings) in [
+            (&b"\0"[..], vec![""]),
+            (b"", vec![]),
+            (b"a\0\0", vec!["a", ""]),
+        ] {
+            assert_eq!(Message { payload, ..odd }.strings(), Some(strings));
+        }
+        let mut buffer = [0u8; 32];
+        let len = emit(Kind::Read, 1, &[""], &mut buffer).unwrap();
+        assert_eq!(parse(&buffer[..len]).unwrap().0.strings(), Some(vec![""]));
         assert_eq!(Kind::from_code(99), Kind::Other(99));
         for kind in [
             Kind::Directory,

@@ -28,7 +28,8 @@ pub struct HypervisorArgs {
     /// network interface to advertise on; repeat for several (required: never a default)
     #[argh(option)]
     pub iface: Vec<String>,
-    /// hypervisor backend: sim, xapi, or libxl (dom0 build only)
+    /// hypervisor backend: auto (libxl where this build links the running Xen's, else xl),
+    /// xl (the host's xl command, any Xen 4.x), libxl (dom0 build only), xapi, or sim
     #[argh(option, default = "String::from(\"sim\")")]
     pub backend: String,
     /// directory of the sim backend's domain files (NAME.domain files)
@@ -43,16 +44,16 @@ pub struct HypervisorArgs {
     /// file holding the XenAPI password (read once at start; a trailing newline is removed)
     #[argh(option)]
     pub xapi_password_file: Option<PathBuf>,
-    /// directory of xl domain config files the libxl backend lists and starts (default
+    /// directory of xl domain config files the libxl and xl backends list and start (default
     /// /etc/xen); a file needs name and uuid keys to be listed
     #[argh(option, default = "PathBuf::from(XL_DEFAULT_CONFIG_DIR)")]
     pub xl_config_dir: PathBuf,
-    /// directory where the libxl backend's Suspend saves domains (xl save) and Resume finds
+    /// directory where the libxl and xl backends' Suspend saves domains (xl save) and Resume finds
     /// them (default /var/lib/xen/save, created 0700)
     #[argh(option, default = "PathBuf::from(XL_DEFAULT_SAVE_DIR)")]
     pub xl_save_dir: PathBuf,
-    /// the xl program the libxl backend runs for Start, Shutdown, Reboot, Suspend and the
-    /// Resume of a saved domain (default: xl on PATH)
+    /// the xl program the xl backend runs for everything, and the libxl backend for Start,
+    /// Shutdown, Reboot, Suspend and the Resume of a saved domain (default: xl on PATH)
     #[argh(option, default = "PathBuf::from(XL_DEFAULT_PROGRAM)")]
     pub xl: PathBuf,
     /// directory keeping BOOTID, CONFIGID and a generated host UUID

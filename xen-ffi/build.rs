@@ -30,6 +30,13 @@ fn main() {
     if env::var_os("CARGO_FEATURE_LIBXL").is_none() {
         return;
     }
+    // The release linked, `major.minor`: the only one the build can drive (safe::BUILT_FOR).
+    let version = match pkg_config(&["--modversion", "xenlight"]) {
+        Ok(version) => version,
+        Err(why) => fail(&why),
+    };
+    let release: Vec<&str> = version.trim().split('.').take(2).collect();
+    println!("cargo:rustc-env=XEN_FFI_BUILT_FOR={}", release.join("."));
     let statik = env::var("XEN_FFI_STATIC").is_ok_and(|value| value == "1");
     let libs = match pkg_config(&["--static", "--libs", "xenlight"]) {
         Ok(libs) => libs,

@@ -2,10 +2,10 @@
 //!
 //! Domains are what `libxl_list_domain` reports, except dom0 itself (domid 0, advertised as
 //! the host) and any domain whose name cannot be read yet (`xl create` is still building it:
-//! it is listed at the next poll, so that nothing is ever announced under a placeholder
+//! it is listed at the next read, so that nothing is ever announced under a placeholder
 //! name); then the domains suspended to disk (see [`super::saved`]), listed as suspended; then
-//! the domains defined by xl config files that are neither (see [`super::xl`]), listed as shut
-//! off. Pause, Resume, Destroy are libxl calls; Start is `xl create FILE`, since only xl parses
+//! the domains defined by xl config files that are neither (see [`super::xl::config`]), listed
+//! as shut off. Pause, Resume, Destroy are libxl calls; Start is `xl create FILE`, since only xl parses
 //! config files. Errors carry libxl's call, reason and code (`libxl_domain_pause: no such
 //! domain (-21)`) or xl's error line; they reach the SOAP caller as UPnP 501 (or 701 when the
 //! domain's state rules the operation out).
@@ -17,9 +17,19 @@
 //! `libxl_domain_resume`.
 //!
 //! The decisions (run state, what each operation does in each state, how live, saved and
-//! defined domains merge) are pure functions here, built and tested without Xen; only
-//! `LibxlBackend`, which holds the libxl context, needs the `libxl` feature. Blocking: the
-//! net layer calls it off the event loop. Must not spawn anything but `xl`.
+//! defined domains merge) are pure functions here, built and tested without Xen, and shared
+//! with the xl backend ([`super::xl`]); only `LibxlBackend`, which holds the libxl context,
+//! needs the `libxl` feature. Blocking: the net layer calls it off the event loop. Must not
+//! spawn anything but `xl`.
+//!
+//! A libxl build drives one Xen release: libxl's ABI and the hypervisor's domctl interface
+//! change with each, and a binary linked against libxl 4.17 starts on a 4.20 hypervisor
+//! without failing by itself. So `LibxlBackend::open` compares the running release (sysfs,
+//! then libxl's own version call) with the one linked (`xen_ffi::safe::BUILT_FOR`) and
+//! refuses any other `major.minor` with one line naming `--backend xl`.
+//!
+//! Changes are learned through xenstore watches on a connection of xenplug's own
+//! ([`super::watch`]), never through the context's.
 //!
 //! The static dom0 build links Debian's libxenstore.a, which is built without threads (no
 //! reader thread, no locks: only the shared library has them). So the context is used by one
@@ -35,7 +45,7 @@
 //! within milliseconds.
 
 use super::saved::SavedDomain;
-use super::xl::DefinedDomain;
+use super::xl::config::DefinedDomain;
 use super::{BackendError, Domain, Operation, RunState};
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -286,20 +296,60 @@ pub fn plan(operation: Operation, target: &Target) -> Result<Step, BackendError>
     Ok(step)
 }
 
+/// Where Linux shows the running hypervisor's version in dom0 (`major`, `minor`, `extra`).
+const SYSFS_XEN_VERSION: &str = "/sys/hypervisor/version";
+
+/// The `major.minor` of a Xen version text (`4.17.3`, `4.20.5-pre`, `4.17`).
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.trim().splitn(3, '.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// Whether a libxl build for Xen `built_for` may drive a hypervisor running Xen `running`:
+/// only the same `major.minor` (libxl's ABI and the hypervisor's domctl interface change with
+/// every release). The refusal is one line naming both and the backend that works.
+pub fn check_release(built_for: &str, running: &str) -> Result<(), String> {
+    match (major_minor(built_for), major_minor(running)) {
+        (Some(built), Some(host)) if built == host => Ok(()),
+        _ => Err(format!(
+            "the libxl backend of this xenplug is built for Xen {built_for} and this host runs \
+             Xen {running} (libxl changes with every release): use --backend xl (or --backend \
+             auto, which picks it)"
+        )),
+    }
+}
+
+/// The running hypervisor's version from sysfs (`4.20.5-pre`), `None` where sysfs does not
+/// show it.
+pub fn sysfs_xen_version() -> Option<String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(std::path::Path::new(SYSFS_XEN_VERSION).join(name))
+            .ok()
+            .map(|text| text.trim().chars().take(64).collect::<String>())
+    };
+    let major = read("major")?;
+    let minor = read("minor")?;
+    let extra = read("extra").unwrap_or_default();
+    Some(format!("{major}.{minor}{extra}"))
+}
+
 #[cfg(feature = "libxl")]
 pub use self::live::LibxlBackend;
 
 #[cfg(feature = "libxl")]
 mod live {
-    use super::{
-        keep_after_failed_save, listed_name, live_domain, merge, plan, saved_record, Step, Target,
-    };
-    use crate::backend::saved::{SaveDir, SavedDomain};
-    use crate::backend::xl::{self, ConfigDir};
+    use super::{listed_name, live_domain, merge, plan, saved_record, Step, Target};
+    use crate::backend::saved::SaveDir;
+    use crate::backend::watch::DomainWatch;
+    use crate::backend::xl::{self, command, config::ConfigDir};
     use crate::backend::{Backend, BackendError, Domain, HostInfo, Operation};
-    use crate::consts::{
-        XL_CONTROL_TIMEOUT, XL_CREATE_TIMEOUT, XL_RESTORE_TIMEOUT, XL_SAVE_TIMEOUT,
-    };
+    use crate::consts::{XL_CONTROL_TIMEOUT, XL_CREATE_TIMEOUT};
     use std::collections::HashSet;
     use std::ffi::OsStr;
     use std::path::{Path, PathBuf};
@@ -308,9 +358,6 @@ mod live {
     use uuid::Uuid;
     use xen_ffi::safe::{self, Context};
 
-    /// How often the libxl backend is polled: half of the 1 s within which a domain's change
-    /// must reach the network.
-    const LIBXL_POLL_INTERVAL: Duration = Duration::from_millis(500);
     /// Where the privcmd device is in a dom0 (either one is enough); without it libxl cannot
     /// open.
     const XEN_PRIVCMD_PATHS: [&str; 2] = ["/dev/xen/privcmd", "/proc/xen/privcmd"];
@@ -322,6 +369,7 @@ mod live {
         configs: ConfigDir,
         saves: SaveDir,
         xl: PathBuf,
+        watch: DomainWatch,
         /// Domids left out of the listing for want of a name, so that each is logged once.
         unnamed: Mutex<HashSet<u32>>,
     }
@@ -334,7 +382,8 @@ mod live {
         /// Opens libxl; `config_dir` holds the xl config files, `save_dir` the images of
         /// suspended domains, `xl` is the program run for Start, Shutdown, Reboot, Suspend and
         /// the Resume of a saved domain. Outside a dom0 this fails with one line saying what is
-        /// missing.
+        /// missing; on a hypervisor of another release than the one this build links
+        /// ([`xen_ffi::safe::BUILT_FOR`]) with one line naming both and `--backend xl`.
         pub fn open(
             config_dir: &Path,
             save_dir: &Path,
@@ -350,14 +399,25 @@ mod live {
                     XEN_PRIVCMD_PATHS.join(" nor ")
                 )));
             }
+            // Before libxl touches anything: sysfs tells the release where it is mounted.
+            if let Some(running) = super::sysfs_xen_version() {
+                super::check_release(safe::BUILT_FOR, &running).map_err(BackendError::Failed)?;
+            }
             let ctx = Context::new().map_err(|error| {
                 BackendError::Failed(format!("{error}: is this dom0 with xenstored running?"))
             })?;
+            let running = ctx.version().map_err(failed)?;
+            super::check_release(safe::BUILT_FOR, &running).map_err(BackendError::Failed)?;
+            log::info!(
+                "libxl: built for Xen {}, running on Xen {running}",
+                safe::BUILT_FOR
+            );
             Ok(LibxlBackend {
                 ctx: Mutex::new(ctx),
                 configs: ConfigDir::new(config_dir),
                 saves: SaveDir::new(save_dir),
                 xl,
+                watch: DomainWatch::open("libxl"),
                 unnamed: Mutex::new(HashSet::new()),
             })
         }
@@ -371,7 +431,7 @@ mod live {
 
         /// `xl ARGS...` bounded by `timeout`; xl's failure becomes the error.
         fn xl(&self, args: &[&OsStr], timeout: Duration) -> Result<(), BackendError> {
-            xl::run_xl(&self.xl, args, timeout).map_err(BackendError::Failed)
+            command::run_xl(&self.xl, args, timeout).map_err(BackendError::Failed)
         }
 
         /// `xl ARGS... DOMID`, bounded by [`XL_CONTROL_TIMEOUT`].
@@ -433,48 +493,14 @@ mod live {
                     self.saves.record_path(uuid),
                 )
             };
-            let _busy = self.saves.busy(saved.uuid);
-            self.saves
-                .write_record(&saved)
-                .map_err(BackendError::Failed)?;
-            let domid = domid.to_string();
-            let saving = self.xl(
-                &[
-                    OsStr::new("save"),
-                    OsStr::new(&domid),
-                    saved.image.as_os_str(),
-                ],
-                XL_SAVE_TIMEOUT,
-            );
-            if let Err(error) = saving {
-                if keep_after_failed_save(self.is_live(saved.uuid)) {
-                    log::warn!(
-                        "libxl: {} failed and the domain is gone: keeping {} for a Resume",
-                        error,
-                        saved.image.display()
-                    );
-                } else if let Err(why) = self.saves.remove(&saved) {
-                    log::warn!("libxl: after a failed save: {why}");
-                }
-                return Err(error);
-            }
-            Ok(())
-        }
-
-        /// Resume of a saved domain: `xl restore IMAGE`, then the image and sidecar go.
-        fn restore(&self, saved: &SavedDomain) -> Result<(), BackendError> {
-            let _busy = self.saves.busy(saved.uuid);
-            self.xl(
-                &[OsStr::new("restore"), saved.image.as_os_str()],
-                XL_RESTORE_TIMEOUT,
-            )?;
-            self.saves.remove(saved).map_err(|why| {
-                BackendError::Failed(format!(
-                    "{} was restored, but {why}: remove it by hand, or it will be listed again \
-                     once the domain stops",
-                    saved.name
-                ))
-            })
+            xl::save_to_disk(
+                &self.saves,
+                &self.xl,
+                &saved,
+                domid,
+                || self.is_live(saved.uuid),
+                "libxl",
+            )
         }
 
         fn run(&self, step: Step) -> Result<(), BackendError> {
@@ -488,7 +514,7 @@ mod live {
                 Step::ResumeSuspended(domid) => self.ctx().resume(domid).map_err(failed),
                 Step::Reboot(domid) => self.xl_control(&["reboot"], domid),
                 Step::Save(domid) => self.save(domid),
-                Step::Restore(saved) => self.restore(&saved),
+                Step::Restore(saved) => xl::restore_from_disk(&self.saves, &self.xl, &saved),
                 Step::Discard(saved) => self.saves.remove(&saved).map_err(BackendError::Failed),
                 Step::Destroy(domid) => self.ctx().destroy(domid).map_err(failed),
                 // -F: an HVM guest without PV drivers gets the ACPI power button instead.
@@ -556,7 +582,7 @@ mod live {
         }
 
         fn wait_for_change(&self, limit: Duration) {
-            std::thread::sleep(LIBXL_POLL_INTERVAL.min(limit));
+            self.watch.wait(limit);
         }
     }
 }
@@ -589,6 +615,23 @@ mod tests {
             shutdown_reason: reason,
             ..info(3)
         }
+    }
+
+    #[test]
+    fn only_the_release_built_for_is_driven() {
+        assert_eq!(major_minor("4.17.3"), Some((4, 17)));
+        assert_eq!(major_minor("4.20.5-pre"), Some((4, 20)));
+        assert_eq!(major_minor("4.17"), Some((4, 17)));
+        assert_eq!(major_minor("4"), None);
+        assert_eq!(major_minor("x.y"), None);
+        assert_eq!(check_release("4.17", "4.17.7"), Ok(()));
+        let refusal = check_release("4.17", "4.20.5-pre").unwrap_err();
+        assert!(refusal.contains("built for Xen 4.17"), "{refusal}");
+        assert!(refusal.contains("runs Xen 4.20.5-pre"), "{refusal}");
+        assert!(refusal.contains("--backend xl"), "{refusal}");
+        assert!(!refusal.contains('\n'));
+        assert!(check_release("4.17", "4.170").is_err());
+        assert!(check_release("4.17", "").is_err());
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! One trait, several implementations picked by `--backend`: `sim` (flat files, for the demo
 //! and tests), `libxl` (the dom0 build only: libxenlight, with `xl` config files read by
-//! `xl`), and `xapi` (a XenAPI server over XML-RPC). Backends are blocking; the net layer calls them off the event loop.
+//! `xl`), `xl` (every build: the host's own `xl` command, any Xen 4.x), and `xapi` (a XenAPI
+//! server over XML-RPC); `auto` picks libxl or xl at start. Backends are blocking; the net
+//! layer calls them off the event loop.
 
 pub mod libxl;
 pub mod saved;
 pub mod sim;
+pub mod watch;
 pub mod xapi;
 pub mod xl;
 

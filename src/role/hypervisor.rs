@@ -6,6 +6,7 @@
 
 use crate::app::{App, LocalFuture, Outputs};
 use crate::backend::sim::SimBackend;
+use crate::backend::xl::XlBackend;
 use crate::backend::{Backend, BackendError};
 use crate::cli::HypervisorArgs;
 use crate::consts::BACKEND_MAX_CALLS;
@@ -173,29 +174,61 @@ fn open_backend(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
             &args.xapi_user,
             args.xapi_password_file.as_deref(),
         )?)),
-        "libxl" => open_libxl(args),
+        "libxl" => open_libxl(args).map_err(|e| Error::Backend(e.to_string())),
+        "xl" => open_xl(args).map_err(|e| Error::Backend(e.to_string())),
+        "auto" => open_auto(args),
         other => Err(Error::config(format!(
-            "unknown backend {other:?} (known: sim, xapi, libxl)"
+            "unknown backend {other:?} (known: auto, xl, libxl, xapi, sim)"
+        ))),
+    }
+}
+
+/// The xl backend over this dom0.
+fn open_xl(args: &HypervisorArgs) -> std::result::Result<Arc<dyn Backend>, BackendError> {
+    let backend = XlBackend::open(&args.xl_config_dir, &args.xl_save_dir, args.xl.clone())?;
+    Ok(Arc::new(backend))
+}
+
+/// `--backend auto`: libxl where this build has it and it matches the running Xen, else xl;
+/// says which and why.
+fn open_auto(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
+    let why_not_libxl = match open_libxl(args) {
+        Ok(backend) => {
+            log::info!("--backend auto: libxl (this build links the running Xen release's libxl)");
+            return Ok(backend);
+        }
+        Err(error) => error.to_string(),
+    };
+    match open_xl(args) {
+        Ok(backend) => {
+            log::info!(
+                "--backend auto: xl, because the libxl backend cannot run here: {why_not_libxl}"
+            );
+            Ok(backend)
+        }
+        Err(error) => Err(Error::Backend(format!(
+            "--backend auto: no backend works here: libxl: {why_not_libxl}; xl: {error}"
         ))),
     }
 }
 
 /// The libxl backend over this dom0.
 #[cfg(feature = "libxl")]
-fn open_libxl(args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
+fn open_libxl(args: &HypervisorArgs) -> std::result::Result<Arc<dyn Backend>, BackendError> {
     let backend = crate::backend::libxl::LibxlBackend::open(
         &args.xl_config_dir,
         &args.xl_save_dir,
         args.xl.clone(),
-    )
-    .map_err(|e| Error::Backend(e.to_string()))?;
+    )?;
     Ok(Arc::new(backend))
 }
 
 /// Without the `libxl` feature: says which build has it.
 #[cfg(not(feature = "libxl"))]
-fn open_libxl(_args: &HypervisorArgs) -> Result<Arc<dyn Backend>> {
-    Err(Error::config(crate::backend::libxl::NOT_BUILT))
+fn open_libxl(_args: &HypervisorArgs) -> std::result::Result<Arc<dyn Backend>, BackendError> {
+    Err(BackendError::Failed(
+        crate::backend::libxl::NOT_BUILT.to_string(),
+    ))
 }
 
 /// Runs the role until SIGTERM or SIGINT.

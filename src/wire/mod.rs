@@ -14,6 +14,7 @@ pub mod scpd;
 pub mod signature;
 pub mod soap;
 pub mod ssdp;
+pub mod xenstore;
 pub mod xml;
 pub mod xmlrpc;
 

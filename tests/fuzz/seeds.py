@@ -384,8 +384,8 @@ SEEDS = {
         b"</params></methodResponse>",
     },
     "xl_config": {
-        # src/backend/xl.rs tests
-        "typical": fixture("backend/xl.rs", "WEB"),
+        # src/backend/xl/config.rs tests
+        "typical": fixture("backend/xl/config.rs", "WEB"),
         "escapes-lists": b"name='a#b' # c\nname = \"x\\\"y\"; vcpus=\"3\"\ncpus = [ [1,2], '3' ]\nvif += ['mac=00:16:3e:00:00:01']\n",
         "no-uuid": b"name = 'db'\nmemory = 256\n",
     },
@@ -411,6 +411,18 @@ SEEDS = {
         "action-error": b'{"error":{"code":701,"description":"already paused"}}',
         "numbers": b"[0,-0,12,-1.5e+10,3.25E-2,0.0,18446744073709551615,-9223372036854775808,"
         b"18446744073709551616,true,false,null]",
+    },
+    "xenstore": {
+        # src/wire/xenstore.rs tests: a reply and a watch event as xenstored sent them
+        "reply-and-event": fixture("wire/xenstore.rs", "WATCH_REPLY_AND_EVENT"),
+        "error": struct.pack("<IIII", 16, 3, 0, 7) + b"EACCES\0",
+    },
+    "xl_output": {
+        # src/backend/xl/output.rs tests: what xl printed on Xen 4.17 and 4.20
+        "list-verbose": fixture("backend/xl/output.rs", "LIST_VERBOSE"),
+        "list-plain": fixture("backend/xl/output.rs", "LIST_PLAIN"),
+        "list-long": fixture("backend/xl/output.rs", "LIST_LONG"),
+        "info": fixture("backend/xl/output.rs", "INFO"),
     },
     "form": {
         # src/wire/form.rs tests

@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # Builds what QEMU boots for the real-Xen test, from the packages fetch.sh unpacked:
-#   WORK/xen             the hypervisor (Debian's xen-4.17-amd64.gz, gunzipped: multiboot ELF)
+#   WORK/xen             the hypervisor (Debian's xen-RELEASE-amd64.gz, gunzipped: multiboot ELF)
 #   WORK/vmlinuz         the dom0 kernel (also the guest's)
-#   WORK/dom0.cpio.gz    dom0's root: busybox, the Xen toolstack and its libraries, the xen
-#                        kernel modules, DOM0_BIN as /usr/local/bin/xenplug, the test script,
-#                        and the guest's kernel and initramfs under /boot
+#   WORK/dom0.cpio.gz    dom0's root (merged /usr): busybox, the Xen toolstack and its libraries,
+#                        the xen kernel modules, XENPLUG_BIN as /usr/local/bin/xenplug, LIBXL_BIN
+#                        (when given) as /opt/libxl/xenplug, the test scripts, the release in
+#                        /etc/xen-release, and the guest's kernel and initramfs under /boot
 #   WORK/qemu            a wrapper that runs the unpacked qemu-system-x86_64 with its own
 #                        loader and libraries and the firmware search path
 #
-# usage: build.sh CACHE_DIR WORK_DIR DOM0_BIN [GUEST_BIN]
-#   GUEST_BIN (default DOM0_BIN) is the xenplug the guest runs.
+# usage: build.sh CACHE_DIR WORK_DIR XEN_RELEASE XENPLUG_BIN [LIBXL_BIN]
+#   XEN_RELEASE: 4.17 or 4.20 (the set fetch.sh fetched: CACHE_DIR/dom0-XEN_RELEASE.manifest)
+#   XENPLUG_BIN: the default (musl) xenplug, run in dom0 with --backend xl and in the guest
+#   LIBXL_BIN:   the dom0 build with the libxl backend (optional)
 set -euo pipefail
 
-cache=$(cd "${1:?usage: build.sh CACHE_DIR WORK_DIR DOM0_BIN [GUEST_BIN]}" && pwd)
-work=${2:?work dir}
-dom0_bin=${3:?dom0 xenplug binary}
-guest_bin=${4:-$dom0_bin}
+usage="usage: build.sh CACHE_DIR WORK_DIR XEN_RELEASE XENPLUG_BIN [LIBXL_BIN]"
+cache=$(cd "${1:?$usage}" && pwd)
+work=${2:?$usage}
+release=${3:?$usage}
+xenplug_bin=${4:?$usage}
+libxl_bin=${5:-}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
+set_name=dom0-$release
 
 say() { printf 'xen-build: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -30,19 +36,26 @@ tree() {
     echo "$cache/x/${deb%.deb}"
 }
 
-[ -x "$dom0_bin" ] || die "no dom0 xenplug at $dom0_bin"
-[ -x "$guest_bin" ] || die "no guest xenplug at $guest_bin"
+[ -s "$cache/$set_name.manifest" ] || die "no $cache/$set_name.manifest: run fetch.sh CACHE_DIR $release"
+[ -x "$xenplug_bin" ] || die "no xenplug at $xenplug_bin"
+[ -z "$libxl_bin" ] || [ -x "$libxl_bin" ] || die "no libxl xenplug at $libxl_bin"
 
-hv=$(tree dom0 xen-hypervisor-4.17-amd64)
-utils=$(tree dom0 xen-utils-4.17)
-xs_utils=$(tree dom0 xenstore-utils)
-busybox=$(tree dom0 busybox-static)/bin/busybox
-kernel_deb=$(grep -m1 -E '^linux-image-[0-9]' "$cache/dom0.manifest") || die "no kernel in the dom0 set"
+hv=$(tree "$set_name" "xen-hypervisor-$release-amd64")
+utils=$(tree "$set_name" "xen-utils-$release")
+xs_utils=$(tree "$set_name" xenstore-utils)
+busybox=$(tree "$set_name" busybox-static)/bin/busybox
+[ -x "$busybox" ] || busybox=$(tree "$set_name" busybox-static)/usr/bin/busybox
+kernel_deb=$(grep -m1 -E '^linux-image-[0-9]' "$cache/$set_name.manifest") || die "no kernel in $set_name"
 kernel=$cache/x/${kernel_deb%.deb}
 vmlinuz=$(ls "$kernel"/boot/vmlinuz-*)
-modules=$(ls -d "$kernel"/lib/modules/*/kernel)
+# Debian 12 keeps modules in /lib/modules, Debian 13 in /usr/lib/modules (xz-compressed).
+modules=
+for dir in "$kernel"/lib/modules/*/kernel "$kernel"/usr/lib/modules/*/kernel; do
+    [ -d "$dir" ] && modules=$dir && break
+done
+[ -n "$modules" ] || die "no kernel modules in $kernel"
 
-gunzip -c "$hv/boot/xen-4.17-amd64.gz" >"$work/xen"
+gunzip -c "$hv/boot/xen-$release-amd64.gz" >"$work/xen"
 cp "$vmlinuz" "$work/vmlinuz"
 
 # newc cpio of directory $1, gzipped into $2 (owner root).
@@ -71,7 +84,7 @@ base_root() {
 # --- guest ---------------------------------------------------------------------------------
 guest=$work/guest-root
 base_root "$guest"
-cp "$guest_bin" "$guest/usr/local/bin/xenplug"
+cp "$xenplug_bin" "$guest/usr/local/bin/xenplug"
 cp "$here/guest-rcS.sh" "$guest/etc/rcS"
 chmod 755 "$guest/etc/rcS"
 cat >"$guest/etc/inittab" <<'EOF'
@@ -81,33 +94,48 @@ EOF
 ln -s bin/busybox "$guest/init"
 pack "$guest" "$work/guest.cpio.gz"
 
-# --- dom0 ----------------------------------------------------------------------------------
+# --- dom0 ---------------------------------------------------------------------------------
 dom0=$work/dom0-root
 base_root "$dom0"
-# Libraries of the dom0 set, as Debian lays them out (the default search path of its loader).
+# A merged /usr, as Debian 13 lays it out and Debian 12's loader finds it too.
+mkdir -p "$dom0/usr/lib" "$dom0/usr/lib64"
+ln -s usr/lib "$dom0/lib"
+ln -s usr/lib64 "$dom0/lib64"
 while read -r deb; do
     dir=$cache/x/${deb%.deb}
     case $deb in linux-image-*|xen-hypervisor-*|busybox-static_*) continue ;; esac
-    for sub in lib lib64 usr/lib; do
-        [ -d "$dir/$sub" ] || continue
-        mkdir -p "$dom0/$sub"
-        cp -a "$dir/$sub/." "$dom0/$sub/"
+    for sub in lib lib64; do
+        [ -d "$dir/$sub" ] && cp -a "$dir/$sub/." "$dom0/usr/$sub/"
+        [ -d "$dir/usr/$sub" ] && cp -a "$dir/usr/$sub/." "$dom0/usr/$sub/"
     done
-done <"$cache/dom0.manifest"
-rm -rf "$dom0/usr/lib/xen-4.17/lib/python" "$dom0/usr/lib/xen-4.17/boot" "$dom0/lib/x86_64-linux-gnu/gconv"
+done <"$cache/$set_name.manifest"
+rm -rf "$dom0/usr/lib/xen-$release/lib/python" "$dom0/usr/lib/xen-$release/boot" \
+    "$dom0/usr/lib/x86_64-linux-gnu/gconv"
 cp -a "$xs_utils/usr/bin/." "$dom0/bin/"
-[ -x "$utils/usr/lib/xen-4.17/bin/xl" ] || die "no xl in $utils"
+[ -x "$utils/usr/lib/xen-$release/bin/xl" ] || die "no xl in $utils"
 mkdir -p "$dom0/lib/modules/xen"
-for m in xen/xen-evtchn xen/xen-gntdev xen/xen-gntalloc xen/xen-privcmd xen/xenfs/xenfs; do
-    cp "$modules/drivers/$m.ko" "$dom0/lib/modules/xen/"
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do
+    if [ -f "$modules/drivers/xen/$m.ko" ]; then
+        cp "$modules/drivers/xen/$m.ko" "$dom0/lib/modules/xen/"
+    elif [ -f "$modules/drivers/xen/$m.ko.xz" ]; then
+        xz -dc "$modules/drivers/xen/$m.ko.xz" >"$dom0/lib/modules/xen/${m##*/}.ko"
+    else
+        die "no module $m in $modules"
+    fi
 done
 mkdir -p "$dom0/boot" "$dom0/etc/xen" "$dom0/var/lib/xen" "$dom0/var/log/xen" "$dom0/var/run/xen"
+echo "$release" >"$dom0/etc/xen-release"
 cp "$vmlinuz" "$dom0/boot/vmlinuz"
 cp "$work/guest.cpio.gz" "$dom0/boot/guest.cpio.gz"
-cp "$dom0_bin" "$dom0/usr/local/bin/xenplug"
+cp "$xenplug_bin" "$dom0/usr/local/bin/xenplug"
+if [ -n "$libxl_bin" ]; then
+    mkdir -p "$dom0/opt/libxl"
+    cp "$libxl_bin" "$dom0/opt/libxl/xenplug"
+fi
 cp "$here/dom0-init.sh" "$dom0/init"
 cp "$here/dom0-test.sh" "$dom0/test.sh"
-chmod 755 "$dom0/init" "$dom0/test.sh"
+cp "$here/dom0-checks.sh" "$dom0/checks.sh"
+chmod 755 "$dom0/init" "$dom0/test.sh" "$dom0/checks.sh"
 pack "$dom0" "$work/dom0.cpio.gz"
 rm -rf "$guest" "$dom0"
 

@@ -2,7 +2,10 @@
 # /init of the test's dom0 (busybox sh): mounts, Xen kernel modules, xenstored, xen-init-dom0,
 # xenconsoled (guest consoles logged to /var/log/xen/console), then /test.sh, then power off.
 # Every line meant for the test starts with XENPLUG-; the serial console carries them out.
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin:/usr/local/bin
+# The Xen release (4.17, 4.20) is in /etc/xen-release.
+XEN_RELEASE=$(cat /etc/xen-release)
+export XEN_RELEASE
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-$XEN_RELEASE/bin:/usr/local/bin
 export HOME=/root
 up() { cut -d' ' -f1 /proc/uptime; }
 fail_boot() {
@@ -19,7 +22,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 hostname xenplug-dom0
-echo "XENPLUG-DOM0 init at $(up) s"
+echo "XENPLUG-DOM0 Xen $XEN_RELEASE, init at $(up) s"
 
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do
     insmod "/lib/modules/xen/$m.ko" || fail_boot "insmod $m"

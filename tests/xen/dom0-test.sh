@@ -1,430 +1,85 @@
 #!/bin/sh
-# The checks of the real-Xen test, run by dom0's /init once the toolstack is up (busybox sh, no
-# python: xenplug itself, busybox wget and xl do the looking).
+# What the real-Xen test checks in one boot, run by dom0's /init once the toolstack is up
+# (busybox sh). The Xen release is in /etc/xen-release.
 #
-# Each check prints one line on the serial console:
-#   XENPLUG-PASS <check>: <details>      or      XENPLUG-FAIL <check>: <details>
-# and the script exits with the number of failures. Every wait is bounded.
+# 1. The dom0 build (/opt/libxl/xenplug, when the image has it) with --backend auto: on the
+#    release it links it picks libxl, and /checks.sh runs every check with the libxl backend;
+#    on any other release it picks xl, and `--backend libxl` must refuse to start with one
+#    line naming both releases and --backend xl.
+# 2. The default build (/usr/local/bin/xenplug, static musl) with --backend auto picks xl,
+#    then /checks.sh runs every check with the xl backend.
 #
-# Everything talks over dom0's loopback: the hypervisor advertiser (libxl backend) and the
-# tracker on lo, the console through the tracker's API on 127.0.0.1:8700.
+# Lines for the test: XENPLUG-PASS / XENPLUG-FAIL, `release: <check>` for the checks here and
+# `<backend>: <check>` for /checks.sh's. Exits with the number of failures.
 
-HV_PORT=49152
-API=http://127.0.0.1:8700
-HV=http://127.0.0.1:$HV_PORT
-REPO=/tmp/repo
-LOGS=/tmp/xenplug
-CONSOLE_LOGS=/var/log/xen/console
-SAVE_DIR=/var/lib/xen/save
+DEFAULT_BIN=/usr/local/bin/xenplug
+LIBXL_BIN=/opt/libxl/xenplug
+PROBE_PORT=49160
 failures=0
-mkdir -p "$LOGS" "$REPO" /var/lib/xenplug
 
 up() { cut -d' ' -f1 /proc/uptime; }
-pass() { echo "XENPLUG-PASS $* (at $(up) s)"; }
+pass() { echo "XENPLUG-PASS release: $* (at $(up) s)"; }
 fail() {
-    echo "XENPLUG-FAIL $* (at $(up) s)"
+    echo "XENPLUG-FAIL release: $* (at $(up) s)"
     failures=$((failures + 1))
 }
-# wait_for SECONDS COMMAND...: run COMMAND every 0.25 s until it succeeds; false on timeout.
-wait_for() {
-    local n=$(($1 * 4))
-    shift
-    while [ "$n" -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
+
+# auto_choice BIN LABEL: starts `BIN advertise hypervisor --backend auto`, waits (at most 60 s)
+# for its line saying which backend it chose, stops it, and prints that line.
+auto_choice() {
+    local log=/tmp/auto-$2.log state=/tmp/auto-$2-state pid n=0
+    mkdir -p "$state"
+    XENPLUG_LOG=info "$1" advertise hypervisor --backend auto --iface lo --state-dir "$state" \
+        --http-port "$PROBE_PORT" 2>"$log" &
+    pid=$!
+    while [ "$n" -lt 240 ] && ! grep -q -- "--backend auto" "$log" && kill -0 "$pid" 2>/dev/null; do
         sleep 0.25
-        n=$((n - 1))
+        n=$((n + 1))
     done
-    return 1
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    grep -m1 -- "--backend auto" "$log" || tail -n 3 "$log" | tr '\n' ' '
+    rm -rf "$state"
 }
 
-# --- xl: the truth about domains --------------------------------------------------------------
-xl_has() { xl list "$1" >/dev/null 2>&1; }
-xl_gone() { ! xl_has "$1"; }
-xl_state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
-xl_uuid() { xl list -v "$1" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
-xl_paused() { xl_state "$1" | grep -q p; }
-xl_not_paused() { xl_has "$1" && ! xl_paused "$1"; }
-# s: shut down (for a suspend, in place: the domain stays until resumed or destroyed).
-xl_suspended() { xl_state "$1" | grep -q s; }
-xl_not_suspended() { xl_has "$1" && ! xl_suspended "$1"; }
+echo "XENPLUG-STEP Xen $XEN_RELEASE, xl says $(xl info 2>/dev/null | sed -n 's/^xen_version *: //p') at $(up) s"
 
-create_guest() {
-    cat >"/etc/xen/$1.cfg" <<EOF
-name = "$1"
-type = "pv"
-kernel = "/boot/vmlinuz"
-ramdisk = "/boot/guest.cpio.gz"
-extra = "console=hvc0 loglevel=3"
-memory = 128
-vcpus = 1
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-EOF
-    [ -f /etc/xen/xl.conf ] || : >/etc/xen/xl.conf
-    xl create "/etc/xen/$1.cfg" >"$LOGS/xl-create-$1.log" 2>&1
-}
-
-# --- xenplug's view ---------------------------------------------------------------------------
-# busybox 1.35's `wget -T` crashes (SIGSEGV): bounds come from `timeout` instead.
-description() { timeout 5 wget -q -O- "$HV/description.xml" 2>/dev/null | tr -d '\n'; }
-has_description() { description | grep -q '<root'; }
-config_id() { description | sed -n 's/.*<root[^>]* configId="\([0-9]*\)".*/\1/p'; }
-# The UDN of the Domain device whose vmUuid is $1, from the description.
-domain_udn() {
-    description | sed 's/<device>/\n&/g' | grep "vmUuid>$1<" |
-        sed -n 's/.*<UDN>uuid:\([^<]*\)<.*/\1/p'
-}
-# soap PATH SERVICE ACTION [BODY-ARGS]: the raw SOAP response body.
-soap() {
-    timeout 10 wget -q -O- \
-        --header 'Content-Type: text/xml; charset="utf-8"' \
-        --header "SOAPACTION: \"urn:xenplug-org:service:$2:1#$3\"" \
-        --post-data "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:$3 xmlns:u=\"urn:xenplug-org:service:$2:1\">${4:-}</u:$3></s:Body></s:Envelope>" \
-        "$HV$1" 2>&1
-}
-soap_state_is() { [ "$(soap_state "$1")" = "$2" ]; }
-soap_state() { soap "/control/domain/$1" DomainControl GetState | sed -n 's/.*<State>\([^<]*\)<\/State>.*/\1/p'; }
-tree_has() { xenplug console tree --json --tracker "$API" 2>/dev/null | grep -q "$1"; }
-journal_has() { grep -q "$1" "$REPO/events.log" 2>/dev/null; }
-journal_count() { grep -c "$1" "$REPO/events.log" 2>/dev/null || true; }
-# journal_more PATTERN N: more than N journal lines match PATTERN.
-journal_more() { [ "$(journal_count "$1")" -gt "$2" ]; }
-journal_line() { grep "$1" "$REPO/events.log" 2>/dev/null | tail -n 1; }
-g2_renamed_to_g2() { grep "kind=vm-renamed subject=$uuid2" "$REPO/events.log" 2>/dev/null | grep -q " to=g2\( \|$\)"; }
-tracker_saw_byebye() { grep -q "uuid:$1 gone (ByeBye)" "$LOGS/track.log" 2>/dev/null; }
-# call TARGET ACTION [NAME=VALUE...]: through the console and the tracker's relay (SOAP to the
-# Domain or Hypervisor device). Targets are UUIDs.
-call() {
-    local target=$1 action=$2
-    shift 2
-    xenplug console call "$target" "$action" "$@" --yes --tracker "$API" >"$LOGS/call-$action.out" 2>&1
-    local status=$?
-    echo "XENPLUG-INFO console call $target $action $*: exit $status: $(tr '\n' ' ' <"$LOGS/call-$action.out")"
-    return $status
-}
-host_uuid() { soap /control/hypervisor Hypervisor GetHostInfo | sed -n 's/.*<HostUuid>\([^<]*\)<\/HostUuid>.*/\1/p'; }
-
-# state_matches XL_STATE XENPLUG_STATE: whether xenplug's state word agrees with xl's letters.
-state_matches() {
-    case "$1/$2" in
-    /*) return 1 ;;
-    *p*/paused) return 0 ;;
-    *p*/*) return 1 ;;
-    # Shut down, crashed or dying: not a live guest's state.
-    *[scd]*/*) return 1 ;;
-    # r (on a CPU), b (blocked) or no flag at all (runnable, waiting for a CPU: what a busy
-    # host shows): xenplug says running or blocked, and the guest may move between them at any
-    # instant, so either answer matches.
-    */running | */blocked) return 0 ;;
+# --- 1. the dom0 build: libxl on its own release, a clear refusal on any other --------------
+if [ -x "$LIBXL_BIN" ]; then
+    choice=$(auto_choice "$LIBXL_BIN" dom0)
+    case $choice in
+    *"--backend auto: libxl"*)
+        pass "auto with the dom0 build picks libxl on Xen $XEN_RELEASE: $choice"
+        /checks.sh libxl "$LIBXL_BIN"
+        failures=$((failures + $?))
+        ;;
+    *"--backend auto: xl"*"built for Xen"*)
+        pass "auto with the dom0 build picks xl on Xen $XEN_RELEASE, saying why: $choice"
+        refusal=$(timeout 60 "$LIBXL_BIN" advertise hypervisor --backend libxl --iface lo \
+            --state-dir /tmp/refusal-state --http-port "$PROBE_PORT" 2>&1 >/dev/null)
+        status=$?
+        lines=$(printf '%s\n' "$refusal" | grep -c .)
+        case $refusal in
+        *"built for Xen "*"runs Xen $XEN_RELEASE"*"--backend xl"*)
+            if [ "$status" = 1 ] && [ "$lines" = 1 ]; then
+                pass "the dom0 build refuses --backend libxl on Xen $XEN_RELEASE: $refusal"
+            else
+                fail "the dom0 build's refusal: exit $status, $lines lines: $refusal"
+            fi
+            ;;
+        *) fail "the dom0 build did not refuse --backend libxl on Xen $XEN_RELEASE: exit $status: $refusal" ;;
+        esac
+        ;;
+    *) fail "auto with the dom0 build said: $choice" ;;
     esac
-    return 1
-}
-
-# The guest's heartbeat (guest-rcS.sh): beats seen on g1's console so far.
-alive_count() { tr -d '\r' <"$CONSOLE_LOGS/guest-g1.log" 2>/dev/null | grep -c "XENPLUG-GUEST alive" || true; }
-# alive_since N: more than N beats.
-alive_since() { [ "$(alive_count)" -gt "$1" ]; }
-
-dump_logs() {
-    for f in "$LOGS"/hypervisor.log "$LOGS"/track.log "$LOGS"/watch.log "$REPO"/events.log \
-        "$CONSOLE_LOGS"/guest-*.log; do
-        [ -f "$f" ] || continue
-        echo "XENPLUG-LOG ==== $f (last 40 lines)"
-        tail -n 40 "$f" | sed 's/^/XENPLUG-LOG /'
-    done
-}
-
-# --- 1. a guest, then xenplug ------------------------------------------------------------------
-echo "XENPLUG-STEP create guest g1 at $(up) s"
-if create_guest g1 && xl_has g1; then
-    uuid1=$(xl_uuid g1)
-    pass "xl create g1: uuid $uuid1, state $(xl_state g1)"
-else
-    fail "xl create g1: $(tail -n 5 "$LOGS/xl-create-g1.log" | tr '\n' ' ')"
-    echo "XENPLUG-INFO xl list: $(xl list 2>&1 | tr '\n' '|')"
-    dump_logs
-    exit "$failures"
 fi
 
-# Access control as a provider sets it up: an access file with an admin whose token the
-# console uses, and a control key the tracker signs relayed calls with and the hypervisor checks.
-mkdir -p /etc/xenplug
-xenplug access new-key /etc/xenplug/control.key 2>/dev/null
-XENPLUG_TOKEN=$(xenplug access new root admin --file /etc/xenplug/access 2>/dev/null)
-export XENPLUG_TOKEN
-XENPLUG_LOG=debug xenplug advertise hypervisor --backend libxl --iface lo \
-    --state-dir /var/lib/xenplug --http-port "$HV_PORT" \
-    --control-key /etc/xenplug/control.key 2>"$LOGS/hypervisor.log" &
-XENPLUG_LOG=debug xenplug track --net mgmt=lo:provider --repo "$REPO" --api 127.0.0.1:8700 \
-    --access /etc/xenplug/access --control-key /etc/xenplug/control.key 2>"$LOGS/track.log" &
-if wait_for 20 has_description; then
-    pass "hypervisor advertiser serves $HV/description.xml (configId $(config_id))"
-else
-    fail "hypervisor advertiser (libxl backend): no description; its log: $(tail -n 5 "$LOGS/hypervisor.log" | tr '\n' ' ')"
-    echo "XENPLUG-FAIL the checks through xenplug were not run: the hypervisor advertiser is not up"
-    failures=$((failures + 1))
-    dump_logs
-    exit "$failures"
-fi
-if wait_for 20 timeout 2 wget -q -O /dev/null --header "Authorization: Bearer $XENPLUG_TOKEN" \
-    "$API/api/tree"; then
-    xenplug console watch --since 0 --tracker "$API" >"$LOGS/watch.log" 2>&1 &
-fi
-
-# --- 2. the Hypervisor device lists the guest with its real UUID and state ---------------------
-echo "XENPLUG-STEP listing at $(up) s"
-ids=$(soap /control/hypervisor Hypervisor GetVirtualMachineIds)
-case $ids in
-*"$uuid1"*) pass "SOAP GetVirtualMachineIds lists g1's real UUID $uuid1" ;;
-*) fail "SOAP GetVirtualMachineIds does not list $uuid1: $ids" ;;
+# --- 2. the default build: xl on every release --------------------------------------------
+choice=$(auto_choice "$DEFAULT_BIN" default)
+case $choice in
+*"--backend auto: xl"*) pass "auto with the default build picks xl on Xen $XEN_RELEASE: $choice" ;;
+*) fail "auto with the default build said: $choice" ;;
 esac
-case $(description) in
-*"<xenplug:vmUuid>$uuid1</xenplug:vmUuid>"*) pass "description has a Domain device with vmUuid $uuid1 (UDN $(domain_udn "$uuid1"))" ;;
-*) fail "description has no Domain device with vmUuid $uuid1" ;;
-esac
-state1=$(soap_state "$uuid1")
-xl1=$(xl_state g1)
-if state_matches "$xl1" "$state1"; then
-    pass "SOAP GetState of g1: $state1, xl says $xl1"
-else
-    fail "SOAP GetState of g1: '$state1', xl says '$xl1'"
-fi
-if wait_for 30 tree_has "$uuid1"; then
-    pass "tracker found g1 over SSDP: console tree lists $uuid1; repository: $(grep -E '^(hypervisor|run_state)=' "$REPO/virtual/$uuid1" 2>/dev/null | tr '\n' ' ')"
-else
-    fail "console tree does not list $uuid1 after 30 s"
-fi
-
-# --- 3. the guest's own view: xenplug advertise vm inside it -----------------------------------
-echo "XENPLUG-STEP guest identity at $(up) s"
-guest_log=$CONSOLE_LOGS/guest-g1.log
-if wait_for 90 grep -q "XENPLUG-GUEST ready" "$guest_log"; then
-    grep "XENPLUG-GUEST" "$guest_log" | tr -d '\r' | sed 's/^/XENPLUG-INFO g1 console: /'
-    sysfs=$(tr -d '\r' <"$guest_log" | sed -n 's/.*XENPLUG-GUEST sysfs-uuid=\([^ ]*\).*/\1/p' | tail -n 1)
-    udn=$(tr -d '\r' <"$guest_log" | sed -n 's/.*XENPLUG-GUEST xenplug-udn=\([^ ]*\).*/\1/p' | tail -n 1)
-    vm=$(tr -d '\r' <"$guest_log" | sed -n 's/.*xenplug-vmuuid=\([^ ]*\).*/\1/p' | tail -n 1)
-    if [ "$sysfs" = "$uuid1" ] && [ "$udn" = "$uuid1" ] && [ "$vm" = "$uuid1" ]; then
-        pass "inside g1: /sys/hypervisor/uuid, xenplug advertise vm's UDN and vmUuid all $uuid1"
-    else
-        fail "inside g1: sysfs '$sysfs', UDN '$udn', vmUuid '$vm'; xl says $uuid1"
-    fi
-else
-    fail "g1 printed no identity on its console within 90 s: $(tail -n 5 "$guest_log" 2>/dev/null | tr '\r\n' '  ')"
-fi
-
-# --- 4. Pause and Resume: the real domain changes, a GENA event tells the tracker ---------------
-echo "XENPLUG-STEP pause at $(up) s"
-before=$(config_id)
-if call "$uuid1" Pause && wait_for 10 xl_paused g1; then
-    pass "Pause through SOAP: xl says $(xl_state g1)"
-else
-    fail "Pause through SOAP: xl says $(xl_state g1)"
-fi
-# The tracker signed it on behalf of the console's identity; the hypervisor checked the key.
-if grep -q "(root): Pause on domain/$uuid1: done" "$LOGS/hypervisor.log"; then
-    pass "the Pause was signed for identity root and checked by the hypervisor"
-else
-    fail "the hypervisor did not log a signed Pause from root: $(grep Pause "$LOGS/hypervisor.log" | tail -n 2 | tr '\n' ' ')"
-fi
-if journal_has "kind=action subject=$uuid1 identity=root role=admin .*action=Pause .*outcome=ok"; then
-    pass "the Pause is journaled with its identity: $(journal_line "kind=action subject=$uuid1 .*action=Pause")"
-else
-    fail "no action line for the Pause in the journal"
-fi
-if wait_for 15 journal_has "kind=vm-state-changed subject=$uuid1 .*to=paused"; then
-    pass "GENA State event for Pause: journal: $(journal_line "subject=$uuid1 .*to=paused")"
-else
-    fail "no vm-state-changed to=paused for $uuid1 in the journal"
-fi
-state=$(soap_state "$uuid1")
-[ "$state" = paused ] && pass "SOAP GetState after Pause: paused" || fail "SOAP GetState after Pause: '$state'"
-after=$(config_id)
-[ -n "$before" ] && [ "$before" = "$after" ] &&
-    pass "a state change leaves CONFIGID alone ($after)" ||
-    fail "CONFIGID moved on a state change: $before -> $after"
-
-echo "XENPLUG-STEP resume at $(up) s"
-if call "$uuid1" Resume && wait_for 10 xl_not_paused g1; then
-    pass "Resume through SOAP: xl says $(xl_state g1)"
-else
-    fail "Resume through SOAP: xl says $(xl_state g1)"
-fi
-if wait_for 15 journal_has "kind=vm-state-changed subject=$uuid1 .*from=paused"; then
-    pass "GENA State event for Resume: journal: $(journal_line "subject=$uuid1 .*from=paused")"
-else
-    fail "no vm-state-changed from=paused for $uuid1 in the journal"
-fi
-
-# --- 5. Suspend: in place (the guest suspends itself, the domain stays), then to disk --------
-echo "XENPLUG-STEP in-place suspend at $(up) s"
-domid1=$(xl domid g1 2>/dev/null)
-alive=$(alive_count)
-if [ -n "$domid1" ] && xenstore-write "/local/domain/$domid1/control/shutdown" suspend &&
-    wait_for 30 xl_suspended g1; then
-    pass "g1 suspended in place (control/shutdown=suspend): xl says $(xl_state g1)"
-    if wait_for 10 soap_state_is "$uuid1" suspended; then
-        pass "SOAP GetState of g1 suspended in place: suspended"
-    else
-        fail "SOAP GetState of g1 suspended in place: '$(soap_state "$uuid1")'"
-    fi
-    if call "$uuid1" Resume && wait_for 20 xl_not_suspended g1; then
-        pass "Resume of a domain suspended in place: xl says $(xl_state g1)"
-    else
-        fail "Resume of a domain suspended in place: xl says $(xl_state g1)"
-    fi
-    if wait_for 20 alive_since "$alive"; then
-        pass "g1's console is alive after the in-place resume ($(alive_count) beats)"
-    else
-        fail "g1's console shows no heartbeat after the in-place resume ($(alive_count) beats)"
-    fi
-else
-    fail "g1 did not suspend in place: xl says $(xl_state g1)"
-fi
-
-echo "XENPLUG-STEP suspend at $(up) s"
-suspended=$(journal_count "kind=vm-state-changed subject=$uuid1 .*to=suspended")
-resumed=$(journal_count "kind=vm-state-changed subject=$uuid1 .*from=suspended")
-call "$uuid1" Suspend
-if wait_for 90 xl_gone g1; then
-    pass "Suspend through SOAP: g1 is gone from xl list; $SAVE_DIR holds $(ls "$SAVE_DIR" 2>/dev/null | tr '\n' ' ')"
-else
-    fail "Suspend through SOAP: xl still lists g1 ($(xl_state g1))"
-fi
-if wait_for 10 soap_state_is "$uuid1" suspended; then
-    pass "SOAP GetState of the saved g1: suspended"
-else
-    fail "SOAP GetState of the saved g1: '$(soap_state "$uuid1")'"
-fi
-if wait_for 15 journal_more "kind=vm-state-changed subject=$uuid1 .*to=suspended" "$suspended"; then
-    pass "GENA State event for Suspend: journal: $(journal_line "subject=$uuid1 .*to=suspended")"
-else
-    fail "no new vm-state-changed to=suspended for $uuid1 in the journal"
-fi
-if ! call "$(host_uuid)" StartVirtualMachine "VirtualMachineId=$uuid1" && grep -q "701" "$LOGS/call-StartVirtualMachine.out" &&
-    grep -q "Resume" "$LOGS/call-StartVirtualMachine.out"; then
-    pass "Start of the saved g1 is refused: $(tr '\n' ' ' <"$LOGS/call-StartVirtualMachine.out")"
-else
-    fail "Start of the saved g1 was not refused with 701 and a word about Resume"
-fi
-
-echo "XENPLUG-STEP resume from disk at $(up) s"
-alive=$(alive_count)
-call "$uuid1" Resume
-if wait_for 90 xl_not_suspended g1 && [ "$(xl_uuid g1)" = "$uuid1" ]; then
-    pass "Resume through SOAP: g1 restored with its UUID $uuid1, xl says $(xl_state g1)"
-else
-    fail "Resume through SOAP: xl says '$(xl_state g1)', uuid '$(xl_uuid g1)'"
-fi
-if wait_for 15 journal_more "kind=vm-state-changed subject=$uuid1 .*from=suspended" "$resumed"; then
-    pass "GENA State event for the restore: journal: $(journal_line "subject=$uuid1 .*from=suspended")"
-else
-    fail "no new vm-state-changed from=suspended for $uuid1 in the journal"
-fi
-if wait_for 30 alive_since "$alive"; then
-    pass "g1's console is alive after the restore ($(alive_count) beats)"
-else
-    fail "g1's console shows no heartbeat after the restore ($(alive_count) beats)"
-fi
-if [ -z "$(ls -A "$SAVE_DIR" 2>/dev/null)" ]; then
-    pass "the restore removed the image and its record from $SAVE_DIR"
-else
-    fail "$SAVE_DIR still holds $(ls -A "$SAVE_DIR" | tr '\n' ' ')"
-fi
-
-# --- 6. Shutdown: the guest powers off, its Domain device says byebye, CONFIGID moves -----------
-echo "XENPLUG-STEP shutdown at $(up) s"
-udn1=$(domain_udn "$uuid1")
-before=$(config_id)
-if call "$uuid1" Shutdown && wait_for 40 xl_gone g1; then
-    pass "Shutdown through SOAP: g1 powered off and is gone from xl list"
-else
-    fail "Shutdown through SOAP: xl still lists g1 ($(xl_state g1))"
-fi
-grep -q "shutdown requested" "$guest_log" 2>/dev/null &&
-    pass "g1's init saw the shutdown request on its console" ||
-    echo "XENPLUG-INFO g1's console shows no shutdown line"
-if wait_for 15 tracker_saw_byebye "$udn1"; then
-    pass "ssdp:byebye for g1's Domain device uuid:$udn1 reached the tracker"
-else
-    fail "the tracker saw no byebye for uuid:$udn1"
-fi
-after=$(config_id)
-[ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
-    pass "CONFIGID moved when g1 left: $before -> $after" ||
-    fail "CONFIGID did not move when g1 left: $before -> $after"
-if wait_for 15 journal_has "kind=vm-removed subject=$uuid1"; then
-    pass "journal: $(journal_line "kind=vm-removed subject=$uuid1")"
-else
-    fail "no vm-removed for $uuid1 in the journal"
-fi
-
-# --- 7. A second guest appears (ssdp:alive, CONFIGID), then Destroy ------------------------------
-echo "XENPLUG-STEP second guest at $(up) s"
-before=$(config_id)
-if create_guest g2 && xl_has g2; then
-    uuid2=$(xl_uuid g2)
-    pass "xl create g2: uuid $uuid2"
-else
-    fail "xl create g2: $(tail -n 5 "$LOGS/xl-create-g2.log" | tr '\n' ' ')"
-fi
-if [ -n "${uuid2:-}" ]; then
-    if wait_for 15 journal_has "kind=vm-added subject=$uuid2"; then
-        pass "g2 announced: journal: $(journal_line "kind=vm-added subject=$uuid2")"
-    else
-        fail "no vm-added for $uuid2 in the journal"
-    fi
-    after=$(config_id)
-    [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
-        pass "CONFIGID moved when g2 came: $before -> $after" ||
-        fail "CONFIGID did not move when g2 came: $before -> $after"
-    # xenplug lists a domain only once its name can be read, but the tracker may hear of g2
-    # first from a VirtualMachineIds event (UUID only): then its vm-added has no name and the
-    # description that follows brings a vm-renamed to=g2. Either way the real name reaches the
-    # journal, and no placeholder name ever does.
-    if journal_line "kind=vm-added subject=$uuid2" | grep -q " name=g2\( \|$\)"; then
-        pass "g2's real name reaches the journal: $(journal_line "kind=vm-added subject=$uuid2")"
-    elif wait_for 5 g2_renamed_to_g2; then
-        pass "g2's real name reaches the journal: $(journal_line "kind=vm-added subject=$uuid2") then $(journal_line "kind=vm-renamed subject=$uuid2")"
-    else
-        fail "g2's real name never reached the journal: $(journal_line "kind=vm-added subject=$uuid2") / $(journal_line "kind=vm-renamed subject=$uuid2")"
-    fi
-    placeholders=$(grep "subject=$uuid2" "$REPO/events.log" 2>/dev/null | grep "=domain-" || true)
-    if [ -n "$placeholders" ]; then
-        fail "a journal line for g2 carries a placeholder name (domain-...): $(echo "$placeholders" | tr '\n' '|')"
-    fi
-    echo "XENPLUG-INFO polls that met a domain without a name yet: $(grep -c "has no name yet" "$LOGS/hypervisor.log")"
-
-    echo "XENPLUG-STEP destroy at $(up) s"
-    udn2=$(domain_udn "$uuid2")
-    before=$(config_id)
-    if call "$uuid2" Destroy && wait_for 20 xl_gone g2; then
-        pass "Destroy through SOAP: g2 is gone from xl list"
-    else
-        fail "Destroy through SOAP: xl still lists g2 ($(xl_state g2))"
-    fi
-    if wait_for 15 tracker_saw_byebye "$udn2"; then
-        pass "ssdp:byebye for g2's Domain device uuid:$udn2 reached the tracker"
-    else
-        fail "the tracker saw no byebye for uuid:$udn2"
-    fi
-    after=$(config_id)
-    [ -n "$after" ] && [ -n "$before" ] && [ "$after" -gt "$before" ] &&
-        pass "CONFIGID moved when g2 was destroyed: $before -> $after" ||
-        fail "CONFIGID did not move when g2 was destroyed: $before -> $after"
-    if wait_for 15 journal_has "kind=vm-removed subject=$uuid2"; then
-        pass "journal: $(journal_line "kind=vm-removed subject=$uuid2")"
-    else
-        fail "no vm-removed for $uuid2 in the journal"
-    fi
-fi
-
-# --- 8. the console's live feed saw it all --------------------------------------------------------
-if grep -q "$uuid1" "$LOGS/watch.log" 2>/dev/null; then
-    pass "console watch printed $(grep -c . "$LOGS/watch.log") events"
-else
-    fail "console watch printed nothing about $uuid1"
-fi
-echo "XENPLUG-INFO xl list at the end: $(xl list 2>&1 | tr '\n' '|')"
-[ "$failures" -eq 0 ] || dump_logs
+/checks.sh xl "$DEFAULT_BIN"
+failures=$((failures + $?))
 exit "$failures"

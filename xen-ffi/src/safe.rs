@@ -132,6 +132,11 @@ pub struct PhysInfo {
     pub pv: bool,
 }
 
+/// The Xen release (`major.minor`) whose libxenlight this build links, from `pkg-config
+/// --modversion xenlight`: the only release it can drive.
+#[cfg(feature = "libxl")]
+pub const BUILT_FOR: &str = env!("XEN_FFI_BUILT_FOR");
+
 #[cfg(feature = "libxl")]
 pub use self::libxl::Context;
 

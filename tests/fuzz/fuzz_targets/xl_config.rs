@@ -1,4 +1,4 @@
-//! Fuzz target: `backend::xl::parse` and `classify` on UTF-8 text (xl domain config files).
+//! Fuzz target: `backend::xl::config::parse` and `classify` on UTF-8 text (xl domain config files).
 //!
 //! Invariants: no panic; errors say `line N: ...`; the settings read, written back as an xl
 //! config file, read again the same; a file classified as a domain has a non-blank name and
@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use xenplug::backend::xl::{classify, parse, parse_uuid, Outcome, Settings};
+use xenplug::backend::xl::config::{classify, parse, parse_uuid, Outcome, Settings};
 
 /// `"text"` with the escapes the parser undoes.
 fn quoted(text: &str) -> String {

@@ -1,10 +1,10 @@
-//! Backend helper for the libxl backend: reads xl domain config files and runs `xl create`.
+//! Backend helper for the libxl and xl backends: reads xl domain config files.
 //!
 //! libxl has no config-file parser (that is xl's), so domains that are defined but not running
 //! are found here, from the `name`, `uuid`, `memory` and `vcpus` keys of the files in the
-//! config directory, and started by running `xl create FILE`. Parsing is pure and never
-//! panics on any input; running `xl` is bounded in time and output and never goes through a
-//! shell. Nothing here calls libxl, so it builds and is tested without Xen.
+//! config directory; they are started by running `xl create FILE` ([`super::command`]).
+//! Parsing is pure and never panics on any input. Nothing here calls libxl or runs xl, so it
+//! builds and is tested without Xen.
 //!
 //! # The xl config syntax read here (xl.cfg(5))
 //!
@@ -17,26 +17,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 use uuid::Uuid;
 
-/// How often a running `xl` is looked at.
-const XL_WAIT_STEP: Duration = Duration::from_millis(20);
 /// Largest xl config file read; bigger files are skipped.
 const XL_CONFIG_MAX_FILE: u64 = 64 * 1024;
 /// Files of the config directory looked at, at most.
 const XL_CONFIG_MAX_FILES: usize = 1024;
 /// Deepest list nesting accepted in an xl config file.
 const XL_CONFIG_MAX_DEPTH: usize = 8;
-/// Bytes of `xl`'s stderr read after it failed.
-const XL_STDERR_MAX: usize = 64 * 1024;
-/// Characters of `xl`'s error line quoted in a UPnP error description.
-const XL_ERROR_MAX: usize = 256;
 
 /// What a config file says about its domain, when it names one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -352,7 +344,7 @@ impl ConfigDir {
             Err(error) => {
                 if !scan.missing_reported {
                     log::warn!(
-                        "libxl: cannot read the xl config directory {}: {error}",
+                        "cannot read the xl config directory {}: {error}",
                         self.directory.display()
                     );
                     scan.missing_reported = true;
@@ -388,13 +380,13 @@ impl ConfigDir {
                 let outcome = read_config(&path);
                 match &outcome {
                     Outcome::NoUuid(name) => log::warn!(
-                        "libxl: {} defines domain {name:?} without a uuid: it cannot be \
+                        "xl config {} defines domain {name:?} without a uuid: it cannot be \
                          identified before it runs, so it is not listed (add a uuid = \"...\" \
                          line)",
                         path.display()
                     ),
                     Outcome::Other(why) if why != "no name" => {
-                        log::info!("libxl: {} is not a domain config: {why}", path.display())
+                        log::info!("xl config {} is not a domain config: {why}", path.display())
                     }
                     _ => {}
                 }
@@ -417,7 +409,7 @@ impl ConfigDir {
             if let Some(first) = found.iter().find(|d| d.uuid == domain.uuid) {
                 if scan.duplicates.insert((path.clone(), modified)) {
                     log::warn!(
-                        "libxl: {} uses uuid {} already used by {}; ignored",
+                        "xl config {} uses uuid {} already used by {}; ignored",
                         path.display(),
                         domain.uuid,
                         first.path.display()
@@ -431,92 +423,9 @@ impl ConfigDir {
     }
 }
 
-/// An empty in-memory file, to catch a child's stderr without a pipe: a pipe could be held
-/// open by the monitor process `xl create` leaves behind, and reading it to the end would
-/// never finish.
-fn capture_file() -> io::Result<File> {
-    // SAFETY: a valid NUL-terminated name and flags; the result is checked.
-    let fd = unsafe { libc::memfd_create(c"xl-stderr".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-}
-
-/// The line of xl's stderr that says what went wrong: the first non-empty one that is not
-/// xl's "Parsing config from FILE" preamble, cut to `XL_ERROR_MAX` characters.
-pub fn error_line(stderr: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with("Parsing config from"))
-        .map(|line| line.chars().take(XL_ERROR_MAX).collect())
-}
-
-/// Runs `xl ARGS` (no shell, stdin and stdout to /dev/null, its own process group) for at
-/// most `timeout`; on failure the error names the command and quotes xl's error line.
-pub fn run_xl(xl: &Path, args: &[&std::ffi::OsStr], timeout: Duration) -> Result<(), String> {
-    let shown = {
-        let words: Vec<String> = args
-            .iter()
-            .map(|arg| arg.to_string_lossy().into_owned())
-            .collect();
-        format!("{} {}", xl.display(), words.join(" "))
-    };
-    let stderr = capture_file().map_err(|e| format!("{shown}: cannot capture stderr: {e}"))?;
-    let child_stderr = stderr
-        .try_clone()
-        .map_err(|e| format!("{shown}: cannot capture stderr: {e}"))?;
-    let mut child = Command::new(xl)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(child_stderr)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                if let Ok(group) = i32::try_from(child.id()) {
-                    // SAFETY: signals the process group this child leads; no memory involved.
-                    unsafe { libc::kill(-group, libc::SIGKILL) };
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{shown}: timed out after {} s (killed)",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(XL_WAIT_STEP),
-            Err(error) => return Err(format!("{shown}: cannot wait: {error}")),
-        }
-    };
-    if status.success() {
-        return Ok(());
-    }
-    // The child wrote through its own descriptor: read from the start.
-    let mut captured = Vec::new();
-    let mut reader = stderr;
-    if io::Seek::seek(&mut reader, io::SeekFrom::Start(0)).is_ok() {
-        let _ = reader.take(XL_STDERR_MAX as u64).read_to_end(&mut captured);
-    }
-    let why = error_line(&captured).unwrap_or_else(|| match status.code() {
-        Some(code) => format!("exit status {code}"),
-        None => "killed by a signal".to_string(),
-    });
-    Err(format!("{shown}: {why}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsStr;
-    use std::os::unix::fs::PermissionsExt;
 
     const WEB: &str =
         "# a PV guest\nname = \"web\"\nuuid = \"0b5e1c2a-1111-4a6b-8c9d-00000000a001\"\n\
@@ -651,59 +560,6 @@ mod tests {
         assert_eq!(configs.domains()[0].name, "web");
         let missing = ConfigDir::new(&dir.join("absent"));
         assert!(missing.domains().is_empty());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_error_line_skips_the_preamble() {
-        let stderr = b"Parsing config from /etc/xen/web.cfg\n\nlibxl: error: domain exists\nmore\n";
-        assert_eq!(
-            error_line(stderr).as_deref(),
-            Some("libxl: error: domain exists")
-        );
-        assert_eq!(error_line(b"Parsing config from x\n"), None);
-        assert_eq!(
-            error_line(&[b'x'; 1000]).map(|l| l.len()),
-            Some(XL_ERROR_MAX)
-        );
-    }
-
-    #[test]
-    fn xl_runs_and_its_failures_read_well() {
-        let dir = temp_dir("run");
-        let xl = dir.join("xl");
-        fs::write(
-            &xl,
-            "#!/bin/sh\nif [ \"$2\" = ok ]; then exit 0; fi\n\
-             if [ \"$2\" = slow ]; then sleep 30; fi\n\
-             echo \"Parsing config from $2\" >&2\necho \"cannot create $2\" >&2\nexit 3\n",
-        )
-        .unwrap();
-        fs::set_permissions(&xl, fs::Permissions::from_mode(0o755)).unwrap();
-        let create = OsStr::new("create");
-        assert_eq!(
-            run_xl(&xl, &[create, OsStr::new("ok")], Duration::from_secs(20)),
-            Ok(())
-        );
-        let error = run_xl(
-            &xl,
-            &[create, OsStr::new("web.cfg")],
-            Duration::from_secs(20),
-        )
-        .unwrap_err();
-        assert_eq!(
-            error,
-            format!("{} create web.cfg: cannot create web.cfg", xl.display())
-        );
-        let error = run_xl(
-            &xl,
-            &[create, OsStr::new("slow")],
-            Duration::from_millis(300),
-        )
-        .unwrap_err();
-        assert!(error.ends_with("timed out after 0 s (killed)"), "{error}");
-        let error = run_xl(&dir.join("absent"), &[create], Duration::from_secs(1)).unwrap_err();
-        assert!(error.contains("cannot start"), "{error}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -21,8 +21,9 @@ the same bridge. It prints one table row per scenario:
 - new VM: from writing a new domain file into a random hypervisor's sim directory to its
   `vm-added` line in events.log (read every 2 ms), p50 and p99 over --trials trials, one
   every 0.5 s, while the fleet runs;
-- hv idle: CPU seconds a minute of one hypervisor while nothing changes (its process's
-  utime + stime over 10 s).
+- hv cpu: CPU seconds a minute of the busiest hypervisor while no domain changes but the
+  tracker starts, describes and subscribes to it (its process's utime + stime from its
+  start-up to the tracker's steady state); the idle figure is tests/benches/peers.sh's.
 
 Run as root, through tests/benches/fleet.sh (which builds the release artifact), or directly:
   tests/benches/fleet.py --bin PATH [--scenario 100x100] [--scenario 1x1000] [--trials 30]
@@ -409,7 +410,7 @@ def main():
     print(f"xenplug fleet benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
           f"binary {args.bin}", flush=True)
     header = ("scenario", "VMs", "converge", "rcvbuf", "empty", "steady", "B/VM", "peak",
-              "pk/st", "tree", "vm", "new p50", "new p99", "hv idle")
+              "pk/st", "tree", "vm", "new p50", "new p99", "hv cpu")
     units = ("", "", "s", "drops", "KiB", "KiB", "", "KiB", "", "ms", "ms", "ms", "ms", "s/min")
     form = "{:<11} {:>6} {:>8} {:>6} {:>7} {:>7} {:>6} {:>7} {:>5} {:>6} {:>5} {:>7} {:>7} {:>7}"
     print(form.format(*header))

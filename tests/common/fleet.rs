@@ -99,17 +99,7 @@ impl Fleet {
             (1..=250).contains(&hosts),
             "a fleet has 1..=250 hypervisors"
         );
-        let bridge = Netns::bare(&format!("{tag}-br"));
-        bridge.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        bridge.ip(&["link", "set", "br0", "up"]);
+        let bridge = Netns::bridge(&format!("{tag}-br"));
         let tracker_ns = Netns::bare(&format!("{tag}-trk"));
         attach(&bridge, &tracker_ns, "ptrk", FLEET_TRACKER_ADDR, false);
         let mut namespaces = Vec::new();

@@ -44,17 +44,7 @@ impl Lan {
     pub fn with_prefix(tag: &str, count: usize, subnet: u8, prefix: u8) -> Lan {
         assert!((1..=9).contains(&count), "a LAN has 1..=9 hosts");
         assert!((16..=24).contains(&prefix), "a LAN's prefix is 16..=24");
-        let bridge = Netns::bare(&format!("{tag}-br"));
-        bridge.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        bridge.ip(&["link", "set", "br0", "up"]);
+        let bridge = Netns::bridge(&format!("{tag}-br"));
         let mut hosts = Vec::new();
         for i in 1..=count {
             let ns = Netns::bare(&format!("{tag}-h{i}"));

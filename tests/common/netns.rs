@@ -103,6 +103,23 @@ impl Netns {
         ns
     }
 
+    /// A new namespace holding one bridge `br0`, up, that floods multicast to every port (no
+    /// snooping: SSDP reaches every host without IGMP joins being seen).
+    pub fn bridge(tag: &str) -> Netns {
+        let bridge = Netns::bare(tag);
+        bridge.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        bridge.ip(&["link", "set", "br0", "up"]);
+        bridge
+    }
+
     /// A new namespace with `lo` up but no multicast route (the caller adds its own).
     pub fn bare(tag: &str) -> Netns {
         sweep_stale_namespaces();

@@ -850,6 +850,25 @@ fn etcd_outages_lose_and_duplicate_nothing() {
     );
     assert_eq!(api.status, 200, "the read API answers without etcd");
 
+    // The outage lasts until each tracker has noticed it: a request in flight when etcd
+    // comes back simply succeeds, and then there is nothing to tell.
+    let noticed = poll_until(SLOW, || {
+        (0..2)
+            .all(|site| {
+                world
+                    .tracker(site)
+                    .log()
+                    .lines()
+                    .any(|l| l.contains(" warn: etcd: ") || l.contains(" error: etcd: "))
+            })
+            .then_some(())
+    });
+    assert!(
+        noticed.is_some(),
+        "a tracker never told of etcd's outage\n{}",
+        world.report()
+    );
+
     // etcd back: each tracker catches it up from its files and journal.
     for index in 0..3 {
         world.etcd.start_member(index);

@@ -12,7 +12,7 @@ use super::binary::{Options, Xenplug};
 use super::constants::WAIT;
 use super::http::curl;
 use super::json::Json;
-use super::netns::Netns;
+use super::netns::{Netns, Plug};
 use super::procs::{poll_until, TempDir};
 use super::sim::{Domain, SimDir};
 use super::tracker::Tracker;
@@ -57,37 +57,17 @@ pub struct Fleet {
     pub domains: usize,
 }
 
-/// Gives `ns` a leg `eth0` with `address`/16 on the bridge of `bridge` through its port `port`
+/// Gives `ns` a leg `eth0` with `address`/16 on the fleet's bridge through its port `port`
 /// (isolated from the other isolated ports when `isolated`), multicast routed to it.
 fn attach(bridge: &Netns, ns: &Netns, port: &str, address: Ipv4Addr, isolated: bool) {
-    bridge.ip(&[
-        "link",
-        "add",
+    bridge.plug(Plug {
+        ns,
         port,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        ns.name(),
-    ]);
-    bridge.ip(&["link", "set", port, "master", "br0"]);
-    if isolated {
-        bridge.ip(&[
-            "link",
-            "set",
-            port,
-            "type",
-            "bridge_slave",
-            "isolated",
-            "on",
-        ]);
-    }
-    bridge.ip(&["link", "set", port, "up"]);
-    ns.ip(&["addr", "add", &format!("{address}/16"), "dev", "eth0"]);
-    ns.ip(&["link", "set", "eth0", "multicast", "on"]);
-    ns.ip(&["link", "set", "eth0", "up"]);
+        iface: "eth0",
+        address,
+        prefix: 16,
+        isolated,
+    });
     ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"]);
 }
 

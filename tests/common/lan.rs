@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use super::constants::WAIT;
-use super::netns::Netns;
+use super::netns::{Netns, Plug};
 use super::procs::{poll_until, unique};
 
 /// One host of a [`Lan`]: its namespace, interface name inside it, and address.
@@ -49,24 +49,15 @@ impl Lan {
         for i in 1..=count {
             let ns = Netns::bare(&format!("{tag}-h{i}"));
             let port = format!("port{i}");
-            bridge.ip(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns.name(),
-            ]);
-            bridge.ip(&["link", "set", &port, "master", "br0"]);
-            bridge.ip(&["link", "set", &port, "up"]);
             let addr = Ipv4Addr::new(10, 99, subnet, 10 + u8::try_from(i).expect("small"));
-            ns.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", "eth0"]);
-            ns.ip(&["link", "set", "eth0", "multicast", "on"]);
-            ns.ip(&["link", "set", "eth0", "up"]);
+            bridge.plug(Plug {
+                ns: &ns,
+                port: &port,
+                iface: "eth0",
+                address: addr,
+                prefix,
+                isolated: false,
+            });
             ns.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"]);
             hosts.push(Host {
                 ns,
@@ -100,29 +91,14 @@ impl Lan {
     /// route added).
     pub fn attach(&self, ns: &Netns, iface: &str, addr: Ipv4Addr) {
         let port = format!("leg{}", unique());
-        self.bridge.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
+        self.bridge.plug(Plug {
+            ns,
+            port: &port,
             iface,
-            "netns",
-            ns.name(),
-        ]);
-        self.bridge.ip(&["link", "set", &port, "master", "br0"]);
-        self.bridge.ip(&["link", "set", &port, "up"]);
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("{addr}/{}", self.prefix),
-            "dev",
-            iface,
-        ]);
-        ns.ip(&["link", "set", iface, "multicast", "on"]);
-        ns.ip(&["link", "set", iface, "up"]);
+            address: addr,
+            prefix: self.prefix,
+            isolated: false,
+        });
         let up = poll_until(WAIT, || {
             ns.ok("ip", &["-o", "link", "show", iface])
                 .contains("LOWER_UP")

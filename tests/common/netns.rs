@@ -2,6 +2,7 @@
 //! with everything in it, on drop.
 
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -87,6 +88,17 @@ fn host_ok(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// One leg for [`Netns::plug`]: the namespace, the bridge's port, the leg's name there, its
+/// address and prefix length, and whether its port is isolated.
+pub struct Plug<'a> {
+    pub ns: &'a Netns,
+    pub port: &'a str,
+    pub iface: &'a str,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub isolated: bool,
+}
+
 /// A network namespace of its own: `lo` up (with multicast and a multicast route), IPv6 off,
 /// deleted with everything in it on drop.
 pub struct Netns {
@@ -118,6 +130,48 @@ impl Netns {
         ]);
         bridge.ip(&["link", "set", "br0", "up"]);
         bridge
+    }
+
+    /// Gives `ns` a leg `iface` with `address`/`prefix` on this namespace's bridge `br0`
+    /// ([`Netns::bridge`]) through its port `port` (isolated from the other isolated ports
+    /// when `isolated`), multicast on; no multicast route (callers add one where they want it).
+    pub fn plug(&self, plug: Plug<'_>) {
+        let Plug {
+            ns,
+            port,
+            iface,
+            address,
+            prefix,
+            isolated,
+        } = plug;
+        self.ip(&[
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            iface,
+            "netns",
+            ns.name(),
+        ]);
+        self.ip(&["link", "set", port, "master", "br0"]);
+        if isolated {
+            self.ip(&[
+                "link",
+                "set",
+                port,
+                "type",
+                "bridge_slave",
+                "isolated",
+                "on",
+            ]);
+        }
+        self.ip(&["link", "set", port, "up"]);
+        ns.ip(&["addr", "add", &format!("{address}/{prefix}"), "dev", iface]);
+        ns.ip(&["link", "set", iface, "multicast", "on"]);
+        ns.ip(&["link", "set", iface, "up"]);
     }
 
     /// A new namespace with `lo` up but no multicast route (the caller adds its own).

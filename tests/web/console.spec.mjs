@@ -131,6 +131,8 @@ async function run(page) {
   console.log('ADD-VM');
   const late = page.locator(`[data-vm="${plan.late}"]`);
   await late.waitFor({ state: 'visible', timeout: LATE_WAIT });
+  // A VM heard of by GENA first is listed at once and named when its description arrives.
+  await late.locator('.name', { hasText: plan.lateName }).first().waitFor({ timeout: LATE_WAIT });
   const lateName = await late.locator('.name').first().textContent();
   check(lateName.includes(plan.lateName), `the late VM name, as text: ${JSON.stringify(lateName)}`);
   check((await late.locator('img').count()) === 0, 'no element made from a VM name');

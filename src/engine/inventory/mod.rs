@@ -124,6 +124,7 @@ mod restart;
 mod writes;
 
 use claim::same_type;
+use writes::Written;
 
 // Journal detail keys: the engine's part of the journal format.
 const DETAIL_FROM: &str = "from";
@@ -227,7 +228,7 @@ struct Listing {
 struct Host {
     record: HardwareRecord,
     /// What was last put (or restored); `None` before the first put.
-    written: Option<HardwareRecord>,
+    written: Option<Written>,
     /// The root device it is described from now; `None` while only restored.
     claim: Option<Key>,
     /// Whether it was described since the start (false: restored, not seen yet).
@@ -239,7 +240,7 @@ struct Host {
 struct Machine {
     record: VirtualRecord,
     /// What was last put (or restored); `None` before the first put.
-    written: Option<VirtualRecord>,
+    written: Option<Written>,
     /// The root device of its own advertisement, while it advertises.
     claim: Option<Key>,
     /// friendlyName of its own advertisement.

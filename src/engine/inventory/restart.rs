@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::consts::INVENTORY_RESTORE_GRACE;
 use crate::repo::record::{HardwareRecord, VirtualRecord};
 
-use super::{Host, Inventory, Listing, Machine, Output, RestoreClock};
+use super::{Host, Inventory, Listing, Machine, Output, RestoreClock, Written};
 
 impl Inventory {
     /// Rebuilds the state from the repository at start, before anything is heard; emits
@@ -21,7 +21,7 @@ impl Inventory {
         virtual_machines: impl IntoIterator<Item = VirtualRecord>,
     ) {
         let mut restored = false;
-        for record in hardware {
+        for mut record in hardware {
             restored = true;
             let host = record.host_uuid;
             if let Some(old) = self.hosts.remove(&host) {
@@ -32,7 +32,7 @@ impl Inventory {
             self.hosts.insert(
                 host,
                 Host {
-                    written: Some(record.clone()),
+                    written: Some(Written::of(&mut record)),
                     record,
                     claim: None,
                     seen: false,
@@ -44,7 +44,7 @@ impl Inventory {
             restored = true;
             let vm = record.vm_uuid;
             let recorded_host = record.hypervisor;
-            let written = Some(record.clone());
+            let written = Some(Written::of(&mut record));
             if let Some(host) = recorded_host {
                 match self.hosts.get_mut(&host) {
                     Some(host) => {

@@ -145,10 +145,11 @@
 //! owner at the time, which may change from an embedded UDN to the root's.
 
 use super::fetches::{self, Fetches, Job, Outcome, Purpose, Undescribed};
-use super::{later, shrink, ssdp_repeat_delay};
+use super::{later, shrink, ssdp_repeat_delay, Interner};
 use crate::subnet::Subnet;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::consts::{
@@ -301,13 +302,13 @@ pub enum Change {
     },
 }
 
-/// One device (root or embedded) as last heard.
+/// One device (root or embedded) as last heard; its UDN is its key in the table. Text that
+/// the devices of a tree repeat (their LOCATION, their device type) is shared, not copied:
+/// at fleet size these entries are a third of what the tracker holds per VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
-    /// UDN, `uuid:...`.
-    pub udn: String,
     /// LOCATION of its root description.
-    pub location: String,
+    pub location: Arc<str>,
     /// Address it advertises from (equal to LOCATION's host).
     pub source: Ipv4Addr,
     /// BOOTID.UPNP.ORG last heard from it (or announced by ssdp:update).
@@ -317,12 +318,9 @@ pub struct Seen {
     /// When it is forgotten unless heard again.
     pub expires: Instant,
     /// Its own device type, from an NT / ST `urn:<domain>:device:<type>:<v>` under its UDN.
-    pub device_type: Option<String>,
+    pub device_type: Option<Arc<str>>,
     /// Whether it advertised `upnp:rootdevice`.
     pub root: bool,
-    /// Device type of the root of its tree (its own when it is the root), when the root and
-    /// its type have been heard at its LOCATION. A hint: the description is authoritative.
-    pub root_device_type: Option<String>,
     /// Whether the latest successful fetch of its LOCATION listed it.
     pub described: bool,
     /// Whether it said ssdp:byebye and is being verified (see the module documentation).
@@ -384,8 +382,11 @@ struct Table {
     max_devices: usize,
     /// UDN -> device.
     devices: HashMap<String, Seen>,
-    /// LOCATION -> the devices described there (see the module documentation).
-    groups: HashMap<String, Group>,
+    /// LOCATION -> the devices described there (see the module documentation); the key is
+    /// the copy of the LOCATION its devices share.
+    groups: HashMap<Arc<str>, Group>,
+    /// The device types its entries share.
+    types: Interner,
     /// Search sends waiting for their time.
     searches: Vec<PendingSearch>,
     /// Search responses are accepted until then.
@@ -470,8 +471,9 @@ struct Group {
     boot_id: Option<u32>,
     /// CONFIGID last heard at this LOCATION.
     config_id: Option<u32>,
-    /// Device type of the root, when known.
-    root_device_type: Option<String>,
+    /// Device type of the root of its tree, when the root and its type have been heard here.
+    /// A hint: the description is authoritative.
+    root_device_type: Option<Arc<str>>,
     /// The byebye being verified, if any.
     verification: Option<Verification>,
     /// Verifications in a row that found the device alive.
@@ -549,6 +551,7 @@ impl Discovery {
                 max_devices: config.max_devices,
                 devices: HashMap::new(),
                 groups: HashMap::new(),
+                types: Interner::default(),
                 searches: Vec::new(),
                 responses_until: None,
                 sources: HashMap::new(),
@@ -837,9 +840,9 @@ impl Discovery {
             }
             let mut expired: Vec<String> = table
                 .devices
-                .values()
-                .filter(|seen| seen.expires <= now)
-                .map(|seen| seen.udn.clone())
+                .iter()
+                .filter(|(_, seen)| seen.expires <= now)
+                .map(|(udn, _)| udn.clone())
                 .collect();
             // Deterministic order of the changes.
             expired.sort();
@@ -861,7 +864,7 @@ impl Discovery {
                 .tables
                 .iter()
                 .find(|table| table.network.id == job.network)
-                .and_then(|table| table.groups.get(&job.location));
+                .and_then(|table| table.groups.get(job.location.as_str()));
             let Some(group) = group else {
                 // Cancelled with its group already: cannot happen; end it at once.
                 log::debug!(
@@ -917,13 +920,25 @@ impl Discovery {
         std::mem::take(&mut self.changes)
     }
 
-    /// The devices known on `network` (none for an unknown network), in no particular order.
-    pub fn devices(&self, network: u32) -> impl Iterator<Item = &Seen> + '_ {
+    /// The devices known on `network` (none for an unknown network) with their UDNs, in no
+    /// particular order.
+    pub fn devices(&self, network: u32) -> impl Iterator<Item = (&str, &Seen)> + '_ {
         self.tables
             .iter()
             .filter(move |table| table.network.id == network)
             .take(1)
-            .flat_map(|table| table.devices.values())
+            .flat_map(|table| table.devices.iter())
+            .map(|(udn, seen)| (udn.as_str(), seen))
+    }
+
+    /// Device type of the root of `seen`'s tree on `network`, when the root and its type have
+    /// been heard at its LOCATION. A hint: the description is authoritative.
+    pub fn root_device_type(&self, network: u32, seen: &Seen) -> Option<&str> {
+        self.table(network)?
+            .groups
+            .get(&seen.location)?
+            .root_device_type
+            .as_deref()
     }
 
     /// One device known on `network`.
@@ -1022,17 +1037,20 @@ impl Table {
         if known_source != Some(heard.source) && !self.admit(heard, config, changes) {
             return;
         }
+        // The copy of the LOCATION its group holds, if there is one already.
+        let location = match self.groups.get_key_value(heard.location) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::from(heard.location),
+        };
         if is_new {
             let seen = Seen {
-                udn: heard.udn.to_owned(),
-                location: heard.location.to_owned(),
+                location: location.clone(),
                 source: heard.source,
                 boot_id: None,
                 config_id: None,
                 expires,
                 device_type: None,
                 root: false,
-                root_device_type: None,
                 described: false,
                 leaving: false,
             };
@@ -1046,8 +1064,8 @@ impl Table {
         let Some(seen) = self.devices.get_mut(heard.udn) else {
             return;
         };
-        let moved_from = (!is_new && seen.location != heard.location)
-            .then(|| std::mem::replace(&mut seen.location, heard.location.to_owned()));
+        let moved_from = (!is_new && *seen.location != *heard.location)
+            .then(|| std::mem::replace(&mut seen.location, location.clone()));
         if moved_from.is_some() {
             seen.described = false;
             seen.leaving = false;
@@ -1059,7 +1077,7 @@ impl Table {
         seen.root |= is_root;
         if let Some(device_type) = device_type {
             if seen.device_type.as_deref() != Some(device_type) {
-                seen.device_type = Some(device_type.to_owned());
+                seen.device_type = Some(self.types.share(device_type));
             }
         }
         let root = seen.root;
@@ -1089,13 +1107,13 @@ impl Table {
                     }
                     Some(old_location) => Some(
                         self.groups
-                            .get(old_location.as_str())
+                            .get(old_location)
                             .and_then(|old| difference(old, heard.boot_id, heard.config_id))
                             .unwrap_or(RefetchReason::Moved),
                     ),
                 };
                 let group = Group::new(heard.udn, root, heard.boot_id, heard.config_id);
-                self.groups.insert(heard.location.to_owned(), group);
+                self.groups.insert(location, group);
                 reason
             }
         };
@@ -1167,9 +1185,9 @@ impl Table {
         let batch = ((count - (held + 1)) / 2).clamp(1, DISCOVERY_EVICT_BATCH);
         let mut candidates: Vec<(bool, bool, Instant, &str)> = self
             .devices
-            .values()
-            .filter(|seen| seen.source == victim)
-            .map(|seen| (seen.described, seen.root, seen.expires, seen.udn.as_str()))
+            .iter()
+            .filter(|(_, seen)| seen.source == victim)
+            .map(|(udn, seen)| (seen.described, seen.root, seen.expires, udn.as_str()))
             .collect();
         candidates.sort_unstable();
         let evicted: Vec<String> = candidates
@@ -1342,13 +1360,13 @@ impl Table {
                 let listed: HashSet<String> =
                     udns.iter().map(|udn| udn.to_ascii_lowercase()).collect();
                 let mut gone = Vec::new();
-                for seen in self.devices.values_mut() {
-                    if seen.location != location {
+                for (udn, seen) in &mut self.devices {
+                    if *seen.location != *location {
                         continue;
                     }
-                    seen.described = listed.contains(&seen.udn.to_ascii_lowercase());
+                    seen.described = listed.contains(&udn.to_ascii_lowercase());
                     if seen.leaving && !seen.described {
-                        gone.push(seen.udn.clone());
+                        gone.push(udn.clone());
                     }
                 }
                 gone
@@ -1440,9 +1458,9 @@ impl Table {
     /// The UDNs of the leaving entries at `location`.
     fn leaving_at(&self, location: &str) -> Vec<String> {
         self.devices
-            .values()
-            .filter(|seen| seen.leaving && seen.location == location)
-            .map(|seen| seen.udn.clone())
+            .iter()
+            .filter(|(_, seen)| seen.leaving && *seen.location == *location)
+            .map(|(udn, _)| udn.clone())
             .collect()
     }
 
@@ -1459,7 +1477,7 @@ impl Table {
             log::trace!("discovery: update for unknown {udn} on network {network} ignored");
             return;
         };
-        if seen.location != location {
+        if *seen.location != *location {
             log::debug!(
                 "discovery: update for {udn} on network {network} names another LOCATION; dropped"
             );
@@ -1495,7 +1513,7 @@ impl Table {
 
     /// Removes one entry: `Gone`, and its group loses a member.
     fn remove(&mut self, udn: &str, reason: GoneReason, changes: &mut Vec<Change>) {
-        let Some(seen) = self.devices.remove(udn) else {
+        let Some((udn, seen)) = self.devices.remove_entry(udn) else {
             return;
         };
         self.release(seen.source);
@@ -1506,7 +1524,7 @@ impl Table {
         shrink(&mut self.devices);
         changes.push(Change::Gone {
             network: self.network.id,
-            udn: seen.udn,
+            udn,
             reason,
         });
     }
@@ -1521,13 +1539,13 @@ impl Table {
         let owner_left = self
             .devices
             .get(group.owner.as_str())
-            .is_none_or(|seen| seen.location != location);
+            .is_none_or(|seen| *seen.location != *location);
         let heir = if owner_left && group.members > 0 {
             self.devices
-                .values()
-                .filter(|seen| seen.location == location)
+                .iter()
+                .filter(|(_, seen)| *seen.location == *location)
                 // A root first, then the smallest UDN: the same heir whatever the map order.
-                .min_by(|a, b| b.root.cmp(&a.root).then_with(|| a.udn.cmp(&b.udn)))
+                .min_by(|(a_udn, a), (b_udn, b)| b.root.cmp(&a.root).then_with(|| a_udn.cmp(b_udn)))
         } else {
             None
         };
@@ -1543,14 +1561,14 @@ impl Table {
             });
             return;
         }
-        if let Some(heir) = heir {
-            group.owner = heir.udn.clone();
+        if let Some((udn, heir)) = heir {
+            group.owner = udn.clone();
             group.owner_is_root = heir.root;
         }
     }
 
-    /// After `udn` was heard at `location`: a root takes the group over, and the root's device
-    /// type reaches every entry of the group.
+    /// After `udn` was heard at `location`: a root takes the group over, and the group learns
+    /// the root's device type.
     fn settle(&mut self, location: &str, udn: &str) {
         let Table {
             devices, groups, ..
@@ -1566,13 +1584,6 @@ impl Table {
             group.owner_is_root && group.owner == udn && seen.device_type.is_some();
         if root_type_known && group.root_device_type != seen.device_type {
             group.root_device_type = seen.device_type.clone();
-            for member in devices.values_mut() {
-                if member.location == location {
-                    member.root_device_type = group.root_device_type.clone();
-                }
-            }
-        } else if seen.root_device_type != group.root_device_type {
-            seen.root_device_type = group.root_device_type.clone();
         }
     }
 
@@ -1976,17 +1987,15 @@ Content-Length: 0\r\n\
         for table in &discovery.tables {
             assert!(table.devices.len() <= discovery.config.max_devices);
             let mut counts: HashMap<&str, usize> = HashMap::new();
-            for (udn, seen) in &table.devices {
-                assert_eq!(udn, &seen.udn);
-                *counts.entry(seen.location.as_str()).or_default() += 1;
+            for seen in table.devices.values() {
+                *counts.entry(&*seen.location).or_default() += 1;
+                // The LOCATION is its group's copy, not one of its own.
+                let (shared, _) = table.groups.get_key_value(&seen.location).unwrap();
+                assert!(Arc::ptr_eq(shared, &seen.location));
             }
             assert_eq!(counts.len(), table.groups.len());
             for (location, group) in &table.groups {
-                assert_eq!(
-                    counts.get(location.as_str()),
-                    Some(&group.members),
-                    "{location}"
-                );
+                assert_eq!(counts.get(&**location), Some(&group.members), "{location}");
                 let owner = &table.devices[&group.owner];
                 assert_eq!(&owner.location, location);
                 assert_eq!(group.owner_is_root, owner.root);
@@ -2023,7 +2032,7 @@ Content-Length: 0\r\n\
             fetch_all(&mut discovery, now, Fetched::Listed(&listed)).len(),
             1
         );
-        assert!(discovery.devices(MGMT).all(|seen| seen.described));
+        assert!(discovery.devices(MGMT).all(|(_, seen)| seen.described));
         discovery
     }
 
@@ -2094,7 +2103,7 @@ Content-Length: 0\r\n\
         );
         assert!(discovery.take_changes().is_empty());
         let seen = discovery.device(MGMT, ROOT).unwrap();
-        assert_eq!(seen.location, LOCATION_A);
+        assert_eq!(&*seen.location, LOCATION_A);
         assert_eq!(seen.source, HOST_A);
         assert_eq!((seen.boot_id, seen.config_id), (Some(7), Some(1)));
         assert_eq!(seen.expires, now + secs(1800));
@@ -2127,7 +2136,7 @@ Content-Length: 0\r\n\
         let seen = discovery.device(MGMT, ROOT).unwrap();
         assert_eq!(seen.device_type.as_deref(), Some(URN_DEVICE_HYPERVISOR));
         assert_eq!(
-            seen.root_device_type.as_deref(),
+            discovery.root_device_type(MGMT, seen),
             Some(URN_DEVICE_HYPERVISOR)
         );
         check_invariants(&discovery);
@@ -2297,7 +2306,9 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
             discovery.take_changes(),
             vec![refetch(ROOT, moved, 9, 3, RefetchReason::Moved)]
         );
-        assert!(discovery.devices(MGMT).all(|seen| seen.location == moved));
+        assert!(discovery
+            .devices(MGMT)
+            .all(|(_, seen)| &*seen.location == moved));
         assert_eq!(discovery.tables[0].groups.len(), 1);
     }
 
@@ -2336,14 +2347,24 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
             vec![appeared(DOMAINS[0], LOCATION_A, HOST_A, 7, 1)]
         );
         assert_eq!(discovery.devices(MGMT).count(), 3);
-        for seen in discovery.devices(MGMT) {
-            assert_eq!(seen.location, LOCATION_A);
+        for (udn, seen) in discovery.devices(MGMT) {
+            assert_eq!(&*seen.location, LOCATION_A);
             assert_eq!(
-                seen.root_device_type.as_deref(),
+                discovery.root_device_type(MGMT, seen),
                 Some(URN_DEVICE_HYPERVISOR)
             );
-            assert_eq!(seen.root, seen.udn == ROOT);
+            assert_eq!(seen.root, udn == ROOT);
         }
+        // The Domains share one copy of their device type.
+        let [first, second] = [DOMAINS[0], DOMAINS[1]].map(|udn| {
+            discovery
+                .device(MGMT, udn)
+                .unwrap()
+                .device_type
+                .clone()
+                .unwrap()
+        });
+        assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(
             discovery
                 .device(MGMT, DOMAINS[1])
@@ -2370,7 +2391,7 @@ NTS: ssdp:alive\r\nUSN: uuid:0b7a1c52-3d4e-4f60-8a9b-0c1d2e3f4a5b::upnp:rootdevi
         );
         let domain = discovery.device(MGMT, DOMAINS[2]).unwrap();
         assert_eq!(
-            domain.root_device_type.as_deref(),
+            discovery.root_device_type(MGMT, domain),
             Some(URN_DEVICE_HYPERVISOR)
         );
         // An embedded device heard late with the known CONFIGID: no fetch.

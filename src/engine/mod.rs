@@ -21,8 +21,9 @@ pub mod ssdp_budget;
 pub mod subscriber;
 
 use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Maps whose capacity is at most this are not shrunk by [`shrink`].
@@ -33,6 +34,46 @@ const ENGINE_SHRINK_MIN: usize = 64;
 pub(crate) fn shrink<K: Hash + Eq, V>(map: &mut HashMap<K, V>) {
     if map.capacity() > ENGINE_SHRINK_MIN && map.len() < map.capacity() / 4 {
         map.shrink_to(map.len() * 2);
+    }
+}
+
+/// Texts an [`Interner`] holds before its first sweep.
+const ENGINE_INTERN_MIN: usize = 64;
+
+/// Text that many entries repeat (a device or service type, a root device's UDN), held once
+/// and shared: a thousand Domains of one hypervisor hold one copy of their device type, not a
+/// thousand. [`Interner::share`] hands out the copy already held, else holds a new one. Each
+/// time the set has doubled since its last sweep, the copies no entry holds any more are let
+/// go, so what a flood of distinct texts made it hold goes with their entries.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    held: HashSet<Arc<str>>,
+    /// How many it held after the last sweep.
+    swept: usize,
+}
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub(crate) fn share(&mut self, text: &str) -> Arc<str> {
+        if let Some(held) = self.held.get(text) {
+            return held.clone();
+        }
+        if self.held.len() >= 2 * self.swept.max(ENGINE_INTERN_MIN) {
+            self.held.retain(|held| Arc::strong_count(held) > 1);
+            self.swept = self.held.len();
+            if self.held.capacity() > 4 * self.held.len() {
+                self.held.shrink_to(self.held.len() * 2);
+            }
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.held.insert(shared.clone());
+        shared
+    }
+
+    /// How many texts it holds (some perhaps no longer used, until the next sweep).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.held.len()
     }
 }
 
@@ -49,4 +90,28 @@ pub(crate) fn ssdp_repeat_delay(rng: &mut fastrand::Rng) -> Duration {
     let low = u64::try_from(SSDP_REPEAT_MIN.as_millis()).unwrap_or(0);
     let high = u64::try_from(SSDP_REPEAT_MAX.as_millis()).unwrap_or(low);
     Duration::from_millis(if low < high { rng.u64(low..high) } else { low })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interner_shares_one_copy_and_lets_unused_ones_go() {
+        let mut interner = Interner::default();
+        let first = interner.share("urn:schemas-upnp-org:device:Basic:1");
+        let second = interner.share("urn:schemas-upnp-org:device:Basic:1");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(interner.len(), 1);
+        // A flood of distinct texts, each dropped at once: the set stays bounded by a sweep.
+        for n in 0..10 * ENGINE_INTERN_MIN {
+            drop(interner.share(&format!("urn:flood:{n}")));
+            assert!(interner.len() <= 2 * ENGINE_INTERN_MIN + 1);
+        }
+        // What is still held survives every sweep.
+        assert!(Arc::ptr_eq(
+            &first,
+            &interner.share("urn:schemas-upnp-org:device:Basic:1")
+        ));
+    }
 }

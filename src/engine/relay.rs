@@ -15,13 +15,14 @@ use crate::engine::access::{self, ActionAsk, ActionKind, Caller, Listener, Refus
 use crate::model::{Semantic, ServiceSpec};
 use crate::repo::VirtualRecord;
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Where an advertised service is controlled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Control {
-    /// Its serviceType.
-    pub service_type: String,
+    /// Its serviceType (shared by the controls that repeat it).
+    pub service_type: Arc<str>,
     /// The control URL's address (always the advertiser's own source address).
     pub address: SocketAddrV4,
     /// The control URL's request target.
@@ -34,8 +35,9 @@ pub struct Control {
 pub struct DomainControl {
     /// The network the description came from.
     pub network: u32,
-    /// The hypervisor's root UDN, to forget it when the hypervisor leaves.
-    pub root: String,
+    /// The hypervisor's root UDN, to forget it when the hypervisor leaves (shared by the
+    /// hypervisor's Domains).
+    pub root: Arc<str>,
     /// The hypervisor's host UUID, checked against the VM's current placement.
     pub host: Option<Uuid>,
     /// The control URL.
@@ -147,7 +149,7 @@ pub fn decide_vm_call(
                 .ok_or(no_action.clone())?;
             let control = controls
                 .own
-                .and_then(|own| own.iter().find(|c| c.service_type == call.service_type))
+                .and_then(|own| own.iter().find(|c| *c.service_type == *call.service_type))
                 .cloned();
             (ActionKind::Owner, action.semantics.clone(), control)
         };

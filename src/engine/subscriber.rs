@@ -18,9 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::shrink;
+use super::{shrink, Interner};
 use crate::consts::{GENA_DEFAULT_TIMEOUT, GENA_MAX_TIMEOUT};
 
 /// Pause before subscribing again after a SUBSCRIBE failed.
@@ -42,8 +43,8 @@ pub const TRACK_SUBSCRIBE_PER_HOST: usize = 8;
 pub struct Wanted {
     /// UDN of the device owning the service.
     pub owner: String,
-    /// Service type (serviceType).
-    pub service_type: String,
+    /// Service type (serviceType): shared by the subscriptions that repeat it.
+    pub service_type: Arc<str>,
     /// Address of the event URL (eventSubURL).
     pub event: SocketAddrV4,
     /// Request target of the event URL.
@@ -100,8 +101,8 @@ pub enum Answer {
 #[derive(Debug)]
 struct Entry {
     network: u32,
-    /// The root device's UDN (its tree).
-    root: String,
+    /// The root device's UDN (its tree), shared by the tree's subscriptions.
+    root: Arc<str>,
     wanted: Wanted,
     /// SID granted, if any.
     sid: Option<String>,
@@ -134,6 +135,8 @@ pub struct Subscriber {
     next_token: u64,
     next_attempt: u64,
     cancels: Vec<Cancel>,
+    /// The service types the entries share.
+    types: Interner,
 }
 
 impl Subscriber {
@@ -167,11 +170,13 @@ impl Subscriber {
         let mut wanted: BTreeSet<Wanted> = wanted.into_iter().collect();
         let mut dropped = Vec::new();
         let mut renewed = Vec::new();
+        let mut shared_root = None;
         for (token, entry) in self
             .table
             .iter_mut()
-            .filter(|(_, e)| e.network == network && e.root == root)
+            .filter(|(_, e)| e.network == network && *e.root == *root)
         {
+            shared_root.get_or_insert_with(|| entry.root.clone());
             if !wanted.remove(&entry.wanted) {
                 dropped.push(*token);
             } else if rebooted {
@@ -200,14 +205,16 @@ impl Subscriber {
                 }
             }
         }
-        for service in wanted {
+        let root = shared_root.unwrap_or_else(|| Arc::from(root));
+        for mut service in wanted {
+            service.service_type = self.types.share(&service.service_type);
             let token = self.next_token;
             self.next_token += 1;
             self.table.insert(
                 token,
                 Entry {
                     network,
-                    root: root.to_string(),
+                    root: root.clone(),
                     wanted: service,
                     sid: None,
                     expires: None,
@@ -234,7 +241,7 @@ impl Subscriber {
         let due = &mut self.due;
         self.table.retain(|token, entry| {
             let keep =
-                !(entry.network == network && (entry.root == udn || entry.wanted.owner == udn));
+                !(entry.network == network && (*entry.root == *udn || entry.wanted.owner == udn));
             if !keep {
                 due.remove(&(entry.renew_at, *token));
             }
@@ -430,10 +437,7 @@ impl Subscriber {
             }
             entry.renew_at = renew;
         }
-        Some((
-            entry.wanted.owner.as_str(),
-            entry.wanted.service_type.as_str(),
-        ))
+        Some((entry.wanted.owner.as_str(), &*entry.wanted.service_type))
     }
 
     /// The UNSUBSCRIBEs queued since the last call.
@@ -461,7 +465,7 @@ impl Subscriber {
     pub fn sid_of(&self, network: u32, root: &str, wanted: &Wanted) -> Option<&str> {
         self.table
             .values()
-            .find(|e| e.network == network && e.root == root && e.wanted == *wanted)
+            .find(|e| e.network == network && *e.root == *root && e.wanted == *wanted)
             .and_then(|e| e.sid.as_deref())
     }
 }
@@ -480,7 +484,7 @@ mod tests {
     fn wanted(owner: &str, service: &str, port: u16, path: &str) -> Wanted {
         Wanted {
             owner: owner.to_string(),
-            service_type: format!("urn:xenplug-org:service:{service}:1"),
+            service_type: format!("urn:xenplug-org:service:{service}:1").into(),
             event: SocketAddrV4::new(HOST, port),
             path: path.to_string(),
         }
@@ -738,6 +742,12 @@ mod tests {
             })
             .collect();
         subscriber.reconcile(now, NET, ROOT, domains, false);
+        // They share one copy of their root's UDN and one of their service type.
+        let first = subscriber.table.values().next().unwrap();
+        assert!(subscriber.table.values().all(|entry| {
+            Arc::ptr_eq(&entry.root, &first.root)
+                && Arc::ptr_eq(&entry.wanted.service_type, &first.wanted.service_type)
+        }));
         let other = Wanted {
             owner: OTHER_ROOT.to_string(),
             event: SocketAddrV4::new(Ipv4Addr::new(10, 99, 1, 20), 80),

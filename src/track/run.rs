@@ -19,6 +19,7 @@ use crate::engine::fetches;
 use crate::engine::inventory::{Inventory, NetworkInfo, Output};
 use crate::engine::relay::{self, Control, DomainControl, RelayCall, VmControls};
 use crate::engine::subscriber::{self, Subscriber, Wanted};
+use crate::engine::Interner;
 use crate::error::{Error, Result};
 use crate::net::event_loop::{spawn_http, spawn_reloads, woken_or, Wakeups};
 use crate::net::http::{Answer, Handler, Request, Response};
@@ -244,6 +245,8 @@ struct Tracker {
     wake: Sender<()>,
     /// Long polls waiting for the journal's next line.
     journal_waiters: Wakeups,
+    /// The service types and root UDNs that controls and subscriptions share.
+    texts: Interner,
 }
 
 type Shared = Rc<RefCell<Tracker>>;
@@ -332,7 +335,7 @@ impl Tracker {
             self.controls.remove(&vm);
         }
         self.domain_controls
-            .retain(|_, d| !(d.network == network && d.root == root));
+            .retain(|_, d| !(d.network == network && *d.root == *root));
         self.hypervisor_controls
             .retain(|_, h| !(h.network == network && h.root == root));
     }
@@ -518,6 +521,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         deferred: Vec::new(),
         wake: wake.clone(),
         journal_waiters: Wakeups::default(),
+        texts: Interner::default(),
     }));
     if let Some(reloads) = reloads {
         let tracker = shared.clone();
@@ -1068,7 +1072,7 @@ fn describe(
                 == label.as_deref()
         });
         if let Some(vm) = accepted {
-            let controls = controls_of(&described.root, fetch.source);
+            let controls = controls_of(&described.root, fetch.source, &mut tracker.texts);
             tracker.controls.insert(vm, controls);
             tracker
                 .vm_roots
@@ -1084,9 +1088,9 @@ fn describe(
             .map(|n| n.spec.label.clone());
         let filed = host
             .filter(|host| tracker.repo.hardware().get(host).map(|r| &r.network) == label.as_ref());
-        let control = controls_of(&described.root, fetch.source)
+        let control = controls_of(&described.root, fetch.source, &mut tracker.texts)
             .into_iter()
-            .find(|c| c.service_type == URN_SERVICE_HYPERVISOR);
+            .find(|c| &*c.service_type == URN_SERVICE_HYPERVISOR);
         if let (Some(host), Some(control)) = (filed, control) {
             tracker.hypervisor_controls.insert(
                 host,
@@ -1097,18 +1101,19 @@ fn describe(
                 },
             );
         }
+        let shared_root = tracker.texts.share(&root_udn);
         for device in described.root.walk() {
             if device.device_type == URN_DEVICE_DOMAIN {
                 let vm = crate::wire::description::vm_uuid(device);
-                let control = controls_of(device, fetch.source)
+                let control = controls_of(device, fetch.source, &mut tracker.texts)
                     .into_iter()
-                    .find(|c| c.service_type == URN_SERVICE_DOMAIN_CONTROL);
+                    .find(|c| &*c.service_type == URN_SERVICE_DOMAIN_CONTROL);
                 if let (Some(vm), Some(control)) = (vm, control) {
                     tracker.domain_controls.insert(
                         vm,
                         DomainControl {
                             network: fetch.network,
-                            root: root_udn.clone(),
+                            root: shared_root.clone(),
                             host,
                             control,
                         },
@@ -1129,7 +1134,7 @@ fn describe(
                 };
                 wanted.push(Wanted {
                     owner: device.udn.clone(),
-                    service_type: service.service_type.clone(),
+                    service_type: tracker.texts.share(&service.service_type),
                     event,
                     path: path.to_string(),
                 });
@@ -1188,14 +1193,14 @@ async fn service_actions(
 
 /// The UUID of a `uuid:...` UDN.
 /// Control URLs of every service of a device's tree that point at the advertising host.
-fn controls_of(root: &DescribedDevice, source: Ipv4Addr) -> Vec<Control> {
+fn controls_of(root: &DescribedDevice, source: Ipv4Addr, texts: &mut Interner) -> Vec<Control> {
     root.walk()
         .into_iter()
         .flat_map(|device| device.services.iter())
         .filter_map(|service| {
             let (address, path) = http_url_parts(&service.control_url, DISCOVERY_MAX_LOCATION)?;
             (*address.ip() == source).then(|| Control {
-                service_type: service.service_type.clone(),
+                service_type: texts.share(&service.service_type),
                 address,
                 path: path.to_string(),
             })

@@ -124,7 +124,8 @@ struct Entry {
 /// The tracker's GENA subscriptions, all networks and devices in one table keyed by token.
 #[derive(Debug, Default)]
 pub struct Subscriber {
-    table: BTreeMap<u64, Entry>,
+    /// Boxed, as the inventory's VMs are: a node's unused room costs more than the boxes.
+    table: BTreeMap<u64, Box<Entry>>,
     /// (renew_at, token) of every entry with nothing in flight and not held.
     due: BTreeSet<(Instant, u64)>,
     /// SUBSCRIBEs in flight per publisher address.
@@ -212,7 +213,7 @@ impl Subscriber {
             self.next_token += 1;
             self.table.insert(
                 token,
-                Entry {
+                Box::new(Entry {
                     network,
                     root: root.clone(),
                     wanted: service,
@@ -223,7 +224,7 @@ impl Subscriber {
                     held: false,
                     heard: false,
                     awaiting_initial: None,
-                },
+                }),
             );
             self.due.insert((now, token));
         }

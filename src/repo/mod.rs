@@ -50,4 +50,4 @@ pub use journal::{Event, EventDraft, EventKind};
 pub use record::{
     is_valid_name, tenant_view, ActionRecord, HardwareRecord, ServiceRecord, VirtualRecord,
 };
-pub use store::{Batch, Repository};
+pub use store::{Batch, Repository, VirtualRecords};

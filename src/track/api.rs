@@ -42,7 +42,7 @@ use crate::consts::{
 };
 use crate::engine::access::View;
 use crate::engine::inventory::UndescribedView;
-use crate::repo::{Event, EventKind, HardwareRecord, VirtualRecord};
+use crate::repo::{Event, EventKind, HardwareRecord, VirtualRecord, VirtualRecords};
 use crate::wire::json::JsonWriter;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -178,7 +178,7 @@ pub struct TreeSources<'a> {
     /// Hardware records.
     pub hardware: &'a BTreeMap<Uuid, HardwareRecord>,
     /// Virtual machine records.
-    pub vms: &'a BTreeMap<Uuid, VirtualRecord>,
+    pub vms: &'a VirtualRecords,
     /// Devices seen but not described.
     pub undescribed: &'a [UndescribedView<'a>],
     /// The journal's last sequence number.
@@ -586,10 +586,7 @@ mod tests {
         }
     }
 
-    fn maps() -> (
-        BTreeMap<Uuid, HardwareRecord>,
-        BTreeMap<Uuid, VirtualRecord>,
-    ) {
+    fn maps() -> (BTreeMap<Uuid, HardwareRecord>, VirtualRecords) {
         let hardware = [host(1)].into_iter().map(|h| (h.host_uuid, h)).collect();
         let vms = [
             vm(10, Some(1), "acme"),
@@ -597,7 +594,7 @@ mod tests {
             vm(12, None, "acme"),
         ]
         .into_iter()
-        .map(|v| (v.vm_uuid, v))
+        .map(|v| (v.vm_uuid, Box::new(v)))
         .collect();
         (hardware, vms)
     }
@@ -720,7 +717,7 @@ mod tests {
         hardware.insert(Uuid::from_u128(2), host(2));
         for n in 0..5 {
             let record = vm(0x20 + n, Some(2), if n % 2 == 0 { "acme" } else { "beta" });
-            vms.insert(record.vm_uuid, record);
+            vms.insert(record.vm_uuid, Box::new(record));
         }
         let sources = TreeSources {
             hardware: &hardware,
@@ -843,10 +840,17 @@ mod tests {
             .tenant
             .is_some());
         assert_eq!(
-            super::vm(vms.get(&Uuid::from_u128(11)), View::Tenant("acme")),
+            super::vm(
+                vms.get(&Uuid::from_u128(11)).map(Box::as_ref),
+                View::Tenant("acme")
+            ),
             None
         );
-        assert!(super::vm(vms.get(&Uuid::from_u128(10)), View::Tenant("acme")).is_some());
+        assert!(super::vm(
+            vms.get(&Uuid::from_u128(10)).map(Box::as_ref),
+            View::Tenant("acme")
+        )
+        .is_some());
     }
 
     #[test]

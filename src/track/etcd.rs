@@ -146,10 +146,8 @@ fn desired(repo: &Repository) -> BTreeMap<Entry, u64> {
 fn value_of(repo: &Repository, entry: &Entry) -> Option<Vec<u8>> {
     match entry {
         Entry::Hypervisor(host) => repo.hardware().get(host).map(super::api::hypervisor),
-        Entry::Vm(vm) => super::api::vm(repo.virtual_machines().get(vm), View::Provider),
-        Entry::Tenant(tenant, vm) => {
-            super::api::vm(repo.virtual_machines().get(vm), View::Tenant(tenant))
-        }
+        Entry::Vm(vm) => super::api::vm(repo.virtual_machine(vm), View::Provider),
+        Entry::Tenant(tenant, vm) => super::api::vm(repo.virtual_machine(vm), View::Tenant(tenant)),
     }
 }
 

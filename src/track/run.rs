@@ -493,7 +493,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
     let mut inventory = Inventory::new(infos, options.grace);
     inventory.restore(
         repo.hardware().values().cloned(),
-        repo.virtual_machines().values().cloned(),
+        repo.virtual_machines().values().map(|vm| (**vm).clone()),
     );
     log::info!(
         "repository {}: continuing after event {}",
@@ -1604,7 +1604,7 @@ impl ApiHttp {
                 since,
                 view.tenant().map(str::to_string),
             ))),
-            Route::Vm(vm) => match api::vm(tracker.repo.virtual_machines().get(&vm), view) {
+            Route::Vm(vm) => match api::vm(tracker.repo.virtual_machine(&vm), view) {
                 Some(body) => Answer::Now(json(200, body)),
                 None => not_found(),
             },
@@ -1660,7 +1660,7 @@ impl ApiHttp {
             relay::decide_vm_call(
                 caller,
                 self.listener(),
-                tracker.repo.virtual_machines().get(&target),
+                tracker.repo.virtual_machine(&target),
                 &call,
                 controls,
                 &crate::control::DOMAIN_CONTROL_SERVICE,

@@ -322,7 +322,9 @@ pub struct Inventory {
     networks: Vec<NetworkInfo>,
     devirtualize_grace: u64,
     hosts: BTreeMap<Uuid, Host>,
-    machines: BTreeMap<Uuid, Machine>,
+    /// Boxed: a BTreeMap node has room for eleven entries inline, and at a few hundred bytes
+    /// each the room a node leaves unused cost more than the boxes do.
+    machines: BTreeMap<Uuid, Box<Machine>>,
     /// Root device -> what it is the current source of.
     claims: BTreeMap<Key, Claimant>,
     /// Embedded Domain device -> (hypervisor, VM) for every hypervisor describing it (one,

@@ -135,7 +135,7 @@ impl Inventory {
             machine.record.hypervisor = Some(host);
             machine.record.name = name.clone().unwrap_or_default();
             machine.last_host = Some(host);
-            self.machines.insert(vm, machine);
+            self.machines.insert(vm, Box::new(machine));
             log::info!("inventory: VM {vm} added on hypervisor {host}");
             let mut draft = EventDraft::new(EventKind::VmAdded, vm.to_string())
                 .network(label)

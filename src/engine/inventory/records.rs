@@ -301,7 +301,7 @@ impl Inventory {
                 machine.record.name = name.clone();
                 machine.own_name = Some(name.clone());
                 machine.claim = Some(root_key.clone());
-                self.machines.insert(vm, machine);
+                self.machines.insert(vm, Box::new(machine));
                 log::info!("inventory: VM {vm} ({name:?}) added from tenant {tenant}");
                 out.push(Output::Event(
                     EventDraft::new(EventKind::VmAdded, vm.to_string())

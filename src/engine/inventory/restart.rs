@@ -64,7 +64,7 @@ impl Inventory {
             let devirtualized = record.hypervisor.is_none();
             self.machines.insert(
                 vm,
-                Machine {
+                Box::new(Machine {
                     record,
                     written,
                     claim: None,
@@ -73,7 +73,7 @@ impl Inventory {
                     unplaced_since: None,
                     devirtualized,
                     pending_restore: true,
-                },
+                }),
             );
         }
         if restored {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -409,9 +410,10 @@ fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
     Ok(scan)
 }
 
-/// Every VM record, by VM UUID. Boxed: a BTreeMap node has room for eleven records inline,
-/// and the room a node leaves unused cost more than the boxes do.
-pub type VirtualRecords = BTreeMap<Uuid, Box<VirtualRecord>>;
+/// Every VM record, by VM UUID. Behind an `Arc`: the tracker's inventory holds the same
+/// records and shares them rather than keeping copies (and a BTreeMap node's unused room
+/// costs more than a pointer per record does).
+pub type VirtualRecords = BTreeMap<Uuid, Arc<VirtualRecord>>;
 
 /// The tracker's repositories and journal, opened by one process at a time.
 #[derive(Debug)]
@@ -467,7 +469,7 @@ impl Repository {
         let virtual_machines = load_records(
             &root.join(REPO_VIRTUAL_DIR),
             now,
-            |text| parse_virtual_text(text).map(Box::new),
+            |text| parse_virtual_text(text).map(Arc::new),
             |record| record.vm_uuid,
         )?;
         let journal_path = root.join(REPO_JOURNAL_FILE);
@@ -516,7 +518,7 @@ impl Repository {
 
     /// The record of VM `vm`, if there is one.
     pub fn virtual_machine(&self, vm: &Uuid) -> Option<&VirtualRecord> {
-        self.virtual_machines.get(vm).map(Box::as_ref)
+        self.virtual_machines.get(vm).map(Arc::as_ref)
     }
 
     /// Sequence number of the last event appended, 0 for none.
@@ -638,7 +640,7 @@ impl Repository {
     /// removes the slice under the previous tenant when the tenant changed. Nothing is written
     /// when the record is unchanged. A failure part-way leaves files that the next
     /// [`Repository::open`] puts right.
-    pub fn put_virtual(&mut self, record: VirtualRecord) -> io::Result<()> {
+    pub fn put_virtual(&mut self, record: impl Into<Arc<VirtualRecord>>) -> io::Result<()> {
         let mut batch = self.batch();
         batch.put_virtual(record)?;
         batch.commit()
@@ -764,7 +766,7 @@ enum FileChange {
 /// A record as it was before a [`Batch`] changed it, to put back if the batch fails.
 enum Undo {
     Hardware(Uuid, Option<HardwareRecord>),
-    Virtual(Uuid, Option<Box<VirtualRecord>>),
+    Virtual(Uuid, Option<Arc<VirtualRecord>>),
 }
 
 /// Record changes made together, durable together: each record is written to its temporary
@@ -815,13 +817,16 @@ impl Batch<'_> {
     /// Stages `virtual/<vm-uuid>` and, when the VM has a tenant, `tenants/<tenant>/<vm-uuid>`,
     /// and the removal of the slice under the previous tenant when the tenant changed (see
     /// [`Repository::put_virtual`]).
-    pub fn put_virtual(&mut self, record: VirtualRecord) -> io::Result<()> {
+    pub fn put_virtual(&mut self, record: impl Into<Arc<VirtualRecord>>) -> io::Result<()> {
+        let record = record.into();
         let previous = self
             .repo
             .virtual_machines
             .get(&record.vm_uuid)
-            .map(Box::as_ref);
-        if previous == Some(&record) {
+            .map(Arc::as_ref);
+        if previous == Some(&*record) {
+            // Nothing to write; the copy given is kept, so that its giver shares it.
+            self.repo.virtual_machines.insert(record.vm_uuid, record);
             return Ok(());
         }
         let text = record
@@ -848,7 +853,7 @@ impl Batch<'_> {
             self.remove(self.repo.tenant_path(&old, &record.vm_uuid));
         }
         let vm = record.vm_uuid;
-        let old = self.repo.virtual_machines.insert(vm, Box::new(record));
+        let old = self.repo.virtual_machines.insert(vm, record);
         self.undo.push(Undo::Virtual(vm, old));
         Ok(())
     }
@@ -867,7 +872,7 @@ impl Batch<'_> {
         self.remove(self.repo.virtual_path(vm));
         let old = self.repo.virtual_machines.remove(vm);
         self.undo.push(Undo::Virtual(*vm, old.clone()));
-        Ok(old.map(|record| *record))
+        Ok(old.map(Arc::unwrap_or_clone))
     }
 
     /// Makes every staged change durable (see [`Batch`]).

@@ -550,6 +550,7 @@ mod tests {
     use super::*;
     use crate::model::Semantic;
     use crate::repo::{ActionRecord, ServiceRecord};
+    use std::sync::Arc;
 
     fn host(id: u128) -> HardwareRecord {
         HardwareRecord {
@@ -594,7 +595,7 @@ mod tests {
             vm(12, None, "acme"),
         ]
         .into_iter()
-        .map(|v| (v.vm_uuid, Box::new(v)))
+        .map(|v| (v.vm_uuid, Arc::new(v)))
         .collect();
         (hardware, vms)
     }
@@ -717,7 +718,7 @@ mod tests {
         hardware.insert(Uuid::from_u128(2), host(2));
         for n in 0..5 {
             let record = vm(0x20 + n, Some(2), if n % 2 == 0 { "acme" } else { "beta" });
-            vms.insert(record.vm_uuid, Box::new(record));
+            vms.insert(record.vm_uuid, Arc::new(record));
         }
         let sources = TreeSources {
             hardware: &hardware,
@@ -841,13 +842,13 @@ mod tests {
             .is_some());
         assert_eq!(
             super::vm(
-                vms.get(&Uuid::from_u128(11)).map(Box::as_ref),
+                vms.get(&Uuid::from_u128(11)).map(Arc::as_ref),
                 View::Tenant("acme")
             ),
             None
         );
         assert!(super::vm(
-            vms.get(&Uuid::from_u128(10)).map(Box::as_ref),
+            vms.get(&Uuid::from_u128(10)).map(Arc::as_ref),
             View::Tenant("acme")
         )
         .is_some());

@@ -493,7 +493,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
     let mut inventory = Inventory::new(infos, options.grace);
     inventory.restore(
         repo.hardware().values().cloned(),
-        repo.virtual_machines().values().map(|vm| (**vm).clone()),
+        repo.virtual_machines().values().cloned(),
     );
     log::info!(
         "repository {}: continuing after event {}",

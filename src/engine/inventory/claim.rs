@@ -236,7 +236,7 @@ impl Inventory {
                 event = event.network(tenant.as_str());
             }
             out.push(Output::Event(event));
-            machine.record.services.clear();
+            machine.record_mut().services.clear();
         }
         // Settled either way: an adopted description that fails to claim the VM leaves it
         // without an advertisement.

@@ -85,8 +85,10 @@
 //! A record is put only when it changed. A change of `last_seen` alone is put only once
 //! [`INVENTORY_LAST_SEEN_WRITE_INTERVAL`] seconds have passed since the `last_seen` last
 //! written: by the call that brings it if it is that late, else by the first
-//! [`Inventory::take_due`] after that, so the file is at most that far behind. `last_seen` is the time of the last description or event from
-//! the device (for a VM: from its hypervisor about it, or its own description).
+//! [`Inventory::take_due`] after that, so the file is at most that far behind. `last_seen` is
+//! the time of the last description or event from the device (for a VM: from its hypervisor
+//! about it, or its own description); it is kept beside the record, whose own `last_seen` is
+//! the one last put. A VM's record, once put, is shared with the repository, not copied.
 //!
 //! # Restart
 //!
@@ -106,6 +108,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -158,7 +161,7 @@ pub enum Output {
     /// Remove `hardware/<host-uuid>`.
     RemoveHardware(Uuid),
     /// Write `virtual/<vm-uuid>` (and its tenant slice) with this record.
-    PutVirtual(VirtualRecord),
+    PutVirtual(Arc<VirtualRecord>),
     /// Remove `virtual/<vm-uuid>` (and its tenant slice).
     RemoveVirtual(Uuid),
     /// Append this event to the journal.
@@ -168,8 +171,10 @@ pub enum Output {
 /// A hypervisor as the read API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HypervisorView<'a> {
-    /// Its record as the engine holds it (`last_seen` may be newer than the file's).
+    /// Its record as last put (or restored); see `last_seen`.
     pub record: &'a HardwareRecord,
+    /// When it was last seen (the record's `last_seen` is the one last put).
+    pub last_seen: u64,
     /// UUIDs of the VMs it lists, in UUID order.
     pub virtual_machines: Vec<Uuid>,
     /// Whether it was described since the tracker started (false: restored, not seen yet).
@@ -179,8 +184,10 @@ pub struct HypervisorView<'a> {
 /// A VM as the read API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualMachineView<'a> {
-    /// Its record as the engine holds it (`last_seen` may be newer than the file's).
+    /// Its record as the engine holds it, but for `last_seen`, which is the one last put.
     pub record: &'a VirtualRecord,
+    /// When it was last seen.
+    pub last_seen: u64,
     /// Label of the tenant network it advertises itself in now, if any.
     pub advertised_in: Option<&'a str>,
     /// Hypervisors listing it, in UUID order (two during a migration).
@@ -235,10 +242,17 @@ struct Host {
     seen: bool,
     /// The VMs it lists.
     listed: BTreeMap<Uuid, Listing>,
+    /// When it was last seen (see [`Machine::last_seen`]).
+    last_seen: u64,
 }
 
 struct Machine {
-    record: VirtualRecord,
+    /// Its record, shared with the repository once put (changed through
+    /// [`Machine::record_mut`], which copies it then). Its `last_seen` is the one last put.
+    record: Arc<VirtualRecord>,
+    /// When it was last seen: kept beside the record, so that a refresh, which touches every
+    /// VM of a host, neither copies a shared record nor counts as a change.
+    last_seen: u64,
     /// What was last put (or restored); `None` before the first put.
     written: Option<Written>,
     /// The root device of its own advertisement, while it advertises.
@@ -258,7 +272,7 @@ struct Machine {
 impl Machine {
     fn new(vm: Uuid, now: u64) -> Machine {
         Machine {
-            record: VirtualRecord {
+            record: Arc::new(VirtualRecord {
                 vm_uuid: vm,
                 name: String::new(),
                 hypervisor: None,
@@ -267,7 +281,8 @@ impl Machine {
                 services: Vec::new(),
                 first_seen: now,
                 last_seen: now,
-            },
+            }),
+            last_seen: now,
             written: None,
             claim: None,
             own_name: None,
@@ -276,6 +291,11 @@ impl Machine {
             devirtualized: false,
             pending_restore: false,
         }
+    }
+
+    /// Its record, to change: copied first if the repository shares it.
+    fn record_mut(&mut self) -> &mut VirtualRecord {
+        Arc::make_mut(&mut self.record)
     }
 }
 
@@ -533,7 +553,7 @@ impl Inventory {
                 consider(since.saturating_add(self.devirtualize_grace));
             }
             if let Some(written) = &machine.written {
-                if written.last_seen != machine.record.last_seen {
+                if written.last_seen != machine.last_seen {
                     consider(
                         written
                             .last_seen
@@ -544,7 +564,7 @@ impl Inventory {
         }
         for host in self.hosts.values() {
             if let Some(written) = &host.written {
-                if written.last_seen != host.record.last_seen {
+                if written.last_seen != host.last_seen {
                     consider(
                         written
                             .last_seen
@@ -600,6 +620,7 @@ impl Inventory {
         let vm = machine.record.vm_uuid;
         VirtualMachineView {
             record: &machine.record,
+            last_seen: machine.last_seen,
             advertised_in: machine
                 .claim
                 .as_ref()
@@ -634,6 +655,7 @@ impl Inventory {
 fn host_view(host: &Host) -> HypervisorView<'_> {
     HypervisorView {
         record: &host.record,
+        last_seen: host.last_seen,
         virtual_machines: host.listed.keys().copied().collect(),
         described: host.claim.is_some(),
     }
@@ -828,7 +850,7 @@ mod tests {
 
     pub(super) fn put_virtual(out: &[Output], vm: u128) -> Option<&VirtualRecord> {
         out.iter().rev().find_map(|output| match output {
-            Output::PutVirtual(record) if record.vm_uuid == uuid(vm) => Some(record),
+            Output::PutVirtual(record) if record.vm_uuid == uuid(vm) => Some(&**record),
             _ => None,
         })
     }

@@ -29,7 +29,7 @@ impl Inventory {
         let Some(host) = self.hosts.get_mut(&id) else {
             return;
         };
-        host.record.last_seen = now;
+        host.last_seen = now;
         let mut touched = BTreeSet::new();
         for (name, value) in variables {
             if name != VARIABLE_VIRTUAL_MACHINE_IDS {
@@ -89,7 +89,7 @@ impl Inventory {
             let Some(known) = self.hosts.get_mut(host) else {
                 continue;
             };
-            known.record.last_seen = now;
+            known.last_seen = now;
             let label = known.record.network.clone();
             let Some(listing) = known.listed.get_mut(vm) else {
                 continue;
@@ -99,7 +99,7 @@ impl Inventory {
                 continue;
             };
             if machine.record.hypervisor == Some(*host) {
-                machine.record.last_seen = now;
+                machine.last_seen = now;
                 set_run_state(machine, &state, &label, out);
                 touched.insert(*vm);
             }
@@ -132,8 +132,8 @@ impl Inventory {
         touched.insert(vm);
         let Some(machine) = self.machines.get_mut(&vm) else {
             let mut machine = Machine::new(vm, now);
-            machine.record.hypervisor = Some(host);
-            machine.record.name = name.clone().unwrap_or_default();
+            machine.record_mut().hypervisor = Some(host);
+            machine.record_mut().name = name.clone().unwrap_or_default();
             machine.last_host = Some(host);
             self.machines.insert(vm, Box::new(machine));
             log::info!("inventory: VM {vm} added on hypervisor {host}");
@@ -146,7 +146,7 @@ impl Inventory {
             out.push(Output::Event(draft));
             return;
         };
-        machine.record.last_seen = now;
+        machine.last_seen = now;
         machine.pending_restore = false;
         if newly || machine.record.hypervisor.is_none() {
             self.place(vm, host, out);
@@ -183,7 +183,7 @@ impl Inventory {
         if machine.record.hypervisor != Some(host) {
             return;
         }
-        machine.record.hypervisor = None;
+        machine.record_mut().hypervisor = None;
         let next = self
             .hosts
             .iter()
@@ -209,7 +209,7 @@ impl Inventory {
             return;
         };
         let from = machine.record.hypervisor.or(machine.last_host);
-        machine.record.hypervisor = Some(to);
+        machine.record_mut().hypervisor = Some(to);
         machine.last_host = Some(to);
         machine.unplaced_since = None;
         if machine.devirtualized {
@@ -274,7 +274,7 @@ fn set_run_state(machine: &mut Machine, state: &str, label: &str, out: &mut Vec<
     if machine.record.run_state == state {
         return;
     }
-    let from = std::mem::replace(&mut machine.record.run_state, state.to_string());
+    let from = std::mem::replace(&mut machine.record_mut().run_state, state.to_string());
     if from == RUN_STATE_UNKNOWN {
         return;
     }

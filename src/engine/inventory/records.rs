@@ -176,6 +176,7 @@ impl Inventory {
                 last_seen: now,
                 state: String::new(),
             },
+            last_seen: now,
             written: None,
             claim: None,
             seen: false,
@@ -186,7 +187,7 @@ impl Inventory {
         host.record.network = network.label.clone();
         host.record.boot_id = fetch.boot_id;
         set_fact(&mut host.record.facts, FACT_MODEL, &root.model_name);
-        host.record.last_seen = now;
+        host.last_seen = now;
         host.record.state = HARDWARE_STATE_ONLINE.to_string();
         host.claim = Some(root_key.clone());
         host.seen = true;
@@ -296,9 +297,9 @@ impl Inventory {
         match self.machines.get_mut(&vm) {
             None => {
                 let mut machine = Machine::new(vm, now);
-                machine.record.services = collect_services(root, fetch.services, &[]);
-                machine.record.tenant = Some(tenant.clone());
-                machine.record.name = name.clone();
+                machine.record_mut().services = collect_services(root, fetch.services, &[]);
+                machine.record_mut().tenant = Some(tenant.clone());
+                machine.record_mut().name = name.clone();
                 machine.own_name = Some(name.clone());
                 machine.claim = Some(root_key.clone());
                 self.machines.insert(vm, Box::new(machine));
@@ -316,7 +317,7 @@ impl Inventory {
                     if let Some(old) = &machine.record.tenant {
                         log::info!("inventory: VM {vm} now advertises in {tenant}, was {old}");
                     }
-                    machine.record.tenant = Some(tenant.clone());
+                    machine.record_mut().tenant = Some(tenant.clone());
                 }
                 if machine.record.services != services {
                     log::info!("inventory: VM {vm} now offers {} services", services.len());
@@ -325,12 +326,12 @@ impl Inventory {
                             .network(tenant.as_str())
                             .detail(DETAIL_SERVICES, services.len().to_string()),
                     ));
-                    machine.record.services = services;
+                    machine.record_mut().services = services;
                 }
                 machine.own_name = Some(name);
                 machine.claim = Some(root_key.clone());
                 machine.pending_restore = false;
-                machine.record.last_seen = now;
+                machine.last_seen = now;
             }
         }
         self.claims.insert(root_key, Claimant::Machine(vm));
@@ -401,7 +402,7 @@ fn rename(machine: &mut Machine, name: String, label: Option<String>, out: &mut 
     if name == machine.record.name {
         return;
     }
-    let from = std::mem::replace(&mut machine.record.name, name);
+    let from = std::mem::replace(&mut machine.record_mut().name, name);
     let to = machine.record.name.as_str();
     if to.is_empty() {
         log::info!(
@@ -456,7 +457,8 @@ mod tests {
 
         // A refetch with nothing new: no event, no write (last_seen alone, within a minute).
         assert_eq!(describe_host(&mut inventory, 110, MGMT, &described), []);
-        assert_eq!(inventory.hypervisors()[0].record.last_seen, 110);
+        let view = &inventory.hypervisors()[0];
+        assert_eq!((view.last_seen, view.record.last_seen), (110, 100));
 
         let out =
             inventory.on_described(200, MGMT, ADDRESS_B, Some(2), true, &described, &no_scpds());

@@ -3,6 +3,7 @@
 //! again. State only: no I/O, no clock.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -18,10 +19,10 @@ impl Inventory {
     pub fn restore(
         &mut self,
         hardware: impl IntoIterator<Item = HardwareRecord>,
-        virtual_machines: impl IntoIterator<Item = VirtualRecord>,
+        virtual_machines: impl IntoIterator<Item = impl Into<Arc<VirtualRecord>>>,
     ) {
         let mut restored = false;
-        for mut record in hardware {
+        for record in hardware {
             restored = true;
             let host = record.host_uuid;
             if let Some(old) = self.hosts.remove(&host) {
@@ -32,7 +33,8 @@ impl Inventory {
             self.hosts.insert(
                 host,
                 Host {
-                    written: Some(Written::of(&mut record)),
+                    written: Some(Written::of(&record)),
+                    last_seen: record.last_seen,
                     record,
                     claim: None,
                     seen: false,
@@ -40,11 +42,12 @@ impl Inventory {
                 },
             );
         }
-        for mut record in virtual_machines {
+        for record in virtual_machines {
+            let mut record: Arc<VirtualRecord> = record.into();
             restored = true;
             let vm = record.vm_uuid;
             let recorded_host = record.hypervisor;
-            let written = Some(Written::of(&mut record));
+            let written = Some(Written::of(&*record));
             if let Some(host) = recorded_host {
                 match self.hosts.get_mut(&host) {
                     Some(host) => {
@@ -57,7 +60,7 @@ impl Inventory {
                         log::warn!(
                             "inventory: VM {vm} names hypervisor {host}, which has no record; kept unplaced"
                         );
-                        record.hypervisor = None;
+                        Arc::make_mut(&mut record).hypervisor = None;
                     }
                 }
             }
@@ -65,6 +68,7 @@ impl Inventory {
             self.machines.insert(
                 vm,
                 Box::new(Machine {
+                    last_seen: record.last_seen,
                     record,
                     written,
                     claim: None,
@@ -136,7 +140,8 @@ mod tests {
                         assert!(self.hardware.remove(id).is_some(), "removed unwritten {id}");
                     }
                     Output::PutVirtual(record) => {
-                        self.virtual_machines.insert(record.vm_uuid, record.clone());
+                        self.virtual_machines
+                            .insert(record.vm_uuid, (**record).clone());
                     }
                     Output::RemoveVirtual(id) => {
                         assert!(

@@ -3,6 +3,7 @@
 //! [`INVENTORY_LAST_SEEN_WRITE_INTERVAL`]. State only: no I/O, no clock.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -28,15 +29,11 @@ fn must_write(written_last_seen: Option<u64>, changed: bool, last_seen: u64, now
 /// A repository record with a `last_seen` time (the one field a refresh changes).
 pub(super) trait Seen: Hash {
     fn last_seen(&self) -> u64;
-    fn set_last_seen(&mut self, time: u64);
 }
 
 impl Seen for HardwareRecord {
     fn last_seen(&self) -> u64 {
         self.last_seen
-    }
-    fn set_last_seen(&mut self, time: u64) {
-        self.last_seen = time;
     }
 }
 
@@ -44,15 +41,14 @@ impl Seen for VirtualRecord {
     fn last_seen(&self) -> u64 {
         self.last_seen
     }
-    fn set_last_seen(&mut self, time: u64) {
-        self.last_seen = time;
-    }
 }
 
-/// What was last put of a record: its `last_seen`, and a digest of everything else. A digest
-/// rather than a copy: at fleet size the copies were a fifth of what the inventory held. Two
-/// different records with one digest (a 64-bit SipHash, about one chance in 2^64 per change)
-/// would only delay that change to the record's next write.
+/// What was last put of a record: its `last_seen`, and a digest of the whole record. A digest
+/// rather than a copy: at fleet size the copies were a fifth of what the inventory held. The
+/// record held changes its `last_seen` only when it is put (the live time is kept beside it),
+/// so between two puts the digest moves only when something else changed. Two different
+/// records with one digest (a 64-bit SipHash, about one chance in 2^64 per change) would only
+/// delay that change to the record's next put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Written {
     pub(super) last_seen: u64,
@@ -60,52 +56,55 @@ pub(super) struct Written {
 }
 
 impl Written {
-    /// What `record` is now (`last_seen` is set aside while the rest is hashed).
-    pub(super) fn of<R: Seen>(record: &mut R) -> Written {
-        let last_seen = record.last_seen();
-        record.set_last_seen(0);
-        let mut hasher = DefaultHasher::new();
-        record.hash(&mut hasher);
-        record.set_last_seen(last_seen);
+    /// What `record` is, as it is put now.
+    pub(super) fn of<R: Seen>(record: &R) -> Written {
         Written {
-            last_seen,
-            digest: hasher.finish(),
+            last_seen: record.last_seen(),
+            digest: digest(record),
         }
     }
 }
 
-/// Whether `record` must be put at `now` given what was last `written` (see [`must_write`]);
-/// when it must, `written` becomes what it is now.
-fn due_write<R: Seen>(written: &mut Option<Written>, record: &mut R, now: u64) -> bool {
-    let current = Written::of(record);
-    let changed = written.is_some_and(|written| written.digest != current.digest);
-    let due = must_write(
+fn digest(record: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    record.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether `record` (as held: its `last_seen` the one last put) must be put at `now`, given
+/// what was last `written` and the live `last_seen` (see [`must_write`]).
+fn due<R: Seen>(written: Option<Written>, record: &R, last_seen: u64, now: u64) -> bool {
+    let changed = written.is_some_and(|written| written.digest != digest(record));
+    must_write(
         written.map(|written| written.last_seen),
         changed,
-        current.last_seen,
+        last_seen,
         now,
-    );
-    if due {
-        *written = Some(current);
-    }
-    due
+    )
 }
 
 impl Inventory {
     /// Puts the hypervisor record if it must be written.
     pub(super) fn commit_host(&mut self, now: u64, id: Uuid, out: &mut Vec<Output>) {
         if let Some(host) = self.hosts.get_mut(&id) {
-            if due_write(&mut host.written, &mut host.record, now) {
+            if due(host.written, &host.record, host.last_seen, now) {
+                host.record.last_seen = host.last_seen;
+                host.written = Some(Written::of(&host.record));
                 out.push(Output::PutHardware(host.record.clone()));
             }
         }
     }
 
-    /// Puts the VM record if it must be written.
+    /// Puts the VM record if it must be written: the record itself, shared with the
+    /// repository rather than copied.
     pub(super) fn commit_machine(&mut self, now: u64, vm: Uuid, out: &mut Vec<Output>) {
         if let Some(machine) = self.machines.get_mut(&vm) {
-            if due_write(&mut machine.written, &mut machine.record, now) {
-                out.push(Output::PutVirtual(machine.record.clone()));
+            if due(machine.written, &*machine.record, machine.last_seen, now) {
+                if machine.record.last_seen != machine.last_seen {
+                    machine.record_mut().last_seen = machine.last_seen;
+                }
+                machine.written = Some(Written::of(&*machine.record));
+                out.push(Output::PutVirtual(Arc::clone(&machine.record)));
             }
         }
     }
@@ -119,7 +118,7 @@ impl Inventory {
             .filter(|(_, host)| {
                 host.written
                     .as_ref()
-                    .is_some_and(|written| written.last_seen != host.record.last_seen)
+                    .is_some_and(|written| written.last_seen != host.last_seen)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -133,7 +132,7 @@ impl Inventory {
                 machine
                     .written
                     .as_ref()
-                    .is_some_and(|written| written.last_seen != machine.record.last_seen)
+                    .is_some_and(|written| written.last_seen != machine.last_seen)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -165,5 +164,35 @@ mod tests {
         assert_eq!(inventory.poll_at(), None);
         let out = describe_host(&mut inventory, 190, MGMT, &described);
         assert_eq!(put_hardware(&out).unwrap().last_seen, 190);
+    }
+
+    #[test]
+    fn a_vm_record_put_is_shared_and_a_refresh_neither_copies_nor_puts_it() {
+        let mut inventory = engine();
+        let described = hypervisor(HOST_A, "alpha", &[(WEB, "web")]);
+        let out = describe_host(&mut inventory, 100, MGMT, &described);
+        let put = out
+            .iter()
+            .find_map(|output| match output {
+                Output::PutVirtual(record) => Some(Arc::clone(record)),
+                _ => None,
+            })
+            .unwrap();
+        let held = |inventory: &Inventory| Arc::clone(&inventory.machines[&uuid(WEB)].record);
+        assert!(Arc::ptr_eq(&put, &held(&inventory)));
+
+        // Seen again within the minute: nothing put, the record still the one shared.
+        assert_eq!(describe_host(&mut inventory, 130, MGMT, &described), []);
+        assert!(Arc::ptr_eq(&put, &held(&inventory)));
+        assert_eq!(
+            inventory.virtual_machine(&uuid(WEB)).unwrap().last_seen,
+            130
+        );
+
+        // A minute after the put, last_seen alone is put: a new record, shared in turn.
+        let out = inventory.take_due(160);
+        assert_eq!(put_virtual(&out, WEB).unwrap().last_seen, 130);
+        assert!(!Arc::ptr_eq(&put, &held(&inventory)));
+        assert_eq!(put.last_seen, 100);
     }
 }

@@ -69,8 +69,11 @@ pub fn render_description(root: &Device, config_id: u32, out: &mut impl Sink) ->
     out.put_str("</root>\n")
 }
 
+/// One line per device, an embedded one's on lines of their own: a line break between two
+/// elements is a text node to every DOM parser, and at a thousand Domains the breaks inside
+/// each device made a fifth of the nodes a control point had to hold to read it.
 fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
-    out.put_str("<device>\n")?;
+    out.put_str("<device>")?;
     out.put_element("deviceType", &device.device_type)?;
     out.put_element("friendlyName", &device.friendly_name)?;
     out.put_element("manufacturer", MANUFACTURER)?;
@@ -84,9 +87,9 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
             .hyphenated()
             .encode_lower(&mut uuid::Uuid::encode_buffer()),
     )?;
-    out.put_str("</UDN>\n")?;
+    out.put_str("</UDN>")?;
     if !device.services.is_empty() {
-        out.put_str("<serviceList>\n")?;
+        out.put_str("<serviceList>")?;
         for service in &device.services {
             out.put_str("<service>")?;
             out.put_element("serviceType", &service.spec.service_type)?;
@@ -94,9 +97,9 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
             out.put_element("SCPDURL", &service.spec.scpd_url())?;
             out.put_element("controlURL", &service.control_url())?;
             out.put_element("eventSubURL", &service.event_url())?;
-            out.put_str("</service>\n")?;
+            out.put_str("</service>")?;
         }
-        out.put_str("</serviceList>\n")?;
+        out.put_str("</serviceList>")?;
     }
     if !device.devices.is_empty() {
         out.put_str("<deviceList>\n")?;
@@ -113,7 +116,6 @@ fn render_device(device: &Device, out: &mut impl Sink) -> Result<()> {
                 .encode_lower(&mut uuid::Uuid::encode_buffer()),
         )?;
         vendor_tag(out, "</", ELEMENT_VM_UUID)?;
-        out.put_str("\n")?;
     }
     out.put_str("</device>\n")
 }
@@ -450,6 +452,9 @@ impl Reader<'_> {
                     "more than {DESC_MAX_SERVICES} services"
                 )));
             }
+            // Sized once: grown one push at a time, a device's one service left room for
+            // four, a quarter of what a thousand Domains' descriptions held while read.
+            services.reserve_exact(entries.len());
             for (index, entry) in entries.into_iter().enumerate() {
                 let context = format!("service {}", index + 1);
                 match self.service(entry, &context)? {
@@ -481,6 +486,7 @@ impl Reader<'_> {
             }
             let first = self.embedded;
             self.embedded += entries.len();
+            devices.reserve_exact(entries.len());
             for (index, entry) in entries.into_iter().enumerate() {
                 let label = format!("embedded device {}", first + index + 1);
                 devices.push(self.device(entry, level + 1, &label)?);

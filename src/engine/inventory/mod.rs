@@ -216,6 +216,45 @@ pub struct UndescribedView<'a> {
 /// (network id, UDN in lower case): how devices are named across calls.
 type Key = (u32, String);
 
+/// The (hypervisor, VM) pairs of one Domain device, in hypervisor order: one nearly always
+/// (two while a VM migrates), so that one is held inline rather than in a vector of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placements {
+    One([(Uuid, Uuid); 1]),
+    Many(Vec<(Uuid, Uuid)>),
+}
+
+impl Placements {
+    fn as_slice(&self) -> &[(Uuid, Uuid)] {
+        match self {
+            Placements::One(one) => one,
+            Placements::Many(many) => many,
+        }
+    }
+
+    /// Adds a pair, keeping hypervisor order.
+    fn add(&mut self, placement: (Uuid, Uuid)) {
+        let mut all = self.as_slice().to_vec();
+        all.push(placement);
+        all.sort_unstable();
+        *self = Placements::Many(all);
+    }
+
+    /// Drops the pairs of hypervisor `host`; whether any pair is left.
+    fn forget(&mut self, host: Uuid) -> bool {
+        if let Placements::Many(all) = self {
+            all.retain(|(listing, _)| *listing != host);
+            if let [only] = all[..] {
+                *self = Placements::One([only]);
+            }
+        }
+        match self {
+            Placements::One([(listing, _)]) => *listing != host,
+            Placements::Many(all) => !all.is_empty(),
+        }
+    }
+}
+
 /// What a root device key stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Claimant {
@@ -347,9 +386,8 @@ pub struct Inventory {
     machines: BTreeMap<Uuid, Box<Machine>>,
     /// Root device -> what it is the current source of.
     claims: BTreeMap<Key, Claimant>,
-    /// Embedded Domain device -> (hypervisor, VM) for every hypervisor describing it (one,
-    /// nearly always: a list, not a map, which would take a node of eleven for it).
-    domains: BTreeMap<Key, Vec<(Uuid, Uuid)>>,
+    /// Embedded Domain device -> (hypervisor, VM) for every hypervisor describing it.
+    domains: BTreeMap<Key, Placements>,
     /// Root device -> a description kept aside (see [`Shadow`]).
     shadows: BTreeMap<Key, Shadow>,
     /// Devices whose spoof-refused event was journalled.
@@ -507,7 +545,7 @@ impl Inventory {
             }
         }
         if same_type(service_type, URN_SERVICE_DOMAIN_CONTROL) {
-            if let Some(placements) = self.domains.get(&device).cloned() {
+            if let Some(placements) = self.domains.get(&device).map(|p| p.as_slice().to_vec()) {
                 self.on_domain_event(now, &placements, variables, &mut out);
                 return out;
             }
@@ -869,6 +907,18 @@ mod tests {
     pub(super) fn ids_event(vms: &[u128]) -> Vec<(String, String)> {
         let ids: Vec<String> = vms.iter().map(|vm| uuid(*vm).to_string()).collect();
         vec![(VARIABLE_VIRTUAL_MACHINE_IDS.to_string(), ids.join(","))]
+    }
+
+    #[test]
+    fn placements_keep_hypervisor_order_and_go_back_inline() {
+        let [a, b, vm] = [uuid(HOST_A), uuid(HOST_B), uuid(WEB)];
+        let mut placements = Placements::One([(b, vm)]);
+        placements.add((a, vm));
+        assert_eq!(placements.as_slice(), [(a, vm), (b, vm)]);
+        assert!(placements.forget(a));
+        assert_eq!(placements, Placements::One([(b, vm)]));
+        assert!(placements.forget(a));
+        assert!(!placements.forget(b));
     }
 
     #[test]

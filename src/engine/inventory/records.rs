@@ -2,6 +2,7 @@
 //! or a VM's description means for its record, a hypervisor leaving, and settling the VMs a
 //! call touched: removal, names, services. State only: no I/O, no clock.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
@@ -13,8 +14,9 @@ use crate::wire::description::{vm_uuid, DescribedDevice};
 
 use super::claim::same_type;
 use super::{
-    key, Claimant, Fetch, Host, Inventory, Key, Machine, NetworkInfo, Output, DETAIL_ADDRESS,
-    DETAIL_BOOT_ID, DETAIL_FROM, DETAIL_NAME, DETAIL_SERVICES, DETAIL_TENANT, DETAIL_TO,
+    key, Claimant, Fetch, Host, Inventory, Key, Machine, NetworkInfo, Output, Placements,
+    DETAIL_ADDRESS, DETAIL_BOOT_ID, DETAIL_FROM, DETAIL_NAME, DETAIL_SERVICES, DETAIL_TENANT,
+    DETAIL_TO,
 };
 use crate::wire::description::udn_uuid;
 
@@ -103,10 +105,7 @@ impl Inventory {
 
     /// Forgets the Domain devices of hypervisor `id`.
     fn forget_domains(&mut self, id: Uuid) {
-        self.domains.retain(|_, hosts| {
-            hosts.retain(|(host, _)| *host != id);
-            !hosts.is_empty()
-        });
+        self.domains.retain(|_, placements| placements.forget(id));
     }
 
     /// A Hypervisor tree from a provider network: its record, and the VMs its Domains list.
@@ -223,12 +222,12 @@ impl Inventory {
         self.forget_domains(id);
         for (vm, domain, _) in &listed {
             // Forgotten above: `id` is not among them. Kept in host order.
-            let hosts = self
-                .domains
-                .entry(domain.clone())
-                .or_insert_with(|| Vec::with_capacity(1));
-            hosts.push((id, *vm));
-            hosts.sort_unstable();
+            match self.domains.entry(domain.clone()) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(Placements::One([(id, *vm)]));
+                }
+                Entry::Occupied(mut occupied) => occupied.get_mut().add((id, *vm)),
+            }
         }
         let mut touched = BTreeSet::new();
         for vm in previous {

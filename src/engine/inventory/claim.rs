@@ -225,7 +225,7 @@ impl Inventory {
         let Some(machine) = self.machines.get_mut(&vm) else {
             return;
         };
-        machine.claim = None;
+        machine.stop_advertising();
         // Its owner's services went with its advertisement: a VM a hypervisor still lists
         // stays, offering nothing until it advertises again.
         if !machine.record.services.is_empty() {

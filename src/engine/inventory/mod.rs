@@ -285,6 +285,18 @@ struct Host {
     last_seen: u64,
 }
 
+/// What a VM's own advertisement brought. Out of line: nearly every VM of a provider is only
+/// listed by its hypervisor, and this would add 64 bytes to each.
+#[derive(Debug, Default)]
+struct Advertised {
+    /// The root device of its own advertisement, while it advertises.
+    claim: Option<Key>,
+    /// friendlyName of its own advertisement.
+    own_name: Option<String>,
+    /// Since when it advertises while no hypervisor lists it.
+    unplaced_since: Option<u64>,
+}
+
 struct Machine {
     /// Its record, shared with the repository once put (changed through
     /// [`Machine::record_mut`], which copies it then). Its `last_seen` is the one last put.
@@ -294,14 +306,10 @@ struct Machine {
     last_seen: u64,
     /// What was last put (or restored); `None` before the first put.
     written: Option<Written>,
-    /// The root device of its own advertisement, while it advertises.
-    claim: Option<Key>,
-    /// friendlyName of its own advertisement.
-    own_name: Option<String>,
+    /// What its own advertisement brought, if it ever advertised itself.
+    advertised: Option<Box<Advertised>>,
     /// The hypervisor it was last placed on.
     last_host: Option<Uuid>,
-    /// Since when it advertises while no hypervisor lists it.
-    unplaced_since: Option<u64>,
     /// Whether `vm-devirtualized` was journalled and no hypervisor listed it since.
     devirtualized: bool,
     /// Restored and not confirmed yet: kept until the restore grace ends.
@@ -323,10 +331,8 @@ impl Machine {
             }),
             last_seen: now,
             written: None,
-            claim: None,
-            own_name: None,
+            advertised: None,
             last_host: None,
-            unplaced_since: None,
             devirtualized: false,
             pending_restore: false,
         }
@@ -335,6 +341,48 @@ impl Machine {
     /// Its record, to change: copied first if the repository shares it.
     fn record_mut(&mut self) -> &mut VirtualRecord {
         Arc::make_mut(&mut self.record)
+    }
+
+    /// The root device of its own advertisement, while it advertises.
+    fn claim(&self) -> Option<&Key> {
+        self.advertised.as_ref()?.claim.as_ref()
+    }
+
+    /// friendlyName of its own advertisement, the last one heard.
+    fn own_name(&self) -> Option<&String> {
+        self.advertised.as_ref()?.own_name.as_ref()
+    }
+
+    /// Since when it advertises while no hypervisor lists it.
+    fn unplaced_since(&self) -> Option<u64> {
+        self.advertised.as_ref()?.unplaced_since
+    }
+
+    /// It advertises itself from `claim`, named `name`.
+    fn advertise(&mut self, claim: Key, name: String) {
+        let advertised = self.advertised.get_or_insert_with(Box::default);
+        advertised.claim = Some(claim);
+        advertised.own_name = Some(name);
+    }
+
+    /// Its own advertisement left (its name is remembered).
+    fn stop_advertising(&mut self) {
+        if let Some(advertised) = &mut self.advertised {
+            advertised.claim = None;
+        }
+    }
+
+    fn set_unplaced_since(&mut self, since: Option<u64>) {
+        match (&mut self.advertised, since) {
+            (Some(advertised), _) => advertised.unplaced_since = since,
+            (None, None) => {}
+            (None, Some(_)) => {
+                self.advertised = Some(Box::new(Advertised {
+                    unplaced_since: since,
+                    ..Advertised::default()
+                }))
+            }
+        }
     }
 }
 
@@ -583,9 +631,9 @@ impl Inventory {
         }
         for machine in self.machines.values() {
             if let (Some(since), false, Some(_), None) = (
-                machine.unplaced_since,
+                machine.unplaced_since(),
                 machine.devirtualized,
-                &machine.claim,
+                machine.claim(),
                 machine.record.hypervisor,
             ) {
                 consider(since.saturating_add(self.devirtualize_grace));
@@ -660,8 +708,7 @@ impl Inventory {
             record: &machine.record,
             last_seen: machine.last_seen,
             advertised_in: machine
-                .claim
-                .as_ref()
+                .claim()
                 .and_then(|(network, _)| self.label(*network)),
             listed_by: self
                 .hosts

@@ -211,7 +211,7 @@ impl Inventory {
         let from = machine.record.hypervisor.or(machine.last_host);
         machine.record_mut().hypervisor = Some(to);
         machine.last_host = Some(to);
-        machine.unplaced_since = None;
+        machine.set_unplaced_since(None);
         if machine.devirtualized {
             machine.devirtualized = false;
             log::info!("inventory: VM {vm} listed by hypervisor {to} again: re-virtualized");
@@ -242,7 +242,7 @@ impl Inventory {
         let grace = self.devirtualize_grace;
         let mut devirtualized = Vec::new();
         for (vm, machine) in &mut self.machines {
-            let Some(since) = machine.unplaced_since else {
+            let Some(since) = machine.unplaced_since() else {
                 continue;
             };
             if machine.devirtualized
@@ -251,11 +251,11 @@ impl Inventory {
             {
                 continue;
             }
-            let Some(claim) = &machine.claim else {
+            let Some(network) = machine.claim().map(|(network, _)| *network) else {
                 continue;
             };
             machine.devirtualized = true;
-            devirtualized.push((*vm, claim.0, machine.record.tenant.clone()));
+            devirtualized.push((*vm, network, machine.record.tenant.clone()));
         }
         for (vm, network, tenant) in devirtualized {
             log::info!("inventory: VM {vm} advertises but no hypervisor lists it: de-virtualized");

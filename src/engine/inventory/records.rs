@@ -274,11 +274,7 @@ impl Inventory {
             self.release(now, &root_key, out);
             return;
         }
-        if let Some(claim) = self
-            .machines
-            .get(&vm)
-            .and_then(|machine| machine.claim.as_ref())
-        {
+        if let Some(claim) = self.machines.get(&vm).and_then(|machine| machine.claim()) {
             if *claim != root_key {
                 log::warn!(
                     "inventory: VM {vm} also advertises in {} from {}; ignored while network {} is its source",
@@ -299,8 +295,7 @@ impl Inventory {
                 machine.record_mut().services = collect_services(root, fetch.services, &[]);
                 machine.record_mut().tenant = Some(tenant.clone());
                 machine.record_mut().name = name.clone();
-                machine.own_name = Some(name.clone());
-                machine.claim = Some(root_key.clone());
+                machine.advertise(root_key.clone(), name.clone());
                 self.machines.insert(vm, Box::new(machine));
                 log::info!("inventory: VM {vm} ({name:?}) added from tenant {tenant}");
                 out.push(Output::Event(
@@ -327,8 +322,7 @@ impl Inventory {
                     ));
                     machine.record_mut().services = services;
                 }
-                machine.own_name = Some(name);
-                machine.claim = Some(root_key.clone());
+                machine.advertise(root_key.clone(), name);
                 machine.pending_restore = false;
                 machine.last_seen = now;
             }
@@ -355,14 +349,14 @@ impl Inventory {
             let own_label = self
                 .machines
                 .get(vm)
-                .and_then(|machine| machine.claim.as_ref())
+                .and_then(|machine| machine.claim())
                 .and_then(|claim| self.label(claim.0))
                 .map(str::to_string);
             let Some(machine) = self.machines.get_mut(vm) else {
                 continue;
             };
             let placed = machine.record.hypervisor.is_some();
-            if !placed && machine.claim.is_none() && !machine.pending_restore {
+            if !placed && machine.claim().is_none() && !machine.pending_restore {
                 let written = machine.written.is_some();
                 let name = machine.record.name.clone();
                 self.machines.remove(vm);
@@ -376,14 +370,14 @@ impl Inventory {
                 continue;
             }
             if placed {
-                machine.unplaced_since = None;
-            } else if machine.claim.is_some() && machine.unplaced_since.is_none() {
-                machine.unplaced_since = Some(now);
+                machine.set_unplaced_since(None);
+            } else if machine.claim().is_some() && machine.unplaced_since().is_none() {
+                machine.set_unplaced_since(Some(now));
             }
             let named = listed.or_else(|| {
                 machine
-                    .own_name
-                    .clone()
+                    .own_name()
+                    .cloned()
                     .map(|name| (name, own_label.or_else(|| machine.record.tenant.clone())))
             });
             if let Some((name, label)) = named {

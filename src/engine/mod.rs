@@ -21,7 +21,7 @@ pub mod ssdp_budget;
 pub mod subscriber;
 
 use crate::consts::{SSDP_REPEAT_MAX, SSDP_REPEAT_MIN};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +47,8 @@ const ENGINE_INTERN_MIN: usize = 64;
 /// go, so what a flood of distinct texts made it hold goes with their entries.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
-    held: HashSet<Arc<str>>,
+    /// A map with nothing beside each key, so that [`shrink`] applies to it.
+    held: HashMap<Arc<str>, ()>,
     /// How many it held after the last sweep.
     swept: usize,
 }
@@ -55,18 +56,16 @@ pub(crate) struct Interner {
 impl Interner {
     /// The shared copy of `text`.
     pub(crate) fn share(&mut self, text: &str) -> Arc<str> {
-        if let Some(held) = self.held.get(text) {
+        if let Some((held, ())) = self.held.get_key_value(text) {
             return held.clone();
         }
         if self.held.len() >= 2 * self.swept.max(ENGINE_INTERN_MIN) {
-            self.held.retain(|held| Arc::strong_count(held) > 1);
+            self.held.retain(|held, ()| Arc::strong_count(held) > 1);
             self.swept = self.held.len();
-            if self.held.capacity() > 4 * self.held.len() {
-                self.held.shrink_to(self.held.len() * 2);
-            }
+            shrink(&mut self.held);
         }
         let shared: Arc<str> = Arc::from(text);
-        self.held.insert(shared.clone());
+        self.held.insert(shared.clone(), ());
         shared
     }
 

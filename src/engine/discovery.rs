@@ -1570,10 +1570,8 @@ impl Table {
     /// After `udn` was heard at `location`: a root takes the group over, and the group learns
     /// the root's device type.
     fn settle(&mut self, location: &str, udn: &str) {
-        let Table {
-            devices, groups, ..
-        } = self;
-        let (Some(seen), Some(group)) = (devices.get_mut(udn), groups.get_mut(location)) else {
+        let (Some(seen), Some(group)) = (self.devices.get(udn), self.groups.get_mut(location))
+        else {
             return;
         };
         if seen.root && !group.owner_is_root {

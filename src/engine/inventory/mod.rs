@@ -373,14 +373,16 @@ impl Machine {
     }
 
     fn set_unplaced_since(&mut self, since: Option<u64>) {
-        match (&mut self.advertised, since) {
-            (Some(advertised), _) => advertised.unplaced_since = since,
-            (None, None) => {}
-            (None, Some(_)) => {
-                self.advertised = Some(Box::new(Advertised {
-                    unplaced_since: since,
-                    ..Advertised::default()
-                }))
+        match since {
+            Some(_) => {
+                self.advertised
+                    .get_or_insert_with(Box::default)
+                    .unplaced_since = since
+            }
+            None => {
+                if let Some(advertised) = &mut self.advertised {
+                    advertised.unplaced_since = None;
+                }
             }
         }
     }

@@ -4,8 +4,10 @@
 //! - [`record`]: hypervisor and VM records and their `key=value` text. Pure: no file I/O, no
 //!   clock.
 //! - [`journal`]: journal events and their one-line text. Pure: no file I/O, no clock.
-//! - `store` ([`Repository`]): the files. Blocking file I/O only: no sockets, no clock (time
-//!   comes in as unix seconds), no threads.
+//! - `store` ([`Repository`]): the files. Opens and reads them (blocking file I/O, no sockets,
+//!   no clock: time comes in as unix seconds) and stages changes.
+//! - `writer`: the thread that makes staged changes durable, in order, so that the owner's
+//!   event loop never waits for a disk flush.
 //!
 //! # Layout
 //!
@@ -29,9 +31,11 @@
 //!
 //! First line [`JOURNAL_FORMAT_LINE`](crate::consts::JOURNAL_FORMAT_LINE), then one line per
 //! event in the format [`journal`] describes. Sequence numbers start at 1 and grow by one with
-//! no gap. A batch is appended with one `write` and one `fsync`; a crash can leave a prefix of
-//! the last batch, whose last line may be torn (no newline): [`Repository::open`] cuts a torn
-//! line away, since it was never acknowledged. Lines before it are whole.
+//! no gap. The lines of one flush are appended with one `write` and one `fsync`, after the
+//! records changed before them; a crash can leave a prefix of the last flush, whose last line
+//! may be torn (no newline): [`Repository::open`] cuts a torn line away, since it was never
+//! read. Lines before it are whole. Events are read ([`Repository::events_since`]) only once
+//! durable; the records' maps show a change at once, a flush ahead of the disk.
 //!
 //! # Crash consistency
 //!
@@ -45,6 +49,7 @@
 pub mod journal;
 pub mod record;
 mod store;
+mod writer;
 
 pub use journal::{Event, EventDraft, EventKind};
 pub use record::{

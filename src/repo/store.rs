@@ -1,11 +1,11 @@
-//! The repository's files: records in their folders, tenant slices and the journal file.
-//! Blocking file I/O only: no sockets, no clock (time comes in as unix seconds), no threads.
-//! The only part of the repository that touches a file; what the files hold is
-//! [`record`](super::record)'s and [`journal`](super::journal)'s.
+//! The repository: records in their folders, tenant slices and the journal file. Opening and
+//! reading are blocking file I/O here; changes are staged here and made durable by the
+//! [`writer`](super::writer) thread. No sockets, no clock (time comes in as unix seconds).
+//! What the files hold is [`record`](super::record)'s and [`journal`](super::journal)'s.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use super::record::{
     file_name, is_valid_name, parse_canonical_uuid, parse_hardware_text, parse_virtual_text,
     render_record, tenant_view, HardwareRecord, TextError, VirtualRecord,
 };
+use super::writer::{Change, Durable, RecordFile, Work, Writer};
 
 /// What [`JOURNAL_FORMAT_LINE`] starts with whatever the version.
 const JOURNAL_FORMAT_PREFIX: &str = "# xenplug-journal ";
@@ -51,7 +52,7 @@ fn read_bounded(path: &Path, limit: usize) -> io::Result<Result<String, String>>
 }
 
 /// fsyncs a folder, so that a rename, creation or removal in it is durable.
-fn sync_dir(path: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
@@ -71,7 +72,7 @@ fn remove_durably(path: &Path) -> io::Result<bool> {
 
 /// Creates folder `path` if missing; `true` when it was created. A symbolic link is refused
 /// even if it points to a folder, so nothing is written outside the repository through one.
-fn ensure_dir(path: &Path) -> io::Result<bool> {
+pub(super) fn ensure_dir(path: &Path) -> io::Result<bool> {
     match fs::create_dir(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -269,11 +270,11 @@ impl Recent {
         self.lines.front().map(|(seq, _)| *seq)
     }
 
-    /// At most `limit` events after `seq`, oldest first.
-    fn since(&self, seq: u64, limit: usize) -> io::Result<Vec<Event>> {
+    /// At most `limit` events after `seq` and up to `last`, oldest first.
+    fn since(&self, seq: u64, last: u64, limit: usize) -> io::Result<Vec<Event>> {
         self.lines
             .iter()
-            .filter(|(kept, _)| *kept > seq)
+            .filter(|(kept, _)| *kept > seq && *kept <= last)
             .take(limit)
             .map(|(_, line)| {
                 Event::parse_line(line).map_err(|reason| {
@@ -416,17 +417,22 @@ fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
 pub type VirtualRecords = BTreeMap<Uuid, Arc<VirtualRecord>>;
 
 /// The tracker's repositories and journal, opened by one process at a time.
+///
+/// Changes show in its maps at once and are made durable in order by its writer thread (see
+/// [`writer`](super::writer)); the journal is read as far as it is durable.
 #[derive(Debug)]
 pub struct Repository {
     root: PathBuf,
+    /// Makes changes durable; dropped (having written everything) before the lock.
+    writer: Writer,
     /// Held for as long as the repository is open.
     _lock: RepositoryLock,
-    journal: File,
-    /// Bytes of whole lines in the journal.
-    journal_length: u64,
-    /// Set when a failed append could not be undone: the journal's end is unknown.
-    journal_broken: bool,
-    last_seq: u64,
+    /// How far the journal is durable, as of the last [`Repository::catch_up`]: every read
+    /// of the journal between two catch-ups sees the same events.
+    durable: Durable,
+    /// Sequence number given to the last event appended (durable or not yet).
+    appended_seq: u64,
+    /// The last events appended, durable or not yet.
     recent: Recent,
     hardware: BTreeMap<Uuid, HardwareRecord>,
     virtual_machines: VirtualRecords,
@@ -486,13 +492,16 @@ impl Repository {
             .append(true)
             .open(&journal_path)?;
         let scan = scan_journal(&mut journal, &journal_path)?;
+        let durable = Durable {
+            seq: scan.last_seq,
+            journal_length: scan.length,
+        };
         let repository = Repository {
             root: root.to_path_buf(),
+            writer: Writer::start(root.to_path_buf(), journal, durable)?,
             _lock: lock,
-            journal,
-            journal_length: scan.length,
-            journal_broken: false,
-            last_seq: scan.last_seq,
+            durable,
+            appended_seq: scan.last_seq,
             recent: scan.recent,
             hardware,
             virtual_machines,
@@ -521,40 +530,44 @@ impl Repository {
         self.virtual_machines.get(vm).map(Arc::as_ref)
     }
 
-    /// Sequence number of the last event appended, 0 for none.
+    /// Sequence number of the last durable event as of the last [`Repository::catch_up`], 0
+    /// for none.
     pub fn last_seq(&self) -> u64 {
-        self.last_seq
+        self.durable.seq
     }
 
-    fn hardware_path(&self, host: &Uuid) -> PathBuf {
-        self.root.join(REPO_HARDWARE_DIR).join(file_name(host))
+    /// Has `notice` called, on the writer thread, each time more of the journal is durable;
+    /// [`Repository::catch_up`] then shows it.
+    pub fn on_durable(&self, notice: impl Fn() + Send + 'static) {
+        self.writer.on_durable(Box::new(notice));
     }
 
-    fn virtual_path(&self, vm: &Uuid) -> PathBuf {
-        self.root.join(REPO_VIRTUAL_DIR).join(file_name(vm))
+    /// Shows the events the writer has made durable since the last call; `true` when there
+    /// are new ones.
+    pub fn catch_up(&mut self) -> bool {
+        let durable = self.writer.durable();
+        let moved = durable != self.durable;
+        self.durable = durable;
+        moved
     }
 
-    /// `tenants/<tenant>/<vm>`; `tenant` has been checked with [`is_valid_name`].
-    fn tenant_path(&self, tenant: &str, vm: &Uuid) -> PathBuf {
-        self.root
-            .join(REPO_TENANTS_DIR)
-            .join(tenant)
-            .join(file_name(vm))
-    }
-
-    /// Creates the tenant's folder durably if needed.
-    fn ensure_tenant_dir(&self, tenant: &str) -> io::Result<()> {
-        let tenants = self.root.join(REPO_TENANTS_DIR);
-        if ensure_dir(&tenants.join(tenant))? {
-            sync_dir(&tenants)?;
-        }
+    /// Waits until every change made so far is durable, and shows it; fails with the failure
+    /// of an attempt that fails meanwhile (the writer goes on trying: call again to wait for
+    /// it).
+    pub fn settle(&mut self) -> io::Result<()> {
+        self.writer.settle()?;
+        self.catch_up();
         Ok(())
     }
 
     /// Writes a tenant slice, creating the tenant's folder durably if needed.
     fn write_tenant_slice(&self, tenant: &str, vm: &Uuid, text: &str) -> io::Result<()> {
-        self.ensure_tenant_dir(tenant)?;
-        write_atomic(&self.tenant_path(tenant, vm), text.as_bytes())
+        let tenants = self.root.join(REPO_TENANTS_DIR);
+        if ensure_dir(&tenants.join(tenant))? {
+            sync_dir(&tenants)?;
+        }
+        let slice = RecordFile::Slice(tenant.into(), *vm).path(&self.root);
+        write_atomic(&slice, text.as_bytes())
     }
 
     /// Makes `tenants/` agree with the virtual records: rewrites a slice that differs or is
@@ -616,59 +629,59 @@ impl Repository {
     pub fn batch(&mut self) -> Batch<'_> {
         Batch {
             repo: self,
-            files: Vec::new(),
-            index: HashMap::new(),
+            work: Work::default(),
             undo: Vec::new(),
         }
     }
 
-    /// Writes `hardware/<host-uuid>` (nothing when the record is unchanged).
+    /// Writes `hardware/<host-uuid>` (nothing when the record is unchanged) and waits until it
+    /// is durable.
     pub fn put_hardware(&mut self, record: HardwareRecord) -> io::Result<()> {
         let mut batch = self.batch();
         batch.put_hardware(record)?;
-        batch.commit()
+        batch.commit();
+        self.settle()
     }
 
-    /// Removes `hardware/<host-uuid>`; returns the record that was there.
+    /// Removes `hardware/<host-uuid>` and waits until that is durable; returns the record that
+    /// was there.
     pub fn remove_hardware(&mut self, host: &Uuid) -> io::Result<Option<HardwareRecord>> {
         let mut batch = self.batch();
         let removed = batch.remove_hardware(host)?;
-        batch.commit().map(|()| removed)
+        batch.commit();
+        self.settle().map(|()| removed)
     }
 
     /// Writes `virtual/<vm-uuid>` and, when the VM has a tenant, `tenants/<tenant>/<vm-uuid>`;
-    /// removes the slice under the previous tenant when the tenant changed. Nothing is written
-    /// when the record is unchanged. A failure part-way leaves files that the next
-    /// [`Repository::open`] puts right.
+    /// removes the slice under the previous tenant when the tenant changed; waits until that is
+    /// durable. Nothing is written when the record is unchanged. A crash part-way leaves files
+    /// that the next [`Repository::open`] puts right.
     pub fn put_virtual(&mut self, record: impl Into<Arc<VirtualRecord>>) -> io::Result<()> {
         let mut batch = self.batch();
         batch.put_virtual(record)?;
-        batch.commit()
+        batch.commit();
+        self.settle()
     }
 
-    /// Removes `virtual/<vm-uuid>` and its tenant slice; returns the record that was there.
+    /// Removes `virtual/<vm-uuid>` and its tenant slice and waits until that is durable;
+    /// returns the record that was there.
     pub fn remove_virtual(&mut self, vm: &Uuid) -> io::Result<Option<VirtualRecord>> {
         let mut batch = self.batch();
         let removed = batch.remove_virtual(vm)?;
-        batch.commit().map(|()| removed)
+        batch.commit();
+        self.settle().map(|()| removed)
     }
 
-    /// Appends `drafts` to the journal at time `now`, numbered after [`Repository::last_seq`]:
-    /// all lines in one write, then one fsync; returns the events once they are durable.
-    /// A draft that cannot be written (bad detail key, line too long) fails the whole batch
-    /// before anything is written. If the write or fsync fails, the journal is cut back to
-    /// where it was and no number is used; if even that fails, every later append fails until
-    /// the repository is opened again.
+    /// Appends `drafts` to the journal at time `now`, numbered after the last event appended,
+    /// and returns the events at once; the writer makes them durable (all lines of a flush in
+    /// one write, then one fsync) after the records changed before them, and only then are they
+    /// read ([`Repository::last_seq`], [`Repository::events_since`]). A draft that cannot be
+    /// written (bad detail key, line too long) fails the whole batch before any number is used.
     pub fn append(&mut self, now: u64, drafts: &[EventDraft]) -> io::Result<Vec<Event>> {
-        if self.journal_broken {
-            return Err(io::Error::other(
-                "journal end unknown after a failed append; open the repository again",
-            ));
-        }
         let mut events = Vec::with_capacity(drafts.len());
         let mut lines = Vec::with_capacity(drafts.len());
         let mut text = String::new();
-        let mut seq = self.last_seq;
+        let mut seq = self.appended_seq;
         for draft in drafts {
             seq = seq
                 .checked_add(1)
@@ -691,34 +704,22 @@ impl Repository {
         if events.is_empty() {
             return Ok(events);
         }
-        let written = self
-            .journal
-            .write_all(text.as_bytes())
-            .and_then(|()| self.journal.sync_data());
-        if let Err(error) = written {
-            let undone = self
-                .journal
-                .set_len(self.journal_length)
-                .and_then(|()| self.journal.sync_data());
-            if let Err(undo_error) = undone {
-                log::error!("journal could not be cut back after a failed append: {undo_error}");
-                self.journal_broken = true;
-            }
-            return Err(error);
-        }
-        self.journal_length += text.len() as u64;
-        self.last_seq = seq;
+        self.appended_seq = seq;
         for (seq, line) in &lines {
             self.recent.push(*seq, line);
         }
+        let mut work = Work::default();
+        work.append(&text, seq);
+        self.writer.hand_over(work);
         Ok(events)
     }
 
-    /// At most `limit` events with a sequence number above `seq`, oldest first: from memory
-    /// when the last `REPO_EVENTS_IN_MEMORY` events reach back far enough, else read from the
-    /// journal.
+    /// At most `limit` durable events with a sequence number above `seq`, oldest first: from
+    /// memory when the last `REPO_EVENTS_IN_MEMORY` events reach back far enough, else read
+    /// from the journal.
     pub fn events_since(&self, seq: u64, limit: usize) -> io::Result<Vec<Event>> {
-        if seq >= self.last_seq || limit == 0 {
+        let durable = self.durable;
+        if seq >= durable.seq || limit == 0 {
             return Ok(Vec::new());
         }
         if self
@@ -726,10 +727,10 @@ impl Repository {
             .first_seq()
             .is_some_and(|first| first <= seq + 1)
         {
-            return self.recent.since(seq, limit);
+            return self.recent.since(seq, durable.seq, limit);
         }
         let path = self.root.join(REPO_JOURNAL_FILE);
-        let mut reader = BufReader::new(File::open(&path)?.take(self.journal_length));
+        let mut reader = BufReader::new(File::open(&path)?.take(durable.journal_length));
         let mut events = Vec::new();
         let mut number = 0;
         while let Some((bytes, whole)) = read_journal_line(&mut reader)? {
@@ -750,42 +751,22 @@ impl Repository {
     }
 }
 
-/// Record files written in one batch of at least this many are made durable with one
-/// `syncfs` of the repository's filesystem; fewer, each with its own `fsync` (a `syncfs`
-/// also waits for whatever else is dirty on that filesystem).
-const REPO_SYNCFS_FROM: usize = 8;
-
-/// What becomes of one record file when a [`Batch`] commits.
-enum FileChange {
-    /// Renamed into place from this temporary file, already written.
-    Write(PathBuf),
-    /// Removed.
-    Remove,
-}
-
-/// A record as it was before a [`Batch`] changed it, to put back if the batch fails.
+/// A record as it was before a [`Batch`] changed it, to put back if the batch is dropped.
 enum Undo {
     Hardware(Uuid, Option<HardwareRecord>),
     Virtual(Uuid, Option<Arc<VirtualRecord>>),
 }
 
-/// Record changes made together, durable together: each record is written to its temporary
-/// file at once (and the repository's maps show it at once); [`Batch::commit`] makes every
-/// temporary file durable (one `syncfs`, or one `fsync` each for a few), renames each into
-/// place, removes what is removed, and fsyncs each folder touched once. Each record is old
-/// or new after a crash, never torn, as with [`write_atomic`]; a batch of n records costs two
-/// or three disk flushes instead of 2n. A record changed twice in one batch is written once,
-/// with its last content.
+/// Record changes made together, durable together: the repository's maps show each change at
+/// once, and [`Batch::commit`] hands the files to the writer, which makes them durable in
+/// one flush (see [`writer`](super::writer)). Each record is old or new after a crash, never
+/// torn. A record changed twice in one batch is written once, with its last content.
 ///
-/// Dropped without [`Batch::commit`], or when the commit fails, the temporary files are
-/// removed and the maps are put back as they were (files already renamed stay: the next write
-/// of those records, or [`Repository::open`], puts them right).
+/// Dropped without [`Batch::commit`], the maps are put back as they were and nothing is
+/// written.
 pub struct Batch<'r> {
     repo: &'r mut Repository,
-    /// Final path and what becomes of it, in the order first staged; one entry per path.
-    files: Vec<(PathBuf, FileChange)>,
-    /// Final path -> its place in `files`.
-    index: HashMap<PathBuf, usize>,
+    work: Work,
     undo: Vec<Undo>,
 }
 
@@ -795,12 +776,12 @@ impl Batch<'_> {
         if self.repo.hardware.get(&record.host_uuid) == Some(&record) {
             return Ok(());
         }
-        let text = record
-            .to_record()
-            .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
-            .and_then(|fields| render_record(&fields))?;
-        self.write(self.repo.hardware_path(&record.host_uuid), text.as_bytes())?;
         let host = record.host_uuid;
+        // Checked now, so that what the writer is handed renders.
+        let file = RecordFile::Hardware(host);
+        let change = Change::Hardware(record.clone());
+        file.text(&change)?;
+        self.work.stage(file, change);
         let old = self.repo.hardware.insert(host, record);
         self.undo.push(Undo::Hardware(host, old));
         Ok(())
@@ -808,7 +789,7 @@ impl Batch<'_> {
 
     /// Stages the removal of `hardware/<host-uuid>`; returns the record that was there.
     pub fn remove_hardware(&mut self, host: &Uuid) -> io::Result<Option<HardwareRecord>> {
-        self.remove(self.repo.hardware_path(host));
+        self.work.stage(RecordFile::Hardware(*host), Change::Remove);
         let old = self.repo.hardware.remove(host);
         self.undo.push(Undo::Hardware(*host, old.clone()));
         Ok(old)
@@ -829,30 +810,31 @@ impl Batch<'_> {
             self.repo.virtual_machines.insert(record.vm_uuid, record);
             return Ok(());
         }
-        let text = record
-            .to_record()
-            .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
-            .and_then(|fields| render_record(&fields))?;
-        let slice = render_record(&tenant_view(&record))?;
+        let vm = record.vm_uuid;
+        // Checked now, so that what the writer is handed renders.
+        let change = Change::Vm(record.clone());
+        RecordFile::Virtual(vm).text(&change)?;
         let previous_tenant = previous.and_then(|vm| vm.tenant.clone());
-        let previous_slice = match previous {
-            Some(vm) => Some(render_record(&tenant_view(vm))?),
-            None => None,
-        };
         if let Some(tenant) = &record.tenant {
-            if previous_tenant.as_ref() != Some(tenant) || previous_slice.as_ref() != Some(&slice) {
-                self.repo.ensure_tenant_dir(tenant)?;
-                self.write(
-                    self.repo.tenant_path(tenant, &record.vm_uuid),
-                    slice.as_bytes(),
-                )?;
+            let slice_changed = match previous {
+                Some(previous) => {
+                    previous_tenant.as_ref() != Some(tenant)
+                        || tenant_view(previous) != tenant_view(&record)
+                }
+                None => true,
+            };
+            if slice_changed {
+                self.work.stage(
+                    RecordFile::Slice(tenant.as_str().into(), vm),
+                    Change::Vm(record.clone()),
+                );
             }
         }
-        self.write(self.repo.virtual_path(&record.vm_uuid), text.as_bytes())?;
+        self.work.stage(RecordFile::Virtual(vm), change);
         if let Some(old) = previous_tenant.filter(|old| record.tenant.as_ref() != Some(old)) {
-            self.remove(self.repo.tenant_path(&old, &record.vm_uuid));
+            self.work
+                .stage(RecordFile::Slice(old.into_boxed_str(), vm), Change::Remove);
         }
-        let vm = record.vm_uuid;
         let old = self.repo.virtual_machines.insert(vm, record);
         self.undo.push(Undo::Virtual(vm, old));
         Ok(())
@@ -867,110 +849,56 @@ impl Batch<'_> {
             .get(vm)
             .and_then(|r| r.tenant.clone())
         {
-            self.remove(self.repo.tenant_path(&tenant, vm));
+            self.work.stage(
+                RecordFile::Slice(tenant.into_boxed_str(), *vm),
+                Change::Remove,
+            );
         }
-        self.remove(self.repo.virtual_path(vm));
+        self.work.stage(RecordFile::Virtual(*vm), Change::Remove);
         let old = self.repo.virtual_machines.remove(vm);
         self.undo.push(Undo::Virtual(*vm, old.clone()));
         Ok(old.map(Arc::unwrap_or_clone))
     }
 
-    /// Makes every staged change durable (see [`Batch`]).
-    pub fn commit(mut self) -> io::Result<()> {
-        let result = self.apply();
-        if result.is_ok() {
-            self.files.clear();
-            self.index.clear();
-            self.undo.clear();
-        }
-        result
+    /// Hands every staged change to the writer (see [`Batch`]); returns at once.
+    pub fn commit(mut self) {
+        self.undo.clear();
+        self.repo.writer.hand_over(std::mem::take(&mut self.work));
+    }
+}
+
+impl RecordFile {
+    /// Where the file is in the repository at `root`.
+    pub(super) fn path(&self, root: &Path) -> PathBuf {
+        let (folder, name) = match self {
+            RecordFile::Hardware(host) => (root.join(REPO_HARDWARE_DIR), file_name(host)),
+            RecordFile::Virtual(vm) => (root.join(REPO_VIRTUAL_DIR), file_name(vm)),
+            RecordFile::Slice(tenant, vm) => {
+                (root.join(REPO_TENANTS_DIR).join(&**tenant), file_name(vm))
+            }
+        };
+        folder.join(name)
     }
 
-    fn apply(&mut self) -> io::Result<()> {
-        let temporaries: Vec<&PathBuf> = self
-            .files
-            .iter()
-            .filter_map(|(_, change)| match change {
-                FileChange::Write(temporary) => Some(temporary),
-                FileChange::Remove => None,
-            })
-            .collect();
-        if temporaries.len() >= REPO_SYNCFS_FROM {
-            sync_filesystem(&self.repo.root)?;
-        } else {
-            for temporary in &temporaries {
-                File::open(temporary)?.sync_all()?;
-            }
-        }
-        let mut folders = std::collections::BTreeSet::new();
-        for (path, change) in &mut self.files {
-            match change {
-                FileChange::Write(temporary) => {
-                    fs::rename(&*temporary, &*path)?;
-                    // Renamed: nothing left to clean up if a later step fails.
-                    *change = FileChange::Remove;
-                }
-                FileChange::Remove => match fs::remove_file(&*path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                },
-            }
-            if let Some(parent) = path.parent() {
-                folders.insert(parent.to_path_buf());
-            }
-        }
-        for folder in folders {
-            sync_dir(&folder)?;
-        }
-        Ok(())
-    }
-
-    /// Writes `contents` to the temporary file of `path`, to be renamed at the commit.
-    fn write(&mut self, path: PathBuf, contents: &[u8]) -> io::Result<()> {
-        let (_, temporary) = crate::files::temporary_path(&path)?;
-        let written = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temporary)
-            .and_then(|mut file| file.write_all(contents));
-        if let Err(error) = written {
-            let _ = fs::remove_file(&temporary);
-            return Err(error);
-        }
-        self.stage(path, FileChange::Write(temporary));
-        Ok(())
-    }
-
-    /// Removes `path` at the commit.
-    fn remove(&mut self, path: PathBuf) {
-        self.stage(path, FileChange::Remove);
-    }
-
-    fn stage(&mut self, path: PathBuf, change: FileChange) {
-        match self.index.get(&path).and_then(|at| self.files.get_mut(*at)) {
-            Some((_, known)) => {
-                if let (FileChange::Write(old), FileChange::Remove) = (&*known, &change) {
-                    let _ = fs::remove_file(old);
-                }
-                *known = change;
-            }
-            None => {
-                self.index.insert(path.clone(), self.files.len());
-                self.files.push((path, change));
-            }
-        }
+    /// The text `change` gives the file: the hardware record, the VM record, or the VM's
+    /// tenant view for a slice; `None` for a removal.
+    pub(super) fn text(&self, change: &Change) -> io::Result<Option<String>> {
+        let fields = match (self, change) {
+            (_, Change::Remove) => return Ok(None),
+            (RecordFile::Hardware(_), Change::Hardware(record)) => record.to_record(),
+            (RecordFile::Virtual(_), Change::Vm(record)) => record.to_record(),
+            (RecordFile::Slice(..), Change::Vm(record)) => Ok(tenant_view(record)),
+            _ => Err(format!("{self:?}: not a file of that record")),
+        };
+        fields
+            .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
+            .and_then(|fields| render_record(&fields))
+            .map(Some)
     }
 }
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        for (_, change) in &self.files {
-            if let FileChange::Write(temporary) = change {
-                let _ = fs::remove_file(temporary);
-            }
-        }
         for undo in self.undo.drain(..).rev() {
             match undo {
                 Undo::Hardware(host, Some(record)) => {
@@ -992,7 +920,7 @@ impl Drop for Batch<'_> {
 
 /// Flushes everything written to the filesystem holding `path` (`syncfs(2)`), so that many
 /// files written at once are durable after one flush rather than one each.
-fn sync_filesystem(path: &Path) -> io::Result<()> {
+pub(super) fn sync_filesystem(path: &Path) -> io::Result<()> {
     let folder = File::open(path)?;
     // SAFETY: syncfs(2) takes a descriptor `folder` owns for the whole call, and no memory.
     let result = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&folder)) };
@@ -1012,6 +940,7 @@ mod tests {
     use crate::repo::journal::EventKind;
     use crate::repo::record::tests::{host, vm_uuid};
     use crate::repo::record::{ActionRecord, ServiceRecord, KEY_HYPERVISOR};
+    use std::io::Write;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -1151,7 +1080,7 @@ mod tests {
             .unwrap();
         batch.remove_virtual(&vm_uuid(8)).unwrap();
         batch.remove_virtual(&vm_uuid(99)).unwrap();
-        batch.commit().unwrap();
+        batch.commit();
         assert_eq!(repo.virtual_machines().len(), 39);
         assert_eq!(repo.virtual_machines()[&vm_uuid(7)].name, "renamed");
         drop(repo);
@@ -1184,6 +1113,48 @@ mod tests {
             .exists());
         drop(reopened);
         let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_failed_write_is_tried_again_and_nothing_is_lost() {
+        let root = scratch("retried");
+        let mut repo = Repository::open(&root, 10).unwrap();
+        // A file where the tenant's folder belongs: the slice cannot be written.
+        let blocker = root.join(REPO_TENANTS_DIR).join("acme");
+        fs::write(&blocker, "in the way").unwrap();
+        let mut batch = repo.batch();
+        batch.put_virtual(machine(1, "web", Some("acme"))).unwrap();
+        batch.commit();
+        repo.append(11, &[EventDraft::new(EventKind::VmAdded, "web")])
+            .unwrap();
+        let error = repo.settle().unwrap_err();
+        assert!(error.to_string().contains("not a folder"), "{error}");
+        // The tracker's view holds the change; the journal shows nothing not durable.
+        assert_eq!(repo.virtual_machines().len(), 1);
+        assert_eq!(repo.last_seq(), 0);
+        assert!(!root.join("virtual").join(file_name(&vm_uuid(1))).exists());
+        // Later work waits behind the failed one, in order.
+        repo.append(12, &[EventDraft::new(EventKind::VmRemoved, "web")])
+            .unwrap();
+        fs::remove_file(&blocker).unwrap();
+        // An attempt that began before the folder was freed may fail once more.
+        let settled = (0..4).any(|_| repo.settle().is_ok());
+        assert!(settled);
+        assert_eq!(repo.last_seq(), 2);
+        assert!(root.join("virtual").join(file_name(&vm_uuid(1))).exists());
+        assert!(root
+            .join("tenants/acme")
+            .join(file_name(&vm_uuid(1)))
+            .exists());
+        let journal = fs::read_to_string(root.join(REPO_JOURNAL_FILE)).unwrap();
+        let kinds: Vec<&str> = journal
+            .lines()
+            .skip(1)
+            .map(|line| line.split(' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(kinds, ["kind=vm-added", "kind=vm-removed"]);
+        drop(repo);
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -1476,6 +1447,11 @@ mod tests {
         ];
         let first = repository.append(100, &drafts).unwrap();
         assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        // Read only once durable, and shown at a catch-up (here, the one `settle` makes).
+        assert_eq!(repository.last_seq(), 0);
+        assert!(repository.events_since(0, 100).unwrap().is_empty());
+        repository.settle().unwrap();
+        assert_eq!(repository.last_seq(), 2);
         // Kept in memory as lines, read back as the events appended (escapes included).
         assert_eq!(repository.events_since(0, 100).unwrap(), first);
         repository
@@ -1490,6 +1466,7 @@ mod tests {
             .append(103, &[EventDraft::new(EventKind::VmRemoved, "x")])
             .unwrap();
         assert_eq!(fourth[0].seq, 4);
+        repository.settle().unwrap();
         let all = repository.events_since(0, 100).unwrap();
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert_eq!(all[..2], first[..]);
@@ -1518,6 +1495,7 @@ mod tests {
             .map(|n| EventDraft::new(EventKind::VmStateChanged, n.to_string()))
             .collect();
         repository.append(5, &drafts).unwrap();
+        repository.settle().unwrap();
         assert_eq!(repository.recent.len(), REPO_EVENTS_IN_MEMORY);
         let oldest = repository.events_since(0, 3).unwrap();
         assert_eq!(oldest.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);

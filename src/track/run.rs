@@ -258,8 +258,9 @@ impl super::etcd::Tracked for Shared {
 }
 
 impl Tracker {
-    /// Writes what the inventory decided (after what was deferred, in order): records first,
-    /// then the journal.
+    /// Hands what the inventory decided (after what was deferred, in order) to the repository:
+    /// records first, then the journal. The repository's writer thread makes them durable, so
+    /// the loop never waits for the disk; [`follow_journal`] shows the events once they are.
     fn apply(&mut self, outputs: Vec<Output>) {
         let outputs = if self.deferred.is_empty() {
             outputs
@@ -269,8 +270,7 @@ impl Tracker {
             all
         };
         let mut drafts: Vec<EventDraft> = Vec::new();
-        // One batch: a description of a thousand domains costs a few disk flushes, not two
-        // per record.
+        // One batch: a description of a thousand domains is one piece of work for the writer.
         let mut batch = self.repo.batch();
         for output in outputs {
             let written = match output {
@@ -290,15 +290,12 @@ impl Tracker {
                 log::error!("repository: {error}");
             }
         }
-        if let Err(error) = batch.commit() {
-            log::error!("repository: {error}");
-        }
+        batch.commit();
         if drafts.is_empty() {
             return;
         }
         match self.repo.append(unix_now(), &drafts) {
             Ok(events) => {
-                self.journal_waiters.wake_all();
                 for event in events {
                     log::info!(
                         "event {} {} {}",
@@ -523,6 +520,13 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         journal_waiters: Wakeups::default(),
         texts: Interner::default(),
     }));
+    let (durable, journal_moved) = smol::channel::bounded::<()>(1);
+    shared.borrow().repo.on_durable(move || {
+        let _ = durable.try_send(());
+    });
+    executor
+        .spawn(follow_journal(shared.clone(), journal_moved))
+        .detach();
     if let Some(reloads) = reloads {
         let tracker = shared.clone();
         spawn_reloads(&executor, reloads, move || {
@@ -1709,6 +1713,17 @@ impl ApiHttp {
             });
             response
         }))
+    }
+}
+
+/// Shows the events the repository's writer has made durable, and wakes the long polls
+/// waiting for them.
+async fn follow_journal(shared: Shared, journal_moved: smol::channel::Receiver<()>) {
+    while journal_moved.recv().await.is_ok() {
+        let mut tracker = shared.borrow_mut();
+        if tracker.repo.catch_up() {
+            tracker.journal_waiters.wake_all();
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 //! [`writer`](super::writer) thread. No sockets, no clock (time comes in as unix seconds).
 //! What the files hold is [`record`](super::record)'s and [`journal`](super::journal)'s.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,8 +36,9 @@ const REPO_LOCK_FILE: &str = ".lock";
 /// Put between a record's name and the time when a record that does not parse is moved
 /// aside: `<name>.corrupt-<unix seconds>`.
 const REPO_CORRUPT_INFIX: &str = ".corrupt-";
-/// Most recent events kept in memory; older ones are read back from the journal.
-const REPO_EVENTS_IN_MEMORY: usize = 1024;
+/// One event in this many has its place in the journal kept in memory: events are read from
+/// the file, starting at most this many lines before the first one asked for.
+const REPO_INDEX_EVERY: u64 = 128;
 
 /// Reads at most `limit` bytes of `path` as UTF-8; `Ok(Err)` when it is larger or not UTF-8.
 fn read_bounded(path: &Path, limit: usize) -> io::Result<Result<String, String>> {
@@ -242,54 +243,39 @@ struct JournalScan {
     length: u64,
     /// Sequence number of the last event, 0 for none.
     last_seq: u64,
-    /// The last [`REPO_EVENTS_IN_MEMORY`] events.
-    recent: Recent,
+    index: JournalIndex,
 }
 
-/// The last [`REPO_EVENTS_IN_MEMORY`] events, each kept as its journal line and parsed when
-/// read: one allocation per event instead of one per field (a thousand `vm-added` events
-/// held as structures cost a fifth of what a tracker of a thousand VMs holds).
+/// Where in the journal every [`REPO_INDEX_EVERY`]th event's line starts, so that events are
+/// read from close to the first one asked for: neither kept in memory (a thousand lines
+/// cost as much as a hundred VMs) nor looked for from the start of the file.
 #[derive(Debug, Default)]
-struct Recent {
-    /// (seq, line without its newline), oldest first.
-    lines: VecDeque<(u64, Box<str>)>,
+struct JournalIndex {
+    /// (seq, byte offset of its line), both growing.
+    marks: Vec<(u64, u64)>,
 }
 
-impl Recent {
-    /// Keeps the line of event `seq`, forgetting the oldest beyond the bound.
-    fn push(&mut self, seq: u64, line: &str) {
-        if self.lines.len() == REPO_EVENTS_IN_MEMORY {
-            self.lines.pop_front();
+impl JournalIndex {
+    /// Notes that the line of event `seq` starts at byte `offset`.
+    fn note(&mut self, seq: u64, offset: u64) {
+        if self
+            .marks
+            .last()
+            .is_none_or(|(marked, _)| seq >= marked + REPO_INDEX_EVERY)
+        {
+            self.marks.push((seq, offset));
         }
-        self.lines
-            .push_back((seq, line.trim_end_matches('\n').into()));
     }
 
-    /// The sequence number of the oldest event kept.
-    fn first_seq(&self) -> Option<u64> {
-        self.lines.front().map(|(seq, _)| *seq)
-    }
-
-    /// At most `limit` events after `seq` and up to `last`, oldest first.
-    fn since(&self, seq: u64, last: u64, limit: usize) -> io::Result<Vec<Event>> {
-        self.lines
-            .iter()
-            .filter(|(kept, _)| *kept > seq && *kept <= last)
-            .take(limit)
-            .map(|(_, line)| {
-                Event::parse_line(line).map_err(|reason| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("event kept in memory: {reason}"),
-                    )
-                })
-            })
-            .collect()
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lines.len()
+    /// Where to start reading for the events after `seq`: the last mark at or before the
+    /// first of them, else the first mark; `None` when there is no event.
+    fn start(&self, seq: u64) -> Option<u64> {
+        let after = self
+            .marks
+            .partition_point(|(marked, _)| *marked <= seq.saturating_add(1));
+        self.marks
+            .get(after.saturating_sub(1))
+            .map(|(_, offset)| *offset)
     }
 }
 
@@ -316,12 +302,17 @@ fn read_journal_line(reader: &mut impl BufRead) -> io::Result<Option<(Vec<u8>, b
     Ok(Some((bytes, false)))
 }
 
-/// Parses one whole journal line; `Ok(None)` for a comment.
-fn parse_journal_bytes(bytes: &[u8], number: usize, path: &Path) -> io::Result<Option<Event>> {
+/// Parses one whole journal line, found at `place` (its line or byte); `Ok(None)` for a
+/// comment.
+fn parse_journal_bytes(
+    bytes: &[u8],
+    place: std::fmt::Arguments<'_>,
+    path: &Path,
+) -> io::Result<Option<Event>> {
     let invalid = |reason: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{} line {number}: {reason}", path.display()),
+            format!("{} {place}: {reason}", path.display()),
         )
     };
     let line = std::str::from_utf8(bytes).map_err(|_| invalid("not UTF-8".into()))?;
@@ -337,7 +328,7 @@ fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
     let mut scan = JournalScan {
         length: 0,
         last_seq: 0,
-        recent: Recent::default(),
+        index: JournalIndex::default(),
     };
     let mut number = 0;
     let mut torn = false;
@@ -366,7 +357,9 @@ fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
                     ))
                 }
             }
-        } else if let Some(event) = parse_journal_bytes(&bytes, number, path)? {
+        } else if let Some(event) =
+            parse_journal_bytes(&bytes, format_args!("line {number}"), path)?
+        {
             if event.seq <= scan.last_seq {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -387,9 +380,7 @@ fn scan_journal(file: &mut File, path: &Path) -> io::Result<JournalScan> {
                 );
             }
             scan.last_seq = event.seq;
-            // A line that parsed is UTF-8.
-            scan.recent
-                .push(event.seq, std::str::from_utf8(&bytes).unwrap_or_default());
+            scan.index.note(event.seq, scan.length);
         }
         scan.length += bytes.len() as u64 + 1;
     }
@@ -430,10 +421,14 @@ pub struct Repository {
     /// How far the journal is durable, as of the last [`Repository::catch_up`]: every read
     /// of the journal between two catch-ups sees the same events.
     durable: Durable,
-    /// Sequence number given to the last event appended (durable or not yet).
+    /// The journal, opened again for reading.
+    journal_reader: File,
+    /// Sequence number given to the last event appended (durable or not yet), and the
+    /// journal's length once it is.
     appended_seq: u64,
-    /// The last events appended, durable or not yet.
-    recent: Recent,
+    appended_length: u64,
+    /// Where events' lines start, durable or not yet.
+    index: JournalIndex,
     hardware: BTreeMap<Uuid, HardwareRecord>,
     virtual_machines: VirtualRecords,
 }
@@ -501,8 +496,10 @@ impl Repository {
             writer: Writer::start(root.to_path_buf(), journal, durable)?,
             _lock: lock,
             durable,
+            journal_reader: File::open(&journal_path)?,
             appended_seq: scan.last_seq,
-            recent: scan.recent,
+            appended_length: scan.length,
+            index: scan.index,
             hardware,
             virtual_machines,
         };
@@ -679,7 +676,7 @@ impl Repository {
     /// written (bad detail key, line too long) fails the whole batch before any number is used.
     pub fn append(&mut self, now: u64, drafts: &[EventDraft]) -> io::Result<Vec<Event>> {
         let mut events = Vec::with_capacity(drafts.len());
-        let mut lines = Vec::with_capacity(drafts.len());
+        let mut starts = Vec::with_capacity(drafts.len());
         let mut text = String::new();
         let mut seq = self.appended_seq;
         for draft in drafts {
@@ -697,16 +694,17 @@ impl Repository {
             let line = event
                 .to_line()
                 .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+            starts.push((seq, self.appended_length + text.len() as u64));
             text.push_str(&line);
-            lines.push((seq, line));
             events.push(event);
         }
         if events.is_empty() {
             return Ok(events);
         }
         self.appended_seq = seq;
-        for (seq, line) in &lines {
-            self.recent.push(*seq, line);
+        self.appended_length += text.len() as u64;
+        for (seq, start) in starts {
+            self.index.note(seq, start);
         }
         let mut work = Work::default();
         work.append(&text, seq);
@@ -714,31 +712,28 @@ impl Repository {
         Ok(events)
     }
 
-    /// At most `limit` durable events with a sequence number above `seq`, oldest first: from
-    /// memory when the last `REPO_EVENTS_IN_MEMORY` events reach back far enough, else read
-    /// from the journal.
+    /// At most `limit` durable events with a sequence number above `seq`, oldest first, read
+    /// from the journal from the index's nearest mark on.
     pub fn events_since(&self, seq: u64, limit: usize) -> io::Result<Vec<Event>> {
         let durable = self.durable;
         if seq >= durable.seq || limit == 0 {
             return Ok(Vec::new());
         }
-        if self
-            .recent
-            .first_seq()
-            .is_some_and(|first| first <= seq + 1)
-        {
-            return self.recent.since(seq, durable.seq, limit);
-        }
+        let Some(mut offset) = self.index.start(seq) else {
+            return Ok(Vec::new());
+        };
         let path = self.root.join(REPO_JOURNAL_FILE);
-        let mut reader = BufReader::new(File::open(&path)?.take(durable.journal_length));
+        let mut file = &self.journal_reader;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut reader = BufReader::new(file.take(durable.journal_length.saturating_sub(offset)));
         let mut events = Vec::new();
-        let mut number = 0;
         while let Some((bytes, whole)) = read_journal_line(&mut reader)? {
-            number += 1;
-            if number == 1 || !whole {
-                continue;
+            let at = offset;
+            offset += bytes.len() as u64 + 1;
+            if !whole {
+                break;
             }
-            if let Some(event) = parse_journal_bytes(&bytes, number, &path)? {
+            if let Some(event) = parse_journal_bytes(&bytes, format_args!("byte {at}"), &path)? {
                 if event.seq > seq {
                     events.push(event);
                     if events.len() == limit {
@@ -1488,28 +1483,52 @@ mod tests {
     }
 
     #[test]
-    fn older_events_are_read_back_from_the_journal() {
-        let root = scratch("older");
+    fn events_are_read_from_the_nearest_mark_of_the_index() {
+        let root = scratch("index");
         let mut repository = Repository::open(&root, 1).unwrap();
-        let drafts: Vec<EventDraft> = (0..REPO_EVENTS_IN_MEMORY + 10)
-            .map(|n| EventDraft::new(EventKind::VmStateChanged, n.to_string()))
-            .collect();
-        repository.append(5, &drafts).unwrap();
+        let total = REPO_INDEX_EVERY * 3 + 10;
+        // Appended in pieces of different sizes, so that marks fall inside and at the start
+        // of a piece.
+        let mut n = 0;
+        for size in [1, REPO_INDEX_EVERY - 1, 2, REPO_INDEX_EVERY * 2 + 8] {
+            let drafts: Vec<EventDraft> = (n..n + size)
+                .map(|n| EventDraft::new(EventKind::VmStateChanged, n.to_string()))
+                .collect();
+            repository.append(5, &drafts).unwrap();
+            n += size;
+        }
+        assert_eq!(n, total);
         repository.settle().unwrap();
-        assert_eq!(repository.recent.len(), REPO_EVENTS_IN_MEMORY);
-        let oldest = repository.events_since(0, 3).unwrap();
-        assert_eq!(oldest.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(oldest[2].subject, "2");
-        let middle = repository.events_since(9, 2).unwrap();
-        assert_eq!(middle.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11]);
-        let last = repository
-            .events_since(REPO_EVENTS_IN_MEMORY as u64 + 8, 100)
-            .unwrap();
-        assert_eq!(last.len(), 2);
+        let check = |repository: &Repository| {
+            assert_eq!(repository.index.marks.len(), 4);
+            for since in [0, 1, 9, REPO_INDEX_EVERY - 1, REPO_INDEX_EVERY, total - 2] {
+                for limit in [1, 3, 1000] {
+                    let events = repository.events_since(since, limit).unwrap();
+                    let expected: Vec<u64> = (since + 1..=total).take(limit).collect();
+                    assert_eq!(
+                        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                        expected,
+                        "since {since} limit {limit}"
+                    );
+                    for event in events {
+                        assert_eq!(event.subject, (event.seq - 1).to_string());
+                    }
+                }
+            }
+            assert!(repository.events_since(total, 10).unwrap().is_empty());
+        };
+        check(&repository);
         drop(repository);
+        // A comment a person added is read through.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(root.join(REPO_JOURNAL_FILE))
+            .unwrap();
+        file.write_all(b"# checked by hand\n").unwrap();
+        drop(file);
         let repository = Repository::open(&root, 2).unwrap();
-        assert_eq!(repository.last_seq(), REPO_EVENTS_IN_MEMORY as u64 + 10);
-        assert_eq!(repository.events_since(0, 1).unwrap()[0].seq, 1);
+        assert_eq!(repository.last_seq(), total);
+        check(&repository);
         drop(repository);
         fs::remove_dir_all(&root).unwrap();
     }

@@ -382,6 +382,9 @@ async fn read_body<C: AsyncRead + Unpin>(
         Framing::Length(length) => {
             let mut body = received;
             body.truncate(length);
+            // Room for exactly the announced length (checked against the limit with the
+            // head): grown by doubling, a 600 KB description would hold 1 MiB.
+            body.reserve_exact(length - body.len());
             while body.len() < length {
                 let room = (length - body.len()).min(chunk.len());
                 let into = chunk.get_mut(..room).unwrap_or_default();

@@ -26,7 +26,7 @@ pub struct Control {
     /// The control URL's address (always the advertiser's own source address).
     pub address: SocketAddrV4,
     /// The control URL's request target.
-    pub path: String,
+    pub path: Box<str>,
 }
 
 /// Where the provider reaches a VM's DomainControl: on the hypervisor whose description
@@ -40,8 +40,21 @@ pub struct DomainControl {
     pub root: Arc<str>,
     /// The hypervisor's host UUID, checked against the VM's current placement.
     pub host: Option<Uuid>,
-    /// The control URL.
-    pub control: Control,
+    /// The control URL's address and request target (its service type goes without saying:
+    /// one of these per VM is kept, and a call is rare).
+    pub address: SocketAddrV4,
+    pub path: Box<str>,
+}
+
+impl DomainControl {
+    /// Where a lifecycle call goes.
+    pub fn control(&self) -> Control {
+        Control {
+            service_type: URN_SERVICE_DOMAIN_CONTROL.into(),
+            address: self.address,
+            path: self.path.clone(),
+        }
+    }
 }
 
 /// What the relay knows of one VM's controls.
@@ -137,7 +150,7 @@ pub fn decide_vm_call(
             let placed_here = controls
                 .domain
                 .filter(|d| d.host.is_some() && d.host == record.hypervisor)
-                .map(|d| d.control.clone());
+                .map(DomainControl::control);
             (ActionKind::Lifecycle, action.semantics.clone(), placed_here)
         } else {
             let action = record
@@ -285,7 +298,8 @@ mod tests {
             network: 0,
             root: "uuid:h1".into(),
             host: Some(Uuid::from_u128(1)),
-            control: control(URN_SERVICE_DOMAIN_CONTROL, 2),
+            address: control(URN_SERVICE_DOMAIN_CONTROL, 2).address,
+            path: "/control/x".into(),
         };
         let controls = VmControls {
             own: Some(&own),

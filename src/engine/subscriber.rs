@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,13 +43,13 @@ pub const TRACK_SUBSCRIBE_PER_HOST: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Wanted {
     /// UDN of the device owning the service.
-    pub owner: String,
+    pub owner: Box<str>,
     /// Service type (serviceType): shared by the subscriptions that repeat it.
     pub service_type: Arc<str>,
     /// Address of the event URL (eventSubURL).
     pub event: SocketAddrV4,
     /// Request target of the event URL.
-    pub path: String,
+    pub path: Box<str>,
 }
 
 /// A SUBSCRIBE to send: a new subscription (`sid` is `None`) or a renewal. Hand it back to
@@ -105,13 +106,13 @@ struct Entry {
     root: Arc<str>,
     wanted: Wanted,
     /// SID granted, if any.
-    sid: Option<String>,
+    sid: Option<Box<str>>,
     /// When the SID granted runs out at the publisher.
     expires: Option<Instant>,
     /// When to send the next SUBSCRIBE.
     renew_at: Instant,
     /// The attempt awaiting its answer, if any.
-    in_flight: Option<u64>,
+    in_flight: Option<NonZeroU64>,
     /// Whether it is due but waits for its publisher to have fewer SUBSCRIBEs in flight.
     held: bool,
     /// Whether a NOTIFY came for it since its last new SUBSCRIBE was sent.
@@ -200,8 +201,8 @@ impl Subscriber {
                 if let (Some(sid), false) = (entry.sid, rebooted) {
                     self.cancels.push(Cancel {
                         event: entry.wanted.event,
-                        path: entry.wanted.path,
-                        sid,
+                        path: entry.wanted.path.into(),
+                        sid: sid.into(),
                     });
                 }
             }
@@ -242,7 +243,7 @@ impl Subscriber {
         let due = &mut self.due;
         self.table.retain(|token, entry| {
             let keep =
-                !(entry.network == network && (*entry.root == *udn || entry.wanted.owner == udn));
+                !(entry.network == network && (*entry.root == *udn || *entry.wanted.owner == *udn));
             if !keep {
                 due.remove(&(entry.renew_at, *token));
             }
@@ -282,8 +283,8 @@ impl Subscriber {
                     );
                     self.cancels.push(Cancel {
                         event: entry.wanted.event,
-                        path: entry.wanted.path.clone(),
-                        sid,
+                        path: entry.wanted.path.to_string(),
+                        sid: sid.into(),
                     });
                 }
                 entry.expires = None;
@@ -292,13 +293,13 @@ impl Subscriber {
                 entry.heard = false;
             }
             self.next_attempt += 1;
-            entry.in_flight = Some(self.next_attempt);
+            entry.in_flight = NonZeroU64::new(self.next_attempt);
             requests.push(Request {
                 token,
                 network: entry.network,
                 event: entry.wanted.event,
-                path: entry.wanted.path.clone(),
-                sid: entry.sid.clone(),
+                path: entry.wanted.path.to_string(),
+                sid: entry.sid.as_deref().map(str::to_string),
                 attempt: self.next_attempt,
             });
         }
@@ -352,7 +353,7 @@ impl Subscriber {
         let current = self
             .table
             .get_mut(&request.token)
-            .filter(|entry| entry.in_flight == Some(request.attempt));
+            .filter(|entry| entry.in_flight.map(NonZeroU64::get) == Some(request.attempt));
         let Some(entry) = current else {
             if let Answer::Granted { sid, .. } = answer {
                 let held = self
@@ -375,7 +376,7 @@ impl Subscriber {
                 let duration = timeout
                     .unwrap_or(GENA_DEFAULT_TIMEOUT)
                     .min(GENA_MAX_TIMEOUT);
-                entry.sid = Some(sid);
+                entry.sid = Some(sid.into());
                 entry.expires = now.checked_add(duration);
                 entry.renew_at = now + duration / 2;
                 if request.sid.is_none() && !entry.heard {
@@ -438,7 +439,7 @@ impl Subscriber {
             }
             entry.renew_at = renew;
         }
-        Some((entry.wanted.owner.as_str(), &*entry.wanted.service_type))
+        Some((&*entry.wanted.owner, &*entry.wanted.service_type))
     }
 
     /// The UNSUBSCRIBEs queued since the last call.
@@ -484,10 +485,10 @@ mod tests {
 
     fn wanted(owner: &str, service: &str, port: u16, path: &str) -> Wanted {
         Wanted {
-            owner: owner.to_string(),
+            owner: owner.into(),
             service_type: format!("urn:xenplug-org:service:{service}:1").into(),
             event: SocketAddrV4::new(HOST, port),
-            path: path.to_string(),
+            path: path.into(),
         }
     }
 
@@ -712,7 +713,7 @@ mod tests {
         let mut subscriber = Subscriber::new();
         subscriber.reconcile(now, NET, ROOT, vec![hypervisor(80), domain(80)], false);
         let other = Wanted {
-            owner: OTHER_ROOT.to_string(),
+            owner: OTHER_ROOT.into(),
             ..hypervisor(80)
         };
         subscriber.reconcile(now, NET, OTHER_ROOT, vec![other.clone()], false);
@@ -738,7 +739,7 @@ mod tests {
         // A hypervisor with 100 Domains, and another host with one service.
         let domains: Vec<Wanted> = (0..100)
             .map(|n| Wanted {
-                owner: format!("uuid:acac0001-1111-4a6b-8c9d-{n:012}"),
+                owner: format!("uuid:acac0001-1111-4a6b-8c9d-{n:012}").into(),
                 ..domain(80)
             })
             .collect();
@@ -750,7 +751,7 @@ mod tests {
                 && Arc::ptr_eq(&entry.wanted.service_type, &first.wanted.service_type)
         }));
         let other = Wanted {
-            owner: OTHER_ROOT.to_string(),
+            owner: OTHER_ROOT.into(),
             event: SocketAddrV4::new(Ipv4Addr::new(10, 99, 1, 20), 80),
             ..hypervisor(80)
         };

@@ -1119,7 +1119,8 @@ fn describe(
                             network: fetch.network,
                             root: shared_root.clone(),
                             host,
-                            control,
+                            address: control.address,
+                            path: control.path,
                         },
                     );
                 }
@@ -1137,10 +1138,10 @@ fn describe(
                     continue;
                 };
                 wanted.push(Wanted {
-                    owner: device.udn.clone(),
+                    owner: device.udn.as_str().into(),
                     service_type: tracker.texts.share(&service.service_type),
                     event,
-                    path: path.to_string(),
+                    path: path.into(),
                 });
             }
         }
@@ -1206,7 +1207,7 @@ fn controls_of(root: &DescribedDevice, source: Ipv4Addr, texts: &mut Interner) -
             (*address.ip() == source).then(|| Control {
                 service_type: texts.share(&service.service_type),
                 address,
-                path: path.to_string(),
+                path: path.into(),
             })
         })
         .collect()

@@ -18,8 +18,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use smol::channel::{Receiver, Sender, TryRecvError};
-
 use super::record::{HardwareRecord, VirtualRecord};
 use super::store::{ensure_dir, sync_dir, sync_filesystem};
 use crate::files::temporary_path;
@@ -102,9 +100,16 @@ pub(super) struct Durable {
     pub journal_length: u64,
 }
 
-/// What the writer thread has done, as its owner sees it.
+/// What the owner and the writer thread share, under one lock: the work waiting, and what
+/// the thread has done.
 #[derive(Default)]
-struct Progress {
+struct State {
+    /// Work handed over and not taken yet, merged.
+    queue: Work,
+    /// Pieces of work merged into `queue`.
+    queued: u64,
+    /// Cleared when the owner lets go.
+    open: bool,
     durable: Durable,
     /// Pieces of work handed over, and of those, made durable.
     handed: u64,
@@ -114,25 +119,26 @@ struct Progress {
     failing: Option<String>,
 }
 
-/// What the owner and the writer thread share.
 #[derive(Default)]
 struct Shared {
-    progress: Mutex<Progress>,
+    state: Mutex<State>,
+    /// Signalled when work arrives or the owner lets go (the thread waits on it).
+    arrived: Condvar,
+    /// Signalled after each attempt at a flush (the owner waits on it in `settle`).
     changed: Condvar,
     /// Called after each flush that moved the journal on.
     on_durable: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 impl Shared {
-    fn progress(&self) -> MutexGuard<'_, Progress> {
-        // A panic while the lock was held leaves counters only, which stay meaningful.
-        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held leaves work and counters, which stay meaningful.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// The owner's end of the writer thread.
 pub(super) struct Writer {
-    sender: Option<Sender<Work>>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -150,8 +156,11 @@ impl Writer {
     /// for appending), which is durable as far as `durable` says.
     pub(super) fn start(root: PathBuf, journal: File, durable: Durable) -> io::Result<Writer> {
         let shared = Arc::new(Shared::default());
-        shared.progress().durable = durable;
-        let (sender, receiver) = smol::channel::unbounded();
+        {
+            let mut state = shared.state();
+            state.durable = durable;
+            state.open = true;
+        }
         let disk = Disk {
             root,
             journal,
@@ -164,10 +173,9 @@ impl Writer {
             .stack_size(REPO_WRITER_STACK)
             .spawn({
                 let shared = shared.clone();
-                move || run(disk, receiver, &shared)
+                move || run(disk, &shared)
             })?;
         Ok(Writer {
-            sender: Some(sender),
             thread: Some(thread),
             shared,
         })
@@ -178,22 +186,17 @@ impl Writer {
         if work.is_empty() {
             return;
         }
-        let Some(sender) = &self.sender else {
-            return;
-        };
-        self.shared.progress().handed += 1;
-        if sender.try_send(work).is_err() {
-            // The thread ended, which only a panic in it does; say so rather than wait forever.
-            let mut progress = self.shared.progress();
-            progress.failing = Some("the repository's writer thread has ended".into());
-            progress.failures += 1;
-            self.shared.changed.notify_all();
-        }
+        let mut state = self.shared.state();
+        state.queue.merge(work);
+        state.queued += 1;
+        state.handed += 1;
+        drop(state);
+        self.shared.arrived.notify_one();
     }
 
     /// How far the journal is durable.
     pub(super) fn durable(&self) -> Durable {
-        self.shared.progress().durable
+        self.shared.state().durable
     }
 
     /// Has `notice` called (on the writer thread) after each flush that moved the journal on.
@@ -208,18 +211,26 @@ impl Writer {
     /// Waits until everything handed over so far is durable; fails with the failure of an
     /// attempt that fails meanwhile (the thread goes on trying: call again to wait for it).
     pub(super) fn settle(&self) -> io::Result<()> {
-        let mut progress = self.shared.progress();
-        let target = progress.handed;
-        let failures = progress.failures;
-        while progress.done < target {
-            if progress.failures != failures {
-                let failure = progress.failing.clone().unwrap_or_default();
+        let mut state = self.shared.state();
+        let target = state.handed;
+        let failures = state.failures;
+        while state.done < target {
+            if state.failures != failures {
+                let failure = state.failing.clone().unwrap_or_default();
                 return Err(io::Error::other(failure));
             }
-            progress = self
+            if self
+                .thread
+                .as_ref()
+                .is_none_or(|thread| thread.is_finished())
+            {
+                // Only a panic ends the thread while the owner holds on.
+                return Err(io::Error::other("the repository's writer thread has ended"));
+            }
+            state = self
                 .shared
                 .changed
-                .wait(progress)
+                .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
         }
         Ok(())
@@ -229,7 +240,8 @@ impl Writer {
 impl Drop for Writer {
     /// Lets the thread write what it holds, then waits for it.
     fn drop(&mut self) {
-        self.sender = None;
+        self.shared.state().open = false;
+        self.shared.arrived.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -378,66 +390,76 @@ impl Disk {
 
 /// The writer thread: takes work in order, merging what waits, until the owner lets go and
 /// everything is written (or, once the owner has let go, a last attempt has failed).
-fn run(mut disk: Disk, receiver: Receiver<Work>, shared: &Shared) {
+fn run(mut disk: Disk, shared: &Shared) {
     let mut pending = Work::default();
     // Pieces of work merged into `pending`.
     let mut merged = 0;
-    let mut open = true;
+    // After a failure: when to try again, and the pause after the next failure.
+    let mut retry_at: Option<Instant> = None;
     let mut retry = REPO_RETRY_FIRST;
     loop {
+        let (waiting, open) = {
+            let mut state = shared.state();
+            loop {
+                let has_work = merged > 0 || !state.queue.is_empty();
+                let now = Instant::now();
+                match retry_at {
+                    _ if !state.open => break,
+                    None if has_work => break,
+                    Some(at) if now >= at => break,
+                    Some(at) => {
+                        state = shared
+                            .arrived
+                            .wait_timeout(state, at - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => {
+                        state = shared
+                            .arrived
+                            .wait(state)
+                            .unwrap_or_else(|e| e.into_inner())
+                    }
+                }
+            }
+            merged += std::mem::take(&mut state.queued);
+            (std::mem::take(&mut state.queue), state.open)
+        };
+        pending.merge(waiting);
         if merged == 0 {
-            match receiver.recv_blocking() {
-                Ok(work) => {
-                    pending = work;
-                    merged = 1;
-                }
-                Err(_) => return,
-            }
-        }
-        loop {
-            match receiver.try_recv() {
-                Ok(work) => {
-                    pending.merge(work);
-                    merged += 1;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Closed) => {
-                    open = false;
-                    break;
-                }
-            }
+            return;
         }
         match disk.flush(&pending) {
             Ok(()) => {
                 let moved = !pending.journal.is_empty();
-                let mut progress = shared.progress();
+                let mut state = shared.state();
                 if moved {
-                    progress.durable = Durable {
+                    state.durable = Durable {
                         seq: pending.last_seq,
                         journal_length: disk.journal_length,
                     };
                 }
-                progress.done += merged;
-                if progress.failing.take().is_some() {
+                state.done += merged;
+                if state.failing.take().is_some() {
                     log::warn!("repository: writing again, nothing lost");
                 }
-                drop(progress);
+                drop(state);
                 shared.changed.notify_all();
                 if moved {
-                    if let Some(notice) =
-                        &*shared.on_durable.lock().unwrap_or_else(|e| e.into_inner())
-                    {
+                    let notice = shared.on_durable.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(notice) = &*notice {
                         notice();
                     }
                 }
                 pending = Work::default();
                 merged = 0;
+                retry_at = None;
                 retry = REPO_RETRY_FIRST;
             }
             Err(error) => {
                 let failure = error.to_string();
-                let mut progress = shared.progress();
-                if progress.failing.as_deref() != Some(failure.as_str()) {
+                let mut state = shared.state();
+                if state.failing.as_deref() != Some(failure.as_str()) {
                     log::error!(
                         "repository {}: writing failed ({failure}); {} record files and {} \
                          journal bytes held, tried again with backoff",
@@ -446,9 +468,9 @@ fn run(mut disk: Disk, receiver: Receiver<Work>, shared: &Shared) {
                         pending.journal.len()
                     );
                 }
-                progress.failing = Some(failure);
-                progress.failures += 1;
-                drop(progress);
+                state.failing = Some(failure);
+                state.failures += 1;
+                drop(state);
                 shared.changed.notify_all();
                 if !open {
                     log::error!(
@@ -460,29 +482,8 @@ fn run(mut disk: Disk, receiver: Receiver<Work>, shared: &Shared) {
                     );
                     return;
                 }
-                // Waits out the pause, taking in what arrives meanwhile.
-                let until = Instant::now() + retry;
+                retry_at = Some(Instant::now() + retry);
                 retry = (retry * 2).min(REPO_RETRY_MAX);
-                loop {
-                    let next = smol::block_on(smol::future::or(
-                        async { Some(receiver.recv().await) },
-                        async {
-                            smol::Timer::at(until).await;
-                            None
-                        },
-                    ));
-                    match next {
-                        Some(Ok(work)) => {
-                            pending.merge(work);
-                            merged += 1;
-                        }
-                        Some(Err(_)) => {
-                            open = false;
-                            break;
-                        }
-                        None => break,
-                    }
-                }
             }
         }
     }

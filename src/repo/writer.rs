@@ -1,19 +1,18 @@
 //! The repository's disk work, on a thread of its own. The owner stages record files and
 //! journal lines ([`Work`]) and goes on at once; this thread makes them durable in the order
 //! they were handed over, so a flush (milliseconds, or a second on a busy disk) never keeps the
-//! tracker's event loop from draining its sockets. The records are handed over as they are
-//! (a VM's record shared, not copied) and rendered here, so no text waits in the owner's heap
-//! between its long-lived records. Work handed over while a flush runs is
-//! merged into the next one (a file's last content wins), so a burst costs a few flushes
-//! whatever its size. A flush that fails is logged once and tried again with backoff, holding
-//! back everything after it: nothing is lost or reordered while the process lives.
+//! tracker's event loop from draining its sockets. The records are handed over as they are (a
+//! VM's record shared, not copied) and rendered here, so no text waits in the owner's heap
+//! between its long-lived records. Work handed over while a flush runs is merged into the next
+//! one (a file's last content wins), so a burst costs a few flushes whatever its size. A flush
+//! that fails is logged once and tried again with backoff, holding back everything after it:
+//! nothing is lost or reordered while the process lives.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use uuid::Uuid;

@@ -410,7 +410,7 @@ pub type VirtualRecords = BTreeMap<Uuid, Arc<VirtualRecord>>;
 /// The tracker's repositories and journal, opened by one process at a time.
 ///
 /// Changes show in its maps at once and are made durable in order by its writer thread (see
-/// [`writer`](super::writer)); the journal is read as far as it is durable.
+/// `repo::writer`); the journal is read as far as it is durable.
 #[derive(Debug)]
 pub struct Repository {
     root: PathBuf,
@@ -754,7 +754,7 @@ enum Undo {
 
 /// Record changes made together, durable together: the repository's maps show each change at
 /// once, and [`Batch::commit`] hands the files to the writer, which makes them durable in
-/// one flush (see [`writer`](super::writer)). Each record is old or new after a crash, never
+/// one flush (see `repo::writer`). Each record is old or new after a crash, never
 /// torn. A record changed twice in one batch is written once, with its last content.
 ///
 /// Dropped without [`Batch::commit`], the maps are put back as they were and nothing is

@@ -15,7 +15,10 @@ the same bridge. It prints one table row per scenario:
   (SO_RXQ_OVFL, from its log), which must agree;
 - RssAnon of the tracker: before any device (its own empty figure: the same tracker on an
   empty network), at the peak during ingestion (sampled every 50 ms), and steady (5 s after
-  convergence); bytes per VM above empty, and peak / steady;
+  convergence); bytes per VM above empty, and peak / steady. A peak shorter than the sampling
+  can be missed, so the notes under the table also give the kernel's high-water mark of the
+  tracker's resident memory (VmHWM) less its file-backed pages at the steady state: the
+  anonymous peak however short;
 - tree: time of `GET /api/tree` (whole tree) and of one `GET /api/vms/<uuid>`, by curl in
   the tracker's namespace, median of 5;
 - new VM: from writing a new domain file into a random hypervisor's sim directory to its
@@ -72,15 +75,29 @@ def hv_addr(index):
     return f"10.97.{1 + index // 250}.{1 + index % 250}"
 
 
-def rss_anon(pid):
+def status_kib(pid, field):
+    """A `KiB` field of /proc/PID/status (RssAnon, VmHWM, ...), None when unreadable."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("RssAnon:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_anon(pid):
+    return status_kib(pid, "RssAnon")
+
+
+def anon_high_water(pid):
+    """VmHWM less the file-backed and shared pages resident now: the peak of anonymous memory,
+    counted by the kernel (the binary's pages are resident throughout)."""
+    values = [status_kib(pid, field) for field in ("VmHWM", "RssFile", "RssShmem")]
+    if None in values:
+        return None
+    return values[0] - values[1] - values[2]
 
 
 def cpu_seconds(pid):
@@ -329,6 +346,7 @@ def scenario(binary, hosts, domains, trials, budget):
         sampler.join()
         row["steady"] = rss_anon(tracker.pid)
         row["peak"] = max(sampler.peak, row["steady"] or 0)
+        row["high_water"] = anon_high_water(tracker.pid)
         idle_seconds = time.monotonic() - hv_idle_start
         # Idle here means no domain changed; the tracker's own traffic (searches,
         # descriptions, subscriptions) is included.
@@ -434,9 +452,13 @@ def main():
             show(ratio, "{:.2f}"), show(row["tree_ms"], "{:.0f}"), show(row["vm_ms"], "{:.1f}"),
             show(row["p50"], "{:.0f}"), show(row["p99"], "{:.0f}"),
             show(row["hv_cpu"], "{:.2f}")), flush=True)
+        high_water = row.get("high_water")
+        high_ratio = high_water / row["steady"] if high_water and row.get("steady") else None
         notes.append(f"{row['scenario']}: tree {row['tree_bytes']} bytes; new VMs missed "
                      f"{row['missed']}; tracker warnings {row['warnings']}; rcvbuf drops by "
-                     f"convergence {row['drops']}; tracker's count: {row['counted']}")
+                     f"convergence {row['drops']}; tracker's count: {row['counted']}; "
+                     f"anonymous high-water {show(high_water, '{}')} KiB "
+                     f"({show(high_ratio, '{:.2f}')} x steady)")
     for note in notes:
         print(note)
 

@@ -56,7 +56,7 @@ fn ten_hypervisors_of_a_hundred_domains_converge_without_drops() {
         network
             .get("receive_buffer")
             .and_then(Json::u64)
-            .is_some_and(|bytes| bytes >= 8 << 20),
+            .is_some_and(|bytes| bytes >= 32 << 20),
         "{network:?}"
     );
     assert_eq!(

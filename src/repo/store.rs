@@ -57,6 +57,16 @@ pub(super) fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// Creates folder `path` if missing (see [`ensure_dir`]), and fsyncs its parent when it did.
+pub(super) fn ensure_dir_durably(path: &Path) -> io::Result<()> {
+    if ensure_dir(path)? {
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes `path` durably; `false` when it was not there.
 fn remove_durably(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
@@ -559,11 +569,10 @@ impl Repository {
 
     /// Writes a tenant slice, creating the tenant's folder durably if needed.
     fn write_tenant_slice(&self, tenant: &str, vm: &Uuid, text: &str) -> io::Result<()> {
-        let tenants = self.root.join(REPO_TENANTS_DIR);
-        if ensure_dir(&tenants.join(tenant))? {
-            sync_dir(&tenants)?;
-        }
         let slice = RecordFile::Slice(tenant.into(), *vm).path(&self.root);
+        if let Some(folder) = slice.parent() {
+            ensure_dir_durably(folder)?;
+        }
         write_atomic(&slice, text.as_bytes())
     }
 

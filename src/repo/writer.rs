@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::record::{HardwareRecord, VirtualRecord};
-use super::store::{ensure_dir, sync_dir, sync_filesystem};
+use super::store::{ensure_dir_durably, sync_dir, sync_filesystem};
 use crate::files::temporary_path;
 
 /// Record files written in one flush of at least this many are made durable with one `syncfs`
@@ -286,11 +286,18 @@ impl Disk {
         let mut written = Vec::new();
         let result = self.place(files, &mut written);
         for file in written {
-            if let Ok((_, temporary)) = temporary_path(&file.path(&self.root)) {
+            if let Ok((_, temporary)) = self.paths(file) {
                 let _ = fs::remove_file(temporary);
             }
         }
         result
+    }
+
+    /// Where `file` goes, and the temporary file it is written to first.
+    fn paths(&self, file: &RecordFile) -> io::Result<(PathBuf, PathBuf)> {
+        let path = file.path(&self.root);
+        let (_, temporary) = temporary_path(&path)?;
+        Ok((path, temporary))
     }
 
     fn place<'f>(
@@ -302,9 +309,10 @@ impl Disk {
             let Some(text) = file.text(change)? else {
                 continue;
             };
-            let path = file.path(&self.root);
-            let (folder, temporary) = temporary_path(&path)?;
-            self.ensure_folder(folder)?;
+            let (path, temporary) = self.paths(file)?;
+            if let Some(folder) = path.parent() {
+                self.ensure_folder(folder)?;
+            }
             written.push(file);
             OpenOptions::new()
                 .write(true)
@@ -317,8 +325,7 @@ impl Disk {
             sync_filesystem(&self.root)?;
         } else {
             for file in written.iter() {
-                let (_, temporary) = temporary_path(&file.path(&self.root))?;
-                File::open(temporary)?.sync_all()?;
+                File::open(self.paths(file)?.1)?.sync_all()?;
             }
         }
         let mut touched = BTreeSet::new();
@@ -328,8 +335,7 @@ impl Disk {
             }
         };
         for file in written.iter() {
-            let path = file.path(&self.root);
-            let (_, temporary) = temporary_path(&path)?;
+            let (path, temporary) = self.paths(file)?;
             fs::rename(temporary, &path)?;
             touch(&path);
         }
@@ -357,11 +363,7 @@ impl Disk {
         if self.folders.contains(folder) {
             return Ok(());
         }
-        if ensure_dir(folder)? {
-            if let Some(parent) = folder.parent() {
-                sync_dir(parent)?;
-            }
-        }
+        ensure_dir_durably(folder)?;
         self.folders.insert(folder.to_path_buf());
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! element nesting and too many nodes before or while roxmltree builds its tree.
 
 use core::convert::Infallible;
+use core::ops::Range;
 
 use crate::wire::{Cursor, Error, Result};
 
@@ -285,13 +286,24 @@ pub fn parse_options<'input>(max_nodes: u32) -> roxmltree::ParsingOptions<'input
 /// The size and depth are checked by a linear scan before roxmltree runs, so a hostile
 /// document costs one pass over at most `max_bytes` bytes.
 pub fn parse_bounded(input: &[u8], limits: Limits) -> Result<roxmltree::Document<'_>> {
+    parse_checked(check_bounded(input, limits)?, limits.max_nodes)
+}
+
+/// The checks [`parse_bounded`] makes before roxmltree runs (size, UTF-8, nesting, no
+/// document type declaration), giving the text to parse.
+pub fn check_bounded(input: &[u8], limits: Limits) -> Result<&str> {
     if input.len() > limits.max_bytes {
         return Err(Error::TooLong);
     }
     let text = core::str::from_utf8(input).map_err(|_| Error::Malformed)?;
     check_depth(input, limits.max_depth)?;
-    roxmltree::Document::parse_with_options(text, parse_options(limits.max_nodes)).map_err(
-        |error| match error {
+    Ok(text)
+}
+
+/// roxmltree's half of [`parse_bounded`], for `text` that passed [`check_bounded`].
+pub fn parse_checked(text: &str, max_nodes: u32) -> Result<roxmltree::Document<'_>> {
+    roxmltree::Document::parse_with_options(text, parse_options(max_nodes)).map_err(|error| {
+        match error {
             roxmltree::Error::NodesLimitReached
             | roxmltree::Error::EntityReferenceLoop(_)
             | roxmltree::Error::AttributesLimitReached
@@ -301,43 +313,216 @@ pub fn parse_bounded(input: &[u8], limits: Limits) -> Result<roxmltree::Document
                 Error::Truncated
             }
             _ => Error::Malformed,
-        },
-    )
+        }
+    })
 }
 
 /// Fails with [`Error::TooLong`] as soon as the element nesting of `input` goes deeper than
 /// `max_depth`, and with [`Error::Unsupported`] at a `<!DOCTYPE`. It only tracks `<`/`>`
-/// structure (comments, CDATA, processing instructions, quoted attribute values); whether the
-/// document is well-formed is roxmltree's business afterwards.
+/// structure (see [`markup_at`]); whether the document is well-formed is roxmltree's
+/// business afterwards.
 fn check_depth(input: &[u8], max_depth: usize) -> Result<()> {
     let mut depth = 0usize;
     let mut at = 0usize;
-    while let Some(offset) = input.get(at..).and_then(|rest| find(rest, b"<")) {
-        let tag = at + offset;
-        let rest = input.get(tag..).unwrap_or_default();
-        if rest.starts_with(b"<!--") {
-            at = skip_past(input, tag + 4, b"-->")?;
-        } else if rest.starts_with(b"<![CDATA[") {
-            at = skip_past(input, tag + 9, b"]]>")?;
-        } else if rest.starts_with(b"<!") {
-            return Err(Error::Unsupported);
-        } else if rest.starts_with(b"<?") {
-            at = skip_past(input, tag + 2, b"?>")?;
-        } else if rest.starts_with(b"</") {
-            at = skip_past(input, tag + 2, b">")?;
-            depth = depth.saturating_sub(1);
-        } else {
-            let (end, self_closing) = start_tag_end(input, tag + 1)?;
-            at = end;
-            if depth >= max_depth {
-                return Err(Error::TooLong);
+    while let Some(tag) = next_tag(input, at) {
+        let (markup, end) = markup_at(input, tag)?;
+        at = end;
+        match markup {
+            Markup::Start { self_closing } => {
+                if depth >= max_depth {
+                    return Err(Error::TooLong);
+                }
+                if !self_closing {
+                    depth += 1;
+                }
             }
-            if !self_closing {
-                depth += 1;
-            }
+            Markup::End => depth = depth.saturating_sub(1),
+            Markup::Other => {}
         }
     }
     Ok(())
+}
+
+/// What a `<` opens, as far as nesting goes.
+enum Markup {
+    /// A start tag; `<a/>` is self-closing.
+    Start { self_closing: bool },
+    /// An end tag.
+    End,
+    /// A comment, a CDATA section or a processing instruction.
+    Other,
+}
+
+/// Position of the next `<` at or after `from`.
+fn next_tag(input: &[u8], from: usize) -> Option<usize> {
+    let rest = input.get(from..)?;
+    rest.iter()
+        .position(|&byte| byte == b'<')
+        .map(|offset| from + offset)
+}
+
+/// The markup that begins with the `<` at `tag`, and the position just after it. Tracks
+/// comments, CDATA sections, processing instructions and quoted attribute values, so a `<`
+/// or `>` inside them is not taken for a tag; a document type declaration is
+/// [`Error::Unsupported`], markup the input stops inside [`Error::Truncated`].
+fn markup_at(input: &[u8], tag: usize) -> Result<(Markup, usize)> {
+    let rest = input.get(tag..).unwrap_or_default();
+    if rest.starts_with(b"<!--") {
+        Ok((Markup::Other, skip_past(input, tag + 4, b"-->")?))
+    } else if rest.starts_with(b"<![CDATA[") {
+        Ok((Markup::Other, skip_past(input, tag + 9, b"]]>")?))
+    } else if rest.starts_with(b"<!") {
+        Err(Error::Unsupported)
+    } else if rest.starts_with(b"<?") {
+        Ok((Markup::Other, skip_past(input, tag + 2, b"?>")?))
+    } else if rest.starts_with(b"</") {
+        Ok((Markup::End, skip_past(input, tag + 2, b">")?))
+    } else {
+        let (end, self_closing) = start_tag_end(input, tag + 1)?;
+        Ok((Markup::Start { self_closing }, end))
+    }
+}
+
+/// Where the child elements of one element lie in a document's text, found by
+/// [`find_children`], so that they can be parsed one at a time instead of in one tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Children {
+    /// The start tags of the element and of its ancestors, document element first.
+    pub start_tags: Vec<Range<usize>>,
+    /// The names of those elements as written, prefix included.
+    pub names: Vec<Range<usize>>,
+    /// Where each of those elements stands among its parent's child elements (0 for the
+    /// first), document element first.
+    pub positions: Vec<usize>,
+    /// The element's content, between its start tag and its end tag.
+    pub content: Range<usize>,
+    /// Each child element, start tag to end tag, in document order.
+    pub elements: Vec<Range<usize>>,
+    /// Runs of white space between them: roxmltree keeps each as a text node.
+    pub gaps: usize,
+}
+
+impl Children {
+    /// The document without the element's content: the element left empty.
+    pub fn without_content(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() - self.content.len());
+        out.push_str(&text[..self.content.start]);
+        out.push_str(&text[self.content.end..]);
+        out
+    }
+
+    /// Writes child `element` into `out` (cleared first) as a document of its own, inside
+    /// copies of its ancestors' start tags: the namespaces in scope, the nesting depth and
+    /// the path from the document element stay what they were.
+    pub fn standalone(&self, text: &str, element: &Range<usize>, out: &mut String) {
+        out.clear();
+        for tag in &self.start_tags {
+            out.push_str(&text[tag.clone()]);
+        }
+        out.push_str(&text[element.clone()]);
+        for name in self.names.iter().rev() {
+            out.push_str("</");
+            out.push_str(&text[name.clone()]);
+            out.push('>');
+        }
+    }
+}
+
+/// Finds the element reached from the document element by `path`, local names as written
+/// (any prefix, the first element of each name), and the child elements it holds.
+///
+/// `None` unless the answer is plain: the input stops or is refused by [`markup_at`], the
+/// path is not there, the element is empty or self-closing, or its content holds anything
+/// but child elements and white space (text, a comment, a CDATA section or a processing
+/// instruction). The scan only tracks `<`/`>` structure: a caller parses what it found, and
+/// checks with the namespaces and the [`Children::positions`] that the element is the one it
+/// wants.
+pub fn find_children(text: &str, path: &[&str]) -> Option<Children> {
+    let input = text.as_bytes();
+    let mut found = Children {
+        start_tags: Vec::with_capacity(path.len()),
+        names: Vec::with_capacity(path.len()),
+        positions: Vec::with_capacity(path.len()),
+        content: 0..0,
+        elements: Vec::new(),
+        gaps: 0,
+    };
+    // Open elements; the first `matched` of them are the path's.
+    let mut depth = 0usize;
+    let mut matched = 0usize;
+    // Child elements of the innermost matched element (of the document, at first) so far.
+    let mut children_seen = 0usize;
+    // Where the child element being read began.
+    let mut child_start = 0usize;
+    let mut at = 0usize;
+    loop {
+        let tag = next_tag(input, at)?;
+        let inside = matched == path.len() && depth == matched;
+        if inside {
+            let between = input.get(at..tag)?;
+            if !between.iter().all(|byte| b" \t\r\n".contains(byte)) {
+                return None;
+            }
+            if !between.is_empty() {
+                found.gaps += 1;
+            }
+        }
+        let (markup, end) = markup_at(input, tag).ok()?;
+        at = end;
+        match markup {
+            Markup::Other if inside => return None,
+            Markup::Other => {}
+            Markup::End if inside => {
+                found.content.end = tag;
+                return (!found.elements.is_empty()).then_some(found);
+            }
+            Markup::End => {
+                depth = depth.checked_sub(1)?;
+                if depth < matched {
+                    // A path element closed before the rest of the path was found.
+                    return None;
+                }
+                if matched == path.len() && depth == matched {
+                    found.elements.push(child_start..end);
+                }
+            }
+            Markup::Start { self_closing } => {
+                if inside {
+                    child_start = tag;
+                    if self_closing {
+                        found.elements.push(tag..end);
+                    }
+                } else if depth == matched && matched < path.len() {
+                    let position = children_seen;
+                    children_seen += 1;
+                    let name = tag + 1..tag + 1 + tag_name_length(&input[tag + 1..end]);
+                    let written = &text[name.clone()];
+                    let local = written.rsplit(':').next().unwrap_or(written);
+                    if local == path[matched] {
+                        if self_closing {
+                            return None;
+                        }
+                        found.start_tags.push(tag..end);
+                        found.names.push(name);
+                        found.positions.push(position);
+                        matched += 1;
+                        children_seen = 0;
+                        found.content = end..end;
+                    }
+                }
+                if !self_closing {
+                    depth += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Length of the name at the start of a start tag's text (after its `<`).
+fn tag_name_length(tag: &[u8]) -> usize {
+    tag.iter()
+        .position(|&byte| matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+        .unwrap_or(tag.len())
 }
 
 /// Position just after the `>` closing a start tag whose name begins at `from`, and whether
@@ -550,5 +735,85 @@ mod tests {
                 "prefix {end}"
             );
         }
+    }
+
+    const LIST: [&str; 3] = ["root", "device", "deviceList"];
+
+    #[test]
+    fn finds_the_child_elements_at_the_end_of_a_path() {
+        let text = concat!(
+            "<?xml version=\"1.0\"?><!-- <root> -->\n",
+            "<r:root xmlns:r=\"urn:x\" a='>'><other/><r:device><x>t</x><r:deviceList>\n ",
+            "<r:device q=\"a>b\">one<![CDATA[</r:deviceList>]]><!-- </r:device> --></r:device> ",
+            "<e/>\n</r:deviceList></r:device></r:root>"
+        );
+        let found = find_children(text, &LIST).unwrap();
+        assert_eq!(found.positions, [0, 1, 1]);
+        let elements: Vec<&str> = found.elements.iter().map(|e| &text[e.clone()]).collect();
+        assert_eq!(
+            elements,
+            [
+                "<r:device q=\"a>b\">one<![CDATA[</r:deviceList>]]><!-- </r:device> --></r:device>",
+                "<e/>"
+            ]
+        );
+        assert_eq!(found.gaps, 3);
+        let outline = found.without_content(text);
+        assert!(outline.ends_with("<r:deviceList></r:deviceList></r:device></r:root>"));
+        let outline = roxmltree::Document::parse(&outline).unwrap();
+        // The document node, six elements, one text node.
+        assert_eq!(outline.descendants().count(), 8);
+        let mut piece = String::new();
+        found.standalone(text, &found.elements[0], &mut piece);
+        assert!(piece
+            .starts_with("<r:root xmlns:r=\"urn:x\" a='>'><r:device><r:deviceList><r:device q"));
+        assert!(piece.ends_with("</r:device></r:deviceList></r:device></r:root>"));
+        let piece = roxmltree::Document::parse(&piece).unwrap();
+        let entry = piece.descendants().nth(4).unwrap();
+        assert_eq!(entry.tag_name().namespace(), Some("urn:x"));
+        assert_eq!(entry.text(), Some("one</r:deviceList>"));
+    }
+
+    #[test]
+    fn finds_nothing_where_the_content_is_not_plain_elements() {
+        let wrap = |list: &str| format!("<root><device><deviceList{list}</device></root>");
+        for list in [
+            "><a/><!-- c --><b/></deviceList>",
+            "><a/>text<b/></deviceList>",
+            "><a/><?pi?></deviceList>",
+            "><![CDATA[x]]></deviceList>",
+            "></deviceList>",
+            "/>",
+        ] {
+            assert_eq!(find_children(&wrap(list), &LIST), None, "{list}");
+        }
+        assert!(find_children(&wrap("><a/> <b/></deviceList>"), &LIST).is_some());
+        // The input stops, the path is not there, or a path element ends before the rest is found.
+        assert_eq!(find_children("<root><device><deviceList><a/>", &LIST), None);
+        assert_eq!(
+            find_children("<root><deviceList><a/></deviceList></root>", &LIST),
+            None
+        );
+        assert_eq!(
+            find_children(
+                "<root><device></device><x><deviceList><a/></deviceList></x></root>",
+                &LIST
+            ),
+            None
+        );
+        assert_eq!(
+            find_children(
+                "<root><device><a><deviceList><b/></deviceList></a></device></root>",
+                &LIST
+            ),
+            None
+        );
+        assert_eq!(
+            find_children(
+                "<!DOCTYPE root><root><device><deviceList><a/></deviceList></device></root>",
+                &LIST
+            ),
+            None
+        );
     }
 }

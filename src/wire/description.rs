@@ -7,7 +7,7 @@
 
 use roxmltree::Node;
 
-use super::xml::{self, parse_bounded, Limits, Sink};
+use super::xml::{self, Limits, Sink};
 use super::Result;
 use crate::consts::{
     DESC_BYTES_PER_DEVICE, DESC_MAX_BYTES, DESC_MAX_CONFIG_ID, DESC_MAX_DEVICE_NESTING,
@@ -350,8 +350,99 @@ pub fn parse_description_within(
     })?;
     // A UTF-8 byte order mark is legal XML; some stacks write one.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let document = parse_bounded(bytes, limits.xml())
-        .map_err(|e| DescriptionError::new(limits.xml().explain(e)))?;
+    let explain = |error| DescriptionError::new(limits.xml().explain(error));
+    let text = xml::check_bounded(bytes, limits.xml()).map_err(explain)?;
+    if let Some(described) = read_in_pieces(text, location, limits) {
+        return Ok(described);
+    }
+    let document = xml::parse_checked(text, limits.max_nodes).map_err(explain)?;
+    read_document(&document, location, limits, |_, _, _| Ok(()))
+}
+
+/// The path to the root device's deviceList, which holds nearly all of a large description.
+const ROOT_DEVICE_LIST: [&str; 3] = ["root", "device", "deviceList"];
+
+/// Reads a description whose root device lists its embedded devices plainly (see
+/// [`xml::find_children`]) one embedded device at a time: the root device's part of the
+/// document first, then each embedded device parsed on its own. A host of a thousand domains
+/// then never has a tree of the whole document (1.7 MB beside its 0.8 MB of text) in memory.
+///
+/// `None` whenever this way is not certain to give what one tree would: the list cannot be
+/// found plainly, the element found is not the deviceList the reader takes, or any part is
+/// refused or too large. The caller then parses the whole document, which also gives the
+/// error a refused description is known by.
+fn read_in_pieces(
+    text: &str,
+    location: BaseUrl<'_>,
+    limits: &DescriptionLimits,
+) -> Option<Described> {
+    // roxmltree refuses a tree of more than 65,536 distinct namespaces (its own `xml` one
+    // included), which no piece alone may reach: with that many declarations, read one tree.
+    if text.matches("xmlns").count() >= usize::from(u16::MAX) {
+        return None;
+    }
+    let children = xml::find_children(text, &ROOT_DEVICE_LIST)?;
+    let outline_text = children.without_content(text);
+    let outline = xml::parse_checked(&outline_text, limits.max_nodes).ok()?;
+    // Nodes of the whole document: the outline's, each piece's own, and the white space.
+    let mut nodes = outline.descendants().count() + children.gaps;
+    // The document node and the copied ancestors, which each piece has and the whole only once.
+    let wrapping = 1 + ROOT_DEVICE_LIST.len();
+    let more_devices = |reader: &mut Reader<'_>,
+                        device: Node<'_, '_>,
+                        root: &mut DescribedDevice| {
+        let not_in_pieces = || DescriptionError::new("not readable in pieces");
+        let list = single_child(device, "deviceList")?.ok_or_else(not_in_pieces)?;
+        let list_position = device
+            .children()
+            .filter(Node::is_element)
+            .position(|c| c == list);
+        let device_position = device.parent_element().and_then(|root| {
+            root.children()
+                .filter(Node::is_element)
+                .position(|c| c == device)
+        });
+        let found = children.positions.iter().map(|&position| Some(position));
+        if !found.eq([Some(0), device_position, list_position]) {
+            return Err(not_in_pieces());
+        }
+        root.devices.reserve_exact(children.elements.len());
+        let mut piece = String::new();
+        for element in &children.elements {
+            children.standalone(text, element, &mut piece);
+            let budget = (limits.max_nodes as usize + wrapping).saturating_sub(nodes);
+            let document = xml::parse_checked(&piece, u32::try_from(budget).unwrap_or(u32::MAX))
+                .map_err(|_| not_in_pieces())?;
+            nodes += document.descendants().count() - wrapping;
+            if nodes > limits.max_nodes as usize {
+                return Err(not_in_pieces());
+            }
+            let entry = document
+                .descendants()
+                .nth(wrapping)
+                .filter(|entry| is_upnp(*entry, "device"));
+            if let Some(entry) = entry {
+                reader.embedded += 1;
+                if reader.embedded > reader.max_embedded {
+                    return Err(not_in_pieces());
+                }
+                root.devices
+                    .push(reader.device(entry, 1, "embedded device")?);
+            }
+        }
+        Ok(())
+    };
+    read_document(&outline, location, limits, more_devices).ok()
+}
+
+/// Reads a parsed description. `more_devices` is given the reader, the root device's
+/// element and what was read of it, to add embedded devices read from elsewhere.
+fn read_document(
+    document: &roxmltree::Document<'_>,
+    location: BaseUrl<'_>,
+    limits: &DescriptionLimits,
+    more_devices: impl FnOnce(&mut Reader<'_>, Node<'_, '_>, &mut DescribedDevice) -> ParseResult<()>,
+) -> ParseResult<Described> {
     let root = document.root_element();
     if !is_upnp(root, "root") {
         return Err(DescriptionError::new(format!(
@@ -395,7 +486,8 @@ pub fn parse_description_within(
         max_embedded: limits.max_embedded_devices,
         warnings,
     };
-    let root_device = reader.device(device, 0, "root device")?;
+    let mut root_device = reader.device(device, 0, "root device")?;
+    more_devices(&mut reader, device, &mut root_device)?;
     check_unique_udns(&root_device)?;
     let warnings = reader.warnings;
     Ok(Described {
@@ -1488,6 +1580,185 @@ mod tests {
                     "prefix {cut}"
                 );
             }
+        }
+    }
+
+    /// The description read as one tree, as [`parse_description_within`] reads whatever it
+    /// cannot read in pieces.
+    fn in_one_tree(bytes: &[u8], base: &str, limits: &DescriptionLimits) -> ParseResult<Described> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let document = xml::parse_bounded(bytes, limits.xml())
+            .map_err(|error| DescriptionError::new(limits.xml().explain(error)))?;
+        read_document(
+            &document,
+            BaseUrl::parse(base).unwrap(),
+            limits,
+            |_, _, _| Ok(()),
+        )
+    }
+
+    /// Whether [`read_in_pieces`] took `bytes`, after checking that the answer is what one
+    /// tree gives, refusals included.
+    fn read_in_pieces_as_in_one_tree(bytes: &[u8], base: &str, limits: &DescriptionLimits) -> bool {
+        let (read, whole) = (
+            parse_description_within(bytes, base, limits),
+            in_one_tree(bytes, base, limits),
+        );
+        // Compared whole, shown short: some of these documents are a megabyte.
+        if read != whole {
+            let shown = |read: &ParseResult<Described>| xml::shown(&format!("{read:?}"), 300);
+            panic!(
+                "{} reads as {}, and as {} in one tree",
+                xml::shown(&String::from_utf8_lossy(bytes), 300),
+                shown(&read),
+                shown(&whole)
+            );
+        }
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        core::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| read_in_pieces(text, BaseUrl::parse(base).unwrap(), limits))
+            .is_some()
+    }
+
+    #[test]
+    fn embedded_devices_read_one_at_a_time_as_in_one_tree() {
+        let limits = DESCRIPTION_LIMITS;
+        let own = render(&hypervisor_device(&host_view()), 3);
+        assert!(read_in_pieces_as_in_one_tree(&own, LOCATION, &limits));
+        assert!(read_in_pieces_as_in_one_tree(
+            PREFIXED,
+            PREFIXED_LOCATION,
+            &limits
+        ));
+        // No deviceList: read in one tree.
+        assert!(!read_in_pieces_as_in_one_tree(RENDERER, LOCATION, &limits));
+        let root = |list: &str| {
+            document(&device(
+                "uuid:root",
+                &format!(
+                    "<serviceList>{}</serviceList>{list}",
+                    service("ftp://root/s")
+                ),
+            ))
+        };
+        let nested = device(
+            "uuid:e2",
+            &format!("<deviceList>{}</deviceList>", device("uuid:e3", "")),
+        );
+        let with_bad_url = device(
+            "uuid:e4",
+            &format!("<serviceList>{}</serviceList>", service("ftp://e4/s")),
+        );
+        let plain = format!(
+            "<deviceList>\n {} {nested}{with_bad_url}\n</deviceList>",
+            device("uuid:e1", "")
+        );
+        // Warnings in document order: the root device's service, then e4's.
+        let described = parse_description(&root(&plain), LOCATION).unwrap();
+        assert_eq!(described.warnings.len(), 2);
+        assert!(
+            described.warnings[1].contains("uuid:e4"),
+            "{:?}",
+            described.warnings
+        );
+        assert_eq!(described.root.walk().len(), 5);
+        for (list, in_pieces) in [
+            (plain.clone(), true),
+            // Elements of other namespaces in the list are skipped.
+            (
+                format!("<deviceList><device xmlns=\"urn:other\"/>{nested}</deviceList>"),
+                true,
+            ),
+            // A UDN given twice, in two pieces or in one.
+            (
+                format!(
+                    "<deviceList>{}{}</deviceList>",
+                    device("uuid:e1", ""),
+                    device("uuid:e1", "")
+                ),
+                false,
+            ),
+            (
+                format!("<deviceList>{}</deviceList>", device("uuid:root", "")),
+                false,
+            ),
+            // A piece that is not well-formed, or not a device.
+            (
+                "<deviceList><device><UDN>uuid:x</device></deviceList>".to_string(),
+                false,
+            ),
+            ("<deviceList><device/></deviceList>".to_string(), false),
+            // Not plain: a comment or text between the devices.
+            (
+                format!("<deviceList>{nested}<!-- c -->{with_bad_url}</deviceList>"),
+                false,
+            ),
+            (
+                format!("<deviceList>{nested}x{with_bad_url}</deviceList>"),
+                false,
+            ),
+            // The list given twice, or the first one in another namespace.
+            (format!("{plain}{plain}"), false),
+            (
+                format!("<deviceList xmlns=\"urn:other\">{nested}</deviceList>{plain}"),
+                false,
+            ),
+        ] {
+            assert_eq!(
+                read_in_pieces_as_in_one_tree(&root(&list), LOCATION, &limits),
+                in_pieces,
+                "{list}"
+            );
+        }
+        // The first `device` under the root in another namespace: the real one comes second.
+        let foreign = format!(
+            r#"<root xmlns="urn:schemas-upnp-org:device-1-0"><device xmlns="urn:other">{plain}</device>{}</root>"#,
+            device("uuid:real", &plain)
+        );
+        assert!(!read_in_pieces_as_in_one_tree(
+            foreign.as_bytes(),
+            LOCATION,
+            &limits
+        ));
+        assert_eq!(
+            parse_description(foreign.as_bytes(), LOCATION)
+                .unwrap()
+                .root
+                .udn,
+            "uuid:real"
+        );
+
+        // More distinct namespaces than roxmltree holds in one tree, a few in each piece.
+        let crowded: String = (0..1100)
+            .map(|n| {
+                let names: String = (0..60).map(|i| format!(" xmlns:p{i}=\"u{n}\"")).collect();
+                format!("<device{names}><deviceType>t</deviceType><friendlyName>f</friendlyName><UDN>uuid:{n}</UDN></device>")
+            })
+            .collect();
+        let crowded = root(&format!("<deviceList>{crowded}</deviceList>"));
+        assert!(crowded.len() < DESC_MAX_BYTES);
+        assert!(!read_in_pieces_as_in_one_tree(&crowded, LOCATION, &limits));
+        assert!(parse_description(&crowded, LOCATION).is_err());
+
+        // At the node and embedded-device limits exactly, and one below them.
+        let bytes = root(&plain);
+        let nodes = roxmltree::Document::parse(core::str::from_utf8(&bytes).unwrap())
+            .unwrap()
+            .descendants()
+            .count() as u32;
+        for (max_nodes, max_embedded_devices, in_pieces) in
+            [(nodes, 4, true), (nodes - 1, 4, false), (nodes, 3, false)]
+        {
+            let limits = DescriptionLimits {
+                max_nodes,
+                max_embedded_devices,
+                ..limits
+            };
+            assert_eq!(
+                read_in_pieces_as_in_one_tree(&bytes, LOCATION, &limits),
+                in_pieces
+            );
         }
     }
 

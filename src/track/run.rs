@@ -297,7 +297,7 @@ impl Tracker {
         if drafts.is_empty() {
             return;
         }
-        match self.repo.append(unix_now(), &drafts) {
+        match self.repo.append(unix_now(), drafts) {
             Ok(events) => {
                 for event in events {
                     log::info!(
@@ -1019,17 +1019,22 @@ async fn fetch(shared: Shared, wake: Sender<()>, job: FetchJob) {
             .on_fetched(Instant::now(), &job, Fetched::Listed(&udns));
     }
     if job.describe {
-        describe(&shared, &job, &described, &services);
+        describe(&shared, &job, described, &services);
     }
     let _ = wake.try_send(());
 }
 
 /// A description fetched for the inventory: files it, keeps the controls the relay needs,
 /// and reconciles the subscriptions to a hypervisor's events.
+///
+/// Everything it needs from `described` is taken before the repository is given the
+/// inventory's changes, and `described` is dropped first: with a thousand domains, the
+/// parsed description (about 0.7 MB) and the batch being staged (about 1 MB) would
+/// otherwise be held together.
 fn describe(
     shared: &Shared,
     fetch: &FetchJob,
-    described: &Described,
+    described: Described,
     services: &BTreeMap<String, Vec<ActionRecord>>,
 ) {
     log::debug!(
@@ -1050,10 +1055,9 @@ fn describe(
         fetch.source,
         fetch.boot_id,
         fetch.rebooted,
-        described,
+        &described,
         services,
     );
-    tracker.apply(outputs);
     let provider = tracker
         .networks
         .get(fetch.network as usize)
@@ -1063,6 +1067,7 @@ fn describe(
     // The services whose events are wanted: those of a hypervisor's tree on a provider
     // network; none for anything else (which cancels what an earlier description wanted).
     let mut wanted = Vec::new();
+    let mut hypervisor_control = None;
     if is_vm {
         // Only the advertisement the inventory accepted for that VM may be relayed to: a
         // second tenant claiming the same UUID, or a VM device on a provider network, must not
@@ -1087,27 +1092,11 @@ fn describe(
         }
     } else if provider && described.root.device_type == URN_DEVICE_HYPERVISOR {
         let host = udn_uuid(&root_udn);
-        // Only the description the inventory filed for that host (its first provider network)
-        // may be relayed to.
-        let label = tracker
-            .networks
-            .get(fetch.network as usize)
-            .map(|n| n.spec.label.clone());
-        let filed = host
-            .filter(|host| tracker.repo.hardware().get(host).map(|r| &r.network) == label.as_ref());
-        let control = controls_of(&described.root, fetch.source, &mut tracker.texts)
-            .into_iter()
-            .find(|c| &*c.service_type == URN_SERVICE_HYPERVISOR);
-        if let (Some(host), Some(control)) = (filed, control) {
-            tracker.hypervisor_controls.insert(
-                host,
-                HypervisorControl {
-                    network: fetch.network,
-                    root: root_udn.clone(),
-                    control,
-                },
-            );
-        }
+        hypervisor_control = host.zip(
+            controls_of(&described.root, fetch.source, &mut tracker.texts)
+                .into_iter()
+                .find(|c| &*c.service_type == URN_SERVICE_HYPERVISOR),
+        );
         let shared_root = tracker.texts.share(&root_udn);
         for device in described.root.walk() {
             if device.device_type == URN_DEVICE_DOMAIN {
@@ -1147,6 +1136,26 @@ fn describe(
                     path: path.into(),
                 });
             }
+        }
+    }
+    drop(described);
+    tracker.apply(outputs);
+    if let Some((host, control)) = hypervisor_control {
+        // Only the description the inventory filed for that host (its first provider
+        // network) may be relayed to.
+        let label = tracker
+            .networks
+            .get(fetch.network as usize)
+            .map(|n| n.spec.label.clone());
+        if tracker.repo.hardware().get(&host).map(|r| &r.network) == label.as_ref() {
+            tracker.hypervisor_controls.insert(
+                host,
+                HypervisorControl {
+                    network: fetch.network,
+                    root: root_udn.clone(),
+                    control,
+                },
+            );
         }
     }
     tracker.subscriber.reconcile(

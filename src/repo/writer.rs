@@ -68,8 +68,12 @@ impl Work {
     }
 
     /// Stages whole journal lines, the last of them numbered `last_seq`.
-    pub(super) fn append(&mut self, lines: &str, last_seq: u64) {
-        self.journal.push_str(lines);
+    pub(super) fn append(&mut self, lines: String, last_seq: u64) {
+        if self.journal.is_empty() {
+            self.journal = lines;
+        } else {
+            self.journal.push_str(&lines);
+        }
         self.last_seq = last_seq;
     }
 
@@ -85,7 +89,7 @@ impl Work {
         }
         self.files.extend(later.files);
         if !later.journal.is_empty() {
-            self.append(&later.journal, later.last_seq);
+            self.append(later.journal, later.last_seq);
         }
     }
 }

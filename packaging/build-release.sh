@@ -17,7 +17,7 @@ artifact="target/$target/release/xenplug"
 require_static "$artifact" build-release
 # The default artifact's size budget (README, "Building"): a build that grows past it fails, so
 # growth is a decision made in a commit, not noticed later. The product's goal is 1 MiB.
-SIZE_BUDGET=1900544
+SIZE_BUDGET=1904640
 SIZE_GOAL=1048576
 if [ "$target" = x86_64-unknown-linux-musl ]; then
     size=$(stat -c %s "$artifact")

@@ -431,12 +431,12 @@ impl Children {
 /// Finds the element reached from the document element by `path`, local names as written
 /// (any prefix, the first element of each name), and the child elements it holds.
 ///
-/// `None` unless the answer is plain: the input stops or is refused by [`markup_at`], the
-/// path is not there, the element is empty or self-closing, or its content holds anything
-/// but child elements and white space (text, a comment, a CDATA section or a processing
-/// instruction). The scan only tracks `<`/`>` structure: a caller parses what it found, and
-/// checks with the namespaces and the [`Children::positions`] that the element is the one it
-/// wants.
+/// `None` when the answer is not plain: the input stops or holds a document type
+/// declaration, the path is not there, the element is empty or self-closing, or its content
+/// holds anything but child elements and white space (text, a comment, a CDATA section or a
+/// processing instruction). The scan only tracks `<`/`>` structure: a caller parses what it
+/// found, and checks with the namespaces and the [`Children::positions`] that the element is
+/// the one it wants.
 pub fn find_children(text: &str, path: &[&str]) -> Option<Children> {
     let input = text.as_bytes();
     let mut found = Children {

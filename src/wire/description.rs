@@ -381,7 +381,9 @@ fn read_in_pieces(
     if text.matches("xmlns").count() >= usize::from(u16::MAX) {
         return None;
     }
-    let children = xml::find_children(text, &ROOT_DEVICE_LIST)?;
+    // A list of more elements than the limit admits devices is read as one tree, which
+    // refuses it or skips the strangers; here it would only cost memory.
+    let children = xml::find_children(text, &ROOT_DEVICE_LIST, limits.max_embedded_devices)?;
     let outline_text = children.without_content(text);
     let outline = xml::parse_checked(&outline_text, limits.max_nodes).ok()?;
     // Nodes of the whole document: the outline's, each piece's own, and the white space.
@@ -1741,15 +1743,19 @@ mod tests {
         assert!(!read_in_pieces_as_in_one_tree(&crowded, LOCATION, &limits));
         assert!(parse_description(&crowded, LOCATION).is_err());
 
-        // At the node and embedded-device limits exactly, and one below them.
+        // At the node and embedded-device limits exactly, one below them, and with fewer
+        // devices admitted than the root device lists.
         let bytes = root(&plain);
         let nodes = roxmltree::Document::parse(core::str::from_utf8(&bytes).unwrap())
             .unwrap()
             .descendants()
             .count() as u32;
-        for (max_nodes, max_embedded_devices, in_pieces) in
-            [(nodes, 4, true), (nodes - 1, 4, false), (nodes, 3, false)]
-        {
+        for (max_nodes, max_embedded_devices, in_pieces) in [
+            (nodes, 4, true),
+            (nodes - 1, 4, false),
+            (nodes, 3, false),
+            (nodes, 2, false),
+        ] {
             let limits = DescriptionLimits {
                 max_nodes,
                 max_embedded_devices,

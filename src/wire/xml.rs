@@ -432,12 +432,13 @@ impl Children {
 /// (any prefix, the first element of each name), and the child elements it holds.
 ///
 /// `None` when the answer is not plain: the input stops or holds a document type
-/// declaration, the path is not there, the element is empty or self-closing, or its content
+/// declaration, the path is not there, the element is empty or self-closing, its content
 /// holds anything but child elements and white space (text, a comment, a CDATA section or a
-/// processing instruction). The scan only tracks `<`/`>` structure: a caller parses what it
+/// processing instruction), or more than `max_children` child elements (which bounds what the
+/// answer holds: 16 bytes a child). The scan only tracks `<`/`>` structure: a caller parses what it
 /// found, and checks with the namespaces and the [`Children::positions`] that the element is
 /// the one it wants.
-pub fn find_children(text: &str, path: &[&str]) -> Option<Children> {
+pub fn find_children(text: &str, path: &[&str], max_children: usize) -> Option<Children> {
     let input = text.as_bytes();
     let mut found = Children {
         start_tags: Vec::with_capacity(path.len()),
@@ -488,6 +489,9 @@ pub fn find_children(text: &str, path: &[&str]) -> Option<Children> {
             }
             Markup::Start { self_closing } => {
                 if inside {
+                    if found.elements.len() == max_children {
+                        return None;
+                    }
                     child_start = tag;
                     if self_closing {
                         found.elements.push(tag..end);
@@ -747,7 +751,7 @@ mod tests {
             "<r:device q=\"a>b\">one<![CDATA[</r:deviceList>]]><!-- </r:device> --></r:device> ",
             "<e/>\n</r:deviceList></r:device></r:root>"
         );
-        let found = find_children(text, &LIST).unwrap();
+        let found = find_children(text, &LIST, 8).unwrap();
         assert_eq!(found.positions, [0, 1, 1]);
         let elements: Vec<&str> = found.elements.iter().map(|e| &text[e.clone()]).collect();
         assert_eq!(
@@ -785,33 +789,45 @@ mod tests {
             "></deviceList>",
             "/>",
         ] {
-            assert_eq!(find_children(&wrap(list), &LIST), None, "{list}");
+            assert_eq!(find_children(&wrap(list), &LIST, 8), None, "{list}");
         }
-        assert!(find_children(&wrap("><a/> <b/></deviceList>"), &LIST).is_some());
-        // The input stops, the path is not there, or a path element ends before the rest is found.
-        assert_eq!(find_children("<root><device><deviceList><a/>", &LIST), None);
+        assert!(find_children(&wrap("><a/> <b/></deviceList>"), &LIST, 8).is_some());
+        // Two children where one at most is wanted.
         assert_eq!(
-            find_children("<root><deviceList><a/></deviceList></root>", &LIST),
+            find_children(&wrap("><a/> <b/></deviceList>"), &LIST, 1),
+            None
+        );
+        assert!(find_children(&wrap("><a/></deviceList>"), &LIST, 1).is_some());
+        // The input stops, the path is not there, or a path element ends before the rest is found.
+        assert_eq!(
+            find_children("<root><device><deviceList><a/>", &LIST, 8),
+            None
+        );
+        assert_eq!(
+            find_children("<root><deviceList><a/></deviceList></root>", &LIST, 8),
             None
         );
         assert_eq!(
             find_children(
                 "<root><device></device><x><deviceList><a/></deviceList></x></root>",
-                &LIST
+                &LIST,
+                8
             ),
             None
         );
         assert_eq!(
             find_children(
                 "<root><device><a><deviceList><b/></deviceList></a></device></root>",
-                &LIST
+                &LIST,
+                8
             ),
             None
         );
         assert_eq!(
             find_children(
                 "<!DOCTYPE root><root><device><deviceList><a/></deviceList></device></root>",
-                &LIST
+                &LIST,
+                8
             ),
             None
         );

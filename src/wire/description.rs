@@ -348,8 +348,7 @@ pub fn parse_description_within(
             shown(base)
         ))
     })?;
-    // A UTF-8 byte order mark is legal XML; some stacks write one.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = xml::without_byte_order_mark(bytes);
     let explain = |error| DescriptionError::new(limits.xml().explain(error));
     let text = xml::check_bounded(bytes, limits.xml()).map_err(explain)?;
     if let Some(described) = read_in_pieces(text, location, limits) {
@@ -395,17 +394,9 @@ fn read_in_pieces(
                         root: &mut DescribedDevice| {
         let not_in_pieces = || DescriptionError::new("not readable in pieces");
         let list = single_child(device, "deviceList")?.ok_or_else(not_in_pieces)?;
-        let list_position = device
-            .children()
-            .filter(Node::is_element)
-            .position(|c| c == list);
-        let device_position = device.parent_element().and_then(|root| {
-            root.children()
-                .filter(Node::is_element)
-                .position(|c| c == device)
-        });
+        let root_element = device.parent_element().ok_or_else(not_in_pieces)?;
         let found = children.positions.iter().map(|&position| Some(position));
-        if !found.eq([Some(0), device_position, list_position]) {
+        if !found.eq([root_element, device, list].map(element_position)) {
             return Err(not_in_pieces());
         }
         root.devices.reserve_exact(children.elements.len());
@@ -437,14 +428,26 @@ fn read_in_pieces(
     read_document(&outline, location, limits, more_devices).ok()
 }
 
+/// Where `node` stands among its parent's child elements (0 for the first).
+fn element_position(node: Node<'_, '_>) -> Option<usize> {
+    let parent = node.parent()?;
+    parent
+        .children()
+        .filter(Node::is_element)
+        .position(|child| child == node)
+}
+
 /// Reads a parsed description. `more_devices` is given the reader, the root device's
 /// element and what was read of it, to add embedded devices read from elsewhere.
-fn read_document(
+fn read_document<F>(
     document: &roxmltree::Document<'_>,
     location: BaseUrl<'_>,
     limits: &DescriptionLimits,
-    more_devices: impl FnOnce(&mut Reader<'_>, Node<'_, '_>, &mut DescribedDevice) -> ParseResult<()>,
-) -> ParseResult<Described> {
+    more_devices: F,
+) -> ParseResult<Described>
+where
+    F: FnOnce(&mut Reader<'_>, Node<'_, '_>, &mut DescribedDevice) -> ParseResult<()>,
+{
     let root = document.root_element();
     if !is_upnp(root, "root") {
         return Err(DescriptionError::new(format!(
@@ -1588,7 +1591,7 @@ mod tests {
     /// The description read as one tree, as [`parse_description_within`] reads whatever it
     /// cannot read in pieces.
     fn in_one_tree(bytes: &[u8], base: &str, limits: &DescriptionLimits) -> ParseResult<Described> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = xml::without_byte_order_mark(bytes);
         let document = xml::parse_bounded(bytes, limits.xml())
             .map_err(|error| DescriptionError::new(limits.xml().explain(error)))?;
         read_document(
@@ -1616,7 +1619,7 @@ mod tests {
                 shown(&whole)
             );
         }
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = xml::without_byte_order_mark(bytes);
         core::str::from_utf8(bytes)
             .ok()
             .and_then(|text| read_in_pieces(text, BaseUrl::parse(base).unwrap(), limits))

@@ -66,8 +66,7 @@ pub fn parse_scpd(
     service_type: &str,
     service_id: &str,
 ) -> Result<ServiceSpec> {
-    // A UTF-8 byte order mark is legal XML; editors on some systems write one.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = xml::without_byte_order_mark(bytes);
     let document =
         parse_bounded(bytes, SCPD_LIMITS).map_err(|e| ScpdError::new(SCPD_LIMITS.explain(e)))?;
     let root = document.root_element();

@@ -275,6 +275,12 @@ pub fn parse_options<'input>(max_nodes: u32) -> roxmltree::ParsingOptions<'input
     }
 }
 
+/// `bytes` without a leading UTF-8 byte order mark: legal before an XML document, and some
+/// stacks and editors write one.
+pub fn without_byte_order_mark(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// Parses `input` as UTF-8 XML under `limits`.
 ///
 /// Errors: [`Error::TooLong`] for input longer than `max_bytes`, nesting deeper than
@@ -389,8 +395,6 @@ fn markup_at(input: &[u8], tag: usize) -> Result<(Markup, usize)> {
 pub struct Children {
     /// The start tags of the element and of its ancestors, document element first.
     pub start_tags: Vec<Range<usize>>,
-    /// The names of those elements as written, prefix included.
-    pub names: Vec<Range<usize>>,
     /// Where each of those elements stands among its parent's child elements (0 for the
     /// first), document element first.
     pub positions: Vec<usize>,
@@ -420,9 +424,9 @@ impl Children {
             out.push_str(&text[tag.clone()]);
         }
         out.push_str(&text[element.clone()]);
-        for name in self.names.iter().rev() {
+        for tag in self.start_tags.iter().rev() {
             out.push_str("</");
-            out.push_str(&text[name.clone()]);
+            out.push_str(tag_name(text, tag.start));
             out.push('>');
         }
     }
@@ -435,14 +439,13 @@ impl Children {
 /// declaration, the path is not there, the element is empty or self-closing, its content
 /// holds anything but child elements and white space (text, a comment, a CDATA section or a
 /// processing instruction), or more than `max_children` child elements (which bounds what the
-/// answer holds: 16 bytes a child). The scan only tracks `<`/`>` structure: a caller parses what it
-/// found, and checks with the namespaces and the [`Children::positions`] that the element is
-/// the one it wants.
+/// answer holds: 16 bytes a child). The scan only tracks `<`/`>` structure: a caller parses
+/// what it found, and checks with the namespaces and the [`Children::positions`] that the
+/// element is the one it wants.
 pub fn find_children(text: &str, path: &[&str], max_children: usize) -> Option<Children> {
     let input = text.as_bytes();
     let mut found = Children {
         start_tags: Vec::with_capacity(path.len()),
-        names: Vec::with_capacity(path.len()),
         positions: Vec::with_capacity(path.len()),
         content: 0..0,
         elements: Vec::new(),
@@ -499,15 +502,13 @@ pub fn find_children(text: &str, path: &[&str], max_children: usize) -> Option<C
                 } else if depth == matched && matched < path.len() {
                     let position = children_seen;
                     children_seen += 1;
-                    let name = tag + 1..tag + 1 + tag_name_length(&input[tag + 1..end]);
-                    let written = &text[name.clone()];
+                    let written = tag_name(text, tag);
                     let local = written.rsplit(':').next().unwrap_or(written);
                     if local == path[matched] {
                         if self_closing {
                             return None;
                         }
                         found.start_tags.push(tag..end);
-                        found.names.push(name);
                         found.positions.push(position);
                         matched += 1;
                         children_seen = 0;
@@ -522,11 +523,13 @@ pub fn find_children(text: &str, path: &[&str], max_children: usize) -> Option<C
     }
 }
 
-/// Length of the name at the start of a start tag's text (after its `<`).
-fn tag_name_length(tag: &[u8]) -> usize {
-    tag.iter()
-        .position(|&byte| matches!(byte, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
-        .unwrap_or(tag.len())
+/// The name, as written, of the start tag whose `<` is at `tag`.
+fn tag_name(text: &str, tag: usize) -> &str {
+    let rest = text.get(tag + 1..).unwrap_or_default();
+    let end = rest
+        .find([' ', '\t', '\r', '\n', '/', '>'])
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 /// Position just after the `>` closing a start tag whose name begins at `from`, and whether
@@ -798,7 +801,8 @@ mod tests {
             None
         );
         assert!(find_children(&wrap("><a/></deviceList>"), &LIST, 1).is_some());
-        // The input stops, the path is not there, or a path element ends before the rest is found.
+        // The input stops, the path is not there, or a path element ends before the rest is
+        // found.
         assert_eq!(
             find_children("<root><device><deviceList><a/>", &LIST, 8),
             None

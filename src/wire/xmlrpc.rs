@@ -275,7 +275,7 @@ type Parsed<T> = core::result::Result<T, Refused>;
 /// without a name or value or given twice, or a scalar that does not read as its type is an
 /// error naming the element.
 pub fn parse_response(body: &[u8]) -> Parsed<Response> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = xml::without_byte_order_mark(body);
     let document =
         parse_bounded(body, XMLRPC_LIMITS).map_err(|e| Refused::new(XMLRPC_LIMITS.explain(e)))?;
     let root = document.root_element();

@@ -1058,10 +1058,9 @@ fn describe(
         &described,
         services,
     );
-    let provider = tracker
-        .networks
-        .get(fetch.network as usize)
-        .is_some_and(|n| n.spec.provider);
+    let network = tracker.networks.get(fetch.network as usize);
+    let provider = network.is_some_and(|n| n.spec.provider);
+    let label = network.map(|n| n.spec.label.clone());
     let root_udn = described.root.udn.clone();
     tracker.forget_controls(fetch.network, &root_udn);
     // The services whose events are wanted: those of a hypervisor's tree on a provider
@@ -1072,10 +1071,6 @@ fn describe(
         // Only the advertisement the inventory accepted for that VM may be relayed to: a
         // second tenant claiming the same UUID, or a VM device on a provider network, must not
         // take over where its actions go.
-        let label = tracker
-            .networks
-            .get(fetch.network as usize)
-            .map(|n| n.spec.label.clone());
         let accepted = crate::wire::description::vm_uuid(&described.root).filter(|vm| {
             tracker
                 .inventory
@@ -1143,10 +1138,6 @@ fn describe(
     if let Some((host, control)) = hypervisor_control {
         // Only the description the inventory filed for that host (its first provider
         // network) may be relayed to.
-        let label = tracker
-            .networks
-            .get(fetch.network as usize)
-            .map(|n| n.spec.label.clone());
         if tracker.repo.hardware().get(&host).map(|r| &r.network) == label.as_ref() {
             tracker.hypervisor_controls.insert(
                 host,

@@ -1026,7 +1026,7 @@ async fn serve_connection(
         stream: Stream::Plain(stream),
         peer,
         local,
-        timer: Timer::at(head_deadline),
+        deadline: Deadline::at(head_deadline),
         config,
         slot,
     };
@@ -1104,6 +1104,57 @@ async fn read_ready(stream: &Async<TcpStream>, into: &mut [u8]) -> io::Result<us
         stream.readable().await?;
         if let Some(count) = try_read(stream.get_ref(), into)? {
             return Ok(count);
+        }
+    }
+}
+
+/// A connection's deadline on one reactor timer that is moved lazily. Moving an armed timer
+/// wakes the reactor (one write to its eventfd, one more pass of its loop), and with
+/// keep-alive the deadline moves twice a request, always later: at the end of an answer and at
+/// the next request's first byte. So a later deadline is only noted, and the timer, still
+/// armed at the earlier one, is moved to it when it fires; only an earlier deadline moves the
+/// timer at once.
+struct Deadline {
+    timer: Timer,
+    /// When the timer fires, never after `due`; `None` once it has fired for good.
+    armed: Option<Instant>,
+    /// When the phase's time is up.
+    due: Instant,
+}
+
+impl Deadline {
+    fn at(due: Instant) -> Deadline {
+        Deadline {
+            timer: Timer::at(due),
+            armed: Some(due),
+            due,
+        }
+    }
+
+    fn set(&mut self, due: Instant) {
+        self.due = due;
+        if self.armed.is_none_or(|armed| due < armed) {
+            self.arm(due);
+        }
+    }
+
+    fn arm(&mut self, at: Instant) {
+        self.timer.set_at(at);
+        self.armed = Some(at);
+    }
+
+    /// Waits until the deadline has passed.
+    async fn passed(&mut self) {
+        if self.armed.is_none() {
+            self.arm(self.due);
+        }
+        loop {
+            (&mut self.timer).await;
+            if Instant::now() >= self.due {
+                self.armed = None;
+                return;
+            }
+            self.arm(self.due);
         }
     }
 }
@@ -1208,8 +1259,8 @@ struct Connection<'c> {
     stream: Stream,
     peer: SocketAddr,
     local: SocketAddr,
-    /// One timer for the connection's whole life, re-armed for each read or write phase.
-    timer: Timer,
+    /// The deadline of the current read or write phase: one for the connection's whole life.
+    deadline: Deadline,
     config: &'c ServerConfig,
     slot: Slot,
 }
@@ -1237,7 +1288,7 @@ impl Connection<'_> {
             } else {
                 self.config.head_timeout
             };
-            self.timer.set_at(Instant::now() + wait);
+            self.deadline.set(Instant::now() + wait);
         }
         let end = loop {
             if let Some(end) = buffer.head_end() {
@@ -1254,7 +1305,7 @@ impl Connection<'_> {
                         idle = false;
                         self.slot.enter(Phase::Receiving);
                         if turn > 1 {
-                            self.timer.set_at(Instant::now() + self.config.head_timeout);
+                            self.deadline.set(Instant::now() + self.config.head_timeout);
                         }
                     }
                 }
@@ -1339,7 +1390,7 @@ impl Connection<'_> {
         if expect_continue && framing != Framing::Length(0) {
             self.write_all(&[b"HTTP/1.1 100 Continue\r\n\r\n"]).await?;
         }
-        self.timer.set_at(body_deadline);
+        self.deadline.set(body_deadline);
         let body = match framing {
             Framing::Length(length) => self.read_body(buffer, length).await?,
             Framing::Chunked => self.read_chunked(buffer).await?,
@@ -1551,7 +1602,7 @@ impl Connection<'_> {
     async fn read_some(&mut self, into: &mut [u8]) -> io::Result<Read> {
         let Connection {
             stream,
-            timer,
+            deadline,
             slot,
             ..
         } = self;
@@ -1576,7 +1627,7 @@ impl Connection<'_> {
         let reader = stream.registered()?;
         let read = async { read_ready(reader, into).await.map(got) };
         let timed_out = async {
-            timer.await;
+            deadline.passed().await;
             Ok(Read::TimedOut)
         };
         let evicted = async {
@@ -1594,9 +1645,11 @@ impl Connection<'_> {
         if written >= total {
             return Ok(());
         }
-        self.timer
-            .set_at(Instant::now() + self.config.write_timeout);
-        let Connection { stream, timer, .. } = self;
+        self.deadline
+            .set(Instant::now() + self.config.write_timeout);
+        let Connection {
+            stream, deadline, ..
+        } = self;
         let writer = stream.registered()?;
         future::or(
             async {
@@ -1607,7 +1660,7 @@ impl Connection<'_> {
                 Ok(())
             },
             async {
-                timer.await;
+                deadline.passed().await;
                 Err(io::Error::from(io::ErrorKind::TimedOut))
             },
         )
@@ -1628,18 +1681,17 @@ impl Connection<'_> {
         if shut.is_err() {
             return;
         }
-        self.timer.set_at(Instant::now() + HTTP_LINGER_TIMEOUT);
-        let Connection { stream, timer, .. } = self;
+        self.deadline.set(Instant::now() + HTTP_LINGER_TIMEOUT);
+        let Connection {
+            stream, deadline, ..
+        } = self;
         let Ok(reader) = stream.registered() else {
             return;
         };
         let sink = buffer.bytes.as_mut_slice();
         let drained =
             async { while read_ready(reader, sink).await.is_ok_and(|count| count > 0) {} };
-        future::or(drained, async {
-            timer.await;
-        })
-        .await;
+        future::or(drained, deadline.passed()).await;
     }
 }
 
@@ -2447,6 +2499,28 @@ mod tests {
         assert_eq!((reply.status, reply.body.as_slice()), (200, &b"polled"[..]));
         assert_eq!(reply.header("connection"), None);
         assert!(quick.served(&server));
+    }
+
+    #[test]
+    fn a_deadline_moved_later_waits_for_it_one_moved_earlier_does_not() {
+        smol::block_on(async {
+            let start = Instant::now();
+            let mut deadline = Deadline::at(start + Duration::from_millis(50));
+            deadline.set(start + Duration::from_millis(300));
+            deadline.passed().await;
+            assert!(start.elapsed() >= Duration::from_millis(300));
+            // Set again once passed: waited for again.
+            let again = Instant::now();
+            deadline.set(again + Duration::from_millis(100));
+            deadline.passed().await;
+            assert!(again.elapsed() >= Duration::from_millis(100));
+            // Moved earlier: not the first instant.
+            let early = Instant::now();
+            let mut deadline = Deadline::at(early + Duration::from_secs(30));
+            deadline.set(early + Duration::from_millis(50));
+            deadline.passed().await;
+            assert!(early.elapsed() < Duration::from_secs(20));
+        });
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl Core {
 /// new snapshot at once.
 pub fn run(app: Rc<dyn App>, options: Options) -> Result<()> {
     let executor = Rc::new(LocalExecutor::new());
-    smol::block_on(executor.run(run_on(executor.clone(), app, options)))
+    super::event_loop::run_main(&executor, run_on(executor.clone(), app, options))
 }
 
 async fn run_on(

@@ -4,6 +4,7 @@
 use super::http::{self, Handler, ServerConfig};
 use async_signal::Signals;
 use smol::channel::{Receiver, Sender};
+use smol::future::Future;
 use smol::stream::StreamExt;
 use smol::{Async, LocalExecutor, Timer};
 use std::net::TcpListener;
@@ -60,6 +61,17 @@ pub async fn next_turn(signals: &mut Signals, deadline: Instant, woken: &Receive
         ),
     )
     .await
+}
+
+/// Runs a role's main future on `executor` until it ends, as a task of its own. A task is
+/// polled only when something it waits on wakes it; the future given to `block_on` is polled
+/// whenever any task is woken (each HTTP request served), and would try its signal pipe, its
+/// sockets and its clock every time.
+pub fn run_main<T: 'static>(
+    executor: &Rc<LocalExecutor<'static>>,
+    main: impl Future<Output = T> + 'static,
+) -> T {
+    smol::block_on(executor.run(executor.spawn(main)))
 }
 
 /// Runs an HTTP server for `handler` on `listener` as a task of `executor`; `what` names it

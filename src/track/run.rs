@@ -353,7 +353,7 @@ enum Stopper {
 /// reads the access file again at once.
 pub fn run(options: Options) -> Result<()> {
     let executor = Rc::new(LocalExecutor::new());
-    smol::block_on(executor.run(run_on(executor.clone(), options)))
+    crate::net::event_loop::run_main(&executor, run_on(executor.clone(), options))
 }
 
 async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Result<()> {

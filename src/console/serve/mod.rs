@@ -674,18 +674,21 @@ pub fn run(args: &ConsoleServeArgs) -> Result<(), Failure> {
         ServerConfig::new(crate::state::server_string()),
         executor.clone(),
     );
-    let served = smol::block_on(executor.run(smol::future::or(
-        async {
-            serving
-                .await
-                .map_err(|error| Failure::failed(format!("the listener on {local}: {error}")))
-        },
-        async {
-            signals.next().await;
-            log::info!("console serve: stopping");
-            Ok(())
-        },
-    )));
+    let served = crate::net::event_loop::run_main(
+        &executor,
+        smol::future::or(
+            async move {
+                serving
+                    .await
+                    .map_err(|error| Failure::failed(format!("the listener on {local}: {error}")))
+            },
+            async move {
+                signals.next().await;
+                log::info!("console serve: stopping");
+                Ok(())
+            },
+        ),
+    );
     drop(followers);
     drop(follower);
     drop(source);

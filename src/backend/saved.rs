@@ -161,7 +161,7 @@ pub fn pair<'a>(names: impl IntoIterator<Item = &'a str>) -> Pairing {
     }
     let sorted = |set: HashSet<Uuid>| {
         let mut list: Vec<Uuid> = set.into_iter().collect();
-        list.sort();
+        list.sort_unstable();
         list
     };
     Pairing {

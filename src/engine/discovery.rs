@@ -845,7 +845,7 @@ impl Discovery {
                 .map(|(udn, _)| udn.clone())
                 .collect();
             // Deterministic order of the changes.
-            expired.sort();
+            expired.sort_unstable();
             for udn in expired {
                 table.remove(&udn, GoneReason::Expired, &mut self.changes);
             }
@@ -1686,7 +1686,7 @@ impl Table {
 
 /// `items`, sorted: changes come out in the same order whatever the map order.
 fn sorted(mut items: Vec<String>) -> Vec<String> {
-    items.sort();
+    items.sort_unstable();
     items
 }
 

@@ -605,7 +605,7 @@ async fn run_on(executor: Rc<LocalExecutor<'static>>, options: Options) -> Resul
         }
     }
     if let Some(settings) = options.etcd.clone() {
-        provider_api.sort();
+        provider_api.sort_unstable();
         let api = provider_api.into_iter().map(|(_, url)| url).collect();
         let networks = options
             .networks

@@ -343,7 +343,7 @@ impl Pass {
                 )),
             }
         }
-        folders.sort();
+        folders.sort_unstable();
         folders
     }
 

@@ -359,7 +359,7 @@ impl ConfigDir {
             .map(|entry| entry.path())
             .take(XL_CONFIG_MAX_FILES)
             .collect();
-        paths.sort();
+        paths.sort_unstable();
         scan.files.retain(|path, _| paths.contains(path));
         let mut found: Vec<DefinedDomain> = Vec::new();
         for path in paths {

@@ -11,7 +11,10 @@
 # Network: each subject runs alone in a namespace of its own, on a bridge to four client
 # namespaces (10.78.N.0/24: the subject .1, clients .10-.13), so that nothing one subject sends
 # wakes another. Subjects: `advertise hypervisor` with 10, 100 and 1,000 sim domains,
-# `advertise vm` with the two example services, miniupnpd, gupnp-network-light; the tracker
+# `advertise vm` with the two example services, miniupnpd, gupnp-network-light, and the
+# reference server (tests/benches/reference_server.rs: one thread, blocking calls, the VM's
+# description as ready-made bytes; measured with one connection only, where it is the most any
+# server can do here, since each request waits for the previous answer); the tracker
 # (client 0) follows the 100-domain host and the VM, `console watch` and `console serve` follow
 # the tracker. Nothing leaves the namespaces; all of them and every process in them are removed
 # on exit.
@@ -44,7 +47,7 @@ fi
 TAG="xpb$$"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/xenplug-peers-XXXXXXXX")"
 PYTHON=/usr/bin/python3
-SUBJECTS=(hv10 hv100 hv1000 vm miniupnpd gupnp)
+SUBJECTS=(hv10 hv100 hv1000 vm miniupnpd gupnp reference)
 CLIENTS=4
 DISPLAY_NUMBER=$((90 + $$ % 100))
 DURATION=3
@@ -96,6 +99,16 @@ if [ -z "$BIN" ]; then
     BIN="$ROOT/$(packaging/build-release.sh)"
 fi
 BIN=$(readlink -f "$BIN")
+say "peers.sh: building the reference server"
+REFERENCE=$(cargo build --release --locked --bench reference_server --message-format=json \
+    2> /dev/null | "$PYTHON" -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") \
+            and message["target"]["name"] == "reference_server":
+        print(message["executable"])')
+[ -x "$REFERENCE" ] || { say "peers.sh: the reference server did not build"; exit 1; }
 
 # ---- namespaces --------------------------------------------------------------------------------
 
@@ -196,6 +209,12 @@ PID[gupnp]=$!
 for subject in hv10 hv100 hv1000 vm miniupnpd; do
     wait_http "${URL[$subject]}"
 done
+in_ns "$(client 0)" curl -s "${URL[vm]}" > "$WORK/reference.xml"
+ip netns exec "$(ns_of reference)" "$REFERENCE" "$(address reference):8080" "$WORK/reference.xml" \
+    2> "$WORK/reference.log" &
+PID[reference]=$!
+URL[reference]="http://$(address reference):8080/description.xml"
+wait_http "${URL[reference]}"
 URL[gupnp]=$(in_ns "$(client 0)" "$PYTHON" tests/benches/peers.py locate \
     --address "$(client_address 0 gupnp)" --subject "$(address gupnp)")
 wait_http "${URL[gupnp]}"
@@ -215,7 +234,7 @@ PID[watch]=$!
 ip netns exec "$(client 0)" "$BIN" console serve --listen "$(client_address 0 hv100):8780" \
     --tracker "$API" > /dev/null 2> "$WORK/serve.log" &
 PID[serve]=$!
-COLUMNS=(hv10 hv100 hv1000 vm tracker watch serve miniupnpd gupnp)
+COLUMNS=(hv10 hv100 hv1000 vm tracker watch serve miniupnpd gupnp reference)
 
 # Discovery, descriptions and subscriptions settle (the tracker's journal stops growing for
 # 5 s, at most a minute); the 1,000-domain host's announcements are over by then.
@@ -301,6 +320,7 @@ done
 
 say "peers.sh: ssdp:all"
 for subject in "${SUBJECTS[@]}"; do
+    [ "$subject" = reference ] && continue
     json=$(in_ns "$(client 1)" "$PYTHON" tests/benches/peers.py ssdp-all \
         --address "$(client_address 1 "$subject")" --subject "$(address "$subject")")
     R[$subject,ssdp]=$(echo "$json" | "$PYTHON" -c \
@@ -329,6 +349,8 @@ for round in 1 2; do
     for mode in close keepalive; do
         for connections in 1 16 64; do
             for subject in "${SUBJECTS[@]}"; do
+                # It serves one connection at a time.
+                [ "$subject" = reference ] && [ "$connections" != 1 ] && continue
                 pid=${PID[$subject]}
                 t0=$(cpu_ticks "$pid")
                 if [ "$connections" = 64 ]; then

@@ -13,10 +13,13 @@
 //! - a VM added (or re-virtualized) at one site while the view places it on a hypervisor of
 //!   another, or while its removal elsewhere is held, is one `vm-migrated` (`from`, `to`,
 //!   `from_site`, `to_site`);
-//! - a VM removed (or de-virtualized) at one site while another site still places it is no
-//!   event; one that no site places is held for the hold time (a VM moving between sites may
-//!   be dropped by the first before the second lists it), then told, unless a site listed it
-//!   meanwhile (then that is the `vm-migrated`);
+//! - a VM removed (or de-virtualized) at one site while another site's keys place it on
+//!   another hypervisor is that `vm-migrated`, told with the removal (a tracker may publish
+//!   its keys before the events that made them, which it publishes once they are durable, so
+//!   the other site's add can come later, as old news); while another site places it where
+//!   the view had it, it is no event; one that no site places is held for the hold time (a VM
+//!   moving between sites may be dropped by the first before the second lists it), then
+//!   told, unless a site listed it meanwhile (then that is the `vm-migrated`);
 //! - what several trackers on the same networks each journal is told once: a VM added or
 //!   migrated to where the view already places it, a run state or name it already has, a
 //!   hypervisor another live site still lists (added or removed);
@@ -107,6 +110,29 @@ fn detail<'a>(event: &'a JsonValue, name: &str) -> Option<&'a str> {
         .get("details")
         .and_then(|d| d.get(name))
         .and_then(JsonValue::as_str)
+}
+
+/// `event` told as the `vm-migrated` of a VM the view placed at `from` and a site now places
+/// at `to`.
+fn migration(event: &JsonValue, from: &Placed, to: &Placed) -> JsonValue {
+    let mut details = Vec::new();
+    if let Some(host) = from.host {
+        details.push(("from".to_string(), text(&host.to_string())));
+    }
+    if let Some(host) = to.host {
+        details.push(("to".to_string(), text(&host.to_string())));
+    }
+    details.push(("to_site".to_string(), text(&to.site)));
+    if from.host.is_some() {
+        details.push(("from_site".to_string(), text(&from.site)));
+    }
+    with_fields(
+        event,
+        &[
+            ("kind", text("vm-migrated")),
+            ("details", JsonValue::Object(details)),
+        ],
+    )
 }
 
 /// `event` with `fields` set (replaced or added).
@@ -360,21 +386,7 @@ impl ClusterView {
                         }
                     }
                     Some(old) => {
-                        let mut details = vec![
-                            ("to".to_string(), text(&host.to_string())),
-                            ("to_site".to_string(), text(site)),
-                        ];
-                        if let Some(from) = old.host {
-                            details.insert(0, ("from".to_string(), text(&from.to_string())));
-                            details.push(("from_site".to_string(), text(&old.site)));
-                        }
-                        let migrated = with_fields(
-                            event,
-                            &[
-                                ("kind", text("vm-migrated")),
-                                ("details", JsonValue::Object(details)),
-                            ],
-                        );
+                        let migrated = migration(event, &old, &now_placed);
                         self.tell(revision, site, Some(seq), migrated);
                         now_placed.run_state = old.run_state;
                         if name.is_empty() {
@@ -424,8 +436,14 @@ impl ClusterView {
                 if let Some(other) = self.placed_elsewhere(site, &id) {
                     // Another site still places it: nothing changed in the view, unless the
                     // view said it was here.
-                    let here = self.placed.get(&id).is_none_or(|p| p.site == site);
-                    if here {
+                    let old = self.placed.get(&id).cloned();
+                    if old.as_ref().is_none_or(|p| p.site == site) {
+                        if let Some(old) = old.filter(|old| old.host != other.host) {
+                            // On another hypervisor: it moved there, and that site's add,
+                            // published after its keys, is still to be read, as old news.
+                            let migrated = migration(event, &old, &other);
+                            self.tell(revision, site, Some(seq), migrated);
+                        }
                         self.placed.insert(id, other);
                     }
                     return;
@@ -788,6 +806,32 @@ mod tests {
         );
         view.take_due(start + Duration::from_secs(60));
         assert_eq!(kinds(&view), [("vm-migrated".to_string(), "b".to_string())]);
+
+        // The destination's keys are in etcd before its add (published once durable), and
+        // the source's removal comes between them: the removal is the migration, the add
+        // old news.
+        let mut view = two_sites();
+        view.apply(
+            start,
+            9,
+            &[
+                put(l.vm("b", &uuid(VM)), &vm_on(HOST_B, "running"), 7),
+                put(l.event("a", 4), &event(4, "vm-removed", ""), 8),
+                delete(l.vm("a", &uuid(VM)), 9),
+                put(
+                    l.event("b", 1),
+                    &event(1, "vm-added", &format!("\"hypervisor\":\"{HOST_B}\"")),
+                    10,
+                ),
+            ],
+        );
+        view.take_due(start + Duration::from_secs(60));
+        assert_eq!(kinds(&view), [("vm-migrated".to_string(), "a".to_string())]);
+        let (events, _) = view.events_since(0, 10);
+        assert_eq!(detail(events[0], "from"), Some(HOST_A));
+        assert_eq!(detail(events[0], "to"), Some(HOST_B));
+        assert_eq!(detail(events[0], "from_site"), Some("a"));
+        assert_eq!(detail(events[0], "to_site"), Some("b"));
     }
 
     #[test]

@@ -434,8 +434,8 @@ impl ClusterView {
             }
             "vm-removed" | "vm-devirtualized" => {
                 if let Some(other) = self.placed_elsewhere(site, &id) {
-                    // Another site still places it: nothing changed in the view, unless the
-                    // view said it was here.
+                    // Another site still places it: no removal. If the view had it here, it
+                    // is there now, a migration when on another hypervisor.
                     let old = self.placed.get(&id).cloned();
                     if old.as_ref().is_none_or(|p| p.site == site) {
                         if let Some(old) = old.filter(|old| old.host != other.host) {
